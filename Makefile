@@ -1,0 +1,60 @@
+# Top-level wrapper around CMake/CTest. See README.md.
+#   make          build build/smtpgate (optimised, no sanitizers)
+#   make deps     install every Debian package the build and the tests use
+#   make run      build and start a local demo server
+#   make check    build with ASan+UBSan (clang) and run every test
+#   make bench    run the benchmarks of bench/ and print the figures
+
+BUILD      ?= build
+CHECKBUILD ?= build-check
+JOBS       ?= $(shell nproc)
+PYTHON     ?= /usr/bin/python3
+
+DEB_PACKAGES = build-essential cmake pkg-config clang libclang-rt-14-dev clang-format \
+	libssl-dev libevent-dev libgsasl-dev libcrypt-dev libsodium-dev libjansson-dev \
+	libcmocka-dev openssl ca-certificates python3-pytest swaks libnet-ssleay-perl \
+	libauthen-sasl-perl curl msmtp procps
+
+.PHONY: all deps run check bench format format-check clean
+
+all:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSMTPGATE_TESTS=OFF >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+run: deps all
+	@sh contrib/demo.sh $(BUILD)/smtpgate
+
+check: deps format-check
+	@CC=clang cmake -S . -B $(CHECKBUILD) -DCMAKE_BUILD_TYPE=Debug \
+		-DSMTPGATE_SANITIZE=ON -DSMTPGATE_FUZZ=ON >/dev/null
+	@cmake --build $(CHECKBUILD) -j $(JOBS)
+	@cd $(CHECKBUILD) && ctest --output-on-failure -j $(JOBS) -V
+	@SMTPGATE_BIN=$(CURDIR)/$(CHECKBUILD)/smtpgate \
+		ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+		$(PYTHON) -m pytest -v -rfEs tests/integ
+
+bench: deps all
+	@$(MAKE) -C bench SMTPGATE=$(CURDIR)/$(BUILD)/smtpgate
+
+FORMAT_FILES = $(shell git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'bench/*.c' 2>/dev/null)
+
+format:
+	@clang-format -i $(FORMAT_FILES)
+
+format-check:
+	@if [ -n "$(FORMAT_FILES)" ]; then clang-format --dry-run --Werror $(FORMAT_FILES); fi
+	@echo "format: ok"
+
+clean:
+	rm -rf $(BUILD) $(CHECKBUILD)

@@ -1,0 +1,811 @@
+/*
+ * conf: INI parser and validator for smtpgate.conf (DESIGN 5.2).
+ *
+ * The parser is line based and has no I/O of its own beyond reading the
+ * file once: conf_parse_text() takes the text, so tests and the fuzz target
+ * drive it directly. Each key is handled by a row of a table that names its
+ * section; the row's setter validates the value and reports errors through
+ * the parse context, which adds file:line.
+ */
+#include "conf/conf.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/fsutil.h"
+#include "lib/xalloc.h"
+
+#define CONF_FILE_MAX (1024 * 1024)
+#define CONF_LINE_MAX 8192
+
+/* TLS1_2_VERSION / TLS1_3_VERSION without pulling OpenSSL into this layer */
+#define CONF_TLS1_2 0x0303
+#define CONF_TLS1_3 0x0304
+
+struct conf_parse {
+	struct conf *c;
+	const char *file;
+	int line;
+	char *err;
+	size_t errlen;
+	enum { SEC_NONE, SEC_SERVER, SEC_LISTEN, SEC_TLS, SEC_AUTH, SEC_DOMAINS, SEC_LIMITS } sec;
+	struct conf_listen *listen; /* current [listen NAME] */
+	size_t nkeys_cert, nkeys_key;
+	bool seen_server, seen_tls, seen_auth, seen_domains, seen_limits;
+};
+
+static void conf_error(struct conf_parse *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+conf_error(struct conf_parse *p, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (p->line > 0)
+		snprintf(p->err, p->errlen, "%s:%d: %s", p->file, p->line, msg);
+	else
+		snprintf(p->err, p->errlen, "%s: %s", p->file, msg);
+}
+
+int
+conf_parse_duration(const char *s, unsigned *seconds_r)
+{
+	unsigned long long v = 0, mul = 1;
+	const char *q = s;
+
+	if (!isdigit((unsigned char)*q))
+		return -1;
+	while (isdigit((unsigned char)*q)) {
+		v = v * 10 + (unsigned)(*q - '0');
+		if (v > UINT_MAX)
+			return -1;
+		q++;
+	}
+	switch (*q) {
+	case '\0':
+	case 's':
+		mul = 1;
+		break;
+	case 'm':
+		mul = 60;
+		break;
+	case 'h':
+		mul = 3600;
+		break;
+	case 'd':
+		mul = 86400;
+		break;
+	default:
+		return -1;
+	}
+	if (*q != '\0' && q[1] != '\0')
+		return -1;
+	if (v * mul > UINT_MAX)
+		return -1;
+	*seconds_r = (unsigned)(v * mul);
+	return 0;
+}
+
+int
+conf_parse_size(const char *s, uint64_t *bytes_r)
+{
+	uint64_t v = 0, mul = 1;
+	const char *q = s;
+
+	if (!isdigit((unsigned char)*q))
+		return -1;
+	while (isdigit((unsigned char)*q)) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (unsigned)(*q - '0');
+		q++;
+	}
+	switch (*q) {
+	case '\0':
+		break;
+	case 'k':
+	case 'K':
+		mul = 1024;
+		break;
+	case 'M':
+		mul = 1024 * 1024;
+		break;
+	case 'G':
+		mul = 1024ULL * 1024 * 1024;
+		break;
+	default:
+		return -1;
+	}
+	if (*q != '\0' && q[1] != '\0')
+		return -1;
+	if (v > UINT64_MAX / mul)
+		return -1;
+	*bytes_r = v * mul;
+	return 0;
+}
+
+int
+conf_parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len_r)
+{
+	char host[256];
+	const char *colon, *port;
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	unsigned long pn;
+	char *end;
+	size_t hl;
+
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (rb == NULL || rb[1] != ':')
+			return -1;
+		hl = (size_t)(rb - s - 1);
+		port = rb + 2;
+		if (hl == 0 || hl >= sizeof(host))
+			return -1;
+		memcpy(host, s + 1, hl);
+		host[hl] = '\0';
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return -1;
+		hl = (size_t)(colon - s);
+		if (hl >= sizeof(host))
+			return -1;
+		memcpy(host, s, hl);
+		host[hl] = '\0';
+		port = colon + 1;
+	}
+	if (!isdigit((unsigned char)port[0]))
+		return -1;
+	errno = 0;
+	pn = strtoul(port, &end, 10);
+	if (errno != 0 || *end != '\0' || pn > 65535)
+		return -1;
+	if (s[0] != '[' && (hl == 0 || strcmp(host, "*") == 0)) {
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(INADDR_ANY);
+		sin->sin_port = htons((uint16_t)pn);
+		*len_r = sizeof(*sin);
+		return 0;
+	}
+	if (s[0] != '[' && inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)pn);
+		*len_r = sizeof(*sin);
+		return 0;
+	}
+	if (s[0] == '[' && inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)pn);
+		*len_r = sizeof(*sin6);
+		return 0;
+	}
+	return -1;
+}
+
+static bool
+conf_is_word(const char *s, const char *w)
+{
+	return strcasecmp(s, w) == 0;
+}
+
+static void
+conf_str_set(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = xstrdup(v);
+}
+
+static void
+conf_path_set(struct conf_parse *p, char **dst, const char *v)
+{
+	free(*dst);
+	*dst = fs_path_join(p->c->dir, v);
+}
+
+/* Splits v on white space into a fresh array (lower-cased if lower). */
+static void
+conf_list_set(char ***arr, size_t *n, const char *v, bool upper)
+{
+	char *copy = xstrdup(v), *tok, *save = NULL;
+	size_t i;
+
+	for (i = 0; i < *n; i++)
+		free((*arr)[i]);
+	free(*arr);
+	*arr = NULL;
+	*n = 0;
+	for (tok = strtok_r(copy, " \t,", &save); tok != NULL;
+	     tok = strtok_r(NULL, " \t,", &save)) {
+		for (char *q = tok; *q; q++)
+			*q =
+			    (char)(upper ? toupper((unsigned char)*q) : tolower((unsigned char)*q));
+		*arr = xrealloc(*arr, (*n + 1) * sizeof(char *));
+		(*arr)[(*n)++] = xstrdup(tok);
+	}
+	free(copy);
+}
+
+static int
+conf_set_uint(
+    struct conf_parse *p, const char *key, const char *v, unsigned lo, unsigned hi, unsigned *dst)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (!isdigit((unsigned char)v[0]) || *end != '\0' || errno != 0 || n < lo || n > hi) {
+		conf_error(p, "%s: expected a number from %u to %u, got \"%s\"", key, lo, hi, v);
+		return -1;
+	}
+	*dst = (unsigned)n;
+	return 0;
+}
+
+static int
+conf_set_duration(struct conf_parse *p, const char *key, const char *v, unsigned *dst)
+{
+	if (conf_parse_duration(v, dst) == -1 || *dst == 0) {
+		conf_error(p, "%s: expected a duration such as 90s, 10m or 1h, got \"%s\"", key, v);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+conf_key_server(struct conf_parse *p, const char *k, const char *v)
+{
+	struct conf *c = p->c;
+	unsigned n;
+
+	if (strcmp(k, "hostname") == 0) {
+		for (const char *q = v; *q; q++) {
+			if (!isalnum((unsigned char)*q) && *q != '.' && *q != '-') {
+				conf_error(p, "hostname: \"%s\" is not a host name", v);
+				return -1;
+			}
+		}
+		conf_str_set(&c->hostname, v);
+	} else if (strcmp(k, "spool") == 0) {
+		conf_path_set(p, &c->spool, v);
+	} else if (strcmp(k, "threads") == 0) {
+		if (conf_is_word(v, "auto")) {
+			c->threads = 0;
+		} else {
+			if (conf_set_uint(p, k, v, 1, 256, &n) == -1)
+				return -1;
+			c->threads = (int)n;
+		}
+	} else if (strcmp(k, "log") == 0) {
+		if (strcmp(v, "stderr") == 0)
+			conf_str_set(&c->log, v);
+		else
+			conf_path_set(p, &c->log, v);
+	} else {
+		conf_error(p, "unknown key \"%s\" in [server]", k);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+conf_key_listen(struct conf_parse *p, const char *k, const char *v)
+{
+	struct conf_listen *l = p->listen;
+
+	if (strcmp(k, "address") == 0) {
+		if (conf_parse_address(v, &l->addr, &l->addrlen) == -1) {
+			conf_error(p,
+			    "address: \"%s\" is not HOST:PORT or [V6]:PORT with a numeric address",
+			    v);
+			return -1;
+		}
+		conf_str_set(&l->address, v);
+	} else if (strcmp(k, "tls") == 0) {
+		if (conf_is_word(v, "starttls"))
+			l->tls = CONF_TLS_STARTTLS;
+		else if (conf_is_word(v, "implicit"))
+			l->tls = CONF_TLS_IMPLICIT;
+		else if (conf_is_word(v, "none"))
+			l->tls = CONF_TLS_NONE;
+		else {
+			conf_error(p, "tls: expected starttls, implicit or none, got \"%s\"", v);
+			return -1;
+		}
+	} else if (strcmp(k, "auth") == 0) {
+		if (conf_is_word(v, "required"))
+			l->auth = CONF_AUTH_REQUIRED;
+		else if (conf_is_word(v, "optional"))
+			l->auth = CONF_AUTH_OPTIONAL;
+		else if (conf_is_word(v, "off"))
+			l->auth = CONF_AUTH_OFF;
+		else {
+			conf_error(p, "auth: expected required, optional or off, got \"%s\"", v);
+			return -1;
+		}
+	} else if (strcmp(k, "relay") == 0) {
+		if (conf_is_word(v, "authenticated"))
+			l->relay = CONF_RELAY_AUTHENTICATED;
+		else if (conf_is_word(v, "local"))
+			l->relay = CONF_RELAY_LOCAL;
+		else {
+			conf_error(p, "relay: expected authenticated or local, got \"%s\"", v);
+			return -1;
+		}
+	} else {
+		conf_error(p, "unknown key \"%s\" in [listen %s]", k, l->name);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+conf_key_tls(struct conf_parse *p, const char *k, const char *v)
+{
+	struct conf *c = p->c;
+
+	if (strcmp(k, "cert") == 0) {
+		if (p->nkeys_cert >= c->ncerts) {
+			c->certs = xrealloc(c->certs, (c->ncerts + 1) * sizeof(*c->certs));
+			memset(&c->certs[c->ncerts], 0, sizeof(*c->certs));
+			c->certs[c->ncerts].line = p->line;
+			c->ncerts++;
+		}
+		conf_path_set(p, &c->certs[p->nkeys_cert++].cert, v);
+	} else if (strcmp(k, "key") == 0) {
+		if (p->nkeys_key >= c->ncerts) {
+			c->certs = xrealloc(c->certs, (c->ncerts + 1) * sizeof(*c->certs));
+			memset(&c->certs[c->ncerts], 0, sizeof(*c->certs));
+			c->certs[c->ncerts].line = p->line;
+			c->ncerts++;
+		}
+		conf_path_set(p, &c->certs[p->nkeys_key++].key, v);
+	} else if (strcmp(k, "min_version") == 0) {
+		if (strcmp(v, "1.2") == 0)
+			c->tls_min_version = CONF_TLS1_2;
+		else if (strcmp(v, "1.3") == 0)
+			c->tls_min_version = CONF_TLS1_3;
+		else {
+			conf_error(p, "min_version: expected 1.2 or 1.3, got \"%s\"", v);
+			return -1;
+		}
+	} else if (strcmp(k, "ciphers") == 0) {
+		conf_str_set(&c->tls_ciphers, v);
+	} else {
+		conf_error(p, "unknown key \"%s\" in [tls]", k);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+conf_key_auth(struct conf_parse *p, const char *k, const char *v)
+{
+	struct conf *c = p->c;
+	unsigned n;
+
+	if (strcmp(k, "mechanisms") == 0) {
+		conf_list_set(&c->mechanisms, &c->nmechanisms, v, true);
+	} else if (strcmp(k, "backend") == 0) {
+		if (strncmp(v, "file:", 5) != 0 || v[5] == '\0') {
+			conf_error(p, "backend: expected file:PATH, got \"%s\"", v);
+			return -1;
+		}
+		free(c->backend);
+		{
+			char *path = fs_path_join(c->dir, v + 5);
+			size_t len = strlen(path) + 6;
+
+			c->backend = xmalloc(len);
+			snprintf(c->backend, len, "file:%s", path);
+			free(path);
+		}
+	} else if (strcmp(k, "workers") == 0) {
+		if (conf_set_uint(p, k, v, 1, 64, &n) == -1)
+			return -1;
+		c->auth_workers = (int)n;
+	} else if (strcmp(k, "queue") == 0) {
+		if (conf_set_uint(p, k, v, 1, 100000, &n) == -1)
+			return -1;
+		c->auth_queue = (int)n;
+	} else {
+		conf_error(p, "unknown key \"%s\" in [auth]", k);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+conf_key_domains(struct conf_parse *p, const char *k, const char *v)
+{
+	if (strcmp(k, "local") == 0) {
+		conf_list_set(&p->c->local_domains, &p->c->nlocal_domains, v, false);
+		return 0;
+	}
+	conf_error(p, "unknown key \"%s\" in [domains]", k);
+	return -1;
+}
+
+static int
+conf_key_limits(struct conf_parse *p, const char *k, const char *v)
+{
+	struct conf *c = p->c;
+
+	if (strcmp(k, "message_size") == 0) {
+		if (conf_parse_size(v, &c->message_size) == -1 || c->message_size < 1024) {
+			conf_error(p,
+			    "message_size: expected a size of at least 1k such as 25M, got \"%s\"",
+			    v);
+			return -1;
+		}
+	} else if (strcmp(k, "recipients") == 0) {
+		/* RFC 5321 4.5.3.1.8: at least 100 must be accepted */
+		return conf_set_uint(p, k, v, 1, 100000, &c->recipients);
+	} else if (strcmp(k, "errors") == 0) {
+		return conf_set_uint(p, k, v, 1, 1000, &c->errors);
+	} else if (strcmp(k, "timeout_command") == 0) {
+		return conf_set_duration(p, k, v, &c->timeout_command);
+	} else if (strcmp(k, "timeout_data") == 0) {
+		return conf_set_duration(p, k, v, &c->timeout_data);
+	} else if (strcmp(k, "shutdown_grace") == 0) {
+		return conf_set_duration(p, k, v, &c->shutdown_grace);
+	} else {
+		conf_error(p, "unknown key \"%s\" in [limits]", k);
+		return -1;
+	}
+	return 0;
+}
+
+static char *
+conf_trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+static int
+conf_section(struct conf_parse *p, char *s)
+{
+	char *close = strchr(s, ']'), *name, *arg;
+	struct conf *c = p->c;
+
+	if (close == NULL || conf_trim(close + 1)[0] != '\0') {
+		conf_error(p, "malformed section header");
+		return -1;
+	}
+	*close = '\0';
+	name = conf_trim(s + 1);
+	arg = name + strcspn(name, " \t");
+	if (*arg != '\0') {
+		*arg++ = '\0';
+		arg = conf_trim(arg);
+	}
+	p->listen = NULL;
+	if (strcmp(name, "listen") == 0) {
+		if (*arg == '\0') {
+			conf_error(p, "[listen] needs a name: [listen submission]");
+			return -1;
+		}
+		for (size_t i = 0; i < c->nlistens; i++) {
+			if (strcmp(c->listens[i].name, arg) == 0) {
+				conf_error(p, "[listen %s] appears twice (first at line %d)", arg,
+				    c->listens[i].line);
+				return -1;
+			}
+		}
+		c->listens = xrealloc(c->listens, (c->nlistens + 1) * sizeof(*c->listens));
+		p->listen = &c->listens[c->nlistens++];
+		memset(p->listen, 0, sizeof(*p->listen));
+		p->listen->name = xstrdup(arg);
+		p->listen->line = p->line;
+		p->listen->tls = CONF_TLS_STARTTLS;
+		p->listen->auth = CONF_AUTH_REQUIRED;
+		p->listen->relay = CONF_RELAY_AUTHENTICATED;
+		p->sec = SEC_LISTEN;
+		return 0;
+	}
+	if (*arg != '\0') {
+		conf_error(p, "[%s] takes no name", name);
+		return -1;
+	}
+	bool *seen = NULL;
+	if (strcmp(name, "server") == 0) {
+		p->sec = SEC_SERVER;
+		seen = &p->seen_server;
+	} else if (strcmp(name, "tls") == 0) {
+		p->sec = SEC_TLS;
+		seen = &p->seen_tls;
+	} else if (strcmp(name, "auth") == 0) {
+		p->sec = SEC_AUTH;
+		seen = &p->seen_auth;
+	} else if (strcmp(name, "domains") == 0) {
+		p->sec = SEC_DOMAINS;
+		seen = &p->seen_domains;
+	} else if (strcmp(name, "limits") == 0) {
+		p->sec = SEC_LIMITS;
+		seen = &p->seen_limits;
+	} else {
+		conf_error(p, "unknown section [%s]", name);
+		return -1;
+	}
+	if (*seen) {
+		conf_error(p, "section [%s] appears twice", name);
+		return -1;
+	}
+	*seen = true;
+	return 0;
+}
+
+static int
+conf_line(struct conf_parse *p, char *s)
+{
+	char *eq, *k, *v, *cmt;
+
+	s = conf_trim(s);
+	if (*s == '\0' || *s == ';' || *s == '#')
+		return 0;
+	if (*s == '[')
+		return conf_section(p, s);
+	eq = strchr(s, '=');
+	if (eq == NULL) {
+		conf_error(p, "expected key = value");
+		return -1;
+	}
+	*eq = '\0';
+	k = conf_trim(s);
+	v = eq + 1;
+	/* an inline comment starts at " ;" or " #" */
+	for (cmt = v; *cmt; cmt++) {
+		if ((*cmt == ';' || *cmt == '#') &&
+		    (cmt == v || cmt[-1] == ' ' || cmt[-1] == '\t')) {
+			*cmt = '\0';
+			break;
+		}
+	}
+	v = conf_trim(v);
+	if (*k == '\0') {
+		conf_error(p, "missing key before '='");
+		return -1;
+	}
+	if (*v == '\0') {
+		conf_error(p, "%s: missing value", k);
+		return -1;
+	}
+	switch (p->sec) {
+	case SEC_NONE:
+		conf_error(p, "key \"%s\" outside any section", k);
+		return -1;
+	case SEC_SERVER:
+		return conf_key_server(p, k, v);
+	case SEC_LISTEN:
+		return conf_key_listen(p, k, v);
+	case SEC_TLS:
+		return conf_key_tls(p, k, v);
+	case SEC_AUTH:
+		return conf_key_auth(p, k, v);
+	case SEC_DOMAINS:
+		return conf_key_domains(p, k, v);
+	case SEC_LIMITS:
+		return conf_key_limits(p, k, v);
+	}
+	return -1;
+}
+
+static const char *const conf_known_mechanisms[] = {"PLAIN", "LOGIN", NULL};
+
+static int
+conf_validate(struct conf_parse *p)
+{
+	struct conf *c = p->c;
+	bool need_tls = false;
+
+	p->line = 0;
+	if (c->nlistens == 0) {
+		conf_error(p, "no [listen NAME] section: nothing to serve");
+		return -1;
+	}
+	for (size_t i = 0; i < c->nlistens; i++) {
+		struct conf_listen *l = &c->listens[i];
+
+		p->line = l->line;
+		if (l->address == NULL) {
+			conf_error(p, "[listen %s] has no address", l->name);
+			return -1;
+		}
+		if (l->tls != CONF_TLS_NONE)
+			need_tls = true;
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(c->listens[j].address, l->address) == 0) {
+				conf_error(p, "[listen %s] uses the address of [listen %s]",
+				    l->name, c->listens[j].name);
+				return -1;
+			}
+		}
+		if (l->auth == CONF_AUTH_OFF && l->relay == CONF_RELAY_AUTHENTICATED) {
+			conf_error(p,
+			    "[listen %s]: auth = off with relay = authenticated accepts no mail; use relay = local",
+			    l->name);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < c->ncerts; i++) {
+		p->line = c->certs[i].line;
+		if (c->certs[i].cert == NULL || c->certs[i].key == NULL) {
+			conf_error(p, "[tls] every cert needs a key and every key a cert");
+			return -1;
+		}
+	}
+	p->line = 0;
+	if (need_tls && c->ncerts == 0) {
+		conf_error(p, "a listener uses TLS but [tls] has no cert and key");
+		return -1;
+	}
+	for (size_t i = 0; i < c->nmechanisms; i++) {
+		bool known = false;
+
+		for (size_t j = 0; conf_known_mechanisms[j] != NULL; j++)
+			known = known || strcmp(c->mechanisms[i], conf_known_mechanisms[j]) == 0;
+		if (!known) {
+			conf_error(p,
+			    "[auth] mechanisms: %s is not supported (supported: PLAIN LOGIN)",
+			    c->mechanisms[i]);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < c->nlistens; i++) {
+		if (c->listens[i].auth != CONF_AUTH_OFF && c->backend == NULL) {
+			p->line = c->listens[i].line;
+			conf_error(p, "[listen %s] uses auth but [auth] has no backend",
+			    c->listens[i].name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void
+conf_defaults(struct conf *c)
+{
+	c->hostname = xstrdup("localhost");
+	c->spool = fs_path_join(c->dir, "spool");
+	c->log = xstrdup("stderr");
+	c->tls_min_version = CONF_TLS1_2;
+	c->message_size = 25 * 1024 * 1024;
+	c->recipients = 100;
+	c->errors = 10;
+	c->timeout_command = 300; /* RFC 5321 4.5.3.2.7: server timeout 5 minutes */
+	c->timeout_data = 600;
+	c->shutdown_grace = 30;
+	c->auth_queue = 256;
+	conf_list_set(&c->mechanisms, &c->nmechanisms, "PLAIN LOGIN", true);
+}
+
+struct conf *
+conf_parse_text(const char *file, char *text, char *err, size_t errlen)
+{
+	struct conf_parse p;
+	struct conf *c = xcalloc(1, sizeof(*c));
+	char *line = text, *nl;
+
+	memset(&p, 0, sizeof(p));
+	p.c = c;
+	p.file = file;
+	p.err = err;
+	p.errlen = errlen;
+	c->path = xstrdup(file);
+	c->dir = fs_dirname(file);
+	conf_defaults(c);
+	while (line != NULL && *line != '\0') {
+		p.line++;
+		nl = strchr(line, '\n');
+		if (nl != NULL)
+			*nl = '\0';
+		if (strlen(line) > CONF_LINE_MAX) {
+			conf_error(&p, "line longer than %d characters", CONF_LINE_MAX);
+			goto fail;
+		}
+		if (conf_line(&p, line) == -1)
+			goto fail;
+		line = nl != NULL ? nl + 1 : NULL;
+	}
+	if (conf_validate(&p) == -1)
+		goto fail;
+	return c;
+fail:
+	conf_free(c);
+	return NULL;
+}
+
+struct conf *
+conf_load(const char *path, char *err, size_t errlen)
+{
+	struct conf *c;
+	size_t len;
+	char *text = fs_read_file(path, CONF_FILE_MAX, &len);
+
+	if (text == NULL) {
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (memchr(text, '\0', len) != NULL) {
+		snprintf(err, errlen, "%s: contains a NUL byte", path);
+		free(text);
+		return NULL;
+	}
+	c = conf_parse_text(path, text, err, errlen);
+	free(text);
+	return c;
+}
+
+void
+conf_free(struct conf *c)
+{
+	if (c == NULL)
+		return;
+	free(c->path);
+	free(c->dir);
+	free(c->hostname);
+	free(c->spool);
+	free(c->log);
+	for (size_t i = 0; i < c->nlistens; i++) {
+		free(c->listens[i].name);
+		free(c->listens[i].address);
+	}
+	free(c->listens);
+	for (size_t i = 0; i < c->ncerts; i++) {
+		free(c->certs[i].cert);
+		free(c->certs[i].key);
+	}
+	free(c->certs);
+	free(c->tls_ciphers);
+	for (size_t i = 0; i < c->nmechanisms; i++)
+		free(c->mechanisms[i]);
+	free(c->mechanisms);
+	free(c->backend);
+	for (size_t i = 0; i < c->nlocal_domains; i++)
+		free(c->local_domains[i]);
+	free(c->local_domains);
+	free(c);
+}
+
+const char *
+conf_backend_file(const struct conf *c)
+{
+	if (c->backend != NULL && strncmp(c->backend, "file:", 5) == 0)
+		return c->backend + 5;
+	return NULL;
+}
+
+bool
+conf_is_local_domain(const struct conf *c, const char *domain, size_t len)
+{
+	for (size_t i = 0; i < c->nlocal_domains; i++) {
+		if (strlen(c->local_domains[i]) == len &&
+		    strncasecmp(c->local_domains[i], domain, len) == 0)
+			return true;
+	}
+	return false;
+}

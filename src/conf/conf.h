@@ -1,0 +1,110 @@
+/*
+ * conf: the configuration file (DESIGN 5.2): a small INI dialect.
+ *
+ *   [section]  or  [section NAME]      key = value      ; comment   # comment
+ *
+ * Unknown sections and keys, bad values and missing required keys are errors
+ * that name file:line. Relative paths are resolved against the folder of the
+ * config file when loaded, so every path in struct conf is usable as is.
+ * A struct conf is immutable once loaded; SIGHUP loads a new one.
+ */
+#ifndef SG_CONF_CONF_H
+#define SG_CONF_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum conf_tls_mode {
+	CONF_TLS_NONE,
+	CONF_TLS_STARTTLS,
+	CONF_TLS_IMPLICIT,
+};
+
+enum conf_auth_mode {
+	CONF_AUTH_OFF,
+	CONF_AUTH_OPTIONAL,
+	CONF_AUTH_REQUIRED,
+};
+
+enum conf_relay_mode {
+	CONF_RELAY_AUTHENTICATED, /* authenticated users may relay anywhere */
+	CONF_RELAY_LOCAL, /* unauthenticated mail only to [domains] local */
+};
+
+struct conf_listen {
+	char *name;
+	char *address; /* as written */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	enum conf_tls_mode tls;
+	enum conf_auth_mode auth;
+	enum conf_relay_mode relay;
+	int line;
+};
+
+struct conf_cert {
+	char *cert; /* chain file: leaf first, then intermediates */
+	char *key;
+	int line;
+};
+
+struct conf {
+	char *path; /* the file loaded */
+	char *dir; /* its folder */
+
+	/* [server] */
+	char *hostname;
+	char *spool;
+	int threads; /* 0 = auto: one per core */
+	char *log; /* "stderr" or a path */
+
+	/* [listen NAME] */
+	struct conf_listen *listens;
+	size_t nlistens;
+
+	/* [tls] */
+	struct conf_cert *certs;
+	size_t ncerts;
+	int tls_min_version; /* TLS1_2_VERSION or TLS1_3_VERSION */
+	char *tls_ciphers; /* TLS 1.2 cipher list; NULL = built-in default */
+
+	/* [auth] */
+	char **mechanisms; /* upper case, in offer order */
+	size_t nmechanisms;
+	char *backend; /* "file:PATH" with PATH resolved */
+	int auth_workers; /* verification threads; 0 = auto */
+	int auth_queue; /* pending verifications before 454 */
+
+	/* [domains] */
+	char **local_domains; /* lower case */
+	size_t nlocal_domains;
+
+	/* [limits] (issue 2 subset) */
+	uint64_t message_size; /* SIZE, bytes */
+	unsigned recipients; /* RCPT per transaction */
+	unsigned errors; /* peer errors before the session is closed */
+	unsigned timeout_command; /* seconds waiting for a command */
+	unsigned timeout_data; /* seconds waiting for DATA/BDAT bytes */
+	unsigned shutdown_grace; /* seconds sessions get on SIGTERM */
+};
+
+/* Loads and validates path. On error returns NULL and writes
+ * "file:line: message" to err. */
+struct conf *conf_load(const char *path, char *err, size_t errlen);
+void conf_free(struct conf *c);
+/* Parses text (modified in place) as if read from file: for tests and fuzzing. */
+struct conf *conf_parse_text(const char *file, char *text, char *err, size_t errlen);
+
+/* The path of the passwd-file backend, or NULL if the backend is another. */
+const char *conf_backend_file(const struct conf *c);
+bool conf_is_local_domain(const struct conf *c, const char *domain, size_t len);
+
+/* Value parsers shared with later sections. 0 / -1. */
+int conf_parse_duration(const char *s, unsigned *seconds_r) __attribute__((warn_unused_result));
+int conf_parse_size(const char *s, uint64_t *bytes_r) __attribute__((warn_unused_result));
+int conf_parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len_r)
+    __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,121 @@
+/*
+ * loop: event_base per thread plus a mutex-protected FIFO mailbox drained by
+ * a user event. event_active() is thread-safe once evthread_use_pthreads()
+ * has run (loop_global_init).
+ */
+#include "net/loop.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "lib/xalloc.h"
+
+struct loop_item {
+	loop_fn *fn;
+	void *arg;
+	struct loop_item *next;
+};
+
+struct loop {
+	struct event_base *base;
+	struct event *wake;
+	pthread_mutex_t lock;
+	struct loop_item *head, *tail;
+};
+
+void
+loop_global_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, (void (*)(void))evthread_use_pthreads);
+}
+
+static void
+loop_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct loop *l = arg;
+	struct loop_item *it, *next;
+
+	pthread_mutex_lock(&l->lock);
+	it = l->head;
+	l->head = l->tail = NULL;
+	pthread_mutex_unlock(&l->lock);
+	for (; it != NULL; it = next) {
+		next = it->next;
+		it->fn(it->arg);
+		free(it);
+	}
+}
+
+struct loop *
+loop_new(void)
+{
+	struct loop *l = xcalloc(1, sizeof(*l));
+	struct event_config *cfg = event_config_new();
+
+	/* one loop per thread: no lock needed inside the base itself, but
+	 * event_active from other threads needs the notify machinery */
+	l->base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	if (l->base == NULL)
+		abort();
+	pthread_mutex_init(&l->lock, NULL);
+	l->wake = event_new(l->base, -1, 0, loop_drain_cb, l);
+	return l;
+}
+
+void
+loop_free(struct loop *l)
+{
+	struct loop_item *it, *next;
+
+	if (l == NULL)
+		return;
+	for (it = l->head; it != NULL; it = next) {
+		next = it->next;
+		free(it);
+	}
+	event_free(l->wake);
+	event_base_free(l->base);
+	pthread_mutex_destroy(&l->lock);
+	free(l);
+}
+
+struct event_base *
+loop_base(struct loop *l)
+{
+	return l->base;
+}
+
+void
+loop_run(struct loop *l)
+{
+	event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
+}
+
+void
+loop_stop(struct loop *l)
+{
+	event_base_loopbreak(l->base);
+}
+
+void
+loop_post(struct loop *l, loop_fn *fn, void *arg)
+{
+	struct loop_item *it = xmalloc(sizeof(*it));
+
+	it->fn = fn;
+	it->arg = arg;
+	it->next = NULL;
+	pthread_mutex_lock(&l->lock);
+	if (l->tail != NULL)
+		l->tail->next = it;
+	else
+		l->head = it;
+	l->tail = it;
+	pthread_mutex_unlock(&l->lock);
+	event_active(l->wake, 0, 0);
+}

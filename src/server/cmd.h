@@ -1,0 +1,14 @@
+/*
+ * cmd: entry points of the subcommands. Each gets argv with its own name in
+ * argv[0] and returns the exit status (0, 1 or 2; DESIGN 5.1).
+ */
+#ifndef SG_SERVER_CMD_H
+#define SG_SERVER_CMD_H
+
+#define SMTPGATE_VERSION "0.1.0"
+
+int serve_main(int argc, char **argv);
+int user_main(int argc, char **argv);
+int queue_cmd_main(int argc, char **argv);
+
+#endif

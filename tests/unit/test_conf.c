@@ -1,0 +1,195 @@
+/* Unit tests for conf: values, defaults and errors that name file:line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <netinet/in.h>
+
+#include "conf/conf.h"
+#include "lib/xalloc.h"
+
+static struct conf *
+parse(const char *text, char *err, size_t errlen)
+{
+	char *copy = xstrdup(text);
+	struct conf *c;
+
+	err[0] = '\0';
+	c = conf_parse_text("/etc/smtpgate/smtpgate.conf", copy, err, errlen);
+	free(copy);
+	return c;
+}
+
+static const char good[] = "; example\n"
+                           "[server]\n"
+                           "hostname = mail.example.test   ; inline comment\n"
+                           "spool = spool\n"
+                           "threads = 4\n"
+                           "\n"
+                           "[listen submission]\n"
+                           "address = 127.0.0.1:587\n"
+                           "tls = starttls\n"
+                           "auth = required\n"
+                           "relay = authenticated\n"
+                           "[listen smtps]\n"
+                           "address = [::1]:465\n"
+                           "tls = implicit\n"
+                           "[listen mx]\n"
+                           "address = 127.0.0.1:25\n"
+                           "tls = none\n"
+                           "auth = off\n"
+                           "relay = local\n"
+                           "[tls]\n"
+                           "cert = a.pem\n"
+                           "key = a.key\n"
+                           "cert = /abs/b.pem\n"
+                           "key = b.key\n"
+                           "min_version = 1.3\n"
+                           "[auth]\n"
+                           "mechanisms = plain LOGIN\n"
+                           "backend = file:users\n"
+                           "[domains]\n"
+                           "local = Example.TEST other.test\n"
+                           "[limits]\n"
+                           "message_size = 10M\n"
+                           "recipients = 200\n"
+                           "timeout_command = 2m\n";
+
+static void
+test_good_config(void **state)
+{
+	char err[512];
+	struct conf *c = parse(good, err, sizeof(err));
+
+	assert_non_null(c);
+	assert_string_equal(c->hostname, "mail.example.test");
+	assert_string_equal(c->spool, "/etc/smtpgate/spool");
+	assert_int_equal(c->threads, 4);
+	assert_int_equal(c->nlistens, 3);
+	assert_string_equal(c->listens[0].name, "submission");
+	assert_int_equal(c->listens[0].tls, CONF_TLS_STARTTLS);
+	assert_int_equal(c->listens[0].addr.ss_family, AF_INET);
+	assert_int_equal(c->listens[1].tls, CONF_TLS_IMPLICIT);
+	assert_int_equal(c->listens[1].auth, CONF_AUTH_REQUIRED); /* default */
+	assert_int_equal(c->listens[1].addr.ss_family, AF_INET6);
+	assert_int_equal(c->listens[2].relay, CONF_RELAY_LOCAL);
+	assert_int_equal(c->ncerts, 2);
+	assert_string_equal(c->certs[0].cert, "/etc/smtpgate/a.pem");
+	assert_string_equal(c->certs[1].cert, "/abs/b.pem");
+	assert_string_equal(c->certs[1].key, "/etc/smtpgate/b.key");
+	assert_int_equal(c->tls_min_version, 0x0304);
+	assert_int_equal(c->nmechanisms, 2);
+	assert_string_equal(c->mechanisms[0], "PLAIN");
+	assert_string_equal(conf_backend_file(c), "/etc/smtpgate/users");
+	assert_true(conf_is_local_domain(c, "example.test", 12));
+	assert_true(conf_is_local_domain(c, "OTHER.test", 10));
+	assert_false(conf_is_local_domain(c, "example.tes", 11));
+	assert_int_equal(c->message_size, 10 * 1024 * 1024);
+	assert_int_equal(c->recipients, 200);
+	assert_int_equal(c->timeout_command, 120);
+	assert_int_equal(c->timeout_data, 600); /* default */
+	conf_free(c);
+}
+
+static const struct {
+	const char *text;
+	const char *err; /* expected error message */
+} bad[] = {
+    {"[server]\nfoo = 1\n", "/etc/smtpgate/smtpgate.conf:2: unknown key \"foo\" in [server]"},
+    {"[bogus]\n", "/etc/smtpgate/smtpgate.conf:1: unknown section [bogus]"},
+    {"x = 1\n", "/etc/smtpgate/smtpgate.conf:1: key \"x\" outside any section"},
+    {"[server]\nthreads = many\n",
+        "/etc/smtpgate/smtpgate.conf:2: threads: expected a number from 1 to 256, got \"many\""},
+    {"[listen]\n", "/etc/smtpgate/smtpgate.conf:1: [listen] needs a name: [listen submission]"},
+    {"[listen a]\naddress = 127.0.0.1\n",
+        "/etc/smtpgate/smtpgate.conf:2: address: \"127.0.0.1\" is not HOST:PORT or [V6]:PORT with a numeric address"},
+    {"[listen a]\naddress = 127.0.0.1:70000\n",
+        "/etc/smtpgate/smtpgate.conf:2: address: \"127.0.0.1:70000\" is not HOST:PORT or [V6]:PORT with a numeric address"},
+    {"[listen a]\ntls = maybe\n",
+        "/etc/smtpgate/smtpgate.conf:2: tls: expected starttls, implicit or none, got \"maybe\""},
+    {"[listen a]\naddress = 127.0.0.1:1\n[listen a]\n",
+        "/etc/smtpgate/smtpgate.conf:3: [listen a] appears twice (first at line 1)"},
+    {"[server]\n[server]\n", "/etc/smtpgate/smtpgate.conf:2: section [server] appears twice"},
+    {"[server]\nhostname\n", "/etc/smtpgate/smtpgate.conf:2: expected key = value"},
+    {"[server]\nhostname =\n", "/etc/smtpgate/smtpgate.conf:2: hostname: missing value"},
+    {"[server]\n", "/etc/smtpgate/smtpgate.conf: no [listen NAME] section: nothing to serve"},
+    {"[listen a]\naddress = 127.0.0.1:1\n",
+        "/etc/smtpgate/smtpgate.conf: a listener uses TLS but [tls] has no cert and key"},
+    {"[listen a]\naddress = 127.0.0.1:1\ntls = none\n",
+        "/etc/smtpgate/smtpgate.conf:1: [listen a] uses auth but [auth] has no backend"},
+    {"[listen a]\naddress = 127.0.0.1:1\ntls = none\n[auth]\nbackend = file:u\nmechanisms = PLAIN GSSAPI\n",
+        "/etc/smtpgate/smtpgate.conf: [auth] mechanisms: GSSAPI is not supported (supported: PLAIN LOGIN)"},
+    {"[tls]\ncert = a\n[listen a]\naddress = 127.0.0.1:1\n",
+        "/etc/smtpgate/smtpgate.conf:2: [tls] every cert needs a key and every key a cert"},
+    {"[limits]\ntimeout_data = soon\n",
+        "/etc/smtpgate/smtpgate.conf:2: timeout_data: expected a duration such as 90s, 10m or 1h, got \"soon\""},
+    {"[limits]\nmessage_size = 12X\n",
+        "/etc/smtpgate/smtpgate.conf:2: message_size: expected a size of at least 1k such as 25M, got \"12X\""},
+    {"[server]\n[tls\n", "/etc/smtpgate/smtpgate.conf:2: malformed section header"},
+    {"[listen a]\naddress = 127.0.0.1:1\ntls = none\nauth = off\n",
+        "/etc/smtpgate/smtpgate.conf:1: [listen a]: auth = off with relay = authenticated accepts no mail; use relay = local"},
+};
+
+static void
+test_errors_name_file_and_line(void **state)
+{
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char err[512];
+		struct conf *c = parse(bad[i].text, err, sizeof(err));
+
+		if (c != NULL)
+			fail_msg("case %zu parsed but should not", i);
+		assert_string_equal(err, bad[i].err);
+	}
+}
+
+static void
+test_values(void **state)
+{
+	unsigned s;
+	uint64_t n;
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	assert_int_equal(conf_parse_duration("90s", &s), 0);
+	assert_int_equal(s, 90);
+	assert_int_equal(conf_parse_duration("10m", &s), 0);
+	assert_int_equal(s, 600);
+	assert_int_equal(conf_parse_duration("1h", &s), 0);
+	assert_int_equal(s, 3600);
+	assert_int_equal(conf_parse_duration("5d", &s), 0);
+	assert_int_equal(s, 432000);
+	assert_int_equal(conf_parse_duration("7", &s), 0);
+	assert_int_equal(s, 7);
+	assert_int_equal(conf_parse_duration("1mm", &s), -1);
+	assert_int_equal(conf_parse_duration("m", &s), -1);
+	assert_int_equal(conf_parse_duration("99999999999h", &s), -1);
+	assert_int_equal(conf_parse_size("25M", &n), 0);
+	assert_int_equal(n, 25 * 1024 * 1024);
+	assert_int_equal(conf_parse_size("1k", &n), 0);
+	assert_int_equal(n, 1024);
+	assert_int_equal(conf_parse_size("99999999999999999999", &n), -1);
+	assert_int_equal(conf_parse_address("127.0.0.1:25", &ss, &len), 0);
+	assert_int_equal(conf_parse_address("[::1]:25", &ss, &len), 0);
+	assert_int_equal(conf_parse_address("*:25", &ss, &len), 0);
+	assert_int_equal(conf_parse_address("::1:25", &ss, &len), -1);
+	assert_int_equal(conf_parse_address("localhost:25", &ss, &len), -1);
+	assert_int_equal(conf_parse_address("[::1]25", &ss, &len), -1);
+	assert_int_equal(conf_parse_address("1.2.3.4:-1", &ss, &len), -1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_good_config),
+	    cmocka_unit_test(test_errors_name_file_and_line),
+	    cmocka_unit_test(test_values),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
