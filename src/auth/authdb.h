@@ -1,0 +1,59 @@
+/*
+ * authdb: the credential database behind an asynchronous request/response
+ * API (DESIGN 1). Requests are made on a loop thread and keyed by the
+ * session id; the answer comes back later on the same loop through
+ * loop_post(), never inline. Verification (PBKDF2, Argon2, crypt) runs on a
+ * bounded worker pool so no loop thread ever hashes a password. When the
+ * pool's queue is full the answer is AUTHDB_TEMPFAIL at once (454 4.7.0),
+ * not a wait.
+ *
+ * An unknown user, a locked user and a wrong password are indistinguishable
+ * from outside: each costs one verification of the same scheme and cost.
+ *
+ * The backend is the passwd-file (DESIGN 5.3), re-read by authdb_reload().
+ */
+#ifndef SG_AUTH_AUTHDB_H
+#define SG_AUTH_AUTHDB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct conf;
+struct loop;
+struct authdb;
+
+enum authdb_result {
+	AUTHDB_OK,
+	AUTHDB_FAIL,     /* unknown user, locked, expired, or wrong password */
+	AUTHDB_TEMPFAIL, /* backend unavailable or pool saturated */
+};
+
+#define AUTHDB_USER_MAX 320
+
+/*
+ * The answer. user is the canonical user name as stored (valid only during
+ * the call). ctx is the loop-level context given with the request (it must
+ * outlive the loop, e.g. the server thread); the session is found from
+ * session_id, and an answer for a session that is gone is simply dropped.
+ */
+typedef void authdb_done_cb(void *ctx, uint64_t session_id, enum authdb_result result,
+    const char *user);
+
+/* Loads the backend of c ([auth] backend, workers, queue) and starts the pool.
+ * NULL with a message in err on failure (file unreadable, bad line: file:line). */
+struct authdb *authdb_open(const struct conf *c, char *err, size_t errlen);
+/* Re-reads the backend (SIGHUP). On error keeps the old data; -1 and err. */
+int authdb_reload(struct authdb *db, char *err, size_t errlen) __attribute__((warn_unused_result));
+/* Stops the workers (pending requests are answered TEMPFAIL first). */
+void authdb_free(struct authdb *db);
+
+/*
+ * Verifies a plaintext password (AUTH PLAIN/LOGIN). user and password are
+ * copied (the copy is wiped after use); the caller wipes its own. The answer
+ * is posted to loop.
+ */
+void authdb_verify_plain(struct authdb *db, struct loop *loop, uint64_t session_id,
+    const char *user, size_t userlen, const char *password, size_t passlen, authdb_done_cb *cb,
+    void *ctx);
+
+#endif
