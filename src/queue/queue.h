@@ -31,14 +31,14 @@ struct queue_msg;
 #define QUEUE_ID_MAX 32 /* including the NUL */
 
 struct queue_envelope {
-	const char *sender;        /* "" for the null sender */
+	const char *sender; /* "" for the null sender */
 	const char *const *rcpts;
 	size_t nrcpts;
-	const char *auth_user;     /* NULL when not authenticated */
-	const char *client_addr;   /* "203.0.113.5" or "2001:db8::1" */
+	const char *auth_user; /* NULL when not authenticated */
+	const char *client_addr; /* "203.0.113.5" or "2001:db8::1" */
 	const char *helo;
 	bool smtputf8;
-	bool body_8bit;            /* BODY=8BITMIME */
+	bool body_8bit; /* BODY=8BITMIME */
 	time_t arrival;
 };
 
@@ -55,7 +55,8 @@ void queue_free(struct queue *q);
 struct queue_msg *queue_msg_new(struct queue *q, char id_r[QUEUE_ID_MAX]);
 /* Appends message bytes (CRLF line ends). -1 on error (errno set); the
  * message must then be aborted. */
-int queue_msg_write(struct queue_msg *m, const void *p, size_t n) __attribute__((warn_unused_result));
+int queue_msg_write(struct queue_msg *m, const void *p, size_t n)
+    __attribute__((warn_unused_result));
 /* Discards an uncommitted message. */
 void queue_msg_abort(struct queue_msg *m);
 /* Takes m; writes the envelope and hands it to the committer. The answer is
@@ -64,5 +65,14 @@ void queue_msg_commit(struct queue_msg *m, const struct queue_envelope *env, str
     uint64_t session_id, queue_commit_cb *cb, void *ctx);
 /* Removes a committed message whose session vanished before its 250. */
 void queue_rollback(struct queue *q, const char *queue_id);
+
+/* Counters since queue_open (for benchmarks and, later, metrics). */
+struct queue_stats {
+	uint64_t commits; /* answered 0 */
+	uint64_t failures; /* answered -1 */
+	uint64_t syncs; /* group-commit syncs (one per batch) */
+	uint64_t batch_max; /* largest batch */
+};
+void queue_get_stats(struct queue *q, struct queue_stats *r);
 
 #endif
