@@ -18,13 +18,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/pwscheme.h"
+
 struct conf;
 struct loop;
 struct authdb;
 
 enum authdb_result {
 	AUTHDB_OK,
-	AUTHDB_FAIL,     /* unknown user, locked, expired, or wrong password */
+	AUTHDB_FAIL, /* unknown user, locked, expired, or wrong password */
 	AUTHDB_TEMPFAIL, /* backend unavailable or pool saturated */
 };
 
@@ -36,8 +38,10 @@ enum authdb_result {
  * outlive the loop, e.g. the server thread); the session is found from
  * session_id, and an answer for a session that is gone is simply dropped.
  */
-typedef void authdb_done_cb(void *ctx, uint64_t session_id, enum authdb_result result,
-    const char *user);
+typedef void authdb_done_cb(
+    void *ctx, uint64_t session_id, enum authdb_result result, const char *user);
+/* (For AUTHDB_FAIL and AUTHDB_TEMPFAIL, user is the name as the client gave
+ * it, cut at its first NUL byte; never NULL.) */
 
 /* Loads the backend of c ([auth] backend, workers, queue) and starts the pool.
  * NULL with a message in err on failure (file unreadable, bad line: file:line). */
@@ -55,5 +59,20 @@ void authdb_free(struct authdb *db);
 void authdb_verify_plain(struct authdb *db, struct loop *loop, uint64_t session_id,
     const char *user, size_t userlen, const char *password, size_t passlen, authdb_done_cb *cb,
     void *ctx);
+
+/*
+ * The SCRAM stored keys of user for scheme (PWSCHEME_SCRAM_SHA256 or
+ * PWSCHEME_SCRAM_SHA1), for a SCRAM mechanism: cheap, so it runs inline on
+ * the calling thread. The first active line of the user that has keys for
+ * that scheme is used (a {SCRAM-SHA-256} password, or the scram1= field for
+ * SHA-1); app passwords on later lines cannot be used with SCRAM, whose
+ * salt is sent before the proof. For an unknown, locked or expired user
+ * (and a user without such keys) *k_r is a fake with a salt stable for that
+ * name and keys that match nothing, and *user_r is NULL; otherwise *user_r
+ * is the stored name (malloc'd, the caller frees it). -1 only for a bad
+ * scheme or a library failure. The caller wipes *k_r.
+ */
+int authdb_scram_keys(struct authdb *db, const char *user, size_t userlen, enum pwscheme scheme,
+    struct pwscheme_scram *k_r, char **user_r) __attribute__((warn_unused_result));
 
 #endif

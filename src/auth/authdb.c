@@ -1,0 +1,493 @@
+/*
+ * authdb: the passwd-file backend behind a bounded worker pool.
+ *
+ * State: an immutable, refcounted snapshot of the passwd file (swapped under
+ * snap_lock by authdb_reload; a worker holds a reference while it verifies,
+ * so a reload never frees data in use); a FIFO of pending requests bounded
+ * by [auth] queue (full: TEMPFAIL at once); N worker threads taking from
+ * it. Argon2id checks are further capped (AUTHDB_ARGON2_MAX) because each
+ * takes tens of MiB.
+ *
+ * Ownership: a request owns copies of the user and password (wiped when it
+ * is freed); its answer is a heap reply handed to loop_post and freed by
+ * authdb_reply_run on the loop thread after the callback. No reply refers to
+ * the authdb, so answers may still run after authdb_free.
+ *
+ * Timing: an unknown user, a user whose lines are all locked or expired, and
+ * an over-long name each cost one verification of a dummy credential of the
+ * default scheme (SCRAM-SHA-256, 4096 iterations), made at open with a
+ * random password. A user with several active lines (app passwords) costs
+ * one verification per line tried, stopping at the first match: a wrong
+ * password for such a user takes longer than for an unknown user, so
+ * response time reveals that the user exists and has more than one
+ * credential (or one of a slower scheme). Hiding that would mean padding
+ * every answer to the slowest case.
+ */
+#include "auth/authdb.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "auth/passwd_file.h"
+#include "auth/pwscheme.h"
+#include "conf/conf.h"
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "lib/xalloc.h"
+#include "net/loop.h"
+
+#define AUTHDB_ARGON2_MAX 2 /* concurrent Argon2id checks (64 MiB each by default) */
+#define AUTHDB_WORKERS_MIN 2
+#define AUTHDB_WORKERS_MAX 8
+#define AUTHDB_QUEUE_DEFAULT 256
+#define AUTHDB_FAKE_SECRET_LEN 32
+
+struct authdb_snap {
+	unsigned refs; /* under authdb.snap_lock */
+	struct passwd_file *pf;
+};
+
+struct authdb_req {
+	struct authdb_req *next;
+	struct loop *loop;
+	uint64_t session_id;
+	char *user; /* NUL-terminated copy, may contain NUL before userlen */
+	size_t userlen;
+	char *password;
+	size_t passlen;
+	authdb_done_cb *cb;
+	void *ctx;
+};
+
+struct authdb_reply {
+	authdb_done_cb *cb;
+	void *ctx;
+	uint64_t session_id;
+	enum authdb_result result;
+	char *user;
+};
+
+struct authdb {
+	char *path;
+
+	pthread_mutex_t lock; /* head, tail, nqueued, stopping */
+	pthread_cond_t more;
+	struct authdb_req *head, *tail;
+	size_t nqueued, max_queued;
+	bool stopping;
+	pthread_t *threads;
+	size_t nthreads;
+
+	pthread_mutex_t snap_lock;
+	struct authdb_snap *snap;
+
+	pthread_mutex_t argon_lock;
+	pthread_cond_t argon_done;
+	unsigned argon_active;
+
+	char *dummy; /* "{SCRAM-SHA-256}..." of a random password */
+	enum pwscheme dummy_scheme;
+	const char *dummy_data; /* into dummy */
+	unsigned char fake_secret[AUTHDB_FAKE_SECRET_LEN]; /* fake SCRAM salts */
+};
+
+static void
+authdb_snap_put(struct authdb *db, struct authdb_snap *s)
+{
+	bool last;
+
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&db->snap_lock);
+	last = --s->refs == 0;
+	pthread_mutex_unlock(&db->snap_lock);
+	if (last) {
+		passwd_file_free(s->pf);
+		free(s);
+	}
+}
+
+static struct authdb_snap *
+authdb_snap_get(struct authdb *db)
+{
+	struct authdb_snap *s;
+
+	pthread_mutex_lock(&db->snap_lock);
+	s = db->snap;
+	s->refs++;
+	pthread_mutex_unlock(&db->snap_lock);
+	return s;
+}
+
+static void
+authdb_req_free(struct authdb_req *r)
+{
+	if (r == NULL)
+		return;
+	xfree_secret(r->user, r->userlen + 1);
+	xfree_secret(r->password, r->passlen + 1);
+	free(r);
+}
+
+static void
+authdb_reply_run(void *arg)
+{
+	struct authdb_reply *rep = arg;
+
+	rep->cb(rep->ctx, rep->session_id, rep->result, rep->user);
+	free(rep->user);
+	free(rep);
+}
+
+/* Answers r (user: the canonical name, or NULL for the name as given) and
+ * frees it. */
+static void
+authdb_answer(struct authdb_req *r, enum authdb_result result, const char *user)
+{
+	struct authdb_reply *rep = xcalloc(1, sizeof(*rep));
+
+	rep->cb = r->cb;
+	rep->ctx = r->ctx;
+	rep->session_id = r->session_id;
+	rep->result = result;
+	rep->user = xstrdup(user != NULL ? user : r->user);
+	loop_post(r->loop, authdb_reply_run, rep);
+	authdb_req_free(r);
+}
+
+/* One verification, under the Argon2 cap when the scheme needs it. */
+static bool
+authdb_check(struct authdb *db, enum pwscheme s, const char *data, const char *user,
+    const char *password, size_t passlen)
+{
+	bool match = false;
+	int r;
+
+	if (s == PWSCHEME_ARGON2ID) {
+		pthread_mutex_lock(&db->argon_lock);
+		while (db->argon_active >= AUTHDB_ARGON2_MAX)
+			pthread_cond_wait(&db->argon_done, &db->argon_lock);
+		db->argon_active++;
+		pthread_mutex_unlock(&db->argon_lock);
+	}
+	r = pwscheme_verify(s, data, password, passlen, &match);
+	if (s == PWSCHEME_ARGON2ID) {
+		pthread_mutex_lock(&db->argon_lock);
+		db->argon_active--;
+		pthread_cond_signal(&db->argon_done);
+		pthread_mutex_unlock(&db->argon_lock);
+	}
+	if (r == -1) {
+		/* the file was checked when loaded: a library failure */
+		log_event(LOG_ERR, "authdb_verify_error", 0, "{s:s, s:s}", "user",
+		    user != NULL ? user : "", "scheme", pwscheme_name(s));
+		return false;
+	}
+	return match;
+}
+
+static void
+authdb_process(struct authdb *db, struct authdb_req *r)
+{
+	struct authdb_snap *snap = authdb_snap_get(db);
+	enum authdb_result result = AUTHDB_FAIL;
+	struct passwd_entry *e;
+	char *canonical = NULL;
+	size_t pos = 0, tried = 0;
+	int64_t now = (int64_t)time(NULL);
+
+	if (passwd_user_is_valid(r->user, r->userlen)) {
+		while ((e = passwd_file_next(snap->pf, r->user, r->userlen, &pos)) != NULL) {
+			if (!passwd_entry_is_active(e, now))
+				continue;
+			tried++;
+			if (authdb_check(
+			        db, e->scheme, e->data, e->user, r->password, r->passlen)) {
+				result = AUTHDB_OK;
+				canonical = xstrdup(e->user);
+				break;
+			}
+		}
+	}
+	if (tried == 0) {
+		/* unknown, locked or expired: the same cost as one real check */
+		(void)authdb_check(
+		    db, db->dummy_scheme, db->dummy_data, NULL, r->password, r->passlen);
+	}
+	authdb_snap_put(db, snap);
+	authdb_answer(r, result, canonical);
+	free(canonical);
+}
+
+static void *
+authdb_worker(void *arg)
+{
+	struct authdb *db = arg;
+	struct authdb_req *r;
+
+	for (;;) {
+		pthread_mutex_lock(&db->lock);
+		while (!db->stopping && db->head == NULL)
+			pthread_cond_wait(&db->more, &db->lock);
+		if (db->stopping) {
+			pthread_mutex_unlock(&db->lock);
+			return NULL;
+		}
+		r = db->head;
+		db->head = r->next;
+		if (db->head == NULL)
+			db->tail = NULL;
+		db->nqueued--;
+		pthread_mutex_unlock(&db->lock);
+		authdb_process(db, r);
+	}
+}
+
+void
+authdb_verify_plain(struct authdb *db, struct loop *loop, uint64_t session_id, const char *user,
+    size_t userlen, const char *password, size_t passlen, authdb_done_cb *cb, void *ctx)
+{
+	struct authdb_req *r = xcalloc(1, sizeof(*r));
+	bool queued = false;
+
+	r->loop = loop;
+	r->session_id = session_id;
+	r->cb = cb;
+	r->ctx = ctx;
+	r->userlen = userlen;
+	r->user = xmalloc(userlen + 1);
+	memcpy(r->user, user, userlen);
+	r->user[userlen] = '\0';
+	r->passlen = passlen;
+	r->password = xmalloc(passlen + 1);
+	memcpy(r->password, password, passlen);
+	r->password[passlen] = '\0';
+
+	pthread_mutex_lock(&db->lock);
+	if (!db->stopping && db->nqueued < db->max_queued) {
+		if (db->tail != NULL)
+			db->tail->next = r;
+		else
+			db->head = r;
+		db->tail = r;
+		db->nqueued++;
+		queued = true;
+		pthread_cond_signal(&db->more);
+	}
+	pthread_mutex_unlock(&db->lock);
+	if (!queued) {
+		/* RFC 4954 6: 454 4.7.0 temporary authentication failure */
+		authdb_answer(r, AUTHDB_TEMPFAIL, NULL);
+	}
+}
+
+static size_t
+authdb_worker_count(const struct conf *c)
+{
+	long n;
+
+	if (c->auth_workers > 0)
+		return (size_t)c->auth_workers;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < AUTHDB_WORKERS_MIN)
+		n = AUTHDB_WORKERS_MIN;
+	if (n > AUTHDB_WORKERS_MAX)
+		n = AUTHDB_WORKERS_MAX;
+	return (size_t)n;
+}
+
+static struct authdb_snap *
+authdb_snap_load(const char *path, char *err, size_t errlen)
+{
+	struct passwd_file *pf = passwd_file_load(path, false, err, errlen);
+	struct authdb_snap *s;
+
+	if (pf == NULL)
+		return NULL;
+	s = xcalloc(1, sizeof(*s));
+	s->refs = 1;
+	s->pf = pf;
+	return s;
+}
+
+static int
+authdb_make_dummy(struct authdb *db)
+{
+	unsigned char pw[32];
+	const char *errstr;
+	struct buf b;
+	int r = -1;
+
+	buf_init(&b, 1024);
+	if (RAND_bytes(pw, sizeof(pw)) != 1 ||
+	    RAND_bytes(db->fake_secret, sizeof(db->fake_secret)) != 1)
+		goto fail;
+	if (pwscheme_generate(PWSCHEME_SCRAM_SHA256, (const char *)pw, sizeof(pw), &b) == -1)
+		goto fail;
+	db->dummy = buf_strdup(&b);
+	if (pwscheme_split(db->dummy, &db->dummy_scheme, &db->dummy_data, &errstr) == -1)
+		goto fail;
+	r = 0;
+fail:
+	explicit_bzero(pw, sizeof(pw));
+	buf_free(&b);
+	return r;
+}
+
+static void
+authdb_destroy(struct authdb *db)
+{
+	authdb_snap_put(db, db->snap);
+	pthread_mutex_destroy(&db->lock);
+	pthread_cond_destroy(&db->more);
+	pthread_mutex_destroy(&db->snap_lock);
+	pthread_mutex_destroy(&db->argon_lock);
+	pthread_cond_destroy(&db->argon_done);
+	free(db->threads);
+	free(db->dummy);
+	free(db->path);
+	explicit_bzero(db->fake_secret, sizeof(db->fake_secret));
+	free(db);
+}
+
+struct authdb *
+authdb_open(const struct conf *c, char *err, size_t errlen)
+{
+	struct authdb *db;
+	const char *path = conf_backend_file(c);
+	size_t n;
+
+	if (path == NULL) {
+		snprintf(err, errlen, "%s: [auth] backend: only file:PATH is supported", c->path);
+		return NULL;
+	}
+	db = xcalloc(1, sizeof(*db));
+	pthread_mutex_init(&db->lock, NULL);
+	pthread_cond_init(&db->more, NULL);
+	pthread_mutex_init(&db->snap_lock, NULL);
+	pthread_mutex_init(&db->argon_lock, NULL);
+	pthread_cond_init(&db->argon_done, NULL);
+	db->path = xstrdup(path);
+	db->max_queued = c->auth_queue > 0 ? (size_t)c->auth_queue : AUTHDB_QUEUE_DEFAULT;
+	db->snap = authdb_snap_load(path, err, errlen);
+	if (db->snap == NULL)
+		goto fail;
+	if (authdb_make_dummy(db) == -1) {
+		snprintf(err, errlen, "authdb: cannot make the dummy credential");
+		goto fail;
+	}
+	n = authdb_worker_count(c);
+	db->threads = xcalloc(n, sizeof(*db->threads));
+	for (; db->nthreads < n; db->nthreads++) {
+		if ((errno = pthread_create(&db->threads[db->nthreads], NULL, authdb_worker, db)) !=
+		    0) {
+			snprintf(err, errlen, "authdb: cannot start a worker: %s", strerror(errno));
+			goto fail;
+		}
+	}
+	return db;
+fail:
+	pthread_mutex_lock(&db->lock);
+	db->stopping = true;
+	pthread_cond_broadcast(&db->more);
+	pthread_mutex_unlock(&db->lock);
+	for (size_t i = 0; i < db->nthreads; i++)
+		pthread_join(db->threads[i], NULL);
+	authdb_destroy(db);
+	return NULL;
+}
+
+int
+authdb_reload(struct authdb *db, char *err, size_t errlen)
+{
+	struct authdb_snap *s = authdb_snap_load(db->path, err, errlen), *old;
+
+	if (s == NULL)
+		return -1;
+	pthread_mutex_lock(&db->snap_lock);
+	old = db->snap;
+	db->snap = s;
+	pthread_mutex_unlock(&db->snap_lock);
+	authdb_snap_put(db, old);
+	return 0;
+}
+
+void
+authdb_free(struct authdb *db)
+{
+	struct authdb_req *r, *next;
+
+	if (db == NULL)
+		return;
+	pthread_mutex_lock(&db->lock);
+	db->stopping = true;
+	r = db->head;
+	db->head = db->tail = NULL;
+	db->nqueued = 0;
+	pthread_cond_broadcast(&db->more);
+	pthread_mutex_unlock(&db->lock);
+	for (; r != NULL; r = next) {
+		next = r->next;
+		authdb_answer(r, AUTHDB_TEMPFAIL, NULL);
+	}
+	for (size_t i = 0; i < db->nthreads; i++)
+		pthread_join(db->threads[i], NULL);
+	authdb_destroy(db);
+}
+
+int
+authdb_scram_keys(struct authdb *db, const char *user, size_t userlen, enum pwscheme scheme,
+    struct pwscheme_scram *k_r, char **user_r)
+{
+	struct authdb_snap *snap;
+	struct passwd_entry *e;
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	int64_t now = (int64_t)time(NULL);
+	size_t pos = 0;
+	int found = 0;
+
+	*user_r = NULL;
+	if (scheme != PWSCHEME_SCRAM_SHA256 && scheme != PWSCHEME_SCRAM_SHA1)
+		return -1;
+	snap = authdb_snap_get(db);
+	if (passwd_user_is_valid(user, userlen)) {
+		while ((e = passwd_file_next(snap->pf, user, userlen, &pos)) != NULL) {
+			if (passwd_entry_is_active(e, now) &&
+			    passwd_entry_scram_keys(e, scheme, k_r) == 0) {
+				*user_r = xstrdup(e->user);
+				found = 1;
+				break;
+			}
+		}
+	}
+	authdb_snap_put(db, snap);
+	if (found)
+		return 0;
+	/* A fake that looks the same on every attempt for this name: salt =
+	 * HMAC(secret, user), default iterations, random keys that match no
+	 * proof (DESIGN 4: fake salt/keys for unknown users). */
+	memset(k_r, 0, sizeof(*k_r));
+	k_r->scheme = scheme;
+	k_r->iter = PWSCHEME_SCRAM_ITER_DEFAULT;
+	k_r->keylen = scheme == PWSCHEME_SCRAM_SHA1 ? 20 : 32;
+	if (HMAC(EVP_sha256(), db->fake_secret, sizeof(db->fake_secret),
+	        (const unsigned char *)user, userlen, mac, &maclen) == NULL ||
+	    maclen < PWSCHEME_SCRAM_SALT_LEN ||
+	    RAND_bytes(k_r->stored_key, (int)k_r->keylen) != 1 ||
+	    RAND_bytes(k_r->server_key, (int)k_r->keylen) != 1)
+		return -1;
+	memcpy(k_r->salt, mac, PWSCHEME_SCRAM_SALT_LEN);
+	k_r->saltlen = PWSCHEME_SCRAM_SALT_LEN;
+	return 0;
+}

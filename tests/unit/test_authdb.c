@@ -1,0 +1,309 @@
+/*
+ * Unit tests for auth/authdb on a real loop: OK, FAIL (wrong password,
+ * unknown, locked, expired), app passwords, TEMPFAIL when the queue is
+ * full, answers never inline, reload, free with requests pending, SCRAM
+ * key lookup with fakes for unknown users.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <event2/event.h>
+
+#include "auth/authdb.h"
+#include "conf/conf.h"
+#include "lib/fsutil.h"
+#include "lib/xalloc.h"
+#include "net/loop.h"
+
+/* "pencil" (RFC 7677 3 salt) */
+#define S256                                                                                       \
+	"{SCRAM-SHA-256}4096,W22ZaJ0SNY7soEsUEjb6gQ==,WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=,wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
+/* "U*U" (crypt_blowfish test vector) */
+#define BLF "{BLF-CRYPT}$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"
+/* "password" (Argon2 reference test vector) */
+#define ARGON                                                                                      \
+	"{ARGON2ID}$argon2id$v=19$m=256,t=2,p=1$c29tZXNhbHQ$nf65EOgLrQMR/uIPnA4rEsF5h7TKyQwu9U1bMCHGi/4"
+
+#define MAXREQ 64
+
+struct fixture {
+	char dir[64];
+	char path[128];
+	struct conf *conf;
+	struct loop *loop;
+	struct authdb *db;
+	size_t expected, answered;
+	enum authdb_result result[MAXREQ];
+	char *user[MAXREQ];
+	bool inline_answer;
+	bool in_request;
+};
+
+static void
+write_passwd(struct fixture *f, const char *text)
+{
+	assert_int_equal(fs_write_atomic(f->path, text, strlen(text), 0600), 0);
+}
+
+static void
+done_cb(void *ctx, uint64_t session_id, enum authdb_result result, const char *user)
+{
+	struct fixture *f = ctx;
+
+	if (f->in_request)
+		f->inline_answer = true;
+	assert_true(session_id < MAXREQ);
+	assert_non_null(user);
+	f->result[session_id] = result;
+	free(f->user[session_id]);
+	f->user[session_id] = xstrdup(user);
+	if (++f->answered == f->expected)
+		loop_stop(f->loop);
+}
+
+static void
+timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fixture *f = arg;
+
+	loop_stop(f->loop);
+}
+
+/* Runs the loop until expected answers came (or 60 s passed). */
+static void
+run_until(struct fixture *f, size_t expected)
+{
+	struct timeval tv = {60, 0};
+
+	f->expected = expected;
+	if (f->answered < expected) {
+		assert_int_equal(
+		    event_base_once(loop_base(f->loop), -1, EV_TIMEOUT, timeout_cb, f, &tv), 0);
+		loop_run(f->loop);
+	}
+	assert_int_equal(f->answered, expected);
+}
+
+static void
+request(struct fixture *f, uint64_t sid, const char *user, size_t ulen, const char *pw)
+{
+	f->in_request = true;
+	authdb_verify_plain(f->db, f->loop, sid, user, ulen, pw, strlen(pw), done_cb, f);
+	f->in_request = false;
+}
+
+static struct fixture *
+fixture_new(int workers, int queue, const char *text)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	char err[512];
+	size_t n;
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_authdb.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/passwd", f->dir);
+	write_passwd(f, text);
+	f->conf = xcalloc(1, sizeof(*f->conf));
+	f->conf->path = xstrdup("test.conf");
+	n = strlen(f->path) + 6;
+	f->conf->backend = xmalloc(n);
+	snprintf(f->conf->backend, n, "file:%s", f->path);
+	f->conf->auth_workers = workers;
+	f->conf->auth_queue = queue;
+	loop_global_init();
+	f->loop = loop_new();
+	f->db = authdb_open(f->conf, err, sizeof(err));
+	if (f->db == NULL)
+		fail_msg("authdb_open: %s", err);
+	return f;
+}
+
+static void
+fixture_free(struct fixture *f)
+{
+	authdb_free(f->db);
+	/* answers posted by authdb_free still run (and free their replies) */
+	if (f->answered < f->expected)
+		run_until(f, f->expected);
+	loop_free(f->loop);
+	for (size_t i = 0; i < MAXREQ; i++)
+		free(f->user[i]);
+	free(f->conf->backend);
+	free(f->conf->path);
+	free(f->conf);
+	unlink(f->path);
+	rmdir(f->dir);
+	free(f);
+}
+
+static const char users[] = "# test users\n"
+                            "alice:" S256 "\n"
+                            "alice:" BLF "::::::label=phone\n"
+                            "bob:" S256 "::::::locked=yes\n"
+                            "carol:" S256 "::::::expires=1000\n"
+                            "dave:" ARGON "\n";
+
+static void
+test_ok_and_fail(void **state)
+{
+	struct fixture *f = fixture_new(2, 64, users);
+
+	request(f, 1, "alice", 5, "pencil");
+	request(f, 2, "alice", 5, "U*U"); /* app password on the second line */
+	request(f, 3, "alice", 5, "pencil2");
+	request(f, 4, "nobody", 6, "pencil");
+	request(f, 5, "bob", 3, "pencil"); /* locked */
+	request(f, 6, "carol", 5, "pencil"); /* expired */
+	request(f, 7, "dave", 4, "password"); /* Argon2id */
+	request(f, 8, "alice\0x", 7, "pencil"); /* NUL in the name */
+	request(f, 9, "Alice", 5, "pencil"); /* exact match only */
+	request(f, 10, "alice", 5, "");
+	/* never answered inline, even for quick failures */
+	assert_int_equal(f->answered, 0);
+	run_until(f, 10);
+	assert_false(f->inline_answer);
+	assert_int_equal(f->result[1], AUTHDB_OK);
+	assert_string_equal(f->user[1], "alice");
+	assert_int_equal(f->result[2], AUTHDB_OK);
+	assert_int_equal(f->result[3], AUTHDB_FAIL);
+	assert_int_equal(f->result[4], AUTHDB_FAIL);
+	assert_string_equal(f->user[4], "nobody");
+	assert_int_equal(f->result[5], AUTHDB_FAIL);
+	assert_int_equal(f->result[6], AUTHDB_FAIL);
+	assert_int_equal(f->result[7], AUTHDB_OK);
+	assert_string_equal(f->user[7], "dave");
+	assert_int_equal(f->result[8], AUTHDB_FAIL);
+	assert_int_equal(f->result[9], AUTHDB_FAIL);
+	assert_int_equal(f->result[10], AUTHDB_FAIL);
+	fixture_free(f);
+}
+
+static void
+test_tempfail_when_queue_full(void **state)
+{
+	struct fixture *f = fixture_new(1, 1, users);
+	size_t ok = 0, tempfail = 0;
+
+	for (uint64_t i = 0; i < 20; i++)
+		request(f, i, "alice", 5, "pencil");
+	assert_int_equal(f->answered, 0);
+	run_until(f, 20);
+	assert_false(f->inline_answer);
+	for (size_t i = 0; i < 20; i++) {
+		assert_true(f->result[i] == AUTHDB_OK || f->result[i] == AUTHDB_TEMPFAIL);
+		ok += f->result[i] == AUTHDB_OK;
+		tempfail += f->result[i] == AUTHDB_TEMPFAIL;
+	}
+	/* one worker plus one queued slot: most are refused at once */
+	assert_true(ok >= 1);
+	assert_true(tempfail >= 10);
+	assert_int_equal(ok + tempfail, 20);
+	/* the pool recovers once the queue drains */
+	request(f, 30, "alice", 5, "pencil");
+	run_until(f, 21);
+	assert_int_equal(f->result[30], AUTHDB_OK);
+	fixture_free(f);
+}
+
+static void
+test_reload(void **state)
+{
+	struct fixture *f = fixture_new(2, 8, users);
+	char err[512];
+
+	write_passwd(f, "alice:" BLF "\n");
+	assert_int_equal(authdb_reload(f->db, err, sizeof(err)), 0);
+	request(f, 1, "alice", 5, "pencil");
+	request(f, 2, "alice", 5, "U*U");
+	run_until(f, 2);
+	assert_int_equal(f->result[1], AUTHDB_FAIL);
+	assert_int_equal(f->result[2], AUTHDB_OK);
+	/* a bad file keeps the old data and names file:line */
+	write_passwd(f, "alice:" BLF "\nbroken\n");
+	assert_int_equal(authdb_reload(f->db, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ":2: "));
+	request(f, 3, "alice", 5, "U*U");
+	run_until(f, 3);
+	assert_int_equal(f->result[3], AUTHDB_OK);
+	fixture_free(f);
+}
+
+static void
+test_free_answers_pending(void **state)
+{
+	struct fixture *f = fixture_new(1, 32, users);
+
+	for (uint64_t i = 0; i < 10; i++)
+		request(f, i, "alice", 5, "pencil");
+	f->expected = 10;
+	/* fixture_free: authdb_free answers what is queued (TEMPFAIL), then
+	 * the loop delivers all ten */
+	fixture_free(f);
+}
+
+static void
+test_open_errors(void **state)
+{
+	struct conf c;
+	char err[512];
+
+	memset(&c, 0, sizeof(c));
+	c.path = (char *)"x.conf";
+	c.backend = (char *)"file:/nonexistent/passwd";
+	assert_null(authdb_open(&c, err, sizeof(err)));
+	assert_non_null(strstr(err, "/nonexistent/passwd"));
+	c.backend = NULL;
+	assert_null(authdb_open(&c, err, sizeof(err)));
+}
+
+static void
+test_scram_keys(void **state)
+{
+	struct fixture *f = fixture_new(1, 8, users);
+	struct pwscheme_scram k, k2;
+	char *user;
+
+	assert_int_equal(authdb_scram_keys(f->db, "alice", 5, PWSCHEME_SCRAM_SHA256, &k, &user), 0);
+	assert_string_equal(user, "alice");
+	free(user);
+	assert_int_equal(k.iter, 4096);
+	assert_int_equal(k.keylen, 32);
+	/* no SCRAM-SHA-1 keys for alice, and bob is locked: fakes */
+	assert_int_equal(authdb_scram_keys(f->db, "alice", 5, PWSCHEME_SCRAM_SHA1, &k, &user), 0);
+	assert_null(user);
+	assert_int_equal(k.keylen, 20);
+	assert_int_equal(authdb_scram_keys(f->db, "bob", 3, PWSCHEME_SCRAM_SHA256, &k, &user), 0);
+	assert_null(user);
+	/* an unknown user's fake salt is stable, and differs between names */
+	assert_int_equal(authdb_scram_keys(f->db, "zed", 3, PWSCHEME_SCRAM_SHA256, &k, &user), 0);
+	assert_null(user);
+	assert_int_equal(authdb_scram_keys(f->db, "zed", 3, PWSCHEME_SCRAM_SHA256, &k2, &user), 0);
+	assert_int_equal(k.saltlen, 16);
+	assert_memory_equal(k.salt, k2.salt, k.saltlen);
+	assert_int_equal(authdb_scram_keys(f->db, "zee", 3, PWSCHEME_SCRAM_SHA256, &k2, &user), 0);
+	assert_memory_not_equal(k.salt, k2.salt, k.saltlen);
+	fixture_free(f);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_ok_and_fail),
+	    cmocka_unit_test(test_tempfail_when_queue_full),
+	    cmocka_unit_test(test_reload),
+	    cmocka_unit_test(test_free_answers_pending),
+	    cmocka_unit_test(test_open_errors),
+	    cmocka_unit_test(test_scram_keys),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
