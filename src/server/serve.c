@@ -1,26 +1,327 @@
 /*
- * serve: `smtpgate serve -c FILE [--check]`.
+ * serve: `smtpgate serve -c FILE [--check]`: loads the configuration,
+ * opens the shared services, starts one event-loop thread per core (each
+ * with its own SO_REUSEPORT socket per listener) and handles signals on the
+ * main thread:
+ *   SIGHUP   re-read the config, certificates and users; live sessions keep
+ *            the snapshot they started with
+ *   SIGTERM, SIGINT  stop accepting, let sessions finish for
+ *            [limits] shutdown_grace, then close the rest with 421 and exit
  */
+#include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "auth/authdb.h"
 #include "conf/conf.h"
+#include "lib/log.h"
+#include "lib/xalloc.h"
+#include "net/listener.h"
+#include "net/loop.h"
+#include "net/tls.h"
+#include "queue/queue.h"
 #include "server/cmd.h"
+#include "server/server.h"
+#include "server/session.h"
+
+static void
+serve_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: smtpgate serve -c FILE [--check]\n"
+	    "\n"
+	    "Runs the server in the foreground with the configuration FILE.\n"
+	    "  -c, --config FILE  the configuration file (smtpgate.conf(5))\n"
+	    "      --check        validate the configuration, certificates, users\n"
+	    "                     and spool, then exit: 0 if usable, 2 if not\n"
+	    "Signals: SIGHUP reloads the configuration, certificates and users;\n"
+	    "SIGTERM stops accepting, lets sessions finish, then exits.\n");
+}
+
+static bool
+serve_needs_tls(const struct conf *c)
+{
+	for (size_t i = 0; i < c->nlistens; i++) {
+		if (c->listens[i].tls != CONF_TLS_NONE)
+			return true;
+	}
+	return false;
+}
+
+static struct server_snap *
+serve_snap_new(const char *path, char *err, size_t errlen)
+{
+	struct server_snap *snap;
+	struct conf *c = conf_load(path, err, errlen);
+
+	if (c == NULL)
+		return NULL;
+	snap = xcalloc(1, sizeof(*snap));
+	snap->refs = 1;
+	snap->conf = c;
+	if (serve_needs_tls(c)) {
+		snap->tls = tls_server_new(c, err, errlen);
+		if (snap->tls == NULL) {
+			server_snap_put(snap);
+			return NULL;
+		}
+	}
+	return snap;
+}
+
+/* Checks that the spool folder exists and is writable, or can be created. */
+static int
+serve_check_spool(const struct conf *c, char *err, size_t errlen)
+{
+	if (access(c->spool, W_OK | X_OK) == 0)
+		return 0;
+	if (errno == ENOENT) {
+		char *parent = xstrdup(c->spool), *slash = strrchr(parent, '/');
+
+		if (slash != NULL && slash != parent)
+			*slash = '\0';
+		if (access(parent, W_OK | X_OK) == 0) {
+			free(parent);
+			return 0;
+		}
+		free(parent);
+	}
+	snprintf(err, errlen, "%s: [server] spool %s is not a writable folder: %s", c->path,
+	    c->spool, strerror(errno));
+	return -1;
+}
+
+static void
+serve_accept_cb(
+    struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	struct worker_listener *wl = arg;
+
+	if (__atomic_load_n(&wl->w->srv->shutting_down, __ATOMIC_RELAXED)) {
+		close(fd);
+		return;
+	}
+	session_accept(wl->w, wl->index, fd, sa);
+}
+
+static void
+serve_accept_error_cb(struct evconnlistener *ev, void *arg)
+{
+	int e = EVUTIL_SOCKET_ERROR();
+
+	/* EMFILE and friends: log and keep going; libevent retries */
+	log_event(LOG_ERR, "accept_error", 0, "{s:s}", "error", evutil_socket_error_to_string(e));
+}
+
+static void *
+serve_worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	loop_run(w->loop);
+	session_free_all(w);
+	return NULL;
+}
+
+static void
+serve_worker_stop_accepting(void *arg)
+{
+	struct worker *w = arg;
+
+	for (size_t i = 0; i < w->nlisteners; i++) {
+		if (w->listeners[i].ev != NULL) {
+			evconnlistener_free(w->listeners[i].ev);
+			w->listeners[i].ev = NULL;
+		}
+	}
+}
+
+static void
+serve_worker_close_all(void *arg)
+{
+	session_close_all(arg);
+}
+
+static void
+serve_worker_stop(void *arg)
+{
+	struct worker *w = arg;
+
+	loop_stop(w->loop);
+}
+
+static struct worker *
+serve_worker_new(struct server *srv, const struct conf *c, char *err, size_t errlen)
+{
+	struct worker *w = xcalloc(1, sizeof(*w));
+
+	w->srv = srv;
+	w->loop = loop_new();
+	idmap_init(&w->sessions);
+	w->listeners = xcalloc(c->nlistens, sizeof(*w->listeners));
+	w->nlisteners = c->nlistens;
+	for (size_t i = 0; i < c->nlistens; i++) {
+		const struct conf_listen *l = &c->listens[i];
+		int fd =
+		    listener_socket((const struct sockaddr *)&l->addr, l->addrlen, err, errlen);
+
+		w->listeners[i].w = w;
+		w->listeners[i].index = i;
+		if (fd == -1)
+			return w; /* caller sees err[0] and frees */
+		w->listeners[i].ev = evconnlistener_new(loop_base(w->loop), serve_accept_cb,
+		    &w->listeners[i], LEV_OPT_CLOSE_ON_FREE, -1, fd);
+		if (w->listeners[i].ev == NULL) {
+			close(fd);
+			snprintf(err, errlen, "cannot listen on %s", l->address);
+			return w;
+		}
+		evconnlistener_set_error_cb(w->listeners[i].ev, serve_accept_error_cb);
+	}
+	return w;
+}
+
+static void
+serve_worker_free(struct worker *w)
+{
+	if (w == NULL)
+		return;
+	serve_worker_stop_accepting(w);
+	free(w->listeners);
+	idmap_free(&w->sessions);
+	loop_free(w->loop);
+	free(w);
+}
+
+static int
+serve_threads(const struct conf *c)
+{
+	long n;
+
+	if (c->threads > 0)
+		return c->threads;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+static bool
+serve_same_listeners(const struct conf *a, const struct conf *b)
+{
+	if (a->nlistens != b->nlistens)
+		return false;
+	for (size_t i = 0; i < a->nlistens; i++) {
+		if (strcmp(a->listens[i].name, b->listens[i].name) != 0 ||
+		    strcmp(a->listens[i].address, b->listens[i].address) != 0)
+			return false;
+	}
+	return true;
+}
+
+static void
+serve_reload(struct server *srv, const char *path)
+{
+	char err[1024];
+	struct server_snap *snap, *old;
+
+	snap = serve_snap_new(path, err, sizeof(err));
+	if (snap == NULL) {
+		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "fail", "error", err);
+		return;
+	}
+	if (!serve_same_listeners(srv->snap->conf, snap->conf)) {
+		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "fail", "error",
+		    "[listen] sections changed: restart the server to apply them");
+		server_snap_put(snap);
+		return;
+	}
+	if (authdb_reload(srv->authdb, err, sizeof(err)) == -1) {
+		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "fail", "error", err);
+		server_snap_put(snap);
+		return;
+	}
+	log_reopen();
+	pthread_mutex_lock(&srv->lock);
+	old = srv->snap;
+	srv->snap = snap;
+	pthread_mutex_unlock(&srv->lock);
+	server_snap_put(old);
+	log_event(LOG_NOTICE, "reload", 0, "{s:s}", "result", "ok");
+}
+
+static void
+serve_shutdown(struct server *srv)
+{
+	const struct conf *c = srv->snap->conf;
+	struct timespec start, now;
+
+	__atomic_store_n(&srv->shutting_down, true, __ATOMIC_RELAXED);
+	log_event(LOG_NOTICE, "shutdown", 0, "{s:i}", "sessions",
+	    (int)__atomic_load_n(&srv->sessions, __ATOMIC_RELAXED));
+	for (size_t i = 0; i < srv->nworkers; i++)
+		loop_post(srv->workers[i]->loop, serve_worker_stop_accepting, srv->workers[i]);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (__atomic_load_n(&srv->sessions, __ATOMIC_RELAXED) == 0 ||
+		    now.tv_sec - start.tv_sec >= (time_t)c->shutdown_grace)
+			break;
+		usleep(50 * 1000);
+	}
+	for (size_t i = 0; i < srv->nworkers; i++)
+		loop_post(srv->workers[i]->loop, serve_worker_close_all, srv->workers[i]);
+	/* closing sessions flush their 421; give them a moment */
+	for (int i = 0; i < 40 && __atomic_load_n(&srv->sessions, __ATOMIC_RELAXED) > 0; i++)
+		usleep(50 * 1000);
+}
+
+static int
+serve_run(struct server *srv, const char *path)
+{
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			serve_reload(srv, path);
+			continue;
+		}
+		serve_shutdown(srv);
+		return 0;
+	}
+}
 
 int
 serve_main(int argc, char **argv)
 {
-	const char *path = NULL;
-	int check = 0, ch;
-	char err[1024];
-	struct conf *c;
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"check", no_argument, NULL, 'k'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
+	const char *path = NULL;
+	bool check = false;
+	char err[1024] = "";
+	struct server srv;
+	struct conf *c;
+	sigset_t set;
+	int ch, rc = 2;
 
 	while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (ch) {
@@ -28,27 +329,95 @@ serve_main(int argc, char **argv)
 			path = optarg;
 			break;
 		case 'k':
-			check = 1;
+			check = true;
 			break;
 		case 'h':
-			printf("usage: smtpgate serve -c FILE [--check]\n");
+			serve_usage(stdout);
 			return 0;
 		default:
+			serve_usage(stderr);
 			return 2;
 		}
 	}
-	if (path == NULL) {
-		fprintf(stderr, "smtpgate serve: -c FILE is required\n");
+	if (path == NULL || optind != argc) {
+		serve_usage(stderr);
 		return 2;
 	}
-	c = conf_load(path, err, sizeof(err));
-	if (c == NULL) {
+	memset(&srv, 0, sizeof(srv));
+	pthread_mutex_init(&srv.lock, NULL);
+	srv.snap = serve_snap_new(path, err, sizeof(err));
+	if (srv.snap == NULL) {
 		fprintf(stderr, "smtpgate: %s\n", err);
 		return 2;
 	}
-	conf_free(c);
-	if (check)
-		return 0;
-	fprintf(stderr, "smtpgate serve: not yet built\n");
-	return 2;
+	c = srv.snap->conf;
+	if (serve_check_spool(c, err, sizeof(err)) == -1) {
+		fprintf(stderr, "smtpgate: %s\n", err);
+		goto out;
+	}
+	if (c->backend != NULL) {
+		srv.authdb = authdb_open(c, err, sizeof(err));
+		if (srv.authdb == NULL) {
+			fprintf(stderr, "smtpgate: %s\n", err);
+			goto out;
+		}
+	}
+	if (check) {
+		printf("%s: configuration OK\n", path);
+		rc = 0;
+		goto out;
+	}
+	if (log_open(c->log) == -1) {
+		fprintf(stderr, "smtpgate: %s: cannot open log %s: %s\n", path, c->log,
+		    strerror(errno));
+		goto out;
+	}
+	/* signals are taken by sigwait on this thread only */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	loop_global_init();
+	srv.queue = queue_open(c, err, sizeof(err));
+	if (srv.queue == NULL) {
+		fprintf(stderr, "smtpgate: %s\n", err);
+		goto out;
+	}
+	srv.nworkers = (size_t)serve_threads(c);
+	srv.workers = xcalloc(srv.nworkers, sizeof(*srv.workers));
+	for (size_t i = 0; i < srv.nworkers; i++) {
+		srv.workers[i] = serve_worker_new(&srv, c, err, sizeof(err));
+		if (err[0] != '\0') {
+			fprintf(stderr, "smtpgate: %s: %s\n", path, err);
+			srv.nworkers = i + 1;
+			goto out_workers;
+		}
+	}
+	for (size_t i = 0; i < srv.nworkers; i++)
+		pthread_create(&srv.workers[i]->thread, NULL, serve_worker_main, srv.workers[i]);
+	log_event(LOG_NOTICE, "start", 0, "{s:s, s:i, s:i}", "config", path, "threads",
+	    (int)srv.nworkers, "listeners", (int)c->nlistens);
+	rc = serve_run(&srv, path);
+	/* answers still in flight reach their loops before the loops stop */
+	queue_free(srv.queue);
+	srv.queue = NULL;
+	authdb_free(srv.authdb);
+	srv.authdb = NULL;
+	for (size_t i = 0; i < srv.nworkers; i++)
+		loop_post(srv.workers[i]->loop, serve_worker_stop, srv.workers[i]);
+	for (size_t i = 0; i < srv.nworkers; i++)
+		pthread_join(srv.workers[i]->thread, NULL);
+	log_event(LOG_NOTICE, "stop", 0, NULL);
+out_workers:
+	for (size_t i = 0; i < srv.nworkers; i++)
+		serve_worker_free(srv.workers[i]);
+	free(srv.workers);
+out:
+	queue_free(srv.queue);
+	authdb_free(srv.authdb);
+	server_snap_put(srv.snap);
+	pthread_mutex_destroy(&srv.lock);
+	return rc;
 }

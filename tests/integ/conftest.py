@@ -1,7 +1,333 @@
-"""Shared fixtures for the integration tests: the binary under test, free
-ports, a throw-away CA, and a running server with a config of the test's."""
+"""Shared fixtures for the integration tests.
+
+They drive the real binary (SMTPGATE_BIN, else build/smtpgate): a throw-away
+PKI (root CA -> intermediate -> leaf, so a client that verifies against the
+root proves the server sends the whole chain), free loopback ports, and a
+Server object that writes a config, creates users with `smtpgate user add`,
+starts `smtpgate serve` and reads its JSON log.
+"""
+import json
 import os
 import pathlib
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SMTPGATE = os.environ.get("SMTPGATE_BIN", str(ROOT / "build" / "smtpgate"))
+
+USER = "alice@example.test"
+PASSWORD = "correct horse battery staple"
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+class PKI:
+    """root -> intermediate -> leaf certificates (ECDSA P-256)."""
+
+    def __init__(self, d: pathlib.Path):
+        self.dir = d
+        d.mkdir(parents=True, exist_ok=True)
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        _openssl("req", "-x509", *ec, "-keyout", "root.key", "-out", "root.pem",
+                 "-days", "30", "-subj", "/CN=smtpgate test root",
+                 "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+        (d / "ca.ext").write_text(
+            "basicConstraints=critical,CA:TRUE,pathlen:0\n"
+            "keyUsage=critical,keyCertSign,cRLSign\n")
+        _openssl("req", "-new", *ec, "-keyout", "inter.key", "-out", "inter.csr",
+                 "-subj", "/CN=smtpgate test intermediate", cwd=d)
+        _openssl("x509", "-req", "-in", "inter.csr", "-CA", "root.pem", "-CAkey", "root.key",
+                 "-CAcreateserial", "-out", "inter.pem", "-days", "30",
+                 "-extfile", "ca.ext", cwd=d)
+        self.root = d / "root.pem"
+        self.leaf("mail", ["mail.example.test", "localhost"], ["127.0.0.1"])
+        self.leaf("other", ["other.example.test"], [])
+
+    def leaf(self, name, dns, ips):
+        d = self.dir
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        san = ",".join([f"DNS:{n}" for n in dns] + [f"IP:{i}" for i in ips])
+        (d / f"{name}.ext").write_text(
+            f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n"
+            "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n")
+        _openssl("req", "-new", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                 "-subj", f"/CN={dns[0]}", cwd=d)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "inter.pem",
+                 "-CAkey", "inter.key", "-CAcreateserial", "-out", f"{name}.crt",
+                 "-days", "30", "-extfile", f"{name}.ext", cwd=d)
+        leaf = (d / f"{name}.crt").read_text()
+        inter = (d / "inter.pem").read_text()
+        (d / f"{name}-chain.pem").write_text(leaf + inter)
+        return d / f"{name}-chain.pem", d / f"{name}.key"
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    return PKI(tmp_path_factory.mktemp("pki"))
+
+
+def wait_port(port, timeout=15.0, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"port {port} not listening")
+
+
+class Server:
+    """A smtpgate server under test. Ports: submission (STARTTLS, auth
+    required), smtps (implicit TLS), mx (plain, auth off, relay local)."""
+
+    def __init__(self, d: pathlib.Path, pki: PKI, extra: str = "", users=None,
+                 mechanisms="PLAIN LOGIN", limits: str = "", threads=2):
+        self.dir = d
+        self.pki = pki
+        self.submission = free_port()
+        self.smtps = free_port()
+        self.mx = free_port()
+        self.spool = d / "spool"
+        self.log = d / "smtpgate.log"
+        self.users = d / "users"
+        self.conf = d / "smtpgate.conf"
+        self.proc = None
+        self.conf.write_text(f"""\
+[server]
+hostname = mail.example.test
+spool = spool
+threads = {threads}
+log = {self.log}
+
+[listen submission]
+address = 127.0.0.1:{self.submission}
+tls = starttls
+auth = required
+relay = authenticated
+
+[listen smtps]
+address = 127.0.0.1:{self.smtps}
+tls = implicit
+auth = required
+
+[listen mx]
+address = 127.0.0.1:{self.mx}
+tls = none
+auth = off
+relay = local
+
+[tls]
+cert = {pki.dir / 'mail-chain.pem'}
+key = {pki.dir / 'mail.key'}
+cert = {pki.dir / 'other-chain.pem'}
+key = {pki.dir / 'other.key'}
+
+[auth]
+mechanisms = {mechanisms}
+backend = file:users
+
+[domains]
+local = example.test
+
+[limits]
+{limits}
+{extra}
+""")
+        for user, password in (users if users is not None else [(USER, PASSWORD)]):
+            self.add_user(user, password)
+
+    def add_user(self, user, password, *extra):
+        subprocess.run([SMTPGATE, "user", "add", user, "-f", str(self.users),
+                        "--password-stdin", *extra],
+                       input=password + "\n", text=True, check=True, capture_output=True)
+
+    def start(self):
+        self.logf = open(self.dir / "stderr.txt", "ab")
+        self.proc = subprocess.Popen([SMTPGATE, "serve", "-c", str(self.conf)],
+                                     stdout=self.logf, stderr=subprocess.STDOUT)
+        for port in (self.submission, self.smtps, self.mx):
+            wait_port(port, proc=self.proc)
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.proc = None
+        self.logf.close()
+        return rc
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+    def events(self, event=None):
+        out = []
+        if not self.log.exists():
+            return out
+        for line in self.log.read_text().splitlines():
+            rec = json.loads(line)
+            if event is None or rec.get("event") == event:
+                out.append(rec)
+        return out
+
+    def wait_event(self, event, pred=lambda r: True, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for r in self.events(event):
+                if pred(r):
+                    return r
+            time.sleep(0.05)
+        raise TimeoutError(f"no {event} event")
+
+    def queued(self):
+        """The queue as `smtpgate queue list --json` shows it."""
+        r = subprocess.run([SMTPGATE, "queue", "list", "-c", str(self.conf), "--json"],
+                           capture_output=True, text=True, check=True)
+        return json.loads(r.stdout)["messages"]
+
+    def stderr_text(self):
+        return (self.dir / "stderr.txt").read_text(errors="replace")
+
+
+@pytest.fixture
+def server(tmp_path, pki):
+    s = Server(tmp_path, pki).start()
+    yield s
+    rc = s.stop()
+    # a clean shutdown exits 0 (ASan/LSan findings would make it non-zero)
+    assert rc == 0, s.stderr_text()
+
+
+@pytest.fixture
+def make_server(tmp_path, pki):
+    """Builds a server with custom settings: make_server(limits=..., ...)."""
+    made = []
+
+    def make(**kw):
+        d = tmp_path / f"srv{len(made)}"
+        d.mkdir()
+        s = Server(d, pki, **kw)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        if s.proc is not None:
+            rc = s.stop()
+            assert rc == 0, s.stderr_text()
+
+
+# --- helpers added for test_clients / test_rejections / test_durability ---
+
+def wait_for(pred, timeout=10.0, interval=0.05, what="condition"):
+    """Polls pred() until it returns a true value (returned) or the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def set_tls_option(server, key, value):
+    """Adds `key = value` to the [tls] section of a not yet started server's
+    config (the Server class writes [tls] itself, so `extra` cannot)."""
+    text = server.conf.read_text()
+    assert "[tls]\n" in text
+    server.conf.write_text(text.replace("[tls]\n", f"[tls]\n{key} = {value}\n", 1))
+
+
+def use_own_certificate(server, name="mail"):
+    """Copies the PKI's chain/key for `name` into the server's folder and
+    points the config's first cert/key at the copies, so a test may replace
+    them (SIGHUP reload) without touching the session-wide PKI. Returns the
+    (chain, key) paths of the copies."""
+    pki = server.pki
+    chain = server.dir / "own-chain.pem"
+    key = server.dir / "own.key"
+    chain.write_bytes((pki.dir / f"{name}-chain.pem").read_bytes())
+    key.write_bytes((pki.dir / f"{name}.key").read_bytes())
+    text = server.conf.read_text()
+    text = text.replace(f"cert = {pki.dir / 'mail-chain.pem'}\n", f"cert = {chain}\n", 1)
+    text = text.replace(f"key = {pki.dir / 'mail.key'}\n", f"key = {key}\n", 1)
+    server.conf.write_text(text)
+    return chain, key
+
+
+def _field(d, *names):
+    for n in names:
+        if n in d:
+            return d[n]
+    raise KeyError(f"none of {names} in {sorted(d)}")
+
+
+def msg_id(m):
+    return _field(m, "id", "queue_id")
+
+
+def msg_sender(m):
+    return _field(m, "sender", "from", "mail_from")
+
+
+def msg_rcpts(m):
+    v = _field(m, "recipients", "rcpts", "to", "rcpt")
+    return [r["address"] if isinstance(r, dict) and "address" in r else r for r in v]
+
+
+def queue_show(server, qid):
+    """`smtpgate queue show ID --json` as a dict."""
+    r = subprocess.run([SMTPGATE, "queue", "show", qid, "-c", str(server.conf), "--json"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    return json.loads(r.stdout)
+
+
+def spool_body(server, qid):
+    """The message bytes of a committed message, read from its spool file
+    (body, then envelope, then a 120-byte trailer '%%smtpgate 1 body=<16 hex>
+    env=<8 hex> sha256=<64 hex>\\n'). Checks the trailer's sizes."""
+    for folder in ("queue", "hold"):
+        p = server.spool / folder / qid
+        if p.exists():
+            data = p.read_bytes()
+            break
+    else:
+        raise FileNotFoundError(f"{qid} not in the spool")
+    trailer = data[-120:]
+    assert trailer.startswith(b"%%smtpgate 1 body="), trailer
+    body_len = int(trailer[18:34], 16)
+    env_len = int(trailer[39:47], 16)
+    assert body_len + env_len + 120 == len(data), (body_len, env_len, len(data))
+    return data[:body_len]
+
+
+def make_message(sender, rcpt, marker, subject=None):
+    """A small RFC 5322 message (CRLF line ends) carrying `marker`."""
+    subject = subject or f"test {marker}"
+    return (f"From: <{sender}>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{marker}@client.example.test>\r\n\r\n"
+            f"body line with marker {marker}\r\n.leading dot line\r\nlast line\r\n")

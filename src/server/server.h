@@ -1,0 +1,65 @@
+/*
+ * server: the running process: the current configuration snapshot, the
+ * shared services (authdb, queue) and one worker per event-loop thread.
+ *
+ * A snapshot (config + TLS contexts) is immutable and reference counted;
+ * each session holds the one it was accepted under, so SIGHUP can swap in a
+ * new one without touching live sessions.
+ */
+#ifndef SG_SERVER_SERVER_H
+#define SG_SERVER_SERVER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/idmap.h"
+
+struct authdb;
+struct conf;
+struct evconnlistener;
+struct loop;
+struct queue;
+struct tls_server;
+
+struct server_snap {
+	int refs;
+	struct conf *conf;
+	struct tls_server *tls; /* NULL when no listener uses TLS */
+};
+
+struct worker;
+
+struct server {
+	pthread_mutex_t lock; /* guards snap */
+	struct server_snap *snap;
+	struct authdb *authdb;
+	struct queue *queue;
+	struct worker **workers;
+	size_t nworkers;
+	bool shutting_down; /* atomic */
+	uint64_t next_id; /* atomic: session ids */
+	long sessions; /* atomic: open sessions */
+};
+
+struct worker_listener {
+	struct worker *w;
+	size_t index; /* into snap->conf->listens */
+	struct evconnlistener *ev;
+};
+
+struct worker {
+	struct server *srv;
+	struct loop *loop;
+	pthread_t thread;
+	struct worker_listener *listeners;
+	size_t nlisteners;
+	struct idmap sessions; /* id -> struct session*, this thread's only */
+};
+
+/* The current snapshot, referenced; release with server_snap_put. */
+struct server_snap *server_snap_get(struct server *srv);
+void server_snap_put(struct server_snap *snap);
+
+#endif

@@ -1,0 +1,1233 @@
+/*
+ * session: the SMTP server state machine for one connection (RFC 5321,
+ * 3207, 4954, 3030, 2920, 6531), on the loop thread that accepted it.
+ *
+ * States:
+ *   HANDSHAKE  TLS handshake running (implicit TLS, or after STARTTLS)
+ *   CMD        reading command lines
+ *   AUTH       reading SASL responses (334 sent)
+ *   DATA       reading the message after 354, until CRLF.CRLF
+ *   BDAT       reading the bytes of one BDAT chunk
+ * and two flags across states: busy (an async answer from the authdb or
+ * the queue is pending, or STARTTLS is switching; input is not read) and
+ * closing (a final reply is being flushed; nothing more is processed).
+ *
+ * The session owns its connection (fd, bufferevent, SSL), its transaction
+ * and open spool message. It is never freed inside a call chain that could
+ * touch it again: session_close() marks it and a deferred event frees it.
+ * Async answers find it by id in the worker's idmap; an answer for a
+ * session that is gone is dropped (and a committed message rolled back).
+ */
+#include "server/session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <jansson.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+
+#include "auth/authdb.h"
+#include "conf/conf.h"
+#include "lib/base64.h"
+#include "lib/buf.h"
+#include "lib/idmap.h"
+#include "lib/log.h"
+#include "lib/xalloc.h"
+#include "net/listener.h"
+#include "net/loop.h"
+#include "net/tls.h"
+#include "policy/relay.h"
+#include "queue/queue.h"
+#include "sasl/sasl.h"
+#include "server/server.h"
+#include "smtp/smtp_cmd.h"
+#include "smtp/smtp_data.h"
+#include "smtp/smtp_line.h"
+#include "smtp/smtp_reply.h"
+
+/* A command line may carry an AUTH initial response of SASL_LINE_MAX
+ * (RFC 4954 4), so the splitter allows that much; other commands are then
+ * held to SMTP_CMD_LINE_MAX. */
+#define SESSION_LINE_MAX (SASL_LINE_MAX + 64)
+#define SESSION_OUT_MAX (64 * 1024)
+#define SESSION_HELO_MAX 255
+#define SESSION_IOV 8
+
+enum session_state {
+	SESSION_HANDSHAKE,
+	SESSION_CMD,
+	SESSION_AUTH,
+	SESSION_DATA,
+	SESSION_BDAT,
+};
+
+enum session_deferred {
+	SESSION_DEFER_NONE,
+	SESSION_DEFER_STARTTLS, /* 220 flushed: switch the socket to TLS */
+	SESSION_DEFER_FREE, /* final reply flushed: free */
+};
+
+struct session {
+	uint64_t id;
+	struct worker *w;
+	struct server_snap *snap;
+	const struct conf_listen *listen;
+	int fd;
+	struct bufferevent *bev;
+	struct event *defer_ev;
+	enum session_deferred deferred;
+	SSL *ssl; /* owned by bev once TLS starts */
+	bool tls;
+	char client[64];
+	enum session_state state;
+	bool busy;
+	bool closing;
+	unsigned errors;
+	struct smtp_line lines;
+	struct buf out;
+
+	/* EHLO/HELO; forgotten after STARTTLS (RFC 3207 4.2) */
+	char *helo;
+	bool esmtp;
+
+	/* AUTH */
+	char *auth_user;
+	const char *auth_mech; /* static name of the mechanism in progress */
+	struct sasl_exchange *sasl;
+
+	/* the mail transaction */
+	bool has_mail;
+	struct smtp_path mail;
+	char **rcpts;
+	size_t nrcpts;
+	struct queue_msg *msg;
+	char qid[QUEUE_ID_MAX];
+	bool msg_failed;
+	bool too_big;
+	uint64_t msg_size;
+	struct smtp_data data;
+	struct smtp_bare bare;
+	bool bdat_mode;
+	bool bdat_last;
+	uint64_t bdat_left;
+	enum smtp_reply_id bdat_error; /* SMTP_R_OK, or the reply after discarding */
+};
+
+static void session_process(struct session *s);
+static void session_event_cb(struct bufferevent *bev, short what, void *arg);
+static void session_read_cb(struct bufferevent *bev, void *arg);
+static void session_write_cb(struct bufferevent *bev, void *arg);
+
+static const struct conf *
+session_conf(const struct session *s)
+{
+	return s->snap->conf;
+}
+
+/* --- output ------------------------------------------------------------- */
+
+static void
+session_flush(struct session *s)
+{
+	if (s->out.len > 0) {
+		bufferevent_write(s->bev, s->out.data, s->out.len);
+		buf_reset(&s->out);
+	}
+	buf_shrink(&s->out);
+}
+
+static void
+session_log_reject(struct session *s, enum smtp_reply_id id, const char *text)
+{
+	const struct smtp_reply *r = smtp_reply_get(id);
+
+	log_event(LOG_NOTICE, "reject", s->id, "{s:i, s:s?, s:s, s:s}", "code", r->code, "enhanced",
+	    r->enh, "reason", text != NULL ? text : r->text, "client", s->client);
+}
+
+/* Queues a reply from the table. 4xx/5xx replies are logged as rejects and
+ * counted as peer errors. */
+static void
+session_reply(struct session *s, enum smtp_reply_id id, const char *text)
+{
+	const struct smtp_reply *r = smtp_reply_get(id);
+
+	if (smtp_reply_format(&s->out, id, text, false) == -1)
+		abort(); /* SESSION_OUT_MAX is far above any reply */
+	if (r->code >= 400) {
+		session_log_reject(s, id, text);
+		if (r->code >= 500 && id != SMTP_R_TOO_MANY_ERRORS)
+			s->errors++;
+	}
+}
+
+static void
+session_reply_raw(struct session *s, int code, const char *enh, const char *text, bool more)
+{
+	if (smtp_reply_format_raw(&s->out, code, enh, text, more) == -1)
+		abort();
+}
+
+static void
+session_defer(struct session *s, enum session_deferred what)
+{
+	s->deferred = what;
+	event_active(s->defer_ev, 0, 0);
+}
+
+/* Sends what is queued, then closes. Safe anywhere: the free is deferred. */
+static void
+session_close(struct session *s)
+{
+	if (s->closing)
+		return;
+	s->closing = true;
+	session_flush(s);
+	bufferevent_disable(s->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		session_defer(s, SESSION_DEFER_FREE);
+	/* else session_write_cb fires when the output is drained */
+}
+
+/* Counts a peer error; past the limit the session is closed (421). */
+static bool
+session_too_many_errors(struct session *s)
+{
+	if (s->errors < session_conf(s)->errors)
+		return false;
+	session_reply(s, SMTP_R_TOO_MANY_ERRORS, NULL);
+	session_close(s);
+	return true;
+}
+
+/* --- transaction -------------------------------------------------------- */
+
+static void
+session_reset_transaction(struct session *s)
+{
+	for (size_t i = 0; i < s->nrcpts; i++)
+		free(s->rcpts[i]);
+	free(s->rcpts);
+	s->rcpts = NULL;
+	s->nrcpts = 0;
+	s->has_mail = false;
+	memset(&s->mail, 0, sizeof(s->mail));
+	if (s->msg != NULL) {
+		queue_msg_abort(s->msg);
+		s->msg = NULL;
+	}
+	s->qid[0] = '\0';
+	s->msg_failed = false;
+	s->too_big = false;
+	s->msg_size = 0;
+	s->bdat_mode = false;
+	s->bdat_last = false;
+	s->bdat_left = 0;
+	s->bdat_error = SMTP_R_OK;
+}
+
+static void
+session_reset_auth(struct session *s)
+{
+	sasl_free(s->sasl);
+	s->sasl = NULL;
+	s->auth_mech = NULL;
+}
+
+/* RFC 3207 4.2: after STARTTLS the server forgets everything learned. */
+static void
+session_forget_all(struct session *s)
+{
+	session_reset_transaction(s);
+	session_reset_auth(s);
+	free(s->helo);
+	s->helo = NULL;
+	s->esmtp = false;
+	free(s->auth_user);
+	s->auth_user = NULL;
+}
+
+/* --- lifecycle ----------------------------------------------------------- */
+
+static void
+session_free(struct session *s)
+{
+	log_event(LOG_INFO, "disconnect", s->id, "{s:s}", "client", s->client);
+	idmap_del(&s->w->sessions, s->id);
+	session_forget_all(s);
+	if (s->bev != NULL)
+		bufferevent_free(s->bev); /* closes fd, frees SSL (CLOSE_ON_FREE) */
+	else if (s->fd != -1)
+		close(s->fd);
+	event_free(s->defer_ev);
+	buf_free(&s->out);
+	server_snap_put(s->snap);
+	__atomic_sub_fetch(&s->w->srv->sessions, 1, __ATOMIC_RELAXED);
+	free(s);
+}
+
+static void
+session_set_timeouts(struct session *s)
+{
+	const struct conf *c = session_conf(s);
+	struct timeval tv = {0, 0};
+
+	tv.tv_sec = (s->state == SESSION_DATA || s->state == SESSION_BDAT) ? c->timeout_data
+	                                                                   : c->timeout_command;
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+}
+
+static void
+session_greet(struct session *s)
+{
+	char text[320];
+
+	snprintf(text, sizeof(text), "%s ESMTP ready", session_conf(s)->hostname);
+	session_reply_raw(s, 220, NULL, text, false);
+	session_flush(s);
+}
+
+static void
+session_log_tls(struct session *s)
+{
+	const char *sni = SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name);
+
+	log_event(LOG_INFO, "tls", s->id, "{s:s, s:s, s:s?}", "version", tls_version_name(s->ssl),
+	    "cipher", tls_cipher_name(s->ssl), "sni", sni);
+}
+
+static int
+session_start_tls(struct session *s)
+{
+	struct event_base *base = loop_base(s->w->loop);
+	SSL *ssl = tls_server_ssl_new(s->snap->tls);
+
+	if (ssl == NULL)
+		return -1;
+	s->bev = bufferevent_openssl_socket_new(
+	    base, s->fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	s->fd = -1; /* owned by the bufferevent now */
+	s->ssl = ssl;
+	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+	s->state = SESSION_HANDSHAKE;
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+	session_set_timeouts(s);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	return 0;
+}
+
+static void
+session_defer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	enum session_deferred d = s->deferred;
+
+	s->deferred = SESSION_DEFER_NONE;
+	switch (d) {
+	case SESSION_DEFER_NONE:
+		break;
+	case SESSION_DEFER_FREE:
+		session_free(s);
+		break;
+	case SESSION_DEFER_STARTTLS:
+		/*
+		 * RFC 3207 4.2 / CVE-2011-0411: whatever the client pipelined
+		 * after STARTTLS is in the plain bufferevent's input and goes
+		 * away with it; the TLS layer starts on a clean socket.
+		 */
+		s->fd = bufferevent_getfd(s->bev);
+		bufferevent_free(s->bev);
+		s->bev = NULL;
+		s->busy = false;
+		if (session_start_tls(s) == -1) {
+			log_event(LOG_ERR, "tls_error", s->id, "{s:s}", "error",
+			    "cannot start TLS on the connection");
+			session_free(s);
+		}
+		break;
+	}
+}
+
+void
+session_accept(struct worker *w, size_t li, int fd, const struct sockaddr *sa)
+{
+	struct server *srv = w->srv;
+	struct event_base *base = loop_base(w->loop);
+	struct session *s = xcalloc(1, sizeof(*s));
+
+	s->id = __atomic_add_fetch(&srv->next_id, 1, __ATOMIC_RELAXED);
+	s->w = w;
+	s->snap = server_snap_get(srv);
+	s->listen = &s->snap->conf->listens[li];
+	s->fd = fd;
+	listener_format_addr(sa, s->client, sizeof(s->client));
+	buf_init(&s->out, SESSION_OUT_MAX);
+	smtp_line_init(&s->lines, SESSION_LINE_MAX);
+	s->defer_ev = event_new(base, -1, 0, session_defer_cb, s);
+	__atomic_add_fetch(&srv->sessions, 1, __ATOMIC_RELAXED);
+	idmap_put(&w->sessions, s->id, s);
+	listener_tune_conn(fd);
+	log_event(LOG_INFO, "connect", s->id, "{s:s, s:s}", "client", s->client, "listener",
+	    s->listen->name);
+
+	if (s->listen->tls == CONF_TLS_IMPLICIT) {
+		if (session_start_tls(s) == -1) {
+			log_event(
+			    LOG_ERR, "tls_error", s->id, "{s:s}", "error", "cannot start TLS");
+			session_free(s);
+		}
+		return;
+	}
+	/* the plain bufferevent does not own fd: STARTTLS hands it on */
+	s->bev = bufferevent_socket_new(base, fd, 0);
+	if (s->bev == NULL) {
+		session_free(s);
+		return;
+	}
+	s->state = SESSION_CMD;
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+	session_set_timeouts(s);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	session_greet(s);
+}
+
+void
+session_close_all(struct worker *w)
+{
+	struct idmap *m = &w->sessions;
+
+	for (size_t i = 0; i < m->cap; i++) {
+		struct session *s = m->keys[i] != 0 ? m->vals[i] : NULL;
+
+		if (s == NULL || s->closing)
+			continue;
+		if (s->state != SESSION_HANDSHAKE)
+			session_reply(s, SMTP_R_SHUTDOWN, NULL);
+		session_close(s);
+	}
+}
+
+/* --- EHLO, HELO, STARTTLS ------------------------------------------------ */
+
+static bool
+session_auth_offered(const struct session *s)
+{
+	/* PLAIN and LOGIN are the only mechanisms so far, both need TLS */
+	return s->listen->auth != CONF_AUTH_OFF && s->tls && s->auth_user == NULL;
+}
+
+static void
+session_cmd_ehlo(struct session *s, const struct smtp_cmd *cmd, bool esmtp)
+{
+	const struct conf *c = session_conf(s);
+	enum smtp_reply_id err;
+	char line[512];
+
+	if (smtp_parse_helo(cmd->arg, cmd->arglen, &err) == -1 || cmd->arglen > SESSION_HELO_MAX) {
+		session_reply(s, SMTP_R_ARG_SYNTAX, "Syntax: EHLO hostname");
+		return;
+	}
+	session_reset_transaction(s);
+	free(s->helo);
+	s->helo = xstrndup(cmd->arg, cmd->arglen);
+	s->esmtp = esmtp;
+	snprintf(line, sizeof(line), "%s Hello %s [%s]", c->hostname, s->helo, s->client);
+	if (!esmtp) {
+		session_reply_raw(s, 250, NULL, line, false);
+		return;
+	}
+	session_reply_raw(s, 250, NULL, line, true);
+	session_reply_raw(s, 250, NULL, "PIPELINING", true);
+	snprintf(line, sizeof(line), "SIZE %llu", (unsigned long long)c->message_size);
+	session_reply_raw(s, 250, NULL, line, true);
+	session_reply_raw(s, 250, NULL, "8BITMIME", true);
+	session_reply_raw(s, 250, NULL, "ENHANCEDSTATUSCODES", true);
+	session_reply_raw(s, 250, NULL, "SMTPUTF8", true);
+	if (s->listen->tls == CONF_TLS_STARTTLS && !s->tls)
+		session_reply_raw(s, 250, NULL, "STARTTLS", true);
+	if (session_auth_offered(s)) {
+		size_t n = (size_t)snprintf(line, sizeof(line), "AUTH");
+
+		for (size_t i = 0; i < c->nmechanisms && n < sizeof(line) - 32; i++)
+			n += (size_t)snprintf(line + n, sizeof(line) - n, " %s", c->mechanisms[i]);
+		session_reply_raw(s, 250, NULL, line, true);
+	}
+	session_reply_raw(s, 250, NULL, "CHUNKING", false);
+}
+
+static void
+session_cmd_starttls(struct session *s)
+{
+	if (s->tls) {
+		session_reply(s, SMTP_R_NO_TLS_NOW, NULL);
+		return;
+	}
+	if (s->listen->tls != CONF_TLS_STARTTLS) {
+		session_reply(s, SMTP_R_NOT_IMPLEMENTED, NULL);
+		return;
+	}
+	if (s->has_mail) {
+		session_reply(s, SMTP_R_BAD_SEQUENCE, NULL);
+		return;
+	}
+	session_reply(s, SMTP_R_STARTTLS_GO, NULL);
+	session_flush(s);
+	s->busy = true;
+	bufferevent_disable(s->bev, EV_READ);
+	s->deferred = SESSION_DEFER_STARTTLS;
+	/* the switch happens once the 220 is on the wire (session_write_cb) */
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		session_defer(s, SESSION_DEFER_STARTTLS);
+}
+
+/* --- AUTH ------------------------------------------------------------------ */
+
+static void
+session_auth_done_cb(void *ctx, uint64_t session_id, enum authdb_result result, const char *user)
+{
+	struct worker *w = ctx;
+	struct session *s = idmap_get(&w->sessions, session_id);
+	const char *res = "fail";
+	int code;
+
+	if (s == NULL || s->closing)
+		return;
+	s->busy = false;
+	switch (result) {
+	case AUTHDB_OK:
+		s->auth_user = xstrdup(user);
+		session_reply(s, SMTP_R_AUTH_OK, NULL);
+		res = "ok";
+		break;
+	case AUTHDB_FAIL:
+		session_reply(s, SMTP_R_AUTH_INVALID, NULL);
+		break;
+	case AUTHDB_TEMPFAIL:
+		session_reply(s, SMTP_R_AUTH_TEMPFAIL, NULL);
+		res = "tempfail";
+		break;
+	}
+	code = result == AUTHDB_OK ? 235 : result == AUTHDB_FAIL ? 535 : 454;
+	log_event(result == AUTHDB_OK ? LOG_INFO : LOG_NOTICE, "auth", s->id,
+	    "{s:s, s:s, s:s, s:i, s:s}", "mechanism", s->auth_mech, "user", sasl_user(s->sasl),
+	    "result", res, "code", code, "client", s->client);
+	session_reset_auth(s);
+	session_flush(s);
+	if (!session_too_many_errors(s)) {
+		bufferevent_enable(s->bev, EV_READ);
+		session_process(s);
+	}
+}
+
+static void
+session_auth_fail(struct session *s, enum smtp_reply_id id)
+{
+	const struct smtp_reply *r = smtp_reply_get(id);
+
+	log_event(LOG_NOTICE, "auth", s->id, "{s:s, s:s?, s:s, s:i, s:s}", "mechanism",
+	    s->auth_mech != NULL ? s->auth_mech : "", "user",
+	    s->sasl != NULL && sasl_user(s->sasl)[0] ? sasl_user(s->sasl) : NULL, "result",
+	    id == SMTP_R_AUTH_ABORTED ? "aborted" : "fail", "code", r->code, "client", s->client);
+	session_reply(s, id, NULL);
+	session_reset_auth(s);
+	s->state = SESSION_CMD;
+}
+
+/* Runs one SASL step on a decoded response and acts on the outcome. */
+static void
+session_auth_step(struct session *s, const char *in, size_t inlen, bool has_input)
+{
+	struct buf chal, enc;
+
+	buf_init(&chal, SASL_LINE_MAX);
+	buf_set_secret(&chal);
+	switch (sasl_step(s->sasl, in, inlen, has_input, &chal)) {
+	case SASL_CONTINUE:
+		buf_init(&enc, SASL_LINE_MAX);
+		if (base64_encode(chal.data ? chal.data : "", chal.len, &enc) == -1)
+			abort();
+		session_reply_raw(s, 334, NULL, enc.data ? enc.data : "", false);
+		buf_free(&enc);
+		s->state = SESSION_AUTH;
+		break;
+	case SASL_VERIFY_PLAIN:
+		s->state = SESSION_CMD;
+		s->busy = true;
+		session_flush(s);
+		bufferevent_disable(s->bev, EV_READ);
+		authdb_verify_plain(s->w->srv->authdb, s->w->loop, s->id, sasl_user(s->sasl),
+		    strlen(sasl_user(s->sasl)), sasl_password(s->sasl), sasl_password_len(s->sasl),
+		    session_auth_done_cb, s->w);
+		break;
+	case SASL_MALFORMED:
+		session_auth_fail(s, SMTP_R_AUTH_INVALID);
+		break;
+	}
+	buf_free(&chal);
+}
+
+/* Decodes a base64 response (RFC 4954 4: "=" is an empty one) and steps. */
+static void
+session_auth_response(struct session *s, const char *p, size_t n)
+{
+	struct buf dec;
+
+	if (n > SASL_LINE_MAX) {
+		session_auth_fail(s, SMTP_R_AUTH_LINE_TOO_LONG);
+		return;
+	}
+	if (n == 1 && p[0] == '*') {
+		session_auth_fail(s, SMTP_R_AUTH_ABORTED);
+		return;
+	}
+	buf_init(&dec, SASL_LINE_MAX);
+	buf_set_secret(&dec);
+	if (!(n == 1 && p[0] == '=') && base64_decode(p, n, &dec) == -1) {
+		buf_free(&dec);
+		session_auth_fail(s, SMTP_R_AUTH_BAD_BASE64);
+		return;
+	}
+	session_auth_step(s, dec.data ? dec.data : "", dec.len, true);
+	buf_free(&dec);
+}
+
+static bool
+session_mech_enabled(const struct session *s, const char *name)
+{
+	const struct conf *c = session_conf(s);
+
+	for (size_t i = 0; i < c->nmechanisms; i++) {
+		if (strcmp(c->mechanisms[i], name) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+session_cmd_auth(struct session *s, const struct smtp_cmd *cmd)
+{
+	char name[SMTP_MECH_MAX + 1];
+	const struct sasl_mech *mech;
+	enum smtp_reply_id err;
+	const char *ir;
+	size_t irlen;
+
+	if (s->listen->auth == CONF_AUTH_OFF) {
+		session_reply(s, SMTP_R_AUTH_NOT_ENABLED, NULL);
+		return;
+	}
+	if (s->listen->tls == CONF_TLS_STARTTLS && !s->tls) {
+		session_reply(s, SMTP_R_STARTTLS_REQUIRED, NULL);
+		return;
+	}
+	if (!s->esmtp) {
+		session_reply(s, SMTP_R_NEED_HELO, "Send EHLO first");
+		return;
+	}
+	if (s->auth_user != NULL) {
+		session_reply(s, SMTP_R_ALREADY_AUTH, NULL);
+		return;
+	}
+	if (s->has_mail) {
+		/* RFC 4954 4: not permitted during a mail transaction */
+		session_reply(s, SMTP_R_BAD_SEQUENCE, NULL);
+		return;
+	}
+	if (smtp_parse_auth(cmd->arg, cmd->arglen, name, &ir, &irlen, &err) == -1) {
+		session_reply(s, err, NULL);
+		return;
+	}
+	mech = sasl_mech_find(name);
+	if (mech == NULL || !session_mech_enabled(s, name)) {
+		session_reply(s,
+		    sasl_mech_is_known_weak(name) ? SMTP_R_AUTH_TOO_WEAK : SMTP_R_AUTH_UNKNOWN,
+		    NULL);
+		return;
+	}
+	if ((sasl_mech_flags(mech) & SASL_F_PLAINTEXT) && !s->tls) {
+		session_reply(s, SMTP_R_AUTH_NEEDS_TLS, NULL);
+		return;
+	}
+	s->auth_mech = sasl_mech_name(mech);
+	s->sasl = sasl_new(mech);
+	if (ir != NULL)
+		session_auth_response(s, ir, irlen);
+	else
+		session_auth_step(s, NULL, 0, false);
+}
+
+/* --- MAIL, RCPT -------------------------------------------------------------- */
+
+static void
+session_cmd_mail(struct session *s, const struct smtp_cmd *cmd)
+{
+	enum smtp_reply_id err;
+
+	if (s->helo == NULL) {
+		session_reply(s, SMTP_R_NEED_HELO, NULL);
+		return;
+	}
+	if (s->has_mail) {
+		session_reply(s, SMTP_R_BAD_SEQUENCE, "Nested MAIL command");
+		return;
+	}
+	err = relay_check_mail(s->listen, s->tls, s->auth_user != NULL);
+	if (err != SMTP_R_OK) {
+		session_reply(s, err, NULL);
+		return;
+	}
+	if (smtp_parse_mail(cmd->arg, cmd->arglen, &s->mail, &err) == -1) {
+		session_reply(s, err, NULL);
+		return;
+	}
+	if (!s->esmtp && (s->mail.has_size || s->mail.smtputf8 || s->mail.body != SMTP_BODY_7BIT)) {
+		session_reply(s, SMTP_R_PARAM_UNKNOWN, "MAIL parameters need EHLO");
+		return;
+	}
+	if (s->mail.has_size && s->mail.size > session_conf(s)->message_size) {
+		session_reply(s, SMTP_R_SIZE_EXCEEDED, NULL);
+		return;
+	}
+	s->has_mail = true;
+	log_event(
+	    LOG_INFO, "mail", s->id, "{s:s, s:s?}", "from", s->mail.addr, "user", s->auth_user);
+	session_reply(s, SMTP_R_SENDER_OK, NULL);
+}
+
+static void
+session_cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
+{
+	struct smtp_path rcpt;
+	enum smtp_reply_id err;
+
+	if (!s->has_mail) {
+		session_reply(s, SMTP_R_NEED_MAIL, NULL);
+		return;
+	}
+	if (s->nrcpts >= session_conf(s)->recipients) {
+		session_reply(s, SMTP_R_TOO_MANY_RCPTS, NULL);
+		return;
+	}
+	if (smtp_parse_rcpt(cmd->arg, cmd->arglen, s->mail.smtputf8, &rcpt, &err) == -1) {
+		session_reply(s, err, NULL);
+		return;
+	}
+	err = relay_check_rcpt(session_conf(s), s->listen, s->auth_user != NULL, rcpt.domain);
+	if (err != SMTP_R_OK) {
+		log_event(
+		    LOG_NOTICE, "rcpt", s->id, "{s:s, s:s}", "to", rcpt.addr, "result", "denied");
+		session_reply(s, err, NULL);
+		return;
+	}
+	s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof(*s->rcpts));
+	s->rcpts[s->nrcpts++] = xstrdup(rcpt.addr);
+	log_event(LOG_INFO, "rcpt", s->id, "{s:s, s:s}", "to", rcpt.addr, "result", "ok");
+	session_reply(s, SMTP_R_RCPT_OK, NULL);
+}
+
+/* --- DATA, BDAT, commit ------------------------------------------------------ */
+
+static const char *
+session_protocol(const struct session *s)
+{
+	/* RFC 3848 and RFC 6531 3.7.4 */
+	static const char *const names[2][2][2] = {
+	    {{"ESMTP", "ESMTPA"}, {"ESMTPS", "ESMTPSA"}},
+	    {{"UTF8SMTP", "UTF8SMTPA"}, {"UTF8SMTPS", "UTF8SMTPSA"}},
+	};
+
+	if (!s->esmtp)
+		return "SMTP";
+	return names[s->mail.smtputf8][s->tls][s->auth_user != NULL];
+}
+
+static int
+session_write_received(struct session *s)
+{
+	char date[64], hdr[1024];
+	struct tm tm;
+	time_t now = time(NULL);
+	int n;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	if (s->tls) {
+		n = snprintf(hdr, sizeof(hdr),
+		    "Received: from %s ([%s])\r\n\tby %s (smtpgate) with %s id %s\r\n"
+		    "\t(version=%s cipher=%s);\r\n\t%s\r\n",
+		    s->helo, s->client, session_conf(s)->hostname, session_protocol(s), s->qid,
+		    tls_version_name(s->ssl), tls_cipher_name(s->ssl), date);
+	} else {
+		n = snprintf(hdr, sizeof(hdr),
+		    "Received: from %s ([%s])\r\n\tby %s (smtpgate) with %s id %s;\r\n\t%s\r\n",
+		    s->helo, s->client, session_conf(s)->hostname, session_protocol(s), s->qid,
+		    date);
+	}
+	if (n < 0 || (size_t)n >= sizeof(hdr))
+		return -1;
+	return queue_msg_write(s->msg, hdr, (size_t)n);
+}
+
+/* Opens the spool message at the first DATA/BDAT of a transaction. */
+static int
+session_open_msg(struct session *s)
+{
+	s->msg = queue_msg_new(s->w->srv->queue, s->qid);
+	if (s->msg == NULL) {
+		log_event(LOG_ERR, "spool_error", s->id, "{s:s}", "error", strerror(errno));
+		return -1;
+	}
+	if (session_write_received(s) == -1) {
+		log_event(LOG_ERR, "spool_error", s->id, "{s:s}", "error", strerror(errno));
+		queue_msg_abort(s->msg);
+		s->msg = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+session_msg_out_cb(void *arg, const char *p, size_t n)
+{
+	struct session *s = arg;
+
+	if (s->too_big || s->msg_failed || n == 0)
+		return;
+	if (s->msg_size + n > session_conf(s)->message_size) {
+		s->too_big = true;
+		return;
+	}
+	s->msg_size += n;
+	if (queue_msg_write(s->msg, p, n) == -1) {
+		log_event(LOG_ERR, "spool_error", s->id, "{s:s}", "error", strerror(errno));
+		s->msg_failed = true;
+	}
+}
+
+static void
+session_commit_done_cb(void *ctx, uint64_t session_id, const char *queue_id, int result)
+{
+	struct worker *w = ctx;
+	struct session *s = idmap_get(&w->sessions, session_id);
+
+	if (s == NULL || s->closing) {
+		/* no 250 was sent: roll the message back */
+		if (result == 0)
+			queue_rollback(w->srv->queue, queue_id);
+		return;
+	}
+	s->busy = false;
+	if (result == 0) {
+		char text[128];
+
+		log_event(LOG_INFO, "accepted", s->id, "{s:s, s:s, s:I, s:i, s:s?}", "queue_id",
+		    queue_id, "from", s->mail.addr, "size", (json_int_t)s->msg_size, "rcpts",
+		    (int)s->nrcpts, "user", s->auth_user);
+		snprintf(text, sizeof(text), "OK: queued as %s", queue_id);
+		session_reply(s, SMTP_R_OK, text);
+	} else {
+		session_reply(s, SMTP_R_LOCAL_ERROR, NULL);
+	}
+	session_reset_transaction(s);
+	session_flush(s);
+	bufferevent_enable(s->bev, EV_READ);
+	session_process(s);
+}
+
+/* The end of a message (DATA terminator or BDAT LAST): refuse or commit. */
+static void
+session_msg_end(struct session *s, uint64_t bare)
+{
+	struct queue_envelope env;
+
+	s->state = SESSION_CMD;
+	session_set_timeouts(s);
+	if (bare > 0) {
+		session_reply(s, SMTP_R_BARE_LF, NULL);
+		session_reset_transaction(s);
+		return;
+	}
+	if (s->too_big) {
+		session_reply(s, SMTP_R_SIZE_EXCEEDED, NULL);
+		session_reset_transaction(s);
+		return;
+	}
+	if (s->msg_failed) {
+		session_reply(s, SMTP_R_LOCAL_ERROR, NULL);
+		session_reset_transaction(s);
+		return;
+	}
+	memset(&env, 0, sizeof(env));
+	env.sender = s->mail.addr;
+	env.rcpts = (const char *const *)s->rcpts;
+	env.nrcpts = s->nrcpts;
+	env.auth_user = s->auth_user;
+	env.client_addr = s->client;
+	env.helo = s->helo;
+	env.smtputf8 = s->mail.smtputf8;
+	env.body_8bit = s->mail.body == SMTP_BODY_8BITMIME;
+	env.arrival = time(NULL);
+	s->busy = true;
+	session_flush(s);
+	bufferevent_disable(s->bev, EV_READ);
+	queue_msg_commit(s->msg, &env, s->w->loop, s->id, session_commit_done_cb, s->w);
+	s->msg = NULL; /* taken by the queue */
+}
+
+static void
+session_cmd_data(struct session *s)
+{
+	if (!s->has_mail) {
+		session_reply(s, SMTP_R_NEED_MAIL, NULL);
+		return;
+	}
+	if (s->nrcpts == 0) {
+		session_reply(s, SMTP_R_NEED_RCPT, NULL);
+		return;
+	}
+	if (s->bdat_mode) {
+		session_reply(s, SMTP_R_BDAT_MIX, NULL);
+		return;
+	}
+	if (session_open_msg(s) == -1) {
+		session_reply(s, SMTP_R_LOCAL_ERROR, NULL);
+		return;
+	}
+	smtp_data_init(&s->data);
+	s->state = SESSION_DATA;
+	session_set_timeouts(s);
+	session_reply(s, SMTP_R_DATA_GO, NULL);
+}
+
+static void
+session_cmd_bdat(struct session *s, const struct smtp_cmd *cmd)
+{
+	enum smtp_reply_id err;
+	uint64_t size;
+	bool last;
+
+	if (smtp_parse_bdat(cmd->arg, cmd->arglen, &size, &last, &err) == -1) {
+		/* the chunk size is unknown: the stream cannot be resynchronised */
+		session_reply(s, err, NULL);
+		session_close(s);
+		return;
+	}
+	s->bdat_left = size;
+	s->bdat_last = last;
+	s->bdat_error = SMTP_R_OK;
+	if (!s->has_mail)
+		s->bdat_error = SMTP_R_NEED_MAIL;
+	else if (s->nrcpts == 0)
+		s->bdat_error = SMTP_R_NEED_RCPT;
+	else if (!s->bdat_mode && s->msg != NULL)
+		s->bdat_error = SMTP_R_BDAT_MIX;
+	if (s->bdat_error == SMTP_R_OK && !s->bdat_mode) {
+		if (session_open_msg(s) == -1) {
+			s->bdat_error = SMTP_R_LOCAL_ERROR;
+		} else {
+			s->bdat_mode = true;
+			smtp_bare_init(&s->bare);
+		}
+	}
+	/* RFC 3030 2: the chunk is read (and discarded on error) in any case */
+	s->state = SESSION_BDAT;
+	session_set_timeouts(s);
+}
+
+static void
+session_bdat_chunk_end(struct session *s)
+{
+	char text[64];
+
+	s->state = SESSION_CMD;
+	session_set_timeouts(s);
+	if (s->bdat_error != SMTP_R_OK) {
+		session_reply(s, s->bdat_error, NULL);
+		if (s->bdat_mode)
+			session_reset_transaction(s);
+		return;
+	}
+	if (!s->bdat_last) {
+		snprintf(
+		    text, sizeof(text), "%llu octets received", (unsigned long long)s->msg_size);
+		session_reply(s, SMTP_R_OK, text);
+		return;
+	}
+	smtp_bare_finish(&s->bare);
+	session_msg_end(s, s->bare.bare);
+}
+
+/* --- command dispatch ----------------------------------------------------- */
+
+static void
+session_command(struct session *s, const char *line, size_t len)
+{
+	struct smtp_cmd cmd;
+	enum smtp_reply_id err;
+
+	if (smtp_cmd_parse(line, len, &cmd, &err) == -1) {
+		session_reply(s, err, NULL);
+		return;
+	}
+	if (cmd.verb != SMTP_VERB_AUTH && len > SMTP_CMD_LINE_MAX) {
+		session_reply(s, SMTP_R_LINE_TOO_LONG, NULL);
+		return;
+	}
+	switch (cmd.verb) {
+	case SMTP_VERB_EHLO:
+		session_cmd_ehlo(s, &cmd, true);
+		break;
+	case SMTP_VERB_HELO:
+		session_cmd_ehlo(s, &cmd, false);
+		break;
+	case SMTP_VERB_STARTTLS:
+		session_cmd_starttls(s);
+		break;
+	case SMTP_VERB_AUTH:
+		session_cmd_auth(s, &cmd);
+		break;
+	case SMTP_VERB_MAIL:
+		session_cmd_mail(s, &cmd);
+		break;
+	case SMTP_VERB_RCPT:
+		session_cmd_rcpt(s, &cmd);
+		break;
+	case SMTP_VERB_DATA:
+		session_cmd_data(s);
+		break;
+	case SMTP_VERB_BDAT:
+		session_cmd_bdat(s, &cmd);
+		break;
+	case SMTP_VERB_RSET:
+		session_reset_transaction(s);
+		session_reply(s, SMTP_R_RESET, NULL);
+		break;
+	case SMTP_VERB_NOOP:
+		session_reply(s, SMTP_R_OK, NULL);
+		break;
+	case SMTP_VERB_QUIT:
+		session_reply(s, SMTP_R_BYE, NULL);
+		session_close(s);
+		break;
+	case SMTP_VERB_VRFY:
+		session_reply(s, SMTP_R_VRFY, NULL);
+		break;
+	case SMTP_VERB_EXPN:
+		session_reply(s, SMTP_R_NOT_IMPLEMENTED, NULL);
+		break;
+	case SMTP_VERB_HELP:
+		session_reply(s, SMTP_R_HELP, NULL);
+		break;
+	case SMTP_VERB_UNKNOWN:
+		session_reply(s, SMTP_R_SYNTAX, NULL);
+		break;
+	}
+}
+
+/* --- input ---------------------------------------------------------------- */
+
+/* Reads lines in CMD and AUTH states. Returns false when it must stop. */
+static bool
+session_input_line(struct session *s, struct evbuffer *in)
+{
+	size_t avail = evbuffer_get_length(in), view, len, consumed;
+	const char *line;
+	enum smtp_line_result r;
+	char *p;
+
+	view = avail < SESSION_LINE_MAX + 2 ? avail : SESSION_LINE_MAX + 2;
+	p = (char *)evbuffer_pullup(in, (ev_ssize_t)view);
+	r = smtp_line_next(&s->lines, p, view, &line, &len, &consumed);
+	switch (r) {
+	case SMTP_LINE_NEED_MORE:
+		evbuffer_drain(in, consumed);
+		return false;
+	case SMTP_LINE_TOO_LONG:
+		evbuffer_drain(in, consumed);
+		if (s->state == SESSION_AUTH)
+			session_auth_fail(s, SMTP_R_AUTH_LINE_TOO_LONG);
+		else
+			session_reply(s, SMTP_R_LINE_TOO_LONG, NULL);
+		return true;
+	case SMTP_LINE_OK:
+		if (s->state == SESSION_AUTH)
+			session_auth_response(s, line, len);
+		else
+			session_command(s, line, len);
+		evbuffer_drain(in, consumed);
+		return true;
+	}
+	return false;
+}
+
+static void
+session_input_data(struct session *s, struct evbuffer *in)
+{
+	struct evbuffer_iovec iov[SESSION_IOV];
+	int n = evbuffer_peek(in, -1, NULL, iov, SESSION_IOV);
+	size_t total = 0;
+
+	for (int i = 0; i < n && i < SESSION_IOV && !s->data.done; i++) {
+		size_t used = smtp_data_feed(
+		    &s->data, iov[i].iov_base, iov[i].iov_len, session_msg_out_cb, s);
+
+		total += used;
+	}
+	evbuffer_drain(in, total);
+	if (s->data.done) {
+		if (s->data.size > session_conf(s)->message_size)
+			s->too_big = true;
+		session_msg_end(s, s->data.bare);
+	}
+}
+
+static void
+session_input_bdat(struct session *s, struct evbuffer *in)
+{
+	struct evbuffer_iovec iov[SESSION_IOV];
+	int n = evbuffer_peek(in, -1, NULL, iov, SESSION_IOV);
+	size_t total = 0;
+
+	for (int i = 0; i < n && i < SESSION_IOV && s->bdat_left > 0; i++) {
+		size_t take = iov[i].iov_len < s->bdat_left ? iov[i].iov_len : (size_t)s->bdat_left;
+
+		if (s->bdat_error == SMTP_R_OK) {
+			smtp_bare_feed(&s->bare, iov[i].iov_base, take);
+			session_msg_out_cb(s, iov[i].iov_base, take);
+			if (s->too_big)
+				s->bdat_error = SMTP_R_SIZE_EXCEEDED;
+		}
+		s->bdat_left -= take;
+		total += take;
+	}
+	evbuffer_drain(in, total);
+	if (s->bdat_left == 0)
+		session_bdat_chunk_end(s);
+}
+
+static void
+session_process(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	while (!s->busy && !s->closing && evbuffer_get_length(in) > 0) {
+		bool more = true;
+
+		switch (s->state) {
+		case SESSION_HANDSHAKE:
+			more = false;
+			break;
+		case SESSION_CMD:
+		case SESSION_AUTH:
+			more = session_input_line(s, in);
+			break;
+		case SESSION_DATA:
+			session_input_data(s, in);
+			break;
+		case SESSION_BDAT:
+			session_input_bdat(s, in);
+			break;
+		}
+		if (s->closing || session_too_many_errors(s))
+			break;
+		if (!more)
+			break;
+	}
+	/* a zero-length BDAT chunk ends without input */
+	if (!s->busy && !s->closing && s->state == SESSION_BDAT && s->bdat_left == 0)
+		session_bdat_chunk_end(s);
+	if (!s->closing)
+		session_flush(s);
+}
+
+static void
+session_read_cb(struct bufferevent *bev, void *arg)
+{
+	session_process(arg);
+}
+
+static void
+session_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	/* called when the output buffer has drained */
+	if (s->closing && s->deferred == SESSION_DEFER_NONE)
+		session_defer(s, SESSION_DEFER_FREE);
+	else if (s->deferred == SESSION_DEFER_STARTTLS)
+		session_defer(s, SESSION_DEFER_STARTTLS);
+}
+
+static void
+session_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		/* TLS handshake done */
+		s->tls = true;
+		s->state = SESSION_CMD;
+		smtp_line_init(&s->lines, SESSION_LINE_MAX);
+		session_forget_all(s);
+		session_log_tls(s);
+		if (s->listen->tls == CONF_TLS_IMPLICIT)
+			session_greet(s);
+		session_process(s);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (s->state != SESSION_HANDSHAKE) {
+			session_reply(s, SMTP_R_TIMEOUT, NULL);
+		} else {
+			log_event(LOG_NOTICE, "tls_error", s->id, "{s:s, s:s}", "error",
+			    "handshake timeout", "client", s->client);
+		}
+		session_close(s);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = bufferevent_get_openssl_error(bev);
+
+		if (e != 0 || s->state == SESSION_HANDSHAKE) {
+			char msg[256] = "connection error";
+
+			if (e != 0)
+				ERR_error_string_n(e, msg, sizeof(msg));
+			log_event(LOG_NOTICE, "tls_error", s->id, "{s:s, s:s}", "error", msg,
+			    "client", s->client);
+		}
+	}
+	/* EOF or error: nothing more can be sent */
+	if (s->msg != NULL) {
+		queue_msg_abort(s->msg);
+		s->msg = NULL;
+	}
+	s->closing = true;
+	bufferevent_disable(bev, EV_READ | EV_WRITE);
+	session_defer(s, SESSION_DEFER_FREE);
+}
+
+void
+session_free_all(struct worker *w)
+{
+	struct idmap *m = &w->sessions;
+
+	for (size_t i = 0; i < m->cap; i++) {
+		if (m->keys[i] != 0) {
+			session_free(m->vals[i]);
+			i = (size_t)-1; /* idmap_del reshuffles slots: rescan */
+		}
+	}
+}
