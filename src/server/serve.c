@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -284,6 +285,18 @@ serve_shutdown(struct server *srv)
 		usleep(50 * 1000);
 }
 
+/* Every session is a descriptor: use all the kernel lets this process have. */
+static void
+serve_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 static int
 serve_run(struct server *srv, const char *path)
 {
@@ -379,6 +392,7 @@ serve_main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	serve_raise_nofile();
 	loop_global_init();
 	srv.queue = queue_open(c, err, sizeof(err));
 	if (srv.queue == NULL) {
