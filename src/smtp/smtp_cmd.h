@@ -12,9 +12,9 @@
 
 #include "smtp/smtp_reply.h"
 
-#define SMTP_ADDR_MAX 320   /* RFC 5321 4.5.3.1.3: path 256; local 64 + @ + domain 255 */
+#define SMTP_ADDR_MAX 320 /* RFC 5321 4.5.3.1.3: path 256; local 64 + @ + domain 255 */
 #define SMTP_DOMAIN_MAX 255 /* RFC 5321 4.5.3.1.2 */
-#define SMTP_LOCAL_MAX 64   /* RFC 5321 4.5.3.1.1 */
+#define SMTP_LOCAL_MAX 64 /* RFC 5321 4.5.3.1.1 */
 
 enum smtp_verb {
 	SMTP_VERB_UNKNOWN,
@@ -37,7 +37,7 @@ enum smtp_verb {
 struct smtp_cmd {
 	enum smtp_verb verb;
 	const char *arg; /* after the verb and its separating space(s); points into the line */
-	size_t arglen;   /* trailing white space removed; 0 when there is no argument */
+	size_t arglen; /* trailing white space removed; 0 when there is no argument */
 };
 
 /*
@@ -59,9 +59,9 @@ enum smtp_body {
  * owned by the struct (smtp_path_clear frees). */
 struct smtp_path {
 	char addr[SMTP_ADDR_MAX + 1]; /* "" for the null reverse-path <> */
-	size_t local_len;             /* addr[0..local_len) is the local part */
-	const char *domain;           /* points into addr after '@'; "" for <> or <postmaster> */
-	bool non_ascii;               /* contains UTF-8 (needs SMTPUTF8) */
+	size_t local_len; /* addr[0..local_len) is the local part */
+	const char *domain; /* points into addr after '@'; "" for <> or <postmaster> */
+	bool non_ascii; /* contains UTF-8 (needs SMTPUTF8) */
 	/* MAIL parameters (RFC 1870, 6152, 6531, 4954 5) */
 	bool has_size;
 	uint64_t size;
@@ -100,7 +100,7 @@ int smtp_parse_helo(const char *arg, size_t len, enum smtp_reply_id *err_r)
     __attribute__((warn_unused_result));
 
 /* "AUTH <mechanism> [initial-response]" (RFC 4954 4). mech is upper-cased
- * into mech_r (at most 20 chars, RFC 4422 3.1: [A-Z0-9-_]); *ir_r/*irlen_r
+ * into mech_r (at most 20 chars, RFC 4422 3.1: [A-Z0-9-_]); *ir_r and *irlen_r
  * point into arg (NULL when absent; "=" means empty, left for the caller).
  * Errors: SMTP_R_ARG_SYNTAX. */
 #define SMTP_MECH_MAX 20

@@ -17,10 +17,10 @@
 #include <stdint.h>
 
 struct smtp_data {
-	int state;         /* private */
-	uint64_t size;     /* message bytes produced so far (after un-stuffing) */
-	uint64_t bare;     /* bare CR or LF seen */
-	bool done;         /* end of data seen */
+	int state; /* private */
+	uint64_t size; /* message bytes produced so far (after un-stuffing) */
+	uint64_t bare; /* bare CR or LF seen */
+	bool done; /* end of data seen */
 };
 
 void smtp_data_init(struct smtp_data *d);
@@ -34,7 +34,8 @@ void smtp_data_init(struct smtp_data *d);
  * command parser (pipelining) and d->done is true.
  */
 typedef void smtp_data_out_cb(void *arg, const char *p, size_t n);
-size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t len, smtp_data_out_cb *out, void *arg);
+size_t smtp_data_feed(
+    struct smtp_data *d, const char *in, size_t len, smtp_data_out_cb *out, void *arg);
 
 /* For BDAT chunks (no dot-stuffing, no terminator): counts bare CR/LF across
  * chunk boundaries. Call smtp_bare_finish at the LAST chunk: a trailing CR

@@ -15,12 +15,12 @@
 
 #define SMTP_CMD_LINE_MAX 2048 /* RFC 5321 4.5.3.1.4: at least 512 incl. CRLF */
 #define SMTP_TEXT_LINE_MAX 998 /* RFC 5321 4.5.3.1.6: 1000 incl. CRLF */
-#define SASL_LINE_MAX 12288    /* RFC 4954 4: at least 12288 */
+#define SASL_LINE_MAX 12288 /* RFC 4954 4: at least 12288 */
 
 enum smtp_line_result {
 	SMTP_LINE_NEED_MORE, /* no complete line yet; *consumed_r bytes may be dropped */
-	SMTP_LINE_OK,        /* *line_r/*len_r hold one line without terminator */
-	SMTP_LINE_TOO_LONG,  /* the line exceeded max; skipping it */
+	SMTP_LINE_OK, /* *line_r and *len_r hold one line without terminator */
+	SMTP_LINE_TOO_LONG, /* the line exceeded max; skipping it */
 };
 
 struct smtp_line {
