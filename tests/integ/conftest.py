@@ -6,6 +6,7 @@ root proves the server sends the whole chain), free loopback ports, and a
 Server object that writes a config, creates users with `smtpgate user add`,
 starts `smtpgate serve` and reads its JSON log.
 """
+import hashlib
 import json
 import os
 import pathlib
@@ -278,24 +279,17 @@ def use_own_certificate(server, name="mail"):
     return chain, key
 
 
-def _field(d, *names):
-    for n in names:
-        if n in d:
-            return d[n]
-    raise KeyError(f"none of {names} in {sorted(d)}")
-
-
 def msg_id(m):
-    return _field(m, "id", "queue_id")
+    """Fields of a `queue list/show --json` entry."""
+    return m["id"]
 
 
 def msg_sender(m):
-    return _field(m, "sender", "from", "mail_from")
+    return m["sender"]
 
 
 def msg_rcpts(m):
-    v = _field(m, "recipients", "rcpts", "to", "rcpt")
-    return [r["address"] if isinstance(r, dict) and "address" in r else r for r in v]
+    return m["recipients"]
 
 
 def queue_show(server, qid):
@@ -309,7 +303,8 @@ def queue_show(server, qid):
 def spool_body(server, qid):
     """The message bytes of a committed message, read from its spool file
     (body, then envelope, then a 120-byte trailer '%%smtpgate 1 body=<16 hex>
-    env=<8 hex> sha256=<64 hex>\\n'). Checks the trailer's sizes."""
+    env=<8 hex> sha256=<64 hex>\\n', the hash over all before it). Checks
+    the sizes and the checksum."""
     for folder in ("queue", "hold"):
         p = server.spool / folder / qid
         if p.exists():
@@ -322,6 +317,7 @@ def spool_body(server, qid):
     body_len = int(trailer[18:34], 16)
     env_len = int(trailer[39:47], 16)
     assert body_len + env_len + 120 == len(data), (body_len, env_len, len(data))
+    assert hashlib.sha256(data[:-65]).hexdigest().encode() == trailer[55:119], "bad checksum"
     return data[:body_len]
 
 
