@@ -206,12 +206,12 @@ fail:
 
 /*
  * Consumes one character that may appear in an address part: an ASCII byte
- * for which ok() holds, or (allow_utf8) a well-formed non-ASCII UTF-8
- * sequence, which sets *non_ascii. Returns false, consuming nothing, when the
+ * for which ok() holds, or a well-formed non-ASCII UTF-8 sequence, which
+ * sets *non_ascii (whether that is allowed is decided once, at the end). Returns false, consuming nothing, when the
  * next character is neither.
  */
 static bool
-smtp_cmd_take_char(struct smtp_cmd_cur *c, bool (*ok)(int), bool allow_utf8, bool *non_ascii)
+smtp_cmd_take_char(struct smtp_cmd_cur *c, bool (*ok)(int), bool *non_ascii)
 {
 	size_t n;
 
@@ -223,8 +223,6 @@ smtp_cmd_take_char(struct smtp_cmd_cur *c, bool (*ok)(int), bool allow_utf8, boo
 		c->pos++;
 		return true;
 	}
-	if (!allow_utf8)
-		return false;
 	n = smtp_cmd_utf8_len(c->p + c->pos, c->len - c->pos);
 	if (n == 0)
 		return false;
@@ -281,15 +279,15 @@ smtp_cmd_parse_local(struct smtp_cmd_cur *c, bool *non_ascii)
 				c->pos += 2;
 				continue;
 			}
-			if (!smtp_cmd_take_char(c, smtp_cmd_is_qtext, true, non_ascii))
+			if (!smtp_cmd_take_char(c, smtp_cmd_is_qtext, non_ascii))
 				return -1;
 		}
 	}
 	/* Dot-string = Atom *("." Atom); Atom = 1*atext */
 	for (;;) {
-		if (!smtp_cmd_take_char(c, smtp_cmd_is_atext, true, non_ascii))
+		if (!smtp_cmd_take_char(c, smtp_cmd_is_atext, non_ascii))
 			return -1;
-		while (smtp_cmd_take_char(c, smtp_cmd_is_atext, true, non_ascii))
+		while (smtp_cmd_take_char(c, smtp_cmd_is_atext, non_ascii))
 			;
 		if (c->pos >= c->len || c->p[c->pos] != '.')
 			return 0;
@@ -422,7 +420,7 @@ smtp_cmd_parse_domain(struct smtp_cmd_cur *c, bool allow_literal, bool *non_asci
 		size_t start = c->pos;
 		bool label_utf8 = false;
 
-		while (smtp_cmd_take_char(c, smtp_cmd_is_ldh, true, &label_utf8))
+		while (smtp_cmd_take_char(c, smtp_cmd_is_ldh, &label_utf8))
 			;
 		if (c->pos == start || c->p[start] == '-' || c->p[c->pos - 1] == '-')
 			return -1;
@@ -600,7 +598,7 @@ smtp_cmd_parse_params(
 			c->pos++;
 			v = c->p + c->pos;
 			/* RFC 6531 3.3: esmtp-value =/ UTF8-non-ascii */
-			while (smtp_cmd_take_char(c, smtp_cmd_is_value_char, true, &dummy))
+			while (smtp_cmd_take_char(c, smtp_cmd_is_value_char, &dummy))
 				;
 			vl = (size_t)(c->p + c->pos - v);
 			if (vl == 0)

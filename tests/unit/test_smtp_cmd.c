@@ -262,6 +262,13 @@ static const struct {
     {S("<a@m\xc3\xbcnchen.example> BODY=8BITMIME"), SMTP_R_SMTPUTF8_REQUIRED},
     /* ill-formed UTF-8 is a syntax error, SMTPUTF8 or not */
     {S("<j\xc3@b.example> SMTPUTF8"), SMTP_R_SENDER_SYNTAX},
+    {S("<j\xe4\xbe@b.example> SMTPUTF8"), SMTP_R_SENDER_SYNTAX},
+    {S("<j\xe4\xbe"
+       "A@b.example> SMTPUTF8"),
+        SMTP_R_SENDER_SYNTAX},
+    {S("<j\xf0\x9f\x93"
+       "A@b.example> SMTPUTF8"),
+        SMTP_R_SENDER_SYNTAX},
     {S("<j\xc0\xafrg@b.example> SMTPUTF8"), SMTP_R_SENDER_SYNTAX}, /* overlong */
     {S("<j\xe0\x80\xafrg@b.example> SMTPUTF8"), SMTP_R_SENDER_SYNTAX}, /* overlong */
     {S("<j\xed\xa0\x80rg@b.example> SMTPUTF8"), SMTP_R_SENDER_SYNTAX}, /* surrogate */
@@ -334,6 +341,8 @@ static const struct {
     {S("<a@[IPv6::1]>"), SMTP_R_SENDER_SYNTAX},
     {S("<a@[IPv6:1:]>"), SMTP_R_SENDER_SYNTAX},
     {S("<a@[IPv6:g::1]>"), SMTP_R_SENDER_SYNTAX},
+    {S("<a@[IPv6:1::2x]>"), SMTP_R_SENDER_SYNTAX},
+    {S("<a@[IPv6:1:2:3:4:5:6:7:8 ]>"), SMTP_R_SENDER_SYNTAX},
     {S("<a@[IPv6:1:2:3:4:5:192.0.2.1]>"), SMTP_R_SENDER_SYNTAX},
     {S("<a@[IPv6:1:2:3:4:5::192.0.2.1]>"), SMTP_R_SENDER_SYNTAX},
     {S("<a@[IPv6:::ffff:192.0.2]>"), SMTP_R_SENDER_SYNTAX},
