@@ -721,3 +721,25 @@ def test_quit_closes_tls_connection(server):
     with SMTPClient(server.smtps, implicit_tls=True) as c:
         assert c.cmd("QUIT").last == BYE
         assert c.expect_closed(timeout=5) == b""
+
+
+def test_quit_right_after_handshake(server):
+    """A client may send its first command as soon as the TLS handshake is
+    done, before the 220 has arrived (s_client does): the 221 must still be
+    sent before the close."""
+    for _ in range(10):
+        with SMTPClient(server.smtps, implicit_tls=True, greeting=False) as c:
+            c.send("QUIT\r\n")
+            assert c.reply().last == "220 mail.example.test ESMTP ready"
+            assert c.reply().last == BYE
+            c.expect_closed()
+
+
+def test_command_right_after_starttls_handshake(server):
+    for _ in range(10):
+        with plain(server) as c:
+            c.starttls()
+            c.send("EHLO client.example.test\r\nQUIT\r\n")
+            assert c.reply().code == 250
+            assert c.reply().last == BYE
+            c.expect_closed()
