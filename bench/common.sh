@@ -108,3 +108,10 @@ bench_settle() {
 		i=$((i + 1))
 	done
 }
+
+# bench_sys_busy: CPU seconds the whole machine has been busy (all cores, from /proc/stat),
+# to tell how much of a run's CPU went to processes other than the server and loadgen.
+bench_sys_busy() {
+	awk -v hz="$(getconf CLK_TCK)" '/^cpu / {
+		printf "%.3f\n", ($2 + $3 + $4 + $7 + $8 + $9) / hz; exit }' /proc/stat
+}

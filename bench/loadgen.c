@@ -132,7 +132,7 @@ struct lg_session {
 	SSL *ssl;
 	int tls; /* TLS is up */
 	int ssl_want_write; /* last SSL call wanted to write */
-	int has_pipelining, has_starttls, has_auth_plain;
+	int has_pipelining, has_starttls, has_auth_plain, has_size;
 	int in_setup; /* counted in the thread's setup-in-progress */
 	int used; /* idle mode: a slot is used once */
 	uint32_t events; /* current epoll interest */
@@ -418,7 +418,7 @@ lg_session_start(struct lg_thread *t, struct lg_session *s)
 	s->gen++;
 	s->ssl = NULL;
 	s->tls = s->ssl_want_write = 0;
-	s->has_pipelining = s->has_starttls = s->has_auth_plain = 0;
+	s->has_pipelining = s->has_starttls = s->has_auth_plain = s->has_size = 0;
 	s->nexpect = s->reply_code = s->reply_lines = 0;
 	s->msgs_done = 0;
 	s->msg_open = !opt.idle && opt.msgs_per_session > 0;
@@ -555,7 +555,11 @@ lg_send_mail(struct lg_session *s)
 
 	s->t_mail = lg_now();
 	s->msg_open = 1;
-	snprintf(line, sizeof(line), "MAIL FROM:<%s> SIZE=%zu\r\n", opt.from, opt.size);
+	/* RFC 1870: the SIZE parameter only where the server offers the extension. */
+	if (s->has_size)
+		snprintf(line, sizeof(line), "MAIL FROM:<%s> SIZE=%zu\r\n", opt.from, opt.size);
+	else
+		snprintf(line, sizeof(line), "MAIL FROM:<%s>\r\n", opt.from);
 	lg_out_str(s, line);
 	lg_expect(s, PH_MAIL);
 	if (s->has_pipelining) {
@@ -644,6 +648,8 @@ lg_ehlo_line(struct lg_session *s, const char *p, size_t n)
 		s->has_pipelining = 1;
 	else if (n >= 8 && strncasecmp(p, "STARTTLS", 8) == 0)
 		s->has_starttls = 1;
+	else if (n >= 4 && strncasecmp(p, "SIZE", 4) == 0 && (n == 4 || p[4] == ' '))
+		s->has_size = 1;
 	else if (n >= 5 && strncasecmp(p, "AUTH", 4) == 0 && (p[4] == ' ' || p[4] == '=')) {
 		for (size_t i = 5; i + 5 <= n; i++)
 			if (strncasecmp(p + i, "PLAIN", 5) == 0 &&
@@ -710,7 +716,8 @@ lg_on_reply(struct lg_thread *t, struct lg_session *s, int code, enum lg_phase *
 			*ph_r = PH_STARTTLS;
 			return -1;
 		}
-		s->has_pipelining = s->has_starttls = s->has_auth_plain = 0;
+		/* RFC 3207 4.2: forget what was learnt before TLS. */
+		s->has_pipelining = s->has_starttls = s->has_auth_plain = s->has_size = 0;
 		return lg_start_tls(s) < 0 ? (*ph_r = PH_HANDSHAKE, -1) : 0;
 	case PH_AUTH:
 		if (code != 235)
@@ -1477,8 +1484,10 @@ main(int argc, char **argv)
 				fprintf(stderr,
 				    "loadgen: idle: %d sessions established, %d failed in %.2f s\n",
 				    est, fail, now - lg_t0);
-				printf("established %d failed %d\n", est, fail);
-				fflush(stdout);
+				if (!opt.json) {
+					printf("established %d failed %d\n", est, fail);
+					fflush(stdout);
+				}
 				idle_reported = 1;
 				held_since = now;
 			}

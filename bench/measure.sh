@@ -65,9 +65,12 @@ kv() {
 run_load() {
 	bench_settle $BENCH_PIDS
 	c0=$(bench_tree_cpu $BENCH_PIDS)
+	b0=$(bench_sys_busy)
 	bench_log "$BENCH_NAME: $sessions sessions x $2 messages/session for $duration s"
 	$lg --sessions "$sessions" --messages-per-session "$2" --duration "$duration" \
 		--max-time $((duration * 4 + 60)) >"$tmp/$1.kv" 2>"$tmp/$1.err" || true
+	b1=$(bench_sys_busy)
+	cl1=$(bench_tree_cpu $BENCH_PIDS)
 	bench_settle $BENCH_PIDS
 	c1=$(bench_tree_cpu $BENCH_PIDS)
 	ok=$(kv "$tmp/$1.kv" messages_ok)
@@ -77,6 +80,9 @@ run_load() {
 		echo "$1_$k=$(kv "$tmp/$1.kv" $k)"
 	done >>"$tmp/result"
 	sed -n "s/^errors_/$1_errors_/p" "$tmp/$1.kv" >>"$tmp/result"
+	# CPU that neither the server nor loadgen used while loadgen ran: other tenants.
+	awk -v b0="$b0" -v b1="$b1" -v c0="$c0" -v c1="$cl1" -v l="$(kv "$tmp/$1.kv" client_cpu_s)" \
+		-v t="$1" 'BEGIN { printf "%s_other_cpu_s=%.1f\n", t, (b1 - b0) - (c1 - c0) - l }' >>"$tmp/result"
 	echo "$1_server_cpu_s=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", b - a }')" >>"$tmp/result"
 	if [ "$ok" -gt 0 ]; then
 		awk -v a="$c0" -v b="$c1" -v n="$ok" -v t="$1" 'BEGIN { printf "%s_server_cpu_ms_per_msg=%.3f\n", t, (b - a) * 1000 / n }' >>"$tmp/result"

@@ -5,7 +5,7 @@
 #   sh bench/postfix.sh [COMMAND [ARGS...]]
 #
 # COMMAND (default: hold for BENCH_HOLD seconds, 600) sees the instance in the environment:
-#   BENCH_NAME=postfix BENCH_HOST BENCH_PORT BENCH_MODE=starttls BENCH_USER BENCH_PASSFILE
+#   BENCH_NAME=postfix BENCH_HOST BENCH_PORT BENCH_MODE BENCH_USER BENCH_PASSFILE
 #   BENCH_CAFILE BENCH_SNI BENCH_PIDS (process-tree roots whose CPU and memory count:
 #   the Postfix master and the Dovecot master).
 #
@@ -14,7 +14,9 @@
 # of 127.0.0.1 only, needs STARTTLS (ECDSA P-256, TLS >= 1.2; loadgen asks for 1.3) and
 # AUTH (Dovecot SASL, passwd-file, scheme BENCH_SCHEME, default SCRAM-SHA-256 like smtpgate's
 # default), and discards every accepted message (default_transport = discard) so the queue
-# stays empty.  Needs root (Postfix's master runs as root) and the Debian packages postfix
+# stays empty.  BENCH_MODE=implicit gives implicit TLS instead (RFC 8314);
+# BENCH_POSTFIX_MAINCF adds main.cf lines (e.g. "smtpd_discard_ehlo_keywords = pipelining").
+# Needs root (Postfix's master runs as root) and the Debian packages postfix
 # and dovecot-core:  DEBIAN_FRONTEND=noninteractive apt-get install -y postfix dovecot-core
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,6 +30,12 @@ if ! command -v postfix >/dev/null 2>&1 || ! command -v dovecot >/dev/null 2>&1;
 fi
 
 scheme=${BENCH_SCHEME:-SCRAM-SHA-256}
+mode=${BENCH_MODE:-starttls} # or implicit: TLS from the first byte (smtpd_tls_wrappermode)
+case $mode in
+starttls) wrapper=no ;;
+implicit) wrapper=yes ;;
+*) bench_die "BENCH_MODE is starttls or implicit" ;;
+esac
 maxproc=${BENCH_POSTFIX_MAXPROC:-2100}
 base=$(mktemp -d /tmp/smtpgate-bench-postfix.XXXXXX)
 chmod 755 "$base"
@@ -157,6 +165,7 @@ smtpd_client_event_limit_exceptions = 127.0.0.0/8
 smtpd_client_connection_count_limit = 0
 smtpd_tls_chain_files = $base/key.pem, $base/cert.pem
 smtpd_tls_security_level = encrypt
+smtpd_tls_wrappermode = $wrapper
 smtpd_tls_auth_only = yes
 smtpd_tls_protocols = >=TLSv1.2
 smtpd_tls_mandatory_protocols = >=TLSv1.2
@@ -172,6 +181,7 @@ smtpd_sender_restrictions =
 smtpd_relay_restrictions = permit_sasl_authenticated, reject
 smtpd_recipient_restrictions = permit_sasl_authenticated, reject
 biff = no
+${BENCH_POSTFIX_MAINCF:-}
 EOC
 cat >"$conf/master.cf" <<EOC
 # service type  private unpriv  chroot  wakeup  maxproc command
@@ -224,7 +234,7 @@ bench_log "postfix $(postconf -d -h mail_version) + dovecot $(dovecot --version 
 BENCH_NAME=postfix
 BENCH_HOST=127.0.0.1
 BENCH_PORT=$port
-BENCH_MODE=starttls
+BENCH_MODE=$mode
 BENCH_USER=$user
 BENCH_PASSFILE=$base/password
 BENCH_CAFILE=$base/cert.pem

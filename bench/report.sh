@@ -27,6 +27,7 @@ BEGIN {
 		val[nf SUBSEP "s1_sess"] = pair(nf, "s1_sess_p50_ms", "s1_sess_p99_ms")
 		val[nf SUBSEP "s100_lat"] = pair(nf, "s100_lat_p50_ms", "s100_lat_p99_ms")
 		val[nf SUBSEP "client_cpu"] = pair(nf, "s1_client_cpu_s", "s100_client_cpu_s")
+		val[nf SUBSEP "other_cpu"] = pair(nf, "s1_other_cpu_s", "s100_other_cpu_s")
 	}
 	s = "| figure | target"; sep = "|---|---"
 	for (i = 1; i <= nf; i++) { s = s " | " name[i]; sep = sep "|---" }
@@ -47,4 +48,5 @@ BEGIN {
 	row("server processes with the idle sessions open", "", "idle_procs_after")
 	row("server CPU ms per session setup (TLS+AUTH)", "", "idle_setup_cpu_ms")
 	row("loadgen CPU s (1 / 100 msg/session runs)", "", "client_cpu")
+	row("CPU s outside server and loadgen (s1 / s100)", "~0", "other_cpu")
 }' "$@"
