@@ -174,10 +174,11 @@ user_read_tty(const char *prompt, struct buf *b)
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	quiet.c_lflag |= ICANON;
-	fprintf(stderr, "%s", prompt);
-	fflush(stderr);
+	/* echo off before the prompt, so nothing typed after it is shown */
 	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == -1)
 		return -1;
+	fprintf(stderr, "%s", prompt);
+	fflush(stderr);
 	r = user_read_line(STDIN_FILENO, b);
 	(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
 	fputc('\n', stderr);
