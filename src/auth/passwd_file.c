@@ -328,7 +328,7 @@ struct passwd_file *
 passwd_file_parse_text(const char *file, const char *text, size_t len, char *err, size_t errlen)
 {
 	struct passwd_file *pf = xcalloc(1, sizeof(*pf));
-	const char *p = text, *end = text + len, *nl, *errstr;
+	const char *p = text, *end, *nl, *errstr;
 	struct passwd_entry *e;
 	char *line = NULL;
 	int lineno = 0;
@@ -336,6 +336,9 @@ passwd_file_parse_text(const char *file, const char *text, size_t len, char *err
 
 	pf->path = xstrdup(file);
 	pf->mode = 0600;
+	if (len == 0) /* text may be NULL then */
+		return pf;
+	end = text + len;
 	while (p < end) {
 		lineno++;
 		nl = memchr(p, '\n', (size_t)(end - p));
@@ -346,7 +349,8 @@ passwd_file_parse_text(const char *file, const char *text, size_t len, char *err
 			errstr = "NUL byte in line";
 			goto fail;
 		}
-		if (n > 0 && line[n - 1] == '\r')
+		/* CRLF files; a comment's trailing CRs would not survive a rewrite */
+		while (n > 0 && line[n - 1] == '\r')
 			line[--n] = '\0';
 		e = passwd_file_append(pf);
 		e->line = lineno;
