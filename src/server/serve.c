@@ -272,11 +272,15 @@ serve_shutdown(struct server *srv)
 		loop_post(srv->workers[i]->loop, serve_worker_stop_accepting, srv->workers[i]);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
+		long long ms;
+
 		clock_gettime(CLOCK_MONOTONIC, &now);
+		ms = (long long)(now.tv_sec - start.tv_sec) * 1000 +
+		    (now.tv_nsec - start.tv_nsec) / 1000000;
 		if (__atomic_load_n(&srv->sessions, __ATOMIC_RELAXED) == 0 ||
-		    now.tv_sec - start.tv_sec >= (time_t)c->shutdown_grace)
+		    ms >= (long long)c->shutdown_grace * 1000)
 			break;
-		usleep(50 * 1000);
+		usleep(20 * 1000);
 	}
 	for (size_t i = 0; i < srv->nworkers; i++)
 		loop_post(srv->workers[i]->loop, serve_worker_close_all, srv->workers[i]);
@@ -356,6 +360,13 @@ serve_main(int argc, char **argv)
 		serve_usage(stderr);
 		return 2;
 	}
+	/* signals are taken by sigwait on this thread only: block them before
+	 * any thread (auth workers, committer, loops) exists, so all inherit it */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	memset(&srv, 0, sizeof(srv));
 	pthread_mutex_init(&srv.lock, NULL);
 	srv.snap = serve_snap_new(path, err, sizeof(err));
@@ -385,12 +396,6 @@ serve_main(int argc, char **argv)
 		    strerror(errno));
 		goto out;
 	}
-	/* signals are taken by sigwait on this thread only */
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	serve_raise_nofile();
 	loop_global_init();

@@ -86,6 +86,7 @@ struct session {
 	enum session_deferred deferred;
 	SSL *ssl; /* owned by bev once TLS starts */
 	bool tls;
+	bool tls_broken; /* fatal TLS or socket error: no close_notify */
 	char client[64];
 	enum session_state state;
 	bool busy;
@@ -263,10 +264,14 @@ session_free(struct session *s)
 	log_event(LOG_INFO, "disconnect", s->id, "{s:s}", "client", s->client);
 	idmap_del(&s->w->sessions, s->id);
 	session_forget_all(s);
+	/* RFC 8446 6.1: end TLS with close_notify so clients can tell a
+	 * complete close from a truncation */
+	if (s->ssl != NULL && s->tls && !s->tls_broken)
+		(void)SSL_shutdown(s->ssl);
 	if (s->bev != NULL)
-		bufferevent_free(s->bev); /* closes fd, frees SSL (CLOSE_ON_FREE) */
-	else if (s->fd != -1)
-		close(s->fd);
+		bufferevent_free(s->bev); /* a TLS one owns fd and SSL (CLOSE_ON_FREE) */
+	if (s->fd != -1)
+		close(s->fd); /* a plain one does not own fd */
 	event_free(s->defer_ev);
 	buf_free(&s->out);
 	server_snap_put(s->snap);
@@ -1163,7 +1168,10 @@ session_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 
-	/* called when the output buffer has drained */
+	/* libevent may call this after a partial write (bufferevent_openssl
+	 * does): act only once everything queued is on the wire */
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return;
 	if (s->closing && s->deferred == SESSION_DEFER_NONE)
 		session_defer(s, SESSION_DEFER_FREE);
 	else if (s->deferred == SESSION_DEFER_STARTTLS)
@@ -1200,6 +1208,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_ERROR) {
 		unsigned long e = bufferevent_get_openssl_error(bev);
 
+		s->tls_broken = true;
 		if (e != 0 || s->state == SESSION_HANDSHAKE) {
 			char msg[256] = "connection error";
 
