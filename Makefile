@@ -35,7 +35,7 @@ deps:
 run: deps all
 	@sh contrib/demo.sh $(BUILD)/smtpgate
 
-check: deps format-check
+check: deps format-check all
 	@CC=clang cmake -S . -B $(CHECKBUILD) -DCMAKE_BUILD_TYPE=Debug \
 		-DSMTPGATE_SANITIZE=ON -DSMTPGATE_FUZZ=ON >/dev/null
 	@cmake --build $(CHECKBUILD) -j $(JOBS)

@@ -422,6 +422,15 @@ fail:
 	return rc;
 }
 
+/* "dir/name" into out; -1 if it does not fit. */
+static int
+queue_cmd_path(char *out, size_t outlen, const char *dir, const char *name)
+{
+	int n = snprintf(out, outlen, "%s/%s", dir, name);
+
+	return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
 /* del, hold, release: each makes its change durable before it says so. */
 static int
 queue_cmd_change(const struct conf *c, const char *action, const char *id, bool json)
@@ -435,8 +444,11 @@ queue_cmd_change(const struct conf *c, const char *action, const char *id, bool 
 		return queue_cmd_missing(id,
 		    errno == ENOENT || errno == EINVAL ? "no such message" : strerror(errno), json);
 	close(fd);
-	snprintf(from_dir, sizeof(from_dir), "%s/%s", c->spool, folder);
-	snprintf(from_path, sizeof(from_path), "%s/%s", from_dir, id);
+	if (queue_cmd_path(from_dir, sizeof(from_dir), c->spool, folder) == -1 ||
+	    queue_cmd_path(from_path, sizeof(from_path), from_dir, id) == -1) {
+		errno = ENAMETOOLONG;
+		goto fail;
+	}
 	if (strcmp(action, "del") == 0) {
 		result = "deleted";
 		if (unlink(from_path) == -1 || fs_fsync_dir(from_dir) == -1)
@@ -445,8 +457,11 @@ queue_cmd_change(const struct conf *c, const char *action, const char *id, bool 
 		to = strcmp(action, "hold") == 0 ? SPOOL_HOLD : SPOOL_QUEUE;
 		result = queue_cmd_state(to);
 		if (strcmp(folder, to) != 0) {
-			snprintf(to_dir, sizeof(to_dir), "%s/%s", c->spool, to);
-			snprintf(to_path, sizeof(to_path), "%s/%s", to_dir, id);
+			if (queue_cmd_path(to_dir, sizeof(to_dir), c->spool, to) == -1 ||
+			    queue_cmd_path(to_path, sizeof(to_path), to_dir, id) == -1) {
+				errno = ENAMETOOLONG;
+				goto fail;
+			}
 			/* the new entry first, then the removal of the old one */
 			if (rename(from_path, to_path) == -1 || fs_fsync_dir(to_dir) == -1 ||
 			    fs_fsync_dir(from_dir) == -1)
