@@ -78,10 +78,10 @@ mechanisms = PLAIN LOGIN
 backend = file:users
 EOC
 
-"$bin" serve -c "$base/smtpgate.conf" --check ||
-	bench_die "smtpgate serve --check rejected $base/smtpgate.conf"
 printf '%s\n' "$password" | "$bin" user add "$user" -f "$base/users" --password-stdin ||
 	bench_die "smtpgate user add failed (not built yet?)"
+"$bin" serve -c "$base/smtpgate.conf" --check ||
+	bench_die "smtpgate serve --check rejected $base/smtpgate.conf"
 
 "$bin" serve -c "$base/smtpgate.conf" >"$base/stdout.log" 2>"$base/stderr.log" &
 pid=$!
