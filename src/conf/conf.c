@@ -36,10 +36,19 @@ struct conf_parse {
 	int line;
 	char *err;
 	size_t errlen;
-	enum { SEC_NONE, SEC_SERVER, SEC_LISTEN, SEC_TLS, SEC_AUTH, SEC_DOMAINS, SEC_LIMITS } sec;
+	enum {
+		SEC_NONE,
+		SEC_SERVER,
+		SEC_LISTEN,
+		SEC_TLS,
+		SEC_AUTH,
+		SEC_DOMAINS,
+		SEC_LIMITS,
+		SEC_OAUTH
+	} sec;
 	struct conf_listen *listen; /* current [listen NAME] */
 	size_t nkeys_cert, nkeys_key;
-	bool seen_server, seen_tls, seen_auth, seen_domains, seen_limits;
+	bool seen_server, seen_tls, seen_auth, seen_domains, seen_limits, seen_oauth;
 };
 
 static void conf_error(struct conf_parse *p, const char *fmt, ...)
@@ -349,6 +358,15 @@ conf_key_listen(struct conf_parse *p, const char *k, const char *v)
 			conf_error(p, "relay: expected authenticated or local, got \"%s\"", v);
 			return -1;
 		}
+	} else if (strcmp(k, "sender_binding") == 0) {
+		if (conf_is_word(v, "on"))
+			l->sender_binding = true;
+		else if (conf_is_word(v, "off"))
+			l->sender_binding = false;
+		else {
+			conf_error(p, "sender_binding: expected on or off, got \"%s\"", v);
+			return -1;
+		}
 	} else {
 		conf_error(p, "unknown key \"%s\" in [listen %s]", k, l->name);
 		return -1;
@@ -404,17 +422,22 @@ conf_key_auth(struct conf_parse *p, const char *k, const char *v)
 	if (strcmp(k, "mechanisms") == 0) {
 		conf_list_set(&c->mechanisms, &c->nmechanisms, v, true);
 	} else if (strcmp(k, "backend") == 0) {
-		if (strncmp(v, "file:", 5) != 0 || v[5] == '\0') {
-			conf_error(p, "backend: expected file:PATH, got \"%s\"", v);
+		const char *kind = strncmp(v, "file:", 5) == 0 ? "file:"
+		    : strncmp(v, "dovecot:", 8) == 0           ? "dovecot:"
+		                                               : NULL;
+
+		if (kind == NULL || v[strlen(kind)] == '\0') {
+			conf_error(
+			    p, "backend: expected file:PATH or dovecot:SOCKET, got \"%s\"", v);
 			return -1;
 		}
 		free(c->backend);
 		{
-			char *path = fs_path_join(c->dir, v + 5);
-			size_t len = strlen(path) + 6;
+			char *path = fs_path_join(c->dir, v + strlen(kind));
+			size_t len = strlen(kind) + strlen(path) + 1;
 
 			c->backend = xmalloc(len);
-			snprintf(c->backend, len, "file:%s", path);
+			snprintf(c->backend, len, "%s%s", kind, path);
 			free(path);
 		}
 	} else if (strcmp(k, "workers") == 0) {
@@ -441,6 +464,38 @@ conf_key_domains(struct conf_parse *p, const char *k, const char *v)
 	}
 	conf_error(p, "unknown key \"%s\" in [domains]", k);
 	return -1;
+}
+
+static int
+conf_key_oauth(struct conf_parse *p, const char *k, const char *v)
+{
+	struct conf *c = p->c;
+
+	if (strcmp(k, "jwks") == 0) {
+		if (strncmp(v, "https://", 8) == 0)
+			conf_str_set(&c->oauth_jwks, v);
+		else if (strncmp(v, "http://", 7) == 0) {
+			conf_error(p, "jwks: keys must come over https, got \"%s\"", v);
+			return -1;
+		} else
+			conf_path_set(p, &c->oauth_jwks, v);
+	} else if (strcmp(k, "issuer") == 0) {
+		conf_str_set(&c->oauth_issuer, v);
+	} else if (strcmp(k, "audience") == 0) {
+		conf_str_set(&c->oauth_audience, v);
+	} else if (strcmp(k, "user_claim") == 0) {
+		conf_str_set(&c->oauth_user_claim, v);
+	} else if (strcmp(k, "introspection") == 0) {
+		if (strncmp(v, "https://", 8) != 0) {
+			conf_error(p, "introspection: expected an https:// URL, got \"%s\"", v);
+			return -1;
+		}
+		conf_str_set(&c->oauth_introspection, v);
+	} else {
+		conf_error(p, "unknown key \"%s\" in [oauth]", k);
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -524,6 +579,7 @@ conf_section(struct conf_parse *p, char *s)
 		p->listen->tls = CONF_TLS_STARTTLS;
 		p->listen->auth = CONF_AUTH_REQUIRED;
 		p->listen->relay = CONF_RELAY_AUTHENTICATED;
+		p->listen->sender_binding = true;
 		p->sec = SEC_LISTEN;
 		return 0;
 	}
@@ -547,6 +603,10 @@ conf_section(struct conf_parse *p, char *s)
 	} else if (strcmp(name, "limits") == 0) {
 		p->sec = SEC_LIMITS;
 		seen = &p->seen_limits;
+	} else if (strcmp(name, "oauth") == 0) {
+		p->sec = SEC_OAUTH;
+		seen = &p->seen_oauth;
+		p->c->oauth_line = p->line;
 	} else {
 		conf_error(p, "unknown section [%s]", name);
 		return -1;
@@ -610,6 +670,8 @@ conf_line(struct conf_parse *p, char *s)
 		return conf_key_domains(p, k, v);
 	case SEC_LIMITS:
 		return conf_key_limits(p, k, v);
+	case SEC_OAUTH:
+		return conf_key_oauth(p, k, v);
 	}
 	return -1;
 }
@@ -658,6 +720,18 @@ conf_validate(struct conf_parse *p)
 			return -1;
 		}
 	}
+	if (p->seen_oauth) {
+		p->line = c->oauth_line;
+		if (c->oauth_jwks == NULL && c->oauth_introspection == NULL) {
+			conf_error(
+			    p, "[oauth] needs jwks (a file or an https:// URL) or introspection");
+			return -1;
+		}
+		if (c->oauth_issuer == NULL || c->oauth_audience == NULL) {
+			conf_error(p, "[oauth] needs issuer and audience");
+			return -1;
+		}
+	}
 	p->line = 0;
 	if (need_tls && c->ncerts == 0) {
 		conf_error(p, "a listener uses TLS but [tls] has no cert and key");
@@ -701,6 +775,7 @@ conf_defaults(struct conf *c)
 	c->shutdown_grace = 30;
 	c->auth_queue = 256;
 	conf_list_set(&c->mechanisms, &c->nmechanisms, "PLAIN LOGIN", true);
+	c->oauth_user_claim = xstrdup("email");
 }
 
 struct conf *
@@ -785,10 +860,23 @@ conf_free(struct conf *c)
 		free(c->mechanisms[i]);
 	free(c->mechanisms);
 	free(c->backend);
+	free(c->oauth_jwks);
+	free(c->oauth_issuer);
+	free(c->oauth_audience);
+	free(c->oauth_user_claim);
+	free(c->oauth_introspection);
 	for (size_t i = 0; i < c->nlocal_domains; i++)
 		free(c->local_domains[i]);
 	free(c->local_domains);
 	free(c);
+}
+
+const char *
+conf_backend_dovecot(const struct conf *c)
+{
+	if (c->backend != NULL && strncmp(c->backend, "dovecot:", 8) == 0)
+		return c->backend + 8;
+	return NULL;
 }
 
 const char *

@@ -41,6 +41,7 @@ struct conf_listen {
 	enum conf_tls_mode tls;
 	enum conf_auth_mode auth;
 	enum conf_relay_mode relay;
+	bool sender_binding; /* MAIL FROM and From: must belong to the login (default on) */
 	int line;
 };
 
@@ -81,6 +82,14 @@ struct conf {
 	char **local_domains; /* lower case */
 	size_t nlocal_domains;
 
+	/* [oauth] (RFC 7628 bearer tokens); oauth_jwks NULL = no OAuth */
+	char *oauth_jwks; /* a file path (resolved) or an https:// URL */
+	char *oauth_issuer; /* required "iss" */
+	char *oauth_audience; /* required "aud" */
+	char *oauth_user_claim; /* claim that must equal the user; default "email" */
+	char *oauth_introspection; /* optional RFC 7662 endpoint (https:// URL) */
+	int oauth_line;
+
 	/* [limits] (issue 2 subset) */
 	uint64_t message_size; /* SIZE, bytes */
 	unsigned recipients; /* RCPT per transaction */
@@ -99,6 +108,8 @@ struct conf *conf_parse_text(const char *file, char *text, char *err, size_t err
 
 /* The path of the passwd-file backend, or NULL if the backend is another. */
 const char *conf_backend_file(const struct conf *c);
+/* The socket of the dovecot backend, or NULL if the backend is another. */
+const char *conf_backend_dovecot(const struct conf *c);
 bool conf_is_local_domain(const struct conf *c, const char *domain, size_t len);
 
 /* Value parsers shared with later sections. 0 / -1. */

@@ -148,6 +148,56 @@ test_errors_name_file_and_line(void **state)
 }
 
 static void
+test_oauth_and_binding(void **state)
+{
+	char err[512];
+	struct conf *c =
+	    parse("[listen a]\naddress = 127.0.0.1:1\ntls = none\nsender_binding = off\n"
+	          "[auth]\nbackend = dovecot:/run/dovecot/auth-client\n"
+	          "[oauth]\njwks = keys/jwks.json\nissuer = https://idp.test\n"
+	          "audience = smtp\n",
+	        err, sizeof(err));
+
+	assert_non_null(c);
+	assert_false(c->listens[0].sender_binding);
+	assert_null(conf_backend_file(c));
+	assert_string_equal(conf_backend_dovecot(c), "/run/dovecot/auth-client");
+	assert_string_equal(c->oauth_jwks, "/etc/smtpgate/keys/jwks.json");
+	assert_string_equal(c->oauth_issuer, "https://idp.test");
+	assert_string_equal(c->oauth_user_claim, "email");
+	assert_null(c->oauth_introspection);
+	conf_free(c);
+	c = parse("[listen a]\naddress = 127.0.0.1:1\ntls = none\nauth = off\nrelay = local\n", err,
+	    sizeof(err));
+	assert_non_null(c);
+	assert_true(c->listens[0].sender_binding); /* default on */
+	assert_null(c->oauth_jwks);
+	conf_free(c);
+	c = parse("[oauth]\njwks = http://idp.test/jwks\n", err, sizeof(err));
+	assert_null(c);
+	assert_string_equal(err,
+	    "/etc/smtpgate/smtpgate.conf:2: jwks: keys must come over https, got \"http://idp.test/jwks\"");
+	c = parse(
+	    "[listen a]\naddress = 127.0.0.1:1\ntls = none\nauth = off\nrelay = local\n[oauth]\njwks = j\n",
+	    err, sizeof(err));
+	assert_null(c);
+	assert_string_equal(
+	    err, "/etc/smtpgate/smtpgate.conf:6: [oauth] needs issuer and audience");
+}
+
+static void
+test_example_config_parses(void **state)
+{
+	char err[512];
+	struct conf *c =
+	    conf_load(SG_SOURCE_DIR "/contrib/smtpgate.conf.example", err, sizeof(err));
+
+	if (c == NULL)
+		fail_msg("%s", err);
+	conf_free(c);
+}
+
+static void
 test_values(void **state)
 {
 	unsigned s;
@@ -189,6 +239,8 @@ main(void)
 	    cmocka_unit_test(test_good_config),
 	    cmocka_unit_test(test_errors_name_file_and_line),
 	    cmocka_unit_test(test_values),
+	    cmocka_unit_test(test_oauth_and_binding),
+	    cmocka_unit_test(test_example_config_parses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
