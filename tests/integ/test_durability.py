@@ -318,3 +318,17 @@ def test_received_header_implicit_and_plain(server):
         _, resp = s.data(b"Subject: b\r\n\r\nb\r\n")
     rcvd = received_header(queue_show(server, QUEUED_RE.search(resp.decode()).group(1)))
     assert " with ESMTP id " in rcvd and "version=" not in rcvd, rcvd
+
+
+def test_second_sigterm_during_shutdown(make_server):
+    """A repeated SIGTERM while sessions drain does not kill the process."""
+    server = make_server(limits="shutdown_grace = 2s").start()
+    with authed_session(server) as c:
+        server.proc.send_signal(signal.SIGTERM)
+        server.wait_event("shutdown")
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.send_signal(signal.SIGINT)
+        assert c.reply(timeout=20).last == "421 4.3.2 Service shutting down, closing connection"
+    rc = server.proc.wait(timeout=20)
+    assert rc == 0, server.stderr_text()
+    server.stop()

@@ -1,6 +1,7 @@
 """Every rejection path of the SMTP session, one test each, over raw sockets
 (tests/integ/smtpclient.py), asserting the exact reply line of DESIGN 5.5 /
 src/smtp/smtp_reply.c."""
+import pathlib
 import socket
 import ssl
 
@@ -743,3 +744,24 @@ def test_command_right_after_starttls_handshake(server):
             assert c.reply().code == 250
             assert c.reply().last == BYE
             c.expect_closed()
+
+
+def test_no_fd_leak(server):
+    """Sessions that end (QUIT, EOF, TLS or not) give their socket back."""
+    fds = pathlib.Path(f"/proc/{server.proc.pid}/fd")
+
+    def cycle():
+        with mx(server) as c:
+            assert c.cmd("QUIT").last == BYE
+        with plain(server) as c:
+            pass  # EOF without QUIT
+        with tls(server) as c:
+            assert c.cmd("QUIT").last == BYE
+
+    cycle()
+    before = len(list(fds.iterdir()))
+    for _ in range(20):
+        cycle()
+    # the sessions are freed asynchronously: poll
+    wait_for(lambda: len(list(fds.iterdir())) <= before + 2, timeout=10,
+             what=f"fd count back near {before}")
