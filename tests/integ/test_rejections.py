@@ -2,14 +2,12 @@
 (tests/integ/smtpclient.py), asserting the exact reply line of DESIGN 5.5 /
 src/smtp/smtp_reply.c."""
 import pathlib
-import socket
-import ssl
 
 import pytest
 
 from conftest import (PASSWORD, USER, free_port, make_message, msg_id, msg_rcpts, msg_sender,
                       spool_body, wait_for, wait_port)
-from smtpclient import Closed, SMTPClient, b64, client_context, plain_ir
+from smtpclient import SMTPClient, b64, client_context, plain_ir
 
 STARTTLS_FIRST = "530 5.7.0 Must issue a STARTTLS command first"
 AUTH_REQUIRED = "530 5.7.0 Authentication required"
