@@ -64,7 +64,7 @@ smtpgate demo server (config: $DIR/smtpgate.conf)
 Send a message through it from another terminal:
   swaks --server 127.0.0.1:$SUB --tls --auth PLAIN --auth-user $USER --auth-password $PASS \\
         --from $USER --to someone@example.net
-  curl --ssl-reqd --cacert $DIR/ca.pem smtp://127.0.0.1:$SUB --user '$USER:$PASS' \\
+  curl --crlf --ssl-reqd --cacert $DIR/ca.pem smtp://127.0.0.1:$SUB --user '$USER:$PASS' \\
         --mail-from $USER --mail-rcpt someone@example.net --upload-file - <<< 'Subject: hi'
 Then see it queued:   $BIN queue list -c $DIR/smtpgate.conf
 Stop with Ctrl-C.
