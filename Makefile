@@ -14,7 +14,8 @@ DEB_PACKAGES = build-essential cmake pkg-config clang libclang-rt-14-dev clang-f
 	libssl-dev libevent-dev libgsasl-dev libcrypt-dev libsodium-dev libjansson-dev \
 	libcmocka-dev openssl ca-certificates python3-pytest swaks libnet-ssleay-perl \
 	libauthen-sasl-perl curl msmtp procps gsasl python3-jwt python3-cryptography \
-	libcurl4-openssl-dev dovecot-core
+	libcurl4-openssl-dev dovecot-core libunbound-dev unbound nsd ldnsutils dnsutils \
+	python3-aiosmtpd
 
 .PHONY: all deps run check bench format format-check clean
 
