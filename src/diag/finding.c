@@ -57,6 +57,9 @@ findings_free(struct findings *f)
 	findings_init(f);
 }
 
+static void findings_vadd(struct findings *f, const char *id, int sev, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
 static void
 findings_vadd(struct findings *f, const char *id, int sev, const char *fmt, va_list ap)
 {
