@@ -98,7 +98,7 @@ class Server:
     required), smtps (implicit TLS), mx (plain, auth off, relay local)."""
 
     def __init__(self, d: pathlib.Path, pki: PKI, extra: str = "", users=None,
-                 mechanisms="PLAIN LOGIN", limits: str = "", threads=2):
+                 mechanisms="PLAIN LOGIN", limits: str = "", threads=2, backend=None):
         self.dir = d
         self.pki = pki
         self.submission = free_port()
@@ -141,7 +141,7 @@ key = {pki.dir / 'other.key'}
 
 [auth]
 mechanisms = {mechanisms}
-backend = file:users
+backend = {backend or "file:users"}
 
 [domains]
 local = example.test
@@ -150,7 +150,9 @@ local = example.test
 {limits}
 {extra}
 """)
-        for user, password in (users if users is not None else [(USER, PASSWORD)]):
+        # another backend (e.g. dovecot:SOCKET) keeps its own users
+        for user, password in (users if users is not None else
+                               [(USER, PASSWORD)] if backend is None else []):
             self.add_user(user, password)
 
     def add_user(self, user, password, *extra):
