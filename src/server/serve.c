@@ -25,6 +25,7 @@
 
 #include "auth/authdb.h"
 #include "conf/conf.h"
+#include "diag/audit.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "net/listener.h"
@@ -44,7 +45,9 @@ serve_usage(FILE *f)
 	    "Runs the server in the foreground with the configuration FILE.\n"
 	    "  -c, --config FILE  the configuration file (smtpgate.conf(5))\n"
 	    "      --check        validate the configuration, certificates, users\n"
-	    "                     and spool, then exit: 0 if usable, 2 if not\n"
+	    "                     and spool, print the findings of `smtpgate audit`,\n"
+	    "                     then exit: 0 if usable, 2 if not (or if a finding\n"
+	    "                     is an error)\n"
 	    "Signals: SIGHUP reloads the configuration, certificates and users;\n"
 	    "SIGTERM stops accepting, lets sessions finish, then exits.\n");
 }
@@ -387,6 +390,11 @@ serve_main(int argc, char **argv)
 		}
 	}
 	if (check) {
+		/* warnings are printed but do not fail the check (audit_check_print) */
+		if (audit_check_print(c, stdout) == -1) {
+			fprintf(stderr, "smtpgate: %s: the audit found errors (see above)\n", path);
+			goto out;
+		}
 		printf("%s: configuration OK\n", path);
 		rc = 0;
 		goto out;

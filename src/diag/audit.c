@@ -1,0 +1,590 @@
+/*
+ * audit: the rules of `smtpgate audit`, one finding id per rule (kb_audit.c
+ * holds the cause and fix of each, doc/findings.md lists them).
+ *
+ * Each rule looks at the loaded struct conf and, for certificates and
+ * permissions, at the files it names: read-only, nothing is created. TLS
+ * cipher lists are judged by asking OpenSSL which suites a server context
+ * with the configured min_version and list would really negotiate
+ * (SSL_get1_supported_ciphers, which also applies the security level), then
+ * inspecting each suite's cipher, MAC, key exchange and authentication.
+ *
+ * A listener is "reachable from other hosts" unless it is bound to a
+ * loopback address; limits and the unauthenticated-MX note apply only then.
+ */
+#include "diag/audit.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "conf/conf.h"
+#include "lib/fsutil.h"
+#include "lib/xalloc.h"
+
+#define AUDIT_LIST_ITEMS_MAX 6 /* names shown in one finding's evidence */
+
+/* A short comma-separated list for evidence: the first few items, then a
+ * count of the rest. */
+struct audit_list {
+	char s[512];
+	size_t len;
+	unsigned n;
+};
+
+static void
+audit_list_add(struct audit_list *l, const char *item)
+{
+	int r;
+
+	if (l->n++ >= AUDIT_LIST_ITEMS_MAX)
+		return;
+	r = snprintf(l->s + l->len, sizeof(l->s) - l->len, "%s%s", l->len ? ", " : "", item);
+	if (r < 0 || (size_t)r >= sizeof(l->s) - l->len)
+		l->len = sizeof(l->s) - 1; /* truncated: keep what fits */
+	else
+		l->len += (size_t)r;
+}
+
+/* The list as text; valid until l changes. */
+static const char *
+audit_list_str(struct audit_list *l)
+{
+	if (l->n > AUDIT_LIST_ITEMS_MAX && l->len < sizeof(l->s) - 32)
+		snprintf(l->s + l->len, sizeof(l->s) - l->len, " and %u more",
+		    l->n - AUDIT_LIST_ITEMS_MAX);
+	return l->s;
+}
+
+static bool
+audit_uses_tls(const struct conf *c)
+{
+	for (size_t i = 0; i < c->nlistens; i++) {
+		if (c->listens[i].tls != CONF_TLS_NONE)
+			return true;
+	}
+	return false;
+}
+
+/* Not bound to a loopback address: other hosts may connect. */
+static bool
+audit_listen_is_exposed(const struct conf_listen *l)
+{
+	if (l->addr.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)&l->addr;
+
+		return (ntohl(sin->sin_addr.s_addr) >> 24) != 127;
+	}
+	if (l->addr.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&l->addr;
+		const uint8_t *a = sin6->sin6_addr.s6_addr;
+
+		if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
+			return false;
+		return !(IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && a[12] == 127);
+	}
+	return true;
+}
+
+/* " (all addresses)" for a wildcard listener, else "". */
+static const char *
+audit_listen_wildcard(const struct conf_listen *l)
+{
+	if (l->addr.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)&l->addr;
+
+		if (sin->sin_addr.s_addr == htonl(INADDR_ANY))
+			return " (all addresses)";
+	} else if (l->addr.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&l->addr;
+
+		if (IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
+			return " (all addresses)";
+	}
+	return "";
+}
+
+static const char *
+audit_auth_name(enum conf_auth_mode a)
+{
+	return a == CONF_AUTH_REQUIRED ? "required" : a == CONF_AUTH_OPTIONAL ? "optional" : "off";
+}
+
+/* Why a negotiable suite gives no real protection, or NULL. */
+static const char *
+audit_cipher_insecure(const SSL_CIPHER *ci)
+{
+	int bits = SSL_CIPHER_get_bits(ci, NULL);
+
+	switch (SSL_CIPHER_get_cipher_nid(ci)) {
+	case NID_undef:
+		return "no encryption";
+	case NID_rc4:
+	case NID_rc4_40:
+	case NID_rc4_hmac_md5:
+		return "RC4";
+	case NID_des_cbc:
+	case NID_des_ede3_cbc:
+	case NID_des_ede_cbc:
+		return "DES/3DES";
+	case NID_idea_cbc:
+	case NID_rc2_cbc:
+	case NID_rc2_40_cbc:
+		return "64-bit block cipher";
+	default:
+		break;
+	}
+	if (SSL_CIPHER_get_auth_nid(ci) == NID_auth_null)
+		return "anonymous, no server authentication";
+	if (SSL_CIPHER_get_digest_nid(ci) == NID_md5)
+		return "MD5 MAC";
+	if (bits < 128)
+		return "export-grade key";
+	return NULL;
+}
+
+/* [tls] ciphers: insecure suites (error) and non-AEAD or RSA key exchange
+ * suites (warning), as a server with this configuration would negotiate. */
+static void
+audit_ciphers(const struct conf *c, struct findings *f)
+{
+	struct audit_list bad = {.len = 0}, weak = {.len = 0};
+	STACK_OF(SSL_CIPHER) *sk = NULL;
+	SSL_CTX *ctx;
+	SSL *ssl = NULL;
+
+	if (c->tls_ciphers == NULL)
+		return; /* the built-in default: ECDHE with AEAD only */
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL)
+		goto out;
+	SSL_CTX_set_min_proto_version(ctx, c->tls_min_version);
+	if (SSL_CTX_set_cipher_list(ctx, c->tls_ciphers) != 1) {
+		findings_add(f, "tls-ciphers-invalid",
+		    "[tls] ciphers = %s: OpenSSL matches no suite", c->tls_ciphers);
+		goto out;
+	}
+	ssl = SSL_new(ctx);
+	if (ssl == NULL || (sk = SSL_get1_supported_ciphers(ssl)) == NULL)
+		goto out;
+	for (int i = 0; i < sk_SSL_CIPHER_num(sk); i++) {
+		const SSL_CIPHER *ci = sk_SSL_CIPHER_value(sk, i);
+		const char *why = audit_cipher_insecure(ci);
+		bool cbc = !SSL_CIPHER_is_aead(ci);
+		bool rsa_kx = SSL_CIPHER_get_kx_nid(ci) == NID_kx_rsa;
+		char item[128];
+
+		if (why != NULL) {
+			snprintf(item, sizeof(item), "%s (%s)", SSL_CIPHER_get_name(ci), why);
+			audit_list_add(&bad, item);
+		} else if (cbc || rsa_kx) {
+			snprintf(item, sizeof(item), "%s (%s%s%s)", SSL_CIPHER_get_name(ci),
+			    rsa_kx ? "RSA key exchange" : "", rsa_kx && cbc ? ", " : "",
+			    cbc ? "CBC, not AEAD" : "");
+			audit_list_add(&weak, item);
+		}
+	}
+	if (bad.n > 0)
+		findings_add(f, "tls-ciphers-insecure",
+		    "[tls] ciphers = %s enables %u such suite%s: %s", c->tls_ciphers, bad.n,
+		    bad.n == 1 ? "" : "s", audit_list_str(&bad));
+	if (weak.n > 0)
+		findings_add(f, "tls-ciphers-weak",
+		    "[tls] ciphers = %s enables %u such suite%s: %s", c->tls_ciphers, weak.n,
+		    weak.n == 1 ? "" : "s", audit_list_str(&weak));
+out:
+	sk_SSL_CIPHER_free(sk);
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	ERR_clear_error();
+}
+
+static void
+audit_listeners(const struct conf *c, struct findings *f)
+{
+	for (size_t i = 0; i < c->nlistens; i++) {
+		const struct conf_listen *l = &c->listens[i];
+
+		if (l->tls == CONF_TLS_NONE && l->auth != CONF_AUTH_OFF)
+			findings_add_severity(f, "listen-auth-without-tls",
+			    l->auth == CONF_AUTH_REQUIRED ? FINDING_ERROR : FINDING_WARNING,
+			    "[listen %s] (%s:%d): tls = none with auth = %s%s", l->name, c->path,
+			    l->line, audit_auth_name(l->auth),
+			    l->auth == CONF_AUTH_REQUIRED ? ": the listener accepts no mail" : "");
+		/* with auth = required relay = local is moot: only logged-in
+		 * sessions send, and they may relay anywhere */
+		if (l->relay == CONF_RELAY_LOCAL && l->auth != CONF_AUTH_REQUIRED &&
+		    c->nlocal_domains == 0)
+			findings_add(f, "relay-local-no-domains",
+			    "[listen %s] (%s:%d): relay = local with auth = %s, and [domains] local "
+			    "is empty",
+			    l->name, c->path, l->line, audit_auth_name(l->auth));
+		if (l->relay == CONF_RELAY_LOCAL && l->auth == CONF_AUTH_OFF &&
+		    audit_listen_is_exposed(l))
+			findings_add(f, "relay-unauthenticated-mx",
+			    "[listen %s] (%s:%d): address %s%s, auth = off, relay = local (%zu local "
+			    "domain%s)",
+			    l->name, c->path, l->line, l->address, audit_listen_wildcard(l),
+			    c->nlocal_domains, c->nlocal_domains == 1 ? "" : "s");
+	}
+}
+
+static void
+audit_mechanisms(const struct conf *c, struct findings *f)
+{
+	for (size_t i = 0; i < c->nmechanisms; i++) {
+		if (strcasecmp(c->mechanisms[i], "CRAM-MD5") == 0)
+			findings_add(f, "auth-cram-md5-enabled", "[auth] mechanisms includes %s",
+			    c->mechanisms[i]);
+	}
+}
+
+static void
+audit_limits(const struct conf *c, struct findings *f)
+{
+	const struct conf_listen *l = NULL;
+
+	for (size_t i = 0; i < c->nlistens && l == NULL; i++) {
+		if (audit_listen_is_exposed(&c->listens[i]))
+			l = &c->listens[i];
+	}
+	if (l == NULL)
+		return;
+	if (c->timeout_command > AUDIT_TIMEOUT_COMMAND_MAX ||
+	    c->timeout_data > AUDIT_TIMEOUT_DATA_MAX)
+		findings_add(f, "limits-timeout-too-long",
+		    "[limits] timeout_command = %us, timeout_data = %us; [listen %s] is on %s%s",
+		    c->timeout_command, c->timeout_data, l->name, l->address,
+		    audit_listen_wildcard(l));
+	if (c->message_size > AUDIT_MESSAGE_SIZE_MAX)
+		findings_add(f, "limits-message-size-too-large",
+		    "[limits] message_size = %lluM; [listen %s] is on %s%s",
+		    (unsigned long long)(c->message_size >> 20), l->name, l->address,
+		    audit_listen_wildcard(l));
+	if (c->recipients > AUDIT_RECIPIENTS_MAX)
+		findings_add(f, "limits-recipients-too-many",
+		    "[limits] recipients = %u; [listen %s] is on %s%s", c->recipients, l->name,
+		    l->address, audit_listen_wildcard(l));
+	if (c->errors > AUDIT_ERRORS_MAX)
+		findings_add(f, "limits-errors-too-many",
+		    "[limits] errors = %u; [listen %s] is on %s%s", c->errors, l->name, l->address,
+		    audit_listen_wildcard(l));
+}
+
+/* Never prompts for a passphrase: an encrypted key fails to load. */
+static int
+audit_no_passphrase_cb(char *buf, int size, int rwflag, void *u)
+{
+	return -1;
+}
+
+static void
+audit_time_str(const ASN1_TIME *t, char *out, size_t n)
+{
+	struct tm tm;
+
+	if (ASN1_TIME_to_tm(t, &tm) != 1 || strftime(out, n, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(out, n, "(unreadable time)");
+}
+
+static void
+audit_subject(X509 *x, char *out, size_t n)
+{
+	if (X509_NAME_oneline(X509_get_subject_name(x), out, (int)n) == NULL)
+		snprintf(out, n, "(no subject)");
+}
+
+/* Expiry of every certificate of a chain file. */
+static void
+audit_cert_validity(const struct conf *c, const struct conf_cert *cc, X509 *x, size_t idx,
+    time_t now, struct findings *f)
+{
+	time_t soon = now + (time_t)AUDIT_CERT_EXPIRY_WARN_DAYS * 86400;
+	const ASN1_TIME *nb = X509_get0_notBefore(x), *na = X509_get0_notAfter(x);
+	char subj[256], when[64];
+	const char *what = idx == 0 ? "certificate" : "intermediate";
+
+	audit_subject(x, subj, sizeof(subj));
+	if (X509_cmp_time(na, &now) < 0) {
+		audit_time_str(na, when, sizeof(when));
+		findings_add(f, "tls-cert-expired", "%s (%s:%d): %s %s expired on %s", cc->cert,
+		    c->path, cc->line, what, subj, when);
+	} else if (X509_cmp_time(nb, &now) > 0) {
+		audit_time_str(nb, when, sizeof(when));
+		findings_add(f, "tls-cert-not-yet-valid", "%s (%s:%d): %s %s is valid from %s",
+		    cc->cert, c->path, cc->line, what, subj, when);
+	} else if (X509_cmp_time(na, &soon) < 0) {
+		int days = 0, secs = 0;
+		ASN1_TIME *t = ASN1_TIME_set(NULL, now);
+
+		if (t != NULL)
+			(void)ASN1_TIME_diff(&days, &secs, t, na);
+		ASN1_TIME_free(t);
+		audit_time_str(na, when, sizeof(when));
+		findings_add(f, "tls-cert-expiring-soon",
+		    "%s (%s:%d): %s %s expires on %s (in %d day%s)", cc->cert, c->path, cc->line,
+		    what, subj, when, days, days == 1 ? "" : "s");
+	}
+}
+
+/* The subjectAltName DNS names of x (or its subject when it has none). */
+static void
+audit_cert_names(X509 *x, struct audit_list *names)
+{
+	GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+
+	for (int i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		char item[300];
+
+		if (g->type != GEN_DNS)
+			continue;
+		snprintf(item, sizeof(item), "%.*s", ASN1_STRING_length(g->d.dNSName),
+		    (const char *)ASN1_STRING_get0_data(g->d.dNSName));
+		audit_list_add(names, item);
+	}
+	GENERAL_NAMES_free(gens);
+	if (names->n == 0) {
+		char subj[256];
+
+		audit_subject(x, subj, sizeof(subj));
+		audit_list_add(names, subj);
+	}
+}
+
+/* One cert/key pair. Sets *name_ok when the leaf is valid for hostname, and
+ * fills names (once) with the names of the first leaf seen. */
+static void
+audit_cert_pair(const struct conf *c, const struct conf_cert *cc, time_t now, struct findings *f,
+    bool *name_ok, struct audit_list *names)
+{
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	EVP_PKEY *key = NULL;
+	X509 *x, *leaf;
+	struct stat st;
+	FILE *fp;
+
+	if (chain == NULL)
+		abort();
+	fp = fopen(cc->cert, "r");
+	if (fp == NULL) {
+		findings_add(f, "tls-cert-unreadable", "%s (%s:%d): cert: %s", cc->cert, c->path,
+		    cc->line, strerror(errno));
+		goto out;
+	}
+	while ((x = PEM_read_X509(fp, NULL, audit_no_passphrase_cb, NULL)) != NULL)
+		sk_X509_push(chain, x);
+	fclose(fp);
+	ERR_clear_error();
+	if (sk_X509_num(chain) == 0) {
+		findings_add(f, "tls-cert-unreadable", "%s (%s:%d): cert: no PEM certificate in it",
+		    cc->cert, c->path, cc->line);
+		goto out;
+	}
+	leaf = sk_X509_value(chain, 0);
+
+	for (int i = 0; i < sk_X509_num(chain); i++)
+		audit_cert_validity(c, cc, sk_X509_value(chain, i), (size_t)i, now, f);
+
+	if (X509_self_signed(leaf, 0) == 1) {
+		char subj[256];
+
+		audit_subject(leaf, subj, sizeof(subj));
+		findings_add(f, "tls-cert-self-signed", "%s (%s:%d): %s is self-signed", cc->cert,
+		    c->path, cc->line, subj);
+	} else {
+		bool found = false;
+
+		for (int i = 1; i < sk_X509_num(chain) && !found; i++)
+			found = X509_check_issued(sk_X509_value(chain, i), leaf) == X509_V_OK;
+		if (!found) {
+			char issuer[256];
+
+			if (X509_NAME_oneline(
+			        X509_get_issuer_name(leaf), issuer, (int)sizeof(issuer)) == NULL)
+				snprintf(issuer, sizeof(issuer), "(no issuer)");
+			findings_add(f, "tls-cert-chain-incomplete",
+			    "%s (%s:%d): the certificate is issued by %s, which is not in the file "
+			    "(%d certificate%s in it)",
+			    cc->cert, c->path, cc->line, issuer, sk_X509_num(chain),
+			    sk_X509_num(chain) == 1 ? "" : "s");
+		}
+	}
+
+	if (X509_check_host(leaf, c->hostname, 0, 0, NULL) == 1)
+		*name_ok = true;
+	else if (names->n == 0)
+		audit_cert_names(leaf, names);
+
+	fp = fopen(cc->key, "r");
+	if (fp == NULL) {
+		findings_add(f, "tls-cert-unreadable", "%s (%s:%d): key: %s", cc->key, c->path,
+		    cc->line, strerror(errno));
+		goto out;
+	}
+	if (fstat(fileno(fp), &st) == 0 && (st.st_mode & S_IROTH))
+		findings_add(f, "tls-key-readable-by-others", "%s (%s:%d): mode %04o", cc->key,
+		    c->path, cc->line, (unsigned)(st.st_mode & 07777));
+	key = PEM_read_PrivateKey(fp, NULL, audit_no_passphrase_cb, NULL);
+	fclose(fp);
+	ERR_clear_error();
+	if (key == NULL) {
+		findings_add(f, "tls-cert-unreadable",
+		    "%s (%s:%d): key: no unencrypted PEM private key in it", cc->key, c->path,
+		    cc->line);
+		goto out;
+	}
+	if (X509_check_private_key(leaf, key) != 1)
+		findings_add(f, "tls-cert-key-mismatch",
+		    "%s (%s:%d): key %s does not match the first certificate of %s", cc->key,
+		    c->path, cc->line, cc->key, cc->cert);
+out:
+	ERR_clear_error();
+	EVP_PKEY_free(key);
+	sk_X509_pop_free(chain, X509_free);
+}
+
+static void
+audit_certs(const struct conf *c, time_t now, struct findings *f)
+{
+	struct audit_list names = {.len = 0};
+	bool name_ok = false;
+
+	for (size_t i = 0; i < c->ncerts; i++)
+		audit_cert_pair(c, &c->certs[i], now, f, &name_ok, &names);
+	if (!name_ok && names.n > 0)
+		findings_add(f, "tls-cert-name-mismatch",
+		    "[server] hostname = %s; the first certificate is for %s", c->hostname,
+		    audit_list_str(&names));
+}
+
+static void
+audit_credential_files(const struct conf *c, struct findings *f)
+{
+	const char *passwd = conf_backend_file(c);
+	struct stat st;
+
+	if (passwd != NULL && stat(passwd, &st) == 0 && (st.st_mode & 077))
+		findings_add(f, "auth-passwd-file-permissions",
+		    "%s ([auth] backend): mode %04o, %s by %s", passwd,
+		    (unsigned)(st.st_mode & 07777), (st.st_mode & 022) ? "writable" : "readable",
+		    (st.st_mode & 007) ? "other users" : "the group");
+	if (c->oauth_jwks != NULL && strncmp(c->oauth_jwks, "https://", 8) != 0 &&
+	    stat(c->oauth_jwks, &st) == 0 && (st.st_mode & S_IWOTH))
+		findings_add(f, "oauth-jwks-file-writable",
+		    "%s ([oauth] jwks, %s:%d): mode %04o, writable by every user", c->oauth_jwks,
+		    c->path, c->oauth_line, (unsigned)(st.st_mode & 07777));
+}
+
+/* Whether the folder that would hold path lets this user create it. */
+static bool
+audit_parent_is_writable(const char *path, char **parent_r)
+{
+	*parent_r = fs_dirname(path);
+	return access(*parent_r, W_OK | X_OK) == 0;
+}
+
+static void
+audit_spool(const struct conf *c, struct findings *f)
+{
+	struct stat st;
+	char *parent = NULL;
+
+	if (stat(c->spool, &st) == -1) {
+		int e = errno;
+
+		if (e != ENOENT)
+			findings_add(f, "spool-not-writable", "[server] spool %s: %s", c->spool,
+			    strerror(e));
+		else if (!audit_parent_is_writable(c->spool, &parent))
+			findings_add(f, "spool-not-writable",
+			    "[server] spool %s does not exist and %s is not writable: %s", c->spool,
+			    parent, strerror(errno));
+		free(parent);
+		return;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		findings_add(
+		    f, "spool-not-writable", "[server] spool %s is not a folder", c->spool);
+		return;
+	}
+	if (access(c->spool, W_OK | X_OK) == -1)
+		findings_add(f, "spool-not-writable", "[server] spool %s: %s (uid %u)", c->spool,
+		    strerror(errno), (unsigned)geteuid());
+	if (st.st_mode & 077)
+		findings_add(f, "spool-permissions-open", "[server] spool %s: mode %04o", c->spool,
+		    (unsigned)(st.st_mode & 07777));
+	if (st.st_uid != geteuid())
+		findings_add(f, "spool-owner-mismatch",
+		    "[server] spool %s is owned by uid %u; the audit runs as uid %u", c->spool,
+		    (unsigned)st.st_uid, (unsigned)geteuid());
+}
+
+static void
+audit_log(const struct conf *c, struct findings *f)
+{
+	struct stat st;
+	char *parent = NULL;
+
+	if (c->log == NULL || strcmp(c->log, "stderr") == 0)
+		return;
+	if (stat(c->log, &st) == -1) {
+		if (errno != ENOENT)
+			findings_add(f, "log-file-not-writable", "[server] log %s: %s", c->log,
+			    strerror(errno));
+		else if (!audit_parent_is_writable(c->log, &parent))
+			findings_add(f, "log-file-not-writable",
+			    "[server] log %s does not exist and %s is not writable: %s", c->log,
+			    parent, strerror(errno));
+		free(parent);
+		return;
+	}
+	if (access(c->log, W_OK) == -1)
+		findings_add(f, "log-file-not-writable", "[server] log %s: %s (uid %u)", c->log,
+		    strerror(errno), (unsigned)geteuid());
+	if (S_ISREG(st.st_mode) && (st.st_mode & S_IROTH))
+		findings_add(f, "log-file-world-readable", "[server] log %s: mode %04o", c->log,
+		    (unsigned)(st.st_mode & 07777));
+}
+
+void
+audit_conf(const struct conf *c, time_t now, struct findings *f)
+{
+	if (audit_uses_tls(c)) {
+		audit_ciphers(c, f);
+		audit_certs(c, now, f);
+	}
+	audit_listeners(c, f);
+	audit_mechanisms(c, f);
+	audit_limits(c, f);
+	audit_credential_files(c, f);
+	audit_spool(c, f);
+	audit_log(c, f);
+}
+
+int
+audit_check_print(const struct conf *c, FILE *out)
+{
+	struct findings f;
+	int rc;
+
+	findings_init(&f);
+	audit_conf(c, time(NULL), &f);
+	if (f.n > 0)
+		findings_print(out, &f);
+	rc = findings_has_error(&f) ? -1 : 0;
+	findings_free(&f);
+	return rc;
+}
