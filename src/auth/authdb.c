@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +43,7 @@
 #include "auth/pwscheme.h"
 #include "conf/conf.h"
 #include "lib/buf.h"
+#include "lib/fsutil.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "net/loop.h"
@@ -51,6 +53,7 @@
 #define AUTHDB_WORKERS_MAX 8
 #define AUTHDB_QUEUE_DEFAULT 256
 #define AUTHDB_FAKE_SECRET_LEN 32
+#define AUTHDB_FAKE_SECRET_FILE "auth-fake-salt.key" /* in the spool */
 
 struct authdb_snap {
 	unsigned refs; /* under authdb.snap_lock */
@@ -344,6 +347,38 @@ fail:
 	return r;
 }
 
+/*
+ * The secret behind fake SCRAM salts (authdb_scram_keys) must outlive a
+ * restart: were it new at each start, an unknown name's salt would change
+ * across restarts while a real user's stays, which tells them apart. It is
+ * kept in <spool>/AUTHDB_FAKE_SECRET_FILE (random bytes, mode 0600), made
+ * at the first start. If it can be neither read nor made, the random
+ * secret of this run stays and a warning is logged.
+ */
+static void
+authdb_fake_secret_load(struct authdb *db, const struct conf *c)
+{
+	char *path, *data;
+	size_t len = 0;
+
+	if (c->spool == NULL)
+		return;
+	path = fs_path_join(c->spool, AUTHDB_FAKE_SECRET_FILE);
+	data = fs_read_file(path, 4096, &len);
+	if (data != NULL && len == sizeof(db->fake_secret)) {
+		memcpy(db->fake_secret, data, len);
+		goto done;
+	}
+	if (data == NULL && errno == ENOENT && (mkdir(c->spool, 0700) == 0 || errno == EEXIST) &&
+	    fs_write_atomic(path, db->fake_secret, sizeof(db->fake_secret), 0600) == 0)
+		goto done;
+	log_event(LOG_WARNING, "auth_fake_secret_unusable", 0, "{s:s, s:s}", "path", path, "effect",
+	    "fake SCRAM salts of unknown users change at each restart");
+done:
+	xfree_secret(data, len);
+	free(path);
+}
+
 static void
 authdb_destroy(struct authdb *db)
 {
@@ -386,6 +421,7 @@ authdb_open(const struct conf *c, char *err, size_t errlen)
 		snprintf(err, errlen, "authdb: cannot make the dummy credential");
 		goto fail;
 	}
+	authdb_fake_secret_load(db, c);
 	n = authdb_worker_count(c);
 	db->threads = xcalloc(n, sizeof(*db->threads));
 	for (; db->nthreads < n; db->nthreads++) {
@@ -490,4 +526,38 @@ authdb_scram_keys(struct authdb *db, const char *user, size_t userlen, enum pwsc
 	memcpy(k_r->salt, mac, PWSCHEME_SCRAM_SALT_LEN);
 	k_r->saltlen = PWSCHEME_SCRAM_SALT_LEN;
 	return 0;
+}
+
+int
+authdb_cram_key(struct authdb *db, const char *user, size_t userlen, unsigned char *key,
+    size_t *keylen_r, char **user_r)
+{
+	struct authdb_snap *snap = NULL;
+	struct passwd_entry *e;
+	int64_t now = (int64_t)time(NULL);
+	size_t pos = 0;
+
+	*user_r = NULL;
+	/* a backend without a snapshot (dovecot) has no CRAM-MD5 keys */
+	pthread_mutex_lock(&db->snap_lock);
+	if (db->snap != NULL) {
+		snap = db->snap;
+		snap->refs++;
+	}
+	pthread_mutex_unlock(&db->snap_lock);
+	if (snap != NULL && passwd_user_is_valid(user, userlen)) {
+		while ((e = passwd_file_next(snap->pf, user, userlen, &pos)) != NULL) {
+			if (e->scheme == PWSCHEME_CRAM_MD5 && passwd_entry_is_active(e, now) &&
+			    pwscheme_cram_key(e->data, key, keylen_r) == 0) {
+				*user_r = xstrdup(e->user);
+				break;
+			}
+		}
+	}
+	authdb_snap_put(db, snap);
+	if (*user_r != NULL)
+		return 0;
+	/* a key that matches nothing: the digest check fails like a wrong password */
+	*keylen_r = 16;
+	return RAND_bytes(key, 16) == 1 ? 0 : -1;
 }

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "auth/pwscheme.h"
+#include "sasl/sasl.h"
 
 struct conf;
 struct loop;
@@ -74,5 +75,34 @@ void authdb_verify_plain(struct authdb *db, struct loop *loop, uint64_t session_
  */
 int authdb_scram_keys(struct authdb *db, const char *user, size_t userlen, enum pwscheme scheme,
     struct pwscheme_scram *k_r, char **user_r) __attribute__((warn_unused_result));
+
+/*
+ * The CRAM-MD5 HMAC key of user (the first active {CRAM-MD5} line) into key
+ * (PWSCHEME_CRAM_KEY_MAX bytes), inline like authdb_scram_keys. For an
+ * unknown, locked or expired user, or one without a {CRAM-MD5} line, a
+ * random key and *user_r NULL; otherwise *user_r is the stored name
+ * (malloc'd). -1 on a library failure. The caller wipes key.
+ */
+int authdb_cram_key(struct authdb *db, const char *user, size_t userlen, unsigned char *key,
+    size_t *keylen_r, char **user_r) __attribute__((warn_unused_result));
+
+/*
+ * The answer to authdb_lookup_keys. AUTHDB_OK: k holds the keys and user is
+ * the canonical name, or NULL for an unknown user (k is then a fake that
+ * fails at the proof like a wrong password). AUTHDB_TEMPFAIL: k and user are
+ * NULL. Both are valid only during the call (k is wiped after it).
+ */
+typedef void authdb_keys_cb(void *ctx, uint64_t session_id, enum authdb_result result,
+    const struct sasl_keys *k, const char *user);
+
+/*
+ * Looks up the stored keys a SASL mechanism asked for (sasl.h
+ * SASL_NEED_KEYS: SCRAM-SHA-1, SCRAM-SHA-256 or CRAM-MD5) of user
+ * (userlen bytes, copied). The answer is posted to loop, never given inline
+ * (DESIGN 1: this is a process boundary later). The lookup itself is cheap
+ * and runs on the calling thread; only the answer is deferred.
+ */
+void authdb_lookup_keys(struct authdb *db, struct loop *loop, uint64_t session_id, const char *user,
+    size_t userlen, enum sasl_keys_kind kind, authdb_keys_cb *cb, void *ctx);
 
 #endif

@@ -33,11 +33,13 @@ static const char *const pwscheme_names[] = {
     [PWSCHEME_ARGON2ID] = "ARGON2ID",
     [PWSCHEME_SHA512_CRYPT] = "SHA512-CRYPT",
     [PWSCHEME_BLF_CRYPT] = "BLF-CRYPT",
+    [PWSCHEME_CRAM_MD5] = "CRAM-MD5",
 };
 
 #define PWSCHEME_NSCHEMES (sizeof(pwscheme_names) / sizeof(pwscheme_names[0]))
 #define PWSCHEME_BCRYPT_LEN 60 /* "$2b$NN$" + 22 salt + 31 hash */
 #define PWSCHEME_ARGON2_PREFIX "$argon2id$"
+#define PWSCHEME_CRAM_PREFIX "$k$"
 
 static pthread_once_t pwscheme_sodium_once = PTHREAD_ONCE_INIT;
 static int pwscheme_sodium_status;
@@ -263,9 +265,64 @@ pwscheme_check_bcrypt(const char *data)
 	return pwscheme_is_crypt_text(data + 7) ? 0 : -1;
 }
 
+static int
+pwscheme_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int
+pwscheme_cram_key(const char *data, unsigned char *key, size_t *keylen_r)
+{
+	size_t n;
+
+	if (strncmp(data, PWSCHEME_CRAM_PREFIX, strlen(PWSCHEME_CRAM_PREFIX)) != 0)
+		return -1;
+	data += strlen(PWSCHEME_CRAM_PREFIX);
+	n = strlen(data);
+	if (n == 0 || n % 2 != 0 || n / 2 > PWSCHEME_CRAM_KEY_MAX)
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = pwscheme_hexval(data[2 * i]), lo = pwscheme_hexval(data[2 * i + 1]);
+
+		if (hi < 0 || lo < 0) {
+			explicit_bzero(key, i);
+			return -1;
+		}
+		key[i] = (unsigned char)(hi << 4 | lo);
+	}
+	*keylen_r = n / 2;
+	return 0;
+}
+
+/* RFC 2104 2: a key longer than the block is replaced by its hash. */
+static int
+pwscheme_cram_derive(const char *password, size_t passlen, unsigned char *key, size_t *keylen_r)
+{
+	unsigned int n = 0;
+
+	if (passlen == 0)
+		return -1;
+	if (passlen <= PWSCHEME_CRAM_KEY_MAX) {
+		memcpy(key, password, passlen);
+		*keylen_r = passlen;
+		return 0;
+	}
+	if (EVP_Digest(password, passlen, key, &n, EVP_md5(), NULL) != 1)
+		return -1;
+	*keylen_r = n;
+	return 0;
+}
+
 int
 pwscheme_check_data(enum pwscheme s, const char *data, const char **errstr_r)
 {
+	unsigned char key[PWSCHEME_CRAM_KEY_MAX];
+	size_t keylen;
 	struct pwscheme_scram k;
 	int r;
 
@@ -301,6 +358,16 @@ pwscheme_check_data(enum pwscheme s, const char *data, const char **errstr_r)
 			return -1;
 		}
 		return 0;
+	case PWSCHEME_CRAM_MD5:
+		if (pwscheme_cram_key(data, key, &keylen) == -1) {
+			*errstr_r = strlen(data) == 32 * 2
+			    ? "CRAM-MD5 data must be $k$ and the key in hex (Dovecot's "
+			      "HMAC-context form is not supported; set the password again)"
+			    : "CRAM-MD5 data must be $k$ and the key in lower-case hex";
+			return -1;
+		}
+		explicit_bzero(key, sizeof(key));
+		return 0;
 	}
 	*errstr_r = "unknown scheme";
 	return -1;
@@ -317,7 +384,7 @@ pwscheme_split(const char *cred, enum pwscheme *s_r, const char **data_r, const 
 	}
 	if (pwscheme_from_name(cred + 1, (size_t)(close - cred - 1), s_r) == -1) {
 		*errstr_r = "unsupported password scheme (supported: SCRAM-SHA-256, SCRAM-SHA-1, "
-		            "ARGON2ID, SHA512-CRYPT, BLF-CRYPT)";
+		            "ARGON2ID, SHA512-CRYPT, BLF-CRYPT, CRAM-MD5)";
 		return -1;
 	}
 	*data_r = close + 1;
@@ -356,6 +423,8 @@ pwscheme_verify(
 {
 	struct pwscheme_scram stored, derived;
 	char str[crypto_pwhash_argon2id_STRBYTES];
+	unsigned char key[PWSCHEME_CRAM_KEY_MAX], want[PWSCHEME_CRAM_KEY_MAX];
+	size_t keylen, wantlen;
 	const char *errstr;
 	int r = -1;
 
@@ -389,6 +458,15 @@ pwscheme_verify(
 	case PWSCHEME_SHA512_CRYPT:
 	case PWSCHEME_BLF_CRYPT:
 		return pwscheme_verify_crypt(data, password, passlen, match_r);
+	case PWSCHEME_CRAM_MD5:
+		if (pwscheme_cram_key(data, want, &wantlen) == -1)
+			return -1;
+		if (pwscheme_cram_derive(password, passlen, key, &keylen) == 0) {
+			*match_r = keylen == wantlen && CRYPTO_memcmp(key, want, keylen) == 0;
+			explicit_bzero(key, sizeof(key));
+		}
+		explicit_bzero(want, sizeof(want));
+		return 0;
 	}
 	return -1;
 }
@@ -428,6 +506,8 @@ pwscheme_generate_data(enum pwscheme s, const char *password, size_t passlen, st
 	unsigned char salt[PWSCHEME_SCRAM_SALT_LEN];
 	char str[crypto_pwhash_argon2id_STRBYTES];
 	struct pwscheme_scram k;
+	unsigned char key[PWSCHEME_CRAM_KEY_MAX];
+	size_t keylen;
 	int r = -1;
 
 	if (passlen > PWSCHEME_PASSWORD_MAX)
@@ -456,6 +536,14 @@ pwscheme_generate_data(enum pwscheme s, const char *password, size_t passlen, st
 		return pwscheme_generate_crypt("$6$", 0, password, passlen, out);
 	case PWSCHEME_BLF_CRYPT:
 		return pwscheme_generate_crypt("$2b$", PWSCHEME_BLF_COST, password, passlen, out);
+	case PWSCHEME_CRAM_MD5:
+		if (pwscheme_cram_derive(password, passlen, key, &keylen) == -1)
+			return -1;
+		r = buf_append_str(out, PWSCHEME_CRAM_PREFIX);
+		for (size_t i = 0; i < keylen && r == 0; i++)
+			r = buf_printf(out, "%02x", key[i]);
+		explicit_bzero(key, sizeof(key));
+		return r;
 	}
 	return -1;
 }

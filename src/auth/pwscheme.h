@@ -9,6 +9,11 @@
  *   {ARGON2ID}$argon2id$v=19$m=...,t=...,p=...$...  libsodium/PHC string
  *   {SHA512-CRYPT}$6$[rounds=N$]SALT$HASH          crypt(3)
  *   {BLF-CRYPT}$2b$NN$...  ($2a$, $2y$ verified)    crypt(3)
+ *   {CRAM-MD5}$k$HEX       the HMAC-MD5 key (RFC 2104: the password, or its
+ *                          MD5 when longer than 64 bytes) in lower-case hex;
+ *                          PLAINTEXT-EQUIVALENT, for CRAM-MD5 only. Dovecot's
+ *                          {CRAM-MD5} (64 hex digits of HMAC-MD5 context
+ *                          state) is refused: OpenSSL cannot import it.
  *
  * Passwords are byte strings (they may contain NUL; the crypt schemes cannot
  * represent one and never match such a password). No normalisation is done:
@@ -33,6 +38,7 @@ enum pwscheme {
 	PWSCHEME_ARGON2ID,
 	PWSCHEME_SHA512_CRYPT,
 	PWSCHEME_BLF_CRYPT,
+	PWSCHEME_CRAM_MD5,
 };
 
 #define PWSCHEME_SCRAM_ITER_DEFAULT 4096 /* RFC 7677 4 and RFC 5802 5.1: at least 4096 */
@@ -42,6 +48,7 @@ enum pwscheme {
 #define PWSCHEME_SCRAM_KEY_MAX 32 /* SHA-256 output */
 #define PWSCHEME_BLF_COST 10
 #define PWSCHEME_PASSWORD_MAX 4096 /* longer passwords never match */
+#define PWSCHEME_CRAM_KEY_MAX 64 /* HMAC-MD5 block size (RFC 2104 2) */
 
 /* SCRAM stored keys (RFC 5802 3): what a SCRAM mechanism needs. */
 struct pwscheme_scram {
@@ -106,6 +113,10 @@ int pwscheme_scram_format(const struct pwscheme_scram *k, struct buf *out)
 int pwscheme_scram_derive(enum pwscheme s, const char *password, size_t passlen,
     const unsigned char *salt, size_t saltlen, unsigned iter, struct pwscheme_scram *k_r,
     unsigned char *client_key_r) __attribute__((warn_unused_result));
+/* The HMAC-MD5 key of {CRAM-MD5} data into key (PWSCHEME_CRAM_KEY_MAX
+ * bytes); the caller wipes it. 0 / -1. */
+int pwscheme_cram_key(const char *data, unsigned char *key, size_t *keylen_r)
+    __attribute__((warn_unused_result));
 /* PBKDF2-HMAC (RFC 8018 5.2) with the hash of SCRAM scheme s, any output length. */
 int pwscheme_pbkdf2(enum pwscheme s, const char *password, size_t passlen,
     const unsigned char *salt, size_t saltlen, unsigned iter, unsigned char *out, size_t outlen)

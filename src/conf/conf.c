@@ -676,7 +676,11 @@ conf_line(struct conf_parse *p, char *s)
 	return -1;
 }
 
-static const char *const conf_known_mechanisms[] = {"PLAIN", "LOGIN", NULL};
+/* What [auth] mechanisms may list (sasl/sasl.c has the cores). */
+static const char *const conf_known_mechanisms[] = {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256",
+    "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1", "PLAIN", "LOGIN", "CRAM-MD5", NULL};
+#define CONF_MECHANISMS_DEFAULT                                                                    \
+	"SCRAM-SHA-256-PLUS SCRAM-SHA-256 SCRAM-SHA-1-PLUS SCRAM-SHA-1 PLAIN LOGIN"
 
 static int
 conf_validate(struct conf_parse *p)
@@ -744,7 +748,8 @@ conf_validate(struct conf_parse *p)
 			known = known || strcmp(c->mechanisms[i], conf_known_mechanisms[j]) == 0;
 		if (!known) {
 			conf_error(p,
-			    "[auth] mechanisms: %s is not supported (supported: PLAIN LOGIN)",
+			    "[auth] mechanisms: %s is not supported (supported: SCRAM-SHA-256-PLUS "
+			    "SCRAM-SHA-256 SCRAM-SHA-1-PLUS SCRAM-SHA-1 PLAIN LOGIN CRAM-MD5)",
 			    c->mechanisms[i]);
 			return -1;
 		}
@@ -774,7 +779,7 @@ conf_defaults(struct conf *c)
 	c->timeout_data = 600;
 	c->shutdown_grace = 30;
 	c->auth_queue = 256;
-	conf_list_set(&c->mechanisms, &c->nmechanisms, "PLAIN LOGIN", true);
+	conf_list_set(&c->mechanisms, &c->nmechanisms, CONF_MECHANISMS_DEFAULT, true);
 	c->oauth_user_claim = xstrdup("email");
 }
 

@@ -1,7 +1,9 @@
 /*
- * sasl: mechanism registry and the PLAIN (RFC 4616) and LOGIN
+ * sasl: mechanism registry, the generic parts of an exchange (keys,
+ * verdicts, resume) and the PLAIN (RFC 4616) and LOGIN
  * (draft-murchison-sasl-login) cores. Both end in SASL_VERIFY_PLAIN with a
- * user and password the session hands to the authdb.
+ * user and password the session hands to the authdb. SCRAM lives in
+ * sasl_scram.c, CRAM-MD5 in sasl_cram.c.
  *
  * LOGIN states: 0 = send "Username:", 1 = got user, send "Password:",
  * 2 = got password. An initial response to AUTH LOGIN is the user name.
@@ -12,29 +14,17 @@
 #include <string.h>
 
 #include "lib/xalloc.h"
-
-enum sasl_mech_id {
-	SASL_MECH_PLAIN,
-	SASL_MECH_LOGIN,
-};
-
-struct sasl_mech {
-	const char *name;
-	enum sasl_mech_id id;
-	unsigned flags;
-};
-
-struct sasl_exchange {
-	const struct sasl_mech *mech;
-	int state;
-	char user[SASL_USER_MAX + 1];
-	char *password; /* secret */
-	size_t passlen;
-};
+#include "sasl/sasl_priv.h"
 
 static const struct sasl_mech sasl_mechs[] = {
     {"PLAIN", SASL_MECH_PLAIN, SASL_F_PLAINTEXT},
     {"LOGIN", SASL_MECH_LOGIN, SASL_F_PLAINTEXT},
+    {"SCRAM-SHA-1", SASL_MECH_SCRAM_SHA1, 0},
+    {"SCRAM-SHA-1-PLUS", SASL_MECH_SCRAM_SHA1_PLUS, SASL_F_PLUS},
+    {"SCRAM-SHA-256", SASL_MECH_SCRAM_SHA256, 0},
+    {"SCRAM-SHA-256-PLUS", SASL_MECH_SCRAM_SHA256_PLUS, SASL_F_PLUS},
+    /* weak: offered only when listed in [auth] mechanisms */
+    {"CRAM-MD5", SASL_MECH_CRAM_MD5, SASL_F_WEAK},
 };
 
 /* Mechanisms smtpgate refuses as too weak (534 5.7.9) instead of unknown. */
@@ -86,7 +76,12 @@ sasl_free(struct sasl_exchange *x)
 {
 	if (x == NULL)
 		return;
+	sasl_scram_free(x);
+	free(x->cram_challenge);
+	free(x->hostname);
 	xfree_secret(x->password, x->passlen);
+	xfree_secret(x->token, x->tokenlen);
+	free(x->verdict_error);
 	explicit_bzero(x, sizeof(*x));
 	free(x);
 }
@@ -95,6 +90,69 @@ const char *
 sasl_user(const struct sasl_exchange *x)
 {
 	return x->user;
+}
+
+void
+sasl_set_user(struct sasl_exchange *x, const char *p, size_t n)
+{
+	if (n > SASL_USER_MAX)
+		n = SASL_USER_MAX;
+	memcpy(x->user, p, n);
+	x->user[n] = '\0';
+}
+
+void
+sasl_set_context(struct sasl_exchange *x, const struct sasl_context *ctx)
+{
+	free(x->hostname);
+	x->ctx = *ctx;
+	x->hostname = xstrdup(ctx->hostname != NULL ? ctx->hostname : "localhost");
+	x->ctx.hostname = x->hostname;
+}
+
+enum sasl_keys_kind
+sasl_keys_kind(const struct sasl_exchange *x)
+{
+	return x->keys_kind;
+}
+
+void
+sasl_set_keys(struct sasl_exchange *x, const struct sasl_keys *k, const char *user)
+{
+	x->keys = *k;
+	x->has_keys = true;
+	x->user_known = user != NULL;
+	if (user != NULL)
+		sasl_set_user(x, user, strlen(user));
+}
+
+void
+sasl_set_verdict(struct sasl_exchange *x, bool ok, const char *user, const char *error_json)
+{
+	x->has_verdict = true;
+	x->verdict_ok = ok && user != NULL;
+	if (user != NULL)
+		sasl_set_user(x, user, strlen(user));
+	free(x->verdict_error);
+	x->verdict_error = error_json != NULL ? xstrdup(error_json) : NULL;
+}
+
+const char *
+sasl_token(const struct sasl_exchange *x)
+{
+	return x->token != NULL ? x->token : "";
+}
+
+size_t
+sasl_token_len(const struct sasl_exchange *x)
+{
+	return x->tokenlen;
+}
+
+const char *
+sasl_errstr(const struct sasl_exchange *x)
+{
+	return x->errstr != NULL ? x->errstr : "";
 }
 
 const char *
@@ -221,11 +279,37 @@ sasl_login_step(
 enum sasl_status
 sasl_step(struct sasl_exchange *x, const char *in, size_t inlen, bool has_input, struct buf *out)
 {
+	x->errstr = NULL;
 	switch (x->mech->id) {
 	case SASL_MECH_PLAIN:
 		return sasl_plain_step(x, in, inlen, has_input);
 	case SASL_MECH_LOGIN:
 		return sasl_login_step(x, in, inlen, has_input, out);
+	case SASL_MECH_SCRAM_SHA1:
+	case SASL_MECH_SCRAM_SHA1_PLUS:
+	case SASL_MECH_SCRAM_SHA256:
+	case SASL_MECH_SCRAM_SHA256_PLUS:
+		return sasl_scram_step(x, in, inlen, has_input, out);
+	case SASL_MECH_CRAM_MD5:
+		return sasl_cram_step(x, in, inlen, has_input, out);
 	}
 	return SASL_MALFORMED;
+}
+
+enum sasl_status
+sasl_resume(struct sasl_exchange *x, struct buf *out)
+{
+	x->errstr = NULL;
+	switch (x->mech->id) {
+	case SASL_MECH_SCRAM_SHA1:
+	case SASL_MECH_SCRAM_SHA1_PLUS:
+	case SASL_MECH_SCRAM_SHA256:
+	case SASL_MECH_SCRAM_SHA256_PLUS:
+		return sasl_scram_resume(x, out);
+	case SASL_MECH_CRAM_MD5:
+		return sasl_cram_resume(x, out);
+	default:
+		x->errstr = "resume without a pending request";
+		return SASL_MALFORMED;
+	}
 }

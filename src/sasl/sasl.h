@@ -1,11 +1,36 @@
 /*
  * sasl: the mechanism interface (RFC 4422) and the registry of mechanisms.
  * Mechanism cores are pure: they take decoded client responses and say what
- * to do next: send a challenge, verify a plaintext credential, or fail. The
- * session does base64, the wire and the authdb call (DESIGN 1).
+ * to do next: send a challenge, verify a plaintext credential, look up
+ * stored keys, or fail. The session does base64, the wire, TLS channel
+ * binding data, the clock and every authdb call (DESIGN 1).
  *
- * Secrets: an exchange holds the password it decoded until sasl_free(),
- * which wipes it. Nothing here logs.
+ * Asynchronous steps. A step may end in a status that asks the session for
+ * something only the authdb (or a token verifier) can answer:
+ *
+ *   SASL_VERIFY_PLAIN  user + password to verify (PLAIN, LOGIN); the
+ *                      session's authdb answer ends the exchange.
+ *   SASL_NEED_KEYS     stored keys of sasl_user() of kind sasl_keys_kind()
+ *                      (SCRAM-*, CRAM-MD5); the session looks them up
+ *                      (authdb_lookup_keys), hands them over with
+ *                      sasl_set_keys() and calls sasl_resume(), which
+ *                      continues the same step (a challenge, or the end).
+ *   SASL_VERIFY_TOKEN  a bearer token (XOAUTH2, OAUTHBEARER: sasl_token()
+ *                      for sasl_user()); the session has it checked, gives
+ *                      the verdict with sasl_set_verdict() and calls
+ *                      sasl_resume(): SASL_DONE, or SASL_CONTINUE with an
+ *                      error challenge (RFC 7628 3.2.2) whose answer then
+ *                      ends in SASL_FAILED.
+ *
+ * Ends: SASL_DONE (authenticated as sasl_user(), the canonical name the
+ * session gave with the keys or verdict), SASL_FAILED (a well-formed
+ * exchange whose proof did not match: 535 like a wrong password),
+ * SASL_MALFORMED (the client did not follow the mechanism: 535 too, logged
+ * apart). sasl_errstr() names the reason of the last FAILED/MALFORMED for the
+ * log (a static string, never secret data).
+ *
+ * Secrets: an exchange holds the password it decoded, the stored keys and
+ * the token until sasl_free(), which wipes them. Nothing here logs.
  */
 #ifndef SG_SASL_SASL_H
 #define SG_SASL_SASL_H
@@ -17,16 +42,69 @@
 
 #define SASL_USER_MAX 320 /* longest accepted authentication identity */
 #define SASL_SECRET_MAX 1024 /* longest accepted password */
+#define SASL_SCRAM_SALT_MAX 128 /* decoded salt, as PWSCHEME_SCRAM_SALT_MAX */
+#define SASL_KEY_MAX 64 /* SCRAM keys (32 for SHA-256) and the CRAM-MD5 HMAC key */
+#define SASL_CB_DATA_MAX 64 /* tls-unique: a Finished (12..48); tls-exporter: 32 */
+#define SASL_TLS_EXPORTER_LEN 32 /* RFC 9266 2 */
+#define SASL_TOKEN_MAX 8192 /* longest accepted bearer token */
 
 enum sasl_flags {
 	SASL_F_PLAINTEXT = 1 << 0, /* reveals the password: only inside TLS (RFC 4954 4) */
 	SASL_F_WEAK = 1 << 1, /* legacy; only when explicitly enabled (534 otherwise) */
+	SASL_F_PLUS = 1 << 2, /* needs TLS channel binding (-PLUS): only offered inside TLS */
 };
 
 enum sasl_status {
 	SASL_CONTINUE, /* send the challenge in out (may be empty) as 334 */
 	SASL_VERIFY_PLAIN, /* user and password are ready for the authdb */
+	SASL_NEED_KEYS, /* look up stored keys for sasl_user(), then sasl_resume() */
+	SASL_VERIFY_TOKEN, /* check sasl_token() for sasl_user(), then sasl_resume() */
+	SASL_DONE, /* authenticated as sasl_user(): 235 */
+	SASL_FAILED, /* proof or verdict did not match: 535 5.7.8 */
 	SASL_MALFORMED, /* the response does not follow the mechanism: 535 5.7.8 */
+};
+
+/* Which stored keys SASL_NEED_KEYS wants. */
+enum sasl_keys_kind {
+	SASL_KEYS_NONE,
+	SASL_KEYS_SCRAM_SHA1,
+	SASL_KEYS_SCRAM_SHA256,
+	SASL_KEYS_CRAM_MD5,
+};
+
+/* Stored keys handed to a mechanism. For SCRAM (RFC 5802 3): iter, salt,
+ * stored_key, server_key, keylen. For CRAM-MD5: the HMAC-MD5 key in
+ * secret/secretlen (plaintext-equivalent). */
+struct sasl_keys {
+	unsigned iter;
+	unsigned char salt[SASL_SCRAM_SALT_MAX];
+	size_t saltlen;
+	unsigned char stored_key[SASL_KEY_MAX];
+	unsigned char server_key[SASL_KEY_MAX];
+	size_t keylen;
+	unsigned char secret[SASL_KEY_MAX];
+	size_t secretlen;
+};
+
+enum sasl_cb_type {
+	SASL_CB_TLS_UNIQUE, /* RFC 5929 3.1; TLS 1.2 only */
+	SASL_CB_TLS_EXPORTER, /* RFC 9266; TLS 1.3, or TLS 1.2 with extended master secret */
+	SASL_CB_NTYPES,
+};
+
+/*
+ * What the session knows that a mechanism may need; set with
+ * sasl_set_context() before the first step. Pointers are copied from.
+ */
+struct sasl_context {
+	const char *hostname; /* CRAM-MD5 challenge (RFC 2195 2) */
+	long long now; /* seconds since the epoch, CRAM-MD5 challenge */
+	/* A -PLUS variant was advertised on this session: SCRAM then refuses a
+	 * client's "y" flag as a downgrade (RFC 5802 6). */
+	bool plus_offered;
+	/* Channel binding data of the TLS session (len 0: not available). */
+	unsigned char cb[SASL_CB_NTYPES][SASL_CB_DATA_MAX];
+	size_t cblen[SASL_CB_NTYPES];
 };
 
 struct sasl_mech;
@@ -49,7 +127,35 @@ void sasl_free(struct sasl_exchange *x);
  */
 enum sasl_status sasl_step(
     struct sasl_exchange *x, const char *in, size_t inlen, bool has_input, struct buf *out);
-/* After SASL_VERIFY_PLAIN: NUL-terminated, valid until sasl_free. */
+/* Sets the session's context (copied). Call before the first step. */
+void sasl_set_context(struct sasl_exchange *x, const struct sasl_context *ctx);
+
+/* After SASL_NEED_KEYS: the kind of keys wanted for sasl_user(). */
+enum sasl_keys_kind sasl_keys_kind(const struct sasl_exchange *x);
+/*
+ * The answer to SASL_NEED_KEYS (copied; the caller wipes its own). user is
+ * the canonical stored name, or NULL when the user is unknown, locked or has
+ * no such keys: k then holds a fake (stable salt, keys that match nothing)
+ * and the exchange fails at the proof exactly like a wrong password.
+ */
+void sasl_set_keys(struct sasl_exchange *x, const struct sasl_keys *k, const char *user);
+/*
+ * The answer to SASL_VERIFY_TOKEN: ok with the canonical user, or not ok
+ * with the JSON error challenge to send (RFC 7628 3.2.2; NULL for none).
+ */
+void sasl_set_verdict(struct sasl_exchange *x, bool ok, const char *user, const char *error_json);
+/* Continues the step that returned SASL_NEED_KEYS or SASL_VERIFY_TOKEN. */
+enum sasl_status sasl_resume(struct sasl_exchange *x, struct buf *out);
+/* After SASL_VERIFY_TOKEN: the token (not NUL-terminated), valid until sasl_free. */
+const char *sasl_token(const struct sasl_exchange *x);
+size_t sasl_token_len(const struct sasl_exchange *x);
+/* Why the last step ended in SASL_FAILED or SASL_MALFORMED: a static,
+ * secret-free string for the log ("" if none). */
+const char *sasl_errstr(const struct sasl_exchange *x);
+
+/* The user the client named (SASL_VERIFY_PLAIN, SASL_NEED_KEYS,
+ * SASL_VERIFY_TOKEN), or after SASL_DONE the canonical user. NUL-terminated
+ * ("" if none yet), valid until sasl_free or the next step. */
 const char *sasl_user(const struct sasl_exchange *x);
 const char *sasl_password(const struct sasl_exchange *x);
 size_t sasl_password_len(const struct sasl_exchange *x);
@@ -60,5 +166,36 @@ size_t sasl_password_len(const struct sasl_exchange *x);
  * On success points into msg. 0 / -1. */
 int sasl_plain_decode(const char *msg, size_t len, const char **user_r, size_t *userlen_r,
     const char **pass_r, size_t *passlen_r) __attribute__((warn_unused_result));
+
+/* A SCRAM client-first-message (RFC 5802 7), as far as the server must
+ * understand it before the key lookup. Pointers go into the message. */
+struct sasl_scram_first {
+	char cbflag; /* 'n', 'y' or 'p' */
+	const char *cbname; /* after "p=", or NULL */
+	size_t cbnamelen;
+	char user[SASL_USER_MAX + 1]; /* decoded saslname ("=2C" -> ',', "=3D" -> '=') */
+	size_t userlen;
+	bool has_authzid; /* "a=" given (equal to the user, or refused) */
+	const char *nonce; /* c-nonce after "r=" */
+	size_t noncelen;
+	const char *bare; /* client-first-message-bare */
+	size_t barelen;
+};
+
+/*
+ * Parses a SCRAM client-first-message strictly: gs2-header with "n", "y" or
+ * "p=" cb-name, optional authzid (only one equal to the user is accepted:
+ * no proxy login), no "m=" extension (RFC 5802 5.1: reserved, must fail),
+ * "n=" saslname of 1..SASL_USER_MAX decoded bytes without NUL or stray '=',
+ * "r=" printable nonce, then optional attr=value extensions. 0, or -1 with
+ * a static reason in *errstr_r.
+ */
+int sasl_scram_parse_first(const char *msg, size_t len, struct sasl_scram_first *r,
+    const char **errstr_r) __attribute__((warn_unused_result));
+
+/* Parses a CRAM-MD5 response (RFC 2195 2): user SP 32 lower-case hex
+ * digits. user may not contain NUL. 0 / -1. */
+int sasl_cram_parse_response(const char *msg, size_t len, const char **user_r, size_t *userlen_r,
+    unsigned char digest_r[16]) __attribute__((warn_unused_result));
 
 #endif

@@ -426,11 +426,26 @@ session_close_all(struct worker *w)
 
 /* --- EHLO, HELO, STARTTLS ------------------------------------------------ */
 
+static bool session_mech_usable(const struct session *s, const struct sasl_mech *m);
+
+/* AUTH is advertised when the listener has it, no STARTTLS is pending
+ * (AUTH before it gets 530), nobody is logged in yet, and at least one
+ * configured mechanism can work on this session. */
 static bool
 session_auth_offered(const struct session *s)
 {
-	/* PLAIN and LOGIN are the only mechanisms so far, both need TLS */
-	return s->listen->auth != CONF_AUTH_OFF && s->tls && s->auth_user == NULL;
+	const struct conf *c = session_conf(s);
+
+	if (s->listen->auth == CONF_AUTH_OFF || s->auth_user != NULL ||
+	    (s->listen->tls == CONF_TLS_STARTTLS && !s->tls))
+		return false;
+	for (size_t i = 0; i < c->nmechanisms; i++) {
+		const struct sasl_mech *m = sasl_mech_find(c->mechanisms[i]);
+
+		if (m != NULL && session_mech_usable(s, m))
+			return true;
+	}
+	return false;
 }
 
 static void
@@ -465,8 +480,15 @@ session_cmd_ehlo(struct session *s, const struct smtp_cmd *cmd, bool esmtp)
 	if (session_auth_offered(s)) {
 		size_t n = (size_t)snprintf(line, sizeof(line), "AUTH");
 
-		for (size_t i = 0; i < c->nmechanisms && n < sizeof(line) - 32; i++)
-			n += (size_t)snprintf(line + n, sizeof(line) - n, " %s", c->mechanisms[i]);
+		/* in the configured order, only what can work here (-PLUS and
+		 * plaintext mechanisms only inside TLS) */
+		for (size_t i = 0; i < c->nmechanisms && n < sizeof(line) - 32; i++) {
+			const struct sasl_mech *m = sasl_mech_find(c->mechanisms[i]);
+
+			if (m != NULL && session_mech_usable(s, m))
+				n += (size_t)snprintf(
+				    line + n, sizeof(line) - n, " %s", c->mechanisms[i]);
+		}
 		session_reply_raw(s, 250, NULL, line, true);
 	}
 	session_reply_raw(s, 250, NULL, "CHUNKING", false);
@@ -499,6 +521,30 @@ session_cmd_starttls(struct session *s)
 
 /* --- AUTH ------------------------------------------------------------------ */
 
+/* Ends the exchange with 235 for user (canonical) and logs it. */
+static void
+session_auth_ok(struct session *s, const char *user)
+{
+	s->auth_user = xstrdup(user);
+	session_reply(s, SMTP_R_AUTH_OK, NULL);
+	log_event(LOG_INFO, "auth", s->id, "{s:s, s:s, s:s, s:i, s:s}", "mechanism", s->auth_mech,
+	    "user", user, "result", "ok", "code", 235, "client", s->client);
+	session_reset_auth(s);
+	s->state = SESSION_CMD;
+}
+
+/* After an async answer: go on reading (pipelined lines may be waiting). */
+static void
+session_auth_unbusy(struct session *s)
+{
+	s->busy = false;
+	session_flush(s);
+	if (!session_too_many_errors(s)) {
+		bufferevent_enable(s->bev, EV_READ);
+		session_process(s);
+	}
+}
+
 static void
 session_auth_done_cb(void *ctx, uint64_t session_id, enum authdb_result result, const char *user)
 {
@@ -509,13 +555,11 @@ session_auth_done_cb(void *ctx, uint64_t session_id, enum authdb_result result, 
 
 	if (s == NULL || s->closing)
 		return;
-	s->busy = false;
 	switch (result) {
 	case AUTHDB_OK:
-		s->auth_user = xstrdup(user);
-		session_reply(s, SMTP_R_AUTH_OK, NULL);
-		res = "ok";
-		break;
+		session_auth_ok(s, user);
+		session_auth_unbusy(s);
+		return;
 	case AUTHDB_FAIL:
 		session_reply(s, SMTP_R_AUTH_INVALID, NULL);
 		break;
@@ -524,44 +568,67 @@ session_auth_done_cb(void *ctx, uint64_t session_id, enum authdb_result result, 
 		res = "tempfail";
 		break;
 	}
-	code = result == AUTHDB_OK ? 235 : result == AUTHDB_FAIL ? 535 : 454;
-	log_event(result == AUTHDB_OK ? LOG_INFO : LOG_NOTICE, "auth", s->id,
-	    "{s:s, s:s, s:s, s:i, s:s}", "mechanism", s->auth_mech, "user", sasl_user(s->sasl),
-	    "result", res, "code", code, "client", s->client);
+	code = result == AUTHDB_FAIL ? 535 : 454;
+	log_event(LOG_NOTICE, "auth", s->id, "{s:s, s:s, s:s, s:i, s:s}", "mechanism", s->auth_mech,
+	    "user", sasl_user(s->sasl), "result", res, "code", code, "client", s->client);
 	session_reset_auth(s);
-	session_flush(s);
-	if (!session_too_many_errors(s)) {
-		bufferevent_enable(s->bev, EV_READ);
-		session_process(s);
-	}
+	session_auth_unbusy(s);
 }
 
+/* Ends the exchange with reply id. The log names the mechanism's reason
+ * (sasl_errstr: static text, no secrets). */
 static void
 session_auth_fail(struct session *s, enum smtp_reply_id id)
 {
 	const struct smtp_reply *r = smtp_reply_get(id);
+	const char *why = s->sasl != NULL ? sasl_errstr(s->sasl) : "";
 
-	log_event(LOG_NOTICE, "auth", s->id, "{s:s, s:s?, s:s, s:i, s:s}", "mechanism",
+	log_event(LOG_NOTICE, "auth", s->id, "{s:s, s:s?, s:s, s:i, s:s, s:s?}", "mechanism",
 	    s->auth_mech != NULL ? s->auth_mech : "", "user",
 	    s->sasl != NULL && sasl_user(s->sasl)[0] ? sasl_user(s->sasl) : NULL, "result",
-	    id == SMTP_R_AUTH_ABORTED ? "aborted" : "fail", "code", r->code, "client", s->client);
+	    id == SMTP_R_AUTH_ABORTED ? "aborted" : "fail", "code", r->code, "client", s->client,
+	    "reason", why[0] != '\0' ? why : NULL);
 	session_reply(s, id, NULL);
 	session_reset_auth(s);
 	s->state = SESSION_CMD;
 }
 
-/* Runs one SASL step on a decoded response and acts on the outcome. */
-static void
-session_auth_step(struct session *s, const char *in, size_t inlen, bool has_input)
-{
-	struct buf chal, enc;
+static void session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal);
 
+/* The stored keys asked for by SASL_NEED_KEYS: resume the mechanism. */
+static void
+session_auth_keys_cb(void *ctx, uint64_t session_id, enum authdb_result result,
+    const struct sasl_keys *k, const char *user)
+{
+	struct worker *w = ctx;
+	struct session *s = idmap_get(&w->sessions, session_id);
+	struct buf chal;
+
+	if (s == NULL || s->closing || s->sasl == NULL)
+		return;
+	if (result != AUTHDB_OK) {
+		session_auth_fail(s, SMTP_R_AUTH_TEMPFAIL);
+		session_auth_unbusy(s);
+		return;
+	}
+	sasl_set_keys(s->sasl, k, user);
 	buf_init(&chal, SASL_LINE_MAX);
 	buf_set_secret(&chal);
-	switch (sasl_step(s->sasl, in, inlen, has_input, &chal)) {
+	session_auth_outcome(s, sasl_resume(s->sasl, &chal), &chal);
+	buf_free(&chal);
+	session_auth_unbusy(s);
+}
+
+/* Acts on what a SASL step (or resume) decided; chal holds a challenge. */
+static void
+session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
+{
+	struct buf enc;
+
+	switch (st) {
 	case SASL_CONTINUE:
 		buf_init(&enc, SASL_LINE_MAX);
-		if (base64_encode(chal.data ? chal.data : "", chal.len, &enc) == -1)
+		if (base64_encode(chal->data ? chal->data : "", chal->len, &enc) == -1)
 			abort();
 		session_reply_raw(s, 334, NULL, enc.data ? enc.data : "", false);
 		buf_free(&enc);
@@ -576,10 +643,38 @@ session_auth_step(struct session *s, const char *in, size_t inlen, bool has_inpu
 		    strlen(sasl_user(s->sasl)), sasl_password(s->sasl), sasl_password_len(s->sasl),
 		    session_auth_done_cb, s->w);
 		break;
+	case SASL_NEED_KEYS:
+		/* the answer comes back through the loop (DESIGN 1); the next
+		 * line is read only after it */
+		s->state = SESSION_AUTH;
+		s->busy = true;
+		session_flush(s);
+		bufferevent_disable(s->bev, EV_READ);
+		authdb_lookup_keys(s->w->srv->authdb, s->w->loop, s->id, sasl_user(s->sasl),
+		    strlen(sasl_user(s->sasl)), sasl_keys_kind(s->sasl), session_auth_keys_cb,
+		    s->w);
+		break;
+	case SASL_DONE:
+		session_auth_ok(s, sasl_user(s->sasl));
+		break;
+	case SASL_VERIFY_TOKEN:
+		/* no bearer-token mechanism is wired to a verifier yet */
+	case SASL_FAILED:
 	case SASL_MALFORMED:
 		session_auth_fail(s, SMTP_R_AUTH_INVALID);
 		break;
 	}
+}
+
+/* Runs one SASL step on a decoded response and acts on the outcome. */
+static void
+session_auth_step(struct session *s, const char *in, size_t inlen, bool has_input)
+{
+	struct buf chal;
+
+	buf_init(&chal, SASL_LINE_MAX);
+	buf_set_secret(&chal);
+	session_auth_outcome(s, sasl_step(s->sasl, in, inlen, has_input, &chal), &chal);
 	buf_free(&chal);
 }
 
@@ -620,11 +715,66 @@ session_mech_enabled(const struct session *s, const char *name)
 	return false;
 }
 
+/*
+ * The TLS session's channel binding data (SCRAM -PLUS). tls-unique (RFC
+ * 5929 3.1): the first Finished message of the latest handshake: the
+ * client's in a full handshake (the peer's, for us), ours when the session
+ * was resumed; not defined for TLS 1.3 (RFC 9266 3). tls-exporter (RFC
+ * 9266 2): 32 bytes exported with label "EXPORTER-Channel-Binding" and no
+ * context; for TLS 1.2 only with the extended master secret (RFC 9266 4.2).
+ */
+static void
+session_channel_binding(const struct session *s, struct sasl_context *ctx)
+{
+	static const char label[] = "EXPORTER-Channel-Binding";
+	SSL *ssl = s->ssl;
+	size_t n;
+
+	if (!s->tls || ssl == NULL)
+		return;
+	if (SSL_version(ssl) >= TLS1_3_VERSION || SSL_get_extms_support(ssl) == 1) {
+		if (SSL_export_keying_material(ssl, ctx->cb[SASL_CB_TLS_EXPORTER],
+		        SASL_TLS_EXPORTER_LEN, label, sizeof(label) - 1, NULL, 0, 0) == 1)
+			ctx->cblen[SASL_CB_TLS_EXPORTER] = SASL_TLS_EXPORTER_LEN;
+	}
+	if (SSL_version(ssl) < TLS1_3_VERSION) {
+		n = SSL_session_reused(ssl)
+		    ? SSL_get_finished(ssl, ctx->cb[SASL_CB_TLS_UNIQUE], SASL_CB_DATA_MAX)
+		    : SSL_get_peer_finished(ssl, ctx->cb[SASL_CB_TLS_UNIQUE], SASL_CB_DATA_MAX);
+		if (n > 0 && n <= SASL_CB_DATA_MAX)
+			ctx->cblen[SASL_CB_TLS_UNIQUE] = n;
+	}
+}
+
+/* Can mechanism m work on this session? Plaintext ones need TLS (RFC 4954
+ * 4), -PLUS ones need a TLS channel to bind to. */
+static bool
+session_mech_usable(const struct session *s, const struct sasl_mech *m)
+{
+	return s->tls || (sasl_mech_flags(m) & (SASL_F_PLAINTEXT | SASL_F_PLUS)) == 0;
+}
+
+/* A -PLUS mechanism is advertised on this session (downgrade detection). */
+static bool
+session_plus_offered(const struct session *s)
+{
+	const struct conf *c = session_conf(s);
+
+	for (size_t i = 0; i < c->nmechanisms; i++) {
+		const struct sasl_mech *m = sasl_mech_find(c->mechanisms[i]);
+
+		if (m != NULL && (sasl_mech_flags(m) & SASL_F_PLUS) && session_mech_usable(s, m))
+			return true;
+	}
+	return false;
+}
+
 static void
 session_cmd_auth(struct session *s, const struct smtp_cmd *cmd)
 {
 	char name[SMTP_MECH_MAX + 1];
 	const struct sasl_mech *mech;
+	struct sasl_context ctx;
 	enum smtp_reply_id err;
 	const char *ir;
 	size_t irlen;
@@ -661,12 +811,20 @@ session_cmd_auth(struct session *s, const struct smtp_cmd *cmd)
 		    NULL);
 		return;
 	}
-	if ((sasl_mech_flags(mech) & SASL_F_PLAINTEXT) && !s->tls) {
+	if (!session_mech_usable(s, mech)) {
+		/* plaintext, or -PLUS with no channel to bind to */
 		session_reply(s, SMTP_R_AUTH_NEEDS_TLS, NULL);
 		return;
 	}
 	s->auth_mech = sasl_mech_name(mech);
 	s->sasl = sasl_new(mech);
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.hostname = session_conf(s)->hostname;
+	ctx.now = (long long)time(NULL);
+	ctx.plus_offered = session_plus_offered(s);
+	session_channel_binding(s, &ctx);
+	sasl_set_context(s->sasl, &ctx);
+	explicit_bzero(&ctx, sizeof(ctx));
 	if (ir != NULL)
 		session_auth_response(s, ir, irlen);
 	else

@@ -122,7 +122,7 @@ static const struct {
     {"[listen a]\naddress = 127.0.0.1:1\ntls = none\n",
         "/etc/smtpgate/smtpgate.conf:1: [listen a] uses auth but [auth] has no backend"},
     {"[listen a]\naddress = 127.0.0.1:1\ntls = none\n[auth]\nbackend = file:u\nmechanisms = PLAIN GSSAPI\n",
-        "/etc/smtpgate/smtpgate.conf: [auth] mechanisms: GSSAPI is not supported (supported: PLAIN LOGIN)"},
+        "/etc/smtpgate/smtpgate.conf: [auth] mechanisms: GSSAPI is not supported (supported: SCRAM-SHA-256-PLUS SCRAM-SHA-256 SCRAM-SHA-1-PLUS SCRAM-SHA-1 PLAIN LOGIN CRAM-MD5)"},
     {"[tls]\ncert = a\n[listen a]\naddress = 127.0.0.1:1\n",
         "/etc/smtpgate/smtpgate.conf:2: [tls] every cert needs a key and every key a cert"},
     {"[limits]\ntimeout_data = soon\n",

@@ -130,7 +130,11 @@ static void
 test_registry(void **state)
 {
 	assert_null(sasl_mech_find("plain")); /* callers upper-case */
-	assert_null(sasl_mech_find("CRAM-MD5"));
+	/* CRAM-MD5 exists but is weak: only used when listed, 534 otherwise */
+	assert_non_null(sasl_mech_find("CRAM-MD5"));
+	assert_true(sasl_mech_flags(sasl_mech_find("CRAM-MD5")) & SASL_F_WEAK);
+	assert_true(sasl_mech_flags(sasl_mech_find("SCRAM-SHA-256-PLUS")) & SASL_F_PLUS);
+	assert_false(sasl_mech_flags(sasl_mech_find("SCRAM-SHA-1")) & SASL_F_PLAINTEXT);
 	assert_true(sasl_mech_is_known_weak("CRAM-MD5"));
 	assert_false(sasl_mech_is_known_weak("FOO"));
 	assert_string_equal(sasl_mech_name(sasl_mech_find("LOGIN")), "LOGIN");
