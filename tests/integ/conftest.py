@@ -98,7 +98,10 @@ class Server:
     required), smtps (implicit TLS), mx (plain, auth off, relay local)."""
 
     def __init__(self, d: pathlib.Path, pki: PKI, extra: str = "", users=None,
-                 mechanisms="PLAIN LOGIN", limits: str = "", threads=2, backend=None):
+                 mechanisms="PLAIN LOGIN", limits: str = "", threads=2, backend=None,
+                 submission_extra: str = ""):
+        """submission_extra: lines added to [listen submission] (e.g.
+        "sender_binding = off"); the smtps listener keeps the defaults."""
         self.dir = d
         self.pki = pki
         self.submission = free_port()
@@ -121,7 +124,7 @@ address = 127.0.0.1:{self.submission}
 tls = starttls
 auth = required
 relay = authenticated
-
+{submission_extra}
 [listen smtps]
 address = 127.0.0.1:{self.smtps}
 tls = implicit
