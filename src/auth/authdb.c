@@ -39,6 +39,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "auth/dovecot_auth.h"
 #include "auth/passwd_file.h"
 #include "auth/pwscheme.h"
 #include "conf/conf.h"
@@ -51,6 +52,7 @@
 #define AUTHDB_ARGON2_MAX 2 /* concurrent Argon2id checks (64 MiB each by default) */
 #define AUTHDB_WORKERS_MIN 2
 #define AUTHDB_WORKERS_MAX 8
+#define AUTHDB_DOVECOT_WORKERS 16 /* they wait on Dovecot (auth_failure_delay), not hash */
 #define AUTHDB_QUEUE_DEFAULT 256
 #define AUTHDB_FAKE_SECRET_LEN 32
 #define AUTHDB_FAKE_SECRET_FILE "auth-fake-salt.key" /* in the spool */
@@ -102,6 +104,7 @@ struct authdb {
 	enum pwscheme dummy_scheme;
 	const char *dummy_data; /* into dummy */
 	unsigned char fake_secret[AUTHDB_FAKE_SECRET_LEN]; /* fake SCRAM salts */
+	struct dovecot_auth *dovecot; /* backend dovecot:SOCKET (then snap is NULL) */
 };
 
 static void
@@ -199,16 +202,44 @@ authdb_check(struct authdb *db, enum pwscheme s, const char *data, const char *u
 	return match;
 }
 
+/* The dovecot backend: Dovecot decides (and keeps its own timing). */
+static void
+authdb_process_dovecot(struct authdb *db, struct authdb_req *r)
+{
+	char user[AUTHDB_USER_MAX + 1];
+	enum authdb_result result = AUTHDB_TEMPFAIL;
+
+	/* rip: NULL until requests carry the client's address */
+	switch (dovecot_auth_verify(db->dovecot, r->session_id, NULL, r->user, r->userlen,
+	    r->password, r->passlen, user, sizeof(user))) {
+	case DOVECOT_AUTH_OK:
+		result = AUTHDB_OK;
+		break;
+	case DOVECOT_AUTH_FAIL:
+		result = AUTHDB_FAIL;
+		break;
+	case DOVECOT_AUTH_TEMPFAIL:
+		result = AUTHDB_TEMPFAIL;
+		break;
+	}
+	authdb_answer(r, result, result == AUTHDB_OK ? user : NULL);
+}
+
 static void
 authdb_process(struct authdb *db, struct authdb_req *r)
 {
-	struct authdb_snap *snap = authdb_snap_get(db);
+	struct authdb_snap *snap;
 	enum authdb_result result = AUTHDB_FAIL;
 	struct passwd_entry *e;
 	char *canonical = NULL;
 	size_t pos = 0, tried = 0;
 	int64_t now = (int64_t)time(NULL);
 
+	if (db->dovecot != NULL) {
+		authdb_process_dovecot(db, r);
+		return;
+	}
+	snap = authdb_snap_get(db);
 	if (passwd_user_is_valid(r->user, r->userlen)) {
 		while ((e = passwd_file_next(snap->pf, r->user, r->userlen, &pos)) != NULL) {
 			if (!passwd_entry_is_active(e, now))
@@ -301,6 +332,8 @@ authdb_worker_count(const struct conf *c)
 
 	if (c->auth_workers > 0)
 		return (size_t)c->auth_workers;
+	if (conf_backend_dovecot(c) != NULL)
+		return AUTHDB_DOVECOT_WORKERS;
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	if (n < AUTHDB_WORKERS_MIN)
 		n = AUTHDB_WORKERS_MIN;
@@ -383,6 +416,7 @@ static void
 authdb_destroy(struct authdb *db)
 {
 	authdb_snap_put(db, db->snap);
+	dovecot_auth_free(db->dovecot);
 	pthread_mutex_destroy(&db->lock);
 	pthread_cond_destroy(&db->more);
 	pthread_mutex_destroy(&db->snap_lock);
@@ -399,11 +433,13 @@ struct authdb *
 authdb_open(const struct conf *c, char *err, size_t errlen)
 {
 	struct authdb *db;
-	const char *path = conf_backend_file(c);
+	const char *path = conf_backend_file(c), *sock = conf_backend_dovecot(c);
+	char perr[512];
 	size_t n;
 
-	if (path == NULL) {
-		snprintf(err, errlen, "%s: [auth] backend: only file:PATH is supported", c->path);
+	if (path == NULL && sock == NULL) {
+		snprintf(err, errlen, "%s: [auth] backend: expected file:PATH or dovecot:SOCKET",
+		    c->path);
 		return NULL;
 	}
 	db = xcalloc(1, sizeof(*db));
@@ -412,11 +448,23 @@ authdb_open(const struct conf *c, char *err, size_t errlen)
 	pthread_mutex_init(&db->snap_lock, NULL);
 	pthread_mutex_init(&db->argon_lock, NULL);
 	pthread_cond_init(&db->argon_done, NULL);
-	db->path = xstrdup(path);
 	db->max_queued = c->auth_queue > 0 ? (size_t)c->auth_queue : AUTHDB_QUEUE_DEFAULT;
-	db->snap = authdb_snap_load(path, err, errlen);
-	if (db->snap == NULL)
-		goto fail;
+	if (sock != NULL) {
+		/* Dovecot may start after us or restart at any time: a missing
+		 * socket is not fatal; AUTH answers 454 4.7.0 until it is there
+		 * (doc/dovecot.md). */
+		db->path = xstrdup(sock);
+		db->dovecot = dovecot_auth_new(sock);
+		if (dovecot_auth_probe(db->dovecot, perr, sizeof(perr)) == -1)
+			log_event(LOG_WARNING, "dovecot_auth_unreachable", 0, "{s:s, s:s}", "error",
+			    perr, "effect",
+			    "starting anyway; AUTH answers 454 until it is reachable");
+	} else {
+		db->path = xstrdup(path);
+		db->snap = authdb_snap_load(path, err, errlen);
+		if (db->snap == NULL)
+			goto fail;
+	}
 	if (authdb_make_dummy(db) == -1) {
 		snprintf(err, errlen, "authdb: cannot make the dummy credential");
 		goto fail;
@@ -446,8 +494,14 @@ fail:
 int
 authdb_reload(struct authdb *db, char *err, size_t errlen)
 {
-	struct authdb_snap *s = authdb_snap_load(db->path, err, errlen), *old;
+	struct authdb_snap *s, *old;
 
+	if (db->dovecot != NULL) {
+		/* reconnect: the next requests open new connections */
+		dovecot_auth_reset(db->dovecot);
+		return 0;
+	}
+	s = authdb_snap_load(db->path, err, errlen);
 	if (s == NULL)
 		return -1;
 	pthread_mutex_lock(&db->snap_lock);
@@ -496,8 +550,9 @@ authdb_scram_keys(struct authdb *db, const char *user, size_t userlen, enum pwsc
 	*user_r = NULL;
 	if (scheme != PWSCHEME_SCRAM_SHA256 && scheme != PWSCHEME_SCRAM_SHA1)
 		return -1;
-	snap = authdb_snap_get(db);
-	if (passwd_user_is_valid(user, userlen)) {
+	/* the dovecot backend has no stored keys: every user gets the fake */
+	snap = db->dovecot == NULL ? authdb_snap_get(db) : NULL;
+	if (snap != NULL && passwd_user_is_valid(user, userlen)) {
 		while ((e = passwd_file_next(snap->pf, user, userlen, &pos)) != NULL) {
 			if (passwd_entry_is_active(e, now) &&
 			    passwd_entry_scram_keys(e, scheme, k_r) == 0) {

@@ -47,6 +47,7 @@ struct conf_parse {
 		SEC_OAUTH
 	} sec;
 	struct conf_listen *listen; /* current [listen NAME] */
+	int mechanisms_line; /* [auth] mechanisms, for errors naming it */
 	size_t nkeys_cert, nkeys_key;
 	bool seen_server, seen_tls, seen_auth, seen_domains, seen_limits, seen_oauth;
 };
@@ -421,6 +422,7 @@ conf_key_auth(struct conf_parse *p, const char *k, const char *v)
 
 	if (strcmp(k, "mechanisms") == 0) {
 		conf_list_set(&c->mechanisms, &c->nmechanisms, v, true);
+		p->mechanisms_line = p->line;
 	} else if (strcmp(k, "backend") == 0) {
 		const char *kind = strncmp(v, "file:", 5) == 0 ? "file:"
 		    : strncmp(v, "dovecot:", 8) == 0           ? "dovecot:"
@@ -740,6 +742,24 @@ conf_validate(struct conf_parse *p)
 	if (need_tls && c->ncerts == 0) {
 		conf_error(p, "a listener uses TLS but [tls] has no cert and key");
 		return -1;
+	}
+	if (conf_backend_dovecot(c) != NULL && p->mechanisms_line == 0) {
+		/* not given: with Dovecot only the plaintext mechanisms can be
+		 * verified, whatever the default list holds */
+		conf_list_set(&c->mechanisms, &c->nmechanisms, "PLAIN LOGIN", true);
+	}
+	for (size_t i = 0; i < c->nmechanisms && conf_backend_dovecot(c) != NULL; i++) {
+		/* Dovecot's auth-client protocol verifies passwords; it never hands
+		 * out the stored keys SCRAM (and the secret CRAM-MD5) need here, and
+		 * cannot carry our TLS channel binding (doc/dovecot.md). */
+		if (strncmp(c->mechanisms[i], "SCRAM-", 6) == 0 ||
+		    strcmp(c->mechanisms[i], "CRAM-MD5") == 0) {
+			p->line = p->mechanisms_line;
+			conf_error(p,
+			    "[auth] mechanisms: %s needs stored credentials, which backend = dovecot:SOCKET cannot provide (use PLAIN LOGIN, or backend = file:PATH)",
+			    c->mechanisms[i]);
+			return -1;
+		}
 	}
 	for (size_t i = 0; i < c->nmechanisms; i++) {
 		bool known = false;
