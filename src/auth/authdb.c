@@ -40,6 +40,7 @@
 #include <openssl/rand.h>
 
 #include "auth/dovecot_auth.h"
+#include "auth/lastuse.h"
 #include "auth/passwd_file.h"
 #include "auth/pwscheme.h"
 #include "conf/conf.h"
@@ -57,9 +58,19 @@
 #define AUTHDB_FAKE_SECRET_LEN 32
 #define AUTHDB_FAKE_SECRET_FILE "auth-fake-salt.key" /* in the spool */
 
+/* What identifies a version of the passwd file: it is replaced by rename
+ * (a new inode), or edited in place (size, mtime in nanoseconds). */
+struct authdb_stamp {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
 struct authdb_snap {
 	unsigned refs; /* under authdb.snap_lock */
 	struct passwd_file *pf;
+	struct authdb_stamp stamp; /* of the file, taken before reading it */
 };
 
 struct authdb_req {
@@ -70,6 +81,7 @@ struct authdb_req {
 	size_t userlen;
 	char *password;
 	size_t passlen;
+	char *client; /* the client's IP address, or NULL */
 	authdb_done_cb *cb;
 	void *ctx;
 };
@@ -105,6 +117,11 @@ struct authdb {
 	const char *dummy_data; /* into dummy */
 	unsigned char fake_secret[AUTHDB_FAKE_SECRET_LEN]; /* fake SCRAM salts */
 	struct dovecot_auth *dovecot; /* backend dovecot:SOCKET (then snap is NULL) */
+
+	/* passwd file changes are noticed before each verification */
+	pthread_mutex_t refresh_lock;
+	struct authdb_stamp seen; /* the last version loaded or tried */
+	struct lastuse *lastuse; /* last use per credential (file backend) */
 };
 
 static void
@@ -142,6 +159,7 @@ authdb_req_free(struct authdb_req *r)
 		return;
 	xfree_secret(r->user, r->userlen + 1);
 	xfree_secret(r->password, r->passlen + 1);
+	free(r->client);
 	free(r);
 }
 
@@ -226,6 +244,82 @@ authdb_process_dovecot(struct authdb *db, struct authdb_req *r)
 }
 
 static void
+authdb_stamp_of(const struct stat *st, struct authdb_stamp *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->dev = st->st_dev;
+	t->ino = st->st_ino;
+	t->size = st->st_size;
+	t->mtime = st->st_mtim;
+}
+
+static bool
+authdb_stamp_equal(const struct authdb_stamp *a, const struct authdb_stamp *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	    a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/*
+ * Reloads the passwd file when it changed since it was last loaded (or
+ * tried), so that `smtpgate user del/lock/passwd/app-password del` take
+ * effect at the next verification without SIGHUP. Runs on a worker thread
+ * before each verification: one stat(2), a reload only after a change. A
+ * bad new file keeps the old data (logged once per version).
+ */
+static void
+authdb_refresh(struct authdb *db)
+{
+	struct authdb_stamp now;
+	struct stat st;
+	char err[1024];
+
+	if (db->dovecot != NULL || stat(db->path, &st) == -1)
+		return;
+	authdb_stamp_of(&st, &now);
+	pthread_mutex_lock(&db->refresh_lock);
+	if (!authdb_stamp_equal(&now, &db->seen)) {
+		db->seen = now;
+		if (authdb_reload(db, err, sizeof(err)) == -1)
+			log_event(LOG_ERR, "authdb_reload_error", 0, "{s:s, s:s}", "error", err,
+			    "effect", "the previous contents stay in use");
+		else
+			log_event(LOG_INFO, "authdb_reload", 0, "{s:s, s:s}", "path", db->path,
+			    "reason", "file changed");
+	}
+	pthread_mutex_unlock(&db->refresh_lock);
+}
+
+/* The last use of e, for `smtpgate user list`. */
+static void
+authdb_note_use(struct authdb *db, const struct passwd_entry *e, const struct authdb_req *r)
+{
+	lastuse_note(db->lastuse, e->user, passwd_entry_get(e, "label"),
+	    passwd_entry_get(e, "created"), r->client, (int64_t)time(NULL));
+}
+
+/* Does a credential (user, label, created) still exist? Prunes the last-use
+ * file (lastuse flusher thread). */
+static bool
+authdb_lastuse_keep_cb(void *arg, const char *user, const char *label, const char *created)
+{
+	struct authdb *db = arg;
+	struct authdb_snap *snap = authdb_snap_get(db);
+	struct passwd_entry *e;
+	size_t pos = 0;
+	bool found = false;
+
+	while (!found && (e = passwd_file_next(snap->pf, user, strlen(user), &pos)) != NULL) {
+		const char *l = passwd_entry_get(e, "label"), *c = passwd_entry_get(e, "created");
+
+		found = strcmp(l != NULL ? l : "", label) == 0 &&
+		    strcmp(c != NULL ? c : "", created) == 0;
+	}
+	authdb_snap_put(db, snap);
+	return found;
+}
+
+static void
 authdb_process(struct authdb *db, struct authdb_req *r)
 {
 	struct authdb_snap *snap;
@@ -239,6 +333,7 @@ authdb_process(struct authdb *db, struct authdb_req *r)
 		authdb_process_dovecot(db, r);
 		return;
 	}
+	authdb_refresh(db);
 	snap = authdb_snap_get(db);
 	if (passwd_user_is_valid(r->user, r->userlen)) {
 		while ((e = passwd_file_next(snap->pf, r->user, r->userlen, &pos)) != NULL) {
@@ -249,6 +344,7 @@ authdb_process(struct authdb *db, struct authdb_req *r)
 			        db, e->scheme, e->data, e->user, r->password, r->passlen)) {
 				result = AUTHDB_OK;
 				canonical = xstrdup(e->user);
+				authdb_note_use(db, e, r);
 				break;
 			}
 		}
@@ -291,9 +387,19 @@ void
 authdb_verify_plain(struct authdb *db, struct loop *loop, uint64_t session_id, const char *user,
     size_t userlen, const char *password, size_t passlen, authdb_done_cb *cb, void *ctx)
 {
+	authdb_verify_plain_from(
+	    db, loop, session_id, user, userlen, password, passlen, NULL, cb, ctx);
+}
+
+void
+authdb_verify_plain_from(struct authdb *db, struct loop *loop, uint64_t session_id,
+    const char *user, size_t userlen, const char *password, size_t passlen, const char *client,
+    authdb_done_cb *cb, void *ctx)
+{
 	struct authdb_req *r = xcalloc(1, sizeof(*r));
 	bool queued = false;
 
+	r->client = client != NULL ? xstrdup(client) : NULL;
 	r->loop = loop;
 	r->session_id = session_id;
 	r->cb = cb;
@@ -345,14 +451,21 @@ authdb_worker_count(const struct conf *c)
 static struct authdb_snap *
 authdb_snap_load(const char *path, char *err, size_t errlen)
 {
-	struct passwd_file *pf = passwd_file_load(path, false, err, errlen);
+	struct passwd_file *pf;
 	struct authdb_snap *s;
+	struct stat st;
+	bool stamped;
 
+	/* stamp first: a change while reading shows as a newer stamp later */
+	stamped = stat(path, &st) == 0;
+	pf = passwd_file_load(path, false, err, errlen);
 	if (pf == NULL)
 		return NULL;
 	s = xcalloc(1, sizeof(*s));
 	s->refs = 1;
 	s->pf = pf;
+	if (stamped)
+		authdb_stamp_of(&st, &s->stamp);
 	return s;
 }
 
@@ -415,6 +528,8 @@ done:
 static void
 authdb_destroy(struct authdb *db)
 {
+	lastuse_close(db->lastuse); /* first: its last write reads the snapshot */
+	pthread_mutex_destroy(&db->refresh_lock);
 	authdb_snap_put(db, db->snap);
 	dovecot_auth_free(db->dovecot);
 	pthread_mutex_destroy(&db->lock);
@@ -427,6 +542,19 @@ authdb_destroy(struct authdb *db)
 	free(db->path);
 	explicit_bzero(db->fake_secret, sizeof(db->fake_secret));
 	free(db);
+}
+
+/* The last-use state file beside the passwd file (lastuse.h). */
+static void
+authdb_lastuse_open(struct authdb *db)
+{
+	struct buf b;
+
+	buf_init(&b, strlen(db->path) + sizeof(LASTUSE_SUFFIX));
+	if (buf_printf(&b, "%s%s", db->path, LASTUSE_SUFFIX) == -1)
+		abort(); /* sized above */
+	db->lastuse = lastuse_open(b.data, authdb_lastuse_keep_cb, db);
+	buf_free(&b);
 }
 
 struct authdb *
@@ -448,6 +576,7 @@ authdb_open(const struct conf *c, char *err, size_t errlen)
 	pthread_mutex_init(&db->snap_lock, NULL);
 	pthread_mutex_init(&db->argon_lock, NULL);
 	pthread_cond_init(&db->argon_done, NULL);
+	pthread_mutex_init(&db->refresh_lock, NULL);
 	db->max_queued = c->auth_queue > 0 ? (size_t)c->auth_queue : AUTHDB_QUEUE_DEFAULT;
 	if (sock != NULL) {
 		/* Dovecot may start after us or restart at any time: a missing
@@ -464,6 +593,8 @@ authdb_open(const struct conf *c, char *err, size_t errlen)
 		db->snap = authdb_snap_load(path, err, errlen);
 		if (db->snap == NULL)
 			goto fail;
+		db->seen = db->snap->stamp;
+		authdb_lastuse_open(db);
 	}
 	if (authdb_make_dummy(db) == -1) {
 		snprintf(err, errlen, "authdb: cannot make the dummy credential");
@@ -581,6 +712,35 @@ authdb_scram_keys(struct authdb *db, const char *user, size_t userlen, enum pwsc
 	memcpy(k_r->salt, mac, PWSCHEME_SCRAM_SALT_LEN);
 	k_r->saltlen = PWSCHEME_SCRAM_SALT_LEN;
 	return 0;
+}
+
+char *
+authdb_user_senders(struct authdb *db, const char *user)
+{
+	struct authdb_snap *snap;
+	struct passwd_entry *e;
+	struct buf b;
+	size_t pos = 0;
+	char *out = NULL;
+
+	if (db->dovecot != NULL || user == NULL)
+		return NULL;
+	buf_init(&b, AUTHDB_SENDERS_MAX);
+	snap = authdb_snap_get(db);
+	while ((e = passwd_file_next(snap->pf, user, strlen(user), &pos)) != NULL) {
+		const char *v = passwd_entry_get(e, "senders");
+
+		/* the union over all lines: senders= is a property of the user */
+		if (v == NULL || v[0] == '\0')
+			continue;
+		if ((b.len > 0 && buf_append(&b, ",", 1) == -1) || buf_append_str(&b, v) == -1)
+			break; /* over the limit: what fitted */
+	}
+	authdb_snap_put(db, snap);
+	if (b.len > 0)
+		out = buf_strdup(&b);
+	buf_free(&b);
+	return out;
 }
 
 int

@@ -60,6 +60,26 @@ void authdb_free(struct authdb *db);
 void authdb_verify_plain(struct authdb *db, struct loop *loop, uint64_t session_id,
     const char *user, size_t userlen, const char *password, size_t passlen, authdb_done_cb *cb,
     void *ctx);
+/*
+ * The same with the client's IP address (copied; NULL for unknown), which
+ * a successful verification records as the credential's last use
+ * (`<passwd file>.lastuse`, shown by `smtpgate user list`). Before each
+ * verification the passwd file is stat(2)ed and re-read when it changed
+ * (inode, size or mtime), so edits by `smtpgate user` take effect at once.
+ */
+void authdb_verify_plain_from(struct authdb *db, struct loop *loop, uint64_t session_id,
+    const char *user, size_t userlen, const char *password, size_t passlen, const char *client,
+    authdb_done_cb *cb, void *ctx);
+
+#define AUTHDB_SENDERS_MAX 8192 /* all senders= patterns of one user */
+
+/*
+ * The sender patterns of user (policy/sender.h): the senders= values of all
+ * the user's lines joined with ',', malloc'd (the caller frees), or NULL
+ * when there are none (or the backend has none). Cheap, inline: reads the
+ * current snapshot.
+ */
+char *authdb_user_senders(struct authdb *db, const char *user);
 
 /*
  * The SCRAM stored keys of user for scheme (PWSCHEME_SCRAM_SHA256 or

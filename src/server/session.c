@@ -45,11 +45,13 @@
 #include "net/loop.h"
 #include "net/tls.h"
 #include "policy/relay.h"
+#include "policy/sender.h"
 #include "queue/queue.h"
 #include "sasl/sasl.h"
 #include "server/server.h"
 #include "smtp/smtp_cmd.h"
 #include "smtp/smtp_data.h"
+#include "smtp/smtp_header.h"
 #include "smtp/smtp_line.h"
 #include "smtp/smtp_reply.h"
 
@@ -120,6 +122,7 @@ struct session {
 	bool bdat_last;
 	uint64_t bdat_left;
 	enum smtp_reply_id bdat_error; /* SMTP_R_OK, or the reply after discarding */
+	struct smtp_header *hdr; /* From: extraction when sender binding applies */
 };
 
 static void session_process(struct session *s);
@@ -233,6 +236,9 @@ session_reset_transaction(struct session *s)
 	s->bdat_last = false;
 	s->bdat_left = 0;
 	s->bdat_error = SMTP_R_OK;
+	smtp_header_clear(s->hdr);
+	free(s->hdr);
+	s->hdr = NULL;
 }
 
 static void
@@ -639,9 +645,9 @@ session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 		s->busy = true;
 		session_flush(s);
 		bufferevent_disable(s->bev, EV_READ);
-		authdb_verify_plain(s->w->srv->authdb, s->w->loop, s->id, sasl_user(s->sasl),
+		authdb_verify_plain_from(s->w->srv->authdb, s->w->loop, s->id, sasl_user(s->sasl),
 		    strlen(sasl_user(s->sasl)), sasl_password(s->sasl), sasl_password_len(s->sasl),
-		    session_auth_done_cb, s->w);
+		    s->client, session_auth_done_cb, s->w);
 		break;
 	case SASL_NEED_KEYS:
 		/* the answer comes back through the loop (DESIGN 1); the next
@@ -833,6 +839,73 @@ session_cmd_auth(struct session *s, const struct smtp_cmd *cmd)
 
 /* --- MAIL, RCPT -------------------------------------------------------------- */
 
+/* Sender binding (policy/sender.h) applies to authenticated sessions on
+ * listeners with sender_binding on; unauthenticated mail (relay = local)
+ * is not bound to anyone. */
+static bool
+session_binds_sender(const struct session *s)
+{
+	return s->auth_user != NULL && s->listen->sender_binding;
+}
+
+/* The envelope sender must be owned by the user (or be <>). The patterns are
+ * read from the current passwd snapshot at each MAIL, so `smtpgate user
+ * senders` applies to the next transaction. */
+static bool
+session_sender_allowed(struct session *s)
+{
+	char *patterns, text[SENDER_REPLY_TEXT_MAX];
+	bool ok;
+
+	if (!session_binds_sender(s))
+		return true;
+	patterns = authdb_user_senders(s->w->srv->authdb, s->auth_user);
+	ok = sender_envelope_is_allowed(s->auth_user, patterns, s->mail.addr);
+	if (!ok) {
+		sender_reject_text(s->auth_user, patterns, NULL, text, sizeof(text));
+		log_event(LOG_NOTICE, "mail", s->id, "{s:s, s:s, s:s}", "from", s->mail.addr,
+		    "user", s->auth_user, "result", "not owned");
+		session_reply(s, SMTP_R_SENDER_NOT_OWNED, text);
+	}
+	free(patterns);
+	return ok;
+}
+
+/* At the end of the message: every address of every header From: must be
+ * owned too (several From: fields, or a list without Sender:, pass only
+ * when all are owned). NULL when the message may be queued, else the 553
+ * text in text. A message without From: (RFC 5322 3.6 requires one) is
+ * accepted as it is: it claims no author to spoof, and its envelope sender
+ * was checked; smtpgate does not add one. */
+static const char *
+session_header_check(struct session *s, char *text, size_t textlen)
+{
+	char *patterns;
+	const char *bad = NULL;
+
+	if (s->hdr == NULL || !session_binds_sender(s))
+		return NULL;
+	smtp_header_finish(s->hdr);
+	switch (smtp_header_result(s->hdr)) {
+	case SMTP_HEADER_FROM_NONE:
+		return NULL;
+	case SMTP_HEADER_FROM_BAD:
+		snprintf(text, textlen, "Sender address rejected: cannot parse the From: header");
+		return text;
+	case SMTP_HEADER_FROM_OK:
+		break;
+	}
+	patterns = authdb_user_senders(s->w->srv->authdb, s->auth_user);
+	for (size_t i = 0; i < s->hdr->naddrs && bad == NULL; i++) {
+		if (!sender_owns(s->auth_user, patterns, s->hdr->addrs[i]))
+			bad = s->hdr->addrs[i];
+	}
+	if (bad != NULL)
+		sender_reject_text(s->auth_user, patterns, bad, text, textlen);
+	free(patterns);
+	return bad != NULL ? text : NULL;
+}
+
 static void
 session_cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 {
@@ -863,6 +936,8 @@ session_cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 		session_reply(s, SMTP_R_SIZE_EXCEEDED, NULL);
 		return;
 	}
+	if (!session_sender_allowed(s))
+		return;
 	s->has_mail = true;
 	log_event(
 	    LOG_INFO, "mail", s->id, "{s:s, s:s?}", "from", s->mail.addr, "user", s->auth_user);
@@ -958,6 +1033,10 @@ session_open_msg(struct session *s)
 		s->msg = NULL;
 		return -1;
 	}
+	if (session_binds_sender(s)) {
+		s->hdr = xcalloc(1, sizeof(*s->hdr));
+		smtp_header_init(s->hdr);
+	}
 	return 0;
 }
 
@@ -966,6 +1045,9 @@ session_msg_out_cb(void *arg, const char *p, size_t n)
 {
 	struct session *s = arg;
 
+	/* the header From: is checked at the end (session_header_check) */
+	if (s->hdr != NULL && !smtp_header_is_done(s->hdr))
+		smtp_header_feed(s->hdr, p, n);
 	if (s->too_big || s->msg_failed || n == 0)
 		return;
 	if (s->msg_size + n > session_conf(s)->message_size) {
@@ -1014,6 +1096,7 @@ static void
 session_msg_end(struct session *s, uint64_t bare)
 {
 	struct queue_envelope env;
+	char text[SENDER_REPLY_TEXT_MAX];
 
 	s->state = SESSION_CMD;
 	session_set_timeouts(s);
@@ -1029,6 +1112,14 @@ session_msg_end(struct session *s, uint64_t bare)
 	}
 	if (s->msg_failed) {
 		session_reply(s, SMTP_R_LOCAL_ERROR, NULL);
+		session_reset_transaction(s);
+		return;
+	}
+	if (session_header_check(s, text, sizeof(text)) != NULL) {
+		/* nothing is queued: the spool message is dropped */
+		log_event(LOG_NOTICE, "mail", s->id, "{s:s, s:s, s:s}", "from", s->mail.addr,
+		    "user", s->auth_user, "result", "header From: not owned");
+		session_reply(s, SMTP_R_SENDER_NOT_OWNED, text);
 		session_reset_transaction(s);
 		return;
 	}
