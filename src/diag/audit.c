@@ -211,6 +211,45 @@ out:
 	ERR_clear_error();
 }
 
+/* Whether a session without TLS offers mechanism name: the session offers
+ * only those that send no password in the clear and bind no channel
+ * (SCRAM-* without -PLUS, CRAM-MD5), as sasl_mech_flags() says there. */
+static bool
+audit_mech_works_without_tls(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n > 5 && strcasecmp(name + n - 5, "-PLUS") == 0)
+		return false;
+	return strncasecmp(name, "SCRAM-", 6) == 0 || strcasecmp(name, "CRAM-MD5") == 0;
+}
+
+/* A tls = none listener with auth: either AUTH is never offered (nothing
+ * configured works without TLS) or it is offered on a cleartext session. */
+static void
+audit_listen_auth_without_tls(const struct conf *c, const struct conf_listen *l, struct findings *f)
+{
+	struct audit_list usable = {.len = 0};
+
+	for (size_t i = 0; i < c->nmechanisms; i++) {
+		if (audit_mech_works_without_tls(c->mechanisms[i]))
+			audit_list_add(&usable, c->mechanisms[i]);
+	}
+	if (usable.n > 0)
+		findings_add_severity(f, "listen-auth-without-tls", FINDING_WARNING,
+		    "[listen %s] (%s:%d): tls = none with auth = %s: AUTH offered without TLS "
+		    "with %s; the session and the mail are not encrypted",
+		    l->name, c->path, l->line, audit_auth_name(l->auth), audit_list_str(&usable));
+	else
+		findings_add_severity(f, "listen-auth-without-tls",
+		    l->auth == CONF_AUTH_REQUIRED ? FINDING_ERROR : FINDING_WARNING,
+		    "[listen %s] (%s:%d): tls = none with auth = %s: no mechanism of [auth] "
+		    "mechanisms works without TLS, so AUTH is not offered%s",
+		    l->name, c->path, l->line, audit_auth_name(l->auth),
+		    l->auth == CONF_AUTH_REQUIRED ? " and the listener accepts no mail"
+		                                  : " and only unauthenticated mail is accepted");
+}
+
 static void
 audit_listeners(const struct conf *c, struct findings *f)
 {
@@ -218,11 +257,7 @@ audit_listeners(const struct conf *c, struct findings *f)
 		const struct conf_listen *l = &c->listens[i];
 
 		if (l->tls == CONF_TLS_NONE && l->auth != CONF_AUTH_OFF)
-			findings_add_severity(f, "listen-auth-without-tls",
-			    l->auth == CONF_AUTH_REQUIRED ? FINDING_ERROR : FINDING_WARNING,
-			    "[listen %s] (%s:%d): tls = none with auth = %s%s", l->name, c->path,
-			    l->line, audit_auth_name(l->auth),
-			    l->auth == CONF_AUTH_REQUIRED ? ": the listener accepts no mail" : "");
+			audit_listen_auth_without_tls(c, l, f);
 		/* with auth = required relay = local is moot: only logged-in
 		 * sessions send, and they may relay anywhere */
 		if (l->relay == CONF_RELAY_LOCAL && l->auth != CONF_AUTH_REQUIRED &&

@@ -31,10 +31,13 @@ const struct finding_kb finding_kb_audit[] = {
 
     /* [listen NAME] */
     {"listen-auth-without-tls", FINDING_WARNING,
-        "A listener with tls = none has auth enabled, but smtpgate accepts passwords only over "
-        "TLS (PLAIN and LOGIN without TLS get 538 5.7.11), so it never offers AUTH there. With "
-        "auth = required every MAIL gets 530 5.7.0 and the listener accepts no mail at all; with "
-        "auth = optional clients can only send unauthenticated mail.",
+        "A listener with tls = none has auth enabled. smtpgate never takes a password in the "
+        "clear: PLAIN, LOGIN and the -PLUS mechanisms are offered only inside TLS (538 5.7.11 "
+        "otherwise). If none of [auth] mechanisms is left, AUTH is not offered: with auth = "
+        "required every MAIL gets 530 5.7.0 and the listener accepts no mail; with auth = "
+        "optional only unauthenticated mail. If SCRAM or CRAM-MD5 is left, logins work but "
+        "the session, the user name and the mail travel unencrypted, and the client cannot "
+        "tell the server from a man in the middle.",
         "For submission use tls = starttls (port 587) or tls = implicit (port 465). For an MX "
         "listener that takes mail for [domains] local from anyone, set auth = off and "
         "relay = local."},

@@ -43,7 +43,7 @@ def audit_json(conf):
 
 
 def make_conf(d, pki, listen=None, tls=None, more="", hostname="mail.example.test",
-              log="stderr", spool="spool", domains="example.test"):
+              log="stderr", spool="spool", domains="example.test", mechanisms="PLAIN LOGIN"):
     """A config in d with a passwd file made by `smtpgate user add` (0600)."""
     d.mkdir(parents=True, exist_ok=True)
     if listen is None:
@@ -53,7 +53,7 @@ def make_conf(d, pki, listen=None, tls=None, more="", hostname="mail.example.tes
     conf = d / "smtpgate.conf"
     conf.write_text(
         f"[server]\nhostname = {hostname}\nspool = {spool}\nlog = {log}\n\n{listen}\n"
-        f"[tls]\n{tls}\n[auth]\nbackend = file:users\n\n"
+        f"[tls]\n{tls}\n[auth]\nbackend = file:users\nmechanisms = {mechanisms}\n\n"
         + (f"[domains]\nlocal = {domains}\n\n" if domains else "") + more)
     if not (d / "users").exists():
         subprocess.run([SMTPGATE, "user", "add", USER, "-f", str(d / "users"),
@@ -289,15 +289,27 @@ def test_log_world_readable(tmp_path, pki):
 
 
 def test_cram_md5(tmp_path, pki):
-    conf = make_conf(tmp_path, pki, more="")
-    text = conf.read_text().replace("[auth]\n", "[auth]\nmechanisms = PLAIN CRAM-MD5\n")
-    conf.write_text(text)
+    conf = make_conf(tmp_path, pki, mechanisms="PLAIN CRAM-MD5")
     r = run("audit", "-c", str(conf), "--json")
     if r.returncode == 2 and "not supported" in r.stderr:
         pytest.skip("this build's config does not accept CRAM-MD5 yet")
     rc, findings = audit_json(conf)
     assert rc == 0
     assert sev(findings, "auth-cram-md5-enabled") == {"warning"}
+
+
+def test_scram_without_tls(tmp_path, pki):
+    """SCRAM works without TLS: AUTH is offered there, on a cleartext session."""
+    conf = make_conf(tmp_path, pki, mechanisms="SCRAM-SHA-256 PLAIN",
+                     listen=f"[listen s]\naddress = 127.0.0.1:{free_port()}\ntls = none\n"
+                            "auth = required\n")
+    r = run("audit", "-c", str(conf), "--json")
+    if r.returncode == 2 and "not supported" in r.stderr:
+        pytest.skip("this build's config does not accept SCRAM yet")
+    rc, findings = audit_json(conf)
+    assert rc == 0
+    assert sev(findings, "listen-auth-without-tls") == {"warning"}
+    assert "SCRAM-SHA-256" in findings[0]["evidence"]
 
 
 def test_serve_check_prints_warnings_and_passes(tmp_path, pki):

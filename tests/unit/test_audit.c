@@ -179,7 +179,6 @@ enum prep {
 	PREP_LOG_0600,
 	PREP_JWKS_0666,
 	PREP_JWKS_0644,
-	PREP_CRAM_MD5, /* set on the parsed conf: conf.c may not accept it yet */
 };
 
 struct audit_case {
@@ -191,131 +190,140 @@ struct audit_case {
 	const char *log; /* NULL: "stderr" */
 	int no_domains; /* no [domains] local */
 	enum prep prep;
+	const char *mech0; /* replaces the first of "PLAIN LOGIN" after parsing */
 	const char *id; /* the only id expected; NULL: no finding */
 	enum finding_severity sev;
 };
 
 static const struct audit_case cases[] = {
-    {"clean", NULL, NULL, NULL, NULL, NULL, 0, PREP_NONE, NULL, 0},
-    {"clean public", listen_pub, NULL, NULL, NULL, NULL, 0, PREP_NONE, NULL, 0},
+    {"clean", NULL, NULL, NULL, NULL, NULL, 0, PREP_NONE, NULL, NULL, 0},
+    {"clean public", listen_pub, NULL, NULL, NULL, NULL, 0, PREP_NONE, NULL, NULL, 0},
     /* [tls] ciphers */
     {"ciphers aead ecdhe", NULL, "cert = ../chain.pem\nkey = ../leaf.key\nciphers = ECDHE+AESGCM\n",
-        NULL, NULL, NULL, 0, PREP_NONE, NULL, 0},
+        NULL, NULL, NULL, 0, PREP_NONE, NULL, NULL, 0},
     {"ciphers rsa kx cbc", NULL, "cert = ../chain.pem\nkey = ../leaf.key\nciphers = AES128-SHA\n",
-        NULL, NULL, NULL, 0, PREP_NONE, "tls-ciphers-weak", FINDING_WARNING},
+        NULL, NULL, NULL, 0, PREP_NONE, NULL, "tls-ciphers-weak", FINDING_WARNING},
     {"ciphers ecdhe cbc", NULL,
         "cert = ../chain.pem\nkey = ../leaf.key\nciphers = ECDHE-ECDSA-AES128-SHA\n", NULL, NULL,
-        NULL, 0, PREP_NONE, "tls-ciphers-weak", FINDING_WARNING},
+        NULL, 0, PREP_NONE, NULL, "tls-ciphers-weak", FINDING_WARNING},
     {"ciphers rsa kx gcm", NULL,
         "cert = ../chain.pem\nkey = ../leaf.key\nciphers = AES256-GCM-SHA384\n", NULL, NULL, NULL,
-        0, PREP_NONE, "tls-ciphers-weak", FINDING_WARNING},
+        0, PREP_NONE, NULL, "tls-ciphers-weak", FINDING_WARNING},
     {"ciphers anonymous", NULL,
         "cert = ../chain.pem\nkey = ../leaf.key\nciphers = ADH-AES128-GCM-SHA256:@SECLEVEL=0\n",
-        NULL, NULL, NULL, 0, PREP_NONE, "tls-ciphers-insecure", FINDING_ERROR},
+        NULL, NULL, NULL, 0, PREP_NONE, NULL, "tls-ciphers-insecure", FINDING_ERROR},
     {"ciphers null", NULL,
         "cert = ../chain.pem\nkey = ../leaf.key\nciphers = ECDHE-ECDSA-NULL-SHA:@SECLEVEL=0\n",
-        NULL, NULL, NULL, 0, PREP_NONE, "tls-ciphers-insecure", FINDING_ERROR},
+        NULL, NULL, NULL, 0, PREP_NONE, NULL, "tls-ciphers-insecure", FINDING_ERROR},
     {"ciphers invalid", NULL, "cert = ../chain.pem\nkey = ../leaf.key\nciphers = NOSUCHCIPHER\n",
-        NULL, NULL, NULL, 0, PREP_NONE, "tls-ciphers-invalid", FINDING_ERROR},
+        NULL, NULL, NULL, 0, PREP_NONE, NULL, "tls-ciphers-invalid", FINDING_ERROR},
     {"ciphers unused with tls 1.3", NULL,
         "cert = ../chain.pem\nkey = ../leaf.key\nmin_version = 1.3\nciphers = AES128-SHA\n", NULL,
-        NULL, NULL, 0, PREP_NONE, NULL, 0},
+        NULL, NULL, 0, PREP_NONE, NULL, NULL, 0},
     /* listeners and relay */
     {"no tls auth required",
         "[listen submission]\naddress = 127.0.0.1:587\ntls = none\nauth = required\n", NULL, NULL,
-        NULL, NULL, 0, PREP_NONE, "listen-auth-without-tls", FINDING_ERROR},
+        NULL, NULL, 0, PREP_NONE, NULL, "listen-auth-without-tls", FINDING_ERROR},
+    {"no tls auth required scram",
+        "[listen submission]\naddress = 127.0.0.1:587\ntls = none\nauth = required\n", NULL, NULL,
+        NULL, NULL, 0, PREP_NONE, "SCRAM-SHA-256", "listen-auth-without-tls", FINDING_WARNING},
+    {"no tls auth required scram-plus only",
+        "[listen submission]\naddress = 127.0.0.1:587\ntls = none\nauth = required\n", NULL, NULL,
+        NULL, NULL, 0, PREP_NONE, "SCRAM-SHA-256-PLUS", "listen-auth-without-tls", FINDING_ERROR},
     {"no tls auth optional",
         "[listen mx]\naddress = 127.0.0.1:25\ntls = none\nauth = optional\nrelay = local\n", NULL,
-        NULL, NULL, NULL, 0, PREP_NONE, "listen-auth-without-tls", FINDING_WARNING},
+        NULL, NULL, NULL, 0, PREP_NONE, NULL, "listen-auth-without-tls", FINDING_WARNING},
     {"relay local no domains",
         "[listen mx]\naddress = 127.0.0.1:25\ntls = starttls\nauth = off\nrelay = local\n", NULL,
-        NULL, NULL, NULL, 1, PREP_NONE, "relay-local-no-domains", FINDING_WARNING},
+        NULL, NULL, NULL, 1, PREP_NONE, NULL, "relay-local-no-domains", FINDING_WARNING},
     {"relay local auth required no domains",
         "[listen s]\naddress = 127.0.0.1:25\ntls = starttls\nauth = required\nrelay = local\n",
-        NULL, NULL, NULL, NULL, 1, PREP_NONE, NULL, 0},
+        NULL, NULL, NULL, NULL, 1, PREP_NONE, NULL, NULL, 0},
     {"mx on all addresses",
         "[listen mx]\naddress = *:25\ntls = starttls\nauth = off\nrelay = local\n", NULL, NULL,
-        NULL, NULL, 0, PREP_NONE, "relay-unauthenticated-mx", FINDING_INFO},
+        NULL, NULL, 0, PREP_NONE, NULL, "relay-unauthenticated-mx", FINDING_INFO},
     {"mx on loopback",
         "[listen mx]\naddress = [::1]:25\ntls = starttls\nauth = off\nrelay = local\n", NULL, NULL,
-        NULL, NULL, 0, PREP_NONE, NULL, 0},
+        NULL, NULL, 0, PREP_NONE, NULL, NULL, 0},
     {"mx on a v6 address",
         "[listen mx]\naddress = [2001:db8::1]:25\ntls = starttls\nauth = off\nrelay = local\n",
-        NULL, NULL, NULL, NULL, 0, PREP_NONE, "relay-unauthenticated-mx", FINDING_INFO},
-    {"cram-md5", NULL, NULL, NULL, NULL, NULL, 0, PREP_CRAM_MD5, "auth-cram-md5-enabled",
+        NULL, NULL, NULL, NULL, 0, PREP_NONE, NULL, "relay-unauthenticated-mx", FINDING_INFO},
+    {"cram-md5", NULL, NULL, NULL, NULL, NULL, 0, PREP_NONE, "CRAM-MD5", "auth-cram-md5-enabled",
         FINDING_WARNING},
     /* limits, on a reachable listener only */
     {"timeout_command public", listen_pub, NULL, "[limits]\ntimeout_command = 20m\n", NULL, NULL, 0,
-        PREP_NONE, "limits-timeout-too-long", FINDING_WARNING},
+        PREP_NONE, NULL, "limits-timeout-too-long", FINDING_WARNING},
     {"timeout_data public", listen_pub, NULL, "[limits]\ntimeout_data = 2h\n", NULL, NULL, 0,
-        PREP_NONE, "limits-timeout-too-long", FINDING_WARNING},
+        PREP_NONE, NULL, "limits-timeout-too-long", FINDING_WARNING},
     {"timeout_command loopback", NULL, NULL, "[limits]\ntimeout_command = 20m\n", NULL, NULL, 0,
-        PREP_NONE, NULL, 0},
+        PREP_NONE, NULL, NULL, 0},
     {"timeout_command 10m public", listen_pub, NULL, "[limits]\ntimeout_command = 10m\n", NULL,
-        NULL, 0, PREP_NONE, NULL, 0},
+        NULL, 0, PREP_NONE, NULL, NULL, 0},
     {"message_size public", listen_pub, NULL, "[limits]\nmessage_size = 200M\n", NULL, NULL, 0,
-        PREP_NONE, "limits-message-size-too-large", FINDING_WARNING},
+        PREP_NONE, NULL, "limits-message-size-too-large", FINDING_WARNING},
     {"message_size 100M public", listen_pub, NULL, "[limits]\nmessage_size = 100M\n", NULL, NULL, 0,
-        PREP_NONE, NULL, 0},
+        PREP_NONE, NULL, NULL, 0},
     {"recipients public", listen_pub, NULL, "[limits]\nrecipients = 5000\n", NULL, NULL, 0,
-        PREP_NONE, "limits-recipients-too-many", FINDING_WARNING},
-    {"errors public", listen_pub, NULL, "[limits]\nerrors = 100\n", NULL, NULL, 0, PREP_NONE,
+        PREP_NONE, NULL, "limits-recipients-too-many", FINDING_WARNING},
+    {"errors public", listen_pub, NULL, "[limits]\nerrors = 100\n", NULL, NULL, 0, PREP_NONE, NULL,
         "limits-errors-too-many", FINDING_WARNING},
     /* certificates */
     {"cert expired", NULL, "cert = ../expired.pem\nkey = ../leaf.key\n", NULL, NULL, NULL, 0,
-        PREP_NONE, "tls-cert-expired", FINDING_ERROR},
+        PREP_NONE, NULL, "tls-cert-expired", FINDING_ERROR},
     {"intermediate expired", NULL, "cert = ../oldinter.pem\nkey = ../leaf.key\n", NULL, NULL, NULL,
-        0, PREP_NONE, "tls-cert-expired", FINDING_ERROR},
+        0, PREP_NONE, NULL, "tls-cert-expired", FINDING_ERROR},
     {"cert expiring", NULL, "cert = ../expiring.pem\nkey = ../leaf.key\n", NULL, NULL, NULL, 0,
-        PREP_NONE, "tls-cert-expiring-soon", FINDING_WARNING},
+        PREP_NONE, NULL, "tls-cert-expiring-soon", FINDING_WARNING},
     {"cert not yet valid", NULL, "cert = ../future.pem\nkey = ../leaf.key\n", NULL, NULL, NULL, 0,
-        PREP_NONE, "tls-cert-not-yet-valid", FINDING_ERROR},
+        PREP_NONE, NULL, "tls-cert-not-yet-valid", FINDING_ERROR},
     {"key mismatch", NULL, "cert = ../chain.pem\nkey = ../wrong.key\n", NULL, NULL, NULL, 0,
-        PREP_NONE, "tls-cert-key-mismatch", FINDING_ERROR},
+        PREP_NONE, NULL, "tls-cert-key-mismatch", FINDING_ERROR},
     {"chain incomplete", NULL, "cert = ../leafonly.pem\nkey = ../leaf.key\n", NULL, NULL, NULL, 0,
-        PREP_NONE, "tls-cert-chain-incomplete", FINDING_ERROR},
+        PREP_NONE, NULL, "tls-cert-chain-incomplete", FINDING_ERROR},
     {"self-signed", NULL, "cert = ../self.pem\nkey = ../leaf.key\n", NULL, NULL, NULL, 0, PREP_NONE,
-        "tls-cert-self-signed", FINDING_WARNING},
+        NULL, "tls-cert-self-signed", FINDING_WARNING},
     {"name mismatch", NULL, "cert = ../other.pem\nkey = ../leaf.key\n", NULL, NULL, NULL, 0,
-        PREP_NONE, "tls-cert-name-mismatch", FINDING_WARNING},
+        PREP_NONE, NULL, "tls-cert-name-mismatch", FINDING_WARNING},
     {"name matches a later cert", NULL,
         "cert = ../other.pem\nkey = ../leaf.key\ncert = ../chain.pem\nkey = ../leaf.key\n", NULL,
-        NULL, NULL, 0, PREP_NONE, NULL, 0},
+        NULL, NULL, 0, PREP_NONE, NULL, NULL, 0},
     {"key readable by others", NULL, "cert = ../chain.pem\nkey = ../open.key\n", NULL, NULL, NULL,
-        0, PREP_NONE, "tls-key-readable-by-others", FINDING_WARNING},
+        0, PREP_NONE, NULL, "tls-key-readable-by-others", FINDING_WARNING},
     {"cert missing", NULL, "cert = ../nonexistent.pem\nkey = ../leaf.key\n", NULL, NULL, NULL, 0,
-        PREP_NONE, "tls-cert-unreadable", FINDING_ERROR},
+        PREP_NONE, NULL, "tls-cert-unreadable", FINDING_ERROR},
     {"cert garbage", NULL, "cert = ../garbage.pem\nkey = ../leaf.key\n", NULL, NULL, NULL, 0,
-        PREP_NONE, "tls-cert-unreadable", FINDING_ERROR},
+        PREP_NONE, NULL, "tls-cert-unreadable", FINDING_ERROR},
     {"key garbage", NULL, "cert = ../chain.pem\nkey = ../garbage.pem\n", NULL, NULL, NULL, 0,
-        PREP_NONE, "tls-cert-unreadable", FINDING_ERROR},
+        PREP_NONE, NULL, "tls-cert-unreadable", FINDING_ERROR},
     {"certs unused without tls listeners",
         "[listen mx]\naddress = 127.0.0.1:25\ntls = none\nauth = off\nrelay = local\n",
-        "cert = ../expired.pem\nkey = ../wrong.key\n", NULL, NULL, NULL, 0, PREP_NONE, NULL, 0},
+        "cert = ../expired.pem\nkey = ../wrong.key\n", NULL, NULL, NULL, 0, PREP_NONE, NULL, NULL,
+        0},
     /* credential files */
-    {"passwd file 0640", NULL, NULL, NULL, NULL, NULL, 0, PREP_USERS_0640,
+    {"passwd file 0640", NULL, NULL, NULL, NULL, NULL, 0, PREP_USERS_0640, NULL,
         "auth-passwd-file-permissions", FINDING_ERROR},
     {"jwks world-writable", NULL, NULL,
         "[oauth]\njwks = jwks.json\nissuer = https://idp.test\naudience = smtp\n", NULL, NULL, 0,
-        PREP_JWKS_0666, "oauth-jwks-file-writable", FINDING_ERROR},
+        PREP_JWKS_0666, NULL, "oauth-jwks-file-writable", FINDING_ERROR},
     {"jwks 0644", NULL, NULL,
         "[oauth]\njwks = jwks.json\nissuer = https://idp.test\naudience = smtp\n", NULL, NULL, 0,
-        PREP_JWKS_0644, NULL, 0},
+        PREP_JWKS_0644, NULL, NULL, 0},
     /* spool and log */
-    {"spool 0755", NULL, NULL, NULL, NULL, NULL, 0, PREP_SPOOL_0755, "spool-permissions-open",
+    {"spool 0755", NULL, NULL, NULL, NULL, NULL, 0, PREP_SPOOL_0755, NULL, "spool-permissions-open",
         FINDING_WARNING},
-    {"spool missing, creatable", NULL, NULL, NULL, NULL, NULL, 0, PREP_SPOOL_MISSING, NULL, 0},
+    {"spool missing, creatable", NULL, NULL, NULL, NULL, NULL, 0, PREP_SPOOL_MISSING, NULL, NULL,
+        0},
     {"spool missing, parent missing", NULL, NULL, NULL, "/proc/nonexistent/spool", NULL, 0,
-        PREP_NONE, "spool-not-writable", FINDING_WARNING},
-    {"spool is a file", NULL, NULL, NULL, "users", NULL, 0, PREP_NONE, "spool-not-writable",
+        PREP_NONE, NULL, "spool-not-writable", FINDING_WARNING},
+    {"spool is a file", NULL, NULL, NULL, "users", NULL, 0, PREP_NONE, NULL, "spool-not-writable",
         FINDING_WARNING},
-    {"spool other owner", NULL, NULL, NULL, NULL, NULL, 0, PREP_SPOOL_OTHER_OWNER,
+    {"spool other owner", NULL, NULL, NULL, NULL, NULL, 0, PREP_SPOOL_OTHER_OWNER, NULL,
         "spool-owner-mismatch", FINDING_WARNING},
-    {"log 0644", NULL, NULL, NULL, NULL, "smtpgate.log", 0, PREP_LOG_0644,
+    {"log 0644", NULL, NULL, NULL, NULL, "smtpgate.log", 0, PREP_LOG_0644, NULL,
         "log-file-world-readable", FINDING_INFO},
-    {"log 0600", NULL, NULL, NULL, NULL, "smtpgate.log", 0, PREP_LOG_0600, NULL, 0},
+    {"log 0600", NULL, NULL, NULL, NULL, "smtpgate.log", 0, PREP_LOG_0600, NULL, NULL, 0},
     {"log not creatable", NULL, NULL, NULL, NULL, "/proc/nonexistent/smtpgate.log", 0, PREP_NONE,
-        "log-file-not-writable", FINDING_WARNING},
+        NULL, "log-file-not-writable", FINDING_WARNING},
 };
 
 static void
@@ -361,7 +369,7 @@ parse_case(const struct audit_case *t, const char *dir)
 
 	assert_true(asprintf(&text,
 	                "[server]\nhostname = mail.example.test\nspool = %s\nlog = %s\n%s"
-	                "[tls]\n%s[auth]\nbackend = file:users\n%s%s",
+	                "[tls]\n%s[auth]\nbackend = file:users\nmechanisms = PLAIN LOGIN\n%s%s",
 	                t->spool ? t->spool : "spool", t->log ? t->log : "stderr",
 	                t->listen ? t->listen : listen_ok, t->tls ? t->tls : tls_ok,
 	                t->no_domains ? "" : "[domains]\nlocal = example.test\n",
@@ -371,9 +379,9 @@ parse_case(const struct audit_case *t, const char *dir)
 	free(text);
 	if (c == NULL)
 		fail_msg("%s: config: %s", t->name, err);
-	if (t->prep == PREP_CRAM_MD5) {
+	if (t->mech0 != NULL) {
 		free(c->mechanisms[0]);
-		c->mechanisms[0] = xstrdup("CRAM-MD5");
+		c->mechanisms[0] = xstrdup(t->mech0);
 	}
 	return c;
 }
@@ -423,7 +431,7 @@ test_cipher_evidence(void **state)
 {
 	const struct audit_case t = {"evidence", NULL,
 	    "cert = ../chain.pem\nkey = ../leaf.key\nciphers = AES128-SHA:ECDHE+AESGCM\n", NULL,
-	    NULL, NULL, 0, PREP_NONE, NULL, 0};
+	    NULL, NULL, 0, PREP_NONE, NULL, NULL, 0};
 	char dir[256];
 	struct findings f;
 	struct conf *c;
@@ -444,7 +452,8 @@ test_cipher_evidence(void **state)
 static void
 test_expiry_uses_now(void **state)
 {
-	const struct audit_case t = {"now", NULL, NULL, NULL, NULL, NULL, 0, PREP_NONE, NULL, 0};
+	const struct audit_case t = {
+	    "now", NULL, NULL, NULL, NULL, NULL, 0, PREP_NONE, NULL, NULL, 0};
 	char dir[256];
 	struct findings f;
 	struct conf *c;
