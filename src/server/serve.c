@@ -326,6 +326,20 @@ serve_run(struct server *srv, const char *path)
 	}
 }
 
+/* Settings that work but weaken security, logged once at start
+ * (`smtpgate audit` reports them too). */
+static void
+serve_config_warnings(const struct conf *c)
+{
+	for (size_t i = 0; i < c->nmechanisms; i++) {
+		if (strcmp(c->mechanisms[i], "CRAM-MD5") == 0)
+			log_event(LOG_WARNING, "config_warning", 0, "{s:s, s:s, s:s}", "key",
+			    "[auth] mechanisms", "value", "CRAM-MD5", "warning",
+			    "CRAM-MD5 needs plaintext-equivalent {CRAM-MD5} secrets in the passwd "
+			    "file and has no channel binding; prefer SCRAM-SHA-256(-PLUS)");
+	}
+}
+
 int
 serve_main(int argc, char **argv)
 {
@@ -426,6 +440,7 @@ serve_main(int argc, char **argv)
 		pthread_create(&srv.workers[i]->thread, NULL, serve_worker_main, srv.workers[i]);
 	log_event(LOG_NOTICE, "start", 0, "{s:s, s:i, s:i}", "config", path, "threads",
 	    (int)srv.nworkers, "listeners", (int)c->nlistens);
+	serve_config_warnings(c);
 	rc = serve_run(&srv, path);
 	/* answers still in flight reach their loops before the loops stop */
 	queue_free(srv.queue);
