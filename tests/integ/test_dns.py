@@ -1,0 +1,393 @@
+"""`smtpgate dns` against a local authoritative DNS server.
+
+An nsd instance on 127.0.0.1:<free port> serves one zone per case (good,
+broken SPF, DMARC, DKIM, MX, MTA-STS, DNSSEC-signed and bogus zones), and
+smtpgate is pointed at it with --resolver: libunbound forwards its
+recursion-desired queries there and nsd answers them from its zones (no
+recursive resolver in between). The signed zones are signed here with
+ldns-signzone and their keys given with --trust-anchor, so validation runs
+for real without the root; other zones are then simply "insecure".
+"""
+import json
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import SMTPGATE, free_port
+
+pytestmark = pytest.mark.skipif(shutil.which("nsd") is None, reason="nsd not installed")
+
+SOA = "@ IN SOA ns.{z}. hostmaster.{z}. 1 3600 600 86400 300\n@ IN NS ns.{z}.\nns IN A 127.0.0.1\n"
+
+
+def _dkim_key(d, bits):
+    """Public key of a fresh RSA key, base64 DER SubjectPublicKeyInfo,
+    split into TXT strings of at most 200 characters."""
+    key = d / f"dkim{bits}.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                    f"rsa_keygen_bits:{bits}", "-out", str(key)], check=True,
+                   capture_output=True, timeout=60)
+    der = subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-outform", "DER"],
+                         check=True, capture_output=True, timeout=30).stdout
+    import base64
+    b64 = base64.b64encode(der).decode()
+    return " ".join(f'"{b64[i:i + 200]}"' for i in range(0, len(b64), 200))
+
+
+def _zones(d):
+    k2048 = _dkim_key(d, 2048)
+    k512 = _dkim_key(d, 512)
+    k1024 = _dkim_key(d, 1024)
+    good_mail = """@ IN MX 10 mx
+mx IN A 192.0.2.10
+@ IN TXT "v=spf1 mx ip4:192.0.2.0/24 -all"
+_dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@{z}"
+_smtp._tls IN TXT "v=TLSRPTv1; rua=mailto:tls@{z}"
+"""
+    zones = {
+        "good.test": good_mail + 'sel1._domainkey IN TXT ( "v=DKIM1; k=rsa; p=" ' + k2048 + " )\n",
+        # 11 DNS-querying terms: mx + 5 includes + an "a" in each
+        "badspf.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "v=spf1 mx include:i1.{z} include:i2.{z} include:i3.{z} include:i4.{z} include:i5.{z} -all"
+i1 IN TXT "v=spf1 a -all"
+i2 IN TXT "v=spf1 a -all"
+i3 IN TXT "v=spf1 a -all"
+i4 IN TXT "v=spf1 a -all"
+i5 IN TXT "v=spf1 a -all"
+i1 IN A 192.0.2.1
+i2 IN A 192.0.2.2
+i3 IN A 192.0.2.3
+i4 IN A 192.0.2.4
+i5 IN A 192.0.2.5
+_dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@{z}"
+""",
+        "voidspf.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "v=spf1 a:gone1.{z} a:gone2.{z} include:gone3.{z} -all"
+_dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@{z}"
+""",
+        "synspf.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "v=spf1 ip4:192.0.2.300 -all"
+_dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@{z}"
+""",
+        "plusall.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "v=spf1 ptr +all"
+@ IN TXT "some-other-verification=abc"
+_dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@{z}"
+""",
+        "twospf.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "v=spf1 mx -all"
+@ IN TXT "v=spf1 ip4:192.0.2.0/24 -all"
+_dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@{z}"
+""",
+        "baddmarc.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "v=spf1 -all"
+_dmarc IN TXT "v=DMARC1; p=reject; pct=150; rua=mailto:dmarc@{z}"
+""",
+        "nonedmarc.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "v=spf1 mx ~all"
+_dmarc IN TXT "v=DMARC1; p=none"
+""",
+        "weakdkim.test": good_mail
+        + 'weak._domainkey IN TXT ( "v=DKIM1; k=rsa; p=" ' + k512 + " )\n"
+        + 'short._domainkey IN TXT ( "v=DKIM1; t=y; p=" ' + k1024 + " )\n"
+        + 'old._domainkey IN TXT "v=DKIM1; k=rsa; p="\n'
+        + 'broken._domainkey IN TXT "v=DKIM1; k=dsa; p=AAAA"\n',
+        "nomx.test": '@ IN TXT "v=spf1 -all"\n',
+        "nullmx.test": """@ IN MX 0 .
+@ IN TXT "v=spf1 -all"
+_dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@{z}"
+""",
+        "badmx.test": """@ IN MX 10 alias
+@ IN MX 20 192.0.2.1.
+@ IN MX 30 noaddr
+alias IN CNAME mx.good.test.
+noaddr IN TXT "no address here"
+@ IN TXT "v=spf1 -all"
+_dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@{z}"
+""",
+        "mtasts.test": good_mail + """_mta-sts IN TXT "v=STSv1; id=20240101T000000;"
+mta-sts IN A 127.0.0.1
+_25._tcp.mx IN TLSA 3 1 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+""",
+        "2.0.192.in-addr.arpa": "10 IN PTR mx.good.test.\n",
+    }
+    signed = {
+        "signed.test": good_mail + "_25._tcp.mx IN TLSA 3 1 1 "
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
+        "bogus.test": good_mail,
+    }
+    return zones, signed
+
+
+def _sign(d, name, text, expired):
+    zf = d / f"{name}.zone"
+    zf.write_text(text)
+    key = subprocess.run(["ldns-keygen", "-a", "ECDSAP256SHA256", "-k", name], cwd=d,
+                         check=True, capture_output=True, text=True, timeout=60).stdout.strip()
+    args = ["ldns-signzone"]
+    if expired:
+        args += ["-i", "20200101000000", "-e", "20200201000000"]
+    subprocess.run(args + [str(zf), key], cwd=d, check=True, capture_output=True, timeout=60)
+    return f"{name}.zone.signed", (d / f"{key}.key").read_text()
+
+
+@pytest.fixture(scope="module")
+def dns(tmp_path_factory):
+    d = tmp_path_factory.mktemp("nsd")
+    port = free_port()
+    zones, signed = _zones(d)
+    conf = [
+        "server:",
+        f"  ip-address: 127.0.0.1@{port}",
+        f"  zonesdir: \"{d}\"",
+        f"  pidfile: \"{d}/nsd.pid\"",
+        "  username: \"\"",
+        "  database: \"\"",
+        "  chroot: \"\"",
+        f"  zonelistfile: \"{d}/zone.list\"",
+        f"  xfrdfile: \"{d}/xfrd.state\"",
+        f"  logfile: \"{d}/nsd.log\"",
+        "  server-count: 1",
+        "  verbosity: 1",
+        "remote-control:",
+        "  control-enable: no",
+    ]
+    for name, body in zones.items():
+        (d / f"{name}.zone").write_text(f"$ORIGIN {name}.\n$TTL 300\n"
+                                        + SOA.format(z=name) + body.format(z=name))
+        conf += ["zone:", f"  name: {name}", f"  zonefile: {name}.zone"]
+    anchors = []
+    for name, body in signed.items():
+        zf, dnskey = _sign(d, name, f"$ORIGIN {name}.\n$TTL 300\n" + SOA.format(z=name)
+                           + body.format(z=name), expired=name.startswith("bogus"))
+        anchors.append(dnskey)
+        conf += ["zone:", f"  name: {name}", f"  zonefile: {zf}"]
+    (d / "anchors.key").write_text("".join(anchors))
+    (d / "nsd.conf").write_text("\n".join(conf) + "\n")
+    proc = subprocess.Popen(["nsd", "-d", "-c", str(d / "nsd.conf")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError("nsd exited: " + (d / "nsd.log").read_text())
+            r = subprocess.run(["dig", "+short", "+time=1", "+tries=1", "-p", str(port),
+                                "@127.0.0.1", "good.test", "MX"],
+                               capture_output=True, text=True, timeout=10)
+            if "mx.good.test" in r.stdout:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError("nsd did not answer: " + (d / "nsd.log").read_text())
+            time.sleep(0.1)
+        yield {"port": port, "anchors": d / "anchors.key"}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def run_dns(dns, domain, *extra, anchors=True, text=False):
+    args = [SMTPGATE, "dns", domain, "--resolver", f"127.0.0.1:{dns['port']}",
+            "--timeout", "3"]
+    args += ["--trust-anchor", str(dns["anchors"]) if anchors else "none"]
+    if not text:
+        args.append("--json")
+    r = subprocess.run(args + list(extra), capture_output=True, text=True, timeout=120)
+    if text:
+        return r, None
+    assert r.stdout, r.stderr
+    doc = json.loads(r.stdout)
+    return r, doc
+
+
+def ids(doc, severity=None):
+    return {f["id"] for f in doc["findings"] if severity is None or f["severity"] == severity}
+
+
+def test_good_zone_passes(dns):
+    r, doc = run_dns(dns, "good.test", "--selector", "sel1")
+    assert r.returncode == 0, doc["findings"]
+    assert ids(doc, "error") == set()
+    # only advice remains: no MTA-STS, an unsigned zone
+    assert ids(doc) <= {"mta-sts-missing", "dnssec-unsigned"}, doc["findings"]
+    assert doc["domain"] == "good.test"
+    assert doc["mx"][0]["host"] == "mx.good.test."
+    assert doc["mx"][0]["a"][0] == {"address": "192.0.2.10", "ptr": ["mx.good.test."]}
+    assert doc["spf"]["lookups"] == 1 and doc["spf"]["all"] == "-"
+    assert doc["dmarc"]["policy"] == "reject"
+    assert doc["dkim"]["bits"] == 2048 and doc["dkim"]["key_type"] == "rsa"
+    assert doc["tls_rpt"]["rua"] == ["mailto:tls@good.test"]
+    assert doc["dnssec"]["status"] == "insecure"
+    for f in doc["findings"]:
+        assert f["cause"] and f["fix"] and f["severity"] in ("info", "warning", "error")
+
+
+def test_good_zone_text_report(dns):
+    r, _ = run_dns(dns, "good.test", "--selector", "sel1", text=True)
+    assert r.returncode == 0
+    assert "mx.good.test." in r.stdout and "v=spf1 mx" in r.stdout
+    assert "rsa key, 2048 bits" in r.stdout
+
+
+def test_no_trust_anchor_is_reported(dns):
+    r, doc = run_dns(dns, "good.test", anchors=False)
+    assert r.returncode == 0
+    assert "dnssec-no-anchor" in ids(doc, "info")
+    assert doc["dkim"] is None
+
+
+def test_spf_too_many_lookups(dns):
+    r, doc = run_dns(dns, "badspf.test")
+    assert r.returncode == 1
+    assert "spf-too-many-lookups" in ids(doc, "error")
+    assert doc["spf"]["lookups"] == 11
+    assert len(doc["spf"]["includes"]) == 5
+
+
+def test_spf_void_lookups(dns):
+    r, doc = run_dns(dns, "voidspf.test")
+    assert r.returncode == 1
+    assert {"spf-void-lookups", "spf-include-missing"} <= ids(doc, "error")
+    assert doc["spf"]["void_lookups"] == 3
+    ev = [f["evidence"] for f in doc["findings"] if f["id"] == "spf-void-lookups"][0]
+    assert "gone1.voidspf.test" in ev and "gone3.voidspf.test" in ev
+
+
+def test_spf_syntax(dns):
+    r, doc = run_dns(dns, "synspf.test")
+    assert r.returncode == 1
+    ev = [f["evidence"] for f in doc["findings"] if f["id"] == "spf-syntax"]
+    assert ev and "ip4:192.0.2.300" in ev[0]
+
+
+def test_spf_permissive_all_and_ptr(dns):
+    r, doc = run_dns(dns, "plusall.test")
+    assert r.returncode == 1
+    assert "spf-permissive-all" in ids(doc, "error")
+    assert "spf-ptr" in ids(doc, "warning")
+
+
+def test_spf_multiple(dns):
+    r, doc = run_dns(dns, "twospf.test")
+    assert r.returncode == 1
+    assert "spf-multiple" in ids(doc, "error")
+
+
+def test_dmarc_invalid(dns):
+    r, doc = run_dns(dns, "baddmarc.test")
+    assert r.returncode == 1
+    ev = [f["evidence"] for f in doc["findings"] if f["id"] == "dmarc-invalid"]
+    assert ev and "pct=150" in ev[0]
+
+
+def test_dmarc_policy_none(dns):
+    r, doc = run_dns(dns, "nonedmarc.test")
+    assert r.returncode == 0, doc["findings"]
+    assert "dmarc-policy-none" in ids(doc, "warning")
+    assert "dmarc-no-rua" in ids(doc, "info")
+    # ~all without an enforcing DMARC policy is a warning
+    assert "spf-softfail-all" in ids(doc, "warning")
+
+
+def test_dmarc_missing_falls_back_to_parent(dns):
+    # sub.good.test has no _dmarc record: the parent's is used
+    r, doc = run_dns(dns, "sub.good.test")
+    assert doc["dmarc"]["organizational_fallback"] is True
+    assert doc["dmarc"]["policy"] == "reject"
+    assert "dmarc-missing" not in ids(doc)
+    assert "mx-missing" in ids(doc, "error")
+
+
+@pytest.mark.parametrize("selector,finding,severity,code", [
+    ("weak", "dkim-key-weak", "error", 1),
+    ("short", "dkim-key-weak", "warning", 0),
+    ("short", "dkim-testing", "warning", 0),
+    ("old", "dkim-revoked", "warning", 0),
+    ("broken", "dkim-invalid", "error", 1),
+    ("nothere", "dkim-missing", "error", 1),
+])
+def test_dkim(dns, selector, finding, severity, code):
+    r, doc = run_dns(dns, "weakdkim.test", "--selector", selector)
+    assert finding in ids(doc, severity), doc["findings"]
+    assert r.returncode == code
+
+
+def test_dkim_weak_key_size(dns):
+    _, doc = run_dns(dns, "weakdkim.test", "--selector", "weak")
+    assert doc["dkim"]["bits"] == 512
+
+
+def test_no_mx(dns):
+    r, doc = run_dns(dns, "nomx.test")
+    assert r.returncode == 1
+    assert "mx-missing" in ids(doc, "error")
+    assert "dmarc-missing" in ids(doc)
+
+
+def test_null_mx(dns):
+    r, doc = run_dns(dns, "nullmx.test")
+    assert r.returncode == 0, doc["findings"]
+    assert "mx-null" in ids(doc, "info")
+
+
+def test_bad_mx_hosts(dns):
+    r, doc = run_dns(dns, "badmx.test")
+    assert r.returncode == 1
+    assert {"mx-ip-literal", "mx-no-address"} <= ids(doc, "error")
+    assert "mx-cname" in ids(doc, "warning")
+
+
+def test_mta_sts_policy_unreachable_and_tlsa_without_dnssec(dns):
+    r, doc = run_dns(dns, "mtasts.test")
+    assert r.returncode == 1
+    assert doc["mta_sts"]["id"] == "20240101T000000"
+    assert "mta-sts-policy-unreachable" in ids(doc, "error")
+    assert "tlsa-without-dnssec" in ids(doc, "warning")
+    assert doc["tlsa"][0]["name"] == "_25._tcp.mx.mtasts.test"
+    assert doc["tlsa"][0]["dnssec"] == "insecure"
+
+
+def test_signed_zone_is_secure(dns):
+    r, doc = run_dns(dns, "signed.test")
+    assert doc["dnssec"]["status"] == "secure", doc["findings"]
+    assert doc["tlsa"][0]["dnssec"] == "secure"
+    assert "tlsa-without-dnssec" not in ids(doc)
+    assert "dnssec-unsigned" not in ids(doc)
+    assert r.returncode == 0, doc["findings"]
+
+
+def test_expired_signatures_are_bogus(dns):
+    r, doc = run_dns(dns, "bogus.test")
+    assert r.returncode == 1
+    assert "dnssec-bogus" in ids(doc, "error")
+
+
+def test_unreachable_resolver_times_out(dns):
+    port = free_port()  # nothing listens there
+    t0 = time.monotonic()
+    r = subprocess.run([SMTPGATE, "dns", "good.test", "--resolver", f"127.0.0.1:{port}",
+                        "--timeout", "1", "--trust-anchor", "none", "--json"],
+                       capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - t0 < 20
+    assert r.returncode == 1
+    doc = json.loads(r.stdout)
+    assert "dns-timeout" in ids(doc, "error") or "dns-servfail" in ids(doc, "error")
+
+
+@pytest.mark.parametrize("args", [
+    [], ["not a domain"], ["good.test", "--timeout", "0"], ["good.test", "--resolver", "bogus:x"],
+    ["a", "b"], ["good.test", "--bogus"],
+])
+def test_usage_errors(args):
+    r = subprocess.run([SMTPGATE, "dns", *args], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2, r.stderr
+
+
+def test_help():
+    r = subprocess.run([SMTPGATE, "dns", "--help"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "--selector" in r.stdout
