@@ -325,6 +325,7 @@ jwt_verify(const char *token, size_t len, const struct jwks *keys, const struct 
 	buf_init(&pb, JWT_TOKEN_MAX);
 	buf_set_secret(&pb);
 	buf_init(&sb, JWT_TOKEN_MAX);
+	buf_set_secret(&sb); /* with header and payload it is the bearer token */
 	if (base64url_decode(p.header, p.headerlen, &hb) == -1) {
 		r = JWT_MALFORMED;
 		goto done;
