@@ -76,6 +76,7 @@ dkim_taglist_parse(
 		dkim_skip_fws(p, len, &i);
 		if (i == len && tl->n > 0)
 			break; /* white space after the final ";" */
+		s = i; /* errors name the tag-spec without its leading FWS */
 		if (tl->n >= DKIM_TAGS_MAX) {
 			err_r->errstr = "too many tags";
 			goto fail_at;
@@ -138,6 +139,8 @@ dkim_taglist_parse(
 		/* the offending tag-spec: from s to the next ";" */
 		while (i < len && p[i] != ';')
 			i++;
+		if (i == s && i < len)
+			i++; /* an empty tag: name its ";" */
 		err_r->off = s;
 		err_r->len = i - s;
 		return -1;

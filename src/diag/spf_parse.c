@@ -426,7 +426,8 @@ spf_parse(const char *p, size_t len, struct spf_record *r, struct spf_parse_erro
 	err_r->len = 0;
 	if (!spf_is_record(p, len)) {
 		err_r->errstr = "not an SPF record (\"v=spf1\" first)";
-		err_r->len = len < 6 ? len : 6;
+		while (err_r->len < len && p[err_r->len] != ' ')
+			err_r->len++; /* names the first word */
 		return -1;
 	}
 	while (i < len) {
