@@ -756,6 +756,12 @@ client_rset(struct client *c)
 }
 
 void
+client_disconnect(struct client *c)
+{
+	client_close(c);
+}
+
+void
 client_quit(struct client *c)
 {
 	int saved = c->timeout_ms;

@@ -289,6 +289,9 @@ int client_data_lmtp_next(struct client *c) __attribute__((warn_unused_result));
 int client_rset(struct client *c) __attribute__((warn_unused_result));
 /* QUIT and close; errors ignored (the work is done). */
 void client_quit(struct client *c);
+/* Closes at once, without QUIT (a peer that never greeted, a failed
+ * handshake). Error, reply and TLS information stay readable. */
+void client_disconnect(struct client *c);
 /* Any command (no CR/LF inside) and its reply; 0 when the reply is 2xx/3xx. */
 int client_command(struct client *c, const char *line) __attribute__((warn_unused_result));
 

@@ -797,6 +797,9 @@ probe_attempt(struct probe *p)
 	if (client_greeting(c) == -1) {
 		if (client_is_tls(c))
 			probe_tls_done(p, c, false);
+		/* free the server (s_server serves one connection at a time)
+		 * before a second connection confirms the diagnosis */
+		client_disconnect(c);
 		probe_greeting_failed(p, c);
 		goto out;
 	}
@@ -827,6 +830,7 @@ probe_attempt(struct probe *p)
 				if (p->mode == PROBE_MODE_STARTTLS)
 					goto quit;
 			} else if (client_starttls(c) == -1) {
+				client_disconnect(c);
 				if (client_error(c)->kind == CLIENT_E_REPLY)
 					probe_client_finding(p, c, "STARTTLS");
 				else
