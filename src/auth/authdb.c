@@ -714,8 +714,9 @@ authdb_scram_keys(struct authdb *db, const char *user, size_t userlen, enum pwsc
 	}
 	authdb_snap_put(db, snap);
 	if (!found) {
-		/* the parse a real user's keys cost */
-		(void)pwscheme_scram_parse(db->dummy_scheme, db->dummy_data, &scratch, &errstr);
+		/* the parse a real user's keys cost; its result does not matter */
+		if (pwscheme_scram_parse(db->dummy_scheme, db->dummy_data, &scratch, &errstr) == -1)
+			explicit_bzero(&scratch, sizeof(scratch));
 		*k_r = fake;
 	}
 	r = 0;

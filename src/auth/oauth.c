@@ -365,10 +365,12 @@ oauth_is_configured(const struct conf *c)
 struct oauth *
 oauth_open(const struct conf *c, char *err, size_t errlen)
 {
-	/* TODO(conf): jwks_ca, introspection_ca, introspection_client and
-	 * introspection_secret_file once struct conf has them */
 	struct oauth_params p = {
 	    .jwks = c->oauth_jwks,
+	    .jwks_ca = c->oauth_jwks_ca,
+	    .introspection_ca = c->oauth_introspection_ca,
+	    .introspection_client = c->oauth_introspection_client,
+	    .introspection_secret_file = c->oauth_introspection_secret_file,
 	    .issuer = c->oauth_issuer,
 	    .audience = c->oauth_audience,
 	    .user_claim = c->oauth_user_claim,

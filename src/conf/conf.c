@@ -487,6 +487,14 @@ conf_key_oauth(struct conf_parse *p, const char *k, const char *v)
 		conf_str_set(&c->oauth_audience, v);
 	} else if (strcmp(k, "user_claim") == 0) {
 		conf_str_set(&c->oauth_user_claim, v);
+	} else if (strcmp(k, "jwks_ca") == 0) {
+		conf_path_set(p, &c->oauth_jwks_ca, v);
+	} else if (strcmp(k, "introspection_ca") == 0) {
+		conf_path_set(p, &c->oauth_introspection_ca, v);
+	} else if (strcmp(k, "introspection_client") == 0) {
+		conf_str_set(&c->oauth_introspection_client, v);
+	} else if (strcmp(k, "introspection_secret_file") == 0) {
+		conf_path_set(p, &c->oauth_introspection_secret_file, v);
 	} else if (strcmp(k, "introspection") == 0) {
 		if (strncmp(v, "https://", 8) != 0) {
 			conf_error(p, "introspection: expected an https:// URL, got \"%s\"", v);
@@ -680,7 +688,8 @@ conf_line(struct conf_parse *p, char *s)
 
 /* What [auth] mechanisms may list (sasl/sasl.c has the cores). */
 static const char *const conf_known_mechanisms[] = {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256",
-    "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1", "PLAIN", "LOGIN", "CRAM-MD5", NULL};
+    "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1", "PLAIN", "LOGIN", "CRAM-MD5", "OAUTHBEARER", "XOAUTH2",
+    NULL};
 #define CONF_MECHANISMS_DEFAULT                                                                    \
 	"SCRAM-SHA-256-PLUS SCRAM-SHA-256 SCRAM-SHA-1-PLUS SCRAM-SHA-1 PLAIN LOGIN"
 
@@ -761,6 +770,7 @@ conf_validate(struct conf_parse *p)
 			return -1;
 		}
 	}
+	p->line = p->mechanisms_line;
 	for (size_t i = 0; i < c->nmechanisms; i++) {
 		bool known = false;
 
@@ -769,7 +779,16 @@ conf_validate(struct conf_parse *p)
 		if (!known) {
 			conf_error(p,
 			    "[auth] mechanisms: %s is not supported (supported: SCRAM-SHA-256-PLUS "
-			    "SCRAM-SHA-256 SCRAM-SHA-1-PLUS SCRAM-SHA-1 PLAIN LOGIN CRAM-MD5)",
+			    "SCRAM-SHA-256 SCRAM-SHA-1-PLUS SCRAM-SHA-1 PLAIN LOGIN CRAM-MD5 "
+			    "OAUTHBEARER XOAUTH2)",
+			    c->mechanisms[i]);
+			return -1;
+		}
+		if ((strcmp(c->mechanisms[i], "OAUTHBEARER") == 0 ||
+		        strcmp(c->mechanisms[i], "XOAUTH2") == 0) &&
+		    c->oauth_jwks == NULL && c->oauth_introspection == NULL) {
+			conf_error(p,
+			    "[auth] mechanisms: %s needs an [oauth] section with jwks or introspection",
 			    c->mechanisms[i]);
 			return -1;
 		}
@@ -890,6 +909,10 @@ conf_free(struct conf *c)
 	free(c->oauth_audience);
 	free(c->oauth_user_claim);
 	free(c->oauth_introspection);
+	free(c->oauth_jwks_ca);
+	free(c->oauth_introspection_ca);
+	free(c->oauth_introspection_client);
+	free(c->oauth_introspection_secret_file);
 	for (size_t i = 0; i < c->nlocal_domains; i++)
 		free(c->local_domains[i]);
 	free(c->local_domains);

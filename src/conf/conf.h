@@ -88,6 +88,10 @@ struct conf {
 	char *oauth_audience; /* required "aud" */
 	char *oauth_user_claim; /* claim that must equal the user; default "email" */
 	char *oauth_introspection; /* optional RFC 7662 endpoint (https:// URL) */
+	char *oauth_jwks_ca; /* PEM bundle trusted for a jwks URL; NULL = system store */
+	char *oauth_introspection_ca; /* the same for the introspection URL */
+	char *oauth_introspection_client; /* client_id for HTTP Basic (RFC 7662 2.1) */
+	char *oauth_introspection_secret_file; /* file holding the client secret */
 	int oauth_line;
 
 	/* [limits] (issue 2 subset) */

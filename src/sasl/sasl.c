@@ -25,6 +25,9 @@ static const struct sasl_mech sasl_mechs[] = {
     {"SCRAM-SHA-256-PLUS", SASL_MECH_SCRAM_SHA256_PLUS, SASL_F_PLUS},
     /* weak: offered only when listed in [auth] mechanisms */
     {"CRAM-MD5", SASL_MECH_CRAM_MD5, SASL_F_WEAK},
+    /* bearer tokens are as good as passwords on the wire: TLS only */
+    {"OAUTHBEARER", SASL_MECH_OAUTHBEARER, SASL_F_PLAINTEXT},
+    {"XOAUTH2", SASL_MECH_XOAUTH2, SASL_F_PLAINTEXT},
 };
 
 /* Mechanisms smtpgate refuses as too weak (534 5.7.9) instead of unknown. */
@@ -292,6 +295,9 @@ sasl_step(struct sasl_exchange *x, const char *in, size_t inlen, bool has_input,
 		return sasl_scram_step(x, in, inlen, has_input, out);
 	case SASL_MECH_CRAM_MD5:
 		return sasl_cram_step(x, in, inlen, has_input, out);
+	case SASL_MECH_XOAUTH2:
+	case SASL_MECH_OAUTHBEARER:
+		return sasl_bearer_step(x, in, inlen, has_input, out);
 	}
 	return SASL_MALFORMED;
 }
@@ -308,6 +314,9 @@ sasl_resume(struct sasl_exchange *x, struct buf *out)
 		return sasl_scram_resume(x, out);
 	case SASL_MECH_CRAM_MD5:
 		return sasl_cram_resume(x, out);
+	case SASL_MECH_XOAUTH2:
+	case SASL_MECH_OAUTHBEARER:
+		return sasl_bearer_resume(x, out);
 	default:
 		x->errstr = "resume without a pending request";
 		return SASL_MALFORMED;

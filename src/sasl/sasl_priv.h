@@ -20,6 +20,8 @@ enum sasl_mech_id {
 	SASL_MECH_SCRAM_SHA256,
 	SASL_MECH_SCRAM_SHA256_PLUS,
 	SASL_MECH_CRAM_MD5,
+	SASL_MECH_XOAUTH2,
+	SASL_MECH_OAUTHBEARER,
 };
 
 struct sasl_mech {
@@ -69,5 +71,9 @@ void sasl_scram_free(struct sasl_exchange *x);
 enum sasl_status sasl_cram_step(
     struct sasl_exchange *x, const char *in, size_t inlen, bool has_input, struct buf *out);
 enum sasl_status sasl_cram_resume(struct sasl_exchange *x, struct buf *out);
+
+enum sasl_status sasl_bearer_step(
+    struct sasl_exchange *x, const char *in, size_t inlen, bool has_input, struct buf *out);
+enum sasl_status sasl_bearer_resume(struct sasl_exchange *x, struct buf *out);
 
 #endif

@@ -24,6 +24,7 @@
 #include <event2/listener.h>
 
 #include "auth/authdb.h"
+#include "auth/oauth.h"
 #include "conf/conf.h"
 #include "diag/audit.h"
 #include "lib/log.h"
@@ -253,6 +254,9 @@ serve_reload(struct server *srv, const char *path)
 		server_snap_put(snap);
 		return;
 	}
+	/* the JWKS is re-read; other [oauth] changes need a restart */
+	if (srv->oauth != NULL && oauth_reload(srv->oauth, err, sizeof(err)) == -1)
+		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "partial", "error", err);
 	log_reopen();
 	pthread_mutex_lock(&srv->lock);
 	old = srv->snap;
@@ -403,6 +407,13 @@ serve_main(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (oauth_is_configured(c)) {
+		srv.oauth = oauth_open(c, err, sizeof(err));
+		if (srv.oauth == NULL) {
+			fprintf(stderr, "smtpgate: %s: [oauth]: %s\n", path, err);
+			goto out;
+		}
+	}
 	if (check) {
 		/* warnings are printed but do not fail the check (audit_check_print) */
 		if (audit_check_print(c, stdout) == -1) {
@@ -447,6 +458,8 @@ serve_main(int argc, char **argv)
 	srv.queue = NULL;
 	authdb_free(srv.authdb);
 	srv.authdb = NULL;
+	oauth_free(srv.oauth);
+	srv.oauth = NULL;
 	for (size_t i = 0; i < srv.nworkers; i++)
 		loop_post(srv.workers[i]->loop, serve_worker_stop, srv.workers[i]);
 	for (size_t i = 0; i < srv.nworkers; i++)
@@ -459,6 +472,7 @@ out_workers:
 out:
 	queue_free(srv.queue);
 	authdb_free(srv.authdb);
+	oauth_free(srv.oauth);
 	server_snap_put(srv.snap);
 	pthread_mutex_destroy(&srv.lock);
 	return rc;

@@ -17,6 +17,7 @@
 #include "lib/idmap.h"
 
 struct authdb;
+struct oauth;
 struct conf;
 struct evconnlistener;
 struct loop;
@@ -35,6 +36,7 @@ struct server {
 	pthread_mutex_t lock; /* guards snap */
 	struct server_snap *snap;
 	struct authdb *authdb;
+	struct oauth *oauth; /* NULL without [oauth] */
 	struct queue *queue;
 	struct worker **workers;
 	size_t nworkers;

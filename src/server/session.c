@@ -35,6 +35,7 @@
 #include <openssl/err.h>
 
 #include "auth/authdb.h"
+#include "auth/oauth.h"
 #include "conf/conf.h"
 #include "lib/base64.h"
 #include "lib/buf.h"
@@ -48,6 +49,7 @@
 #include "policy/sender.h"
 #include "queue/queue.h"
 #include "sasl/sasl.h"
+#include "sasl/sasl_oauth.h"
 #include "server/server.h"
 #include "smtp/smtp_cmd.h"
 #include "smtp/smtp_data.h"
@@ -104,6 +106,7 @@ struct session {
 	/* AUTH */
 	char *auth_user;
 	const char *auth_mech; /* static name of the mechanism in progress */
+	const char *auth_reason; /* static: why a token was refused, for the log */
 	struct sasl_exchange *sasl;
 
 	/* the mail transaction */
@@ -247,6 +250,7 @@ session_reset_auth(struct session *s)
 	sasl_free(s->sasl);
 	s->sasl = NULL;
 	s->auth_mech = NULL;
+	s->auth_reason = NULL;
 }
 
 /* RFC 3207 4.2: after STARTTLS the server forgets everything learned. */
@@ -587,7 +591,9 @@ static void
 session_auth_fail(struct session *s, enum smtp_reply_id id)
 {
 	const struct smtp_reply *r = smtp_reply_get(id);
-	const char *why = s->sasl != NULL ? sasl_errstr(s->sasl) : "";
+	const char *why = s->auth_reason != NULL ? s->auth_reason
+	    : s->sasl != NULL                    ? sasl_errstr(s->sasl)
+	                                         : "";
 
 	log_event(LOG_NOTICE, "auth", s->id, "{s:s, s:s?, s:s, s:i, s:s, s:s?}", "mechanism",
 	    s->auth_mech != NULL ? s->auth_mech : "", "user",
@@ -600,6 +606,8 @@ session_auth_fail(struct session *s, enum smtp_reply_id id)
 }
 
 static void session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal);
+static void session_auth_token_cb(
+    void *ctx, uint64_t session_id, enum oauth_result result, const char *reason);
 
 /* The stored keys asked for by SASL_NEED_KEYS: resume the mechanism. */
 static void
@@ -618,6 +626,39 @@ session_auth_keys_cb(void *ctx, uint64_t session_id, enum authdb_result result,
 		return;
 	}
 	sasl_set_keys(s->sasl, k, user);
+	buf_init(&chal, SASL_LINE_MAX);
+	buf_set_secret(&chal);
+	session_auth_outcome(s, sasl_resume(s->sasl, &chal), &chal);
+	buf_free(&chal);
+	session_auth_unbusy(s);
+}
+
+/* The verdict on a bearer token (SASL_VERIFY_TOKEN): resume the mechanism,
+ * which ends it or sends the RFC 7628 error challenge. */
+static void
+session_auth_token_cb(void *ctx, uint64_t session_id, enum oauth_result result, const char *reason)
+{
+	struct worker *w = ctx;
+	struct session *s = idmap_get(&w->sessions, session_id);
+	struct buf chal, json;
+	enum sasl_oauth_mech m;
+
+	if (s == NULL || s->closing || s->sasl == NULL)
+		return;
+	s->auth_reason = reason;
+	if (result == OAUTH_TEMPFAIL) {
+		session_auth_fail(s, SMTP_R_AUTH_TEMPFAIL);
+		session_auth_unbusy(s);
+		return;
+	}
+	buf_init(&json, SASL_LINE_MAX);
+	m = strcmp(s->auth_mech, "XOAUTH2") == 0 ? SASL_OAUTH_XOAUTH2 : SASL_OAUTH_OAUTHBEARER;
+	if (result != OAUTH_OK &&
+	    sasl_oauth_error_json(m, NULL, oauth_openid_configuration(w->srv->oauth), &json) == -1)
+		buf_reset(&json);
+	sasl_set_verdict(s->sasl, result == OAUTH_OK, sasl_user(s->sasl),
+	    result == OAUTH_OK || json.len == 0 ? NULL : json.data);
+	buf_free(&json);
 	buf_init(&chal, SASL_LINE_MAX);
 	buf_set_secret(&chal);
 	session_auth_outcome(s, sasl_resume(s->sasl, &chal), &chal);
@@ -664,7 +705,18 @@ session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 		session_auth_ok(s, sasl_user(s->sasl));
 		break;
 	case SASL_VERIFY_TOKEN:
-		/* no bearer-token mechanism is wired to a verifier yet */
+		if (s->w->srv->oauth == NULL) {
+			session_auth_fail(s, SMTP_R_AUTH_TEMPFAIL);
+			break;
+		}
+		s->state = SESSION_AUTH;
+		s->busy = true;
+		session_flush(s);
+		bufferevent_disable(s->bev, EV_READ);
+		oauth_verify(s->w->srv->oauth, s->w->loop, s->id, sasl_user(s->sasl),
+		    strlen(sasl_user(s->sasl)), sasl_token(s->sasl), sasl_token_len(s->sasl),
+		    session_auth_token_cb, s->w);
+		break;
 	case SASL_FAILED:
 	case SASL_MALFORMED:
 		session_auth_fail(s, SMTP_R_AUTH_INVALID);
