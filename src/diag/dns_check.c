@@ -796,6 +796,11 @@ dns_check_run(struct dns_resolver *r, const struct dns_check_opts *o, struct fin
 	/* DMARC before SPF: the "~all" advice depends on the DMARC policy */
 	dc_dmarc(&c);
 	dc_spf(&c);
+	/* a domain with a null MX only needs SPF as "v=spf1 -all" advice */
+	for (size_t i = 0; i < f->n && findings_has(f, "mx-null") && !findings_has_error(f); i++) {
+		if (strcmp(f->v[i].kb->id, "spf-missing") == 0)
+			f->v[i].severity = FINDING_WARNING;
+	}
 	dc_dkim(&c);
 	dc_mtasts(&c);
 	dc_tlsrpt(&c);
