@@ -44,12 +44,13 @@ struct conf_parse {
 		SEC_AUTH,
 		SEC_DOMAINS,
 		SEC_LIMITS,
-		SEC_OAUTH
+		SEC_OAUTH,
+		SEC_ADMIN
 	} sec;
 	struct conf_listen *listen; /* current [listen NAME] */
 	int mechanisms_line; /* [auth] mechanisms, for errors naming it */
 	size_t nkeys_cert, nkeys_key;
-	bool seen_server, seen_tls, seen_auth, seen_domains, seen_limits, seen_oauth;
+	bool seen_server, seen_tls, seen_auth, seen_domains, seen_limits, seen_oauth, seen_admin;
 };
 
 static void conf_error(struct conf_parse *p, const char *fmt, ...)
@@ -508,6 +509,105 @@ conf_key_oauth(struct conf_parse *p, const char *k, const char *v)
 	return 0;
 }
 
+int
+conf_parse_cidr(const char *s, struct conf_cidr *r)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *slash = strchr(s, '/');
+	size_t hl = slash != NULL ? (size_t)(slash - s) : strlen(s);
+	unsigned long pre;
+	char *end;
+
+	memset(r, 0, sizeof(*r));
+	if (hl == 0 || hl >= sizeof(host))
+		return -1;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	if (inet_pton(AF_INET, host, r->addr) == 1) {
+		r->family = AF_INET;
+		r->prefix = 32;
+	} else if (inet_pton(AF_INET6, host, r->addr) == 1) {
+		r->family = AF_INET6;
+		r->prefix = 128;
+	} else {
+		return -1;
+	}
+	if (slash != NULL) {
+		if (!isdigit((unsigned char)slash[1]))
+			return -1;
+		errno = 0;
+		pre = strtoul(slash + 1, &end, 10);
+		if (errno != 0 || *end != '\0' || pre > r->prefix)
+			return -1;
+		r->prefix = (unsigned)pre;
+	}
+	return 0;
+}
+
+bool
+conf_cidr_contains(const struct conf_cidr *net, int family, const void *addr)
+{
+	const unsigned char *a = addr;
+	unsigned bits = net->prefix, i;
+
+	if (family != net->family)
+		return false;
+	for (i = 0; bits >= 8; i++, bits -= 8) {
+		if (a[i] != net->addr[i])
+			return false;
+	}
+	if (bits > 0) {
+		unsigned char mask = (unsigned char)(0xff << (8 - bits));
+
+		if ((a[i] & mask) != (net->addr[i] & mask))
+			return false;
+	}
+	return true;
+}
+
+/* "allow = 127.0.0.0/8 ::1"; an empty value allows nothing. */
+static int
+conf_allow_set(struct conf_parse *p, const char *v)
+{
+	struct conf *c = p->c;
+	char *copy = xstrdup(v), *tok, *save = NULL;
+
+	free(c->allow);
+	c->allow = NULL;
+	c->nallow = 0;
+	for (tok = strtok_r(copy, " \t,", &save); tok != NULL;
+	     tok = strtok_r(NULL, " \t,", &save)) {
+		c->allow = xrealloc(c->allow, (c->nallow + 1) * sizeof(*c->allow));
+		if (conf_parse_cidr(tok, &c->allow[c->nallow]) == -1) {
+			conf_error(p, "allow: \"%s\" is not an address or ADDRESS/PREFIX", tok);
+			free(copy);
+			return -1;
+		}
+		c->nallow++;
+	}
+	free(copy);
+	return 0;
+}
+
+static int
+conf_key_admin(struct conf_parse *p, const char *k, const char *v)
+{
+	struct conf *c = p->c;
+
+	if (strcmp(k, "address") == 0) {
+		if (conf_parse_address(v, &c->admin_addr, &c->admin_addrlen) == -1) {
+			conf_error(p,
+			    "address: \"%s\" is not HOST:PORT or [V6]:PORT with a numeric address",
+			    v);
+			return -1;
+		}
+		conf_str_set(&c->admin_address, v);
+		return 0;
+	}
+	conf_error(p, "unknown key \"%s\" in [admin]", k);
+	return -1;
+}
+
 static int
 conf_key_limits(struct conf_parse *p, const char *k, const char *v)
 {
@@ -531,6 +631,50 @@ conf_key_limits(struct conf_parse *p, const char *k, const char *v)
 		return conf_set_duration(p, k, v, &c->timeout_data);
 	} else if (strcmp(k, "shutdown_grace") == 0) {
 		return conf_set_duration(p, k, v, &c->shutdown_grace);
+	} else if (strcmp(k, "connections") == 0) {
+		return conf_set_uint(p, k, v, 1, 1000000, &c->connections);
+	} else if (strcmp(k, "connections_per_ip") == 0) {
+		return conf_set_uint(p, k, v, 1, 1000000, &c->connections_per_ip);
+	} else if (strcmp(k, "connection_rate_per_ip") == 0) {
+		return conf_set_uint(p, k, v, 1, 1000000, &c->connection_rate_per_ip);
+	} else if (strcmp(k, "commands") == 0) {
+		return conf_set_uint(p, k, v, 10, 10000000, &c->commands);
+	} else if (strcmp(k, "auth_failures_per_ip") == 0) {
+		return conf_set_uint(p, k, v, 1, 1000000, &c->auth_failures_per_ip);
+	} else if (strcmp(k, "auth_failures_per_net") == 0) {
+		return conf_set_uint(p, k, v, 1, 1000000, &c->auth_failures_per_net);
+	} else if (strcmp(k, "net_prefix_v4") == 0) {
+		return conf_set_uint(p, k, v, 8, 32, &c->net_prefix_v4);
+	} else if (strcmp(k, "net_prefix_v6") == 0) {
+		return conf_set_uint(p, k, v, 16, 128, &c->net_prefix_v6);
+	} else if (strcmp(k, "auth_failures_per_account") == 0) {
+		return conf_set_uint(p, k, v, 1, 1000000, &c->auth_failures_per_account);
+	} else if (strcmp(k, "ban_time") == 0) {
+		return conf_set_duration(p, k, v, &c->ban_time);
+	} else if (strcmp(k, "ban_action") == 0) {
+		if (conf_is_word(v, "reply"))
+			c->ban_silent = false;
+		else if (conf_is_word(v, "close"))
+			c->ban_silent = true;
+		else {
+			conf_error(p, "ban_action: expected reply or close, got \"%s\"", v);
+			return -1;
+		}
+	} else if (strcmp(k, "allow") == 0) {
+		return conf_allow_set(p, v);
+	} else if (strcmp(k, "quota_messages_per_day") == 0) {
+		return conf_set_uint(p, k, v, 0, 100000000, &c->quota_messages_per_day);
+	} else if (strcmp(k, "quota_recipients_per_day") == 0) {
+		return conf_set_uint(p, k, v, 0, 100000000, &c->quota_recipients_per_day);
+	} else if (strcmp(k, "quota_action") == 0) {
+		if (conf_is_word(v, "tempfail"))
+			c->quota_reject = false;
+		else if (conf_is_word(v, "reject"))
+			c->quota_reject = true;
+		else {
+			conf_error(p, "quota_action: expected tempfail or reject, got \"%s\"", v);
+			return -1;
+		}
 	} else {
 		conf_error(p, "unknown key \"%s\" in [limits]", k);
 		return -1;
@@ -613,6 +757,10 @@ conf_section(struct conf_parse *p, char *s)
 	} else if (strcmp(name, "limits") == 0) {
 		p->sec = SEC_LIMITS;
 		seen = &p->seen_limits;
+	} else if (strcmp(name, "admin") == 0) {
+		p->sec = SEC_ADMIN;
+		seen = &p->seen_admin;
+		p->c->admin = true;
 	} else if (strcmp(name, "oauth") == 0) {
 		p->sec = SEC_OAUTH;
 		seen = &p->seen_oauth;
@@ -660,7 +808,7 @@ conf_line(struct conf_parse *p, char *s)
 		conf_error(p, "missing key before '='");
 		return -1;
 	}
-	if (*v == '\0') {
+	if (*v == '\0' && !(p->sec == SEC_LIMITS && strcmp(k, "allow") == 0)) {
 		conf_error(p, "%s: missing value", k);
 		return -1;
 	}
@@ -682,6 +830,8 @@ conf_line(struct conf_parse *p, char *s)
 		return conf_key_limits(p, k, v);
 	case SEC_OAUTH:
 		return conf_key_oauth(p, k, v);
+	case SEC_ADMIN:
+		return conf_key_admin(p, k, v);
 	}
 	return -1;
 }
@@ -734,6 +884,11 @@ conf_validate(struct conf_parse *p)
 			conf_error(p, "[tls] every cert needs a key and every key a cert");
 			return -1;
 		}
+	}
+	if (c->admin && c->admin_address == NULL) {
+		c->admin_address = xstrdup("127.0.0.1:8025");
+		if (conf_parse_address(c->admin_address, &c->admin_addr, &c->admin_addrlen) == -1)
+			abort();
 	}
 	if (p->seen_oauth) {
 		p->line = c->oauth_line;
@@ -820,6 +975,23 @@ conf_defaults(struct conf *c)
 	c->auth_queue = 256;
 	conf_list_set(&c->mechanisms, &c->nmechanisms, CONF_MECHANISMS_DEFAULT, true);
 	c->oauth_user_claim = xstrdup("email");
+	c->connections = 2000;
+	c->connections_per_ip = 20;
+	c->connection_rate_per_ip = 60;
+	c->commands = 10000;
+	c->auth_failures_per_ip = 10;
+	c->auth_failures_per_net = 50;
+	c->net_prefix_v4 = 24;
+	c->net_prefix_v6 = 64;
+	c->auth_failures_per_account = 20;
+	c->ban_time = 600;
+	c->quota_messages_per_day = 1000;
+	c->quota_recipients_per_day = 500;
+	c->nallow = 2;
+	c->allow = xcalloc(2, sizeof(*c->allow));
+	if (conf_parse_cidr("127.0.0.0/8", &c->allow[0]) == -1 ||
+	    conf_parse_cidr("::1", &c->allow[1]) == -1)
+		abort();
 }
 
 struct conf *
@@ -909,6 +1081,8 @@ conf_free(struct conf *c)
 	free(c->oauth_audience);
 	free(c->oauth_user_claim);
 	free(c->oauth_introspection);
+	free(c->allow);
+	free(c->admin_address);
 	free(c->oauth_jwks_ca);
 	free(c->oauth_introspection_ca);
 	free(c->oauth_introspection_client);

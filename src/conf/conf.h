@@ -45,6 +45,12 @@ struct conf_listen {
 	int line;
 };
 
+struct conf_cidr {
+	int family; /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	unsigned prefix;
+};
+
 struct conf_cert {
 	char *cert; /* chain file: leaf first, then intermediates */
 	char *key;
@@ -101,6 +107,29 @@ struct conf {
 	unsigned timeout_command; /* seconds waiting for a command */
 	unsigned timeout_data; /* seconds waiting for DATA/BDAT bytes */
 	unsigned shutdown_grace; /* seconds sessions get on SIGTERM */
+	/* abuse defences */
+	unsigned connections; /* whole server */
+	unsigned connections_per_ip;
+	unsigned connection_rate_per_ip; /* new connections per minute */
+	unsigned commands; /* commands per session */
+	unsigned auth_failures_per_ip; /* then the IP is banned */
+	unsigned auth_failures_per_net; /* then the network is banned */
+	unsigned net_prefix_v4;
+	unsigned net_prefix_v6;
+	unsigned auth_failures_per_account; /* then new IPs for the account get 454 */
+	unsigned ban_time; /* seconds; grows on repeat offences */
+	bool ban_silent; /* banned: close without a reply */
+	struct conf_cidr *allow; /* never banned */
+	size_t nallow;
+	unsigned quota_messages_per_day; /* per user; 0 = none */
+	unsigned quota_recipients_per_day; /* distinct recipients per user per day; 0 = none */
+	bool quota_reject; /* over quota: 550 5.7.1 instead of 452 4.7.1 */
+
+	/* [admin]: /metrics, /healthz and the ban API (off without the section) */
+	bool admin;
+	char *admin_address;
+	struct sockaddr_storage admin_addr;
+	socklen_t admin_addrlen;
 };
 
 /* Loads and validates path. On error returns NULL and writes
@@ -121,5 +150,9 @@ int conf_parse_duration(const char *s, unsigned *seconds_r) __attribute__((warn_
 int conf_parse_size(const char *s, uint64_t *bytes_r) __attribute__((warn_unused_result));
 int conf_parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len_r)
     __attribute__((warn_unused_result));
+/* "192.0.2.0/24", "2001:db8::/32", or a bare address (full prefix). */
+int conf_parse_cidr(const char *s, struct conf_cidr *r) __attribute__((warn_unused_result));
+/* Whether the address (4 or 16 bytes of family) lies in the network. */
+bool conf_cidr_contains(const struct conf_cidr *net, int family, const void *addr);
 
 #endif

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "conf/conf.h"
 #include "lib/xalloc.h"
@@ -192,6 +193,53 @@ test_oauth_and_binding(void **state)
 }
 
 static void
+test_limits_and_admin(void **state)
+{
+	char err[512];
+	struct conf_cidr n;
+	unsigned char a4[4] = {192, 0, 2, 77}, b4[4] = {192, 0, 3, 1},
+	              a6[16] = {0x20, 0x01, 0x0d, 0xb8};
+	struct conf *c =
+	    parse("[listen a]\naddress = 127.0.0.1:1\ntls = none\nauth = off\n"
+	          "relay = local\n[limits]\nallow =\nban_time = 1h\nban_action = close\n"
+	          "auth_failures_per_ip = 3\nquota_action = reject\n[admin]\n",
+	        err, sizeof(err));
+
+	if (c == NULL)
+		fail_msg("%s", err);
+	assert_int_equal(c->nallow, 0);
+	assert_int_equal(c->ban_time, 3600);
+	assert_true(c->ban_silent);
+	assert_true(c->quota_reject);
+	assert_int_equal(c->auth_failures_per_ip, 3);
+	assert_int_equal(c->connections_per_ip, 20); /* default */
+	assert_true(c->admin);
+	assert_string_equal(c->admin_address, "127.0.0.1:8025");
+	conf_free(c);
+	c = parse("[listen a]\naddress = 127.0.0.1:1\ntls = none\nauth = off\nrelay = local\n", err,
+	    sizeof(err));
+	assert_non_null(c);
+	assert_false(c->admin);
+	assert_int_equal(c->nallow, 2); /* 127.0.0.0/8 ::1 */
+	conf_free(c);
+	assert_int_equal(conf_parse_cidr("192.0.2.0/24", &n), 0);
+	assert_true(conf_cidr_contains(&n, AF_INET, a4));
+	assert_false(conf_cidr_contains(&n, AF_INET, b4));
+	assert_false(conf_cidr_contains(&n, AF_INET6, a6));
+	assert_int_equal(conf_parse_cidr("2001:db8::/32", &n), 0);
+	assert_true(conf_cidr_contains(&n, AF_INET6, a6));
+	assert_int_equal(conf_parse_cidr("192.0.2.128/25", &n), 0);
+	assert_false(conf_cidr_contains(&n, AF_INET, a4)); /* .77 is in the upper half */
+	assert_int_equal(conf_parse_cidr("192.0.2.0/33", &n), -1);
+	assert_int_equal(conf_parse_cidr("192.0.2.0/", &n), -1);
+	assert_int_equal(conf_parse_cidr("example.test", &n), -1);
+	c = parse("[limits]\nallow = 10.0.0.0/8 bogus\n", err, sizeof(err));
+	assert_null(c);
+	assert_string_equal(err,
+	    "/etc/smtpgate/smtpgate.conf:2: allow: \"bogus\" is not an address or ADDRESS/PREFIX");
+}
+
+static void
 test_example_config_parses(void **state)
 {
 	char err[512];
@@ -247,6 +295,7 @@ main(void)
 	    cmocka_unit_test(test_values),
 	    cmocka_unit_test(test_oauth_and_binding),
 	    cmocka_unit_test(test_example_config_parses),
+	    cmocka_unit_test(test_limits_and_admin),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
