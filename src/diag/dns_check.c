@@ -78,6 +78,16 @@ dc_query(struct dc *c, const char *name, int type, struct dns_answer *a, bool qu
 		    a->rcode, a->why_bogus ? ": " : "", a->why_bogus ? a->why_bogus : "");
 		break;
 	case DNS_BOGUS:
+		/* the root's own keys could not be validated: the resolver
+		 * path drops DNSSEC records; that says nothing of the domain */
+		if (a->why_bogus != NULL &&
+		    (strstr(a->why_bogus, "for trust anchor . ") != NULL ||
+		        strstr(a->why_bogus, "key for validation . is") != NULL)) {
+			if (!findings_has(c->f, "dnssec-anchor-failed"))
+				findings_add(c->f, "dnssec-anchor-failed", "%s %s: %s", name,
+				    dns_type_name(type), a->why_bogus);
+			break;
+		}
 		findings_add(c->f, "dnssec-bogus", "%s %s: %s", name, dns_type_name(type),
 		    a->why_bogus ? a->why_bogus : "validation failed");
 		break;
@@ -797,9 +807,13 @@ dns_check_run(struct dns_resolver *r, const struct dns_check_opts *o, struct fin
 	dc_dmarc(&c);
 	dc_spf(&c);
 	/* a domain with a null MX only needs SPF as "v=spf1 -all" advice */
-	for (size_t i = 0; i < f->n && findings_has(f, "mx-null") && !findings_has_error(f); i++) {
-		if (strcmp(f->v[i].kb->id, "spf-missing") == 0)
-			f->v[i].severity = FINDING_WARNING;
+	for (size_t i = 0; i < f->n; i++) {
+		if (strcmp(f->v[i].kb->id, "mx-null") == 0 && f->v[i].severity == FINDING_INFO) {
+			for (size_t k = 0; k < f->n; k++) {
+				if (strcmp(f->v[k].kb->id, "spf-missing") == 0)
+					f->v[k].severity = FINDING_WARNING;
+			}
+		}
 	}
 	dc_dkim(&c);
 	dc_mtasts(&c);

@@ -239,6 +239,13 @@ const struct finding_kb finding_kb_dns[] = {
         "to the domain is deferred.",
         "Re-sign the zone (signatures expire), and make the DS record at the registrar match "
         "the zone's current key; when rolling keys, follow the rollover timing."},
+    {"dnssec-anchor-failed", FINDING_ERROR,
+        "DNSSEC validation could not even start: the root's keys (DNSKEY) did not come back "
+        "validated through the resolver used, which usually means the resolver, or a middlebox, "
+        "strips DNSSEC records or cannot reach the root. This says nothing about the domain; "
+        "`smtpgate dns` then repeats the checks without validation.",
+        "Use a DNSSEC-aware resolver (--resolver), or --trust-anchor none to skip validation; "
+        "check that the machine's clock is right (signatures have validity dates)."},
     {"dnssec-unsigned", FINDING_INFO,
         "The domain's answers are not DNSSEC-signed, so resolvers cannot detect forged "
         "answers, and DANE (TLSA) cannot be used for its MX hosts.",

@@ -143,6 +143,41 @@ dns_main(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	findings_init(&f);
 	rep = dns_check_run(r, &co, &f);
+	for (size_t i = 0; i < f.n; i++) {
+		char *ev;
+
+		if (strcmp(f.v[i].kb->id, "dnssec-anchor-failed") != 0)
+			continue;
+		/* validation is impossible through this resolver: check again
+		 * without it, and say so */
+		ev = xstrdup(f.v[i].evidence != NULL ? f.v[i].evidence : "");
+		json_decref(rep);
+		findings_free(&f);
+		dns_resolver_free(r);
+		ro.trust_anchor = "none";
+		r = dns_resolver_new(&ro, err, sizeof(err));
+		if (r == NULL) {
+			fprintf(stderr, "smtpgate dns: %s\n", err);
+			free(ev);
+			free(domain);
+			return 2;
+		}
+		findings_init(&f);
+		rep = dns_check_run(r, &co, &f);
+		/* drop the no-anchor advice: the anchor exists, the path fails */
+		for (size_t k = 0; k < f.n; k++) {
+			if (strcmp(f.v[k].kb->id, "dnssec-no-anchor") == 0) {
+				free(f.v[k].evidence);
+				memmove(&f.v[k], &f.v[k + 1], (f.n - k - 1) * sizeof(f.v[k]));
+				f.n--;
+				break;
+			}
+		}
+		findings_add_severity(&f, "dnssec-anchor-failed", FINDING_WARNING,
+		    "%s; checked again without DNSSEC validation", ev);
+		free(ev);
+		break;
+	}
 	if (json) {
 		json_object_set_new(rep, "findings", findings_json(&f));
 		if (json_dumpf(rep, stdout, JSON_INDENT(2)) == -1)
