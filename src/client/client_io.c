@@ -92,7 +92,9 @@ client_format_addr(const struct sockaddr *sa, char *out, size_t outlen)
 		port = ntohs(s6->sin6_port);
 		snprintf(out, outlen, "[%s]:%u", host, port);
 	} else if (sa->sa_family == AF_UNIX) {
-		snprintf(out, outlen, "%s", ((const struct sockaddr_un *)sa)->sun_path);
+		/* a long socket path is cut: this is for messages only */
+		if (snprintf(out, outlen, "%s", ((const struct sockaddr_un *)sa)->sun_path) < 0)
+			snprintf(out, outlen, "?");
 	} else {
 		snprintf(out, outlen, "?");
 	}
