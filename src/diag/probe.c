@@ -736,12 +736,12 @@ probe_send_message(struct probe *p, struct client *c)
 /* --- one attempt ------------------------------------------------------------------------ */
 
 static void
-probe_greeting_failed(struct probe *p, struct client *c)
+probe_greeting_failed(struct probe *p, struct client *c, bool tls)
 {
 	const struct client_error *e = client_error(c);
 	char version[32];
 
-	if (p->mode == PROBE_MODE_TLS && !client_is_tls(c) && e->kind != CLIENT_E_REPLY) {
+	if (p->mode == PROBE_MODE_TLS && !tls && e->kind != CLIENT_E_REPLY) {
 		probe_tls_failed(p, c, false);
 		return;
 	}
@@ -795,12 +795,13 @@ probe_attempt(struct probe *p)
 		goto out;
 	}
 	if (client_greeting(c) == -1) {
-		if (client_is_tls(c))
+		tls = client_is_tls(c);
+		if (tls)
 			probe_tls_done(p, c, false);
 		/* free the server (s_server serves one connection at a time)
 		 * before a second connection confirms the diagnosis */
 		client_disconnect(c);
-		probe_greeting_failed(p, c);
+		probe_greeting_failed(p, c, tls);
 		goto out;
 	}
 	snprintf(p->banner, sizeof(p->banner), "%s", client_reply(c)->line);

@@ -4,11 +4,17 @@ Python servers that misbehave on purpose, and hostile servers. Each case
 checks the finding ids in the --json output and the exit status; every
 probe run has a wall-clock limit and every endpoint is stopped at the end.
 """
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
 import time
 
 import pytest
 
-from conftest import PASSWORD, USER, free_port
+from conftest import PASSWORD, SMTPGATE, USER, free_port
 from zoo import (ScriptServer, SServer, ZooPKI, ids, probe, severity, smtp_dialogue,
                  tls_server_context)
 
@@ -453,3 +459,52 @@ def test_usage_errors():
     assert probe("127.0.0.1", "--auth", "NOPE")[0] == 2
     assert probe("127.0.0.1", "--user", "u")[0] == 2  # no password
     assert probe("127.0.0.1", "--timeout", "0")[0] == 2
+
+
+# --- Postfix misconfigured: AUTH offered in cleartext ----------------------------------------
+
+POSTFIX_SH = pathlib.Path(__file__).resolve().parents[2] / "bench" / "postfix.sh"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("postfix") or
+                    not shutil.which("dovecot"), reason="needs root, postfix and dovecot")
+def test_postfix_auth_in_cleartext(tmp_path):
+    """A private Postfix (bench/postfix.sh: own config dir, loopback port, Dovecot
+    SASL) with smtpd_tls_auth_only = no and TLS optional: AUTH in cleartext is a
+    finding; authentication (PLAIN and LOGIN) and a message by BDAT work; a wrong
+    password is auth-credentials-invalid."""
+    out = tmp_path / "out"
+    out.mkdir()
+    script = f"""
+set -u
+P="$0"
+common="127.0.0.1:$BENCH_PORT --starttls --cafile $BENCH_CAFILE --sni $BENCH_SNI --json"
+"$P" probe $common --user "$BENCH_USER" --password-stdin --from a@bench.test \\
+    --to b@elsewhere.test <"$BENCH_PASSFILE" >{out}/good.json; echo $? >{out}/good.rc
+echo wrong | "$P" probe $common --user "$BENCH_USER" --password-stdin \\
+    >{out}/bad.json; echo $? >{out}/bad.rc
+"""
+    env = dict(os.environ, BENCH_POSTFIX_MAINCF="smtpd_tls_security_level = may\n"
+               "smtpd_tls_auth_only = no\n")
+    for k in ("SMTPACCOUNT", "SMTPPASSWORD", "SMTPAUTHMETHOD", "SMTPFROMADDRESS"):
+        env.pop(k, None)
+    p = subprocess.Popen(["sh", str(POSTFIX_SH), "sh", "-c", script, SMTPGATE], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    try:
+        log, _ = p.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGTERM)  # the script's trap stops Postfix and Dovecot
+        p.communicate(timeout=60)
+        raise
+    assert p.returncode == 0, log.decode(errors="replace")
+    good = json.loads((out / "good.json").read_text())
+    assert (out / "good.rc").read_text().strip() == "0", good["findings"]
+    assert ids(good) == {"auth-offered-cleartext"}
+    assert good["capabilities"]["before_tls"]["auth"] is True
+    assert {a["mechanism"]: a["result"] for a in good["auth"]} == {"PLAIN": "ok", "LOGIN": "ok"}
+    assert good["message"]["accepted"] is True
+    assert any(e["text"].startswith("BDAT ") for e in good["transcript"])
+    bad = json.loads((out / "bad.json").read_text())
+    assert (out / "bad.rc").read_text().strip() == "1"
+    assert "auth-credentials-invalid" in ids(bad)
