@@ -29,6 +29,7 @@
 #include "diag/audit.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
+#include "net/admin.h"
 #include "net/listener.h"
 #include "net/loop.h"
 #include "net/tls.h"
@@ -330,6 +331,19 @@ serve_run(struct server *srv, const char *path)
 	}
 }
 
+/* The [admin] listener: routes, then the thread. After the workers, so a
+ * handler that posts to the loops finds them running. */
+static int
+serve_admin_start(struct server *srv, const struct conf *c, char *err, size_t errlen)
+{
+	srv->admin = admin_new();
+	/* routes of other modules (limiter: /bans) go right here */
+
+	/* observability and quotas: /metrics, /healthz, /quota */
+	return admin_start(srv->admin, (const struct sockaddr *)&c->admin_addr, c->admin_addrlen,
+	    err, errlen);
+}
+
 /* Settings that work but weaken security, logged once at start
  * (`smtpgate audit` reports them too). */
 static void
@@ -449,10 +463,18 @@ serve_main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < srv.nworkers; i++)
 		pthread_create(&srv.workers[i]->thread, NULL, serve_worker_main, srv.workers[i]);
-	log_event(LOG_NOTICE, "start", 0, "{s:s, s:i, s:i}", "config", path, "threads",
-	    (int)srv.nworkers, "listeners", (int)c->nlistens);
-	serve_config_warnings(c);
-	rc = serve_run(&srv, path);
+	if (c->admin && serve_admin_start(&srv, c, err, sizeof(err)) == -1) {
+		fprintf(stderr, "smtpgate: %s: %s\n", path, err);
+		rc = 2;
+	} else {
+		log_event(LOG_NOTICE, "start", 0, "{s:s, s:i, s:i}", "config", path, "threads",
+		    (int)srv.nworkers, "listeners", (int)c->nlistens);
+		serve_config_warnings(c);
+		rc = serve_run(&srv, path);
+	}
+	/* before the services and loops its handlers use */
+	admin_free(srv.admin);
+	srv.admin = NULL;
 	/* answers still in flight reach their loops before the loops stop */
 	queue_free(srv.queue);
 	srv.queue = NULL;

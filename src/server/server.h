@@ -16,6 +16,7 @@
 
 #include "lib/idmap.h"
 
+struct admin;
 struct authdb;
 struct oauth;
 struct conf;
@@ -38,6 +39,7 @@ struct server {
 	struct authdb *authdb;
 	struct oauth *oauth; /* NULL without [oauth] */
 	struct queue *queue;
+	struct admin *admin; /* NULL without [admin] */
 	struct worker **workers;
 	size_t nworkers;
 	bool shutting_down; /* atomic */

@@ -1,0 +1,316 @@
+/*
+ * admin: an evhttp server on its own thread and event_base (admin.h).
+ *
+ * Lifecycle: admin_new -> admin_route* -> admin_start (bind, then the thread
+ * runs the base) -> admin_free (loopbreak from the caller's thread, join,
+ * free). The route table is immutable once the thread runs, so the request
+ * callback reads it without a lock. libevent stays inside src/net/: handlers
+ * see plain strings and a struct buf.
+ */
+#include "net/admin.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
+
+#include "lib/buf.h"
+#include "lib/xalloc.h"
+#include "net/listener.h"
+
+#define ADMIN_BACKLOG 64
+
+struct admin_route {
+	char *prefix;
+	size_t len;
+	admin_handler *h;
+	void *arg;
+};
+
+struct admin {
+	struct event_base *base;
+	struct evhttp *http;
+	struct admin_route *routes;
+	size_t nroutes;
+	pthread_t thread;
+	bool running;
+};
+
+struct admin *
+admin_new(void)
+{
+	return xcalloc(1, sizeof(struct admin));
+}
+
+void
+admin_route(struct admin *a, const char *path_prefix, admin_handler *h, void *arg)
+{
+	struct admin_route *r;
+
+	a->routes = xrealloc(a->routes, (a->nroutes + 1) * sizeof(*a->routes));
+	r = &a->routes[a->nroutes++];
+	r->prefix = xstrdup(path_prefix);
+	r->len = strlen(path_prefix);
+	r->h = h;
+	r->arg = arg;
+}
+
+/* The longest prefix that equals path or is followed by '/' in it. */
+static const struct admin_route *
+admin_find_route(const struct admin *a, const char *path)
+{
+	const struct admin_route *best = NULL;
+
+	for (size_t i = 0; i < a->nroutes; i++) {
+		const struct admin_route *r = &a->routes[i];
+
+		if (strncmp(path, r->prefix, r->len) != 0)
+			continue;
+		if (path[r->len] != '\0' && path[r->len] != '/' &&
+		    !(r->len > 0 && r->prefix[r->len - 1] == '/'))
+			continue;
+		if (best == NULL || r->len > best->len)
+			best = r;
+	}
+	return best;
+}
+
+static const char *
+admin_method_name(enum evhttp_cmd_type cmd)
+{
+	switch (cmd) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	default:
+		return NULL;
+	}
+}
+
+static const char *
+admin_reason(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Payload Too Large";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+	}
+}
+
+static void
+admin_send(struct evhttp_request *req, int status, const char *ctype, const void *p, size_t n)
+{
+	struct evbuffer *ob = evbuffer_new();
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	if (ob == NULL)
+		abort();
+	if (n > 0)
+		evbuffer_add(ob, p, n);
+	evhttp_add_header(h, "Content-Type", ctype);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_send_reply(req, status, admin_reason(status), ob);
+	evbuffer_free(ob);
+}
+
+static void
+admin_request_cb(struct evhttp_request *req, void *arg)
+{
+	struct admin *a = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *method = admin_method_name(evhttp_request_get_command(req));
+	const char *rawpath = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	const char *ctype = "text/plain; charset=utf-8";
+	const struct admin_route *r;
+	struct evbuffer *ib = evhttp_request_get_input_buffer(req);
+	char *path = NULL, *body = NULL;
+	size_t pathlen = 0, bodylen = ib != NULL ? evbuffer_get_length(ib) : 0;
+	struct buf out;
+	int status;
+
+	if (method == NULL) {
+		admin_send(req, 405, ctype, "method not allowed\n", 19);
+		return;
+	}
+	if (rawpath == NULL || rawpath[0] == '\0')
+		rawpath = "/";
+	path = evhttp_uridecode(rawpath, 0, &pathlen);
+	if (path == NULL || strlen(path) != pathlen) {
+		free(path);
+		admin_send(req, 400, ctype, "bad path\n", 9);
+		return;
+	}
+	r = admin_find_route(a, path);
+	if (r == NULL) {
+		free(path);
+		admin_send(req, 404, ctype, "not found\n", 10);
+		return;
+	}
+	if (bodylen > ADMIN_BODY_MAX) { /* evhttp enforces it too */
+		free(path);
+		admin_send(req, 413, ctype, "body too large\n", 15);
+		return;
+	}
+	if (bodylen > 0) {
+		body = xmalloc(bodylen + 1);
+		evbuffer_copyout(ib, body, bodylen);
+		body[bodylen] = '\0';
+	}
+	buf_init(&out, ADMIN_REPLY_MAX);
+	status =
+	    r->h(r->arg, method, path, query != NULL ? query : "", body, bodylen, &out, &ctype);
+	if (status < 100 || status > 599)
+		status = 500;
+	admin_send(req, status, ctype, out.data, out.len);
+	buf_free(&out);
+	free(body);
+	free(path);
+}
+
+static void *
+admin_main(void *arg)
+{
+	struct admin *a = arg;
+
+	event_base_loop(a->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+/* A plain listening socket: no SO_REUSEPORT, so a second server (or anything
+ * else) on the same admin port is an error instead of a silent split. */
+static int
+admin_socket(const struct sockaddr *sa, socklen_t len, char *err, size_t errlen)
+{
+	char addr[64];
+	int fd, on = 1;
+
+	listener_format_addr(sa, addr, sizeof(addr));
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		snprintf(err, errlen, "[admin] socket for %s: %s", addr, strerror(errno));
+		return -1;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (sa->sa_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (bind(fd, sa, len) == -1) {
+		snprintf(err, errlen, "[admin] cannot bind %s: %s", addr, strerror(errno));
+		goto fail;
+	}
+	if (listen(fd, ADMIN_BACKLOG) == -1) {
+		snprintf(err, errlen, "[admin] listen on %s: %s", addr, strerror(errno));
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+int
+admin_start(struct admin *a, const struct sockaddr *sa, socklen_t len, char *err, size_t errlen)
+{
+	int fd;
+
+	if (a->running) {
+		snprintf(err, errlen, "[admin] already started");
+		return -1;
+	}
+	fd = admin_socket(sa, len, err, errlen);
+	if (fd == -1)
+		return -1;
+	a->base = event_base_new();
+	if (a->base == NULL)
+		abort();
+	a->http = evhttp_new(a->base);
+	if (a->http == NULL)
+		abort();
+	evhttp_set_max_headers_size(a->http, ADMIN_HEADERS_MAX);
+	evhttp_set_max_body_size(a->http, ADMIN_BODY_MAX);
+	evhttp_set_timeout(a->http, ADMIN_TIMEOUT);
+	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
+	evhttp_set_gencb(a->http, admin_request_cb, a);
+	if (evhttp_accept_socket(a->http, fd) == -1) {
+		close(fd);
+		snprintf(err, errlen, "[admin] cannot accept on the socket");
+		return -1;
+	}
+	if (pthread_create(&a->thread, NULL, admin_main, a) != 0) {
+		snprintf(err, errlen, "[admin] cannot start the thread");
+		return -1;
+	}
+	a->running = true;
+	return 0;
+}
+
+void
+admin_free(struct admin *a)
+{
+	if (a == NULL)
+		return;
+	if (a->running) {
+		event_base_loopbreak(a->base);
+		pthread_join(a->thread, NULL);
+	}
+	if (a->http != NULL)
+		evhttp_free(a->http); /* closes the bound socket */
+	if (a->base != NULL)
+		event_base_free(a->base);
+	for (size_t i = 0; i < a->nroutes; i++)
+		free(a->routes[i].prefix);
+	free(a->routes);
+	free(a);
+}
+
+int
+admin_query_get(const char *query, const char *key, char *out, size_t outlen)
+{
+	struct evkeyvalq q;
+	const char *v;
+	int rc = -1;
+
+	if (query == NULL || outlen == 0)
+		return -1;
+	TAILQ_INIT(&q);
+	if (evhttp_parse_query_str(query, &q) == -1)
+		goto fail;
+	v = evhttp_find_header(&q, key);
+	if (v == NULL || strlen(v) >= outlen)
+		goto fail;
+	memcpy(out, v, strlen(v) + 1);
+	rc = 0;
+fail:
+	evhttp_clear_headers(&q);
+	return rc;
+}

@@ -1,0 +1,56 @@
+/*
+ * admin: the [admin] HTTP listener (loopback by default): /metrics, /healthz
+ * and the operator API (bans, quota unlock). One thread with its own event
+ * loop, never a session loop thread, so a slow scrape or an API call cannot
+ * delay SMTP traffic.
+ *
+ * Routes are registered by path prefix before admin_start(); a request goes
+ * to the route with the longest prefix that equals its path or is followed
+ * by '/' in it ("/bans" takes "/bans" and "/bans/192.0.2.1"). Handlers run
+ * on the admin thread: whatever they touch must be thread-safe.
+ *
+ * Limits: requests of at most ADMIN_HEADERS_MAX header bytes and
+ * ADMIN_BODY_MAX body bytes, ADMIN_TIMEOUT seconds per read or write, only
+ * GET, POST and DELETE (others get 405 from libevent), replies of at most
+ * ADMIN_REPLY_MAX bytes (a handler that overflows gets 500).
+ */
+#ifndef SG_NET_ADMIN_H
+#define SG_NET_ADMIN_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct buf;
+struct admin;
+
+#define ADMIN_HEADERS_MAX 8192
+#define ADMIN_BODY_MAX (64 * 1024)
+#define ADMIN_REPLY_MAX (8 * 1024 * 1024)
+#define ADMIN_TIMEOUT 10 /* seconds */
+
+/* Returns the HTTP status. method is "GET", "POST" or "DELETE"; path is
+ * percent-decoded (never contains NUL); query is the raw query string
+ * without '?' ("" when none; decode values with admin_query_get); body is
+ * NUL-terminated, NULL when empty. The reply goes to out; *content_type_r
+ * may be set to a static string (default "text/plain; charset=utf-8").
+ * All pointers are valid for the call only. */
+typedef int admin_handler(void *arg, const char *method, const char *path, const char *query,
+    const char *body, size_t bodylen, struct buf *out, const char **content_type_r);
+
+struct admin *admin_new(void);
+/* Before admin_start. path_prefix is copied; arg is the handler's. */
+void admin_route(struct admin *a, const char *path_prefix, admin_handler *h, void *arg);
+/* Binds sa and starts the admin thread. -1 with a message in err. Needs
+ * loop_global_init() (libevent thread support) to have run. */
+int admin_start(struct admin *a, const struct sockaddr *sa, socklen_t len, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Stops the thread (if started) and frees everything. NULL is a no-op. */
+void admin_free(struct admin *a);
+
+/* Decodes the value of key in a query string ("user=a%40b.test&x=1") into
+ * out. 0, or -1 when the key is absent or the value does not fit. A decoded
+ * %00 ends the value. */
+int admin_query_get(const char *query, const char *key, char *out, size_t outlen)
+    __attribute__((warn_unused_result));
+
+#endif
