@@ -84,6 +84,8 @@ struct authdb_req {
 	char *client; /* the client's IP address, or NULL */
 	authdb_done_cb *cb;
 	void *ctx;
+	authdb_task_fn *task; /* set: a task (authdb_run_task), not a verification */
+	void *task_arg;
 };
 
 struct authdb_reply {
@@ -329,6 +331,12 @@ authdb_process(struct authdb *db, struct authdb_req *r)
 	size_t pos = 0, tried = 0;
 	int64_t now = (int64_t)time(NULL);
 
+	if (r->task != NULL) {
+		authdb_refresh(db);
+		r->task(db, r->task_arg, false);
+		free(r);
+		return;
+	}
 	if (db->dovecot != NULL) {
 		authdb_process_dovecot(db, r);
 		return;
@@ -380,6 +388,32 @@ authdb_worker(void *arg)
 		db->nqueued--;
 		pthread_mutex_unlock(&db->lock);
 		authdb_process(db, r);
+	}
+}
+
+void
+authdb_run_task(struct authdb *db, authdb_task_fn *fn, void *arg)
+{
+	struct authdb_req *r = xcalloc(1, sizeof(*r));
+	bool queued = false;
+
+	r->task = fn;
+	r->task_arg = arg;
+	pthread_mutex_lock(&db->lock);
+	if (!db->stopping && db->nqueued < db->max_queued) {
+		if (db->tail != NULL)
+			db->tail->next = r;
+		else
+			db->head = r;
+		db->tail = r;
+		db->nqueued++;
+		queued = true;
+		pthread_cond_signal(&db->more);
+	}
+	pthread_mutex_unlock(&db->lock);
+	if (!queued) {
+		fn(db, arg, true);
+		free(r);
 	}
 }
 
@@ -659,7 +693,12 @@ authdb_free(struct authdb *db)
 	pthread_mutex_unlock(&db->lock);
 	for (; r != NULL; r = next) {
 		next = r->next;
-		authdb_answer(r, AUTHDB_TEMPFAIL, NULL);
+		if (r->task != NULL) {
+			r->task(db, r->task_arg, true);
+			free(r);
+		} else {
+			authdb_answer(r, AUTHDB_TEMPFAIL, NULL);
+		}
 	}
 	for (size_t i = 0; i < db->nthreads; i++)
 		pthread_join(db->threads[i], NULL);

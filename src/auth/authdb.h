@@ -15,6 +15,7 @@
 #ifndef SG_AUTH_AUTHDB_H
 #define SG_AUTH_AUTHDB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,6 +50,16 @@ typedef void authdb_done_cb(
 struct authdb *authdb_open(const struct conf *c, char *err, size_t errlen);
 /* Re-reads the backend (SIGHUP). On error keeps the old data; -1 and err. */
 int authdb_reload(struct authdb *db, char *err, size_t errlen) __attribute__((warn_unused_result));
+/*
+ * Runs fn(db, arg, false) on a worker thread, after the passwd-file change
+ * check (so `smtpgate user lock/passwd/del` count at once), or calls
+ * fn(db, arg, true) at once on the caller's thread when the pool's queue is
+ * full or stopping: fn must then answer its requester with a temporary
+ * failure. Used by the stored-key lookups (authdb_lookup_keys).
+ */
+typedef void authdb_task_fn(struct authdb *db, void *arg, bool refused);
+void authdb_run_task(struct authdb *db, authdb_task_fn *fn, void *arg);
+
 /* Stops the workers (pending requests are answered TEMPFAIL first). */
 void authdb_free(struct authdb *db);
 

@@ -3,10 +3,12 @@
  * need keys rather than a password (SCRAM-*, CRAM-MD5; sasl.h
  * SASL_NEED_KEYS), over the inline authdb_scram_keys / authdb_cram_key.
  *
- * The lookup is cheap (a snapshot search, an HMAC for a fake salt), so it
- * runs on the caller's thread; the answer still goes through loop_post so
- * that the session sees the same request/response shape as a verification
- * and the boundary can become a process boundary (DESIGN 1).
+ * The lookup itself is cheap (a snapshot search, an HMAC for a fake salt),
+ * but it runs on the authdb worker pool like a verification: so the
+ * passwd-file change check happens first (a `user lock` or `passwd` counts
+ * at the next SCRAM login too) and the loop thread never parses the file.
+ * A full pool answers TEMPFAIL (454). The answer goes through loop_post, the
+ * same request/response shape as a verification (DESIGN 1).
  *
  * Ownership: the reply owns a copy of the keys (wiped in
  * authdb_keys_reply_run after the callback) and of the canonical name.
@@ -62,34 +64,44 @@ authdb_keys_scram(struct authdb *db, const char *user, size_t userlen, enum pwsc
 	return r;
 }
 
-void
-authdb_lookup_keys(struct authdb *db, struct loop *loop, uint64_t session_id, const char *user,
-    size_t userlen, enum sasl_keys_kind kind, authdb_keys_cb *cb, void *ctx)
+struct authdb_keys_task {
+	struct loop *loop;
+	char *user;
+	size_t userlen;
+	enum sasl_keys_kind kind;
+	struct authdb_keys_reply *rep;
+};
+
+/* On a worker (or at once when refused): look the keys up, post the answer. */
+static void
+authdb_keys_task_run(struct authdb *db, void *arg, bool refused)
 {
-	struct authdb_keys_reply *rep = xcalloc(1, sizeof(*rep));
+	struct authdb_keys_task *t = arg;
+	struct authdb_keys_reply *rep = t->rep;
 	int r = -1;
 
-	rep->cb = cb;
-	rep->ctx = ctx;
-	rep->session_id = session_id;
-	switch (kind) {
-	case SASL_KEYS_SCRAM_SHA1:
-		r = authdb_keys_scram(
-		    db, user, userlen, PWSCHEME_SCRAM_SHA1, &rep->keys, &rep->user);
-		break;
-	case SASL_KEYS_SCRAM_SHA256:
-		r = authdb_keys_scram(
-		    db, user, userlen, PWSCHEME_SCRAM_SHA256, &rep->keys, &rep->user);
-		break;
-	case SASL_KEYS_CRAM_MD5:
-		r = authdb_cram_key(
-		    db, user, userlen, rep->keys.secret, &rep->keys.secretlen, &rep->user);
-		break;
-	case SASL_KEYS_NONE:
-		break;
+	if (!refused) {
+		switch (t->kind) {
+		case SASL_KEYS_SCRAM_SHA1:
+			r = authdb_keys_scram(
+			    db, t->user, t->userlen, PWSCHEME_SCRAM_SHA1, &rep->keys, &rep->user);
+			break;
+		case SASL_KEYS_SCRAM_SHA256:
+			r = authdb_keys_scram(
+			    db, t->user, t->userlen, PWSCHEME_SCRAM_SHA256, &rep->keys, &rep->user);
+			break;
+		case SASL_KEYS_CRAM_MD5:
+			r = authdb_cram_key(db, t->user, t->userlen, rep->keys.secret,
+			    &rep->keys.secretlen, &rep->user);
+			break;
+		case SASL_KEYS_NONE:
+			break;
+		}
+		if (r == -1)
+			log_event(LOG_ERR, "authdb_keys_error", rep->session_id, "{s:i}", "kind",
+			    (int)t->kind);
 	}
 	if (r == -1) {
-		log_event(LOG_ERR, "authdb_keys_error", session_id, "{s:i}", "kind", (int)kind);
 		free(rep->user);
 		rep->user = NULL;
 		explicit_bzero(&rep->keys, sizeof(rep->keys));
@@ -97,5 +109,29 @@ authdb_lookup_keys(struct authdb *db, struct loop *loop, uint64_t session_id, co
 	} else {
 		rep->result = AUTHDB_OK;
 	}
-	loop_post(loop, authdb_keys_reply_run, rep);
+	loop_post(t->loop, authdb_keys_reply_run, rep);
+	xfree_secret(t->user, t->userlen + 1);
+	free(t);
+}
+
+void
+authdb_lookup_keys(struct authdb *db, struct loop *loop, uint64_t session_id, const char *user,
+    size_t userlen, enum sasl_keys_kind kind, authdb_keys_cb *cb, void *ctx)
+{
+	struct authdb_keys_task *t = xcalloc(1, sizeof(*t));
+	struct authdb_keys_reply *rep = xcalloc(1, sizeof(*rep));
+
+	rep->cb = cb;
+	rep->ctx = ctx;
+	rep->session_id = session_id;
+	t->loop = loop;
+	t->kind = kind;
+	t->rep = rep;
+	t->userlen = userlen;
+	t->user = xmalloc(userlen + 1);
+	memcpy(t->user, user, userlen);
+	t->user[userlen] = '\0';
+	/* on the worker pool: the lookup sees passwd-file changes at once and
+	 * the loop thread never parses the file */
+	authdb_run_task(db, authdb_keys_task_run, t);
 }

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import PASSWORD, USER, Server, free_port
+from conftest import PASSWORD, SMTPGATE, USER, Server, free_port
 from smtpclient import SMTPClient, b64, client_context
 
 ALL = "SCRAM-SHA-256-PLUS SCRAM-SHA-256 SCRAM-SHA-1-PLUS SCRAM-SHA-1 PLAIN LOGIN CRAM-MD5"
@@ -381,3 +381,23 @@ def test_cram_md5_challenge_unique(srv):
             seen.add(ch)
             c.cmd("*")
     assert len(seen) == 3
+
+
+def test_lock_and_passwd_count_at_once_for_scram(srv):
+    """`smtpgate user lock` and `user passwd` take effect at the next SCRAM
+    login of a running server, without SIGHUP (the key lookup checks the
+    passwd file for changes first, like a password verification)."""
+    assert gsasl(srv, "SCRAM-SHA-256-PLUS").returncode == 0
+    subprocess.run([SMTPGATE, "user", "lock", USER, "-f", str(srv.users)], check=True,
+                   capture_output=True)
+    r = gsasl(srv, "SCRAM-SHA-256-PLUS")
+    assert r.returncode != 0 and AUTH_INVALID in r.stdout + r.stderr
+    subprocess.run([SMTPGATE, "user", "unlock", USER, "-f", str(srv.users)], check=True,
+                   capture_output=True)
+    assert gsasl(srv, "SCRAM-SHA-256-PLUS").returncode == 0
+    subprocess.run([SMTPGATE, "user", "passwd", USER, "-f", str(srv.users), "--password-stdin"],
+                   input="a brand new password\n", text=True, check=True, capture_output=True)
+    r = gsasl(srv, "SCRAM-SHA-256-PLUS")
+    assert r.returncode != 0 and AUTH_INVALID in r.stdout + r.stderr
+    assert gsasl(srv, "SCRAM-SHA-256-PLUS", password="a brand new password").returncode == 0
+    assert not [e for e in srv.events() if e.get("event") == "reload"]
