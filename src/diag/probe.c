@@ -181,18 +181,30 @@ probe_resolve_unbound(struct probe *p, unsigned port)
 		    colon ? (int)(colon - o->resolver) : (int)strlen(o->resolver), o->resolver);
 	}
 	snprintf(fwd, sizeof(fwd), "%s%s%s", addr, colon ? "@" : "", colon ? colon + 1 : "");
+	/* the given server answers everything: also loopback servers, and the
+	 * names libunbound would otherwise answer itself (RFC 6761 "test.",
+	 * RFC 8375 "home.arpa.": lab and test setups use them) */
 	if (ub_ctx_set_option(ctx, "do-not-query-localhost:", "no") != 0 ||
 	    ub_ctx_set_fwd(ctx, fwd) != 0)
 		goto bad;
+	(void)ub_ctx_zone_remove(ctx, "test.");
+	(void)ub_ctx_zone_remove(ctx, "home.arpa.");
 	client_transcript_addf(&p->t, CLIENT_T_INFO, "resolving %s with %s", o->host, fwd);
 	for (int k = 0; k < 2; k++) {
 		struct ub_result *res = NULL;
 		int type = k == 0 ? 1 : 28; /* A, AAAA */
 
-		if (ub_resolve(ctx, o->host, type, 1, &res) != 0 || res == NULL) {
+		int err = ub_resolve(ctx, o->host, type, 1, &res);
+
+		if (err != 0 || res == NULL) {
+			client_transcript_addf(&p->t, CLIENT_T_INFO, "%s lookup failed: %s",
+			    type == 1 ? "A" : "AAAA", ub_strerror(err));
 			ub_resolve_free(res);
 			continue;
 		}
+		if (!res->havedata)
+			client_transcript_addf(&p->t, CLIENT_T_INFO, "%s: no %s record (rcode %d)",
+			    o->host, type == 1 ? "A" : "AAAA", res->rcode);
 		for (int i = 0; res->havedata && res->data[i] != NULL; i++) {
 			if (type == 1 && res->len[i] == 4)
 				probe_add_addr(p, AF_INET, res->data[i], port);

@@ -9,6 +9,7 @@ import os
 import pathlib
 import shutil
 import signal
+import socket
 import subprocess
 import time
 
@@ -508,3 +509,48 @@ echo wrong | "$P" probe $common --user "$BENCH_USER" --password-stdin \\
     bad = json.loads((out / "bad.json").read_text())
     assert (out / "bad.rc").read_text().strip() == "1"
     assert "auth-credentials-invalid" in ids(bad)
+
+
+# --- --resolver: a local DNS server (unbound with local data) --------------------------------
+
+@pytest.mark.skipif(not shutil.which("unbound"), reason="needs unbound")
+def test_resolver(tmp_path, script):
+    s = script(lambda c, srv: smtp_dialogue(c, srv))
+    dns_port = free_port()
+    conf = tmp_path / "unbound.conf"
+    conf.write_text(f"""server:
+    interface: 127.0.0.1
+    port: {dns_port}
+    do-daemonize: no
+    chroot: ""
+    username: ""
+    directory: "{tmp_path}"
+    pidfile: ""
+    use-syslog: no
+    logfile: ""
+    do-ip6: no
+    access-control: 127.0.0.0/8 allow
+    local-zone: "zoo.test." static
+    local-data: "mail.zoo.test. A 127.0.0.1"
+""")
+    proc = subprocess.Popen(["unbound", "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # unbound answers on UDP; wait for its TCP port
+            try:
+                socket.create_connection(("127.0.0.1", dns_port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        rc, doc, err = probe(f"mail.zoo.test:{s.port}", "--plain", "--resolver",
+                             f"127.0.0.1:{dns_port}")
+        assert rc == 0, (doc, err)
+        assert doc["banner"].startswith("220 zoo.test")
+        rc, doc, err = probe(f"nothere.zoo.test:{s.port}", "--plain", "--resolver",
+                             f"127.0.0.1:{dns_port}")
+        assert rc == 1
+        assert ids(doc) == {"name-unresolvable"}
+    finally:
+        proc.terminate()
+        proc.wait(10)
