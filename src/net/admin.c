@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -312,5 +313,83 @@ admin_query_get(const char *query, const char *key, char *out, size_t outlen)
 	rc = 0;
 fail:
 	evhttp_clear_headers(&q);
+	return rc;
+}
+
+int
+admin_call(const struct sockaddr *sa, socklen_t len, const char *method, const char *target,
+    const char *body, size_t bodylen, struct buf *out, int *status_r, char *err, size_t errlen)
+{
+	struct timeval tv = {ADMIN_TIMEOUT, 0};
+	struct buf req, in;
+	char addr[64], chunk[4096];
+	const char *p, *end;
+	int fd, saved, rc = -1;
+	ssize_t n;
+
+	listener_format_addr(sa, addr, sizeof(addr));
+	buf_init(&req, ADMIN_HEADERS_MAX + ADMIN_BODY_MAX);
+	buf_init(&in, ADMIN_HEADERS_MAX + out->max);
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		goto fail;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, sa, len) == -1) {
+		snprintf(err, errlen, "cannot connect to the admin listener %s: %s", addr,
+		    strerror(errno));
+		goto fail;
+	}
+	if (buf_printf(&req,
+	        "%s %s HTTP/1.0\r\nHost: smtpgate\r\nConnection: close\r\n"
+	        "Content-Length: %zu\r\n\r\n",
+	        method, target, body != NULL ? bodylen : 0) == -1 ||
+	    (body != NULL && buf_append(&req, body, bodylen) == -1)) {
+		snprintf(err, errlen, "request too large");
+		errno = EMSGSIZE;
+		goto fail;
+	}
+	for (size_t off = 0; off < req.len; off += (size_t)n) {
+		n = send(fd, req.data + off, req.len - off, MSG_NOSIGNAL);
+		if (n <= 0) {
+			snprintf(err, errlen, "send to %s: %s", addr, strerror(errno));
+			goto fail;
+		}
+	}
+	while ((n = recv(fd, chunk, sizeof(chunk), 0)) > 0) {
+		if (buf_append(&in, chunk, (size_t)n) == -1) {
+			snprintf(err, errlen, "reply from %s too large", addr);
+			errno = EMSGSIZE;
+			goto fail;
+		}
+	}
+	if (n == -1) {
+		snprintf(err, errlen, "reading from %s: %s", addr, strerror(errno));
+		goto fail;
+	}
+	/* "HTTP/1.x NNN reason\r\n" ... "\r\n\r\n" body */
+	if (in.len < 12 || strncmp(in.data, "HTTP/1.", 7) != 0 ||
+	    sscanf(in.data + 9, "%3d", status_r) != 1 ||
+	    (end = strstr(in.data, "\r\n\r\n")) == NULL) {
+		snprintf(err, errlen, "bad reply from %s", addr);
+		errno = EPROTO;
+		goto fail;
+	}
+	p = end + 4;
+	if (buf_append(out, p, in.len - (size_t)(p - in.data)) == -1) {
+		snprintf(err, errlen, "reply from %s too large", addr);
+		errno = EMSGSIZE;
+		goto fail;
+	}
+	rc = 0;
+fail:
+	saved = errno;
+	if (fd != -1)
+		close(fd);
+	buf_free(&req);
+	buf_free(&in);
+	errno = saved;
 	return rc;
 }

@@ -53,4 +53,13 @@ void admin_free(struct admin *a);
 int admin_query_get(const char *query, const char *key, char *out, size_t outlen)
     __attribute__((warn_unused_result));
 
+/* The client side, for commands that talk to a running server: one blocking
+ * HTTP/1.0 request to sa with a timeout of ADMIN_TIMEOUT seconds. target is
+ * "/path?query" (already encoded); body may be NULL. The reply body goes to
+ * out (its limit applies) and the status to *status_r. -1 with a message in
+ * err when no answer came (errno ECONNREFUSED: nothing listens there). */
+int admin_call(const struct sockaddr *sa, socklen_t len, const char *method, const char *target,
+    const char *body, size_t bodylen, struct buf *out, int *status_r, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 #endif
