@@ -49,6 +49,22 @@ client_new(const struct client_conf *conf)
 	c->conf.sni = client_strdup_or_null(conf->sni);
 	c->conf.verify_host = client_strdup_or_null(conf->verify_host);
 	c->conf.helo = xstrdup(conf->helo != NULL ? conf->helo : "localhost");
+	c->conf.dane_base = client_strdup_or_null(conf->dane_base);
+	c->conf.dane = NULL;
+	c->conf.ndane = 0;
+	if (conf->ndane > 0) {
+		struct client_tlsa *t = xcalloc(conf->ndane, sizeof(*t));
+
+		for (size_t i = 0; i < conf->ndane; i++) {
+			unsigned char *d = xmalloc(conf->dane[i].len + 1);
+
+			memcpy(d, conf->dane[i].data, conf->dane[i].len);
+			t[i] = conf->dane[i];
+			t[i].data = d;
+		}
+		c->conf.dane = t;
+		c->conf.ndane = conf->ndane;
+	}
 	c->timeout_ms = conf->timeout_ms > 0 ? conf->timeout_ms : CLIENT_TIMEOUT_DEFAULT_MS;
 	c->fd = -1;
 	if (conf->ssl_ctx != NULL) {
@@ -74,6 +90,10 @@ client_free(struct client *c)
 	free((char *)c->conf.sni);
 	free((char *)c->conf.verify_host);
 	free((char *)c->conf.helo);
+	free((char *)c->conf.dane_base);
+	for (size_t i = 0; i < c->conf.ndane; i++)
+		free((unsigned char *)c->conf.dane[i].data);
+	free((struct client_tlsa *)c->conf.dane);
 	buf_free(&c->rbuf);
 	smtp_reply_parser_free(&c->parser);
 	explicit_bzero(c->cb, sizeof(c->cb));

@@ -145,6 +145,13 @@ enum client_tls_mode {
 	CLIENT_TLS_IMPLICIT, /* handshake right after connect (RFC 8314) */
 };
 
+/* One TLSA record (RFC 6698 2.1) for DANE. */
+struct client_tlsa {
+	unsigned char usage, selector, mtype;
+	const unsigned char *data;
+	size_t len;
+};
+
 enum client_verify {
 	CLIENT_VERIFY_NONE, /* encrypt, check nothing (results still collected) */
 	CLIENT_VERIFY_PEER, /* chain to a trusted root */
@@ -169,6 +176,18 @@ struct client_conf {
 	bool lmtp; /* LHLO, and one reply per recipient after DATA */
 	int timeout_ms; /* per step; 0: CLIENT_TIMEOUT_DEFAULT_MS */
 	struct client_transcript *transcript; /* NULL: none */
+	/*
+	 * DANE (RFC 7671, RFC 7672): with ndane > 0 the handshake
+	 * authenticates the peer by these TLSA records through OpenSSL's DANE
+	 * API (SSL_dane_enable(dane_base), SSL_dane_tlsa_add per record; DANE-EE
+	 * without name checks, RFC 7672 3.1.1) instead of the CA store, and
+	 * fails with CLIENT_E_TLS_VERIFY when none matches (verify must not be
+	 * NONE). A shared ssl_ctx must have had SSL_CTX_dane_enable(). Records
+	 * are copied by client_new.
+	 */
+	const struct client_tlsa *dane;
+	size_t ndane;
+	const char *dane_base; /* TLSA base domain; NULL: host */
 };
 
 enum client_err {
@@ -243,6 +262,10 @@ struct client_tls_info {
 	struct client_cert_info chain[CLIENT_CHAIN_MAX];
 	size_t sent_len; /* certificates the server sent (may exceed nchain) */
 	size_t discarded; /* bytes buffered before the STARTTLS handshake, dropped */
+	bool dane; /* DANE was in force for this handshake */
+	bool dane_matched; /* a TLSA record matched (the handshake then succeeded) */
+	int dane_depth; /* depth of the matching certificate; -1: none */
+	unsigned dane_usage, dane_selector, dane_mtype; /* the record that matched */
 };
 
 struct client;

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -406,6 +407,8 @@ client_ctx_new(struct client *c)
 	} else {
 		SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION); /* DESIGN 4: TLS 1.2 floor */
 	}
+	/* only initialises the digest table; DANE is per connection */
+	(void)SSL_CTX_dane_enable(ctx);
 	if (c->conf.cafile != NULL) {
 		if (SSL_CTX_load_verify_locations(ctx, c->conf.cafile, NULL) != 1) {
 			char text[200];
@@ -551,6 +554,47 @@ client_tls_collect(struct client *c)
 	}
 }
 
+/*
+ * DANE (RFC 7672): the TLSA records replace the CA store as the trust
+ * anchors. DANE-EE(3) matches skip name checks (RFC 7672 3.1.1); DANE-TA(2)
+ * keeps them against the base domain and the names set for verification.
+ */
+static int
+client_dane_setup(struct client *c, const char *sni)
+{
+	const char *base = c->conf.dane_base != NULL ? c->conf.dane_base
+	    : sni != NULL                            ? sni
+	                                             : c->conf.host;
+	int usable = 0;
+
+	c->tls.dane = true;
+	c->tls.dane_depth = -1;
+	if (c->conf.verify == CLIENT_VERIFY_NONE || base == NULL ||
+	    SSL_dane_enable(c->ssl, base) <= 0) {
+		client_set_error(c, CLIENT_E_LOCAL, 0,
+		    "cannot enable DANE (verification off, no base domain, or a TLS context without SSL_CTX_dane_enable)");
+		return -1;
+	}
+	(void)SSL_dane_set_flags(c->ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+	/* SSL_dane_enable made base the name to check; keep the other one too */
+	if (c->tls.verify_host[0] != '\0' && strcasecmp(c->tls.verify_host, base) != 0)
+		(void)SSL_add1_host(c->ssl, c->tls.verify_host);
+	for (size_t i = 0; i < c->conf.ndane; i++) {
+		const struct client_tlsa *t = &c->conf.dane[i];
+
+		if (SSL_dane_tlsa_add(c->ssl, t->usage, t->selector, t->mtype, t->data, t->len) > 0)
+			usable++;
+	}
+	ERR_clear_error();
+	if (usable == 0) {
+		client_set_error(c, CLIENT_E_LOCAL, 0, "no usable TLSA record for %s", base);
+		return -1;
+	}
+	client_transcript_addf(
+	    c->conf.transcript, CLIENT_T_INFO, "DANE: %d TLSA record(s) for %s", usable, base);
+	return 0;
+}
+
 int
 client_tls_handshake(struct client *c)
 {
@@ -604,6 +648,8 @@ client_tls_handshake(struct client *c)
 			t->verify_host[0] = '\0';
 		}
 	}
+	if (c->conf.ndane > 0 && client_dane_setup(c, sni) == -1)
+		return -1;
 	client_transcript_addf(c->conf.transcript, CLIENT_T_INFO, "TLS handshake%s%s",
 	    sni ? ", SNI " : "", sni ? sni : "");
 	for (;;) {
@@ -673,6 +719,20 @@ client_tls_handshake(struct client *c)
 		}
 	}
 	client_tls_collect(c);
+	if (c->tls.dane) {
+		uint8_t u, sel, mt;
+		int depth = SSL_get0_dane_authority(c->ssl, NULL, NULL);
+
+		if (depth >= 0 && SSL_get0_dane_tlsa(c->ssl, &u, &sel, &mt, NULL, NULL) >= 0) {
+			t->dane_matched = true;
+			t->dane_depth = depth;
+			t->dane_usage = u;
+			t->dane_selector = sel;
+			t->dane_mtype = mt;
+			client_transcript_addf(c->conf.transcript, CLIENT_T_INFO,
+			    "DANE: TLSA %u %u %u matched at depth %d", u, sel, mt, depth);
+		}
+	}
 	client_transcript_addf(c->conf.transcript, CLIENT_T_INFO, "TLS established: %s, %s%s",
 	    t->version, t->cipher, t->verified ? ", certificate verified" : "");
 	return 0;
