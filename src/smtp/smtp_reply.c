@@ -55,6 +55,8 @@ static const struct smtp_reply smtp_replies[SMTP_R__COUNT] = {
     [SMTP_R_PARAM_UNKNOWN] = {555, "5.5.4", "Unsupported parameter"},
     [SMTP_R_SMTPUTF8_REQUIRED] = {553, "5.6.7", "Non-ASCII address requires SMTPUTF8"},
     [SMTP_R_NO_TLS_NOW] = {503, "5.5.1", "TLS already active"},
+    [SMTP_R_BANNED] = {421, "4.7.0", "Too many authentication failures, try again later"},
+    [SMTP_R_TOO_MANY_COMMANDS] = {421, "4.7.0", "Too many commands, closing connection"},
     /* RFC 3463 X.7.1: delivery not authorized; a 4xx so that a real user's
      * client keeps the mail and retries once the account is unlocked */
     [SMTP_R_QUOTA_TEMP] = {452, "4.7.1", "Sending quota exceeded, account on hold"},

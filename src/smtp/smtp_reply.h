@@ -58,6 +58,8 @@ enum smtp_reply_id {
 	SMTP_R_PARAM_UNKNOWN, /* 555 5.5.4 Unsupported parameter */
 	SMTP_R_SMTPUTF8_REQUIRED, /* 553 5.6.7 Non-ASCII address requires SMTPUTF8 */
 	SMTP_R_NO_TLS_NOW, /* 503 5.5.1 TLS already active */
+	SMTP_R_BANNED, /* 421 4.7.0 Too many authentication failures, try again later */
+	SMTP_R_TOO_MANY_COMMANDS, /* 421 4.7.0 Too many commands, closing connection */
 	SMTP_R_QUOTA_TEMP, /* 452 4.7.1 Sending quota exceeded, account on hold */
 	SMTP_R_QUOTA_REJECT, /* 550 5.7.1 Sending quota exceeded, account on hold */
 	SMTP_R__COUNT
