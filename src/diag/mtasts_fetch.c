@@ -30,7 +30,14 @@ int
 mtasts_fetch(const char *domain, char *const *addrs, size_t naddrs, double timeout, char **body_r,
     size_t *len_r, char *err, size_t errlen)
 {
-	char url[600], resolve[1024];
+	return mtasts_fetch_ex(domain, addrs, naddrs, timeout, NULL, 0, body_r, len_r, err, errlen);
+}
+
+int
+mtasts_fetch_ex(const char *domain, char *const *addrs, size_t naddrs, double timeout,
+    const char *cafile, unsigned port, char **body_r, size_t *len_r, char *err, size_t errlen)
+{
+	char url[600], resolve[1024], portstr[16] = "";
 	struct curl_slist *rl = NULL;
 	struct buf body;
 	CURL *c = NULL;
@@ -43,8 +50,12 @@ mtasts_fetch(const char *domain, char *const *addrs, size_t naddrs, double timeo
 	*body_r = NULL;
 	*len_r = 0;
 	buf_init(&body, MTASTS_POLICY_MAX);
-	if ((size_t)snprintf(url, sizeof(url), "https://mta-sts.%s/.well-known/mta-sts.txt",
-	        domain) >= sizeof(url)) {
+	if (port == 0)
+		port = 443;
+	if (port != 443)
+		snprintf(portstr, sizeof(portstr), ":%u", port);
+	if ((size_t)snprintf(url, sizeof(url), "https://mta-sts.%s%s/.well-known/mta-sts.txt",
+	        domain, portstr) >= sizeof(url)) {
 		snprintf(err, errlen, "domain name too long");
 		goto fail;
 	}
@@ -54,7 +65,7 @@ mtasts_fetch(const char *domain, char *const *addrs, size_t naddrs, double timeo
 		goto fail;
 	}
 	if (naddrs > 0) {
-		o = (size_t)snprintf(resolve, sizeof(resolve), "mta-sts.%s:443:", domain);
+		o = (size_t)snprintf(resolve, sizeof(resolve), "mta-sts.%s:%u:", domain, port);
 		for (size_t i = 0; i < naddrs && o < sizeof(resolve); i++) {
 			bool v6 = strchr(addrs[i], ':') != NULL;
 
@@ -69,6 +80,8 @@ mtasts_fetch(const char *domain, char *const *addrs, size_t naddrs, double timeo
 		curl_easy_setopt(c, CURLOPT_RESOLVE, rl);
 	}
 	curl_easy_setopt(c, CURLOPT_URL, url);
+	if (cafile != NULL)
+		curl_easy_setopt(c, CURLOPT_CAINFO, cafile);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* RFC 8461 3.3: no redirects */
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);

@@ -16,4 +16,11 @@
 int mtasts_fetch(const char *domain, char *const *addrs, size_t naddrs, double timeout,
     char **body_r, size_t *len_r, char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* The same with a CA file to trust instead of the system's roots (NULL: the
+ * system's) and a port other than 443 (0: 443): for delivery's MTA-STS in
+ * tests and labs (route_mx). */
+int mtasts_fetch_ex(const char *domain, char *const *addrs, size_t naddrs, double timeout,
+    const char *cafile, unsigned port, char **body_r, size_t *len_r, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 #endif
