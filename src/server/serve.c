@@ -35,6 +35,8 @@
 #include "net/tls.h"
 #include "queue/queue.h"
 #include "server/cmd.h"
+#include "server/obs.h"
+#include "server/sendquota.h"
 #include "server/server.h"
 #include "server/session.h"
 
@@ -259,6 +261,7 @@ serve_reload(struct server *srv, const char *path)
 	if (srv->oauth != NULL && oauth_reload(srv->oauth, err, sizeof(err)) == -1)
 		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "partial", "error", err);
 	log_reopen();
+	sendquota_reload(srv->sendquota);
 	pthread_mutex_lock(&srv->lock);
 	old = srv->snap;
 	srv->snap = snap;
@@ -340,8 +343,10 @@ serve_admin_start(struct server *srv, const struct conf *c, char *err, size_t er
 	/* routes of other modules (limiter: /bans) go right here */
 
 	/* observability and quotas: /metrics, /healthz, /quota */
-	return admin_start(srv->admin, (const struct sockaddr *)&c->admin_addr, c->admin_addrlen,
-	    err, errlen);
+	obs_admin_routes(srv->obs, srv->admin, srv);
+	sendquota_admin_routes(srv->sendquota, srv->admin);
+	return admin_start(
+	    srv->admin, (const struct sockaddr *)&c->admin_addr, c->admin_addrlen, err, errlen);
 }
 
 /* Settings that work but weaken security, logged once at start
@@ -451,6 +456,12 @@ serve_main(int argc, char **argv)
 		fprintf(stderr, "smtpgate: %s\n", err);
 		goto out;
 	}
+	srv.obs = obs_new();
+	srv.sendquota = sendquota_new(c, srv.obs, err, sizeof(err));
+	if (srv.sendquota == NULL) {
+		fprintf(stderr, "smtpgate: %s\n", err);
+		goto out;
+	}
 	srv.nworkers = (size_t)serve_threads(c);
 	srv.workers = xcalloc(srv.nworkers, sizeof(*srv.workers));
 	for (size_t i = 0; i < srv.nworkers; i++) {
@@ -495,6 +506,8 @@ out:
 	queue_free(srv.queue);
 	authdb_free(srv.authdb);
 	oauth_free(srv.oauth);
+	sendquota_free(srv.sendquota); /* after the sessions and the admin thread */
+	obs_free(srv.obs);
 	server_snap_put(srv.snap);
 	pthread_mutex_destroy(&srv.lock);
 	return rc;

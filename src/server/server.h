@@ -22,7 +22,9 @@ struct oauth;
 struct conf;
 struct evconnlistener;
 struct loop;
+struct obs;
 struct queue;
+struct sendquota;
 struct tls_server;
 
 struct server_snap {
@@ -40,6 +42,8 @@ struct server {
 	struct oauth *oauth; /* NULL without [oauth] */
 	struct queue *queue;
 	struct admin *admin; /* NULL without [admin] */
+	struct obs *obs; /* metrics (server/obs.h) */
+	struct sendquota *sendquota; /* sending quotas, account holds */
 	struct worker **workers;
 	size_t nworkers;
 	bool shutting_down; /* atomic */

@@ -50,6 +50,8 @@
 #include "queue/queue.h"
 #include "sasl/sasl.h"
 #include "sasl/sasl_oauth.h"
+#include "server/obs.h"
+#include "server/sendquota.h"
 #include "server/server.h"
 #include "smtp/smtp_cmd.h"
 #include "smtp/smtp_data.h"
@@ -119,6 +121,7 @@ struct session {
 	bool msg_failed;
 	bool too_big;
 	uint64_t msg_size;
+	struct timespec commit_start; /* for smtpgate_commit_latency_seconds */
 	struct smtp_data data;
 	struct smtp_bare bare;
 	bool bdat_mode;
@@ -169,6 +172,7 @@ session_reply(struct session *s, enum smtp_reply_id id, const char *text)
 
 	if (smtp_reply_format(&s->out, id, text, false) == -1)
 		abort(); /* SESSION_OUT_MAX is far above any reply */
+	obs_reply(s->w->srv->obs, r->code);
 	if (r->code >= 400) {
 		session_log_reject(s, id, text);
 		if (r->code >= 500 && id != SMTP_R_TOO_MANY_ERRORS)
@@ -181,6 +185,8 @@ session_reply_raw(struct session *s, int code, const char *enh, const char *text
 {
 	if (smtp_reply_format_raw(&s->out, code, enh, text, more) == -1)
 		abort();
+	if (!more) /* a multi-line reply counts once */
+		obs_reply(s->w->srv->obs, code);
 }
 
 static void
@@ -272,6 +278,7 @@ static void
 session_free(struct session *s)
 {
 	log_event(LOG_INFO, "disconnect", s->id, "{s:s}", "client", s->client);
+	obs_connection_close(s->w->srv->obs);
 	idmap_del(&s->w->sessions, s->id);
 	session_forget_all(s);
 	/* RFC 8446 6.1: end TLS with close_notify so clients can tell a
@@ -317,6 +324,7 @@ session_log_tls(struct session *s)
 
 	log_event(LOG_INFO, "tls", s->id, "{s:s, s:s, s:s?}", "version", tls_version_name(s->ssl),
 	    "cipher", tls_cipher_name(s->ssl), "sni", sni);
+	obs_tls(s->w->srv->obs, tls_version_name(s->ssl));
 }
 
 static int
@@ -396,6 +404,7 @@ session_accept(struct worker *w, size_t li, int fd, const struct sockaddr *sa)
 	listener_tune_conn(fd);
 	log_event(LOG_INFO, "connect", s->id, "{s:s, s:s}", "client", s->client, "listener",
 	    s->listen->name);
+	obs_connection_open(srv->obs);
 
 	if (s->listen->tls == CONF_TLS_IMPLICIT) {
 		if (session_start_tls(s) == -1) {
@@ -539,6 +548,7 @@ session_auth_ok(struct session *s, const char *user)
 	session_reply(s, SMTP_R_AUTH_OK, NULL);
 	log_event(LOG_INFO, "auth", s->id, "{s:s, s:s, s:s, s:i, s:s}", "mechanism", s->auth_mech,
 	    "user", user, "result", "ok", "code", 235, "client", s->client);
+	obs_auth(s->w->srv->obs, s->auth_mech, "ok");
 	session_reset_auth(s);
 	s->state = SESSION_CMD;
 }
@@ -581,6 +591,7 @@ session_auth_done_cb(void *ctx, uint64_t session_id, enum authdb_result result, 
 	code = result == AUTHDB_FAIL ? 535 : 454;
 	log_event(LOG_NOTICE, "auth", s->id, "{s:s, s:s, s:s, s:i, s:s}", "mechanism", s->auth_mech,
 	    "user", sasl_user(s->sasl), "result", res, "code", code, "client", s->client);
+	obs_auth(s->w->srv->obs, s->auth_mech, res);
 	session_reset_auth(s);
 	session_auth_unbusy(s);
 }
@@ -600,6 +611,10 @@ session_auth_fail(struct session *s, enum smtp_reply_id id)
 	    s->sasl != NULL && sasl_user(s->sasl)[0] ? sasl_user(s->sasl) : NULL, "result",
 	    id == SMTP_R_AUTH_ABORTED ? "aborted" : "fail", "code", r->code, "client", s->client,
 	    "reason", why[0] != '\0' ? why : NULL);
+	obs_auth(s->w->srv->obs, s->auth_mech,
+	    id == SMTP_R_AUTH_ABORTED        ? "aborted"
+	        : id == SMTP_R_AUTH_TEMPFAIL ? "tempfail"
+	                                     : "fail");
 	session_reply(s, id, NULL);
 	session_reset_auth(s);
 	s->state = SESSION_CMD;
@@ -990,6 +1005,12 @@ session_cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 	}
 	if (!session_sender_allowed(s))
 		return;
+	err = sendquota_check_mail(
+	    s->w->srv->sendquota, session_conf(s), s->auth_user, s->client, s->id);
+	if (err != SMTP_R_OK) {
+		session_reply(s, err, NULL);
+		return;
+	}
 	s->has_mail = true;
 	log_event(
 	    LOG_INFO, "mail", s->id, "{s:s, s:s?}", "from", s->mail.addr, "user", s->auth_user);
@@ -1018,6 +1039,14 @@ session_cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 	if (err != SMTP_R_OK) {
 		log_event(
 		    LOG_NOTICE, "rcpt", s->id, "{s:s, s:s}", "to", rcpt.addr, "result", "denied");
+		session_reply(s, err, NULL);
+		return;
+	}
+	err = sendquota_check_rcpt(
+	    s->w->srv->sendquota, session_conf(s), s->auth_user, rcpt.addr, s->client, s->id);
+	if (err != SMTP_R_OK) {
+		log_event(
+		    LOG_NOTICE, "rcpt", s->id, "{s:s, s:s}", "to", rcpt.addr, "result", "quota");
 		session_reply(s, err, NULL);
 		return;
 	}
@@ -1113,6 +1142,18 @@ session_msg_out_cb(void *arg, const char *p, size_t n)
 	}
 }
 
+/* Between queue_msg_commit and its answer, as the session sees it. */
+static void
+session_observe_commit(struct session *s)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	obs_commit_latency(s->w->srv->obs,
+	    (double)(now.tv_sec - s->commit_start.tv_sec) +
+	        (double)(now.tv_nsec - s->commit_start.tv_nsec) / 1e9);
+}
+
 static void
 session_commit_done_cb(void *ctx, uint64_t session_id, const char *queue_id, int result)
 {
@@ -1126,9 +1167,12 @@ session_commit_done_cb(void *ctx, uint64_t session_id, const char *queue_id, int
 		return;
 	}
 	s->busy = false;
+	session_observe_commit(s);
 	if (result == 0) {
 		char text[128];
 
+		obs_accepted(w->srv->obs);
+		sendquota_count_message(w->srv->sendquota, s->auth_user);
 		log_event(LOG_INFO, "accepted", s->id, "{s:s, s:s, s:I, s:i, s:s?}", "queue_id",
 		    queue_id, "from", s->mail.addr, "size", (json_int_t)s->msg_size, "rcpts",
 		    (int)s->nrcpts, "user", s->auth_user);
@@ -1175,6 +1219,15 @@ session_msg_end(struct session *s, uint64_t bare)
 		session_reset_transaction(s);
 		return;
 	}
+	/* the account went over its quota during this transaction */
+	if (sendquota_check_data(s->w->srv->sendquota, session_conf(s), s->auth_user) !=
+	    SMTP_R_OK) {
+		session_reply(s,
+		    sendquota_check_data(s->w->srv->sendquota, session_conf(s), s->auth_user),
+		    NULL);
+		session_reset_transaction(s);
+		return;
+	}
 	memset(&env, 0, sizeof(env));
 	env.sender = s->mail.addr;
 	env.rcpts = (const char *const *)s->rcpts;
@@ -1188,6 +1241,7 @@ session_msg_end(struct session *s, uint64_t bare)
 	s->busy = true;
 	session_flush(s);
 	bufferevent_disable(s->bev, EV_READ);
+	clock_gettime(CLOCK_MONOTONIC, &s->commit_start);
 	queue_msg_commit(s->msg, &env, s->w->loop, s->id, session_commit_done_cb, s->w);
 	s->msg = NULL; /* taken by the queue */
 }

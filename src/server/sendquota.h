@@ -1,0 +1,64 @@
+/*
+ * sendquota: what the server does with the sending quotas of
+ * policy/quota.h (issue 4 point 4): the replies, the `alert` event, putting
+ * an over-quota account's queued mail on hold, the locked-accounts state
+ * file, and the [admin] routes that undo a lock.
+ *
+ * When an account goes over (at MAIL or RCPT) the session gets 452 4.7.1
+ * (550 5.7.1 with [limits] quota_action = reject), an `alert` event is
+ * logged with user, counts and client, and a job for the sendquota thread
+ * (never a loop) moves every message of the account (envelope auth-user)
+ * from queue/ to hold/ and rewrites the state file SPOOL/quota-locks (one
+ * user per line). New submissions of the account are refused until it is
+ * unlocked; the lock survives restarts through the state file. The counts
+ * themselves live in memory only: a restart starts a new day.
+ *
+ * Unlocking: `POST /quota/unlock?user=U` on the admin listener (what
+ * `smtpgate user unlock U -c FILE` does), or removing the user from the
+ * state file (what that command does when the server does not answer): the
+ * thread checks the file every SENDQUOTA_POLL_S seconds and on SIGHUP.
+ * Held messages stay held: `smtpgate queue release ID` sends them.
+ */
+#ifndef SG_SERVER_SENDQUOTA_H
+#define SG_SERVER_SENDQUOTA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "smtp/smtp_reply.h"
+
+struct admin;
+struct conf;
+struct obs;
+struct sendquota;
+
+#define SENDQUOTA_FILE "quota-locks"
+#define SENDQUOTA_POLL_S 2
+
+/* Loads the state file and starts the thread. NULL with a message in err. */
+struct sendquota *sendquota_new(const struct conf *c, struct obs *obs, char *err, size_t errlen);
+void sendquota_free(struct sendquota *sq);
+
+/* At MAIL and RCPT of an authenticated session (c: the session's
+ * snapshot). SMTP_R_OK, or the reply to give. */
+enum smtp_reply_id sendquota_check_mail(struct sendquota *sq, const struct conf *c,
+    const char *user, const char *client, uint64_t session);
+enum smtp_reply_id sendquota_check_rcpt(struct sendquota *sq, const struct conf *c,
+    const char *user, const char *rcpt, const char *client, uint64_t session);
+/* Before committing: SMTP_R_OK, or the reply when user got locked during
+ * the transaction. */
+enum smtp_reply_id sendquota_check_data(
+    struct sendquota *sq, const struct conf *c, const char *user);
+/* A message of user was accepted. */
+void sendquota_count_message(struct sendquota *sq, const char *user);
+
+/* Re-reads the state file soon (SIGHUP). */
+void sendquota_reload(struct sendquota *sq);
+/* POST /quota/unlock?user=U, GET /quota (the locked accounts, JSON). */
+void sendquota_admin_routes(struct sendquota *sq, struct admin *a);
+
+/* For the command line with the server stopped: removes user from the
+ * state file of spool. 1 removed, 0 was not there, -1 error (errno). */
+int sendquota_file_unlock(const char *spool, const char *user);
+
+#endif
