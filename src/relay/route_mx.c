@@ -209,6 +209,7 @@ route_mx_resolver_put(struct route_mx *mx, struct dns_resolver *r)
 struct route_mx_call {
 	struct route_mx *mx;
 	struct dns_resolver *r;
+	bool timed_out; /* r gave up on a query: not pooled again (it now fails fast) */
 };
 
 static void
@@ -220,6 +221,8 @@ route_mx_query(struct route_mx_call *q, const char *name, int type, struct dns_a
 		return;
 	}
 	dns_query(q->r, name, type, a);
+	if (a->status == DNS_TIMEOUT)
+		q->timed_out = true;
 }
 
 /* ---- new/free ----------------------------------------------------------------- */
@@ -673,9 +676,13 @@ route_mx_sts(struct route_mx *mx, struct route_mx_call *q, struct route_mx_plan 
 		/* a new or changed id: fetch without the lock */
 		pthread_mutex_unlock(&mx->sts_lock);
 		memset(&p, 0, sizeof(p));
-		if (route_mx_sts_fetch(mx, q, plan->domain, &body, &len, ferr, sizeof(ferr)) == -1)
+		if (route_mx_sts_fetch(mx, q, plan->domain, &body, &len, ferr, sizeof(ferr)) ==
+		    -1) {
+			free(body);
 			body = NULL;
-		else if (mtasts_policy_parse(body, len, &p, &errstr, &line) == -1)
+			if (ferr[0] == '\0')
+				snprintf(ferr, sizeof(ferr), "fetch failed");
+		} else if (mtasts_policy_parse(body, len, &p, &errstr, &line) == -1)
 			snprintf(ferr, sizeof(ferr), "policy line %zu: %s", line, errstr);
 		now = mx->ops.now(mx->ops.arg);
 		pthread_mutex_lock(&mx->sts_lock);
@@ -747,7 +754,7 @@ int
 route_mx_resolve(
     struct route_mx *mx, const char *domain, struct route_mx_plan *plan_r, char *err, size_t errlen)
 {
-	struct route_mx_call q = {mx, NULL};
+	struct route_mx_call q = {mx, NULL, false};
 	struct dns_answer a;
 	struct dns_rr *v[DNS_RR_MAX];
 	size_t n = 0, nnull = 0, usable = 0;
@@ -882,6 +889,12 @@ route_mx_resolve(
 	ret = 0;
 out:
 	dns_answer_free(&a);
+	if (q.timed_out) {
+		/* dns_resolve fails fast after DNS_TIMEOUTS_MAX timeouts: a fresh
+		 * context next time, so one bad minute does not last forever */
+		dns_resolver_free(q.r);
+		q.r = NULL;
+	}
 	route_mx_resolver_put(mx, q.r);
 	return ret;
 }
