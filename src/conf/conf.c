@@ -45,9 +45,11 @@ struct conf_parse {
 		SEC_DOMAINS,
 		SEC_LIMITS,
 		SEC_OAUTH,
-		SEC_ADMIN
+		SEC_ADMIN,
+		SEC_RELAY, /* [relay] and [route DOMAIN]: conf_relay.c */
 	} sec;
 	struct conf_listen *listen; /* current [listen NAME] */
+	struct conf_route *route; /* current [relay] or [route DOMAIN] */
 	int mechanisms_line; /* [auth] mechanisms, for errors naming it */
 	size_t nkeys_cert, nkeys_key;
 	bool seen_server, seen_tls, seen_auth, seen_domains, seen_limits, seen_oauth, seen_admin;
@@ -695,6 +697,39 @@ conf_trim(char *s)
 	return s;
 }
 
+/* [relay] (once) or [route DOMAIN] (once per domain). */
+static int
+conf_section_route(struct conf_parse *p, const char *name, const char *arg)
+{
+	struct conf *c = p->c;
+
+	if (strcmp(name, "relay") == 0) {
+		if (*arg != '\0' || c->relay != NULL) {
+			conf_error(p,
+			    *arg != '\0' ? "[relay] takes no name (per domain: [route DOMAIN])"
+			                 : "section [relay] appears twice");
+			return -1;
+		}
+		c->relay = p->route = conf_route_new(NULL, p->line);
+	} else {
+		if (*arg == '\0' || strchr(arg, '@') != NULL) {
+			conf_error(p, "[route] needs a domain: [route example.net]");
+			return -1;
+		}
+		for (size_t i = 0; i < c->nroutes; i++) {
+			if (strcasecmp(c->routes[i]->domain, arg) == 0) {
+				conf_error(p, "[route %s] appears twice (first at line %d)", arg,
+				    c->routes[i]->line);
+				return -1;
+			}
+		}
+		c->routes = xrealloc(c->routes, (c->nroutes + 1) * sizeof(*c->routes));
+		c->routes[c->nroutes++] = p->route = conf_route_new(arg, p->line);
+	}
+	p->sec = SEC_RELAY;
+	return 0;
+}
+
 static int
 conf_section(struct conf_parse *p, char *s)
 {
@@ -713,6 +748,9 @@ conf_section(struct conf_parse *p, char *s)
 		arg = conf_trim(arg);
 	}
 	p->listen = NULL;
+	p->route = NULL;
+	if (strcmp(name, "relay") == 0 || strcmp(name, "route") == 0)
+		return conf_section_route(p, name, arg);
 	if (strcmp(name, "listen") == 0) {
 		if (*arg == '\0') {
 			conf_error(p, "[listen] needs a name: [listen submission]");
@@ -832,6 +870,15 @@ conf_line(struct conf_parse *p, char *s)
 		return conf_key_oauth(p, k, v);
 	case SEC_ADMIN:
 		return conf_key_admin(p, k, v);
+	case SEC_RELAY: {
+		char msg[512];
+
+		if (conf_route_key(p->route, p->c->dir, k, v, msg, sizeof(msg)) == -1) {
+			conf_error(p, "%s", msg);
+			return -1;
+		}
+		return 0;
+	}
 	}
 	return -1;
 }
@@ -899,6 +946,19 @@ conf_validate(struct conf_parse *p)
 		}
 		if (c->oauth_issuer == NULL || c->oauth_audience == NULL) {
 			conf_error(p, "[oauth] needs issuer and audience");
+			return -1;
+		}
+	}
+	for (size_t i = 0; i <= c->nroutes; i++) {
+		struct conf_route *r = i < c->nroutes ? c->routes[i] : c->relay;
+		char msg[512];
+
+		if (r == NULL)
+			continue;
+		p->line = r->line;
+		if (conf_route_validate(r, msg, sizeof(msg)) == -1) {
+			conf_error(p, "[%s%s] %s", r->domain != NULL ? "route " : "relay",
+			    r->domain != NULL ? r->domain : "", msg);
 			return -1;
 		}
 	}
@@ -1090,6 +1150,10 @@ conf_free(struct conf *c)
 	for (size_t i = 0; i < c->nlocal_domains; i++)
 		free(c->local_domains[i]);
 	free(c->local_domains);
+	conf_route_free(c->relay);
+	for (size_t i = 0; i < c->nroutes; i++)
+		conf_route_free(c->routes[i]);
+	free(c->routes);
 	free(c);
 }
 

@@ -57,6 +57,44 @@ struct conf_cert {
 	int line;
 };
 
+enum conf_route_kind {
+	CONF_ROUTE_SMARTHOST, /* smarthost HOST:PORT */
+	CONF_ROUTE_MX, /* mx: the recipient domain's MX hosts */
+	CONF_ROUTE_LMTP, /* lmtp /path/socket or lmtp HOST:PORT */
+};
+
+enum conf_verify {
+	CONF_VERIFY_PEER_HOST,
+	CONF_VERIFY_PEER,
+	CONF_VERIFY_NONE,
+};
+
+/* [relay] or [route DOMAIN] (conf_relay.c): where and how mail is delivered. */
+struct conf_route {
+	char *domain; /* lower case; NULL for [relay] */
+	enum conf_route_kind kind;
+	char *host, *port; /* smarthost, lmtp over TCP */
+	char *unix_path; /* lmtp over a unix socket (resolved) */
+	enum conf_tls_mode tls;
+	enum conf_verify verify;
+	bool tls_set, verify_set, auth_set; /* given in the file (else: environment, default) */
+	char *ca; /* NULL: the system store */
+	char *auth; /* upper-case mechanism; NULL: none */
+	char *credentials; /* file, mode 0600 or stricter; NULL: none */
+	unsigned retry_min, retry_max, expire; /* seconds */
+	unsigned concurrency; /* connections per destination */
+	unsigned token_ttl; /* seconds an XOAUTH2 command's token is reused */
+	unsigned timeout; /* seconds per client step */
+	/* mx routes (relay/route_mx.h) */
+	char *resolver; /* ADDR[:PORT]; NULL: /etc/resolv.conf */
+	char *dnssec_anchor; /* FILE or "none"; NULL: the system's root key */
+	char *mx_port; /* tests and labs only; NULL: 25 */
+	char *mta_sts_port; /* tests and labs only; NULL: 443 */
+	bool no_dane, no_mta_sts;
+	bool route_set;
+	int line;
+};
+
 struct conf {
 	char *path; /* the file loaded */
 	char *dir; /* its folder */
@@ -125,6 +163,11 @@ struct conf {
 	unsigned quota_recipients_per_day; /* distinct recipients per user per day; 0 = none */
 	bool quota_reject; /* over quota: 550 5.7.1 instead of 452 4.7.1 */
 
+	/* [relay] and [route DOMAIN] (issue 5): relay NULL = nothing is delivered */
+	struct conf_route *relay;
+	struct conf_route **routes; /* [route DOMAIN] sections, in file order */
+	size_t nroutes;
+
 	/* [admin]: /metrics, /healthz and the ban API (off without the section) */
 	bool admin;
 	char *admin_address;
@@ -144,6 +187,17 @@ const char *conf_backend_file(const struct conf *c);
 /* The socket of the dovecot backend, or NULL if the backend is another. */
 const char *conf_backend_dovecot(const struct conf *c);
 bool conf_is_local_domain(const struct conf *c, const char *domain, size_t len);
+/* The route for mail to domain: its [route DOMAIN], else [relay], else NULL. */
+const struct conf_route *conf_route_for(const struct conf *c, const char *domain);
+
+/* conf_relay.c: [relay] and [route DOMAIN] keys, for conf.c. Each returns 0,
+ * or -1 with the message (without file:line) in msg. */
+struct conf_route *conf_route_new(const char *domain, int line);
+void conf_route_free(struct conf_route *r);
+int conf_route_key(struct conf_route *r, const char *dir, const char *k, const char *v, char *msg,
+    size_t msglen) __attribute__((warn_unused_result));
+int conf_route_validate(struct conf_route *r, char *msg, size_t msglen)
+    __attribute__((warn_unused_result));
 
 /* Value parsers shared with later sections. 0 / -1. */
 int conf_parse_duration(const char *s, unsigned *seconds_r) __attribute__((warn_unused_result));

@@ -90,6 +90,7 @@ struct limiter {
 	pthread_cond_t pcond;
 	pthread_t pthread;
 	bool prunning, pstop;
+	uint64_t psaved; /* generation at limiter_persist_start */
 	char *ppath;
 };
 
@@ -1070,7 +1071,7 @@ static void *
 lim_persist_main(void *arg)
 {
 	struct limiter *l = arg;
-	uint64_t saved = limiter_ban_generation(l);
+	uint64_t saved = l->psaved;
 
 	pthread_mutex_lock(&l->pmu);
 	while (!l->pstop) {
@@ -1095,6 +1096,8 @@ limiter_persist_start(struct limiter *l, const char *path)
 		return;
 	l->ppath = xstrdup(path);
 	l->pstop = false;
+	/* what is in the table now is what was just loaded: saved already */
+	l->psaved = limiter_ban_generation(l);
 	if (pthread_create(&l->pthread, NULL, lim_persist_main, l) != 0)
 		abort();
 	l->prunning = true;

@@ -61,6 +61,12 @@ envelope_put(struct buf *out, const char *key, const char *value)
 }
 
 int
+envelope_append_field(struct buf *out, const char *key, const char *value)
+{
+	return envelope_put(out, key, value);
+}
+
+int
 envelope_encode(const char *id, const struct queue_envelope *env, struct buf *out)
 {
 	char num[32];

@@ -53,6 +53,10 @@ struct envelope {
 /* Appends the envelope text of message id to out. -1 if out's limit is hit. */
 int envelope_encode(const char *id, const struct queue_envelope *env, struct buf *out)
     __attribute__((warn_unused_result));
+/* Appends one "key: value\n" line, the value escaped as the format says
+ * (delivery state: attempts, next-try, rcpt-status). -1 if out's limit is hit. */
+int envelope_append_field(struct buf *out, const char *key, const char *value)
+    __attribute__((warn_unused_result));
 /* Parses envelope text. NULL with a static message in errstr_r when it is
  * malformed. */
 struct envelope *envelope_parse(const char *p, size_t len, const char **errstr_r);

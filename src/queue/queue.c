@@ -87,6 +87,9 @@ struct queue {
 	bool stopping;
 
 	_Atomic uint64_t commits, failures, syncs, batch_max;
+
+	queue_durable_cb *durable_cb; /* the scheduler's hook; NULL: none */
+	void *durable_arg;
 };
 
 static void
@@ -345,8 +348,17 @@ queue_commit_batch(struct queue *q, struct queue_msg *batch)
 			if (unlinkat(q->queue_fd, m->id, 0) == -1)
 				queue_log_error("unlink", m->id, m->session_id, errno);
 		}
+		if (m->durable && q->durable_cb != NULL)
+			q->durable_cb(q->durable_arg, m->id);
 		queue_answer(m, m->durable ? 0 : -1);
 	}
+}
+
+void
+queue_set_durable_hook(struct queue *q, queue_durable_cb *cb, void *arg)
+{
+	q->durable_cb = cb;
+	q->durable_arg = arg;
 }
 
 static void *

@@ -63,6 +63,11 @@ void queue_msg_abort(struct queue_msg *m);
  * posted to loop as cb(ctx, session_id, id, result). */
 void queue_msg_commit(struct queue_msg *m, const struct queue_envelope *env, struct loop *loop,
     uint64_t session_id, queue_commit_cb *cb, void *ctx);
+/* Called on the committer thread with the id of every message that has
+ * just become durable (before its session is answered): the delivery
+ * scheduler's hook. Set once, before the first commit; cb must not block. */
+typedef void queue_durable_cb(void *arg, const char *queue_id);
+void queue_set_durable_hook(struct queue *q, queue_durable_cb *cb, void *arg);
 /* Removes a committed message whose session vanished before its 250. */
 void queue_rollback(struct queue *q, const char *queue_id);
 

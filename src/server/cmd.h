@@ -10,6 +10,7 @@
 int serve_main(int argc, char **argv);
 int user_main(int argc, char **argv);
 int queue_cmd_main(int argc, char **argv);
+int ban_main(int argc, char **argv);
 int probe_main(int argc, char **argv);
 int dns_main(int argc, char **argv);
 int audit_main(int argc, char **argv);

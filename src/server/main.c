@@ -16,6 +16,7 @@ static const struct {
     {"serve", serve_main, "run the server in the foreground"},
     {"user", user_main, "manage the passwd file"},
     {"queue", queue_cmd_main, "inspect and manage the spool"},
+    {"ban", ban_main, "list, add or lift bans of client addresses"},
     {"probe", probe_main, "diagnose an SMTP server: TLS, AUTH, sending"},
     {"dns", dns_main, "check a domain's mail DNS records"},
     {"audit", audit_main, "check a configuration for weak or unsafe settings"},

@@ -33,7 +33,9 @@
 #include "net/listener.h"
 #include "net/loop.h"
 #include "net/tls.h"
+#include "policy/limiter.h"
 #include "queue/queue.h"
+#include "server/ban_cmd.h"
 #include "server/cmd.h"
 #include "server/obs.h"
 #include "server/sendquota.h"
@@ -341,6 +343,7 @@ serve_admin_start(struct server *srv, const struct conf *c, char *err, size_t er
 {
 	srv->admin = admin_new();
 	/* routes of other modules (limiter: /bans) go right here */
+	admin_route(srv->admin, "/bans", ban_admin_handler, srv);
 
 	/* observability and quotas: /metrics, /healthz, /quota */
 	obs_admin_routes(srv->obs, srv->admin, srv);
@@ -462,6 +465,21 @@ serve_main(int argc, char **argv)
 		fprintf(stderr, "smtpgate: %s\n", err);
 		goto out;
 	}
+	/* bans survive restarts: SPOOL/bans.json, saved by the limiter's own
+	 * thread (it fsyncs) within a second of each change */
+	srv.limiter = limiter_new(NULL);
+	{
+		char *bans = ban_state_path(c);
+
+		if (limiter_bans_load(srv.limiter, bans, limiter_now_ms(), err, sizeof(err)) ==
+		    -1) {
+			fprintf(stderr, "smtpgate: %s (remove or repair it)\n", err);
+			free(bans);
+			goto out;
+		}
+		limiter_persist_start(srv.limiter, bans);
+		free(bans);
+	}
 	srv.nworkers = (size_t)serve_threads(c);
 	srv.workers = xcalloc(srv.nworkers, sizeof(*srv.workers));
 	for (size_t i = 0; i < srv.nworkers; i++) {
@@ -506,6 +524,7 @@ out:
 	queue_free(srv.queue);
 	authdb_free(srv.authdb);
 	oauth_free(srv.oauth);
+	limiter_free(srv.limiter); /* after the sessions: saves the bans a last time */
 	sendquota_free(srv.sendquota); /* after the sessions and the admin thread */
 	obs_free(srv.obs);
 	server_snap_put(srv.snap);

@@ -21,6 +21,7 @@ struct authdb;
 struct oauth;
 struct conf;
 struct evconnlistener;
+struct limiter;
 struct loop;
 struct obs;
 struct queue;
@@ -42,6 +43,7 @@ struct server {
 	struct oauth *oauth; /* NULL without [oauth] */
 	struct queue *queue;
 	struct admin *admin; /* NULL without [admin] */
+	struct limiter *limiter; /* connection limits, AUTH failures, bans */
 	struct obs *obs; /* metrics (server/obs.h) */
 	struct sendquota *sendquota; /* sending quotas, account holds */
 	struct worker **workers;

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +46,7 @@
 #include "net/listener.h"
 #include "net/loop.h"
 #include "net/tls.h"
+#include "policy/limiter.h"
 #include "policy/relay.h"
 #include "policy/sender.h"
 #include "queue/queue.h"
@@ -98,6 +100,11 @@ struct session {
 	bool busy;
 	bool closing;
 	unsigned errors;
+	unsigned commands; /* [limits] commands */
+	struct limiter_addr addr; /* the client, for the limiter */
+	bool lim_counted; /* limiter_connect counted it: disconnect at free */
+	struct event *tarpit_ev; /* holds a 535 back (session_auth_invalid) */
+	bool tarpit; /* tarpit_ev is pending */
 	struct smtp_line lines;
 	struct buf out;
 
@@ -290,6 +297,10 @@ session_free(struct session *s)
 	if (s->fd != -1)
 		close(s->fd); /* a plain one does not own fd */
 	event_free(s->defer_ev);
+	if (s->tarpit_ev != NULL)
+		event_free(s->tarpit_ev);
+	if (s->lim_counted)
+		limiter_disconnect(s->w->srv->limiter, &s->addr);
 	buf_free(&s->out);
 	server_snap_put(s->snap);
 	__atomic_sub_fetch(&s->w->srv->sessions, 1, __ATOMIC_RELAXED);
@@ -383,16 +394,68 @@ session_defer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/*
+ * [limits] connections, connections_per_ip, connection_rate_per_ip and bans,
+ * before any session exists (a flood costs one accept and one send): 421
+ * 4.7.0 and close. On an implicit-TLS listener a plaintext reply would be
+ * noise to the client, so it is only closed, as is a banned client with
+ * ban_action = close. Releases snap when it returns false.
+ */
+static bool
+session_admit(struct worker *w, struct server_snap *snap, size_t li, int fd,
+    const struct sockaddr *sa, struct limiter_addr *a)
+{
+	const struct conf *c = snap->conf;
+	enum limiter_verdict v;
+	enum smtp_reply_id id;
+	const struct smtp_reply *r;
+	char client[64];
+	struct buf out;
+
+	if (w->srv->limiter == NULL || limiter_addr_from_sockaddr(sa, a) == -1)
+		return true;
+	v = limiter_connect(w->srv->limiter, c, a, limiter_now_ms());
+	if (v == LIMITER_OK)
+		return true;
+	id = v == LIMITER_BANNED ? SMTP_R_BANNED : SMTP_R_TOO_MANY_CONNS;
+	r = smtp_reply_get(id);
+	listener_format_addr(sa, client, sizeof(client));
+	log_event(LOG_NOTICE, "reject", 0, "{s:i, s:s, s:s, s:s, s:s}", "code", r->code, "enhanced",
+	    r->enh, "reason", v == LIMITER_BANNED ? "banned" : "too many connections", "client",
+	    client, "listener", c->listens[li].name);
+	if (c->listens[li].tls != CONF_TLS_IMPLICIT && !(v == LIMITER_BANNED && c->ban_silent)) {
+		buf_init(&out, 512);
+		if (smtp_reply_format(&out, id, NULL, false) == 0) {
+			ssize_t n = send(fd, out.data, out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+			(void)n; /* best effort: the socket is new and empty */
+		}
+		buf_free(&out);
+	}
+	close(fd);
+	server_snap_put(snap);
+	return false;
+}
+
 void
 session_accept(struct worker *w, size_t li, int fd, const struct sockaddr *sa)
 {
 	struct server *srv = w->srv;
 	struct event_base *base = loop_base(w->loop);
-	struct session *s = xcalloc(1, sizeof(*s));
+	struct server_snap *snap = server_snap_get(srv);
+	struct limiter_addr addr;
+	struct session *s;
 
+	memset(&addr, 0, sizeof(addr));
+	if (!session_admit(w, snap, li, fd, sa, &addr))
+		return;
+	s = xcalloc(1, sizeof(*s));
+	s->addr = addr;
+	s->lim_counted =
+	    srv->limiter != NULL && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6);
 	s->id = __atomic_add_fetch(&srv->next_id, 1, __ATOMIC_RELAXED);
 	s->w = w;
-	s->snap = server_snap_get(srv);
+	s->snap = snap;
 	s->listen = &s->snap->conf->listens[li];
 	s->fd = fd;
 	listener_format_addr(sa, s->client, sizeof(s->client));
@@ -544,6 +607,16 @@ session_cmd_starttls(struct session *s)
 static void
 session_auth_ok(struct session *s, const char *user)
 {
+	const char *typed = s->sasl != NULL ? sasl_user(s->sasl) : "";
+	struct limiter *l = s->w->srv->limiter;
+
+	/* known-good for the per-account throttle, under the name as typed
+	 * (what limiter_auth_throttled sees) and the canonical one */
+	if (l != NULL) {
+		limiter_auth_ok(l, user, strlen(user), &s->addr, limiter_now_ms());
+		if (typed[0] != '\0' && strcmp(typed, user) != 0)
+			limiter_auth_ok(l, typed, strlen(typed), &s->addr, limiter_now_ms());
+	}
 	s->auth_user = xstrdup(user);
 	session_reply(s, SMTP_R_AUTH_OK, NULL);
 	log_event(LOG_INFO, "auth", s->id, "{s:s, s:s, s:s, s:i, s:s}", "mechanism", s->auth_mech,
@@ -557,12 +630,106 @@ session_auth_ok(struct session *s, const char *user)
 static void
 session_auth_unbusy(struct session *s)
 {
+	/* a tarpitted 535 is still held back (session_tarpit_cb unbusies), or
+	 * the client was banned and is being closed */
+	if (s->tarpit || s->closing)
+		return;
 	s->busy = false;
 	session_flush(s);
 	if (!session_too_many_errors(s)) {
 		bufferevent_enable(s->bev, EV_READ);
 		session_process(s);
 	}
+}
+
+/* --- abuse defences (policy/limiter.h) --------------------------------------- */
+
+static void session_auth_fail(struct session *s, enum smtp_reply_id id);
+
+static void
+session_banned(struct session *s)
+{
+	session_reply(s, SMTP_R_BANNED, NULL);
+	session_close(s);
+}
+
+static void
+session_log_ban(struct session *s, const struct limiter_ban *b, int64_t now)
+{
+	log_event(LOG_WARNING, "ban", s->id, "{s:s, s:I, s:s, s:i, s:s}", "address", b->address,
+	    "seconds", (json_int_t)((b->until_ms - now + 999) / 1000), "reason",
+	    limiter_reason_name(b->reason), "offences", (int)b->offences, "client", s->client);
+}
+
+static void
+session_tarpit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	s->tarpit = false;
+	if (s->closing)
+		return;
+	session_reply(s, SMTP_R_AUTH_INVALID, NULL);
+	session_auth_unbusy(s);
+}
+
+/*
+ * Every 535 goes through here (the exchange's user is still known): the
+ * limiter counts it per client, network and account. The reply is held for
+ * the tarpit delay by a timer on this loop (never a sleep: the loop goes on
+ * serving everyone else) with input paused; when the client or its network
+ * is banned now, it gets 421 instead and the session ends.
+ */
+static void
+session_auth_invalid(struct session *s)
+{
+	struct limiter *l = s->w->srv->limiter;
+	const char *acct = s->sasl != NULL ? sasl_user(s->sasl) : "";
+	int64_t now = limiter_now_ms();
+	struct limiter_fail f;
+	struct timeval tv;
+
+	if (l == NULL) {
+		session_reply(s, SMTP_R_AUTH_INVALID, NULL);
+		return;
+	}
+	limiter_auth_failed(l, session_conf(s), acct, strlen(acct), &s->addr, now, &f);
+	if (f.new_ban)
+		session_log_ban(s, &f.ban, now);
+	if (f.banned) {
+		session_banned(s);
+		return;
+	}
+	if (f.delay_ms == 0) {
+		session_reply(s, SMTP_R_AUTH_INVALID, NULL);
+		return;
+	}
+	if (s->tarpit_ev == NULL)
+		s->tarpit_ev = evtimer_new(loop_base(s->w->loop), session_tarpit_cb, s);
+	s->tarpit = true;
+	s->busy = true;
+	bufferevent_disable(s->bev, EV_READ);
+	tv.tv_sec = f.delay_ms / 1000;
+	tv.tv_usec = (suseconds_t)(f.delay_ms % 1000) * 1000;
+	evtimer_add(s->tarpit_ev, &tv);
+}
+
+/* Per-account throttling, before any password is checked: 454 4.7.0 for a
+ * client that is new to an account under attack. */
+static bool
+session_auth_throttled(struct session *s)
+{
+	struct limiter *l = s->w->srv->limiter;
+	const char *acct = s->sasl != NULL ? sasl_user(s->sasl) : "";
+
+	if (l == NULL ||
+	    !limiter_auth_throttled(
+	        l, session_conf(s), acct, strlen(acct), &s->addr, limiter_now_ms()))
+		return false;
+	log_event(
+	    LOG_WARNING, "throttle", s->id, "{s:s, s:s}", "account", acct, "client", s->client);
+	session_auth_fail(s, SMTP_R_AUTH_TEMPFAIL);
+	return true;
 }
 
 static void
@@ -581,7 +748,7 @@ session_auth_done_cb(void *ctx, uint64_t session_id, enum authdb_result result, 
 		session_auth_unbusy(s);
 		return;
 	case AUTHDB_FAIL:
-		session_reply(s, SMTP_R_AUTH_INVALID, NULL);
+		session_auth_invalid(s);
 		break;
 	case AUTHDB_TEMPFAIL:
 		session_reply(s, SMTP_R_AUTH_TEMPFAIL, NULL);
@@ -615,7 +782,10 @@ session_auth_fail(struct session *s, enum smtp_reply_id id)
 	    id == SMTP_R_AUTH_ABORTED        ? "aborted"
 	        : id == SMTP_R_AUTH_TEMPFAIL ? "tempfail"
 	                                     : "fail");
-	session_reply(s, id, NULL);
+	if (id == SMTP_R_AUTH_INVALID)
+		session_auth_invalid(s);
+	else
+		session_reply(s, id, NULL);
 	session_reset_auth(s);
 	s->state = SESSION_CMD;
 }
@@ -697,6 +867,8 @@ session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 		s->state = SESSION_AUTH;
 		break;
 	case SASL_VERIFY_PLAIN:
+		if (session_auth_throttled(s))
+			break;
 		s->state = SESSION_CMD;
 		s->busy = true;
 		session_flush(s);
@@ -706,6 +878,8 @@ session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 		    s->client, session_auth_done_cb, s->w);
 		break;
 	case SASL_NEED_KEYS:
+		if (session_auth_throttled(s))
+			break;
 		/* the answer comes back through the loop (DESIGN 1); the next
 		 * line is read only after it */
 		s->state = SESSION_AUTH;
@@ -720,6 +894,8 @@ session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 		session_auth_ok(s, sasl_user(s->sasl));
 		break;
 	case SASL_VERIFY_TOKEN:
+		if (session_auth_throttled(s))
+			break;
 		if (s->w->srv->oauth == NULL) {
 			session_auth_fail(s, SMTP_R_AUTH_TEMPFAIL);
 			break;
@@ -875,6 +1051,14 @@ session_cmd_auth(struct session *s, const struct smtp_cmd *cmd)
 	}
 	if (smtp_parse_auth(cmd->arg, cmd->arglen, name, &ir, &irlen, &err) == -1) {
 		session_reply(s, err, NULL);
+		return;
+	}
+	/* a ban made while this session was open (another of its connections
+	 * failed too often): no more guesses */
+	if (s->w->srv->limiter != NULL &&
+	    limiter_is_banned(
+	        s->w->srv->limiter, session_conf(s), &s->addr, limiter_now_ms(), NULL)) {
+		session_banned(s);
 		return;
 	}
 	mech = sasl_mech_find(name);
@@ -1337,6 +1521,12 @@ session_command(struct session *s, const char *line, size_t len)
 	struct smtp_cmd cmd;
 	enum smtp_reply_id err;
 
+	/* [limits] commands: a session may not go on forever */
+	if (++s->commands > session_conf(s)->commands) {
+		session_reply(s, SMTP_R_TOO_MANY_COMMANDS, NULL);
+		session_close(s);
+		return;
+	}
 	if (smtp_cmd_parse(line, len, &cmd, &err) == -1) {
 		session_reply(s, err, NULL);
 		return;

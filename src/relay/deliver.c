@@ -1,0 +1,452 @@
+/*
+ * deliver: one attempt for one destination (deliver.h), on a worker thread.
+ *
+ * Session steps: connect, greeting, EHLO/LHLO, STARTTLS (required where the
+ * route says tls = starttls: a peer that does not offer it gets nothing),
+ * EHLO again, AUTH (required where the route names a mechanism: a peer that
+ * does not offer it gets nothing), MAIL, RCPT per recipient, DATA (LMTP: one
+ * reply per accepted recipient). A failure before RCPT applies to every
+ * recipient of the attempt; after it, to those it concerns. Every result
+ * carries the knowledge-base finding (reply_map for replies, the client
+ * error otherwise) so the log can say why in plain words.
+ */
+#include "relay/deliver.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/x509_vfy.h>
+
+#include "client/client.h"
+#include "conf/conf.h"
+#include "diag/reply_map.h"
+#include "lib/buf.h"
+#include "lib/xalloc.h"
+#include "relay/creds.h"
+#include "relay/route_mx.h"
+
+enum qfile_state
+deliver_classify(int code, const char *enh, const char *cmd)
+{
+	if (code >= 200 && code < 300)
+		return QFILE_SENT;
+	/* RFC 4954 6 / RFC 3207: an authentication or encryption problem of our
+	 * own configuration: retrying cannot help and bouncing would lose mail
+	 * an admin can still send (issue 5: "not retried, they need an admin") */
+	if (code == 530 || code == 534 || code == 535 || code == 538)
+		return QFILE_HELD;
+	if (code >= 500 && cmd != NULL && strcmp(cmd, "AUTH") == 0)
+		return QFILE_HELD;
+	if (code >= 500 && code < 600)
+		return QFILE_FAILED;
+	return QFILE_DEFERRED;
+}
+
+/* The finding for a client error that is not a reply. */
+static const char *
+deliver_err_finding(struct client *c, bool greeting)
+{
+	const struct client_tls_info *ti = client_tls_info(c);
+
+	switch (client_error(c)->kind) {
+	case CLIENT_E_RESOLVE:
+		return "name-unresolvable";
+	case CLIENT_E_REFUSED:
+		return "connection-refused";
+	case CLIENT_E_CONNECT_TIMEOUT:
+	case CLIENT_E_UNREACHABLE:
+		return "connection-timeout";
+	case CLIENT_E_RESET:
+		return "connection-reset";
+	case CLIENT_E_CLOSED:
+		return "connection-closed";
+	case CLIENT_E_TIMEOUT:
+		return greeting ? "greeting-timeout" : "reply-timeout";
+	case CLIENT_E_PROTOCOL:
+		return "reply-malformed";
+	case CLIENT_E_TLS_BYTES:
+		return "tls-mode-mismatch";
+	case CLIENT_E_TLS:
+		return ti->fail == CLIENT_TLS_FAIL_VERSION ? "tls-version-too-old"
+		                                           : "tls-handshake-failed";
+	case CLIENT_E_TLS_VERIFY:
+		for (size_t i = 0; i < ti->nerrors; i++) {
+			switch (ti->errors[i].err) {
+			case X509_V_ERR_HOSTNAME_MISMATCH:
+			case X509_V_ERR_IP_ADDRESS_MISMATCH:
+				return "cert-name-mismatch";
+			case X509_V_ERR_CERT_HAS_EXPIRED:
+				return "cert-expired";
+			case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+				return "cert-self-signed";
+			default:
+				break;
+			}
+		}
+		return "cert-untrusted";
+	case CLIENT_E_AUTH:
+		return "auth-server-proof-invalid";
+	default:
+		return NULL;
+	}
+}
+
+static void deliver_set(struct deliver_result *r, enum qfile_state st, int code, const char *enh,
+    const char *finding, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void
+deliver_set(struct deliver_result *r, enum qfile_state st, int code, const char *enh,
+    const char *finding, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->state = st;
+	r->code = code;
+	snprintf(r->enh, sizeof(r->enh), "%s", enh != NULL ? enh : "");
+	r->finding = finding;
+	va_start(ap, fmt);
+	vsnprintf(r->text, sizeof(r->text), fmt, ap);
+	va_end(ap);
+}
+
+/* Every recipient not yet decided gets the client's failure at step. */
+static void
+deliver_fail_all(
+    struct client *c, const char *step, struct deliver_result *res, size_t n, const bool *decided)
+{
+	const struct client_error *e = client_error(c);
+	const struct client_reply *rp = client_reply(c);
+
+	for (size_t i = 0; i < n; i++) {
+		if (decided != NULL && decided[i])
+			continue;
+		if (e->kind == CLIENT_E_REPLY && rp->code != 0) {
+			deliver_set(&res[i], deliver_classify(rp->code, rp->enh, rp->cmd), rp->code,
+			    rp->enh, reply_map_find(rp->code, rp->enh, rp->cmd, rp->line), "%s: %s",
+			    step, rp->line);
+		} else {
+			deliver_set(&res[i],
+			    e->kind == CLIENT_E_UNSUPPORTED || e->kind == CLIENT_E_AUTH
+			        ? QFILE_HELD
+			        : QFILE_DEFERRED,
+			    0, NULL, deliver_err_finding(c, strcmp(step, "greeting") == 0),
+			    "%s: %s (%s)", step, e->detail, client_err_name(e->kind));
+		}
+	}
+}
+
+/* AUTH as the route requires; -1 with every result set. */
+static int
+deliver_auth(const struct deliver_ctx *ctx, const struct conf_route *r, struct client *c,
+    struct deliver_result *res, size_t n)
+{
+	const char *mech = creds_mech(r);
+	const struct client_caps *caps = client_caps(c);
+	struct buf secret;
+	char *user = NULL, err[256];
+	int rc;
+
+	if (mech == NULL)
+		return 0;
+	if (!caps->auth || !client_caps_has_mech(caps, mech)) {
+		/* fail closed: never send without the authentication the
+		 * config asks for (issue 5: smarthosts silently sending
+		 * without AUTH) */
+		char offered[256] = "";
+
+		for (size_t i = 0; i < caps->nmechs; i++) {
+			size_t l = strlen(offered);
+
+			snprintf(offered + l, sizeof(offered) - l, "%s%s", i > 0 ? " " : "",
+			    caps->mechs[i]);
+		}
+		for (size_t i = 0; i < n; i++)
+			deliver_set(&res[i], QFILE_HELD, 0, NULL,
+			    caps->auth ? "auth-mechanism-unsupported" : "auth-not-offered",
+			    "AUTH %s required by the configuration but %s%s%s: not sending", mech,
+			    caps->auth ? "the server offers only "
+			               : "the server does not offer AUTH",
+			    offered, client_is_tls(c) ? "" : " (before TLS)");
+		return -1;
+	}
+	buf_init(&secret, CLIENT_SECRET_MAX);
+	buf_set_secret(&secret);
+	if (creds_get(ctx->creds, r, &user, &secret, err, sizeof(err)) == -1) {
+		for (size_t i = 0; i < n; i++)
+			deliver_set(&res[i], QFILE_HELD, 0, NULL, NULL, "credentials: %s", err);
+		buf_free(&secret);
+		return -1;
+	}
+	rc = client_auth(c, mech, user, secret.data != NULL ? secret.data : "", secret.len);
+	buf_free(&secret);
+	free(user);
+	if (rc == -1) {
+		const struct client_reply *rp = client_reply(c);
+
+		if (client_sasl_is_oauth(mech))
+			creds_invalidate(ctx->creds, r);
+		deliver_fail_all(c, "AUTH", res, n, NULL);
+		/* at AUTH only a temporary reply is worth retrying */
+		for (size_t i = 0; i < n; i++) {
+			if (!(rp->code >= 400 && rp->code < 500) &&
+			    client_error(c)->kind == CLIENT_E_REPLY)
+				res[i].state = QFILE_HELD;
+		}
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * MAIL, RCPT, DATA on an open session. Returns true when the whole session
+ * failed transiently before any recipient got a result of its own (an MX
+ * caller then tries the next host).
+ */
+static bool
+deliver_transaction(struct client *c, bool lmtp, const struct qfile *q, const size_t *idx, size_t n,
+    struct deliver_result *res)
+{
+	const struct envelope *e = q->env;
+	const struct client_caps *caps = client_caps(c);
+	bool *decided = xcalloc(n, sizeof(bool));
+	size_t *accepted = xcalloc(n, sizeof(size_t)), nacc = 0;
+	unsigned flags = 0;
+	bool session_transient = false;
+
+	if (e->smtputf8 && !caps->smtputf8) {
+		/* RFC 6531 3.4: no downgrade; a permanent failure */
+		for (size_t i = 0; i < n; i++)
+			deliver_set(&res[i], QFILE_FAILED, 0, "5.6.7", NULL,
+			    "the message needs SMTPUTF8 and the next hop does not offer it");
+		goto out;
+	}
+	if (e->body_8bit)
+		flags |= CLIENT_MAIL_8BIT;
+	if (e->smtputf8)
+		flags |= CLIENT_MAIL_SMTPUTF8;
+	if (client_mail(c, e->sender, (size_t)q->body_len, flags) == -1) {
+		deliver_fail_all(c, "MAIL", res, n, NULL);
+		session_transient = res[0].state == QFILE_DEFERRED;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct client_reply *rp = client_reply(c);
+
+		if (client_rcpt(c, e->rcpts[idx[i]]) == 0) {
+			accepted[nacc++] = i;
+			continue;
+		}
+		if (client_error(c)->kind != CLIENT_E_REPLY) {
+			/* the session broke: everything open is deferred */
+			deliver_fail_all(c, "RCPT", res, n, decided);
+			session_transient = nacc == 0;
+			goto out;
+		}
+		decided[i] = true;
+		deliver_set(&res[i], deliver_classify(rp->code, rp->enh, "RCPT"), rp->code, rp->enh,
+		    reply_map_find(rp->code, rp->enh, "RCPT", rp->line), "RCPT: %s", rp->line);
+	}
+	if (nacc == 0) {
+		client_quit(c);
+		goto out;
+	}
+	if (client_data(c, q->body, (size_t)q->body_len) == -1) {
+		bool data_refused = strncmp(client_error(c)->detail, "DATA: ", 6) == 0;
+
+		if (!lmtp || data_refused || client_error(c)->kind != CLIENT_E_REPLY) {
+			deliver_fail_all(c, "DATA", res, n, decided);
+			session_transient = res[accepted[0]].state == QFILE_DEFERRED;
+			goto out;
+		}
+		/* LMTP: the first accepted recipient's own refusal */
+		const struct client_reply *rp = client_reply(c);
+
+		decided[accepted[0]] = true;
+		deliver_set(&res[accepted[0]], deliver_classify(rp->code, rp->enh, "DATA"),
+		    rp->code, rp->enh, reply_map_find(rp->code, rp->enh, "DATA", rp->line),
+		    "DATA: %s", rp->line);
+	} else {
+		const struct client_reply *rp = client_reply(c);
+
+		decided[accepted[0]] = true;
+		deliver_set(&res[accepted[0]], QFILE_SENT, rp->code, rp->enh, NULL, "%s", rp->line);
+	}
+	for (size_t k = 0; k < nacc; k++) {
+		size_t i = accepted[k];
+		const struct client_reply *rp = client_reply(c);
+
+		if (decided[i])
+			continue;
+		if (!lmtp) {
+			decided[i] = true;
+			deliver_set(&res[i], QFILE_SENT, rp->code, rp->enh, NULL, "%s", rp->line);
+			continue;
+		}
+		/* RFC 2033 4.2: one reply per accepted recipient, in order */
+		if (client_data_lmtp_next(c) == -1 && client_error(c)->kind != CLIENT_E_REPLY) {
+			deliver_fail_all(c, "DATA", res, n, decided);
+			goto out;
+		}
+		decided[i] = true;
+		deliver_set(&res[i], deliver_classify(rp->code, rp->enh, "DATA"), rp->code, rp->enh,
+		    rp->code >= 400 ? reply_map_find(rp->code, rp->enh, "DATA", rp->line) : NULL,
+		    "%s%s", rp->code >= 400 ? "DATA: " : "", rp->line);
+	}
+	client_quit(c);
+out:
+	free(decided);
+	free(accepted);
+	return session_transient;
+}
+
+static enum client_tls_mode
+deliver_tls(enum conf_tls_mode m)
+{
+	return m == CONF_TLS_IMPLICIT ? CLIENT_TLS_IMPLICIT
+	    : m == CONF_TLS_NONE      ? CLIENT_TLS_NONE
+	                              : CLIENT_TLS_STARTTLS;
+}
+
+static enum client_verify
+deliver_verify(const struct conf_route *r)
+{
+	enum conf_verify v = r->verify;
+	const char *env;
+
+	if (!r->verify_set && r->kind == CONF_ROUTE_SMARTHOST &&
+	    (env = getenv("SMTPOPENSSLVERIFYMODE")) != NULL) {
+		if (strcasecmp(env, "none") == 0)
+			v = CONF_VERIFY_NONE;
+		else if (strcasecmp(env, "peer") == 0)
+			v = CONF_VERIFY_PEER;
+	}
+	return v == CONF_VERIFY_NONE ? CLIENT_VERIFY_NONE
+	    : v == CONF_VERIFY_PEER  ? CLIENT_VERIFY_PEER
+	                             : CLIENT_VERIFY_PEER_HOST;
+}
+
+/* Smarthost and LMTP: one configured peer. */
+static void
+deliver_direct(const struct deliver_ctx *ctx, const struct conf_route *r, const struct qfile *q,
+    const size_t *idx, size_t n, struct deliver_result *res, char *relay_r, size_t relaylen)
+{
+	struct client_conf cc;
+	struct client *c;
+	enum conf_tls_mode tls = r->tls;
+	const char *env;
+
+	if (!r->tls_set && r->kind == CONF_ROUTE_SMARTHOST &&
+	    (env = getenv("SMTPENABLESTARTTLS")) != NULL && *env != '\0')
+		tls = strchr("nN0fF", env[0]) != NULL ? CONF_TLS_IMPLICIT : CONF_TLS_STARTTLS;
+	memset(&cc, 0, sizeof(cc));
+	cc.host = r->host;
+	cc.port = r->port;
+	cc.unix_path = r->unix_path;
+	cc.tls = deliver_tls(tls);
+	cc.verify = deliver_verify(r);
+	cc.cafile = r->ca;
+	cc.helo = ctx->helo;
+	cc.lmtp = r->kind == CONF_ROUTE_LMTP;
+	cc.timeout_ms = (int)(r->timeout > 3600 ? 3600000 : r->timeout * 1000);
+	if (r->unix_path != NULL)
+		snprintf(relay_r, relaylen, "%s", r->unix_path);
+	else
+		snprintf(relay_r, relaylen, "%s:%s", r->host, r->port);
+	c = client_new(&cc);
+	if (client_connect(c) == -1) {
+		deliver_fail_all(c, "connect", res, n, NULL);
+		goto out;
+	}
+	if (client_greeting(c) == -1) {
+		deliver_fail_all(c, "greeting", res, n, NULL);
+		goto out;
+	}
+	if (client_ehlo(c) == -1) {
+		deliver_fail_all(c, cc.lmtp ? "LHLO" : "EHLO", res, n, NULL);
+		goto out;
+	}
+	if (cc.tls == CLIENT_TLS_STARTTLS) {
+		if (client_starttls(c) == -1) {
+			if (client_error(c)->kind == CLIENT_E_UNSUPPORTED) {
+				/* fail closed: tls = starttls means never in plaintext */
+				for (size_t i = 0; i < n; i++)
+					deliver_set(&res[i], QFILE_HELD, 0, NULL,
+					    "starttls-not-offered",
+					    "the server does not offer STARTTLS (tls = starttls): "
+					    "not sending in plaintext");
+			} else {
+				deliver_fail_all(c, "STARTTLS", res, n, NULL);
+			}
+			goto out;
+		}
+		if (client_ehlo(c) == -1) {
+			deliver_fail_all(c, cc.lmtp ? "LHLO" : "EHLO", res, n, NULL);
+			goto out;
+		}
+	}
+	if (deliver_auth(ctx, r, c, res, n) == -1)
+		goto out;
+	(void)deliver_transaction(c, cc.lmtp, q, idx, n, res);
+out:
+	client_free(c);
+}
+
+static void
+deliver_mx(const struct deliver_ctx *ctx, struct route_mx *mx, const char *domain,
+    const struct qfile *q, const size_t *idx, size_t n, struct deliver_result *res, char *relay_r,
+    size_t relaylen)
+{
+	struct route_mx_plan plan;
+	struct route_mx_cursor cur;
+	struct route_mx_attempt at;
+	struct client *c;
+	char err[ROUTE_MX_REASON_MAX];
+	bool done = false, opened = false;
+
+	snprintf(relay_r, relaylen, "mx:%s", domain);
+	if (mx == NULL) {
+		for (size_t i = 0; i < n; i++)
+			deliver_set(
+			    &res[i], QFILE_DEFERRED, 0, NULL, NULL, "mx route not available");
+		return;
+	}
+	memset(&plan, 0, sizeof(plan));
+	if (route_mx_resolve(mx, domain, &plan, err, sizeof(err)) == -1) {
+		for (size_t i = 0; i < n; i++)
+			deliver_set(&res[i], plan.permanent ? QFILE_FAILED : QFILE_DEFERRED, 0,
+			    plan.permanent ? "5.1.2" : "4.4.3", NULL, "MX of %s: %s", domain, err);
+		route_mx_plan_free(&plan);
+		return;
+	}
+	memset(&cur, 0, sizeof(cur));
+	memset(&at, 0, sizeof(at));
+	while (!done && (c = route_mx_open(mx, &plan, &cur, &at)) != NULL) {
+		opened = true;
+		snprintf(relay_r, relaylen, "%s[%s]", at.host, at.addr);
+		/* a transient failure of the whole session: the next MX (RFC 5321 5.1) */
+		done = !deliver_transaction(c, false, q, idx, n, res);
+		client_free(c);
+	}
+	if (!done && !opened) {
+		for (size_t i = 0; i < n; i++)
+			deliver_set(&res[i], at.transient ? QFILE_DEFERRED : QFILE_FAILED, 0, NULL,
+			    NULL, "no MX host of %s took the message: %s", domain, at.reason);
+	}
+	route_mx_plan_free(&plan);
+}
+
+void
+deliver_run(const struct deliver_ctx *ctx, const struct conf_route *r, const char *domain,
+    const struct qfile *q, const size_t *idx, size_t n, struct deliver_result *res, char *relay_r,
+    size_t relaylen)
+{
+	for (size_t i = 0; i < n; i++)
+		deliver_set(&res[i], QFILE_DEFERRED, 0, NULL, NULL, "not attempted");
+	if (r->kind == CONF_ROUTE_MX)
+		deliver_mx(ctx, ctx->mx_for != NULL ? ctx->mx_for(ctx->mx_arg, r) : NULL, domain, q,
+		    idx, n, res, relay_r, relaylen);
+	else
+		deliver_direct(ctx, r, q, idx, n, res, relay_r, relaylen);
+}

@@ -1,0 +1,53 @@
+/*
+ * deliver: one delivery attempt of one message to one destination (a route,
+ * and for mx routes the recipient domain) for some of its recipients, on a
+ * worker thread with the blocking client (client/client.h). It decides each
+ * recipient's result and its diagnosis; it never touches the spool.
+ *
+ * Results (qfile.h states):
+ *   2xx                                    sent
+ *   5xx (RCPT, MAIL, DATA, greeting)       failed: bounced at once
+ *   4xx, 421, 454, network, TLS trouble    deferred: retried with backoff
+ *   530, 534, 535, 538 and their 5.7.x,    held: needs an admin (`queue flush`
+ *   no STARTTLS / AUTH where required        after fixing); never bounced
+ */
+#ifndef SG_RELAY_DELIVER_H
+#define SG_RELAY_DELIVER_H
+
+#include <stddef.h>
+
+#include "relay/qfile.h"
+
+struct conf_route;
+struct creds;
+
+#define DELIVER_TEXT_MAX 512
+
+struct deliver_result {
+	enum qfile_state state;
+	int code; /* reply code; 0: no reply (connection, TLS, local) */
+	char enh[16];
+	char text[DELIVER_TEXT_MAX]; /* the reply line or what went wrong */
+	const char *finding; /* reply_map / knowledge-base id, or NULL */
+};
+
+struct route_mx;
+
+struct deliver_ctx {
+	const char *helo; /* [server] hostname */
+	struct creds *creds;
+	/* the MX router of an mx route; NULL: "mx route not available" */
+	struct route_mx *(*mx_for)(void *arg, const struct conf_route *r);
+	void *mx_arg;
+};
+
+/* Delivers q to route r (domain: the recipients' domain, for mx) for the
+ * recipients idx[0..n); results go to res[0..n), the peer to relay_r. */
+void deliver_run(const struct deliver_ctx *ctx, const struct conf_route *r, const char *domain,
+    const struct qfile *q, const size_t *idx, size_t n, struct deliver_result *res, char *relay_r,
+    size_t relaylen);
+
+/* Pure: the state for a refusal with code/enh (a reply to cmd). */
+enum qfile_state deliver_classify(int code, const char *enh, const char *cmd);
+
+#endif
