@@ -5,6 +5,8 @@
  * main thread:
  *   SIGHUP   re-read the config, certificates and users; live sessions keep
  *            the snapshot they started with
+ *   SIGUSR1  deliver every queued message now (`smtpgate queue flush`)
+ *   SIGUSR2  rescan the queue folder (`smtpgate queue release`)
  *   SIGTERM, SIGINT  stop accepting, let sessions finish for
  *            [limits] shutdown_grace, then close the rest with 421 and exit
  */
@@ -35,6 +37,7 @@
 #include "net/tls.h"
 #include "policy/limiter.h"
 #include "queue/queue.h"
+#include "relay/scheduler.h"
 #include "server/ban_cmd.h"
 #include "server/cmd.h"
 #include "server/obs.h"
@@ -324,11 +327,20 @@ serve_run(struct server *srv, const char *path)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
 			serve_reload(srv, path);
+			continue;
+		}
+		if (sig == SIGUSR1 || sig == SIGUSR2) {
+			if (srv->sched != NULL && sig == SIGUSR1)
+				scheduler_flush(srv->sched);
+			else if (srv->sched != NULL)
+				scheduler_rescan(srv->sched);
 			continue;
 		}
 		serve_shutdown(srv);
@@ -379,6 +391,7 @@ serve_main(int argc, char **argv)
 	bool check = false;
 	char err[1024] = "";
 	struct server srv;
+	struct server_snap *sched_snap = NULL;
 	struct conf *c;
 	sigset_t set;
 	int ch, rc = 2;
@@ -409,6 +422,8 @@ serve_main(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	memset(&srv, 0, sizeof(srv));
 	pthread_mutex_init(&srv.lock, NULL);
@@ -459,6 +474,17 @@ serve_main(int argc, char **argv)
 		fprintf(stderr, "smtpgate: %s\n", err);
 		goto out;
 	}
+	/* delivery (issue 5): with its own reference to the start-up config
+	 * ([relay] and [route] changes need a restart) */
+	if (scheduler_is_configured(c)) {
+		sched_snap = server_snap_get(&srv);
+		srv.sched = scheduler_new(sched_snap->conf, err, sizeof(err));
+		if (srv.sched == NULL || scheduler_start(srv.sched, err, sizeof(err)) == -1) {
+			fprintf(stderr, "smtpgate: %s: %s\n", path, err);
+			goto out;
+		}
+		queue_set_durable_hook(srv.queue, scheduler_notify, srv.sched);
+	}
 	srv.obs = obs_new();
 	srv.sendquota = sendquota_new(c, srv.obs, err, sizeof(err));
 	if (srv.sendquota == NULL) {
@@ -507,6 +533,9 @@ serve_main(int argc, char **argv)
 	/* answers still in flight reach their loops before the loops stop */
 	queue_free(srv.queue);
 	srv.queue = NULL;
+	/* after the committer, whose hook it is */
+	scheduler_free(srv.sched, c->shutdown_grace);
+	srv.sched = NULL;
 	authdb_free(srv.authdb);
 	srv.authdb = NULL;
 	oauth_free(srv.oauth);
@@ -522,6 +551,9 @@ out_workers:
 	free(srv.workers);
 out:
 	queue_free(srv.queue);
+	scheduler_free(srv.sched, 0);
+	if (sched_snap != NULL)
+		server_snap_put(sched_snap);
 	authdb_free(srv.authdb);
 	oauth_free(srv.oauth);
 	limiter_free(srv.limiter); /* after the sessions: saves the bans a last time */

@@ -25,6 +25,7 @@ struct limiter;
 struct loop;
 struct obs;
 struct queue;
+struct scheduler;
 struct sendquota;
 struct tls_server;
 
@@ -42,6 +43,7 @@ struct server {
 	struct authdb *authdb;
 	struct oauth *oauth; /* NULL without [oauth] */
 	struct queue *queue;
+	struct scheduler *sched; /* delivery; NULL without [relay] or [route] */
 	struct admin *admin; /* NULL without [admin] */
 	struct limiter *limiter; /* connection limits, AUTH failures, bans */
 	struct obs *obs; /* metrics (server/obs.h) */
