@@ -134,7 +134,7 @@ fail:
 static bool
 sendquota_has(char **v, size_t n, const char *user)
 {
-	return bsearch(&user, v, n, sizeof(*v), sendquota_cmp) != NULL;
+	return n > 0 && bsearch(&user, v, n, sizeof(*v), sendquota_cmp) != NULL;
 }
 
 int

@@ -7,6 +7,13 @@
  *   smtpgate user app-password add USER LABEL [--expires DATE] -f FILE
  *   smtpgate user app-password del USER LABEL -f FILE
  *   smtpgate user senders USER [PATTERN...] -f FILE
+ *   smtpgate user unlock USER -c CONFIG [-f FILE]
+ *
+ * unlock with -c also ends a sending-quota hold (server/sendquota.h): through
+ * the running server's [admin] listener (POST /quota/unlock?user=USER), or,
+ * without [admin] or with the server stopped, by removing USER from the
+ * SPOOL/quota-locks state file (a running server applies that within
+ * SENDQUOTA_POLL_S seconds). -f defaults to the config's passwd file.
  *
  * Every change is read-modify-write of the whole file under an exclusive
  * flock(2) on the file's folder (so two concurrent commands cannot lose an
@@ -47,10 +54,13 @@
 #include "auth/lastuse.h"
 #include "auth/passwd_file.h"
 #include "auth/pwscheme.h"
+#include "conf/conf.h"
 #include "lib/buf.h"
 #include "lib/fsutil.h"
 #include "lib/xalloc.h"
+#include "net/admin.h"
 #include "policy/sender.h"
+#include "server/sendquota.h"
 
 #define USER_CMD_OK 0
 #define USER_CMD_FAILED 1
@@ -63,6 +73,7 @@
 
 struct user_opts {
 	const char *file;
+	const char *config; /* unlock -c: also end a sending-quota hold */
 	const char *user;
 	const char *label;
 	const char *expires; /* app-password add --expires, as given */
@@ -117,8 +128,11 @@ static const struct user_sub user_subs[] = {
         "    Sets locked=yes on every line of USER (or on app password NAME).\n",
         0, 0},
     {"unlock", user_cmd_unlock, true,
-        "unlock USER -f FILE [--label NAME]\n"
-        "    Removes the lock from every line of USER (or from app password NAME).\n",
+        "unlock USER -f FILE [--label NAME] [-c CONFIG]\n"
+        "    Removes the lock from every line of USER (or from app password NAME).\n"
+        "    With -c, also ends a sending-quota hold of USER in the server of CONFIG\n"
+        "    (its [admin] listener, else its spool's quota-locks file); -f then\n"
+        "    defaults to the passwd file of CONFIG.\n",
         0, 0},
     {"verify", user_cmd_verify, true,
         "verify USER -f FILE\n"
@@ -145,6 +159,7 @@ static const struct user_sub user_subs[] = {
 static const char user_options_help[] =
     "options:\n"
     "  -f, --file FILE       the passwd file (required)\n"
+    "  -c, --config FILE     unlock: the server configuration (quota holds)\n"
     "      --password-stdin  read the password from stdin, not the terminal\n"
     "  -s, --scheme S        SCRAM-SHA-256, ARGON2ID, SHA512-CRYPT or BLF-CRYPT;\n"
     "                        default: SCRAM-SHA-256 with SCRAM-SHA-1 keys (scram1=),\n"
@@ -564,10 +579,100 @@ user_cmd_lock(const struct user_opts *o)
 	return user_set_lock(o, true);
 }
 
+/* "/quota/unlock?user=" and user percent-encoded (RFC 3986 2.1) into out. */
+static int
+user_quota_target(const char *user, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = (size_t)snprintf(out, outlen, "/quota/unlock?user=");
+
+	for (const unsigned char *p = (const unsigned char *)user; *p != '\0'; p++) {
+		if (n + 4 >= outlen)
+			return -1;
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~", *p) != NULL) {
+			out[n++] = (char)*p;
+		} else {
+			out[n++] = '%';
+			out[n++] = hex[*p >> 4];
+			out[n++] = hex[*p & 15];
+		}
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+/* Ends a sending-quota hold of o->user in the server of c: the running
+ * server through [admin], else its state file. */
+static int
+user_quota_unlock(const struct user_opts *o, const struct conf *c)
+{
+	char target[2048], err[512];
+	struct buf out;
+	int status = 0, rc;
+
+	if (c->admin) {
+		if (user_quota_target(o->user, target, sizeof(target)) == -1) {
+			user_err("%s: name too long", o->user);
+			return USER_CMD_FAILED;
+		}
+		buf_init(&out, 64 * 1024);
+		rc = admin_call((const struct sockaddr *)&c->admin_addr, c->admin_addrlen, "POST",
+		    target, NULL, 0, &out, &status, err, sizeof(err));
+		if (rc == 0 && status == 200) {
+			printf("%s: %s (running server; counts reset)\n", o->user,
+			    strstr(out.data, "\"was_locked\":true") != NULL
+			        ? "sending quota hold removed"
+			        : "no sending quota hold");
+			buf_free(&out);
+			return USER_CMD_OK;
+		}
+		buf_free(&out);
+		if (rc == 0) {
+			user_err("%s: the admin listener answered %d", o->user, status);
+			return USER_CMD_FAILED;
+		}
+		if (errno != ECONNREFUSED) {
+			user_err("%s", err);
+			return USER_CMD_FAILED;
+		}
+		/* nothing listens: the server is stopped; edit its state file */
+	}
+	rc = sendquota_file_unlock(c->spool, o->user);
+	if (rc == -1) {
+		user_err("%s/%s: %s", c->spool, SENDQUOTA_FILE, strerror(errno));
+		return USER_CMD_FAILED;
+	}
+	printf("%s: %s\n", o->user,
+	    rc == 1 ? "sending quota hold removed from the state file (a running server "
+	              "applies it within seconds)"
+	            : "no sending quota hold");
+	return USER_CMD_OK;
+}
+
 static int
 user_cmd_unlock(const struct user_opts *o)
 {
-	return user_set_lock(o, false);
+	char err[1024];
+	struct user_opts fo = *o;
+	struct conf *c = NULL;
+	int r = USER_CMD_OK;
+
+	if (o->config != NULL) {
+		c = conf_load(o->config, err, sizeof(err));
+		if (c == NULL) {
+			user_err("%s", err);
+			return USER_CMD_USAGE;
+		}
+		if (fo.file == NULL)
+			fo.file = conf_backend_file(c); /* NULL: another backend */
+	}
+	if (fo.file != NULL)
+		r = user_set_lock(&fo, false);
+	if (r == USER_CMD_OK && c != NULL)
+		r = user_quota_unlock(o, c);
+	conf_free(c);
+	return r;
 }
 
 static void
@@ -974,6 +1079,7 @@ user_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"file", required_argument, NULL, 'f'},
+	    {"config", required_argument, NULL, 'c'},
 	    {"password-stdin", no_argument, NULL, 'P'},
 	    {"scheme", required_argument, NULL, 's'},
 	    {"label", required_argument, NULL, 'l'},
@@ -991,10 +1097,13 @@ user_main(int argc, char **argv)
 	optind = 1;
 	opterr = 0;
 	/* GNU getopt_long permutes: options may follow USER */
-	while ((c = getopt_long(argc, argv, "f:s:l:e:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:c:s:l:e:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			o.file = optarg;
+			break;
+		case 'c':
+			o.config = optarg;
 			break;
 		case 'P':
 			o.password_stdin = true;
@@ -1085,7 +1194,11 @@ user_main(int argc, char **argv)
 	}
 	if (o.user == NULL)
 		o.user = nargs == 2 ? argv[optind + 1] : NULL;
-	if (o.file == NULL) {
+	if (o.config != NULL && sub->fn != user_cmd_unlock) {
+		user_err("-c applies to unlock only");
+		return USER_CMD_USAGE;
+	}
+	if (o.file == NULL && o.config == NULL) {
 		user_err("%s: -f FILE is required", sub->name);
 		user_usage(stderr, sub);
 		return USER_CMD_USAGE;
