@@ -494,7 +494,9 @@ sched_attempt(struct scheduler *s, const char *id, bool force, char **reserved, 
 			dsn_note = dsn_id;
 		}
 	}
-	/* the next try: the backoff of the first deferred recipient's route */
+	/* the next try: the backoff of the first deferred recipient's route,
+	 * counted from the end of this attempt */
+	now = sched_now_ms();
 	for (size_t i = 0; i < n; i++) {
 		const struct conf_route *ri;
 		char key[SCHED_DEST_KEY_MAX];

@@ -7,9 +7,14 @@
  *   del ID            removes it (unlink, then fsync of the folder)
  *   hold ID           moves it from queue/ to hold/ (not delivered until released)
  *   release ID        moves it back from hold/ to queue/
+ *   flush             asks the running server to try every queued message now
  *
- * `flush` (deliver now) needs a running server and its scheduler: it belongs
- * to the delivery work and is not offered here yet.
+ * With a server running on the spool: del and hold take the message file's
+ * flock, which the delivery scheduler holds while it delivers the message,
+ * so neither acts in the middle of a delivery (they wait for it, at most
+ * QUEUE_CMD_LOCK_WAIT seconds); release and flush signal the server (its pid
+ * is in SPOOL/pid: SIGUSR2 rescans queue/, SIGUSR1 also retries held and
+ * deferred recipients at once).
  *
  * Reads go through queue/spool_read.h; nothing here writes message files.
  * Exit status: 0 done, 1 no such message (or an unreadable one), 2 usage or
@@ -21,6 +26,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -36,8 +44,11 @@
 #include "queue/envelope.h"
 #include "queue/queue_id.h"
 #include "queue/spool_read.h"
+#include "relay/qfile.h"
+#include "relay/scheduler.h"
 
 #define QUEUE_CMD_HEADERS_MAX 65536 /* bytes of header section shown */
+#define QUEUE_CMD_LOCK_WAIT 60 /* seconds del/hold wait for a delivery to end */
 
 struct queue_cmd_opts {
 	const char *conf_path;
@@ -58,12 +69,15 @@ queue_cmd_usage(FILE *f)
 	fprintf(f,
 	    "usage: smtpgate queue list -c FILE [--json]\n"
 	    "       smtpgate queue show|del|hold|release ID -c FILE [--json]\n"
+	    "       smtpgate queue flush -c FILE [--json]\n"
 	    "\n"
 	    "  list      list the messages in the spool, oldest first\n"
 	    "  show      print a message's envelope and header section\n"
 	    "  del       delete a message\n"
 	    "  hold      keep a message from delivery until released\n"
 	    "  release   return a held message to the queue\n"
+	    "  flush     ask the running server to deliver every queued message now\n"
+	    "            (held and deferred recipients too)\n"
 	    "\n"
 	    "  -c, --config FILE   the configuration (its [server] spool)\n"
 	    "      --json          one JSON document on stdout\n"
@@ -352,6 +366,152 @@ queue_cmd_json_headers(const char *p, size_t n)
 	return arr;
 }
 
+/* The delivery state (doc/spool.md: attempts, next-try, rcpt-status). */
+static void
+queue_cmd_json_delivery(json_t *doc, const struct envelope *e)
+{
+	struct qfile_rcpt *rs = xcalloc(e->nrcpts, sizeof(*rs));
+	unsigned attempts;
+	long long next_try;
+	char ts[64];
+	json_t *arr = json_array();
+
+	qfile_parse_state(e, &attempts, &next_try, rs);
+	json_object_set_new(doc, "attempts", json_integer(attempts));
+	if (next_try == QFILE_NEVER)
+		json_object_set_new(doc, "next_try", json_string("after queue flush"));
+	else if (next_try > 0) {
+		queue_cmd_time((time_t)next_try, ts, sizeof(ts));
+		json_object_set_new(doc, "next_try", json_string(ts));
+	} else
+		json_object_set_new(doc, "next_try", json_null());
+	for (size_t i = 0; i < e->nrcpts; i++) {
+		json_t *o = json_pack("{s:o, s:s}", "rcpt", queue_cmd_json_cstr(e->rcpts[i]),
+		    "state", qfile_state_name(rs[i].state));
+
+		if (rs[i].state != QFILE_PENDING) {
+			queue_cmd_time((time_t)rs[i].when, ts, sizeof(ts));
+			json_object_set_new(o, "code", json_integer(rs[i].code));
+			json_object_set_new(o, "enhanced", json_string(rs[i].enh));
+			json_object_set_new(o, "reason", queue_cmd_json_cstr(rs[i].text));
+			json_object_set_new(o, "when", json_string(ts));
+		}
+		json_array_append_new(arr, o);
+		free(rs[i].text);
+	}
+	json_object_set_new(doc, "delivery", arr);
+	free(rs);
+}
+
+static void
+queue_cmd_print_delivery(const struct envelope *e)
+{
+	struct qfile_rcpt *rs = xcalloc(e->nrcpts, sizeof(*rs));
+	unsigned attempts;
+	long long next_try;
+	char ts[64];
+
+	qfile_parse_state(e, &attempts, &next_try, rs);
+	printf("attempts: %u\n", attempts);
+	if (next_try == QFILE_NEVER)
+		printf("next-try: after queue flush (needs an admin)\n");
+	else if (next_try > 0) {
+		queue_cmd_time((time_t)next_try, ts, sizeof(ts));
+		printf("next-try: %s\n", ts);
+	}
+	for (size_t i = 0; i < e->nrcpts; i++) {
+		if (rs[i].state == QFILE_PENDING)
+			continue;
+		printf("status: ");
+		queue_cmd_print_str(stdout, e->rcpts[i]);
+		printf(" %s %d %s ", qfile_state_name(rs[i].state), rs[i].code,
+		    rs[i].enh[0] != '\0' ? rs[i].enh : "-");
+		queue_cmd_print_str(stdout, rs[i].text);
+		printf("\n");
+		free(rs[i].text);
+	}
+	free(rs);
+}
+
+/* The pid of the server running on the spool, or 0 when none runs (its
+ * flock on SPOOL/lock is free). */
+static pid_t
+queue_cmd_server_pid(const char *spool)
+{
+	char *lock = fs_path_join(spool, SPOOL_LOCK), *pidf = fs_path_join(spool, SCHED_PID_FILE);
+	char *text = NULL;
+	size_t len;
+	pid_t pid = 0;
+	int fd = open(lock, O_RDONLY | O_CLOEXEC);
+
+	if (fd == -1)
+		goto out;
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0 || errno != EWOULDBLOCK)
+		goto out; /* nobody holds it: no server */
+	text = fs_read_file(pidf, 64, &len);
+	if (text != NULL)
+		pid = (pid_t)strtol(text, NULL, 10);
+out:
+	if (fd != -1)
+		close(fd);
+	free(text);
+	free(lock);
+	free(pidf);
+	return pid > 1 ? pid : 0;
+}
+
+static int
+queue_cmd_flush(const struct conf *c, bool json)
+{
+	pid_t pid = queue_cmd_server_pid(c->spool);
+
+	if (pid == 0 || kill(pid, SIGUSR1) == -1) {
+		const char *why = pid == 0
+		    ? "no server with delivery runs on this spool "
+		      "(flush needs `smtpgate serve` with [relay] or [route])"
+		    : strerror(errno);
+
+		fprintf(stderr, "smtpgate queue: flush: %s\n", why);
+		if (json)
+			queue_cmd_print_json(
+			    json_pack("{s:s, s:s}", "result", "error", "error", why));
+		return 1;
+	}
+	if (json)
+		queue_cmd_print_json(
+		    json_pack("{s:s, s:i}", "result", "flushing", "server_pid", (int)pid));
+	else
+		printf(
+		    "asked the server (pid %ld) to deliver every queued message now\n", (long)pid);
+	return 0;
+}
+
+/* Takes the message file's lock (the scheduler holds it while delivering),
+ * waiting for a delivery in progress; the fd stays open and locked. */
+static int
+queue_cmd_lock_msg(const char *path)
+{
+	for (int i = 0; i < QUEUE_CMD_LOCK_WAIT * 10; i++) {
+		struct stat a, b;
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+		if (fd == -1)
+			return -1;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			/* the scheduler may have replaced the file meanwhile */
+			if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino)
+				return fd;
+		} else if (errno != EWOULDBLOCK) {
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		usleep(100 * 1000);
+	}
+	errno = EBUSY;
+	return -1;
+}
+
 static int
 queue_cmd_show(const struct conf *c, const char *id, bool json)
 {
@@ -387,6 +547,7 @@ queue_cmd_show(const struct conf *c, const char *id, bool json)
 		json_object_set_new(
 		    doc, "body", json_string(m.env->body_8bit ? "8bitmime" : "7bit"));
 		json_object_set_new(doc, "headers", queue_cmd_json_headers(h.data, h.len));
+		queue_cmd_json_delivery(doc, m.env);
 		queue_cmd_print_json(doc);
 	} else {
 		queue_cmd_time(m.env->arrival, ts, sizeof(ts));
@@ -403,8 +564,10 @@ queue_cmd_show(const struct conf *c, const char *id, bool json)
 		queue_cmd_print_str(stdout, m.env->client_addr);
 		printf("\nhelo: ");
 		queue_cmd_print_str(stdout, m.env->helo);
-		printf("\nsmtputf8: %s\nbody: %s\n\n", m.env->smtputf8 ? "yes" : "no",
+		printf("\nsmtputf8: %s\nbody: %s\n", m.env->smtputf8 ? "yes" : "no",
 		    m.env->body_8bit ? "8bitmime" : "7bit");
+		queue_cmd_print_delivery(m.env);
+		printf("\n");
 		for (size_t i = 0; i < h.len; i++) {
 			if (h.data[i] == '\r' && i + 1 < h.len && h.data[i + 1] == '\n')
 				continue;
@@ -437,7 +600,8 @@ queue_cmd_change(const struct conf *c, const char *action, const char *id, bool 
 {
 	const char *folder = NULL, *to = NULL, *result;
 	char from_path[4096], to_path[4096], from_dir[4096], to_dir[4096];
-	int fd;
+	int fd, lock_fd = -1;
+	pid_t server;
 
 	fd = spool_open_msg(c->spool, id, &folder);
 	if (fd == -1)
@@ -447,6 +611,16 @@ queue_cmd_change(const struct conf *c, const char *action, const char *id, bool 
 	if (queue_cmd_path(from_dir, sizeof(from_dir), c->spool, folder) == -1 ||
 	    queue_cmd_path(from_path, sizeof(from_path), from_dir, id) == -1) {
 		errno = ENAMETOOLONG;
+		goto fail;
+	}
+	/* not in the middle of a delivery: wait for the scheduler's lock */
+	lock_fd = queue_cmd_lock_msg(from_path);
+	if (lock_fd == -1) {
+		if (errno == EBUSY) {
+			errno = 0;
+			return queue_cmd_missing(
+			    id, "a delivery of this message is still running", json);
+		}
 		goto fail;
 	}
 	if (strcmp(action, "del") == 0) {
@@ -468,12 +642,18 @@ queue_cmd_change(const struct conf *c, const char *action, const char *id, bool 
 				goto fail;
 		}
 	}
+	close(lock_fd);
+	/* a released message is picked up by the running server at once */
+	if (strcmp(action, "release") == 0 && (server = queue_cmd_server_pid(c->spool)) != 0)
+		(void)kill(server, SIGUSR2);
 	if (json)
 		queue_cmd_print_json(json_pack("{s:s, s:s}", "id", id, "result", result));
 	else
 		printf("%s: %s\n", id, result);
 	return 0;
 fail:
+	if (lock_fd != -1)
+		close(lock_fd);
 	if (errno == ENOENT)
 		return queue_cmd_missing(id, "no such message", json);
 	return queue_cmd_missing(id, strerror(errno), json);
@@ -512,7 +692,7 @@ queue_cmd_parse(int argc, char **argv, struct queue_cmd_opts *o)
 	if (npos < 1)
 		return -1;
 	o->action = argv[optind];
-	if (strcmp(o->action, "list") == 0) {
+	if (strcmp(o->action, "list") == 0 || strcmp(o->action, "flush") == 0) {
 		if (npos != 1)
 			return -1;
 	} else if (strcmp(o->action, "show") == 0 || strcmp(o->action, "del") == 0 ||
@@ -551,6 +731,8 @@ queue_cmd_main(int argc, char **argv)
 	}
 	if (strcmp(o.action, "list") == 0)
 		r = queue_cmd_list(c, o.json);
+	else if (strcmp(o.action, "flush") == 0)
+		r = queue_cmd_flush(c, o.json);
 	else if (strcmp(o.action, "show") == 0)
 		r = queue_cmd_show(c, o.id, o.json);
 	else

@@ -26,6 +26,7 @@ import threading
 import time
 
 import pytest
+import zoo
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -166,3 +167,208 @@ def test_delivered_bytes_equal_spool_body(make_server, pki):
         assert ev["code"] == 250 and ev["relay"] == f"127.0.0.1:{port}"
     finally:
         s2.stop()
+
+
+def test_retry_schedule_4xx_twice_then_250(make_server, pki):
+    sink = Sink(pki, script=[(451, "4.3.0 try again later"), (451, "4.3.0 still busy")])
+    try:
+        s = make_server(extra=relay_conf(sink.port, pki)).start()
+        submit(s, ["bob@example.net"], message("retry1"))
+        wait_for(lambda: sink.messages, timeout=30, what="delivery after two 451")
+        assert len(sink.attempts) == 3
+        d1 = sink.attempts[1] - sink.attempts[0]
+        d2 = sink.attempts[2] - sink.attempts[1]
+        # retry_min = 1s doubling (+0-10% jitter, rounding to the attempt)
+        assert 0.9 <= d1 <= 1.8, d1
+        assert 1.9 <= d2 <= 3.0, d2
+        wait_for(lambda: not s.queued(), what="the queue to empty")
+        time.sleep(1.5)
+        assert len(sink.messages) == 1  # delivered once
+        evs = deliveries(s, rcpt="bob@example.net")
+        assert [e["result"] for e in evs] == ["deferred", "deferred", "sent"]
+        assert evs[0]["code"] == 451 and evs[0]["enhanced"] == "4.3.0"
+        assert evs[0]["next_try"] and evs[0]["finding"]
+    finally:
+        sink.stop()
+
+
+def test_5xx_bounces_once_with_rfc3464_dsn(make_server, pki):
+    sink = Sink(pki, script=[(550, "5.1.1 mailbox unavailable")])
+    try:
+        s = make_server(extra=relay_conf(sink.port, pki)).start()
+        submit(s, ["nobody@example.net"], message("bounce1", to="nobody@example.net"))
+        qid = s.wait_event("accepted")["queue_id"]
+        # the DSN goes to the sender, through the same smarthost
+        wait_for(lambda: sink.messages, timeout=20, what="the DSN")
+        wait_for(lambda: not s.queued(), what="the queue to empty")
+        time.sleep(1.5)
+        assert len(sink.messages) == 1
+        _, mail_from, rcpts, data = sink.messages[0]
+        assert mail_from in ("", "<>") and rcpts == [SENDER]
+        m = email.message_from_bytes(data, policy=email.policy.default)
+        assert m.get_content_type() == "multipart/report"
+        assert m.get_param("report-type") == "delivery-status"
+        assert m["Auto-Submitted"] == "auto-replied"
+        parts = list(m.iter_parts())
+        assert [p.get_content_type() for p in parts] == [
+            "text/plain", "message/delivery-status", "text/rfc822-headers"]
+        assert "nobody@example.net" in parts[0].get_content()
+        ds = parts[1].get_payload()  # [per-message, per-recipient] header blocks
+        assert ds[0]["Reporting-MTA"] == "dns; mail.example.test"
+        assert ds[1]["Final-Recipient"] == "rfc822; nobody@example.net"
+        assert ds[1]["Action"] == "failed"
+        assert ds[1]["Status"] == "5.1.1"
+        assert ds[1]["Diagnostic-Code"] == "smtp; 550 5.1.1 mailbox unavailable"
+        assert b"Message-ID: <bounce1@client.example.test>" in parts[2].get_payload(
+            decode=True) or "bounce1@client.example.test" in str(parts[2])
+        ev = deliveries(s, queue_id=qid)[0]
+        assert ev["result"] == "bounced" and ev["code"] == 550 and ev["dsn"]
+        assert ev["finding"] and ev["cause"]
+    finally:
+        sink.stop()
+
+
+def test_null_sender_5xx_gets_no_dsn(make_server, pki):
+    sink = Sink(pki, script=[(554, "5.7.1 rejected")])
+    try:
+        s = make_server(extra=relay_conf(sink.port, pki)).start()
+        submit_plain(s, ["bob@example.test"], message("nullsender", to="bob@example.test"),
+                     sender="")
+        qid = s.wait_event("accepted")["queue_id"]
+        ev = s.wait_event("delivery", lambda r: r["queue_id"] == qid, timeout=20)
+        assert ev["result"] == "failed" and "null sender" in ev["dsn"]
+        wait_for(lambda: not s.queued(), what="the queue to empty")
+        time.sleep(2)
+        assert sink.messages == [] and len(sink.attempts) == 1
+        assert not s.events("dsn")
+    finally:
+        sink.stop()
+
+
+# --- (b) authentication: fail closed, credentials, Postfix ------------------------------
+
+def secret_file(d, text, mode=0o600):
+    p = d / "relay.secret"
+    p.write_text(text)
+    p.chmod(mode)
+    return p
+
+
+def test_smarthost_without_auth_gets_nothing(make_server, pki, tmp_path):
+    # a STARTTLS smarthost that offers no AUTH at all (aiosmtpd always offers
+    # it, so a scripted one): nothing may be sent
+    tls = zoo.tls_server_context(pki.dir / "mail-chain.pem", pki.dir / "mail.key")
+    peer = zoo.ScriptServer(lambda c, srv: zoo.smtp_dialogue(c, srv, tls_ctx=tls))
+    sink = None
+    try:
+        cred = secret_file(tmp_path, "relayuser relay-secret\n")
+        s = make_server(extra=relay_conf(peer.port, pki,
+                                         f"auth = PLAIN\ncredentials = {cred}")).start()
+        submit(s, ["bob@example.net"], message("noauth"))
+        qid = s.wait_event("accepted")["queue_id"]
+        ev = s.wait_event("delivery", lambda r: r["queue_id"] == qid, timeout=20)
+        assert ev["result"] == "held" and ev["level"] == "error"
+        assert "AUTH PLAIN required" in ev["reason"] and "does not offer AUTH" in ev["reason"]
+        assert ev["finding"] == "auth-not-offered" and ev["cause"]
+        assert "relay-secret" not in s.log.read_text()
+        time.sleep(2)
+        sent = [ln for t in peer.transcripts for ln in t]
+        assert "STARTTLS" in sent
+        assert not [ln for ln in sent if ln.upper().startswith(("MAIL", "RCPT", "DATA", "AUTH"))]
+        assert len(deliveries(s, queue_id=qid)) == 1  # held: not retried by itself
+        q = s.queued()
+        assert [m["id"] for m in q] == [qid]
+        show = json.loads(subprocess.run(
+            [SMTPGATE, "queue", "show", qid, "-c", str(s.conf), "--json"],
+            capture_output=True, text=True, check=True).stdout)
+        assert show["delivery"][0]["state"] == "held"
+        assert "does not offer AUTH" in show["delivery"][0]["reason"]
+        assert show["next_try"] == "after queue flush"
+        # an admin fixes the smarthost, then flushes: now it goes
+        peer.stop()
+        sink = Sink(pki, auth=("relayuser", "relay-secret"), port=peer.port)
+        r = subprocess.run([SMTPGATE, "queue", "flush", "-c", str(s.conf)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: sink.messages, timeout=20, what="delivery after flush")
+        wait_for(lambda: not s.queued(), what="the queue to empty")
+    finally:
+        peer.stop()
+        if sink is not None:
+            sink.stop()
+
+
+def test_smarthost_535_is_held_not_bounced(make_server, pki, tmp_path):
+    tls = zoo.tls_server_context(pki.dir / "mail-chain.pem", pki.dir / "mail.key")
+
+    def refuse(conn, line):
+        conn.send("535 5.7.8 Authentication credentials invalid\r\n")
+
+    peer = zoo.ScriptServer(lambda c, srv: zoo.smtp_dialogue(
+        c, srv, ehlo=("PIPELINING", "AUTH PLAIN LOGIN"), tls_ctx=tls, auth=refuse))
+    try:
+        cred = secret_file(tmp_path, "relayuser wrong-password\n")
+        s = make_server(extra=relay_conf(peer.port, pki,
+                                         f"auth = PLAIN\ncredentials = {cred}")).start()
+        submit(s, ["bob@example.net"], message("bad535"))
+        qid = s.wait_event("accepted")["queue_id"]
+        ev = s.wait_event("delivery", lambda r: r["queue_id"] == qid, timeout=20)
+        assert ev["result"] == "held" and ev["code"] == 535
+        assert ev["finding"] == "auth-credentials-invalid" and ev["cause"]
+        assert "wrong-password" not in s.log.read_text()
+        time.sleep(3)  # not retried by itself (retry_min is 1s)
+        assert len(deliveries(s, queue_id=qid)) == 1
+        assert not s.events("dsn") and s.queued()
+    finally:
+        peer.stop()
+
+
+def test_credentials_file_mode_is_checked(make_server, pki, tmp_path):
+    cred = secret_file(tmp_path, "u p\n", mode=0o644)
+    s = make_server(extra=relay_conf(free_port(), pki, f"auth = PLAIN\ncredentials = {cred}"))
+    r = subprocess.run([SMTPGATE, "serve", "-c", str(s.conf), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "mode 0600 or stricter" in r.stderr and "[relay]" in r.stderr
+
+
+def test_environment_credentials(make_server, pki, tmp_path, monkeypatch):
+    sink = Sink(pki, auth=("envuser", "env-secret"))
+    try:
+        s = make_server(extra=relay_conf(sink.port, pki))
+        monkeypatch.setenv("SMTPACCOUNT", "envuser")
+        monkeypatch.setenv("SMTPPASSWORD", "env-secret")
+        monkeypatch.setenv("SMTPAUTHMETHOD", "LOGIN")
+        s.start()
+        submit(s, ["bob@example.net"], message("envcreds"))
+        wait_for(lambda: sink.messages, timeout=20, what="delivery with env credentials")
+        assert "env-secret" not in s.log.read_text()
+    finally:
+        sink.stop()
+
+
+def test_xoauth2_token_command(make_server, pki, tmp_path):
+    seen = []
+
+    class OAuthSink(Sink):
+        async def auth_XOAUTH2(self, server, args):
+            import base64
+            blob = base64.b64decode(args[1]).decode()
+            seen.append(blob)
+            ok = blob == "user=tokenuser\x01auth=Bearer tok-123\x01\x01"
+            return AuthResult(success=ok, handled=False)
+
+    sink = OAuthSink(pki, auth=("x", "y"))
+    try:
+        script = tmp_path / "token.sh"
+        script.write_text("#!/bin/sh\necho tok-123\n")
+        script.chmod(0o700)
+        cred = secret_file(tmp_path, f"tokenuser !{script}\n")
+        s = make_server(extra=relay_conf(sink.port, pki,
+                                         f"auth = XOAUTH2\ncredentials = {cred}")).start()
+        submit(s, ["bob@example.net"], message("xoauth"))
+        wait_for(lambda: sink.messages, timeout=20, what="delivery with XOAUTH2")
+        assert seen == ["user=tokenuser\x01auth=Bearer tok-123\x01\x01"]
+        assert "tok-123" not in s.log.read_text()
+    finally:
+        sink.stop()
