@@ -748,7 +748,6 @@ session_auth_done_cb(void *ctx, uint64_t session_id, enum authdb_result result, 
 		session_auth_unbusy(s);
 		return;
 	case AUTHDB_FAIL:
-		session_auth_invalid(s);
 		break;
 	case AUTHDB_TEMPFAIL:
 		session_reply(s, SMTP_R_AUTH_TEMPFAIL, NULL);
@@ -759,6 +758,9 @@ session_auth_done_cb(void *ctx, uint64_t session_id, enum authdb_result result, 
 	log_event(LOG_NOTICE, "auth", s->id, "{s:s, s:s, s:s, s:i, s:s}", "mechanism", s->auth_mech,
 	    "user", sasl_user(s->sasl), "result", res, "code", code, "client", s->client);
 	obs_auth(s->w->srv->obs, s->auth_mech, res);
+	/* after the auth event, so a ban it causes is logged after it */
+	if (result == AUTHDB_FAIL)
+		session_auth_invalid(s);
 	session_reset_auth(s);
 	session_auth_unbusy(s);
 }
