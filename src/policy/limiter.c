@@ -711,6 +711,24 @@ limiter_ban_list(struct limiter *l, int64_t now, bool all, size_t *n_r)
 	return r;
 }
 
+size_t
+limiter_bans_active(struct limiter *l, int64_t now)
+{
+	size_t n = 0;
+
+	if (__atomic_load_n(&l->nbans, __ATOMIC_RELAXED) == 0)
+		return 0;
+	for (size_t s = 0; s < LIMITER_SHARDS; s++) {
+		struct lim_ban_entry *b = &l->bans.slots[s * l->bans.nbuckets * LIM_WAYS];
+
+		pthread_mutex_lock(&l->bans.shards[s].mu);
+		for (size_t i = 0; i < l->bans.nbuckets * LIM_WAYS; i++)
+			n += b[i].used && b[i].until > now;
+		pthread_mutex_unlock(&l->bans.shards[s].mu);
+	}
+	return n;
+}
+
 uint64_t
 limiter_ban_generation(const struct limiter *l)
 {

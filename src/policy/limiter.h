@@ -177,6 +177,8 @@ int limiter_ban_del(struct limiter *l, const struct limiter_addr *a, unsigned pr
 /* The bans in force at now (all entries, remembered offences too, with
  * all = true), malloc'd, sorted by address; *n_r entries. */
 struct limiter_ban *limiter_ban_list(struct limiter *l, int64_t now, bool all, size_t *n_r);
+/* How many bans are in force at now (a scan of the table: for metrics). */
+size_t limiter_bans_active(struct limiter *l, int64_t now);
 /* Bumped by every change of the ban table (the persister's cue). */
 uint64_t limiter_ban_generation(const struct limiter *l);
 const char *limiter_reason_name(enum limiter_reason r);

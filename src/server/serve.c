@@ -348,6 +348,13 @@ serve_run(struct server *srv, const char *path)
 	}
 }
 
+/* smtpgate_bans_active, read at scrape time on the admin thread */
+static double
+serve_bans_active_cb(void *arg)
+{
+	return (double)limiter_bans_active(arg, limiter_now_ms());
+}
+
 /* The [admin] listener: routes, then the thread. After the workers, so a
  * handler that posts to the loops finds them running. */
 static int
@@ -506,6 +513,7 @@ serve_main(int argc, char **argv)
 		limiter_persist_start(srv.limiter, bans);
 		free(bans);
 	}
+	obs_set_bans_active(srv.obs, serve_bans_active_cb, srv.limiter);
 	srv.nworkers = (size_t)serve_threads(c);
 	srv.workers = xcalloc(srv.nworkers, sizeof(*srv.workers));
 	for (size_t i = 0; i < srv.nworkers; i++) {

@@ -17,6 +17,7 @@ import socket
 import ssl
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -338,6 +339,11 @@ def test_ban_command_against_running_server(make_server):
     assert greeting_from(s.submission, "127.0.0.7") == BAN_TEXT
     ev = s.wait_event("ban", lambda e: e.get("address") == "127.0.0.7")
     assert ev["reason"] == "manual"
+    # the ban shows in /metrics and in the plain HTTP API
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=10).read()
+    assert b"\nsmtpgate_bans_active 1\n" in metrics
+    api = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{admin}/bans", timeout=10).read())
+    assert [b["address"] for b in api["bans"]] == ["127.0.0.7"]
     rc, out, _ = ban_cmd(s, "list")
     assert rc == 0 and out["source"] == "server"
     assert [b["address"] for b in out["bans"]] == ["127.0.0.7"]
