@@ -16,12 +16,14 @@ import email
 import email.policy
 import json
 import os
+import pathlib
 import shutil
 import signal
 import smtplib
 import socket
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -372,3 +374,243 @@ def test_xoauth2_token_command(make_server, pki, tmp_path):
         assert "tok-123" not in s.log.read_text()
     finally:
         sink.stop()
+
+
+# --- (e) bad peers: the message stays queued with a precise reason ------------------------
+
+def _garbage(conn, srv):
+    conn.send(b"\x16\x03\x01garbage \x00\xff not smtp at all\r\nmore garbage\r\n")
+    time.sleep(1)
+
+
+def _huge(conn, srv):
+    try:
+        for _ in range(4000):  # ~4 MB of continuation lines, never a final one
+            conn.send("220-" + "x" * 1000 + "\r\n")
+    except OSError:
+        pass
+
+
+def _silent(conn, srv):
+    time.sleep(8)
+
+
+def _close_mid_data(tls):
+    def run(conn, srv):
+        conn.send("220 zoo.test ESMTP\r\n")
+        while True:
+            line = conn.readline()
+            verb = line.split(" ", 1)[0].upper()
+            if verb == "EHLO":
+                conn.send("250-zoo.test\r\n250-8BITMIME\r\n250 STARTTLS\r\n"
+                          if not isinstance(conn.sock, ssl.SSLSocket)
+                          else "250-zoo.test\r\n250 8BITMIME\r\n")
+            elif verb == "STARTTLS":
+                conn.send("220 2.0.0 go ahead\r\n")
+                conn.starttls(tls)
+            elif verb in ("MAIL", "RCPT"):
+                conn.send("250 2.0.0 OK\r\n")
+            elif verb == "DATA":
+                conn.send("354 go\r\n")
+                conn.readline()
+                conn.sock.close()  # in the middle of the message
+                return
+            else:
+                conn.send("502 5.5.1 no\r\n")
+    return run
+
+
+def test_bad_peers_keep_mail_queued_and_others_move(make_server, pki):
+    tls = zoo.tls_server_context(pki.dir / "mail-chain.pem", pki.dir / "mail.key")
+    badcert = zoo.tls_server_context(pki.dir / "other-chain.pem", pki.dir / "other.key")
+    peers = {
+        "garbage.test": zoo.ScriptServer(_garbage),
+        "huge.test": zoo.ScriptServer(_huge),
+        "silent.test": zoo.ScriptServer(_silent),
+        "closes.test": zoo.ScriptServer(_close_mid_data(tls)),
+        "badcert.test": zoo.ScriptServer(
+            lambda c, srv: zoo.smtp_dialogue(c, srv, tls_ctx=badcert)),
+    }
+    good = Sink(pki)
+    try:
+        routes = "".join(f"""
+[route {d}]
+route = smarthost 127.0.0.1:{p.port}
+ca = {pki.root}
+timeout = 2s
+retry_min = 30s
+""" for d, p in peers.items())
+        routes += f"""
+[route good.test]
+route = smarthost 127.0.0.1:{good.port}
+ca = {pki.root}
+"""
+        s = make_server(extra=routes).start()
+        ids = {}
+        for d in list(peers) + ["good.test"]:
+            submit(s, [f"user@{d}"], message(d.split(".")[0], to=f"user@{d}"))
+            ids[d] = s.wait_event("accepted", lambda r: r["queue_id"] not in ids.values())[
+                "queue_id"]
+        wait_for(lambda: good.messages, timeout=20, what="the good destination")
+        expect = {
+            "garbage.test": ("reply-malformed", "greeting"),
+            "huge.test": ("reply-malformed", "greeting"),
+            "silent.test": ("greeting-timeout", "greeting"),
+            "closes.test": ("connection-closed", "DATA"),
+            "badcert.test": ("cert-name-mismatch", "STARTTLS"),
+        }
+        for d, (finding, step) in expect.items():
+            ev = s.wait_event("delivery", lambda r: r["queue_id"] == ids[d], timeout=20)
+            assert ev["result"] == "deferred", (d, ev)
+            assert ev["finding"] == finding, (d, ev)
+            assert ev["reason"].startswith(step), (d, ev)
+            show = json.loads(subprocess.run(
+                [SMTPGATE, "queue", "show", ids[d], "-c", str(s.conf), "--json"],
+                capture_output=True, text=True, check=True).stdout)
+            st = show["delivery"][0]
+            assert st["state"] == "deferred" and st["reason"] == ev["reason"], (d, st)
+        assert sorted(m["id"] for m in s.queued()) == sorted(ids[d] for d in expect)
+        assert len(good.messages) == 1
+    finally:
+        for p in peers.values():
+            p.stop()
+        good.stop()
+
+
+# --- (d) kill -9 during delivery loses nothing --------------------------------------------
+
+def test_kill9_mid_data_redelivers(make_server, pki):
+    class Stall(Sink):
+        stall = True
+        got = []
+
+        async def handle_DATA(self, server, session, envelope):
+            import asyncio
+            if Stall.stall:
+                Stall.got.append(time.time())
+                await asyncio.sleep(30)  # the whole message is here; no reply yet
+                return "451 4.3.0 too late"
+            return await Sink.handle_DATA(self, server, session, envelope)
+
+    sink = Stall(pki)
+    try:
+        s = make_server(extra=relay_conf(sink.port, pki, retry="retry_min = 1s\ntimeout = 60s"))
+        s.start()
+        submit(s, ["bob@example.net"], message("kill9"))
+        qid = s.wait_event("accepted")["queue_id"]
+        wait_for(lambda: Stall.got, timeout=20, what="the message in the sink's DATA")
+        s.kill()
+        assert [m["id"] for m in s.queued()] == [qid]
+        Stall.stall = False
+        s.start()
+        wait_for(lambda: sink.messages, timeout=30, what="delivery after restart")
+        wait_for(lambda: not s.queued(), what="the queue to empty")
+        assert sink.messages[0][3].endswith(message("kill9"))
+        assert deliveries(s, queue_id=qid, result="sent")
+    finally:
+        sink.stop()
+
+
+# --- (c) LMTP into a Maildir (Dovecot) -------------------------------------------------------
+
+class DovecotLMTP:
+    """A private Dovecot with only LMTP, on a unix socket and on a loopback
+    TCP port, delivering into D/mail/USER (Maildir)."""
+
+    def __init__(self, d):
+        self.dir = d
+        self.base = d / "run"
+        self.socket = self.base / "lmtp"
+        self.port = free_port()
+        # Dovecot will not deliver as root: the Maildir belongs to nobody, in
+        # a folder nobody can reach (pytest's tmp folders are 0700)
+        self.top = pathlib.Path(tempfile.mkdtemp(prefix="sg-lmtp-"))
+        self.top.chmod(0o755)
+        self.mail = self.top / "mail"
+        self.mail.mkdir()
+        shutil.chown(self.mail, "nobody", "nogroup")
+        self.log = d / "dovecot.log"
+        self.conf = d / "dovecot.conf"
+        (d / "state").mkdir(exist_ok=True)
+        self.conf.write_text(f"""\
+base_dir = {self.base}
+state_dir = {d / 'state'}
+instance_name = smtpgate-lmtp-{d.name}
+protocols = lmtp
+log_path = {self.log}
+default_internal_user = root
+default_internal_group = root
+default_login_user = root
+ssl = no
+mail_location = maildir:{self.mail}/%n
+lmtp_rcpt_check_quota = no
+passdb {{
+  driver = static
+  args = nopassword=y
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={self.mail}/%n allow_all_users=yes
+}}
+service lmtp {{
+  unix_listener lmtp {{
+    mode = 0600
+  }}
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {self.port}
+  }}
+}}
+""")
+        self.proc = subprocess.Popen(["dovecot", "-F", "-c", str(self.conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for(lambda: self.socket.exists(), timeout=20, what="dovecot lmtp socket")
+        wait_port(self.port, proc=self.proc)
+
+    def maildir(self, user):
+        new = self.mail / user / "new"
+        return sorted(new.iterdir()) if new.exists() else []
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stderr.close()
+        shutil.rmtree(self.top, ignore_errors=True)
+
+
+@pytest.fixture
+def lmtp(tmp_path_factory):
+    if shutil.which("dovecot") is None or not os.path.exists("/usr/lib/dovecot/lmtp"):
+        pytest.skip("dovecot-core and dovecot-lmtpd not installed")
+    # a short path: UNIX socket names are limited to 107 bytes
+    d = DovecotLMTP(tmp_path_factory.mktemp("lm"))
+    yield d
+    d.stop()
+
+
+@pytest.mark.parametrize("over", ["unix", "tcp"])
+def test_lmtp_into_maildir(make_server, lmtp, over):
+    target = str(lmtp.socket) if over == "unix" else f"127.0.0.1:{lmtp.port}"
+    s = make_server(extra=f"""
+[route example.test]
+route = lmtp {target}
+retry_min = 1s
+timeout = 10s
+""").start()
+    # two recipients: LMTP answers for each after DATA (RFC 2033 4.2)
+    submit(s, ["carol@example.test", "dave@example.test"],
+           message(f"lmtp-{over}", to="carol@example.test"))
+    qid = s.wait_event("accepted")["queue_id"]
+    wait_for(lambda: lmtp.maildir("carol") and lmtp.maildir("dave"), timeout=20,
+             what="the Maildir files")
+    wait_for(lambda: not s.queued(), what="the queue to empty")
+    data = lmtp.maildir("carol")[0].read_bytes()
+    assert f"hello lmtp-{over}".encode() in data
+    evs = deliveries(s, queue_id=qid, result="sent")
+    assert sorted(e["rcpt"] for e in evs) == ["carol@example.test", "dave@example.test"]
+    assert all(e["relay"] == target for e in evs)
