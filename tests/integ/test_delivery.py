@@ -614,3 +614,70 @@ timeout = 10s
     evs = deliveries(s, queue_id=qid, result="sent")
     assert sorted(e["rcpt"] for e in evs) == ["carol@example.test", "dave@example.test"]
     assert all(e["relay"] == target for e in evs)
+
+
+# --- (b) Postfix as the smarthost (SASL over STARTTLS), relaying on to a sink --------------
+
+@pytest.fixture
+def postfix(tmp_path, pki):
+    """bench/postfix.sh's private Postfix + Dovecot SASL instance, changed to
+    relay what it accepts on to an aiosmtpd sink instead of discarding it."""
+    if os.geteuid() != 0 or shutil.which("postfix") is None or shutil.which("dovecot") is None:
+        pytest.skip("needs root, postfix and dovecot-core")
+    onward = Sink(pki, starttls=False)
+    envf, stop = tmp_path / "postfix.env", tmp_path / "postfix.stop"
+    maincf = (f"default_transport = smtp\nrelay_transport = smtp\n"
+              f"relayhost = [127.0.0.1]:{onward.port}\nsmtp_tls_security_level = none\n")
+    log = open(tmp_path / "postfix.out", "wb")
+    root = pathlib.Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        ["sh", str(root / "bench" / "postfix.sh"), "sh", "-c",
+         f"env | grep ^BENCH_ > {envf}.tmp && mv {envf}.tmp {envf}; "
+         f"while [ ! -e {stop} ]; do sleep 0.2; done"],
+        env={**os.environ, "BENCH_POSTFIX_MAINCF": maincf, "BENCH_POSTFIX_MAXPROC": "20"},
+        stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: envf.exists() or proc.poll() is not None, timeout=90,
+                 what="postfix to start")
+        if not envf.exists():
+            pytest.fail("bench/postfix.sh failed: " +
+                        (tmp_path / "postfix.out").read_text(errors="replace"))
+        env = dict(line.split("=", 1) for line in envf.read_text().splitlines())
+        env["onward"] = onward
+        yield env
+    finally:
+        stop.touch()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        onward.stop()
+
+
+def test_postfix_smarthost_with_sasl_over_starttls(make_server, postfix, tmp_path):
+    password = pathlib.Path(postfix["BENCH_PASSFILE"]).read_text().strip()
+    cred = secret_file(tmp_path, f"{postfix['BENCH_USER']} {password}\n")
+    s = make_server(extra=f"""
+[relay]
+route = smarthost {postfix['BENCH_HOST']}:{postfix['BENCH_PORT']}
+tls = starttls
+verify = peer+host
+ca = {postfix['BENCH_CAFILE']}
+auth = PLAIN
+credentials = {cred}
+retry_min = 1s
+""").start()
+    submit(s, ["carol@far.example"], message("postfix1", to="carol@far.example"))
+    qid = s.wait_event("accepted")["queue_id"]
+    ev = s.wait_event("delivery", lambda r: r["queue_id"] == qid, timeout=30)
+    assert ev["result"] == "sent" and ev["code"] == 250, ev
+    assert ev["relay"] == f"127.0.0.1:{postfix['BENCH_PORT']}"
+    onward = postfix["onward"]
+    wait_for(lambda: onward.messages, timeout=60, what="Postfix to relay the message on")
+    _, mail_from, rcpts, data = onward.messages[0]
+    assert mail_from == SENDER and rcpts == ["carol@far.example"]
+    assert b"hello postfix1" in data
+    assert password not in s.log.read_text()
+    wait_for(lambda: not s.queued(), what="the queue to empty")
