@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -239,6 +240,121 @@ test_limits_and_admin(void **state)
 	    "/etc/smtpgate/smtpgate.conf:2: allow: \"bogus\" is not an address or ADDRESS/PREFIX");
 }
 
+#define RELAY_BASE "[listen a]\naddress = 127.0.0.1:1\ntls = none\nauth = off\nrelay = local\n"
+
+static void
+test_relay_and_routes(void **state)
+{
+	/* table: text after RELAY_BASE (line 6 on), NULL or the error */
+	static const struct {
+		const char *text, *err;
+	} rows[] = {
+	    {"[relay]\nroute = smarthost smtp.example.net:587\n", NULL},
+	    {"[relay]\nroute = mx\nresolver = 127.0.0.1:5353\ndane = no\n", NULL},
+	    {"[relay]\nroute = lmtp /run/dovecot/lmtp\n", NULL},
+	    {"[relay]\nroute = lmtp 127.0.0.1:24\n", NULL},
+	    {"[relay]\nroute = lmtp [::1]:24\n", NULL},
+	    {"[relay]\ntls = starttls\n",
+	        "6: [relay] no route = (smarthost HOST:PORT, mx or lmtp ...)"},
+	    {"[relay]\nroute = smarthost smtp.example.net\n",
+	        "7: route: expected smarthost HOST:PORT, mx, lmtp /path/socket or lmtp HOST:PORT, "
+	        "got \"smarthost smtp.example.net\""},
+	    {"[relay]\nroute = smarthost h:99999\n", "7: route: expected smarthost HOST:PORT"},
+	    {"[relay]\nroute = uucp\n", "7: route: expected"},
+	    {"[relay]\nroute = smarthost h:25\ntls = none\n",
+	        "6: [relay] tls = none is only for lmtp routes"},
+	    {"[relay]\nroute = lmtp /s\ntls = starttls\n",
+	        "6: [relay] lmtp over a unix socket takes no tls"},
+	    {"[relay]\nroute = smarthost h:25\nverify = maybe\n",
+	        "8: verify: expected peer+host, peer or none, got \"maybe\""},
+	    {"[relay]\nroute = smarthost h:25\nauth = NTLM\n", "8: auth: expected PLAIN"},
+	    {"[relay]\nroute = smarthost h:25\nretry_min = 1h\nretry_max = 1m\n",
+	        "6: [relay] retry_max (60s) is shorter than retry_min (3600s)"},
+	    {"[relay]\nroute = smarthost h:25\nretry_min = 0\n",
+	        "8: retry_min: expected a duration"},
+	    {"[relay]\nroute = smarthost h:25\nconcurrency = 0\n",
+	        "8: concurrency: expected a number from 1 to 1000, got \"0\""},
+	    {"[relay]\nroute = smarthost h:25\ncredentials = /nonexistent/secret\n",
+	        "6: [relay] credentials given but auth = none"},
+	    {"[relay]\nroute = smarthost h:25\nauth = PLAIN\ncredentials = /nonexistent/secret\n",
+	        "6: [relay] credentials: /nonexistent/secret: No such file or directory"},
+	    {"[relay]\nroute = mx\nauth = PLAIN\n", "6: [relay] auth is for smarthost and lmtp"},
+	    {"[relay]\nroute = smarthost h:25\nfoo = 1\n", "8: unknown key \"foo\" in [relay]"},
+	    {"[relay]\nroute = mx\n[relay]\n", "8: section [relay] appears twice"},
+	    {"[relay x]\n", "6: [relay] takes no name"},
+	    {"[route]\n", "6: [route] needs a domain"},
+	    {"[route a.test]\nroute = mx\n[route A.test]\nroute = mx\n",
+	        "8: [route A.test] appears twice (first at line 6)"},
+	    {"[route a.test]\nroute = mx\nfoo = 1\n", "8: unknown key \"foo\" in [route a.test]"},
+	};
+	char err[512], text[1024];
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct conf *c;
+
+		snprintf(text, sizeof(text), "%s%s", RELAY_BASE, rows[i].text);
+		c = parse(text, err, sizeof(err));
+		if (rows[i].err == NULL) {
+			if (c == NULL)
+				fail_msg("row %zu: %s", i, err);
+			conf_free(c);
+			continue;
+		}
+		if (c != NULL)
+			fail_msg("row %zu: accepted", i);
+		if (strstr(err, rows[i].err) == NULL)
+			fail_msg("row %zu: got \"%s\", want \"%s\"", i, err, rows[i].err);
+	}
+}
+
+static void
+test_relay_values_and_lookup(void **state)
+{
+	char err[512];
+	const struct conf_route *r;
+	struct conf *c = parse(RELAY_BASE "[relay]\nroute = smarthost [2001:db8::1]:465\n"
+	                                  "tls = implicit\nverify = peer\nca = ca.pem\n"
+	                                  "auth = scram-sha-256\nretry_min = 30s\nretry_max = 2h\n"
+	                                  "expire = 3d\nconcurrency = 4\ntimeout = 1m\n"
+	                                  "[route Example.ORG]\nroute = lmtp ./lmtp.sock\n",
+	    err, sizeof(err));
+
+	if (c == NULL)
+		fail_msg("%s", err);
+	assert_non_null(c->relay);
+	assert_int_equal(c->relay->kind, CONF_ROUTE_SMARTHOST);
+	assert_string_equal(c->relay->host, "2001:db8::1");
+	assert_string_equal(c->relay->port, "465");
+	assert_int_equal(c->relay->tls, CONF_TLS_IMPLICIT);
+	assert_int_equal(c->relay->verify, CONF_VERIFY_PEER);
+	assert_string_equal(c->relay->ca, "/etc/smtpgate/ca.pem");
+	assert_string_equal(c->relay->auth, "SCRAM-SHA-256");
+	assert_int_equal(c->relay->retry_min, 30);
+	assert_int_equal(c->relay->retry_max, 7200);
+	assert_int_equal(c->relay->expire, 3 * 86400);
+	assert_int_equal(c->relay->concurrency, 4);
+	assert_int_equal(c->relay->timeout, 60);
+	assert_int_equal(c->nroutes, 1);
+	r = conf_route_for(c, "example.org");
+	assert_ptr_equal(r, c->routes[0]);
+	assert_int_equal(r->kind, CONF_ROUTE_LMTP);
+	assert_string_equal(r->unix_path, "/etc/smtpgate/./lmtp.sock");
+	assert_int_equal(r->tls, CONF_TLS_NONE); /* lmtp default */
+	assert_int_equal(r->retry_min, 60); /* defaults: 1m, 1h, 5d, 10 */
+	assert_int_equal(r->retry_max, 3600);
+	assert_int_equal(r->expire, 5 * 86400);
+	assert_int_equal(r->concurrency, 10);
+	assert_ptr_equal(conf_route_for(c, "EXAMPLE.org"), r);
+	assert_ptr_equal(conf_route_for(c, "sub.example.org"), c->relay);
+	assert_ptr_equal(conf_route_for(c, "example.net"), c->relay);
+	conf_free(c);
+	/* without [relay] nothing is routed (nothing is delivered) */
+	c = parse(RELAY_BASE, err, sizeof(err));
+	assert_non_null(c);
+	assert_null(conf_route_for(c, "example.net"));
+	conf_free(c);
+}
+
 static void
 test_example_config_parses(void **state)
 {
@@ -296,6 +412,8 @@ main(void)
 	    cmocka_unit_test(test_oauth_and_binding),
 	    cmocka_unit_test(test_example_config_parses),
 	    cmocka_unit_test(test_limits_and_admin),
+	    cmocka_unit_test(test_relay_and_routes),
+	    cmocka_unit_test(test_relay_values_and_lookup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
