@@ -199,6 +199,7 @@ def test_account_throttle_spares_known_clients(make_server):
 
 def test_connection_flood_and_server_limit(make_server):
     s = make_server(limits=limits(connections_per_ip=5, connection_rate_per_ip=20)).start()
+    wait_for(lambda: len(s.events("disconnect")) >= 3, what="probes closed")
     held, refused = [], 0
     try:
         for _ in range(30):
@@ -226,8 +227,11 @@ def test_connection_flood_and_server_limit(make_server):
 
     # `connections`: the server-wide limit applies to everyone
     s2 = make_server(limits=limits(connections=3)).start()
+    # the start-up probes of the three ports must be gone first
+    wait_for(lambda: len(s2.events("disconnect")) >= 3, what="probes closed")
     held = [SrcClient(s2.mx, f"127.0.2.{i + 1}") for i in range(3)]
     try:
+        assert all(c.greeting.code == 220 for c in held)
         assert greeting_from(s2.mx, "127.0.2.9") == TOO_MANY
     finally:
         for c in held:
