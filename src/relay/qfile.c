@@ -181,6 +181,19 @@ qfile_close(struct qfile *q)
 	qfile_free(q);
 }
 
+/* Whether queue/ID still is the file open at fd (it may have been moved to
+ * hold/ or removed by something that does not take the lock). */
+static bool
+qfile_is_current(int spool_fd, const char *id, int fd)
+{
+	char path[QUEUE_ID_MAX + 16];
+	struct stat a, b;
+
+	snprintf(path, sizeof(path), "%s/%s", SPOOL_QUEUE, id);
+	return fstat(fd, &a) == 0 && fstatat(spool_fd, path, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
 /* Locks fd and checks that queue/ID still is that file. */
 static int
 qfile_lock(int spool_fd, const char *id, int fd)
@@ -344,6 +357,12 @@ qfile_save(struct qfile *q, int spool_fd)
 		goto fail;
 	snprintf(from, sizeof(from), "%s/%s", SPOOL_INCOMING, name);
 	snprintf(to, sizeof(to), "%s/%s", SPOOL_QUEUE, q->id);
+	if (!qfile_is_current(spool_fd, q->id, q->fd)) {
+		/* moved away meanwhile (e.g. to hold/): never bring it back */
+		(void)unlinkat(spool_fd, from, 0);
+		errno = ENOENT;
+		goto fail;
+	}
 	if (renameat(spool_fd, from, spool_fd, to) == -1) {
 		saved = errno;
 		(void)unlinkat(spool_fd, from, 0);
@@ -377,6 +396,8 @@ qfile_remove(struct qfile *q, int spool_fd)
 	char path[QUEUE_ID_MAX + 16];
 
 	snprintf(path, sizeof(path), "%s/%s", SPOOL_QUEUE, q->id);
+	if (!qfile_is_current(spool_fd, q->id, q->fd))
+		return 0; /* moved away meanwhile: that copy is someone else's now */
 	if (unlinkat(spool_fd, path, 0) == -1 && errno != ENOENT)
 		return -1;
 	return qfile_fsync_folder(spool_fd, SPOOL_QUEUE);
