@@ -681,3 +681,49 @@ retry_min = 1s
     assert b"hello postfix1" in data
     assert password not in s.log.read_text()
     wait_for(lambda: not s.queued(), what="the queue to empty")
+
+
+def test_queue_del_waits_for_a_running_delivery(make_server, pki):
+    class Slow(Sink):
+        got = []
+
+        async def handle_DATA(self, server, session, envelope):
+            import asyncio
+            Slow.got.append(time.time())
+            await asyncio.sleep(2)
+            return await Sink.handle_DATA(self, server, session, envelope)
+
+    sink = Slow(pki)
+    try:
+        s = make_server(extra=relay_conf(sink.port, pki)).start()
+        submit(s, ["bob@example.net"], message("delwait"))
+        qid = s.wait_event("accepted")["queue_id"]
+        wait_for(lambda: Slow.got, timeout=20, what="the delivery to be in DATA")
+        t0 = time.time()
+        r = subprocess.run([SMTPGATE, "queue", "del", qid, "-c", str(s.conf)],
+                           capture_output=True, text=True, timeout=90)
+        # it waited for the delivery (which sent the message and removed it)
+        assert time.time() - t0 >= 1.0
+        assert r.returncode == 1 and "no such message" in r.stderr, r
+        assert len(sink.messages) == 1 and not s.queued()
+        assert deliveries(s, queue_id=qid, result="sent")
+    finally:
+        sink.stop()
+
+
+def test_mx_route_is_wired(make_server, pki):
+    # the full MX cases (nsd, DANE, MTA-STS) are in test_route_mx.py; here only
+    # that route = mx goes through route_mx: DNS unreachable -> deferred, reason
+    s = make_server(extra=f"""
+[relay]
+route = mx
+resolver = 127.0.0.1:{free_port()}
+dnssec_anchor = none
+retry_min = 1m
+""").start()
+    submit(s, ["bob@example.net"], message("mx1"))
+    qid = s.wait_event("accepted")["queue_id"]
+    ev = s.wait_event("delivery", lambda r: r["queue_id"] == qid, timeout=60)
+    assert ev["result"] == "deferred" and ev["relay"] == "mx:example.net", ev
+    assert ev["reason"].startswith("MX of example.net: "), ev
+    assert [m["id"] for m in s.queued()] == [qid]
