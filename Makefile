@@ -15,7 +15,7 @@ DEB_PACKAGES = build-essential cmake pkg-config clang libclang-rt-14-dev clang-f
 	libcmocka-dev openssl ca-certificates python3-pytest swaks libnet-ssleay-perl \
 	libauthen-sasl-perl curl msmtp procps gsasl python3-jwt python3-cryptography \
 	libcurl4-openssl-dev dovecot-core libunbound-dev unbound nsd ldnsutils dnsutils \
-	python3-aiosmtpd
+	python3-aiosmtpd postfix dovecot-lmtpd hydra prometheus fail2ban
 
 .PHONY: all deps run check bench format format-check clean
 
@@ -30,6 +30,8 @@ deps:
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		echo "postfix postfix/main_mailer_type select No configuration" | \
+			$$SUDO debconf-set-selections; \
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
