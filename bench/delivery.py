@@ -8,8 +8,9 @@ Starts a private smtpgate (submission with STARTTLS + AUTH PLAIN, [relay] to a s
 on loopback) and an aiosmtpd sink as that smarthost (STARTTLS, no AUTH), submits
 --messages messages with bench/loadgen, and measures:
 
+  none        no [relay]: the submission rate alone (the spool fills);
   fast sink   messages/s from the first submission until the sink has them all (and
-              the queue is empty), and the submission rate alone;
+              the queue is empty), and the submission rate meanwhile;
   slow sink   the same with a sink that waits --slow-ms before answering DATA: the
               queue depth over time (max), and how long the queue takes to drain.
 
@@ -85,7 +86,7 @@ def queue_depth(spool):
         return 0
 
 
-def run(args, base, label, delay_ms):
+def run(args, base, label, delay_ms, relay=True):
     cert, key = base / "cert.pem", base / "key.pem"
     sink = Sink(str(cert), str(key), delay_ms)
     port = free_port()
@@ -119,12 +120,13 @@ quota_recipients_per_day = 0
 connection_rate_per_ip = 100000
 connections_per_ip = 10000
 
+""" + (f"""
 [relay]
 route = smarthost 127.0.0.1:{sink.port}
 ca = {cert}
 concurrency = {args.concurrency}
 retry_min = 1s
-""")
+""" if relay else ""))
     subprocess.run([args.smtpgate, "user", "add", "bench@example.test", "-f", str(d / "users"),
                     "--password-stdin"], input="bench-password\n", text=True, check=True,
                    capture_output=True)
@@ -149,7 +151,8 @@ retry_min = 1s
             samples.append((time.monotonic() - t0, depth, sink.count))
             if submitted_at is None and lg.poll() is not None:
                 submitted_at = time.monotonic()
-            if submitted_at is not None and sink.count >= args.messages and depth == 0:
+            if submitted_at is not None and (not relay or
+                                             (sink.count >= args.messages and depth == 0)):
                 break
             time.sleep(0.05)
         t_end = time.monotonic()
@@ -172,7 +175,8 @@ retry_min = 1s
             "end_to_end_rate": round(sink.count / total, 1) if total > 0 else 0,
             "max_queue_depth": max(s[1] for s in samples) if samples else 0,
             "drain_after_submit_s": round(t_end - (submitted_at or t_end), 2),
-            "smtpgate_cpu_ms_per_msg": round(cpu_s * 1000 / max(sink.count, 1), 2),
+            "smtpgate_cpu_ms_per_msg": round(cpu_s * 1000 / max(sink.count if relay else ok, 1),
+                                             2),
             "loadgen_errors": kv.get("errors", kv.get("messages_failed", "?")),
         }
     finally:
@@ -205,8 +209,9 @@ def main():
                         "/CN=bench.test", "-addext",
                         "subjectAltName=DNS:bench.test,IP:127.0.0.1"],
                        check=True, capture_output=True)
-        for label, delay in (("fast", 0), ("slow", args.slow_ms)):
-            r = run(args, base, label, delay)
+        for label, delay, relay in (("none", 0, False), ("fast", 0, True),
+                                    ("slow", args.slow_ms, True)):
+            r = run(args, base, label, delay, relay)
             print(" ".join(f"{k}={v}" for k, v in r.items()), flush=True)
     finally:
         if os.environ.get("BENCH_KEEP") == "1":
