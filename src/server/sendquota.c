@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +40,7 @@
 #define SENDQUOTA_FILE_MAX (4 * 1024 * 1024)
 #define SENDQUOTA_USER_MAX 512
 #define SENDQUOTA_LOG_IDS 50 /* queue ids named in a quota_hold event */
+#define SENDQUOTA_LOCK_WAIT 10 /* seconds for a delivery in progress */
 
 struct sendquota_job {
 	char *user;
@@ -227,6 +229,34 @@ sendquota_poll(struct sendquota *sq, bool force)
 	sendquota_known_set(sq, users, n, &st);
 }
 
+/* Takes the flock of the message file at path as `smtpgate queue hold` does
+ * (the scheduler holds it while it delivers), waiting up to
+ * SENDQUOTA_LOCK_WAIT seconds, and checks that path is still the file
+ * locked (a delivery rewrite replaces it). The fd, or -1 with errno. */
+static int
+sendquota_lock_msg(const char *path)
+{
+	for (int i = 0; i < SENDQUOTA_LOCK_WAIT * 10; i++) {
+		struct stat a, b;
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+		if (fd == -1)
+			return -1;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
+			    a.st_dev == b.st_dev)
+				return fd;
+		} else if (errno != EWOULDBLOCK) {
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		usleep(100 * 1000);
+	}
+	errno = EBUSY;
+	return -1;
+}
+
 /* Moves every message of user from queue/ to hold/. */
 static void
 sendquota_hold(struct sendquota *sq, const char *user, int pass)
@@ -264,11 +294,17 @@ sendquota_hold(struct sendquota *sq, const char *user, int pass)
 		spool_msg_clear(&m);
 		if (!mine)
 			continue;
-		if (rename(from, to) == -1) {
-			log_event(LOG_ERR, "quota_hold", 0, "{s:s, s:s, s:s}", "user", user,
-			    "queue_id", ids[i], "error", strerror(errno));
+		/* spool.md "Delivery state": the delivery holds the file's flock */
+		fd = sendquota_lock_msg(from);
+		if (fd == -1 || rename(from, to) == -1) {
+			if (errno != ENOENT) /* ENOENT: delivered meanwhile */
+				log_event(LOG_ERR, "quota_hold", 0, "{s:s, s:s, s:s}", "user", user,
+				    "queue_id", ids[i], "error", strerror(errno));
+			if (fd != -1)
+				close(fd);
 			continue;
 		}
+		close(fd);
 		held++;
 		if (held <= SENDQUOTA_LOG_IDS)
 			json_array_append_new(list, json_string(ids[i]));
