@@ -504,8 +504,7 @@ serve_main(int argc, char **argv)
 	{
 		char *bans = ban_state_path(c);
 
-		if (limiter_bans_load(srv.limiter, bans, limiter_now_ms(), err, sizeof(err)) ==
-		    -1) {
+		if (limiter_bans_load(srv.limiter, bans, limiter_now_ms(), err, sizeof(err)) == -1) {
 			fprintf(stderr, "smtpgate: %s (remove or repair it)\n", err);
 			free(bans);
 			goto out;
@@ -541,8 +540,8 @@ serve_main(int argc, char **argv)
 	/* answers still in flight reach their loops before the loops stop */
 	queue_free(srv.queue);
 	srv.queue = NULL;
-	/* after the committer, whose hook it is */
-	scheduler_free(srv.sched, c->shutdown_grace);
+	/* after the committer, whose hook it is; c may be gone after a SIGHUP */
+	scheduler_free(srv.sched, srv.snap->conf->shutdown_grace);
 	srv.sched = NULL;
 	authdb_free(srv.authdb);
 	srv.authdb = NULL;
@@ -564,9 +563,9 @@ out:
 		server_snap_put(sched_snap);
 	authdb_free(srv.authdb);
 	oauth_free(srv.oauth);
-	limiter_free(srv.limiter); /* after the sessions: saves the bans a last time */
 	sendquota_free(srv.sendquota); /* after the sessions and the admin thread */
 	obs_free(srv.obs);
+	limiter_free(srv.limiter); /* after the sessions: saves the bans a last time */
 	server_snap_put(srv.snap);
 	pthread_mutex_destroy(&srv.lock);
 	return rc;
