@@ -504,7 +504,8 @@ serve_main(int argc, char **argv)
 	{
 		char *bans = ban_state_path(c);
 
-		if (limiter_bans_load(srv.limiter, bans, limiter_now_ms(), err, sizeof(err)) == -1) {
+		if (limiter_bans_load(srv.limiter, bans, limiter_now_ms(), err, sizeof(err)) ==
+		    -1) {
 			fprintf(stderr, "smtpgate: %s (remove or repair it)\n", err);
 			free(bans);
 			goto out;
