@@ -318,6 +318,70 @@ audit_limits(const struct conf *c, struct findings *f)
 		    audit_listen_wildcard(l));
 }
 
+static bool
+audit_allowed(const struct conf *c, int family, const void *addr)
+{
+	for (size_t i = 0; i < c->nallow; i++) {
+		if (conf_cidr_contains(&c->allow[i], family, addr))
+			return true;
+	}
+	return false;
+}
+
+/* Adds the text form of addr (family) to l when no [limits] allow covers it. */
+static void
+audit_bannable_add(const struct conf *c, int family, const void *addr, struct audit_list *l)
+{
+	char text[INET6_ADDRSTRLEN];
+
+	if (audit_allowed(c, family, addr) || inet_ntop(family, addr, text, sizeof(text)) == NULL)
+		return;
+	if (strstr(audit_list_str(l), text) == NULL)
+		audit_list_add(l, text);
+}
+
+/*
+ * Bans must not hit the server's own addresses: a local program (webmail,
+ * monitoring, a cron job) that submits through the public name connects
+ * from the host's own address, and its failed logins would ban the host.
+ * Loopback is covered by the default allow list; this warns when an allow
+ * list leaves loopback or one of the listeners' own addresses bannable
+ * (the addresses of wildcard listeners are not known from the config).
+ */
+static void
+audit_bans(const struct conf *c, struct findings *f)
+{
+	static const unsigned char lo4[4] = {127, 0, 0, 1}, lo6[16] = {[15] = 1};
+	struct audit_list own;
+
+	if (!audit_allowed(c, AF_INET, lo4) || !audit_allowed(c, AF_INET6, lo6))
+		findings_add(f, "limits-loopback-bannable", "[limits] allow = %s",
+		    c->nallow == 0 ? "(empty)" : "without 127.0.0.1 or ::1");
+	memset(&own, 0, sizeof(own));
+	for (size_t i = 0; i < c->nlistens; i++) {
+		const struct conf_listen *l = &c->listens[i];
+
+		if (l->addr.ss_family == AF_INET) {
+			const struct sockaddr_in *sin = (const struct sockaddr_in *)&l->addr;
+
+			/* a wildcard listener's addresses are the host's: not known here */
+			if (sin->sin_addr.s_addr != htonl(INADDR_ANY) &&
+			    (ntohl(sin->sin_addr.s_addr) >> 24) != 127)
+				audit_bannable_add(c, AF_INET, &sin->sin_addr, &own);
+		} else if (l->addr.ss_family == AF_INET6) {
+			const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&l->addr;
+
+			if (!IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr) &&
+			    !IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+				audit_bannable_add(c, AF_INET6, &s6->sin6_addr, &own);
+		}
+	}
+	if (own.n > 0)
+		findings_add(f, "limits-own-address-bannable",
+		    "the server's own address%s %s %s not in [limits] allow", own.n > 1 ? "es" : "",
+		    audit_list_str(&own), own.n > 1 ? "are" : "is");
+}
+
 /* Never prompts for a passphrase: an encrypted key fails to load. */
 static int
 audit_no_passphrase_cb(char *buf, int size, int rwflag, void *u)
@@ -604,6 +668,7 @@ audit_conf(const struct conf *c, time_t now, struct findings *f)
 	audit_listeners(c, f);
 	audit_mechanisms(c, f);
 	audit_limits(c, f);
+	audit_bans(c, f);
 	audit_credential_files(c, f);
 	audit_spool(c, f);
 	audit_log(c, f);

@@ -92,6 +92,21 @@ const struct finding_kb finding_kb_audit[] = {
         "can reach: a stolen login can send spam to many addresses with each message.",
         "Use the default of 100 (RFC 5321 4.5.3.1.8 requires at least 100), or a few hundred "
         "for mailing-list senders."},
+    {"limits-loopback-bannable", FINDING_WARNING,
+        "[limits] allow does not cover the loopback addresses, so programs on this host that "
+        "submit over 127.0.0.1 or ::1 (webmail, monitoring, cron jobs) can be banned by their own "
+        "failed logins, and then every local program is locked out at once.",
+        "Keep 127.0.0.0/8 and ::1 in [limits] allow (the default) unless local programs must be "
+        "throttled like remote clients."},
+    {"limits-own-address-bannable", FINDING_WARNING,
+        "One of the server's own addresses is not in [limits] allow. A program on this host that "
+        "connects through the server's public name comes from that address, and its failed "
+        "logins would ban the address: the host would lock itself out. (smtpgate has no PROXY "
+        "protocol support: behind a TCP proxy or load balancer every client has the proxy's "
+        "address, which must then be allowed, at the price of no per-client bans.)",
+        "Add the listed addresses to [limits] allow, e.g. allow = 127.0.0.0/8 ::1 203.0.113.25. "
+        "A listener on a wildcard address (*:587) answers on all the host's addresses: list the "
+        "public ones in allow too."},
     {"limits-errors-too-many", FINDING_WARNING,
         "[limits] errors allows more than 50 failed commands before a session is closed, on a "
         "listener other hosts can reach: password guessing and address harvesting get many "

@@ -247,7 +247,17 @@ static const struct audit_case cases[] = {
         NULL, NULL, 0, PREP_NONE, NULL, NULL, 0},
     {"mx on a v6 address",
         "[listen mx]\naddress = [2001:db8::1]:25\ntls = starttls\nauth = off\nrelay = local\n",
-        NULL, NULL, NULL, NULL, 0, PREP_NONE, NULL, "relay-unauthenticated-mx", FINDING_INFO},
+        NULL, "[limits]\nallow = 127.0.0.0/8 ::1 2001:db8::/64\n", NULL, NULL, 0, PREP_NONE, NULL,
+        "relay-unauthenticated-mx", FINDING_INFO},
+    /* bans must not hit the host itself */
+    {"own address bannable", "[listen submission]\naddress = 192.0.2.25:587\ntls = starttls\n",
+        NULL, NULL, NULL, NULL, 0, PREP_NONE, NULL, "limits-own-address-bannable", FINDING_WARNING},
+    {"own address allowed", "[listen submission]\naddress = 192.0.2.25:587\ntls = starttls\n", NULL,
+        "[limits]\nallow = 127.0.0.0/8 ::1 192.0.2.25\n", NULL, NULL, 0, PREP_NONE, NULL, NULL, 0},
+    {"loopback bannable", NULL, NULL, "[limits]\nallow =\n", NULL, NULL, 0, PREP_NONE, NULL,
+        "limits-loopback-bannable", FINDING_WARNING},
+    {"loopback v4 only", NULL, NULL, "[limits]\nallow = 127.0.0.1\n", NULL, NULL, 0, PREP_NONE,
+        NULL, "limits-loopback-bannable", FINDING_WARNING},
     {"cram-md5", NULL, NULL, NULL, NULL, NULL, 0, PREP_NONE, "CRAM-MD5", "auth-cram-md5-enabled",
         FINDING_WARNING},
     /* limits, on a reachable listener only */
