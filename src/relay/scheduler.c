@@ -584,6 +584,14 @@ sched_load(struct scheduler *s, const char *id, bool force, char ***dests_r, siz
 	rs = xcalloc(m.env->nrcpts, sizeof(*rs));
 	qfile_parse_state(m.env, &attempts, &next_try, rs);
 	sched_collect_dests(s, m.env, rs, force, dests_r, n_r);
+	for (size_t i = 0; i < m.env->nrcpts; i++) {
+		/* said once per load (start-up, commit, flush): it waits for a
+		 * configuration with a route for it */
+		if (sched_rcpt_is_open(rs[i].state, force) &&
+		    conf_route_for(s->conf, sched_domain(m.env->rcpts[i])) == NULL)
+			log_event(LOG_WARNING, "delivery_no_route", 0, "{s:s, s:s}", "queue_id", id,
+			    "rcpt", m.env->rcpts[i]);
+	}
 	if (*n_r == 0)
 		due = SCHED_NEVER;
 	else if (force || next_try == 0)
