@@ -468,6 +468,10 @@ sched_attempt(struct scheduler *s, const char *id, bool force, char **reserved, 
 			    (long long)time(NULL) >= (long long)q->env->arrival + ri->expire) {
 				out[i].expired = true;
 				out[i].dr.state = QFILE_FAILED;
+				snprintf(out[i].dr.enh, sizeof(out[i].dr.enh), "4.4.7");
+				snprintf(out[i].dr.text, sizeof(out[i].dr.text),
+				    "expired (in the queue for more than %us); last: %s",
+				    ri->expire, res[j].text);
 			}
 			qfile_set(&q->rcpt[i], out[i].dr.state, res[j].code,
 			    out[i].expired ? "4.4.7" : res[j].enh, (long long)time(NULL),

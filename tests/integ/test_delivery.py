@@ -727,3 +727,29 @@ retry_min = 1m
     assert ev["result"] == "deferred" and ev["relay"] == "mx:example.net", ev
     assert ev["reason"].startswith("MX of example.net: "), ev
     assert [m["id"] for m in s.queued()] == [qid]
+
+
+def test_expiry_bounces_with_4_4_7(make_server, pki):
+    # bob's mailbox is always busy (451 to RCPT); the sender's DSN is accepted
+    sink = Sink(pki, rcpt_script={"bob@example.net": "451 4.2.1 mailbox busy"})
+    try:
+        s = make_server(extra=relay_conf(sink.port, pki,
+                                         retry="retry_min = 1s\nretry_max = 1s\nexpire = 3s")
+                        ).start()
+        submit(s, ["bob@example.net"], message("expire1"))
+        qid = s.wait_event("accepted")["queue_id"]
+        wait_for(lambda: sink.messages, timeout=30, what="the DSN")
+        wait_for(lambda: not s.queued(), what="the queue to empty")
+        evs = deliveries(s, queue_id=qid)
+        assert [e["result"] for e in evs][-1] == "bounced"
+        assert all(e["result"] == "deferred" for e in evs[:-1]) and len(evs) >= 3
+        assert evs[-1]["enhanced"] == "4.4.7"
+        _, mail_from, rcpts, data = sink.messages[0]
+        assert rcpts == [SENDER]
+        m = email.message_from_bytes(data, policy=email.policy.default)
+        ds = list(m.iter_parts())[1].get_payload()
+        assert ds[1]["Status"] == "4.4.7" and ds[1]["Action"] == "failed"
+        assert ds[1]["Diagnostic-Code"] == "smtp; 451 4.2.1 mailbox busy"
+        assert "delivery time expired" in list(m.iter_parts())[0].get_content()
+    finally:
+        sink.stop()
