@@ -658,6 +658,27 @@ audit_log(const struct conf *c, struct findings *f)
 		    (unsigned)(st.st_mode & 07777));
 }
 
+/* [relay] and [route DOMAIN]: TLS that checks nothing (issue 5). */
+static void
+audit_relay(const struct conf *c, struct findings *f)
+{
+	for (size_t i = 0; i <= c->nroutes; i++) {
+		const struct conf_route *r = i < c->nroutes ? c->routes[i] : c->relay;
+		char sec[300];
+
+		if (r == NULL || r->kind == CONF_ROUTE_MX || r->tls == CONF_TLS_NONE ||
+		    r->verify != CONF_VERIFY_NONE)
+			continue;
+		snprintf(sec, sizeof(sec), "[%s%s]", r->domain != NULL ? "route " : "relay",
+		    r->domain != NULL ? r->domain : "");
+		if (r->auth != NULL)
+			findings_add_severity(f, "relay-verify-none", FINDING_ERROR,
+			    "%s verify = none with auth = %s", sec, r->auth);
+		else
+			findings_add(f, "relay-verify-none", "%s verify = none", sec);
+	}
+}
+
 void
 audit_conf(const struct conf *c, time_t now, struct findings *f)
 {
@@ -672,6 +693,7 @@ audit_conf(const struct conf *c, time_t now, struct findings *f)
 	audit_credential_files(c, f);
 	audit_spool(c, f);
 	audit_log(c, f);
+	audit_relay(c, f);
 }
 
 int

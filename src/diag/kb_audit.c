@@ -189,6 +189,12 @@ const struct finding_kb finding_kb_audit[] = {
         "refuses to start.",
         "Fix the permissions of the log file or its folder, or use log = stderr under a "
         "service manager that keeps stderr."},
+    {"relay-verify-none", FINDING_WARNING,
+        "A [relay] or [route] section delivers over TLS with verify = none: anyone who can "
+        "intercept the connection can pose as the next hop, read the mail and, with auth set, "
+        "take the relay credentials.",
+        "Use verify = peer+host (the default), with ca = FILE for a private CA; verify = peer "
+        "if the certificate's name cannot match the configured host."},
 
     {NULL, FINDING_INFO, NULL, NULL},
 };

@@ -753,3 +753,25 @@ def test_expiry_bounces_with_4_4_7(make_server, pki):
         assert "delivery time expired" in list(m.iter_parts())[0].get_content()
     finally:
         sink.stop()
+
+
+def test_audit_relay_verify_none(make_server, pki, tmp_path):
+    cred = secret_file(tmp_path, "u p\n")
+    s = make_server(extra=f"""
+[relay]
+route = smarthost 127.0.0.1:{free_port()}
+verify = none
+auth = PLAIN
+credentials = {cred}
+[route example.org]
+route = smarthost 127.0.0.1:{free_port()}
+verify = none
+""")
+    r = subprocess.run([SMTPGATE, "audit", "-c", str(s.conf), "--json"],
+                       capture_output=True, text=True)
+    doc = json.loads(r.stdout)
+    found = [f for f in doc["findings"] if f["id"] == "relay-verify-none"]
+    assert sorted((f["severity"], f["evidence"]) for f in found) == [
+        ("error", "[relay] verify = none with auth = PLAIN"),
+        ("warning", "[route example.org] verify = none")]
+    assert r.returncode == 1
