@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,6 +62,9 @@ struct sched_entry {
 	char id[QUEUE_ID_MAX];
 	long long due;
 	bool running, loaded, force, seen, gone;
+	bool fresh; /* appeared in queue/ after start (released): try now */
+	long long stamp; /* inode change time of queue/ID when last read: a rename (hold,
+			  * release) or a replacement changes it */
 	char **dests;
 	size_t ndests;
 };
@@ -562,7 +566,8 @@ sched_attempt(struct scheduler *s, const char *id, bool force, char **reserved, 
 
 /* Reads an unloaded entry's envelope: its destinations and due time. */
 static long long
-sched_load(struct scheduler *s, const char *id, bool force, char ***dests_r, size_t *n_r)
+sched_load(
+    struct scheduler *s, const char *id, bool force, bool fresh, char ***dests_r, size_t *n_r)
 {
 	char path[QUEUE_ID_MAX + 16];
 	struct spool_msg m;
@@ -598,7 +603,7 @@ sched_load(struct scheduler *s, const char *id, bool force, char ***dests_r, siz
 	}
 	if (*n_r == 0)
 		due = SCHED_NEVER;
-	else if (force || next_try == 0)
+	else if (force || fresh || next_try == 0)
 		due = 0;
 	else if (next_try == QFILE_NEVER)
 		due = SCHED_NEVER;
@@ -609,6 +614,19 @@ sched_load(struct scheduler *s, const char *id, bool force, char ***dests_r, siz
 	free(rs);
 	spool_msg_clear(&m);
 	return due;
+}
+
+/* The inode change time of queue/ID in ns (0: none). */
+static long long
+sched_stamp(struct scheduler *s, const char *id)
+{
+	char path[QUEUE_ID_MAX + 16];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", SPOOL_QUEUE, id);
+	if (fstatat(s->spool_fd, path, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return 0;
+	return (long long)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
 }
 
 /* --- workers -------------------------------------------------------------------- */
@@ -708,6 +726,7 @@ sched_worker_main(void *arg)
 		size_t ndests = 0, nreserved;
 		bool force;
 		char id[QUEUE_ID_MAX];
+		long long stamp;
 
 		if (e == NULL) {
 			struct timespec ts;
@@ -722,9 +741,13 @@ sched_worker_main(void *arg)
 		snprintf(id, sizeof(id), "%s", e->id);
 		force = e->force;
 		if (!e->loaded) {
+			bool fresh = e->fresh;
+
 			pthread_mutex_unlock(&s->lock);
-			due = sched_load(s, id, force, &dests, &ndests);
+			due = sched_load(s, id, force, fresh, &dests, &ndests);
+			stamp = sched_stamp(s, id);
 			pthread_mutex_lock(&s->lock);
+			e->stamp = stamp;
 			e->running = false;
 			if (due == -1) {
 				sched_remove(s, e);
@@ -734,6 +757,7 @@ sched_worker_main(void *arg)
 			e->dests = dests;
 			e->ndests = ndests;
 			e->loaded = true;
+			e->fresh = false;
 			e->due = due;
 			continue;
 		}
@@ -744,7 +768,9 @@ sched_worker_main(void *arg)
 		e->force = false;
 		pthread_mutex_unlock(&s->lock);
 		due = sched_attempt(s, id, force, reserved, nreserved, &dests, &ndests);
+		stamp = sched_stamp(s, id);
 		pthread_mutex_lock(&s->lock);
+		e->stamp = stamp;
 		/* free the slots taken in sched_pick */
 		{
 			struct sched_entry tmp = {.dests = reserved, .ndests = nreserved};
@@ -773,21 +799,36 @@ sched_worker_main(void *arg)
 /* --- scanning ------------------------------------------------------------------- */
 
 static void
-sched_scan(struct scheduler *s, bool flush)
+sched_scan(struct scheduler *s, bool flush, bool initial)
 {
 	char **ids = NULL;
 	size_t n = 0;
+	long long *stamps;
 
 	if (spool_list(s->spool, SPOOL_QUEUE, &ids, &n) == -1) {
 		log_event(LOG_ERR, "spool_error", 0, "{s:s, s:s}", "op", "scan", "error",
 		    strerror(errno));
 		return;
 	}
+	stamps = xcalloc(n + 1, sizeof(*stamps));
+	for (size_t i = 0; i < n; i++)
+		stamps[i] = sched_stamp(s, ids[i]);
 	pthread_mutex_lock(&s->lock);
 	for (size_t i = 0; i < s->n; i++)
 		s->v[i]->seen = false;
 	for (size_t i = 0; i < n; i++) {
-		struct sched_entry *e = sched_add(s, ids[i]);
+		bool found;
+		struct sched_entry *e;
+
+		(void)sched_find_pos(s, ids[i], &found);
+		e = sched_add(s, ids[i]);
+		/* a message released from hold/ (or put back by hand) goes now;
+		 * held and released between two scans, its ctime changed */
+		if (!initial && (!found || (!e->running && e->loaded && e->stamp != stamps[i]))) {
+			e->fresh = true;
+			e->loaded = false;
+			e->due = 0;
+		}
 
 		e->seen = true;
 	}
@@ -813,6 +854,7 @@ sched_scan(struct scheduler *s, bool flush)
 	if (flush)
 		log_event(LOG_NOTICE, "queue_flush", 0, "{s:i}", "messages", (int)n);
 	spool_list_free(ids, n);
+	free(stamps);
 }
 
 static void *
@@ -837,7 +879,7 @@ sched_scanner_main(void *arg)
 		flush = s->flush;
 		s->rescan = s->flush = false;
 		pthread_mutex_unlock(&s->lock);
-		sched_scan(s, flush);
+		sched_scan(s, flush, false);
 		pthread_mutex_lock(&s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -922,7 +964,7 @@ scheduler_new(const struct conf *c, char *err, size_t errlen)
 int
 scheduler_start(struct scheduler *s, char *err, size_t errlen)
 {
-	sched_scan(s, false);
+	sched_scan(s, false, true);
 	for (size_t i = 0; i < s->nworkers; i++) {
 		if ((errno = pthread_create(&s->workers[i], NULL, sched_worker_main, s)) != 0) {
 			snprintf(err, errlen, "cannot start delivery workers: %s", strerror(errno));

@@ -775,3 +775,55 @@ verify = none
         ("error", "[relay] verify = none with auth = PLAIN"),
         ("warning", "[route example.org] verify = none")]
     assert r.returncode == 1
+
+
+def test_environment_verify_mode_none(make_server, pki, monkeypatch):
+    # a smarthost whose certificate names someone else: refused with the
+    # default verify = peer+host, delivered when SMTPOPENSSLVERIFYMODE=none
+    # supplies the setting the config leaves out
+    class Other(Sink):
+        pass
+
+    sink = Other(pki, starttls=False)
+    sink.stop()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(pki.dir / "other-chain.pem", pki.dir / "other.key")
+    sink.controller = Controller(sink, hostname="127.0.0.1", port=sink.port,
+                                 server_hostname="sink.example.test", tls_context=ctx)
+    sink.controller.start()
+    try:
+        conf = f"""
+[relay]
+route = smarthost 127.0.0.1:{sink.port}
+ca = {pki.root}
+retry_min = 1s
+"""
+        monkeypatch.setenv("SMTPOPENSSLVERIFYMODE", "none")
+        s = make_server(extra=conf).start()
+        submit(s, ["bob@example.net"], message("envverify"))
+        wait_for(lambda: sink.messages, timeout=20, what="delivery with verify none")
+    finally:
+        sink.stop()
+
+
+def test_hold_and_release_on_a_running_server(make_server, pki):
+    port = free_port()  # nothing listens yet: the first attempt is deferred
+    s = make_server(extra=relay_conf(port, pki, retry="retry_min = 10m")).start()
+    submit(s, ["bob@example.net"], message("holdrel"))
+    qid = s.wait_event("accepted")["queue_id"]
+    s.wait_event("delivery", lambda r: r["queue_id"] == qid and r["result"] == "deferred")
+    r = subprocess.run([SMTPGATE, "queue", "hold", qid, "-c", str(s.conf)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    sink = Sink(pki, port=port)
+    try:
+        time.sleep(1)
+        assert sink.messages == []  # held: not delivered (and next try is 10m away)
+        r = subprocess.run([SMTPGATE, "queue", "release", qid, "-c", str(s.conf)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        # released: the server rescans at once and tries it now
+        wait_for(lambda: sink.messages, timeout=10, what="delivery after release")
+        wait_for(lambda: not s.queued(), what="the queue to empty")
+    finally:
+        sink.stop()
