@@ -391,14 +391,13 @@ authdb_worker(void *arg)
 	}
 }
 
-void
-authdb_run_task(struct authdb *db, authdb_task_fn *fn, void *arg)
+/* Queues r for a worker; false when the queue is full or stopping (the
+ * caller then answers TEMPFAIL: no wait, RFC 4954 6 454 4.7.0). */
+static bool
+authdb_enqueue(struct authdb *db, struct authdb_req *r)
 {
-	struct authdb_req *r = xcalloc(1, sizeof(*r));
 	bool queued = false;
 
-	r->task = fn;
-	r->task_arg = arg;
 	pthread_mutex_lock(&db->lock);
 	if (!db->stopping && db->nqueued < db->max_queued) {
 		if (db->tail != NULL)
@@ -411,7 +410,17 @@ authdb_run_task(struct authdb *db, authdb_task_fn *fn, void *arg)
 		pthread_cond_signal(&db->more);
 	}
 	pthread_mutex_unlock(&db->lock);
-	if (!queued) {
+	return queued;
+}
+
+void
+authdb_run_task(struct authdb *db, authdb_task_fn *fn, void *arg)
+{
+	struct authdb_req *r = xcalloc(1, sizeof(*r));
+
+	r->task = fn;
+	r->task_arg = arg;
+	if (!authdb_enqueue(db, r)) {
 		fn(db, arg, true);
 		free(r);
 	}
@@ -431,7 +440,6 @@ authdb_verify_plain_from(struct authdb *db, struct loop *loop, uint64_t session_
     authdb_done_cb *cb, void *ctx)
 {
 	struct authdb_req *r = xcalloc(1, sizeof(*r));
-	bool queued = false;
 
 	r->client = client != NULL ? xstrdup(client) : NULL;
 	r->loop = loop;
@@ -446,20 +454,7 @@ authdb_verify_plain_from(struct authdb *db, struct loop *loop, uint64_t session_
 	r->password = xmalloc(passlen + 1);
 	memcpy(r->password, password, passlen);
 	r->password[passlen] = '\0';
-
-	pthread_mutex_lock(&db->lock);
-	if (!db->stopping && db->nqueued < db->max_queued) {
-		if (db->tail != NULL)
-			db->tail->next = r;
-		else
-			db->head = r;
-		db->tail = r;
-		db->nqueued++;
-		queued = true;
-		pthread_cond_signal(&db->more);
-	}
-	pthread_mutex_unlock(&db->lock);
-	if (!queued) {
+	if (!authdb_enqueue(db, r)) {
 		/* RFC 4954 6: 454 4.7.0 temporary authentication failure */
 		authdb_answer(r, AUTHDB_TEMPFAIL, NULL);
 	}
