@@ -827,3 +827,31 @@ def test_hold_and_release_on_a_running_server(make_server, pki):
         wait_for(lambda: not s.queued(), what="the queue to empty")
     finally:
         sink.stop()
+
+
+def test_concurrency_per_destination(make_server, pki):
+    class Counting(Sink):
+        active = 0
+        peak = 0
+
+        async def handle_DATA(self, server, session, envelope):
+            import asyncio
+            Counting.active += 1
+            Counting.peak = max(Counting.peak, Counting.active)
+            await asyncio.sleep(0.5)
+            Counting.active -= 1
+            return await Sink.handle_DATA(self, server, session, envelope)
+
+    sink = Counting(pki)
+    try:
+        # the pool has 2 + 10 workers (another route): the limit is the destination's
+        s = make_server(extra=relay_conf(sink.port, pki, "concurrency = 2") + f"""
+[route other.test]
+route = smarthost 127.0.0.1:{free_port()}
+""").start()
+        for i in range(6):
+            submit(s, ["bob@example.net"], message(f"conc{i}"))
+        wait_for(lambda: len(sink.messages) == 6, timeout=30, what="six deliveries")
+        assert Counting.peak == 2  # never more than 2 at a time, and the pool used both
+    finally:
+        sink.stop()
