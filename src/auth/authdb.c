@@ -700,22 +700,33 @@ authdb_free(struct authdb *db)
 	authdb_destroy(db);
 }
 
+/* Copies the label and created= value of e into c (cut to fit). */
+static void
+authdb_cand_name(struct authdb_scram_cand *c, const struct passwd_entry *e)
+{
+	const char *l = passwd_entry_get(e, "label"), *t = passwd_entry_get(e, "created");
+
+	snprintf(c->label, sizeof(c->label), "%s", l != NULL ? l : "");
+	snprintf(c->created, sizeof(c->created), "%s", t != NULL ? t : "");
+}
+
 int
-authdb_scram_keys(struct authdb *db, const char *user, size_t userlen, enum pwscheme scheme,
-    struct pwscheme_scram *k_r, char **user_r)
+authdb_scram_candidates(struct authdb *db, const char *user, size_t userlen, enum pwscheme scheme,
+    struct authdb_scram_cand *c_r, size_t max, size_t *n_r, char **user_r)
 {
 	struct authdb_snap *snap;
-	struct passwd_entry *e;
-	struct pwscheme_scram fake, scratch;
+	struct passwd_entry *e, *main_e = NULL;
+	struct pwscheme_scram fake, scratch, *main_k = NULL;
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	unsigned int maclen = 0;
 	int64_t now = (int64_t)time(NULL);
 	const char *errstr;
-	size_t pos = 0;
-	int found = 0, r = -1;
+	size_t pos, n = 0;
+	int r = -1;
 
 	*user_r = NULL;
-	if (scheme != PWSCHEME_SCRAM_SHA256 && scheme != PWSCHEME_SCRAM_SHA1)
+	*n_r = 0;
+	if ((scheme != PWSCHEME_SCRAM_SHA256 && scheme != PWSCHEME_SCRAM_SHA1) || max == 0)
 		return -1;
 	/* A fake that looks the same on every attempt for this name: salt =
 	 * HMAC(secret, user), default iterations, random keys that match no
@@ -723,6 +734,7 @@ authdb_scram_keys(struct authdb *db, const char *user, size_t userlen, enum pwsc
 	 * every name, known or not, so that both take the same time (see
 	 * bench/scram_timing.py). */
 	memset(&fake, 0, sizeof(fake));
+	memset(&scratch, 0, sizeof(scratch));
 	fake.scheme = scheme;
 	fake.iter = PWSCHEME_SCRAM_ITER_DEFAULT;
 	fake.keylen = scheme == PWSCHEME_SCRAM_SHA1 ? 20 : 32;
@@ -737,28 +749,105 @@ authdb_scram_keys(struct authdb *db, const char *user, size_t userlen, enum pwsc
 	/* the dovecot backend has no stored keys: every user gets the fake */
 	snap = db->dovecot == NULL ? authdb_snap_get(db) : NULL;
 	if (snap != NULL && passwd_user_is_valid(user, userlen)) {
-		while ((e = passwd_file_next(snap->pf, user, userlen, &pos)) != NULL) {
-			if (passwd_entry_is_active(e, now) &&
-			    passwd_entry_scram_keys(e, scheme, k_r) == 0) {
-				*user_r = xstrdup(e->user);
-				found = 1;
-				break;
+		/* the announced salt: the main (unlabelled) line's, else the
+		 * first line's with keys */
+		for (int pass = 0; pass < 2 && n == 0; pass++) {
+			pos = 0;
+			while ((e = passwd_file_next(snap->pf, user, userlen, &pos)) != NULL) {
+				if (passwd_entry_is_active(e, now) &&
+				    (pass == 1 || passwd_entry_get(e, "label") == NULL) &&
+				    passwd_entry_scram_keys(e, scheme, &c_r[0].keys) == 0) {
+					authdb_cand_name(&c_r[0], e);
+					main_k = &c_r[0].keys;
+					main_e = e;
+					*user_r = xstrdup(e->user);
+					n = 1;
+					break;
+				}
 			}
+		}
+		/* every other active line with that salt and iteration count */
+		pos = 0;
+		while (n > 0 && n < max &&
+		    (e = passwd_file_next(snap->pf, user, userlen, &pos)) != NULL) {
+			if (e == main_e || !passwd_entry_is_active(e, now) ||
+			    passwd_entry_scram_keys(e, scheme, &scratch) == -1)
+				continue;
+			if (scratch.iter != main_k->iter || scratch.saltlen != main_k->saltlen ||
+			    scratch.keylen != main_k->keylen ||
+			    memcmp(scratch.salt, main_k->salt, scratch.saltlen) != 0)
+				continue; /* another salt: PLAIN/LOGIN only */
+			c_r[n].keys = scratch;
+			authdb_cand_name(&c_r[n], e);
+			n++;
 		}
 	}
 	authdb_snap_put(db, snap);
-	if (!found) {
+	if (n == 0) {
 		/* the parse a real user's keys cost; its result does not matter */
 		if (pwscheme_scram_parse(db->dummy_scheme, db->dummy_data, &scratch, &errstr) == -1)
 			explicit_bzero(&scratch, sizeof(scratch));
-		*k_r = fake;
+		memset(&c_r[0], 0, sizeof(c_r[0]));
+		c_r[0].keys = fake;
+		n = 1;
 	}
+	*n_r = n;
 	r = 0;
 fail:
 	explicit_bzero(&fake, sizeof(fake));
 	explicit_bzero(&scratch, sizeof(scratch));
 	explicit_bzero(mac, sizeof(mac));
 	return r;
+}
+
+int
+authdb_scram_keys(struct authdb *db, const char *user, size_t userlen, enum pwscheme scheme,
+    struct pwscheme_scram *k_r, char **user_r)
+{
+	struct authdb_scram_cand c;
+	size_t n;
+	int r;
+
+	r = authdb_scram_candidates(db, user, userlen, scheme, &c, 1, &n, user_r);
+	if (r == 0)
+		*k_r = c.keys;
+	explicit_bzero(&c, sizeof(c));
+	return r;
+}
+
+struct authdb_use_task {
+	char *user, *label, *created, *client;
+};
+
+static void
+authdb_use_task_run(struct authdb *db, void *arg, bool refused)
+{
+	struct authdb_use_task *t = arg;
+
+	if (!refused && db->lastuse != NULL)
+		lastuse_note(
+		    db->lastuse, t->user, t->label, t->created, t->client, (int64_t)time(NULL));
+	free(t->user);
+	free(t->label);
+	free(t->created);
+	free(t->client);
+	free(t);
+}
+
+void
+authdb_record_use(
+    struct authdb *db, const char *user, const char *label, const char *created, const char *client)
+{
+	struct authdb_use_task *t;
+
+	if (db->lastuse == NULL)
+		return;
+	t = xcalloc(1, sizeof(*t));
+	t->user = xstrdup(user);
+	t->label = xstrdup(label != NULL ? label : "");
+	t->created = xstrdup(created != NULL ? created : "");
+	t->client = client != NULL ? xstrdup(client) : NULL;
+	authdb_run_task(db, authdb_use_task_run, t);
 }
 
 char *

@@ -92,20 +92,45 @@ void authdb_verify_plain_from(struct authdb *db, struct loop *loop, uint64_t ses
  */
 char *authdb_user_senders(struct authdb *db, const char *user);
 
+/* One SCRAM credential of a user (authdb_scram_candidates). */
+struct authdb_scram_cand {
+	struct pwscheme_scram keys;
+	char label[SASL_CRED_ID_MAX + 1]; /* "" for the main password */
+	char created[SASL_CRED_ID_MAX + 1]; /* its created= value, "" when absent */
+};
+
 /*
  * The SCRAM stored keys of user for scheme (PWSCHEME_SCRAM_SHA256 or
  * PWSCHEME_SCRAM_SHA1), for a SCRAM mechanism: cheap, so it runs inline on
- * the calling thread. The first active line of the user that has keys for
- * that scheme is used (a {SCRAM-SHA-256} password, or the scram1= field for
- * SHA-1); app passwords on later lines cannot be used with SCRAM, whose
- * salt is sent before the proof. For an unknown, locked or expired user
- * (and a user without such keys) *k_r is a fake with a salt stable for that
- * name and keys that match nothing, and *user_r is NULL; otherwise *user_r
- * is the stored name (malloc'd, the caller frees it). -1 only for a bad
- * scheme or a library failure. The caller wipes *k_r.
+ * the calling thread. The salt and iteration count announced are those of
+ * the user's main credential (the first active unlabelled line with keys
+ * for that scheme: a {SCRAM-SHA-256} password, or the scram1= field for
+ * SHA-1), else of the first active line with such keys. c_r[0..*n_r-1]
+ * (at most max, main first, then file order) are all the active lines with
+ * keys of that very salt and iteration count: the main password and the app
+ * passwords derived with it (doc/passwd.5.md); an app password with another
+ * salt is not a candidate (PLAIN/LOGIN only). For an unknown, locked or
+ * expired user (and a user without such keys) c_r[0] is a fake with a salt
+ * stable for that name and keys that match nothing, *n_r is 1 and *user_r
+ * NULL; otherwise *user_r is the stored name (malloc'd, the caller frees
+ * it). -1 only for a bad scheme or a library failure. The caller wipes c_r.
  */
+int authdb_scram_candidates(struct authdb *db, const char *user, size_t userlen,
+    enum pwscheme scheme, struct authdb_scram_cand *c_r, size_t max, size_t *n_r, char **user_r)
+    __attribute__((warn_unused_result));
+/* The same, only the first candidate (the announced salt's main keys). */
 int authdb_scram_keys(struct authdb *db, const char *user, size_t userlen, enum pwscheme scheme,
     struct pwscheme_scram *k_r, char **user_r) __attribute__((warn_unused_result));
+
+/*
+ * Records a use of user's credential (label, created: "" for none) from
+ * client (NULL for unknown) in the last-use file, as a successful PLAIN or
+ * LOGIN verification does; for SCRAM, whose proof is checked in the
+ * session. Asynchronous on the worker pool (dropped when it is full); all
+ * strings are copied. A no-op without a last-use file (dovecot backend).
+ */
+void authdb_record_use(struct authdb *db, const char *user, const char *label, const char *created,
+    const char *client);
 
 /*
  * The CRAM-MD5 HMAC key of user (the first active {CRAM-MD5} line) into key

@@ -10,6 +10,10 @@
  * A full pool answers TEMPFAIL (454). The answer goes through loop_post, the
  * same request/response shape as a verification (DESIGN 1).
  *
+ * SCRAM gets every candidate credential of the user that shares the announced
+ * salt (the main password and its app passwords, authdb_scram_candidates);
+ * the mechanism tells from the proof which one the client used.
+ *
  * Ownership: the reply owns a copy of the keys (wiped in
  * authdb_keys_reply_run after the callback) and of the canonical name.
  */
@@ -42,25 +46,40 @@ authdb_keys_reply_run(void *arg)
 	xfree_secret(rep, sizeof(*rep));
 }
 
+/* All candidate keys of user for scheme (authdb_scram_candidates) into k. */
 static int
 authdb_keys_scram(struct authdb *db, const char *user, size_t userlen, enum pwscheme scheme,
     struct sasl_keys *k, char **user_r)
 {
-	struct pwscheme_scram sk;
+	struct authdb_scram_cand *c = xcalloc(SASL_SCRAM_CAND_MAX, sizeof(*c));
+	size_t n = 0;
 	int r;
 
-	r = authdb_scram_keys(db, user, userlen, scheme, &sk, user_r);
-	if (r == 0 && sk.saltlen <= sizeof(k->salt) && sk.keylen <= sizeof(k->stored_key)) {
-		k->iter = sk.iter;
-		memcpy(k->salt, sk.salt, sk.saltlen);
-		k->saltlen = sk.saltlen;
-		memcpy(k->stored_key, sk.stored_key, sk.keylen);
-		memcpy(k->server_key, sk.server_key, sk.keylen);
-		k->keylen = sk.keylen;
-	} else {
+	r = authdb_scram_candidates(db, user, userlen, scheme, c, SASL_SCRAM_CAND_MAX, &n, user_r);
+	if (r == 0 &&
+	    (n == 0 || c[0].keys.saltlen > sizeof(k->salt) ||
+	        c[0].keys.keylen > sizeof(k->stored_key)))
 		r = -1;
+	if (r == 0) {
+		/* all candidates share the salt and iterations of the first */
+		k->iter = c[0].keys.iter;
+		memcpy(k->salt, c[0].keys.salt, c[0].keys.saltlen);
+		k->saltlen = c[0].keys.saltlen;
+		k->keylen = c[0].keys.keylen;
+		memcpy(k->stored_key, c[0].keys.stored_key, k->keylen);
+		memcpy(k->server_key, c[0].keys.server_key, k->keylen);
+		for (size_t i = 0; i < n; i++) {
+			memcpy(k->cand[i].stored_key, c[i].keys.stored_key, k->keylen);
+			memcpy(k->cand[i].server_key, c[i].keys.server_key, k->keylen);
+			memcpy(k->cand[i].label, c[i].label, sizeof(k->cand[i].label));
+			memcpy(k->cand[i].created, c[i].created, sizeof(k->cand[i].created));
+		}
+		k->ncand = n;
+	} else if (r == -1 && *user_r != NULL) {
+		free(*user_r);
+		*user_r = NULL;
 	}
-	explicit_bzero(&sk, sizeof(sk));
+	xfree_secret(c, SASL_SCRAM_CAND_MAX * sizeof(*c));
 	return r;
 }
 

@@ -72,9 +72,28 @@ enum sasl_keys_kind {
 	SASL_KEYS_CRAM_MD5,
 };
 
-/* Stored keys handed to a mechanism. For SCRAM (RFC 5802 3): iter, salt,
- * stored_key, server_key, keylen. For CRAM-MD5: the HMAC-MD5 key in
- * secret/secretlen (plaintext-equivalent). */
+#define SASL_SCRAM_CAND_MAX 16 /* SCRAM credentials of one user tried per proof */
+#define SASL_CRED_ID_MAX 64 /* a candidate's label or created= value */
+
+/* One SCRAM credential of a user (the main password or an app password):
+ * its keys, and the label and created= value that name it for the
+ * last-use record ("" when absent). */
+struct sasl_scram_cand {
+	unsigned char stored_key[SASL_KEY_MAX];
+	unsigned char server_key[SASL_KEY_MAX];
+	char label[SASL_CRED_ID_MAX + 1];
+	char created[SASL_CRED_ID_MAX + 1];
+};
+
+/*
+ * Stored keys handed to a mechanism. For SCRAM (RFC 5802 3): iter, salt,
+ * keylen, and the candidates cand[0..ncand-1]: every active credential of
+ * the user for that hash with this very salt and iteration count (the one
+ * salt is announced in server-first; the proof then tells which credential
+ * the client used). ncand 0 means the single pair stored_key/server_key
+ * (unnamed). For CRAM-MD5: the HMAC-MD5 key in secret/secretlen
+ * (plaintext-equivalent).
+ */
 struct sasl_keys {
 	unsigned iter;
 	unsigned char salt[SASL_SCRAM_SALT_MAX];
@@ -82,6 +101,8 @@ struct sasl_keys {
 	unsigned char stored_key[SASL_KEY_MAX];
 	unsigned char server_key[SASL_KEY_MAX];
 	size_t keylen;
+	struct sasl_scram_cand cand[SASL_SCRAM_CAND_MAX];
+	size_t ncand;
 	unsigned char secret[SASL_KEY_MAX];
 	size_t secretlen;
 };
@@ -158,6 +179,10 @@ const char *sasl_errstr(const struct sasl_exchange *x);
  * ("" if none yet), valid until sasl_free or the next step. */
 const char *sasl_user(const struct sasl_exchange *x);
 const char *sasl_password(const struct sasl_exchange *x);
+/* After SASL_DONE of a SCRAM exchange: the label and created= value of the
+ * credential whose proof matched ("" when absent; valid until sasl_free),
+ * for the last-use record. false for other mechanisms. */
+bool sasl_matched_cred(const struct sasl_exchange *x, const char **label_r, const char **created_r);
 size_t sasl_password_len(const struct sasl_exchange *x);
 
 /* Pure decoder of a PLAIN message (RFC 4616 2): authzid NUL authcid NUL

@@ -24,6 +24,20 @@
  * client-final message the c= value (GS2 header plus channel binding data)
  * and the nonce. gsasl repeats them and checks the proof.
  *
+ * Several credentials per user (app passwords). All SCRAM credentials of a
+ * user share one salt and iteration count per hash (`smtpgate user` derives
+ * them so), and the authdb hands over every active one with the announced
+ * salt as a candidate (struct sasl_keys cand[]). At client-final, before
+ * gsasl sees it, sasl_scram_match finds the candidate the proof was made
+ * with (RFC 5802 3: ClientKey = ClientProof XOR HMAC(StoredKey_i,
+ * AuthMessage), a match when H(ClientKey) == StoredKey_i), always over
+ * SASL_SCRAM_CAND_MAX slots (unused ones with dummy keys) and without an
+ * early exit, so the work does not depend on how many credentials the user
+ * has, or whether the user exists. Only then are GSASL_SCRAM_STOREDKEY and
+ * GSASL_SCRAM_SERVERKEY set, to the matching candidate's: gsasl 2.2 reads
+ * them in its client-final step (lib/scram/server.c, step 1), not before,
+ * so gsasl still checks the proof again and computes the server signature.
+ *
  * Threads: one Gsasl handle for the process, made once (pthread_once);
  * gsasl keeps no mutable state in it after gsasl_init, and each exchange
  * has its own Gsasl_session, used by one loop thread only.
@@ -34,6 +48,9 @@
 #include <string.h>
 
 #include <gsasl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "lib/base64.h"
 #include "lib/buf.h"
@@ -51,6 +68,9 @@ struct sasl_scram_state {
 	char cbflag;
 	enum sasl_cb_type cbtype; /* for cbflag 'p' */
 	char *nonce; /* the combined nonce of server-first */
+	char *server_first; /* server-first-message as gsasl made it (AuthMessage) */
+	size_t server_firstlen;
+	int matched; /* the candidate whose proof matched, or -1 */
 };
 
 static pthread_once_t sasl_gsasl_once = PTHREAD_ONCE_INIT;
@@ -347,15 +367,23 @@ sasl_scram_resume(struct sasl_exchange *x, struct buf *out)
 	if (sasl_gsasl == NULL)
 		return sasl_scram_fail(x, SASL_FAILED, "gsasl_init failed");
 	if (k->keylen != want || k->saltlen == 0 || k->saltlen > SASL_SCRAM_SALT_MAX ||
-	    k->iter == 0)
+	    k->iter == 0 || k->ncand > SASL_SCRAM_CAND_MAX)
 		return sasl_scram_fail(x, SASL_FAILED, "stored keys do not fit the mechanism");
+	if (k->ncand == 0) {
+		/* the single unnamed pair: candidate 0 */
+		memset(&x->keys.cand[0], 0, sizeof(x->keys.cand[0]));
+		memcpy(x->keys.cand[0].stored_key, k->stored_key, k->keylen);
+		memcpy(x->keys.cand[0].server_key, k->server_key, k->keylen);
+		x->keys.ncand = 1;
+	}
+	st->matched = -1;
 	if (gsasl_server_start(sasl_gsasl, x->mech->name, &st->gs) != GSASL_OK)
 		return sasl_scram_fail(x, SASL_FAILED, "gsasl_server_start failed");
 	snprintf(iter, sizeof(iter), "%u", k->iter);
+	/* StoredKey and ServerKey are set at client-final, once the proof
+	 * tells which candidate they are (sasl_scram_final) */
 	if (gsasl_property_set(st->gs, GSASL_SCRAM_ITER, iter) != GSASL_OK ||
-	    sasl_scram_set_b64(st->gs, GSASL_SCRAM_SALT, k->salt, k->saltlen) == -1 ||
-	    sasl_scram_set_b64(st->gs, GSASL_SCRAM_STOREDKEY, k->stored_key, k->keylen) == -1 ||
-	    sasl_scram_set_b64(st->gs, GSASL_SCRAM_SERVERKEY, k->server_key, k->keylen) == -1)
+	    sasl_scram_set_b64(st->gs, GSASL_SCRAM_SALT, k->salt, k->saltlen) == -1)
 		return sasl_scram_fail(x, SASL_FAILED, "gsasl_property_set failed");
 	if (st->cbflag == 'p' &&
 	    sasl_scram_set_b64(st->gs,
@@ -378,6 +406,10 @@ sasl_scram_resume(struct sasl_exchange *x, struct buf *out)
 	n = xstrndup(gout + 2, (size_t)(e - gout - 2));
 	free(st->nonce);
 	st->nonce = n;
+	/* part of the AuthMessage the proof is checked against */
+	free(st->server_first);
+	st->server_first = xstrndup(gout, goutlen);
+	st->server_firstlen = goutlen;
 	if (buf_append(out, gout, goutlen) == -1) {
 		gsasl_free(gout);
 		return sasl_scram_fail(x, SASL_FAILED, "challenge too long");
@@ -423,17 +455,108 @@ sasl_scram_check_final(struct sasl_exchange *x, const char *in, size_t inlen)
 	return SASL_CONTINUE;
 }
 
+/*
+ * Which candidate made the proof of client-final in/inlen (RFC 5802 3):
+ * for each, ClientSignature = HMAC(StoredKey_i, AuthMessage), ClientKey =
+ * ClientProof XOR ClientSignature, a match when H(ClientKey) == StoredKey_i.
+ * AuthMessage = client-first-message-bare "," server-first-message ","
+ * client-final-message-without-proof. Always SASL_SCRAM_CAND_MAX rounds
+ * (dummy keys past ncand), no early exit, CRYPTO_memcmp: the same work for
+ * any user. *match_r: the first matching index, or -1. SASL_CONTINUE, or
+ * the failure to return.
+ */
+static enum sasl_status
+sasl_scram_match(struct sasl_exchange *x, const char *in, size_t inlen, int *match_r)
+{
+	struct sasl_scram_state *st = x->scram;
+	const struct sasl_keys *k = &x->keys;
+	const EVP_MD *md = sasl_scram_is_sha1(x) ? EVP_sha1() : EVP_sha256();
+	const char *p;
+	unsigned char proof[SASL_KEY_MAX], sig[EVP_MAX_MD_SIZE], h[EVP_MAX_MD_SIZE];
+	unsigned char dummy[SASL_KEY_MAX];
+	unsigned int siglen, hlen;
+	struct buf am, b;
+	int match = -1;
+	enum sasl_status r = SASL_CONTINUE;
+
+	*match_r = -1;
+	/* the proof is the last attribute (RFC 5802 7); no earlier value can
+	 * hold a ',' so the first ",p=" starts it */
+	p = memmem(in, inlen, ",p=", 3);
+	if (p == NULL)
+		return sasl_scram_fail(x, SASL_MALFORMED, "client-final: no proof attribute");
+	buf_init(&b, 2 * SASL_KEY_MAX);
+	buf_set_secret(&b);
+	if (base64_decode(p + 3, inlen - (size_t)(p + 3 - in), &b) == -1 || b.len != k->keylen) {
+		buf_free(&b);
+		return sasl_scram_fail(x, SASL_MALFORMED, "client-final: bad proof");
+	}
+	memcpy(proof, b.data, b.len);
+	buf_free(&b);
+	buf_init(&am, 3 * SASL_SCRAM_MSG_MAX);
+	buf_set_secret(&am);
+	if (buf_append(&am, st->first + st->gs2len, st->firstlen - st->gs2len) == -1 ||
+	    buf_append(&am, ",", 1) == -1 ||
+	    buf_append(&am, st->server_first, st->server_firstlen) == -1 ||
+	    buf_append(&am, ",", 1) == -1 || buf_append(&am, in, (size_t)(p - in)) == -1) {
+		r = sasl_scram_fail(x, SASL_FAILED, "AuthMessage too long");
+		goto fail;
+	}
+	memset(dummy, 0x5c, sizeof(dummy));
+	for (size_t i = 0; i < SASL_SCRAM_CAND_MAX; i++) {
+		bool real = i < k->ncand;
+		const unsigned char *sk = real ? k->cand[i].stored_key : dummy;
+		int eq;
+
+		if (HMAC(md, sk, (int)k->keylen, (const unsigned char *)am.data, am.len, sig,
+		        &siglen) == NULL ||
+		    siglen != k->keylen) {
+			r = sasl_scram_fail(x, SASL_FAILED, "HMAC failed");
+			goto fail;
+		}
+		for (size_t j = 0; j < k->keylen; j++)
+			sig[j] ^= proof[j];
+		if (EVP_Digest(sig, k->keylen, h, &hlen, md, NULL) != 1 || hlen != k->keylen) {
+			r = sasl_scram_fail(x, SASL_FAILED, "digest failed");
+			goto fail;
+		}
+		eq = CRYPTO_memcmp(h, sk, k->keylen) == 0;
+		if (eq && real && match == -1)
+			match = (int)i;
+	}
+	*match_r = match;
+fail:
+	explicit_bzero(proof, sizeof(proof));
+	explicit_bzero(sig, sizeof(sig));
+	explicit_bzero(h, sizeof(h));
+	buf_free(&am);
+	return r;
+}
+
 static enum sasl_status
 sasl_scram_final(struct sasl_exchange *x, const char *in, size_t inlen, struct buf *out)
 {
 	struct sasl_scram_state *st = x->scram;
+	const struct sasl_scram_cand *c;
 	char *gout = NULL;
 	size_t goutlen = 0;
 	enum sasl_status s;
-	int rc;
+	int rc, match;
 
 	if ((s = sasl_scram_check_final(x, in, inlen)) != SASL_CONTINUE)
 		return s;
+	if ((s = sasl_scram_match(x, in, inlen, &match)) != SASL_CONTINUE)
+		return s;
+	/* an unknown user's fake keys match nothing; never succeed anyway */
+	if (match < 0 || !x->user_known)
+		return sasl_scram_fail(x, SASL_FAILED, "proof mismatch");
+	/* gsasl 2.2 reads these at client-final (its step 1): the matched
+	 * candidate's, so gsasl checks the proof again and signs */
+	c = &x->keys.cand[match];
+	if (sasl_scram_set_b64(st->gs, GSASL_SCRAM_STOREDKEY, c->stored_key, x->keys.keylen) ==
+	        -1 ||
+	    sasl_scram_set_b64(st->gs, GSASL_SCRAM_SERVERKEY, c->server_key, x->keys.keylen) == -1)
+		return sasl_scram_fail(x, SASL_FAILED, "gsasl_property_set failed");
 	rc = gsasl_step(st->gs, in, inlen, &gout, &goutlen);
 	if (rc != GSASL_OK) {
 		gsasl_free(gout);
@@ -441,16 +564,12 @@ sasl_scram_final(struct sasl_exchange *x, const char *in, size_t inlen, struct b
 			return sasl_scram_fail(x, SASL_MALFORMED, "client-final: parse error");
 		return sasl_scram_fail(x, SASL_FAILED, "proof mismatch");
 	}
-	if (!x->user_known) {
-		/* cannot happen (fake keys match no proof); never succeed */
-		gsasl_free(gout);
-		return sasl_scram_fail(x, SASL_FAILED, "proof mismatch");
-	}
 	if (buf_append(out, gout, goutlen) == -1) {
 		gsasl_free(gout);
 		return sasl_scram_fail(x, SASL_FAILED, "challenge too long");
 	}
 	gsasl_free(gout);
+	st->matched = match;
 	x->state = 4;
 	return SASL_CONTINUE;
 }
@@ -498,6 +617,21 @@ sasl_scram_free(struct sasl_exchange *x)
 		gsasl_finish(st->gs);
 	free(st->first);
 	free(st->nonce);
+	free(st->server_first);
 	free(st);
 	x->scram = NULL;
+}
+
+bool
+sasl_matched_cred(const struct sasl_exchange *x, const char **label_r, const char **created_r)
+{
+	const struct sasl_scram_state *st = x->scram;
+
+	*label_r = *created_r = "";
+	if (st == NULL || x->state != 5 || st->matched < 0 ||
+	    (size_t)st->matched >= x->keys.ncand || x->errstr != NULL)
+		return false;
+	*label_r = x->keys.cand[st->matched].label;
+	*created_r = x->keys.cand[st->matched].created;
+	return true;
 }

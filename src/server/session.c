@@ -858,6 +858,7 @@ static void
 session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 {
 	struct buf enc;
+	const char *label, *created;
 
 	switch (st) {
 	case SASL_CONTINUE:
@@ -893,6 +894,11 @@ session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 		    s->w);
 		break;
 	case SASL_DONE:
+		/* SCRAM checked the proof here: note the credential's last use
+		 * like a PLAIN/LOGIN verification does */
+		if (sasl_matched_cred(s->sasl, &label, &created))
+			authdb_record_use(
+			    s->w->srv->authdb, sasl_user(s->sasl), label, created, s->client);
 		session_auth_ok(s, sasl_user(s->sasl));
 		break;
 	case SASL_VERIFY_TOKEN:

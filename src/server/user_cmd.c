@@ -344,17 +344,78 @@ user_entry_matches(const struct passwd_entry *e, const char *user, const char *l
 }
 
 /*
- * Hashes the password in pw with the chosen scheme into cred ("{S}data")
- * and, by default (SCRAM-SHA-256 primary), SCRAM-SHA-1 keys into scram1.
+ * The salt and iteration count that user's SCRAM credentials of scheme s
+ * share (doc/passwd.5.md): those of the main line (the first unlabelled
+ * line with such keys), else of the first line with such keys; skip (the
+ * line being replaced, or NULL) does not count. Locked and expired lines
+ * count: they may come back. -1 when there is none.
  */
 static int
-user_hash(const struct user_opts *o, const struct buf *pw, struct buf *cred, struct buf *scram1)
+user_scram_salt(const struct passwd_file *pf, const char *user, enum pwscheme s,
+    const struct passwd_entry *skip, struct pwscheme_scram *k_r)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < pf->nentries; i++) {
+			const struct passwd_entry *e = &pf->entries[i];
+
+			if (e == skip || !user_entry_matches(e, user, NULL) ||
+			    (pass == 0 && passwd_entry_get(e, "label") != NULL))
+				continue;
+			if (passwd_entry_scram_keys(e, s, k_r) == 0)
+				return 0;
+		}
+	}
+	return -1;
+}
+
+/*
+ * SCRAM data "ITER,SALT,STOREDKEY,SERVERKEY" of scheme s for pw into out,
+ * with the salt and iterations the user's other SCRAM credentials share,
+ * so that one server-first serves them all (SCRAM with app passwords);
+ * a new random salt when the user has none.
+ */
+static int
+user_scram_data(const struct passwd_file *pf, const char *user, const struct passwd_entry *skip,
+    enum pwscheme s, const struct buf *pw, struct buf *out)
+{
+	struct pwscheme_scram shared, k;
+	int r = -1;
+
+	if (pf == NULL || user_scram_salt(pf, user, s, skip, &shared) == -1) {
+		explicit_bzero(&shared, sizeof(shared));
+		return pwscheme_generate_data(s, pw->data, pw->len, out);
+	}
+	if (pwscheme_scram_derive(
+	        s, pw->data, pw->len, shared.salt, shared.saltlen, shared.iter, &k, NULL) == 0)
+		r = pwscheme_scram_format(&k, out);
+	explicit_bzero(&shared, sizeof(shared));
+	explicit_bzero(&k, sizeof(k));
+	return r;
+}
+
+/*
+ * Hashes the password in pw with the chosen scheme into cred ("{S}data")
+ * and, by default (SCRAM-SHA-256 primary), SCRAM-SHA-1 keys into scram1.
+ * SCRAM keys take the salt the user's other credentials in pf (skip
+ * excepted; pf NULL: none) share, per hash (user_scram_data).
+ */
+static int
+user_hash(const struct user_opts *o, const struct passwd_file *pf, const struct passwd_entry *skip,
+    const struct buf *pw, struct buf *cred, struct buf *scram1)
 {
 	enum pwscheme s = o->scheme_given ? o->scheme : PWSCHEME_SCRAM_SHA256;
+	int r;
 
-	if (pwscheme_generate(s, pw->data, pw->len, cred) == -1 ||
+	if (s == PWSCHEME_SCRAM_SHA256 || s == PWSCHEME_SCRAM_SHA1)
+		r = buf_printf(cred, "{%s}", pwscheme_name(s)) == -1 ||
+		        user_scram_data(pf, o->user, skip, s, pw, cred) == -1
+		    ? -1
+		    : 0;
+	else
+		r = pwscheme_generate(s, pw->data, pw->len, cred);
+	if (r == -1 ||
 	    (!o->scheme_given &&
-	        pwscheme_generate_data(PWSCHEME_SCRAM_SHA1, pw->data, pw->len, scram1) == -1)) {
+	        user_scram_data(pf, o->user, skip, PWSCHEME_SCRAM_SHA1, pw, scram1) == -1)) {
 		user_err("cannot hash the password");
 		return -1;
 	}
@@ -424,7 +485,7 @@ user_cmd_add(const struct user_opts *o)
 	if ((r = user_get_password(o, true, &pw)) != USER_CMD_OK)
 		goto fail;
 	r = USER_CMD_FAILED;
-	if (user_hash(o, &pw, &cred, &scram1) == -1)
+	if (user_hash(o, pf, NULL, &pw, &cred, &scram1) == -1)
 		goto fail;
 	if ((e = passwd_file_add(pf, o->user, cred.data, &errstr)) == NULL) {
 		user_err("%s", errstr);
@@ -481,7 +542,7 @@ user_cmd_passwd(const struct user_opts *o)
 	if ((r = user_get_password(o, true, &pw)) != USER_CMD_OK)
 		goto fail;
 	r = USER_CMD_FAILED;
-	if (user_hash(o, &pw, &cred, &scram1) == -1)
+	if (user_hash(o, pf, target, &pw, &cred, &scram1) == -1)
 		goto fail;
 	if (target == NULL) {
 		/* only app passwords so far: add the primary line */
@@ -960,7 +1021,8 @@ user_app_password_add(const struct user_opts *o)
 		}
 	}
 	ho.scheme_given = false; /* SCRAM-SHA-256 + scram1=: works with SCRAM and PLAIN */
-	if (user_make_app_password(&pw) == -1 || user_hash(&ho, &pw, &cred, &scram1) == -1) {
+	if (user_make_app_password(&pw) == -1 ||
+	    user_hash(&ho, pf, NULL, &pw, &cred, &scram1) == -1) {
 		user_err("cannot make the password");
 		goto fail;
 	}

@@ -4,11 +4,17 @@ AUTH PLAIN and LOGIN at once in a running server; `user list` shows label,
 creation, expiry and last use (time and client address, kept across
 restarts); `app-password del` revokes it at the next AUTH (no restart, no
 SIGHUP); an expired one fails like a wrong password."""
+import base64
+import hashlib
+import hmac
 import json
+import os
 import re
 import smtplib
 import subprocess
 import time
+
+import pytest
 
 from conftest import PASSWORD, SMTPGATE, USER, wait_for
 from smtpclient import SMTPClient, client_context
@@ -170,3 +176,174 @@ def test_usage_errors(server):
     assert r.returncode == 2
     assert "app-password" in subprocess.run([SMTPGATE, "user", "app-password", "--help"],
                                             capture_output=True, text=True).stdout
+
+
+# --- SCRAM with app passwords ---------------------------------------------------------
+# All SCRAM credentials of a user share one salt per hash (`user app-password add`
+# derives the keys with the main password's salt), so one server-first serves them
+# all and the proof tells which credential the client used.
+
+SCRAM_MECHS = "SCRAM-SHA-256-PLUS SCRAM-SHA-256 SCRAM-SHA-1-PLUS SCRAM-SHA-1 PLAIN LOGIN"
+
+
+@pytest.fixture
+def scram_server(make_server):
+    return make_server(mechanisms=SCRAM_MECHS).start()
+
+
+def gsasl(server, mech, password, user=USER):
+    cmd = ["gsasl", "--client", "--smtp", "--mechanism", mech,
+           "--connect", f"127.0.0.1:{server.submission}", "-a", user, "-p", password,
+           "--quiet", "--starttls", "--x509-ca-file", str(server.pki.root)]
+    if "PLUS" not in mech:
+        cmd += ["--no-cb"]
+    return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=30)
+
+
+def msmtp(server, mech, password):
+    msg = f"From: {USER}\r\nTo: bob@example.test\r\nSubject: msmtp {mech}\r\n\r\nhi\r\n"
+    return subprocess.run(["msmtp", "--host=127.0.0.1", f"--port={server.submission}",
+                           "--tls=on", "--tls-starttls=on",
+                           f"--tls-trust-file={server.pki.root}", f"--auth={mech}",
+                           f"--user={USER}", f"--passwordeval=echo '{password}'",
+                           f"--from={USER}", "bob@example.test"], input=msg,
+                          capture_output=True, text=True, timeout=30)
+
+
+def scram_salts(server, scheme):
+    """The salt and iterations of each of USER's lines for scheme."""
+    out = {}
+    for line in server.users.read_text().splitlines():
+        if not line.startswith(USER + ":"):
+            continue
+        label = re.search(r"\blabel=(\S+)", line)
+        if scheme == "SCRAM-SHA-256":
+            data = line.split(":")[1].removeprefix("{SCRAM-SHA-256}")
+        else:
+            data = re.search(r"\bscram1=(\S+)", line).group(1)
+        it, salt = data.split(",")[:2]
+        out[label.group(1) if label else None] = (it, salt)
+    return out
+
+
+@pytest.mark.parametrize("mech", ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS",
+                                  "SCRAM-SHA-1"])
+def test_scram_with_app_password(scram_server, mech):
+    srv = scram_server
+    pw = app_add(srv, "mua")
+    for scheme in ("SCRAM-SHA-256", "SCRAM-SHA-1"):
+        salts = scram_salts(srv, scheme)
+        assert salts["mua"] == salts[None], (scheme, salts)  # one salt per user and hash
+    r = gsasl(srv, mech, pw)
+    assert r.returncode == 0, r.stdout + r.stderr
+    ev = srv.wait_event("auth", lambda e: e.get("result") == "ok")
+    assert ev["mechanism"] == mech and ev["user"] == USER
+    # the main password still works, a wrong one does not
+    assert gsasl(srv, mech, PASSWORD).returncode == 0
+    r = gsasl(srv, mech, pw + "x")
+    assert r.returncode != 0 and AUTH_INVALID in r.stdout + r.stderr
+    fails = [e for e in srv.events("auth") if e.get("code") == 535]
+    assert [e["reason"] for e in fails] == ["proof mismatch"]
+
+
+@pytest.mark.parametrize("mech", ["scram-sha-256", "scram-sha-1"])
+def test_msmtp_scram_with_app_password(scram_server, mech):
+    pw = app_add(scram_server, "msmtp")
+    r = msmtp(scram_server, mech, pw)
+    assert r.returncode == 0, r.stderr
+    assert msmtp(scram_server, mech, PASSWORD).returncode == 0
+
+
+def test_scram_del_revokes_at_once(scram_server):
+    srv = scram_server
+    pw = app_add(srv, "gone")
+    assert gsasl(srv, "SCRAM-SHA-256-PLUS", pw).returncode == 0
+    user_cmd(srv, "app-password", "del", USER, "gone")
+    r = gsasl(srv, "SCRAM-SHA-256-PLUS", pw)
+    assert r.returncode != 0 and AUTH_INVALID in r.stdout + r.stderr
+    assert gsasl(srv, "SCRAM-SHA-256-PLUS", PASSWORD).returncode == 0
+    assert not [e for e in srv.events() if e.get("event") == "reload"]
+
+
+def test_scram_expired_and_locked_fail(scram_server):
+    srv = scram_server
+    r = user_cmd(srv, "app-password", "add", USER, "old", "--expires", "2001-02-03")
+    old = r.stdout.splitlines()[-1]
+    r = gsasl(srv, "SCRAM-SHA-256-PLUS", old)
+    assert r.returncode != 0 and AUTH_INVALID in r.stdout + r.stderr
+    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3))
+    brief = app_add(srv, "brief", "--expires", soon)
+    assert gsasl(srv, "SCRAM-SHA-256", brief).returncode == 0
+    time.sleep(4)
+    assert gsasl(srv, "SCRAM-SHA-256", brief).returncode != 0
+    pw = app_add(srv, "watch")
+    user_cmd(srv, "lock", USER, "--label", "watch")
+    assert gsasl(srv, "SCRAM-SHA-256-PLUS", pw).returncode != 0
+    user_cmd(srv, "unlock", USER, "--label", "watch")
+    assert gsasl(srv, "SCRAM-SHA-256-PLUS", pw).returncode == 0
+    # only the main line locked (by hand): the app passwords share its salt,
+    # which the first active line then announces, and still work
+    lines = srv.users.read_text().splitlines()
+    lines = [ln + " locked=yes" if ln.startswith(USER + ":") and "label=" not in ln else ln
+             for ln in lines]
+    srv.users.write_text("\n".join(lines) + "\n")
+    assert auth(srv, "PLAIN", PASSWORD) == AUTH_INVALID
+    assert gsasl(srv, "SCRAM-SHA-256-PLUS", PASSWORD).returncode != 0
+    assert gsasl(srv, "SCRAM-SHA-256-PLUS", pw).returncode == 0
+
+
+def test_scram_records_last_use(scram_server):
+    srv = scram_server
+    pw = app_add(srv, "scram-phone")
+    before = int(time.time())
+    assert gsasl(srv, "SCRAM-SHA-256-PLUS", pw).returncode == 0
+
+    def used():
+        c = listed(srv, "scram-phone")
+        return c if c["last_use"] is not None else None
+    cred = wait_for(used, timeout=15, what="last use after a SCRAM login")
+    assert cred["last_use"]["client"] == "127.0.0.1"
+    assert before - 1 <= cred["last_use"]["time"] <= time.time() + 1
+    # the main password was not used
+    doc = json.loads(user_cmd(srv, "list", "--json", USER).stdout)
+    main = [c for c in doc["credentials"] if c["label"] is None][0]
+    assert main["last_use"] is None
+    assert gsasl(srv, "SCRAM-SHA-1", PASSWORD).returncode == 0
+    wait_for(lambda: [c for c in json.loads(user_cmd(srv, "list", "--json", USER).stdout)
+                      ["credentials"] if c["label"] is None][0]["last_use"],
+             timeout=15, what="the main password's last use")
+
+
+def scram_data(name, pw, salt, it=4096):
+    """RFC 5803 data ITER,SALT,STOREDKEY,SERVERKEY of pw (RFC 5802 3)."""
+    salted = hashlib.pbkdf2_hmac(name, pw.encode(), salt, it)
+    ck = hmac.new(salted, b"Client Key", name).digest()
+    sk = hmac.new(salted, b"Server Key", name).digest()
+    enc = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    return f"{it},{enc(salt)},{enc(hashlib.new(name, ck).digest())},{enc(sk)}"
+
+
+def test_scram_other_salt_is_plain_only(scram_server):
+    """An app password whose keys have another salt (made before salts were
+    shared) keeps working for PLAIN/LOGIN; SCRAM skips it."""
+    srv = scram_server
+    pw = app_add(srv, "legacy")
+    salt = os.urandom(16)
+    new = []
+    for line in srv.users.read_text().splitlines():
+        if "label=legacy" in line:
+            f = line.split(":")
+            f[1] = "{SCRAM-SHA-256}" + scram_data("sha256", pw, salt)
+            line = re.sub(r"\bscram1=\S+", "scram1=" + scram_data("sha1", pw, salt),
+                          ":".join(f))
+        new.append(line)
+    srv.users.write_text("\n".join(new) + "\n")
+    assert scram_salts(srv, "SCRAM-SHA-256")["legacy"][1] != \
+        scram_salts(srv, "SCRAM-SHA-256")[None][1]
+    assert auth(srv, "PLAIN", pw) == AUTH_OK
+    assert auth(srv, "LOGIN", pw) == AUTH_OK
+    for mech in ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-1"):
+        r = gsasl(srv, mech, pw)
+        assert r.returncode != 0 and AUTH_INVALID in r.stdout + r.stderr
+        assert gsasl(srv, mech, PASSWORD).returncode == 0
