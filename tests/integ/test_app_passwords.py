@@ -24,9 +24,10 @@ AUTH_INVALID = "535 5.7.8 Authentication credentials invalid"
 APP_PW_RE = re.compile(r"^[a-km-np-z2-9]{4}(-[a-km-np-z2-9]{4}){4}$")
 
 
-def user_cmd(server, *args, check=True):
+def user_cmd(server, *args, check=True, input_=None):
     r = subprocess.run([SMTPGATE, "user", *args, "-f", str(server.users)],
-                       capture_output=True, text=True, timeout=30)
+                       capture_output=True, text=True, timeout=30,
+                       input=None if input_ is None else input_ + "\n")
     if check:
         assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
     return r
@@ -347,3 +348,21 @@ def test_scram_other_salt_is_plain_only(scram_server):
         r = gsasl(srv, mech, pw)
         assert r.returncode != 0 and AUTH_INVALID in r.stdout + r.stderr
         assert gsasl(srv, mech, PASSWORD).returncode == 0
+
+
+def test_user_commands_keep_one_salt(scram_server):
+    """`user add --label`, `user passwd --label` and `user passwd` keep the
+    user's one salt per hash, so SCRAM keeps working with every credential."""
+    srv = scram_server
+    pw = app_add(srv, "mua")
+    user_cmd(srv, "add", USER, "--label", "cli", "--password-stdin", input_="cli password")
+    user_cmd(srv, "passwd", USER, "--label", "mua", "--password-stdin", input_="new mua pw")
+    user_cmd(srv, "passwd", USER, "--password-stdin", input_="new main pw")
+    for scheme in ("SCRAM-SHA-256", "SCRAM-SHA-1"):
+        salts = scram_salts(srv, scheme)
+        assert len(set(salts.values())) == 1 and len(salts) == 3, (scheme, salts)
+    for mech in ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-1"):
+        for password in ("cli password", "new mua pw", "new main pw"):
+            r = gsasl(srv, mech, password)
+            assert r.returncode == 0, (mech, password, r.stdout + r.stderr)
+        assert gsasl(srv, mech, pw).returncode != 0

@@ -293,6 +293,55 @@ test_scram_keys(void **state)
 	fixture_free(f);
 }
 
+/* App passwords: the main line's salt is announced and every active line
+ * with that salt and iteration count is a candidate, main first. */
+static void
+test_scram_candidates(void **state)
+{
+	struct fixture *f = fixture_new(1, 8,
+	    "carl:{SCRAM-SHA-256}4096,W22ZaJ0SNY7soEsUEjb6gQ==,BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:label=phone created=123\n"
+	    "carl:{SCRAM-SHA-256}4096,W22ZaJ0SNY7soEsUEjb6gQ==,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:created=100\n"
+	    "carl:{SCRAM-SHA-256}4096,AAAAAAAAAAAAAAAAAAAAAA==,CAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,CAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:label=old\n"
+	    "carl:{SCRAM-SHA-256}4096,W22ZaJ0SNY7soEsUEjb6gQ==,DAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,DAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:label=gone locked=yes\n"
+	    "carl:{SCRAM-SHA-256}4096,W22ZaJ0SNY7soEsUEjb6gQ==,EAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,EAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:label=exp expires=1000\n"
+	    "carl:{SCRAM-SHA-256}8192,W22ZaJ0SNY7soEsUEjb6gQ==,FAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,FAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:label=iter\n"
+	    "carl:{SCRAM-SHA-256}4096,W22ZaJ0SNY7soEsUEjb6gQ==,GAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,GAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:label=tab\n");
+	struct authdb_scram_cand c[16];
+	size_t n;
+	char *user;
+
+	assert_int_equal(
+	    authdb_scram_candidates(f->db, "carl", 4, PWSCHEME_SCRAM_SHA256, c, 16, &n, &user), 0);
+	assert_string_equal(user, "carl");
+	free(user);
+	/* main (unlabelled, though second in the file), then phone and tab;
+	 * not old (another salt), gone (locked), exp (expired), iter */
+	assert_int_equal(n, 3);
+	assert_string_equal(c[0].label, "");
+	assert_string_equal(c[0].created, "100");
+	assert_int_equal(c[0].keys.stored_key[0], 0);
+	assert_string_equal(c[1].label, "phone");
+	assert_string_equal(c[1].created, "123");
+	assert_string_equal(c[2].label, "tab");
+	assert_string_equal(c[2].created, "");
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(c[i].keys.iter, 4096);
+		assert_memory_equal(c[i].keys.salt, c[0].keys.salt, c[0].keys.saltlen);
+	}
+	/* bounded */
+	assert_int_equal(
+	    authdb_scram_candidates(f->db, "carl", 4, PWSCHEME_SCRAM_SHA256, c, 2, &n, &user), 0);
+	free(user);
+	assert_int_equal(n, 2);
+	/* an unknown user: one fake candidate */
+	assert_int_equal(
+	    authdb_scram_candidates(f->db, "cora", 4, PWSCHEME_SCRAM_SHA256, c, 16, &n, &user), 0);
+	assert_null(user);
+	assert_int_equal(n, 1);
+	assert_int_equal(c[0].keys.saltlen, 16);
+	fixture_free(f);
+}
+
 int
 main(void)
 {
@@ -303,6 +352,7 @@ main(void)
 	    cmocka_unit_test(test_free_answers_pending),
 	    cmocka_unit_test(test_open_errors),
 	    cmocka_unit_test(test_scram_keys),
+	    cmocka_unit_test(test_scram_candidates),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -170,6 +170,11 @@ struct run {
 	const char *pw; /* the client's password */
 	bool user_known;
 	bool tamper_nonce;
+	/* app passwords: the keys handed over are these candidates, all with
+	 * the vector's salt (none: the single pair of "pencil") */
+	const char *const *cands;
+	size_t ncands;
+	const char *want_label; /* after SASL_DONE: the matched candidate's */
 };
 
 /* Runs a whole exchange; returns the final status, the server signature
@@ -209,6 +214,14 @@ run_exchange(const struct vec *v, const struct run *r, const char **why_r)
 	    strncmp(r->mech, "SCRAM-SHA-1", 11) == 0 ? SASL_KEYS_SCRAM_SHA1
 	                                             : SASL_KEYS_SCRAM_SHA256);
 	keys_for(v, "pencil", &sk);
+	for (size_t i = 0; i < r->ncands; i++) {
+		client_derive(v->md(), r->cands[i], sk.salt, sk.saltlen, 4096, &ck);
+		memcpy(sk.cand[i].stored_key, ck.stored_key, ck.len);
+		memcpy(sk.cand[i].server_key, ck.server_key, ck.len);
+		snprintf(sk.cand[i].label, sizeof(sk.cand[i].label), "cand%zu", i);
+		snprintf(sk.cand[i].created, sizeof(sk.cand[i].created), "%zu", 1000 + i);
+	}
+	sk.ncand = r->ncands;
 	sasl_set_keys(x, &sk, r->user_known ? "user@canonical" : NULL);
 	st = sasl_resume(x, &out);
 	if (st != SASL_CONTINUE)
@@ -255,8 +268,14 @@ run_exchange(const struct vec *v, const struct run *r, const char **why_r)
 	assert_memory_equal(out.data, "v=", 2);
 	assert_memory_equal(out.data + 2, sig, strlen(sig));
 	st = sasl_step(x, "", 0, true, &out);
-	if (st == SASL_DONE)
+	if (st == SASL_DONE) {
+		const char *label, *created;
+
 		assert_string_equal(sasl_user(x), "user@canonical");
+		assert_true(sasl_matched_cred(x, &label, &created));
+		if (r->want_label != NULL)
+			assert_string_equal(label, r->want_label);
+	}
 done:
 	*why_r = sasl_errstr(x);
 	buf_free(&out);
@@ -293,6 +312,72 @@ test_wrong_password_and_unknown_user(void **state)
 	r.user_known = false;
 	assert_int_equal(run_exchange(&rfc7677, &r, &why), SASL_FAILED);
 	assert_string_equal(why, "proof mismatch");
+}
+
+/* App passwords: several candidates share the salt; the proof picks one. */
+static void
+test_candidates(void **state)
+{
+	static const char *const two[] = {"main password", "pencil"};
+	static const char *const none[] = {"main password", "app password"};
+	static const char *const dup[] = {"pencil", "pencil"};
+	const char *all[16];
+	const char *why;
+	struct run r = {.mech = "SCRAM-SHA-256", .gs2 = "n,,", .pw = "pencil", .user_known = true};
+
+	/* two candidates with the same salt: the second matches, and the
+	 * server signature (checked by run_exchange) is made with its key */
+	r.cands = two;
+	r.ncands = 2;
+	r.want_label = "cand1";
+	assert_int_equal(run_exchange(&rfc7677, &r, &why), SASL_DONE);
+	r.mech = "SCRAM-SHA-1";
+	assert_int_equal(run_exchange(&rfc5802, &r, &why), SASL_DONE);
+	/* the first candidate too (the main password) */
+	r.mech = "SCRAM-SHA-256";
+	r.pw = "main password";
+	r.want_label = "cand0";
+	assert_int_equal(run_exchange(&rfc7677, &r, &why), SASL_DONE);
+	/* no candidate matches: a wrong password */
+	r.pw = "pencil";
+	r.cands = none;
+	assert_int_equal(run_exchange(&rfc7677, &r, &why), SASL_FAILED);
+	assert_string_equal(why, "proof mismatch");
+	/* an unknown user's keys never succeed, even matching */
+	r.cands = two;
+	r.user_known = false;
+	assert_int_equal(run_exchange(&rfc7677, &r, &why), SASL_FAILED);
+	assert_string_equal(why, "proof mismatch");
+	r.user_known = true;
+	/* the same keys twice: the first one is named */
+	r.cands = dup;
+	r.want_label = "cand0";
+	assert_int_equal(run_exchange(&rfc7677, &r, &why), SASL_DONE);
+	/* every candidate is checked: a match in the last slot of a full set,
+	 * and none when that slot is not handed over */
+	for (size_t i = 0; i < 16; i++)
+		all[i] = i == 15 ? "pencil" : "other";
+	r.cands = all;
+	r.ncands = 16;
+	r.want_label = "cand15";
+	assert_int_equal(run_exchange(&rfc7677, &r, &why), SASL_DONE);
+	r.ncands = 15;
+	assert_int_equal(run_exchange(&rfc7677, &r, &why), SASL_FAILED);
+	assert_string_equal(why, "proof mismatch");
+}
+
+/* Without candidates (ncand 0), the single pair counts as one, unnamed. */
+static void
+test_candidates_single_pair(void **state)
+{
+	const char *why;
+	struct run r = {.mech = "SCRAM-SHA-256",
+	    .gs2 = "n,,",
+	    .pw = "pencil",
+	    .user_known = true,
+	    .want_label = ""};
+
+	assert_int_equal(run_exchange(&rfc7677, &r, &why), SASL_DONE);
 }
 
 static void
@@ -572,6 +657,8 @@ main(void)
 	    cmocka_unit_test(test_rfc_client),
 	    cmocka_unit_test(test_rfc_exchanges),
 	    cmocka_unit_test(test_wrong_password_and_unknown_user),
+	    cmocka_unit_test(test_candidates),
+	    cmocka_unit_test(test_candidates_single_pair),
 	    cmocka_unit_test(test_nonce_mismatch),
 	    cmocka_unit_test(test_channel_binding),
 	    cmocka_unit_test(test_downgrade),
