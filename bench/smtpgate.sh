@@ -49,7 +49,8 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 bench_make_cert "$base"
 mkdir -p "$base/spool"
 port=$(bench_free_port) || bench_die "no free port"
-user=bench
+# the login is the address loadgen sends from: sender binding is on by default
+user=bench@example.test
 password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 printf '%s\n' "$password" >"$base/password"
 chmod 600 "$base/password"
@@ -76,6 +77,14 @@ min_version = 1.3
 [auth]
 mechanisms = PLAIN LOGIN
 backend = file:users
+
+; a load test is one account sending tens of thousands of messages over
+; thousands of connections: lift the per-account quotas and the server-wide
+; connection cap that protect a production server (loopback is allowlisted)
+[limits]
+quota_messages_per_day = 0
+quota_recipients_per_day = 0
+connections = 10000
 EOC
 
 printf '%s\n' "$password" | "$bin" user add "$user" -f "$base/users" --password-stdin ||
