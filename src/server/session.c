@@ -796,6 +796,20 @@ static void session_auth_outcome(struct session *s, enum sasl_status st, struct 
 static void session_auth_token_cb(
     void *ctx, uint64_t session_id, enum oauth_result result, const char *reason);
 
+/* After an async answer (keys or a token verdict): the mechanism goes on,
+ * then reading resumes. */
+static void
+session_auth_resume(struct session *s)
+{
+	struct buf chal;
+
+	buf_init(&chal, SASL_LINE_MAX);
+	buf_set_secret(&chal);
+	session_auth_outcome(s, sasl_resume(s->sasl, &chal), &chal);
+	buf_free(&chal);
+	session_auth_unbusy(s);
+}
+
 /* The stored keys asked for by SASL_NEED_KEYS: resume the mechanism. */
 static void
 session_auth_keys_cb(void *ctx, uint64_t session_id, enum authdb_result result,
@@ -803,7 +817,6 @@ session_auth_keys_cb(void *ctx, uint64_t session_id, enum authdb_result result,
 {
 	struct worker *w = ctx;
 	struct session *s = idmap_get(&w->sessions, session_id);
-	struct buf chal;
 
 	if (s == NULL || s->closing || s->sasl == NULL)
 		return;
@@ -813,11 +826,7 @@ session_auth_keys_cb(void *ctx, uint64_t session_id, enum authdb_result result,
 		return;
 	}
 	sasl_set_keys(s->sasl, k, user);
-	buf_init(&chal, SASL_LINE_MAX);
-	buf_set_secret(&chal);
-	session_auth_outcome(s, sasl_resume(s->sasl, &chal), &chal);
-	buf_free(&chal);
-	session_auth_unbusy(s);
+	session_auth_resume(s);
 }
 
 /* The verdict on a bearer token (SASL_VERIFY_TOKEN): resume the mechanism,
@@ -827,7 +836,7 @@ session_auth_token_cb(void *ctx, uint64_t session_id, enum oauth_result result, 
 {
 	struct worker *w = ctx;
 	struct session *s = idmap_get(&w->sessions, session_id);
-	struct buf chal, json;
+	struct buf json;
 	enum sasl_oauth_mech m;
 
 	if (s == NULL || s->closing || s->sasl == NULL)
@@ -846,11 +855,7 @@ session_auth_token_cb(void *ctx, uint64_t session_id, enum oauth_result result, 
 	sasl_set_verdict(s->sasl, result == OAUTH_OK, sasl_user(s->sasl),
 	    result == OAUTH_OK || json.len == 0 ? NULL : json.data);
 	buf_free(&json);
-	buf_init(&chal, SASL_LINE_MAX);
-	buf_set_secret(&chal);
-	session_auth_outcome(s, sasl_resume(s->sasl, &chal), &chal);
-	buf_free(&chal);
-	session_auth_unbusy(s);
+	session_auth_resume(s);
 }
 
 /* Acts on what a SASL step (or resume) decided; chal holds a challenge. */
