@@ -229,8 +229,8 @@ authdb_process_dovecot(struct authdb *db, struct authdb_req *r)
 	char user[AUTHDB_USER_MAX + 1];
 	enum authdb_result result = AUTHDB_TEMPFAIL;
 
-	/* rip: NULL until requests carry the client's address */
-	switch (dovecot_auth_verify(db->dovecot, r->session_id, NULL, r->user, r->userlen,
+	/* rip: the client's address, for Dovecot's logs and auth policy */
+	switch (dovecot_auth_verify(db->dovecot, r->session_id, r->client, r->user, r->userlen,
 	    r->password, r->passlen, user, sizeof(user))) {
 	case DOVECOT_AUTH_OK:
 		result = AUTHDB_OK;
