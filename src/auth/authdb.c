@@ -427,14 +427,6 @@ authdb_run_task(struct authdb *db, authdb_task_fn *fn, void *arg)
 }
 
 void
-authdb_verify_plain(struct authdb *db, struct loop *loop, uint64_t session_id, const char *user,
-    size_t userlen, const char *password, size_t passlen, authdb_done_cb *cb, void *ctx)
-{
-	authdb_verify_plain_from(
-	    db, loop, session_id, user, userlen, password, passlen, NULL, cb, ctx);
-}
-
-void
 authdb_verify_plain_from(struct authdb *db, struct loop *loop, uint64_t session_id,
     const char *user, size_t userlen, const char *password, size_t passlen, const char *client,
     authdb_done_cb *cb, void *ctx)

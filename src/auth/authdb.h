@@ -66,14 +66,8 @@ void authdb_free(struct authdb *db);
 /*
  * Verifies a plaintext password (AUTH PLAIN/LOGIN). user and password are
  * copied (the copy is wiped after use); the caller wipes its own. The answer
- * is posted to loop.
- */
-void authdb_verify_plain(struct authdb *db, struct loop *loop, uint64_t session_id,
-    const char *user, size_t userlen, const char *password, size_t passlen, authdb_done_cb *cb,
-    void *ctx);
-/*
- * The same with the client's IP address (copied; NULL for unknown), which
- * a successful verification records as the credential's last use
+ * is posted to loop. client is the client's IP address (copied; NULL for
+ * unknown), which a successful verification records as the credential's last use
  * (`<passwd file>.lastuse`, shown by `smtpgate user list`). Before each
  * verification the passwd file is stat(2)ed and re-read when it changed
  * (inode, size or mtime), so edits by `smtpgate user` take effect at once.
