@@ -29,6 +29,7 @@
 #define CLIENT_AUTH_STEPS_MAX 10 /* 334 challenges answered in one AUTH */
 #define CLIENT_BDAT_CHUNK (1024 * 1024)
 #define CLIENT_QUIT_TIMEOUT_MS 5000
+#define CLIENT_ENVELOPE_LINE_MAX 700 /* MAIL FROM:<512 bytes> and parameters */
 
 static char *
 client_strdup_or_null(const char *s)
@@ -308,27 +309,40 @@ client_read_reply(struct client *c, const char *cmd)
 	}
 }
 
+/* Records line (no CR/LF) in the transcript and appends it with CRLF to out. */
 static int
-client_send_line(struct client *c, const char *line, size_t len, bool in_auth)
+client_stage_line(struct client *c, const char *line, size_t len, bool in_auth, struct buf *out)
 {
-	struct buf shown, out;
-	int rc = -1;
+	struct buf shown;
 
 	if (memchr(line, '\r', len) != NULL || memchr(line, '\n', len) != NULL) {
 		client_set_error(c, CLIENT_E_LOCAL, 0, "refusing to send a command with CR or LF");
-		return -1;
-	}
-	if (c->fd == -1) {
-		client_set_error(c, CLIENT_E_CLOSED, 0, "not connected");
 		return -1;
 	}
 	buf_init(&shown, CLIENT_TRANSCRIPT_LINE_MAX * 2);
 	if (client_transcript_redact(line, len, in_auth, &shown) == 0)
 		client_transcript_add(c->conf.transcript, CLIENT_T_CLIENT, shown.data, shown.len);
 	buf_free(&shown);
+	if (buf_append(out, line, len) == -1 || buf_append(out, "\r\n", 2) == -1) {
+		client_set_error(c, CLIENT_E_LOCAL, 0, "command too long");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+client_send_line(struct client *c, const char *line, size_t len, bool in_auth)
+{
+	struct buf out;
+	int rc = -1;
+
+	if (c->fd == -1) {
+		client_set_error(c, CLIENT_E_CLOSED, 0, "not connected");
+		return -1;
+	}
 	buf_init(&out, len + 2);
 	buf_set_secret(&out);
-	if (buf_append(&out, line, len) == 0 && buf_append(&out, "\r\n", 2) == 0)
+	if (client_stage_line(c, line, len, in_auth, &out) == 0)
 		rc = client_write_all(c, out.data, out.len, "write");
 	buf_free(&out);
 	return rc;
@@ -645,24 +659,45 @@ client_addr_ok(const char *a)
 	return strpbrk(a, "\r\n<>") == NULL && strlen(a) <= 512;
 }
 
-int
-client_mail(struct client *c, const char *from, size_t size, unsigned flags)
+/* The MAIL FROM line with the parameters the server offered. */
+static int
+client_mail_line(
+    struct client *c, const char *from, size_t size, unsigned flags, char *line, size_t len)
 {
-	char line[700];
 	int n;
 
 	if (!client_addr_ok(from)) {
 		client_set_error(c, CLIENT_E_LOCAL, 0, "bad sender address");
 		return -1;
 	}
-	n = snprintf(line, sizeof(line), "MAIL FROM:<%s>", from);
+	n = snprintf(line, len, "MAIL FROM:<%s>", from);
 	if (c->caps.size && size > 0)
-		n += snprintf(line + n, sizeof(line) - (size_t)n, " SIZE=%zu", size);
+		n += snprintf(line + n, len - (size_t)n, " SIZE=%zu", size);
 	if ((flags & CLIENT_MAIL_8BIT) && c->caps.eightbitmime)
-		n += snprintf(line + n, sizeof(line) - (size_t)n, " BODY=8BITMIME");
+		n += snprintf(line + n, len - (size_t)n, " BODY=8BITMIME");
 	if ((flags & CLIENT_MAIL_SMTPUTF8) && c->caps.smtputf8)
-		snprintf(line + n, sizeof(line) - (size_t)n, " SMTPUTF8");
-	if (client_send_line(c, line, strlen(line), false) == -1 ||
+		snprintf(line + n, len - (size_t)n, " SMTPUTF8");
+	return 0;
+}
+
+static int
+client_rcpt_line(struct client *c, const char *to, char *line, size_t len)
+{
+	if (!client_addr_ok(to)) {
+		client_set_error(c, CLIENT_E_LOCAL, 0, "bad recipient address");
+		return -1;
+	}
+	snprintf(line, len, "RCPT TO:<%s>", to);
+	return 0;
+}
+
+int
+client_mail(struct client *c, const char *from, size_t size, unsigned flags)
+{
+	char line[CLIENT_ENVELOPE_LINE_MAX];
+
+	if (client_mail_line(c, from, size, flags, line, sizeof(line)) == -1 ||
+	    client_send_line(c, line, strlen(line), false) == -1 ||
 	    client_read_reply(c, "MAIL") == -1)
 		return -1;
 	return client_expect(c, 2, "MAIL");
@@ -671,17 +706,84 @@ client_mail(struct client *c, const char *from, size_t size, unsigned flags)
 int
 client_rcpt(struct client *c, const char *to)
 {
-	char line[600];
+	char line[CLIENT_ENVELOPE_LINE_MAX];
 
-	if (!client_addr_ok(to)) {
-		client_set_error(c, CLIENT_E_LOCAL, 0, "bad recipient address");
-		return -1;
-	}
-	snprintf(line, sizeof(line), "RCPT TO:<%s>", to);
-	if (client_send_line(c, line, strlen(line), false) == -1 ||
+	if (client_rcpt_line(c, to, line, sizeof(line)) == -1 ||
+	    client_send_line(c, line, strlen(line), false) == -1 ||
 	    client_read_reply(c, "RCPT") == -1)
 		return -1;
 	return client_expect(c, 2, "RCPT");
+}
+
+/*
+ * Command k of the envelope (0: MAIL, k: RCPT for to[k - 1]) are sent in
+ * groups: all of a group in one write, then its replies in order. Without
+ * PIPELINING a group is one command, so MAIL's reply is known before any
+ * RCPT goes out; with it, a refused MAIL still has the rest of its group's
+ * replies read (RFC 2920 3.1: the server answers every command), and no
+ * further group is sent.
+ */
+int
+client_envelope(struct client *c, const char *from, size_t size, unsigned flags,
+    const char *const *to, size_t n, struct client_reply *rcpt_r)
+{
+	char line[CLIENT_ENVELOPE_LINE_MAX];
+	struct client_reply mail_reply;
+	struct buf out;
+	size_t group = c->caps.pipelining ? CLIENT_PIPELINE_MAX : 1;
+	size_t sent = 0, got = 0, total = n + 1;
+	bool mail_ok = false;
+	int rc = -1;
+
+	memset(&mail_reply, 0, sizeof(mail_reply));
+	for (size_t i = 0; i < n; i++)
+		memset(&rcpt_r[i], 0, sizeof(rcpt_r[i]));
+	if (client_mail_line(c, from, size, flags, line, sizeof(line)) == -1)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (client_rcpt_line(c, to[i], line, sizeof(line)) == -1)
+			return -1;
+	}
+	if (c->fd == -1) {
+		client_set_error(c, CLIENT_E_CLOSED, 0, "not connected");
+		return -1;
+	}
+	buf_init(&out, CLIENT_PIPELINE_MAX * (CLIENT_ENVELOPE_LINE_MAX + 2));
+	while (got < total) {
+		if (got == sent) {
+			if (sent > 0 && !mail_ok)
+				break; /* MAIL refused: nothing more to send */
+			buf_reset(&out);
+			for (size_t k = 0; k < group && sent < total; k++, sent++) {
+				if ((sent == 0 ? client_mail_line(
+				                     c, from, size, flags, line, sizeof(line))
+				               : client_rcpt_line(
+				                     c, to[sent - 1], line, sizeof(line))) == -1 ||
+				    client_stage_line(c, line, strlen(line), false, &out) == -1)
+					goto out;
+			}
+			if (client_write_all(c, out.data, out.len, "write") == -1)
+				goto out;
+		}
+		if (client_read_reply(c, got == 0 ? "MAIL" : "RCPT") == -1)
+			goto out;
+		if (got == 0) {
+			mail_reply = c->reply;
+			mail_ok = c->reply.code / 100 == 2;
+		} else {
+			rcpt_r[got - 1] = c->reply;
+		}
+		got++;
+	}
+	if (!mail_ok) {
+		c->reply = mail_reply;
+		rc = client_expect(c, 2, "MAIL");
+		goto out;
+	}
+	rc = 0;
+out:
+	buf_free(&out);
+	return rc;
 }
 
 int

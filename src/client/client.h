@@ -29,7 +29,8 @@
  *	client_ehlo(c)                   // LHLO with cc.lmtp
  *	client_starttls(c); client_ehlo(c)   // fails closed when not offered
  *	client_auth(c, "PLAIN", user, secret, len)
- *	client_mail(c, from, size) / client_rcpt(c, rcpt) ... / client_data(c, msg, len)
+ *	client_envelope(c, from, size, flags, rcpts, n, replies)  // pipelined when offered
+ *	client_data(c, msg, len)
  *	   (for LMTP: client_data_lmtp_next(c) once per further accepted recipient)
  *	client_quit(c); client_free(c);
  *
@@ -304,6 +305,21 @@ int client_auth(struct client *c, const char *mech, const char *user, const char
 int client_mail(struct client *c, const char *from, size_t size, unsigned flags)
     __attribute__((warn_unused_result));
 int client_rcpt(struct client *c, const char *to) __attribute__((warn_unused_result));
+/*
+ * The envelope: MAIL FROM (as client_mail) and RCPT TO for each of to[0..n).
+ * With PIPELINING offered (RFC 2920 3.1) the commands go out in groups of up
+ * to CLIENT_PIPELINE_MAX in one write each and the replies are read in
+ * order; without it, one command and its reply at a time. rcpt_r[i] gets
+ * recipient i's reply (code 0: none read). Returns 0 when MAIL was accepted
+ * and every RCPT reply was read (each may be a refusal: see rcpt_r), -1
+ * otherwise: MAIL refused (the RCPT replies, 503 or so, are still read to
+ * stay in step, and client_reply() is MAIL's again) or the session broke
+ * (client_error(); rcpt_r of the replies read so far are set).
+ */
+#define CLIENT_PIPELINE_MAX 64
+int client_envelope(struct client *c, const char *from, size_t size, unsigned flags,
+    const char *const *to, size_t n, struct client_reply *rcpt_r)
+    __attribute__((warn_unused_result));
 /* The message (CRLF line ends) by BDAT when CHUNKING was offered, else DATA
  * with dot-stuffing; a missing final CRLF is added. 250 expected. */
 int client_data(struct client *c, const char *msg, size_t len) __attribute__((warn_unused_result));
