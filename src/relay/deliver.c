@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/x509_vfy.h>
 
@@ -199,65 +200,105 @@ deliver_auth(const struct deliver_ctx *ctx, const struct conf_route *r, struct c
 	return 0;
 }
 
-/*
- * MAIL, RCPT, DATA on an open session. Returns true when the whole session
- * failed transiently before any recipient got a result of its own (an MX
- * caller then tries the next host).
- */
-static bool
+/* How a transaction left its session. */
+enum deliver_tx_end {
+	DELIVER_TX_CLEAN, /* a reply ended the transaction: the session can go on */
+	DELIVER_TX_OPEN, /* in step, but a transaction may be open: RSET before reuse */
+	DELIVER_TX_BROKEN, /* out of step or gone: close it */
+};
+
+struct deliver_tx {
+	enum deliver_tx_end end;
+	/* the whole session failed transiently before any recipient got a
+	 * result of its own (an MX caller then tries the next host) */
+	bool session_transient;
+	/* it failed at MAIL, before any of the message went out, with the
+	 * session gone (closed, reset, 421): a new session may take it now */
+	bool stale;
+};
+
+/* MAIL and RCPT (pipelined when offered), then DATA, on an open session. */
+static void
 deliver_transaction(struct client *c, bool lmtp, const struct qfile *q, const size_t *idx, size_t n,
-    struct deliver_result *res)
+    struct deliver_result *res, struct deliver_tx *tx)
 {
 	const struct envelope *e = q->env;
 	const struct client_caps *caps = client_caps(c);
 	bool *decided = xcalloc(n, sizeof(bool));
 	size_t *accepted = xcalloc(n, sizeof(size_t)), nacc = 0;
+	const char **to = xcalloc(n, sizeof(*to));
+	struct client_reply *rr = xcalloc(n, sizeof(*rr));
 	unsigned flags = 0;
-	bool session_transient = false;
 
+	tx->end = DELIVER_TX_BROKEN;
+	tx->session_transient = false;
+	tx->stale = false;
 	if (e->smtputf8 && !caps->smtputf8) {
 		/* RFC 6531 3.4: no downgrade; a permanent failure */
 		for (size_t i = 0; i < n; i++)
 			deliver_set(&res[i], QFILE_FAILED, 0, "5.6.7", NULL,
 			    "the message needs SMTPUTF8 and the next hop does not offer it");
+		tx->end = DELIVER_TX_CLEAN; /* nothing was sent */
 		goto out;
 	}
 	if (e->body_8bit)
 		flags |= CLIENT_MAIL_8BIT;
 	if (e->smtputf8)
 		flags |= CLIENT_MAIL_SMTPUTF8;
-	if (client_mail(c, e->sender, (size_t)q->body_len, flags) == -1) {
-		deliver_fail_all(c, "MAIL", res, n, NULL);
-		session_transient = res[0].state == QFILE_DEFERRED;
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		const struct client_reply *rp = client_reply(c);
+	for (size_t i = 0; i < n; i++)
+		to[i] = e->rcpts[idx[i]];
+	if (client_envelope(c, e->sender, (size_t)q->body_len, flags, to, n, rr) == 0 ||
+	    client_error(c)->kind != CLIENT_E_REPLY) {
+		/* per recipient: accepted, refused, or (the session broke) open */
+		for (size_t i = 0; i < n; i++) {
+			const struct client_reply *rp = &rr[i];
 
-		if (client_rcpt(c, e->rcpts[idx[i]]) == 0) {
-			accepted[nacc++] = i;
-			continue;
+			if (rp->code / 100 == 2) {
+				accepted[nacc++] = i;
+			} else if (rp->code != 0) {
+				decided[i] = true;
+				deliver_set(&res[i], deliver_classify(rp->code, rp->enh, "RCPT"),
+				    rp->code, rp->enh,
+				    reply_map_find(rp->code, rp->enh, "RCPT", rp->line), "RCPT: %s",
+				    rp->line);
+			}
 		}
-		if (client_error(c)->kind != CLIENT_E_REPLY) {
+		if (client_error(c)->kind != CLIENT_E_NONE &&
+		    client_error(c)->kind != CLIENT_E_REPLY) {
 			/* the session broke: everything open is deferred */
-			deliver_fail_all(c, "RCPT", res, n, decided);
-			session_transient = nacc == 0;
+			const char *step = client_reply(c)->cmd;
+
+			deliver_fail_all(c, step[0] != '\0' ? step : "MAIL", res, n, decided);
+			tx->session_transient = nacc == 0;
+			tx->stale = strcmp(step, "MAIL") == 0;
 			goto out;
 		}
-		decided[i] = true;
-		deliver_set(&res[i], deliver_classify(rp->code, rp->enh, "RCPT"), rp->code, rp->enh,
-		    reply_map_find(rp->code, rp->enh, "RCPT", rp->line), "RCPT: %s", rp->line);
+	} else {
+		/* MAIL refused */
+		const struct client_reply *rp = client_reply(c);
+
+		deliver_fail_all(c, "MAIL", res, n, NULL);
+		tx->session_transient = res[0].state == QFILE_DEFERRED;
+		tx->stale = rp->code == 421;
+		tx->end = rp->code == 421 ? DELIVER_TX_BROKEN : DELIVER_TX_OPEN;
+		goto out;
 	}
 	if (nacc == 0) {
-		client_quit(c);
+		tx->end = DELIVER_TX_OPEN; /* MAIL was accepted: RSET before the next */
 		goto out;
 	}
 	if (client_data(c, q->body, (size_t)q->body_len) == -1) {
 		bool data_refused = strncmp(client_error(c)->detail, "DATA: ", 6) == 0;
 
-		if (!lmtp || data_refused || client_error(c)->kind != CLIENT_E_REPLY) {
+		if (client_error(c)->kind != CLIENT_E_REPLY) {
 			deliver_fail_all(c, "DATA", res, n, decided);
-			session_transient = res[accepted[0]].state == QFILE_DEFERRED;
+			tx->session_transient = res[accepted[0]].state == QFILE_DEFERRED;
+			goto out;
+		}
+		tx->end = DELIVER_TX_OPEN;
+		if (!lmtp || data_refused) {
+			deliver_fail_all(c, "DATA", res, n, decided);
+			tx->session_transient = res[accepted[0]].state == QFILE_DEFERRED;
 			goto out;
 		}
 		/* LMTP: the first accepted recipient's own refusal */
@@ -287,6 +328,7 @@ deliver_transaction(struct client *c, bool lmtp, const struct qfile *q, const si
 		/* RFC 2033 4.2: one reply per accepted recipient, in order */
 		if (client_data_lmtp_next(c) == -1 && client_error(c)->kind != CLIENT_E_REPLY) {
 			deliver_fail_all(c, "DATA", res, n, decided);
+			tx->end = DELIVER_TX_BROKEN;
 			goto out;
 		}
 		decided[i] = true;
@@ -294,11 +336,131 @@ deliver_transaction(struct client *c, bool lmtp, const struct qfile *q, const si
 		    rp->code >= 400 ? reply_map_find(rp->code, rp->enh, "DATA", rp->line) : NULL,
 		    "%s%s", rp->code >= 400 ? "DATA: " : "", rp->line);
 	}
-	client_quit(c);
+	tx->end = DELIVER_TX_CLEAN;
 out:
 	free(decided);
 	free(accepted);
-	return session_transient;
+	free(to);
+	free(rr);
+}
+
+/* --- the session cache ---------------------------------------------------------- */
+
+#define DELIVER_KEY_MAX 600
+
+struct deliver_conn {
+	struct client *c; /* NULL: none cached */
+	char key[DELIVER_KEY_MAX]; /* the route (its address) and, for mx, the domain */
+	char relay[300]; /* the peer, as relay_r says it */
+	long long opened; /* CLOCK_MONOTONIC seconds */
+	unsigned uses; /* transactions so far */
+};
+
+static long long
+deliver_mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec;
+}
+
+struct deliver_conn *
+deliver_conn_new(void)
+{
+	return xcalloc(1, sizeof(struct deliver_conn));
+}
+
+bool
+deliver_conn_is_open(const struct deliver_conn *dc)
+{
+	return dc != NULL && dc->c != NULL;
+}
+
+void
+deliver_conn_close(struct deliver_conn *dc)
+{
+	if (dc == NULL || dc->c == NULL)
+		return;
+	client_quit(dc->c);
+	client_free(dc->c);
+	dc->c = NULL;
+	dc->key[0] = '\0';
+	dc->uses = 0;
+}
+
+void
+deliver_conn_free(struct deliver_conn *dc)
+{
+	deliver_conn_close(dc);
+	free(dc);
+}
+
+/* A session is per route (its settings and credentials), and per domain for
+ * mx: routes live as long as the configuration, so the address names one. */
+static void
+deliver_key(const struct conf_route *r, const char *domain, char *key, size_t len)
+{
+	snprintf(key, len, "%p %s", (const void *)r, r->kind == CONF_ROUTE_MX ? domain : "");
+}
+
+/* The cached session for key, if there is a fresh one; any other is closed. */
+static struct client *
+deliver_conn_take(struct deliver_conn *dc, const char *key, char *relay_r, size_t relaylen)
+{
+	struct client *c;
+
+	if (dc == NULL || dc->c == NULL)
+		return NULL;
+	if (strcmp(dc->key, key) != 0 || dc->uses >= DELIVER_CONN_MAX_USES ||
+	    deliver_mono_s() - dc->opened >= DELIVER_CONN_MAX_AGE_S) {
+		deliver_conn_close(dc);
+		return NULL;
+	}
+	c = dc->c;
+	dc->c = NULL;
+	snprintf(relay_r, relaylen, "%s", dc->relay);
+	return c;
+}
+
+/* After a transaction on c: keeps the session in dc when it can go on,
+ * else ends it. reused: c came from dc. */
+static void
+deliver_conn_put(struct deliver_conn *dc, const char *key, const char *relay, struct client *c,
+    const struct deliver_tx *tx, bool reused)
+{
+	bool keep = dc != NULL && tx->end != DELIVER_TX_BROKEN;
+
+	if (keep && !reused) {
+		dc->opened = deliver_mono_s();
+		dc->uses = 0;
+	}
+	keep = keep && dc->uses + 1 < DELIVER_CONN_MAX_USES &&
+	    deliver_mono_s() - dc->opened < DELIVER_CONN_MAX_AGE_S;
+	if (keep && tx->end == DELIVER_TX_OPEN && client_rset(c) == -1)
+		keep = false;
+	if (!keep) {
+		if (tx->end != DELIVER_TX_BROKEN)
+			client_quit(c);
+		client_free(c);
+		if (dc != NULL) {
+			dc->key[0] = '\0';
+			dc->uses = 0;
+		}
+		return;
+	}
+	dc->c = c;
+	dc->uses++;
+	snprintf(dc->key, sizeof(dc->key), "%s", key);
+	snprintf(dc->relay, sizeof(dc->relay), "%s", relay);
+}
+
+/* Results of a transaction on a stale reused session are not results. */
+static void
+deliver_reset(struct deliver_result *res, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		deliver_set(&res[i], QFILE_DEFERRED, 0, NULL, NULL, "not attempted");
 }
 
 static enum client_tls_mode
@@ -327,10 +489,11 @@ deliver_verify(const struct conf_route *r)
 	                             : CLIENT_VERIFY_PEER_HOST;
 }
 
-/* Smarthost and LMTP: one configured peer. */
-static void
-deliver_direct(const struct deliver_ctx *ctx, const struct conf_route *r, const struct qfile *q,
-    const size_t *idx, size_t n, struct deliver_result *res, char *relay_r, size_t relaylen)
+/* Smarthost and LMTP: a new session to the configured peer, up to AUTH.
+ * NULL with every result set when it cannot be had. */
+static struct client *
+deliver_direct_open(
+    const struct deliver_ctx *ctx, const struct conf_route *r, struct deliver_result *res, size_t n)
 {
 	struct client_conf cc;
 	struct client *c;
@@ -350,22 +513,18 @@ deliver_direct(const struct deliver_ctx *ctx, const struct conf_route *r, const 
 	cc.helo = ctx->helo;
 	cc.lmtp = r->kind == CONF_ROUTE_LMTP;
 	cc.timeout_ms = (int)(r->timeout > 3600 ? 3600000 : r->timeout * 1000);
-	if (r->unix_path != NULL)
-		snprintf(relay_r, relaylen, "%s", r->unix_path);
-	else
-		snprintf(relay_r, relaylen, "%s:%s", r->host, r->port);
 	c = client_new(&cc);
 	if (client_connect(c) == -1) {
 		deliver_fail_all(c, "connect", res, n, NULL);
-		goto out;
+		goto fail;
 	}
 	if (client_greeting(c) == -1) {
 		deliver_fail_all(c, "greeting", res, n, NULL);
-		goto out;
+		goto fail;
 	}
 	if (client_ehlo(c) == -1) {
 		deliver_fail_all(c, cc.lmtp ? "LHLO" : "EHLO", res, n, NULL);
-		goto out;
+		goto fail;
 	}
 	if (cc.tls == CLIENT_TLS_STARTTLS) {
 		if (client_starttls(c) == -1) {
@@ -379,33 +538,87 @@ deliver_direct(const struct deliver_ctx *ctx, const struct conf_route *r, const 
 			} else {
 				deliver_fail_all(c, "STARTTLS", res, n, NULL);
 			}
-			goto out;
+			goto fail;
 		}
 		if (client_ehlo(c) == -1) {
 			deliver_fail_all(c, cc.lmtp ? "LHLO" : "EHLO", res, n, NULL);
-			goto out;
+			goto fail;
 		}
 	}
 	if (deliver_auth(ctx, r, c, res, n) == -1)
-		goto out;
-	(void)deliver_transaction(c, cc.lmtp, q, idx, n, res);
-out:
+		goto fail;
+	return c;
+fail:
 	client_free(c);
+	return NULL;
+}
+
+/* Smarthost and LMTP: one configured peer, over the cached session when
+ * there is one. */
+static void
+deliver_direct(const struct deliver_ctx *ctx, struct deliver_conn *dc, const struct conf_route *r,
+    const struct qfile *q, const size_t *idx, size_t n, struct deliver_result *res, char *relay_r,
+    size_t relaylen)
+{
+	char key[DELIVER_KEY_MAX];
+	struct deliver_tx tx;
+	struct client *c;
+	bool reused;
+	bool lmtp = r->kind == CONF_ROUTE_LMTP;
+
+	if (r->unix_path != NULL)
+		snprintf(relay_r, relaylen, "%s", r->unix_path);
+	else
+		snprintf(relay_r, relaylen, "%s:%s", r->host, r->port);
+	deliver_key(r, "", key, sizeof(key));
+	c = deliver_conn_take(dc, key, relay_r, relaylen);
+	reused = c != NULL;
+	if (c == NULL && (c = deliver_direct_open(ctx, r, res, n)) == NULL)
+		return;
+	deliver_transaction(c, lmtp, q, idx, n, res, &tx);
+	if (reused && tx.stale) {
+		/* the peer ended the idle session: a new one, nothing was sent */
+		client_free(c);
+		deliver_reset(res, n);
+		reused = false;
+		if ((c = deliver_direct_open(ctx, r, res, n)) == NULL)
+			return;
+		deliver_transaction(c, lmtp, q, idx, n, res, &tx);
+	}
+	deliver_conn_put(dc, key, relay_r, c, &tx, reused);
 }
 
 static void
-deliver_mx(const struct deliver_ctx *ctx, struct route_mx *mx, const char *domain,
-    const struct qfile *q, const size_t *idx, size_t n, struct deliver_result *res, char *relay_r,
-    size_t relaylen)
+deliver_mx(const struct deliver_ctx *ctx, struct deliver_conn *dc, const struct conf_route *r,
+    struct route_mx *mx, const char *domain, const struct qfile *q, const size_t *idx, size_t n,
+    struct deliver_result *res, char *relay_r, size_t relaylen)
 {
 	struct route_mx_plan plan;
 	struct route_mx_cursor cur;
 	struct route_mx_attempt at;
 	struct client *c;
-	char err[ROUTE_MX_REASON_MAX];
+	struct deliver_tx tx;
+	char err[ROUTE_MX_REASON_MAX], key[DELIVER_KEY_MAX];
 	bool done = false, opened = false;
 
+	(void)ctx;
 	snprintf(relay_r, relaylen, "mx:%s", domain);
+	deliver_key(r, domain, key, sizeof(key));
+	if ((c = deliver_conn_take(dc, key, relay_r, relaylen)) != NULL) {
+		/* the host that took the last message for this domain */
+		deliver_transaction(c, false, q, idx, n, res, &tx);
+		if (!tx.session_transient) {
+			deliver_conn_put(dc, key, relay_r, c, &tx, true);
+			return;
+		}
+		/* gone, or a transient failure of the whole session: the MX
+		 * hosts in order, as for a new attempt (RFC 5321 5.1) */
+		if (tx.end != DELIVER_TX_BROKEN)
+			client_quit(c);
+		client_free(c);
+		deliver_reset(res, n);
+		snprintf(relay_r, relaylen, "mx:%s", domain);
+	}
 	if (mx == NULL) {
 		for (size_t i = 0; i < n; i++)
 			deliver_set(
@@ -426,8 +639,12 @@ deliver_mx(const struct deliver_ctx *ctx, struct route_mx *mx, const char *domai
 		opened = true;
 		snprintf(relay_r, relaylen, "%s[%s]", at.host, at.addr);
 		/* a transient failure of the whole session: the next MX (RFC 5321 5.1) */
-		done = !deliver_transaction(c, false, q, idx, n, res);
-		client_free(c);
+		deliver_transaction(c, false, q, idx, n, res, &tx);
+		done = !tx.session_transient;
+		if (done)
+			deliver_conn_put(dc, key, relay_r, c, &tx, false);
+		else
+			client_free(c);
 	}
 	if (!done && !opened) {
 		for (size_t i = 0; i < n; i++)
@@ -438,15 +655,14 @@ deliver_mx(const struct deliver_ctx *ctx, struct route_mx *mx, const char *domai
 }
 
 void
-deliver_run(const struct deliver_ctx *ctx, const struct conf_route *r, const char *domain,
-    const struct qfile *q, const size_t *idx, size_t n, struct deliver_result *res, char *relay_r,
-    size_t relaylen)
+deliver_run(const struct deliver_ctx *ctx, struct deliver_conn *dc, const struct conf_route *r,
+    const char *domain, const struct qfile *q, const size_t *idx, size_t n,
+    struct deliver_result *res, char *relay_r, size_t relaylen)
 {
-	for (size_t i = 0; i < n; i++)
-		deliver_set(&res[i], QFILE_DEFERRED, 0, NULL, NULL, "not attempted");
+	deliver_reset(res, n);
 	if (r->kind == CONF_ROUTE_MX)
-		deliver_mx(ctx, ctx->mx_for != NULL ? ctx->mx_for(ctx->mx_arg, r) : NULL, domain, q,
-		    idx, n, res, relay_r, relaylen);
+		deliver_mx(ctx, dc, r, ctx->mx_for != NULL ? ctx->mx_for(ctx->mx_arg, r) : NULL,
+		    domain, q, idx, n, res, relay_r, relaylen);
 	else
-		deliver_direct(ctx, r, q, idx, n, res, relay_r, relaylen);
+		deliver_direct(ctx, dc, r, q, idx, n, res, relay_r, relaylen);
 }

@@ -14,6 +14,7 @@
 #ifndef SG_RELAY_DELIVER_H
 #define SG_RELAY_DELIVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "relay/qfile.h"
@@ -41,11 +42,35 @@ struct deliver_ctx {
 	void *mx_arg;
 };
 
+/*
+ * A delivery worker's session cache: the session a delivery left open so the
+ * next message for the same route (and, for mx, domain) goes over it without
+ * a new connection, TLS handshake and AUTH (the scheduler hands a worker the
+ * next due message for the destination it just served, keeping its slot).
+ * A session is reused at most DELIVER_CONN_MAX_USES times and for
+ * DELIVER_CONN_MAX_AGE_S seconds, and only after a clean end of the last
+ * transaction (else RSET, else it is closed). A reused session that turns
+ * out to be gone (closed, reset, 421) before anything was sent is replaced
+ * by a new one in the same attempt. Owned by one worker thread.
+ */
+#define DELIVER_CONN_MAX_USES 100
+#define DELIVER_CONN_MAX_AGE_S 300
+
+struct deliver_conn;
+
+struct deliver_conn *deliver_conn_new(void);
+bool deliver_conn_is_open(const struct deliver_conn *dc);
+/* Ends the cached session (QUIT) if there is one. */
+void deliver_conn_close(struct deliver_conn *dc);
+/* Closes and frees; dc may be NULL. */
+void deliver_conn_free(struct deliver_conn *dc);
+
 /* Delivers q to route r (domain: the recipients' domain, for mx) for the
- * recipients idx[0..n); results go to res[0..n), the peer to relay_r. */
-void deliver_run(const struct deliver_ctx *ctx, const struct conf_route *r, const char *domain,
-    const struct qfile *q, const size_t *idx, size_t n, struct deliver_result *res, char *relay_r,
-    size_t relaylen);
+ * recipients idx[0..n); results go to res[0..n), the peer to relay_r. dc:
+ * the worker's session cache (NULL: a new session, closed at the end). */
+void deliver_run(const struct deliver_ctx *ctx, struct deliver_conn *dc, const struct conf_route *r,
+    const char *domain, const struct qfile *q, const size_t *idx, size_t n,
+    struct deliver_result *res, char *relay_r, size_t relaylen);
 
 /* Pure: the state for a refusal with code/enh (a reply to cmd). */
 enum qfile_state deliver_classify(int code, const char *enh, const char *cmd);

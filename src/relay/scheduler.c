@@ -52,6 +52,7 @@
 #define SCHED_LOCKED_RETRY_MS 2000 /* the CLI holds the message's lock */
 #define SCHED_DEST_KEY_MAX 600
 #define SCHED_DSN_MAX (256 * 1024)
+#define SCHED_REUSE_LOADS_MAX 16 /* envelopes read to find the next message for a session */
 
 struct sched_dest {
 	char *key;
@@ -411,8 +412,8 @@ out:
  * due time (ms), SCHED_NEVER, or -1 when the message is gone.
  */
 static long long
-sched_attempt(struct scheduler *s, const char *id, bool force, char **reserved, size_t nreserved,
-    char ***dests_r, size_t *ndests_r)
+sched_attempt(struct scheduler *s, struct deliver_conn *dc, const char *id, bool force,
+    char **reserved, size_t nreserved, char ***dests_r, size_t *ndests_r)
 {
 	struct qfile *q = NULL;
 	const char *errstr = NULL;
@@ -456,8 +457,8 @@ sched_attempt(struct scheduler *s, const char *id, bool force, char **reserved, 
 		if (k == 0)
 			continue;
 		r = conf_route_for(s->conf, sched_domain(q->env->rcpts[idx[0]]));
-		deliver_run(&s->dctx, r, sched_domain(q->env->rcpts[idx[0]]), q, idx, k, res, relay,
-		    sizeof(relay));
+		deliver_run(&s->dctx, dc, r, sched_domain(q->env->rcpts[idx[0]]), q, idx, k, res,
+		    relay, sizeof(relay));
 		any_tried = true;
 		for (size_t j = 0; j < k; j++) {
 			size_t i = idx[j];
@@ -629,6 +630,37 @@ sched_stamp(struct scheduler *s, const char *id)
 	return (long long)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
 }
 
+/* Loads entry e (unloaded, not running) with the lock held, dropping it
+ * while the envelope is read. e is gone from the list when the message is. */
+static void
+sched_load_entry(struct scheduler *s, struct sched_entry *e)
+{
+	char id[QUEUE_ID_MAX];
+	char **dests = NULL;
+	size_t ndests = 0;
+	bool force = e->force, fresh = e->fresh;
+	long long due, stamp;
+
+	snprintf(id, sizeof(id), "%s", e->id);
+	e->running = true;
+	pthread_mutex_unlock(&s->lock);
+	due = sched_load(s, id, force, fresh, &dests, &ndests);
+	stamp = sched_stamp(s, id);
+	pthread_mutex_lock(&s->lock);
+	e->stamp = stamp;
+	e->running = false;
+	if (due == -1) {
+		sched_remove(s, e);
+		return;
+	}
+	sched_entry_free_dests(e);
+	e->dests = dests;
+	e->ndests = ndests;
+	e->loaded = true;
+	e->fresh = false;
+	e->due = due;
+}
+
 /* --- workers -------------------------------------------------------------------- */
 
 static unsigned sched_dest_limit(struct scheduler *s, const char *key);
@@ -684,6 +716,40 @@ sched_reserve(struct scheduler *s, struct sched_entry *e, int delta)
 	}
 }
 
+/* A due entry whose only destination is key (marked running), or NULL:
+ * the next message for a worker's open session, in the slot it holds.
+ * Called with the lock held; may drop it to load entries. */
+static struct sched_entry *
+sched_pick_same(struct scheduler *s, const char *key)
+{
+	for (unsigned loads = 0; !s->stopping;) {
+		long long now = sched_now_ms();
+		struct sched_entry *unloaded = NULL;
+
+		for (size_t i = 0; i < s->n; i++) {
+			struct sched_entry *e = s->v[i];
+
+			if (e->running || e->gone || e->due > now)
+				continue;
+			if (!e->loaded) {
+				if (unloaded == NULL)
+					unloaded = e;
+				continue;
+			}
+			if (e->ndests != 1 || strcmp(e->dests[0], key) != 0)
+				continue;
+			e->running = true;
+			return e;
+		}
+		/* new commits come in unloaded: read a few to find one for
+		 * this destination (the others are then ready for any worker) */
+		if (unloaded == NULL || loads++ >= SCHED_REUSE_LOADS_MAX)
+			return NULL;
+		sched_load_entry(s, unloaded);
+	}
+	return NULL;
+}
+
 /* The next entry to work on (marked running), or NULL; *wake_r: the
  * earliest due time of entries that only wait for their time. */
 static struct sched_entry *
@@ -717,11 +783,15 @@ static void *
 sched_worker_main(void *arg)
 {
 	struct scheduler *s = arg;
+	/* the session left open by the last delivery, and the entry taken to
+	 * go over it next (its destination's slot is still held) */
+	struct deliver_conn *dc = deliver_conn_new();
+	struct sched_entry *next = NULL;
 
 	pthread_mutex_lock(&s->lock);
 	while (!s->stopping) {
-		long long now = sched_now_ms(), wake, due;
-		struct sched_entry *e = sched_pick(s, now, &wake);
+		long long now = sched_now_ms(), wake = SCHED_NEVER, due;
+		struct sched_entry *e = next != NULL ? next : sched_pick(s, now, &wake);
 		char **dests = NULL, **reserved;
 		size_t ndests = 0, nreserved;
 		bool force;
@@ -738,46 +808,23 @@ sched_worker_main(void *arg)
 			pthread_cond_timedwait(&s->cond, &s->lock, &ts);
 			continue;
 		}
-		snprintf(id, sizeof(id), "%s", e->id);
-		force = e->force;
 		if (!e->loaded) {
-			bool fresh = e->fresh;
-
-			pthread_mutex_unlock(&s->lock);
-			due = sched_load(s, id, force, fresh, &dests, &ndests);
-			stamp = sched_stamp(s, id);
-			pthread_mutex_lock(&s->lock);
-			e->stamp = stamp;
-			e->running = false;
-			if (due == -1) {
-				sched_remove(s, e);
-				continue;
-			}
-			sched_entry_free_dests(e);
-			e->dests = dests;
-			e->ndests = ndests;
-			e->loaded = true;
-			e->fresh = false;
-			e->due = due;
+			sched_load_entry(s, e);
 			continue;
 		}
+		snprintf(id, sizeof(id), "%s", e->id);
+		force = e->force;
 		reserved = e->dests;
 		nreserved = e->ndests;
 		e->dests = NULL;
 		e->ndests = 0;
 		e->force = false;
 		pthread_mutex_unlock(&s->lock);
-		due = sched_attempt(s, id, force, reserved, nreserved, &dests, &ndests);
+		next = NULL;
+		due = sched_attempt(s, dc, id, force, reserved, nreserved, &dests, &ndests);
 		stamp = sched_stamp(s, id);
 		pthread_mutex_lock(&s->lock);
 		e->stamp = stamp;
-		/* free the slots taken in sched_pick */
-		{
-			struct sched_entry tmp = {.dests = reserved, .ndests = nreserved};
-
-			sched_reserve(s, &tmp, -1);
-			sched_entry_free_dests(&tmp);
-		}
 		e->running = false;
 		if (due == -1) {
 			sched_remove(s, e);
@@ -790,9 +837,31 @@ sched_worker_main(void *arg)
 			if (e->force)
 				e->loaded = false;
 		}
+		/* connection reuse: the next due message for the same single
+		 * destination goes over the open session, in the same slot */
+		if (deliver_conn_is_open(dc) && nreserved == 1)
+			next = sched_pick_same(s, reserved[0]);
+		if (next == NULL && deliver_conn_is_open(dc)) {
+			pthread_mutex_unlock(&s->lock);
+			deliver_conn_close(dc); /* QUIT before the slot is free */
+			pthread_mutex_lock(&s->lock);
+		}
+		/* free the slots taken in sched_pick (kept for next) */
+		{
+			struct sched_entry tmp = {.dests = reserved, .ndests = nreserved};
+
+			if (next == NULL)
+				sched_reserve(s, &tmp, -1);
+			sched_entry_free_dests(&tmp);
+		}
 		pthread_cond_broadcast(&s->cond);
 	}
+	if (next != NULL) {
+		next->running = false;
+		sched_reserve(s, next, -1);
+	}
 	pthread_mutex_unlock(&s->lock);
+	deliver_conn_free(dc);
 	return NULL;
 }
 

@@ -43,6 +43,8 @@ class Sink:
     (code, text) answered to DATA in order (then 250); `rcpt_script` maps a
     recipient to a fixed RCPT answer."""
 
+    controller_class = Controller  # subclasses may serve with their own SMTP
+
     def __init__(self, pki, starttls=True, auth=None, script=(), rcpt_script=None,
                  data_delay=0.0, port=None):
         self.messages = []  # (time, mail_from, rcpts, bytes)
@@ -65,8 +67,8 @@ class Sink:
                 return AuthResult(success=ok)
 
             kw.update(authenticator=authenticator, auth_require_tls=True, auth_required=True)
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port,
-                                     server_hostname="sink.example.test", **kw)
+        self.controller = self.controller_class(self, hostname="127.0.0.1", port=self.port,
+                                                server_hostname="sink.example.test", **kw)
         self.controller.start()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
