@@ -3,10 +3,10 @@
  *
  * State: an immutable, refcounted snapshot of the passwd file (swapped under
  * snap_lock by authdb_reload; a worker holds a reference while it verifies,
- * so a reload never frees data in use); a FIFO of pending requests bounded
- * by [auth] queue (full: TEMPFAIL at once); N worker threads taking from
- * it. Argon2id checks are further capped (AUTHDB_ARGON2_MAX) because each
- * takes tens of MiB.
+ * so a reload never frees data in use); a lib/workpool of requests bounded
+ * by [auth] queue (full: TEMPFAIL at once) with [auth] workers threads.
+ * Argon2id checks are further capped (AUTHDB_ARGON2_MAX) because each takes
+ * tens of MiB.
  *
  * Ownership: a request owns copies of the user and password (wiped when it
  * is freed); its answer is a heap reply handed to loop_post and freed by
@@ -47,6 +47,7 @@
 #include "lib/buf.h"
 #include "lib/fsutil.h"
 #include "lib/log.h"
+#include "lib/workpool.h"
 #include "lib/xalloc.h"
 #include "net/loop.h"
 
@@ -74,7 +75,6 @@ struct authdb_snap {
 };
 
 struct authdb_req {
-	struct authdb_req *next;
 	struct loop *loop;
 	uint64_t session_id;
 	char *user; /* NUL-terminated copy, may contain NUL before userlen */
@@ -98,14 +98,7 @@ struct authdb_reply {
 
 struct authdb {
 	char *path;
-
-	pthread_mutex_t lock; /* head, tail, nqueued, stopping */
-	pthread_cond_t more;
-	struct authdb_req *head, *tail;
-	size_t nqueued, max_queued;
-	bool stopping;
-	pthread_t *threads;
-	size_t nthreads;
+	struct workpool *pool; /* of struct authdb_req */
 
 	pthread_mutex_t snap_lock;
 	struct authdb_snap *snap;
@@ -321,9 +314,12 @@ authdb_lastuse_keep_cb(void *arg, const char *user, const char *label, const cha
 	return found;
 }
 
+/* A request, on a worker (workpool_run_cb). */
 static void
-authdb_process(struct authdb *db, struct authdb_req *r)
+authdb_process(void *arg, void *item)
 {
+	struct authdb *db = arg;
+	struct authdb_req *r = item;
 	struct authdb_snap *snap;
 	enum authdb_result result = AUTHDB_FAIL;
 	struct passwd_entry *e;
@@ -367,50 +363,19 @@ authdb_process(struct authdb *db, struct authdb_req *r)
 	free(canonical);
 }
 
-static void *
-authdb_worker(void *arg)
+/* A request still queued at authdb_free (workpool_drop_cb): TEMPFAIL. */
+static void
+authdb_drop(void *arg, void *item)
 {
 	struct authdb *db = arg;
-	struct authdb_req *r;
+	struct authdb_req *r = item;
 
-	for (;;) {
-		pthread_mutex_lock(&db->lock);
-		while (!db->stopping && db->head == NULL)
-			pthread_cond_wait(&db->more, &db->lock);
-		if (db->stopping) {
-			pthread_mutex_unlock(&db->lock);
-			return NULL;
-		}
-		r = db->head;
-		db->head = r->next;
-		if (db->head == NULL)
-			db->tail = NULL;
-		db->nqueued--;
-		pthread_mutex_unlock(&db->lock);
-		authdb_process(db, r);
+	if (r->task != NULL) {
+		r->task(db, r->task_arg, true);
+		free(r);
+	} else {
+		authdb_answer(r, AUTHDB_TEMPFAIL, NULL);
 	}
-}
-
-/* Queues r for a worker; false when the queue is full or stopping (the
- * caller then answers TEMPFAIL: no wait, RFC 4954 6 454 4.7.0). */
-static bool
-authdb_enqueue(struct authdb *db, struct authdb_req *r)
-{
-	bool queued = false;
-
-	pthread_mutex_lock(&db->lock);
-	if (!db->stopping && db->nqueued < db->max_queued) {
-		if (db->tail != NULL)
-			db->tail->next = r;
-		else
-			db->head = r;
-		db->tail = r;
-		db->nqueued++;
-		queued = true;
-		pthread_cond_signal(&db->more);
-	}
-	pthread_mutex_unlock(&db->lock);
-	return queued;
 }
 
 void
@@ -420,7 +385,8 @@ authdb_run_task(struct authdb *db, authdb_task_fn *fn, void *arg)
 
 	r->task = fn;
 	r->task_arg = arg;
-	if (!authdb_enqueue(db, r)) {
+	/* full or stopping: the task answers its requester TEMPFAIL */
+	if (!workpool_submit(db->pool, r)) {
 		fn(db, arg, true);
 		free(r);
 	}
@@ -446,7 +412,7 @@ authdb_verify_plain_from(struct authdb *db, struct loop *loop, uint64_t session_
 	r->password = xmalloc(passlen + 1);
 	memcpy(r->password, password, passlen);
 	r->password[passlen] = '\0';
-	if (!authdb_enqueue(db, r)) {
+	if (!workpool_submit(db->pool, r)) {
 		/* RFC 4954 6: 454 4.7.0 temporary authentication failure */
 		authdb_answer(r, AUTHDB_TEMPFAIL, NULL);
 	}
@@ -553,12 +519,9 @@ authdb_destroy(struct authdb *db)
 	pthread_mutex_destroy(&db->refresh_lock);
 	authdb_snap_put(db, db->snap);
 	dovecot_auth_free(db->dovecot);
-	pthread_mutex_destroy(&db->lock);
-	pthread_cond_destroy(&db->more);
 	pthread_mutex_destroy(&db->snap_lock);
 	pthread_mutex_destroy(&db->argon_lock);
 	pthread_cond_destroy(&db->argon_done);
-	free(db->threads);
 	free(db->dummy);
 	free(db->path);
 	explicit_bzero(db->fake_secret, sizeof(db->fake_secret));
@@ -584,7 +547,7 @@ authdb_open(const struct conf *c, char *err, size_t errlen)
 	struct authdb *db;
 	const char *path = conf_backend_file(c), *sock = conf_backend_dovecot(c);
 	char perr[512];
-	size_t n;
+	size_t max_queued;
 
 	if (path == NULL && sock == NULL) {
 		snprintf(err, errlen, "%s: [auth] backend: expected file:PATH or dovecot:SOCKET",
@@ -592,13 +555,10 @@ authdb_open(const struct conf *c, char *err, size_t errlen)
 		return NULL;
 	}
 	db = xcalloc(1, sizeof(*db));
-	pthread_mutex_init(&db->lock, NULL);
-	pthread_cond_init(&db->more, NULL);
 	pthread_mutex_init(&db->snap_lock, NULL);
 	pthread_mutex_init(&db->argon_lock, NULL);
 	pthread_cond_init(&db->argon_done, NULL);
 	pthread_mutex_init(&db->refresh_lock, NULL);
-	db->max_queued = c->auth_queue > 0 ? (size_t)c->auth_queue : AUTHDB_QUEUE_DEFAULT;
 	if (sock != NULL) {
 		/* Dovecot may start after us or restart at any time: a missing
 		 * socket is not fatal; AUTH answers 454 4.7.0 until it is there
@@ -622,23 +582,14 @@ authdb_open(const struct conf *c, char *err, size_t errlen)
 		goto fail;
 	}
 	authdb_fake_secret_load(db, c);
-	n = authdb_worker_count(c);
-	db->threads = xcalloc(n, sizeof(*db->threads));
-	for (; db->nthreads < n; db->nthreads++) {
-		if ((errno = pthread_create(&db->threads[db->nthreads], NULL, authdb_worker, db)) !=
-		    0) {
-			snprintf(err, errlen, "authdb: cannot start a worker: %s", strerror(errno));
-			goto fail;
-		}
-	}
+	/* last: no worker runs before db is complete */
+	max_queued = c->auth_queue > 0 ? (size_t)c->auth_queue : AUTHDB_QUEUE_DEFAULT;
+	db->pool = workpool_new(
+	    "authdb", authdb_worker_count(c), max_queued, authdb_process, db, err, errlen);
+	if (db->pool == NULL)
+		goto fail;
 	return db;
 fail:
-	pthread_mutex_lock(&db->lock);
-	db->stopping = true;
-	pthread_cond_broadcast(&db->more);
-	pthread_mutex_unlock(&db->lock);
-	for (size_t i = 0; i < db->nthreads; i++)
-		pthread_join(db->threads[i], NULL);
 	authdb_destroy(db);
 	return NULL;
 }
@@ -667,28 +618,10 @@ authdb_reload(struct authdb *db, char *err, size_t errlen)
 void
 authdb_free(struct authdb *db)
 {
-	struct authdb_req *r, *next;
-
 	if (db == NULL)
 		return;
-	pthread_mutex_lock(&db->lock);
-	db->stopping = true;
-	r = db->head;
-	db->head = db->tail = NULL;
-	db->nqueued = 0;
-	pthread_cond_broadcast(&db->more);
-	pthread_mutex_unlock(&db->lock);
-	for (; r != NULL; r = next) {
-		next = r->next;
-		if (r->task != NULL) {
-			r->task(db, r->task_arg, true);
-			free(r);
-		} else {
-			authdb_answer(r, AUTHDB_TEMPFAIL, NULL);
-		}
-	}
-	for (size_t i = 0; i < db->nthreads; i++)
-		pthread_join(db->threads[i], NULL);
+	/* pending requests are answered TEMPFAIL, then the workers joined */
+	workpool_free(db->pool, authdb_drop);
 	authdb_destroy(db);
 }
 

@@ -2,8 +2,8 @@
  * oauth: the asynchronous front of bearer-token verification (oauth.h).
  *
  * State: the settings (copied strings), the JWKS cache (auth/jwks), the
- * introspection client secret; a FIFO of pending requests bounded by
- * queue_max (full: TEMPFAIL, posted); N worker threads taking from it.
+ * introspection client secret; a lib/workpool of requests bounded by
+ * queue (full: TEMPFAIL, posted) with workers threads.
  *
  * Ownership: a request owns copies of the user and the token (the token in
  * memory wiped before it is freed); its answer is a heap reply handed to
@@ -14,8 +14,6 @@
  */
 #include "auth/oauth.h"
 
-#include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +27,11 @@
 #include "conf/conf.h"
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "lib/workpool.h"
 #include "lib/xalloc.h"
 #include "net/loop.h"
 
 struct oauth_req {
-	struct oauth_req *next;
 	struct loop *loop;
 	uint64_t session_id;
 	char *user;
@@ -62,14 +60,7 @@ struct oauth {
 	char *client_id;
 	char *client_secret;
 	struct jwks_cache *jwks; /* NULL: no JWKS configured */
-
-	pthread_mutex_t lock; /* head, tail, nqueued, stopping */
-	pthread_cond_t more;
-	struct oauth_req *head, *tail;
-	size_t nqueued, max_queued;
-	bool stopping;
-	pthread_t *threads;
-	size_t nthreads;
+	struct workpool *pool; /* of struct oauth_req */
 };
 
 static void
@@ -264,9 +255,12 @@ done:
 	return result;
 }
 
+/* A request, on a worker (workpool_run_cb). */
 static void
-oauth_process(struct oauth *o, struct oauth_req *r)
+oauth_process(void *arg, void *item)
 {
+	struct oauth *o = arg;
+	struct oauth_req *r = item;
 	int64_t now = (int64_t)time(NULL);
 	enum oauth_result result = OAUTH_INVALID;
 	const char *reason = "not a JWT and no introspection";
@@ -288,49 +282,18 @@ oauth_process(struct oauth *o, struct oauth_req *r)
 	oauth_answer(r, result, reason);
 }
 
-static void *
-oauth_worker(void *arg)
+/* A request still queued at oauth_free (workpool_drop_cb). */
+static void
+oauth_drop(void *arg, void *item)
 {
-	struct oauth *o = arg;
-	struct oauth_req *r;
-
-	for (;;) {
-		pthread_mutex_lock(&o->lock);
-		while (!o->stopping && o->head == NULL)
-			pthread_cond_wait(&o->more, &o->lock);
-		if (o->stopping) {
-			pthread_mutex_unlock(&o->lock);
-			return NULL;
-		}
-		r = o->head;
-		o->head = r->next;
-		if (o->head == NULL)
-			o->tail = NULL;
-		o->nqueued--;
-		pthread_mutex_unlock(&o->lock);
-		oauth_process(o, r);
-	}
+	oauth_answer(item, OAUTH_TEMPFAIL, "shutting down");
 }
 
 static void
 oauth_enqueue(struct oauth *o, struct oauth_req *r)
 {
-	bool queued = false;
-
-	pthread_mutex_lock(&o->lock);
-	if (!o->stopping && o->nqueued < o->max_queued) {
-		if (o->tail != NULL)
-			o->tail->next = r;
-		else
-			o->head = r;
-		o->tail = r;
-		o->nqueued++;
-		queued = true;
-		pthread_cond_signal(&o->more);
-	}
-	pthread_mutex_unlock(&o->lock);
-	if (!queued) {
-		/* RFC 4954 6: 454 4.7.0 temporary authentication failure */
+	if (!workpool_submit(o->pool, r)) {
+		/* full or stopping; RFC 4954 6: 454 4.7.0 temporary authentication failure */
 		oauth_answer(r, OAUTH_TEMPFAIL, "verifier busy");
 	}
 }
@@ -418,9 +381,6 @@ static void
 oauth_destroy(struct oauth *o)
 {
 	jwks_cache_free(o->jwks);
-	pthread_mutex_destroy(&o->lock);
-	pthread_cond_destroy(&o->more);
-	free(o->threads);
 	free(o->issuer);
 	free(o->audience);
 	free(o->user_claim);
@@ -436,7 +396,7 @@ struct oauth *
 oauth_open_params(const struct oauth_params *p, char *err, size_t errlen)
 {
 	struct oauth *o;
-	size_t n;
+	size_t n, max_queued;
 	static const char wk[] = "/.well-known/openid-configuration";
 
 	if ((p->jwks == NULL && p->introspection == NULL) || p->issuer == NULL ||
@@ -450,8 +410,6 @@ oauth_open_params(const struct oauth_params *p, char *err, size_t errlen)
 	}
 	https_global_init();
 	o = xcalloc(1, sizeof(*o));
-	pthread_mutex_init(&o->lock, NULL);
-	pthread_cond_init(&o->more, NULL);
 	o->issuer = xstrdup(p->issuer);
 	o->audience = xstrdup(p->audience);
 	o->user_claim = xstrdup(p->user_claim != NULL ? p->user_claim : "email");
@@ -474,7 +432,6 @@ oauth_open_params(const struct oauth_params *p, char *err, size_t errlen)
 		        p->introspection_secret_file, &o->client_secret, err, errlen) == -1)
 			goto fail;
 	}
-	o->max_queued = p->queue > 0 ? (size_t)p->queue : OAUTH_QUEUE_DEFAULT;
 	if (p->jwks != NULL) {
 		o->jwks = jwks_cache_new(p->jwks, p->jwks_ca);
 		/* a local file is read now: a bad one is a configuration error */
@@ -483,26 +440,16 @@ oauth_open_params(const struct oauth_params *p, char *err, size_t errlen)
 			goto fail;
 	}
 	n = p->workers > 0 ? (size_t)p->workers : OAUTH_WORKERS_DEFAULT;
-	o->threads = xcalloc(n, sizeof(*o->threads));
-	for (; o->nthreads < n; o->nthreads++) {
-		if ((errno = pthread_create(&o->threads[o->nthreads], NULL, oauth_worker, o)) !=
-		    0) {
-			snprintf(err, errlen, "oauth: cannot start a worker: %s", strerror(errno));
-			goto fail;
-		}
-	}
+	max_queued = p->queue > 0 ? (size_t)p->queue : OAUTH_QUEUE_DEFAULT;
+	o->pool = workpool_new("oauth", n, max_queued, oauth_process, o, err, errlen);
+	if (o->pool == NULL)
+		goto fail;
 	if (p->jwks != NULL && strncmp(p->jwks, "https://", 8) == 0) {
 		/* fetch the keys before the first login needs them */
 		oauth_enqueue(o, xcalloc(1, sizeof(struct oauth_req)));
 	}
 	return o;
 fail:
-	pthread_mutex_lock(&o->lock);
-	o->stopping = true;
-	pthread_cond_broadcast(&o->more);
-	pthread_mutex_unlock(&o->lock);
-	for (size_t i = 0; i < o->nthreads; i++)
-		pthread_join(o->threads[i], NULL);
 	oauth_destroy(o);
 	return NULL;
 }
@@ -518,23 +465,10 @@ oauth_reload(struct oauth *o, char *err, size_t errlen)
 void
 oauth_free(struct oauth *o)
 {
-	struct oauth_req *r, *next;
-
 	if (o == NULL)
 		return;
-	pthread_mutex_lock(&o->lock);
-	o->stopping = true;
-	r = o->head;
-	o->head = o->tail = NULL;
-	o->nqueued = 0;
-	pthread_cond_broadcast(&o->more);
-	pthread_mutex_unlock(&o->lock);
-	for (; r != NULL; r = next) {
-		next = r->next;
-		oauth_answer(r, OAUTH_TEMPFAIL, "shutting down");
-	}
-	for (size_t i = 0; i < o->nthreads; i++)
-		pthread_join(o->threads[i], NULL);
+	/* pending requests are answered TEMPFAIL, then the workers joined */
+	workpool_free(o->pool, oauth_drop);
 	oauth_destroy(o);
 }
 
