@@ -591,7 +591,7 @@ sched_load(
 	}
 	close(fd);
 	rs = xcalloc(m.env->nrcpts, sizeof(*rs));
-	qfile_parse_state(m.env, &attempts, &next_try, rs);
+	qfile_parse_state(m.env, &attempts, &next_try, NULL, rs);
 	sched_collect_dests(s, m.env, rs, force, dests_r, n_r);
 	for (size_t i = 0; i < m.env->nrcpts; i++) {
 		/* said once per load (start-up, commit, flush): it waits for a

@@ -37,29 +37,36 @@ test_state_round_trip(void **state)
 	struct envelope *e = envelope_parse(env_text, strlen(env_text), &errstr), *e2;
 	struct qfile_rcpt rs[3], rs2[3];
 	unsigned attempts;
-	long long next;
+	long long next, warned = -1;
 	struct buf out;
 
 	assert_non_null(e);
 	memset(rs, 0, sizeof(rs));
 	memset(rs2, 0, sizeof(rs2));
-	qfile_parse_state(e, &attempts, &next, rs);
+	qfile_parse_state(e, &attempts, &next, &warned, rs);
 	assert_int_equal(attempts, 0);
 	assert_true(next == 0);
+	assert_true(warned == 0);
 	assert_int_equal(rs[0].state, QFILE_PENDING);
 	qfile_set(&rs[0], QFILE_SENT, 250, "2.0.0", 1700000100, "250 2.0.0 ok");
 	qfile_set(&rs[1], QFILE_DEFERRED, 451, "4.3.0", 1700000100,
 	    "RCPT: 451 4.3.0 try later\r\nwith a line break %");
 	qfile_set(&rs[2], QFILE_HELD, 0, "", 1700000100, "the server does not offer AUTH");
 	buf_init(&out, ENVELOPE_MAX);
-	assert_int_equal(qfile_encode(e, 3, 1700000160, rs, &out), 0);
+	assert_int_equal(qfile_encode(e, 3, 1700000160, 0, rs, &out), 0);
+	/* not warned: no field at all */
+	assert_null(strstr(out.data, "warned:"));
+	buf_reset(&out);
+	assert_int_equal(qfile_encode(e, 3, 1700000160, 1700000130, rs, &out), 0);
+	assert_non_null(strstr(out.data, "\nwarned: 1700000130\n"));
 	/* the value escaping keeps one line per field */
 	assert_null(strstr(out.data, "\r\nwith"));
 	e2 = envelope_parse(out.data, out.len, &errstr);
 	assert_non_null(e2);
-	qfile_parse_state(e2, &attempts, &next, rs2);
+	qfile_parse_state(e2, &attempts, &next, &warned, rs2);
 	assert_int_equal(attempts, 3);
 	assert_true(next == 1700000160);
+	assert_true(warned == 1700000130);
 	assert_int_equal(rs2[0].state, QFILE_SENT);
 	assert_int_equal(rs2[0].code, 250);
 	assert_string_equal(rs2[0].enh, "2.0.0");
@@ -71,9 +78,14 @@ test_state_round_trip(void **state)
 	/* unknown fields pass through; the old state is replaced, not repeated */
 	assert_non_null(strstr(out.data, "x-later-field: kept%25\n"));
 	buf_reset(&out);
-	assert_int_equal(qfile_encode(e2, 4, QFILE_NEVER, rs2, &out), 0);
+	assert_int_equal(qfile_encode(e2, 4, QFILE_NEVER, warned, rs2, &out), 0);
 	assert_non_null(strstr(out.data, "next-try: never\n"));
 	assert_null(strstr(strstr(out.data, "attempts: 4") + 1, "attempts:"));
+	/* warned is replaced, not repeated, and survives a second rewrite */
+	assert_null(strstr(strstr(out.data, "warned: 1700000130\n") + 1, "warned:"));
+	/* a reader that does not know the field (NULL) still parses the rest */
+	qfile_parse_state(e2, &attempts, &next, NULL, rs2);
+	assert_int_equal(attempts, 3);
 	for (size_t i = 0; i < 3; i++) {
 		free(rs[i].text);
 		free(rs2[i].text);
@@ -94,16 +106,51 @@ test_bad_state_values_are_ignored(void **state)
 		struct envelope *e;
 		struct qfile_rcpt rs[3];
 		unsigned attempts;
-		long long next;
+		long long next, warned;
 
 		snprintf(text, sizeof(text), "%srcpt-status: %s\n", env_text, bad[i]);
 		e = envelope_parse(text, strlen(text), &errstr);
 		if (e == NULL)
 			continue; /* an empty value is no field at all */
 		memset(rs, 0, sizeof(rs));
-		qfile_parse_state(e, &attempts, &next, rs);
+		qfile_parse_state(e, &attempts, &next, &warned, rs);
+		assert_true(warned == 0);
 		for (size_t k = 0; k < 3; k++)
 			assert_int_equal(rs[k].state, QFILE_PENDING);
+		envelope_free(e);
+	}
+}
+
+/* warned: any value means a warning went out (never a second one) */
+static void
+test_warned_field(void **state)
+{
+	static const struct {
+		const char *value;
+		long long want;
+	} rows[] = {
+	    {"1700000130", 1700000130},
+	    {"0", 1},
+	    {"-5", 1},
+	    {"soon", 1},
+	    {"17x", 1},
+	};
+	const char *errstr;
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char text[1024];
+		struct envelope *e;
+		struct qfile_rcpt rs[3];
+		unsigned attempts;
+		long long next, warned;
+
+		snprintf(text, sizeof(text), "%swarned: %s\n", env_text, rows[i].value);
+		e = envelope_parse(text, strlen(text), &errstr);
+		assert_non_null(e);
+		memset(rs, 0, sizeof(rs));
+		qfile_parse_state(e, &attempts, &next, &warned, rs);
+		if (warned != rows[i].want)
+			fail_msg("row %zu: %lld", i, warned);
 		envelope_free(e);
 	}
 }
@@ -227,6 +274,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_state_round_trip),
 	    cmocka_unit_test(test_bad_state_values_are_ignored),
+	    cmocka_unit_test(test_warned_field),
 	    cmocka_unit_test(test_classify),
 	    cmocka_unit_test(test_bounce),
 	    cmocka_unit_test(test_creds_line),
