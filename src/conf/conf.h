@@ -82,6 +82,7 @@ struct conf_route {
 	char *auth; /* upper-case mechanism; NULL: none */
 	char *credentials; /* file, mode 0600 or stricter; NULL: none */
 	unsigned retry_min, retry_max, expire; /* seconds */
+	unsigned delay_warning; /* seconds in the queue before a delay DSN; 0: none */
 	unsigned concurrency; /* connections per destination */
 	unsigned token_ttl; /* seconds an XOAUTH2 command's token is reused */
 	unsigned timeout; /* seconds per client step */

@@ -5,7 +5,7 @@
  *   route = smarthost HOST:PORT | mx | lmtp /path/socket | lmtp HOST:PORT
  *   tls = starttls | implicit | none        verify = peer+host | peer | none
  *   ca = FILE   auth = MECH | none   credentials = FILE (mode 0600 or stricter)
- *   retry_min, retry_max, expire, concurrency, token_ttl, timeout
+ *   retry_min, retry_max, expire, delay_warning, concurrency, token_ttl, timeout
  *   (mx) resolver, dnssec_anchor, dane, mta_sts, mx_port, mta_sts_port
  *
  * conf.c owns the section headers and calls conf_route_key() per key and
@@ -29,6 +29,9 @@
 #define CONF_ROUTE_RETRY_MIN 60 /* 1m */
 #define CONF_ROUTE_RETRY_MAX 3600 /* 1h */
 #define CONF_ROUTE_EXPIRE (5 * 86400) /* 5d (RFC 5321 4.5.4.1: at least 4-5 days) */
+/* off, as Postfix's delay_warning_time: a warning about mail that is still on
+ * its way worries users who read it as a failure; operators opt in */
+#define CONF_ROUTE_DELAY_WARNING 0
 #define CONF_ROUTE_CONCURRENCY 10
 #define CONF_ROUTE_TOKEN_TTL 3000 /* 50m: OAuth access tokens usually live 1h */
 #define CONF_ROUTE_TIMEOUT 300 /* RFC 5321 4.5.3.2: 5 minutes for most replies */
@@ -53,6 +56,7 @@ conf_route_new(const char *domain, int line)
 	r->retry_min = CONF_ROUTE_RETRY_MIN;
 	r->retry_max = CONF_ROUTE_RETRY_MAX;
 	r->expire = CONF_ROUTE_EXPIRE;
+	r->delay_warning = CONF_ROUTE_DELAY_WARNING;
 	r->concurrency = CONF_ROUTE_CONCURRENCY;
 	r->token_ttl = CONF_ROUTE_TOKEN_TTL;
 	r->timeout = CONF_ROUTE_TIMEOUT;
@@ -247,6 +251,8 @@ conf_route_key(
 		return conf_route_duration(k, v, false, &r->retry_max, msg, msglen);
 	if (strcmp(k, "expire") == 0)
 		return conf_route_duration(k, v, false, &r->expire, msg, msglen);
+	if (strcmp(k, "delay_warning") == 0)
+		return conf_route_duration(k, v, true, &r->delay_warning, msg, msglen);
 	if (strcmp(k, "token_ttl") == 0)
 		return conf_route_duration(k, v, false, &r->token_ttl, msg, msglen);
 	if (strcmp(k, "timeout") == 0)
@@ -310,6 +316,14 @@ conf_route_validate(struct conf_route *r, char *msg, size_t msglen)
 	if (r->retry_max < r->retry_min) {
 		snprintf(msg, msglen, "retry_max (%us) is shorter than retry_min (%us)",
 		    r->retry_max, r->retry_min);
+		return -1;
+	}
+	/* a warning due when the message already expired would never be sent */
+	if (r->delay_warning != 0 && r->delay_warning >= r->expire) {
+		snprintf(msg, msglen,
+		    "delay_warning (%us) is not shorter than expire (%us): no warning could be "
+		    "sent (delay_warning = 0 turns it off)",
+		    r->delay_warning, r->expire);
 		return -1;
 	}
 	if (r->auth != NULL && r->kind == CONF_ROUTE_MX) {

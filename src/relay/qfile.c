@@ -9,6 +9,8 @@
  *
  * rcpt-status value: "INDEX STATE CODE ENH WHEN TEXT" (ENH "-" when none,
  * TEXT to the end of the line); one field per recipient that has a result.
+ * warned: seconds since the epoch when the delay-warning DSN was queued;
+ * present once one was, so there is never a second one.
  */
 #include "relay/qfile.h"
 
@@ -79,12 +81,25 @@ qfile_parse_rcpt_status(const char *v, size_t nrcpts, struct qfile_rcpt *rcpt)
 	    &rcpt[idx], st, code, strcmp(enh, "-") == 0 ? "" : enh, when, off > 0 ? v + off : "");
 }
 
+/* The field's presence is what counts (never a second warning): a value
+ * that is not a time after 1970 reads as 1. */
+static long long
+qfile_parse_warned(const char *v)
+{
+	char *end;
+	long long t = strtoll(v, &end, 10);
+
+	return end != v && *end == '\0' && t > 0 ? t : 1;
+}
+
 void
-qfile_parse_state(
-    const struct envelope *e, unsigned *attempts_r, long long *next_try_r, struct qfile_rcpt *rcpt)
+qfile_parse_state(const struct envelope *e, unsigned *attempts_r, long long *next_try_r,
+    long long *warned_r, struct qfile_rcpt *rcpt)
 {
 	*attempts_r = 0;
 	*next_try_r = 0;
+	if (warned_r != NULL)
+		*warned_r = 0;
 	for (size_t i = 0; i < e->nextra; i++) {
 		const char *k = e->extra[i].key, *v = e->extra[i].value;
 
@@ -92,13 +107,15 @@ qfile_parse_state(
 			*attempts_r = (unsigned)strtoul(v, NULL, 10);
 		else if (strcmp(k, "next-try") == 0)
 			*next_try_r = strcmp(v, "never") == 0 ? QFILE_NEVER : strtoll(v, NULL, 10);
+		else if (strcmp(k, "warned") == 0 && warned_r != NULL)
+			*warned_r = qfile_parse_warned(v);
 		else if (strcmp(k, "rcpt-status") == 0)
 			qfile_parse_rcpt_status(v, e->nrcpts, rcpt);
 	}
 }
 
 int
-qfile_encode(const struct envelope *e, unsigned attempts, long long next_try,
+qfile_encode(const struct envelope *e, unsigned attempts, long long next_try, long long warned,
     const struct qfile_rcpt *rcpt, struct buf *out)
 {
 	struct queue_envelope qe = {
@@ -124,7 +141,7 @@ qfile_encode(const struct envelope *e, unsigned attempts, long long next_try,
 		const char *k = e->extra[i].key;
 
 		if (strcmp(k, "attempts") == 0 || strcmp(k, "next-try") == 0 ||
-		    strcmp(k, "rcpt-status") == 0)
+		    strcmp(k, "warned") == 0 || strcmp(k, "rcpt-status") == 0)
 			continue;
 		if (envelope_append_field(out, k, e->extra[i].value) == -1)
 			goto fail;
@@ -137,6 +154,9 @@ qfile_encode(const struct envelope *e, unsigned attempts, long long next_try,
 	else
 		snprintf(v, sizeof(v), "%lld", next_try);
 	if (next_try != 0 && envelope_append_field(out, "next-try", v) == -1)
+		goto fail;
+	snprintf(v, sizeof(v), "%lld", warned);
+	if (warned > 0 && envelope_append_field(out, "warned", v) == -1)
 		goto fail;
 	for (size_t i = 0; i < e->nrcpts; i++) {
 		const struct qfile_rcpt *s = &rcpt[i];
@@ -261,7 +281,7 @@ qfile_open(int spool_fd, const char *id, struct qfile **q_r, const char **errstr
 		goto fail;
 	}
 	q->rcpt = xcalloc(q->env->nrcpts, sizeof(*q->rcpt));
-	qfile_parse_state(q->env, &q->attempts, &q->next_try, q->rcpt);
+	qfile_parse_state(q->env, &q->attempts, &q->next_try, &q->warned, q->rcpt);
 	q->map_len = (size_t)m.file_size;
 	q->map = mmap(NULL, q->map_len, PROT_READ, MAP_PRIVATE, q->fd, 0);
 	if (q->map == MAP_FAILED) {
@@ -344,7 +364,7 @@ qfile_save(struct qfile *q, int spool_fd)
 	int fd = -1, saved;
 
 	buf_init(&env, ENVELOPE_MAX);
-	if (qfile_encode(q->env, q->attempts, q->next_try, q->rcpt, &env) == -1) {
+	if (qfile_encode(q->env, q->attempts, q->next_try, q->warned, q->rcpt, &env) == -1) {
 		errno = EMSGSIZE;
 		goto fail;
 	}

@@ -3,7 +3,7 @@
  * queue/ opened and flock()ed (the lock `smtpgate queue del|hold` also
  * takes, so neither acts on a message the other is working on), its
  * envelope, its body mapped read-only, and its delivery state
- * (doc/spool.md: attempts, next-try, rcpt-status).
+ * (doc/spool.md: attempts, next-try, warned, rcpt-status).
  *
  * Writes follow the spool's rules: a changed envelope is a whole new file
  * (body copied, new envelope, new trailer and checksum) written in
@@ -47,6 +47,7 @@ struct qfile {
 	struct envelope *env;
 	unsigned attempts;
 	long long next_try; /* seconds since the epoch; 0: none; QFILE_NEVER: held */
+	long long warned; /* seconds since the epoch the delay DSN was queued; 0: none */
 	struct qfile_rcpt *rcpt; /* env->nrcpts */
 };
 
@@ -73,11 +74,13 @@ bool qfile_is_final(enum qfile_state s);
 const char *qfile_state_name(enum qfile_state s);
 
 /* Pure: parses the delivery state fields of an envelope into the arrays
- * (rcpt has nrcpts entries). Unparsable values are ignored (pending). */
-void qfile_parse_state(
-    const struct envelope *e, unsigned *attempts_r, long long *next_try_r, struct qfile_rcpt *rcpt);
-/* Pure: the envelope text of e with the delivery state replaced. */
-int qfile_encode(const struct envelope *e, unsigned attempts, long long next_try,
+ * (rcpt has nrcpts entries). Unparsable values are ignored (pending, 0).
+ * warned_r may be NULL. */
+void qfile_parse_state(const struct envelope *e, unsigned *attempts_r, long long *next_try_r,
+    long long *warned_r, struct qfile_rcpt *rcpt);
+/* Pure: the envelope text of e with the delivery state replaced (warned 0:
+ * no warned field). */
+int qfile_encode(const struct envelope *e, unsigned attempts, long long next_try, long long warned,
     const struct qfile_rcpt *rcpt, struct buf *out) __attribute__((warn_unused_result));
 
 #endif

@@ -341,11 +341,32 @@ sched_backoff_ms(const struct conf_route *r, unsigned attempts)
 	return (long long)(d + (d / 10) * (rnd % 1001) / 1000);
 }
 
-/* Queues the DSN for the recipients that failed for good in this attempt.
- * -1 when it could not be queued (the recipients then stay deferred). */
+/* The route of recipient i when it is due a delay warning at now: still
+ * open (deferred, or pending behind another destination), its route warns,
+ * and the message has been queued for longer than that route's
+ * delay_warning. Else NULL. Held recipients wait for an admin, not for a
+ * retry: they are not "delayed". */
+static const struct conf_route *
+sched_delay_route(struct scheduler *s, const struct qfile *q, size_t i, long long now)
+{
+	const struct conf_route *r;
+
+	if (q->rcpt[i].state != QFILE_DEFERRED && q->rcpt[i].state != QFILE_PENDING)
+		return NULL;
+	r = conf_route_for(s->conf, sched_domain(q->env->rcpts[i]));
+	if (r == NULL || r->delay_warning == 0 ||
+	    now < (long long)q->env->arrival + (long long)r->delay_warning)
+		return NULL;
+	return r;
+}
+
+/* Queues the DSN for the recipients that failed for good in this attempt,
+ * or (delayed) the delay warning for those sched_delay_route() names.
+ * -1 when it could not be queued (failed recipients then stay deferred; a
+ * warning is tried again after the next attempt). */
 static int
-sched_bounce(
-    struct scheduler *s, struct qfile *q, struct sched_outcome *out, char id_r[QUEUE_ID_MAX])
+sched_bounce(struct scheduler *s, struct qfile *q, struct sched_outcome *out, bool delayed,
+    char id_r[QUEUE_ID_MAX])
 {
 	struct bounce_rcpt *br = xcalloc(q->env->nrcpts, sizeof(*br));
 	struct buf dsn;
@@ -353,16 +374,25 @@ sched_bounce(
 	bool eightbit = false;
 	const char *rcpt1[1] = {q->env->sender};
 	struct queue_envelope qe;
+	long long now = (long long)time(NULL);
 	int rc = -1;
 
 	for (size_t i = 0; i < q->env->nrcpts; i++) {
-		if (!out[i].tried || q->rcpt[i].state != QFILE_FAILED)
+		const struct conf_route *r = NULL;
+
+		if (delayed) {
+			r = sched_delay_route(s, q, i, now);
+			if (r == NULL)
+				continue;
+			/* RFC 3464 2.3.9: the time the expiry in sched_attempt fails it */
+			br[n].retry_until = (time_t)((long long)q->env->arrival + r->expire);
+		} else if (!out[i].tried || q->rcpt[i].state != QFILE_FAILED)
 			continue;
 		br[n].rcpt = q->env->rcpts[i];
 		br[n].code = q->rcpt[i].code;
 		br[n].enh = q->rcpt[i].enh;
 		br[n].text = q->rcpt[i].text != NULL ? q->rcpt[i].text : "";
-		br[n].relay = out[i].relay;
+		br[n].relay = out[i].relay; /* "" for a recipient not tried this time */
 		br[n].expired = out[i].expired;
 		br[n].when = (time_t)q->rcpt[i].when;
 		n++;
@@ -373,11 +403,12 @@ sched_bounce(
 	    .queue_id = q->id,
 	    .sender = q->env->sender,
 	    .arrival = q->env->arrival,
-	    .now = time(NULL),
+	    .now = (time_t)now,
 	    .body = q->body,
 	    .body_len = (size_t)q->body_len,
 	    .rcpts = br,
 	    .nrcpts = n,
+	    .delayed = delayed,
 	};
 	if (bounce_build(&in, &dsn, &eightbit) == -1) {
 		log_event(LOG_ERR, "dsn_error", 0, "{s:s, s:s}", "queue_id", q->id, "error",
@@ -398,13 +429,40 @@ sched_bounce(
 		    strerror(errno));
 		goto out;
 	}
-	log_event(LOG_NOTICE, "dsn", 0, "{s:s, s:s, s:s, s:i}", "queue_id", q->id, "dsn_id", id_r,
-	    "to", q->env->sender, "recipients", (int)n);
+	log_event(LOG_NOTICE, "dsn", 0, "{s:s, s:s, s:s, s:s, s:i}", "queue_id", q->id, "dsn_id",
+	    id_r, "action", delayed ? "delayed" : "failed", "to", q->env->sender, "recipients",
+	    (int)n);
 	rc = 0;
 out:
+	if (rc == -1)
+		id_r[0] = '\0'; /* qfile_create may have named a file it did not queue */
 	buf_free(&dsn);
 	free(br);
 	return rc;
+}
+
+/*
+ * After an attempt: queues the message's one delay warning when it is due
+ * (id to warn_id_r) and records it in q->warned, which the caller's
+ * qfile_save makes durable. The DSN is queued first: a crash in between
+ * sends the warning twice, never zero times (as for failure DSNs). Never
+ * for the null sender: a DSN gets no DSN.
+ */
+static void
+sched_delay_warning(
+    struct scheduler *s, struct qfile *q, struct sched_outcome *out, char warn_id_r[QUEUE_ID_MAX])
+{
+	long long now = (long long)time(NULL);
+	bool due = false;
+
+	if (q->warned != 0 || q->env->sender[0] == '\0')
+		return;
+	for (size_t i = 0; i < q->env->nrcpts && !due; i++)
+		due = sched_delay_route(s, q, i, now) != NULL;
+	if (!due)
+		return;
+	if (sched_bounce(s, q, out, true, warn_id_r) == 0)
+		q->warned = now;
 }
 
 /*
@@ -423,7 +481,7 @@ sched_attempt(struct scheduler *s, struct deliver_conn *dc, const char *id, bool
 	long long now = sched_now_ms(), next = SCHED_NEVER;
 	bool any_tried = false, all_final = true, any_failed = false;
 	const struct conf_route *sched_route = NULL;
-	char dsn_id[QUEUE_ID_MAX] = "";
+	char dsn_id[QUEUE_ID_MAX] = "", warn_id[QUEUE_ID_MAX] = "";
 	const char *dsn_note = NULL;
 
 	*dests_r = NULL;
@@ -490,7 +548,7 @@ sched_attempt(struct scheduler *s, struct deliver_conn *dc, const char *id, bool
 	if (any_failed) {
 		if (q->env->sender[0] == '\0') {
 			dsn_note = "none: the null sender (a DSN is never bounced)";
-		} else if (sched_bounce(s, q, out, dsn_id) == -1) {
+		} else if (sched_bounce(s, q, out, false, dsn_id) == -1) {
 			/* no DSN: the recipients stay open and come back later */
 			for (size_t i = 0; i < n; i++) {
 				if (out[i].tried && q->rcpt[i].state == QFILE_FAILED) {
@@ -503,6 +561,8 @@ sched_attempt(struct scheduler *s, struct deliver_conn *dc, const char *id, bool
 			dsn_note = dsn_id;
 		}
 	}
+	if (any_tried)
+		sched_delay_warning(s, q, out, warn_id);
 	/* the next try: the backoff of the first deferred recipient's route,
 	 * counted from the end of this attempt */
 	now = sched_now_ms();
@@ -552,9 +612,12 @@ sched_attempt(struct scheduler *s, struct deliver_conn *dc, const char *id, bool
 		sched_collect_dests(s, q->env, q->rcpt, force, dests_r, ndests_r);
 		next = *ndests_r > 0 ? now : SCHED_NEVER;
 	}
-	if (dsn_id[0] != '\0') {
+	if (dsn_id[0] != '\0' || warn_id[0] != '\0') {
 		pthread_mutex_lock(&s->lock);
-		sched_add(s, dsn_id);
+		if (dsn_id[0] != '\0')
+			sched_add(s, dsn_id);
+		if (warn_id[0] != '\0')
+			sched_add(s, warn_id);
 		pthread_cond_broadcast(&s->cond);
 		pthread_mutex_unlock(&s->lock);
 	}
@@ -592,7 +655,7 @@ sched_load(
 	}
 	close(fd);
 	rs = xcalloc(m.env->nrcpts, sizeof(*rs));
-	qfile_parse_state(m.env, &attempts, &next_try, rs);
+	qfile_parse_state(m.env, &attempts, &next_try, NULL, rs);
 	sched_collect_dests(s, m.env, rs, force, dests_r, n_r);
 	for (size_t i = 0; i < m.env->nrcpts; i++) {
 		/* said once per load (start-up, commit, flush): it waits for a

@@ -12,6 +12,10 @@
  * - Per recipient: sent, failed (5xx or expired: DSN to the sender), deferred
  *   (backoff: retry_min doubling to retry_max, +0-10% jitter) or held (needs
  *   an admin: waits for scheduler_flush). The state is in the envelope.
+ * - Delay warning: once per message, when recipients are still deferred
+ *   after their route's delay_warning, a DSN with Action: delayed to the
+ *   sender (never for the null sender); the envelope's warned field keeps
+ *   it from being sent twice.
  * - While a worker delivers a message it holds the message file's flock,
  *   which `smtpgate queue del|hold` also take.
  * - scheduler_flush (SIGUSR1, `smtpgate queue flush`): every queued message

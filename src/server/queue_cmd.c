@@ -366,17 +366,17 @@ queue_cmd_json_headers(const char *p, size_t n)
 	return arr;
 }
 
-/* The delivery state (doc/spool.md: attempts, next-try, rcpt-status). */
+/* The delivery state (doc/spool.md: attempts, next-try, warned, rcpt-status). */
 static void
 queue_cmd_json_delivery(json_t *doc, const struct envelope *e)
 {
 	struct qfile_rcpt *rs = xcalloc(e->nrcpts, sizeof(*rs));
 	unsigned attempts;
-	long long next_try;
+	long long next_try, warned;
 	char ts[64];
 	json_t *arr = json_array();
 
-	qfile_parse_state(e, &attempts, &next_try, rs);
+	qfile_parse_state(e, &attempts, &next_try, &warned, rs);
 	json_object_set_new(doc, "attempts", json_integer(attempts));
 	if (next_try == QFILE_NEVER)
 		json_object_set_new(doc, "next_try", json_string("after queue flush"));
@@ -385,6 +385,11 @@ queue_cmd_json_delivery(json_t *doc, const struct envelope *e)
 		json_object_set_new(doc, "next_try", json_string(ts));
 	} else
 		json_object_set_new(doc, "next_try", json_null());
+	if (warned > 0) {
+		queue_cmd_time((time_t)warned, ts, sizeof(ts));
+		json_object_set_new(doc, "warned", json_string(ts));
+	} else
+		json_object_set_new(doc, "warned", json_null());
 	for (size_t i = 0; i < e->nrcpts; i++) {
 		json_t *o = json_pack("{s:o, s:s}", "rcpt", queue_cmd_json_cstr(e->rcpts[i]),
 		    "state", qfile_state_name(rs[i].state));
@@ -408,16 +413,20 @@ queue_cmd_print_delivery(const struct envelope *e)
 {
 	struct qfile_rcpt *rs = xcalloc(e->nrcpts, sizeof(*rs));
 	unsigned attempts;
-	long long next_try;
+	long long next_try, warned;
 	char ts[64];
 
-	qfile_parse_state(e, &attempts, &next_try, rs);
+	qfile_parse_state(e, &attempts, &next_try, &warned, rs);
 	printf("attempts: %u\n", attempts);
 	if (next_try == QFILE_NEVER)
 		printf("next-try: after queue flush (needs an admin)\n");
 	else if (next_try > 0) {
 		queue_cmd_time((time_t)next_try, ts, sizeof(ts));
 		printf("next-try: %s\n", ts);
+	}
+	if (warned > 0) {
+		queue_cmd_time((time_t)warned, ts, sizeof(ts));
+		printf("warned: %s (delay warning sent to the sender)\n", ts);
 	}
 	for (size_t i = 0; i < e->nrcpts; i++) {
 		if (rs[i].state == QFILE_PENDING)

@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: the delivery state of an envelope (attempts, next-try,
- * rcpt-status; relay/qfile.h). Whatever parses must never crash or leak, and
+ * warned, rcpt-status; relay/qfile.h). Whatever parses must never crash or leak, and
  * the state must survive encode -> parse unchanged, with every field of later
  * versions kept.
  */
@@ -31,21 +31,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct envelope *e = envelope_parse((const char *)data, size, &errstr), *e2;
 	struct qfile_rcpt *rs, *rs2;
 	unsigned attempts, attempts2;
-	long long next, next2;
+	long long next, next2, warned, warned2;
 	struct buf b;
 
 	if (e == NULL)
 		return 0;
 	rs = xcalloc(e->nrcpts, sizeof(*rs));
 	rs2 = xcalloc(e->nrcpts, sizeof(*rs2));
-	qfile_parse_state(e, &attempts, &next, rs);
+	qfile_parse_state(e, &attempts, &next, &warned, rs);
 	buf_init(&b, 2 * ENVELOPE_MAX);
-	if (qfile_encode(e, attempts, next, rs, &b) == 0) {
+	if (qfile_encode(e, attempts, next, warned, rs, &b) == 0) {
 		e2 = envelope_parse(b.data, b.len, &errstr);
 		if (e2 == NULL || e2->nrcpts != e->nrcpts)
 			abort();
-		qfile_parse_state(e2, &attempts2, &next2, rs2);
-		if (attempts2 != attempts || (next != 0 && next2 != next))
+		qfile_parse_state(e2, &attempts2, &next2, &warned2, rs2);
+		if (attempts2 != attempts || (next != 0 && next2 != next) || warned2 != warned)
 			abort();
 		for (size_t i = 0; i < e->nrcpts; i++) {
 			if (rs2[i].state != rs[i].state ||

@@ -272,6 +272,14 @@ test_relay_and_routes(void **state)
 	        "6: [relay] retry_max (60s) is shorter than retry_min (3600s)"},
 	    {"[relay]\nroute = smarthost h:25\nretry_min = 0\n",
 	        "8: retry_min: expected a duration"},
+	    {"[relay]\nroute = smarthost h:25\ndelay_warning = 0\n", NULL},
+	    {"[relay]\nroute = smarthost h:25\ndelay_warning = 4h\nexpire = 5d\n", NULL},
+	    {"[relay]\nroute = smarthost h:25\ndelay_warning = soon\n",
+	        "8: delay_warning: expected a duration such as 30s, 10m, 1h or 5d, got \"soon\""},
+	    {"[relay]\nroute = smarthost h:25\ndelay_warning = 5d\n",
+	        "6: [relay] delay_warning (432000s) is not shorter than expire (432000s)"},
+	    {"[route a.test]\nroute = mx\nexpire = 1h\ndelay_warning = 2h\n",
+	        "6: [route a.test] delay_warning (7200s) is not shorter than expire (3600s)"},
 	    {"[relay]\nroute = smarthost h:25\nconcurrency = 0\n",
 	        "8: concurrency: expected a number from 1 to 1000, got \"0\""},
 	    {"[relay]\nroute = smarthost h:25\ncredentials = /nonexistent/secret\n",
@@ -315,7 +323,8 @@ test_relay_values_and_lookup(void **state)
 	struct conf *c = parse(RELAY_BASE "[relay]\nroute = smarthost [2001:db8::1]:465\n"
 	                                  "tls = implicit\nverify = peer\nca = ca.pem\n"
 	                                  "auth = scram-sha-256\nretry_min = 30s\nretry_max = 2h\n"
-	                                  "expire = 3d\nconcurrency = 4\ntimeout = 1m\n"
+	                                  "expire = 3d\ndelay_warning = 4h\nconcurrency = 4\n"
+	                                  "timeout = 1m\n"
 	                                  "[route Example.ORG]\nroute = lmtp ./lmtp.sock\n",
 	    err, sizeof(err));
 
@@ -332,6 +341,7 @@ test_relay_values_and_lookup(void **state)
 	assert_int_equal(c->relay->retry_min, 30);
 	assert_int_equal(c->relay->retry_max, 7200);
 	assert_int_equal(c->relay->expire, 3 * 86400);
+	assert_int_equal(c->relay->delay_warning, 4 * 3600);
 	assert_int_equal(c->relay->concurrency, 4);
 	assert_int_equal(c->relay->timeout, 60);
 	assert_int_equal(c->nroutes, 1);
@@ -343,6 +353,7 @@ test_relay_values_and_lookup(void **state)
 	assert_int_equal(r->retry_min, 60); /* defaults: 1m, 1h, 5d, 10 */
 	assert_int_equal(r->retry_max, 3600);
 	assert_int_equal(r->expire, 5 * 86400);
+	assert_int_equal(r->delay_warning, 0); /* off unless asked for */
 	assert_int_equal(r->concurrency, 10);
 	assert_ptr_equal(conf_route_for(c, "EXAMPLE.org"), r);
 	assert_ptr_equal(conf_route_for(c, "sub.example.org"), c->relay);
