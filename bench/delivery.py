@@ -5,14 +5,16 @@
         [--sessions 8] [--size 2048] [--slow-ms 50] [--concurrency 10]
 
 Starts a private smtpgate (submission with STARTTLS + AUTH PLAIN, [relay] to a smarthost
-on loopback) and an aiosmtpd sink as that smarthost (STARTTLS, no AUTH), submits
+on loopback) and an aiosmtpd sink as that smarthost (STARTTLS, PIPELINING, no AUTH), submits
 --messages messages with bench/loadgen, and measures:
 
   none        no [relay]: the submission rate alone (the spool fills);
   fast sink   messages/s from the first submission until the sink has them all (and
               the queue is empty), and the submission rate meanwhile;
   slow sink   the same with a sink that waits --slow-ms before answering DATA: the
-              queue depth over time (max), and how long the queue takes to drain.
+              queue depth over time (max), and how long the queue takes to drain;
+  backlog     no submission: the server starts on a copy of the spool `none` filled
+              (--messages queued) and delivers it to a fast sink: the drain rate.
 
 Figures, never pass/fail. Everything lives under a fresh /tmp directory, removed at the
 end (BENCH_KEEP=1 keeps it). Needs python3-aiosmtpd and openssl.
@@ -55,6 +57,7 @@ def wait_port(port, timeout=20):
 class Sink:
     def __init__(self, cert, key, delay_ms):
         self.count = 0
+        self.conns = 0  # connections that delivered at least one message
         self.first = self.last = None
         self.delay = delay_ms / 1000.0
         self.lock = threading.Lock()
@@ -65,11 +68,20 @@ class Sink:
                                      tls_context=ctx, server_hostname="sink.bench.test")
         self.controller.start()
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # as Postfix and other real smarthosts do
+        session.host_name = hostname
+        responses.insert(1, "250-PIPELINING")
+        return responses
+
     async def handle_DATA(self, server, session, envelope):
         if self.delay:
             await asyncio.sleep(self.delay)
         with self.lock:
             self.count += 1
+            if not getattr(server, "bench_counted", False):
+                server.bench_counted = True  # one SMTP object per connection
+                self.conns += 1
             now = time.monotonic()
             self.first = self.first or now
             self.last = now
@@ -86,7 +98,8 @@ def queue_depth(spool):
         return 0
 
 
-def run(args, base, label, delay_ms, relay=True):
+def run(args, base, label, delay_ms, relay=True, backlog=None):
+    """backlog: a spool to start from (copied) instead of submitting."""
     cert, key = base / "cert.pem", base / "key.pem"
     sink = Sink(str(cert), str(key), delay_ms)
     port = free_port()
@@ -130,6 +143,8 @@ retry_min = 1s
     subprocess.run([args.smtpgate, "user", "add", "bench@example.test", "-f", str(d / "users"),
                     "--password-stdin"], input="bench-password\n", text=True, check=True,
                    capture_output=True)
+    if backlog is not None:
+        shutil.copytree(backlog, d / "spool")
     proc = subprocess.Popen([args.smtpgate, "serve", "-c", str(conf)],
                             stdout=subprocess.DEVNULL, stderr=open(d / "stderr.log", "wb"))
     spool = d / "spool"
@@ -137,7 +152,7 @@ retry_min = 1s
     try:
         wait_port(port)
         t0 = time.monotonic()
-        lg = subprocess.Popen(
+        lg = subprocess.Popen(["true"], stdout=subprocess.PIPE, text=True) if backlog is not None else subprocess.Popen(
             [str(HERE / "loadgen"), "--port", str(port), "--user", "bench@example.test",
              "--password-file", str(d / "password"), "--cafile", str(cert),
              "--sni", "bench.test", "--sessions", str(args.sessions),
@@ -161,7 +176,7 @@ retry_min = 1s
         cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         out, err = lg.communicate(timeout=30)
         kv = dict(line.split("=", 1) for line in out.split() if "=" in line)
-        ok = int(kv.get("messages_ok", kv.get("ok", "0")) or 0)
+        ok = int(kv.get("messages_ok", kv.get("ok", "0")) or 0) if backlog is None else 0
         total = t_end - t0
         sub = (submitted_at or t_end) - t0
         return {
@@ -173,6 +188,7 @@ retry_min = 1s
             "submit_rate": round(ok / sub, 1) if sub > 0 else 0,
             "end_to_end_s": round(total, 2),
             "end_to_end_rate": round(sink.count / total, 1) if total > 0 else 0,
+            "sink_connections": sink.conns,
             "max_queue_depth": max(s[1] for s in samples) if samples else 0,
             "drain_after_submit_s": round(t_end - (submitted_at or t_end), 2),
             "smtpgate_cpu_ms_per_msg": round(cpu_s * 1000 / max(sink.count if relay else ok, 1),
@@ -209,9 +225,11 @@ def main():
                         "/CN=bench.test", "-addext",
                         "subjectAltName=DNS:bench.test,IP:127.0.0.1"],
                        check=True, capture_output=True)
-        for label, delay, relay in (("none", 0, False), ("fast", 0, True),
-                                    ("slow", args.slow_ms, True)):
-            r = run(args, base, label, delay, relay)
+        for label, delay, relay, backlog in (
+                ("none", 0, False, None), ("fast", 0, True, None),
+                ("slow", args.slow_ms, True, None),
+                ("backlog", 0, True, base / "none" / "spool")):
+            r = run(args, base, label, delay, relay, backlog)
             print(" ".join(f"{k}={v}" for k, v in r.items()), flush=True)
     finally:
         if os.environ.get("BENCH_KEEP") == "1":
