@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <openssl/x509_vfy.h>
 
 #include "client/client.h"
@@ -145,9 +146,9 @@ deliver_auth(const struct deliver_ctx *ctx, const struct conf_route *r, struct c
 {
 	const char *mech = creds_mech(r);
 	const struct client_caps *caps = client_caps(c);
-	struct buf secret;
+	struct buf secret, prev;
 	char *user = NULL, err[256];
-	int rc;
+	int rc = -1;
 
 	if (mech == NULL)
 		return 0;
@@ -174,15 +175,40 @@ deliver_auth(const struct deliver_ctx *ctx, const struct conf_route *r, struct c
 	}
 	buf_init(&secret, CLIENT_SECRET_MAX);
 	buf_set_secret(&secret);
-	if (creds_get(ctx->creds, r, &user, &secret, err, sizeof(err)) == -1) {
-		for (size_t i = 0; i < n; i++)
-			deliver_set(&res[i], QFILE_HELD, 0, NULL, NULL, "credentials: %s", err);
-		buf_free(&secret);
-		return -1;
+	buf_init(&prev, CLIENT_SECRET_MAX);
+	buf_set_secret(&prev);
+	for (int round = 0;; round++) {
+		if (creds_get(ctx->creds, r, &user, &secret, err, sizeof(err)) == -1) {
+			for (size_t i = 0; i < n; i++)
+				deliver_set(
+				    &res[i], QFILE_HELD, 0, NULL, NULL, "credentials: %s", err);
+			buf_free(&secret);
+			buf_free(&prev);
+			return -1;
+		}
+		/* the same token again: refused again, not worth a second AUTH */
+		if (round > 0 && secret.len == prev.len &&
+		    CRYPTO_memcmp(secret.data, prev.data, secret.len) == 0) {
+			free(user);
+			break;
+		}
+		rc = client_auth(c, mech, user, secret.data != NULL ? secret.data : "", secret.len);
+		free(user);
+		user = NULL;
+		/* a bearer token refused: it may just have expired before its
+		 * token_ttl; one more AUTH in the same session with a fresh one
+		 * (the command runs again, or the file was rewritten) */
+		if (rc == 0 || round > 0 || !client_sasl_is_oauth(mech) ||
+		    client_error(c)->kind != CLIENT_E_REPLY || client_reply(c)->code / 100 != 5)
+			break;
+		creds_invalidate(ctx->creds, r);
+		buf_reset(&prev);
+		if (buf_append(&prev, secret.data, secret.len) == -1)
+			break;
+		buf_reset(&secret);
 	}
-	rc = client_auth(c, mech, user, secret.data != NULL ? secret.data : "", secret.len);
 	buf_free(&secret);
-	free(user);
+	buf_free(&prev);
 	if (rc == -1) {
 		const struct client_reply *rp = client_reply(c);
 

@@ -378,6 +378,74 @@ def test_xoauth2_token_command(make_server, pki, tmp_path):
         sink.stop()
 
 
+class _TokenSink(Sink):
+    """Accepts XOAUTH2 for tokenuser with a token in self.good; records each blob."""
+
+    def __init__(self, pki, good):
+        self.good = set(good)
+        self.seen = []
+        super().__init__(pki, auth=("x", "y"))
+
+    async def auth_XOAUTH2(self, server, args):
+        import base64
+        blob = base64.b64decode(args[1]).decode()
+        self.seen.append(blob.split("Bearer ", 1)[1].rstrip("\x01"))
+        ok = any(blob == f"user=tokenuser\x01auth=Bearer {t}\x01\x01" for t in self.good)
+        return AuthResult(success=ok, handled=False)
+
+
+def test_xoauth2_expired_token_is_refreshed_in_the_same_session(make_server, pki, tmp_path):
+    # the cached token (tok-1) was revoked or expired before token_ttl: the
+    # refusal makes the command run again and AUTH is tried once more at once
+    sink = _TokenSink(pki, good=["tok-2", "tok-3"])
+    try:
+        count = tmp_path / "count"
+        script = tmp_path / "token.sh"
+        script.write_text(f"#!/bin/sh\nn=$(cat {count} 2>/dev/null || echo 0)\n"
+                          f"n=$((n+1))\necho $n > {count}\necho tok-$n\n")
+        script.chmod(0o700)
+        cred = secret_file(tmp_path, f"tokenuser !{script}\n")
+        s = make_server(extra=relay_conf(sink.port, pki,
+                                         f"auth = XOAUTH2\ncredentials = {cred}")).start()
+        submit(s, ["bob@example.net"], message("refresh1"))
+        wait_for(lambda: len(sink.messages) == 1, timeout=20, what="delivery")
+        assert sink.seen == ["tok-1", "tok-2"]
+        assert [e["result"] for e in deliveries(s)] == ["sent"]  # never held
+        # the fresh token is cached now: no command run for the next message
+        submit(s, ["bob@example.net"], message("refresh2"))
+        wait_for(lambda: len(sink.messages) == 2, timeout=20, what="second delivery")
+        assert sink.seen == ["tok-1", "tok-2", "tok-2"]
+        assert count.read_text().strip() == "2"
+        assert "tok-1" not in s.log.read_text() and "tok-2" not in s.log.read_text()
+    finally:
+        sink.stop()
+
+
+def test_xoauth2_token_from_file_is_read_at_each_delivery(make_server, pki, tmp_path):
+    # "USER TOKEN": a refresher outside smtpgate rewrites the file
+    sink = _TokenSink(pki, good=["tok-A", "tok-B"])
+    try:
+        cred = secret_file(tmp_path, "tokenuser tok-A\n")
+        s = make_server(extra=relay_conf(sink.port, pki,
+                                         f"auth = XOAUTH2\ncredentials = {cred}")).start()
+        submit(s, ["bob@example.net"], message("file1"))
+        wait_for(lambda: len(sink.messages) == 1, timeout=20, what="delivery with tok-A")
+        cred.write_text("tokenuser tok-B\n")
+        sink.good = {"tok-B"}
+        submit(s, ["bob@example.net"], message("file2"))
+        wait_for(lambda: len(sink.messages) == 2, timeout=20, what="delivery with tok-B")
+        assert sink.seen == ["tok-A", "tok-B"]
+        # a token the server refuses, and the file still holds the same one:
+        # AUTH is not repeated with it; the message is held for an admin
+        sink.good = set()
+        submit(s, ["bob@example.net"], message("file3"))
+        ev = s.wait_event("delivery", lambda r: r["result"] == "held")
+        assert ev["code"] == 535
+        assert sink.seen == ["tok-A", "tok-B", "tok-B"]
+    finally:
+        sink.stop()
+
+
 # --- (e) bad peers: the message stays queued with a precise reason ------------------------
 
 def _garbage(conn, srv):
