@@ -267,6 +267,15 @@ deliver_transaction(struct client *c, bool lmtp, const struct qfile *q, const si
 		tx->end = DELIVER_TX_CLEAN; /* nothing was sent */
 		goto out;
 	}
+	if (caps->size && caps->size_max > 0 && q->body_len > caps->size_max) {
+		/* RFC 1870 6: the next hop announced it would refuse it */
+		for (size_t i = 0; i < n; i++)
+			deliver_set(&res[i], QFILE_FAILED, 0, "5.3.4", "message-too-large",
+			    "the message (%llu bytes) is larger than the next hop accepts (SIZE %llu)",
+			    (unsigned long long)q->body_len, caps->size_max);
+		tx->end = DELIVER_TX_CLEAN; /* nothing was sent */
+		goto out;
+	}
 	if (e->body_8bit)
 		flags |= CLIENT_MAIL_8BIT;
 	if (e->smtputf8)
