@@ -2,12 +2,15 @@
 (issue 5, point 1): SIZE, 8BITMIME, SMTPUTF8, CHUNKING (BDAT) and
 PIPELINING, against a scripted STARTTLS peer (zoo.ScriptServer) that
 records every command line and the exact message bytes it receives, so the
-bytes can be compared with the spool.
+bytes can be compared with the spool. And AUTH with the configured
+mechanism (SCRAM-SHA-256-PLUS, SCRAM-SHA-256, LOGIN) to a smarthost that
+is a second smtpgate.
 """
 import smtplib
 import ssl
 import threading
 
+import pytest
 import zoo
 from conftest import PASSWORD, USER, spool_body, wait_for
 from test_delivery import SENDER, deliveries, relay_conf
@@ -187,3 +190,29 @@ def test_message_over_the_peers_size_limit_fails_without_sending(make_server, pk
         assert not any(b"x" * 998 in m[3] for m in peer.messages)
     finally:
         peer.stop()
+
+
+# --- AUTH to a smarthost that is smtpgate itself -----------------------------------------
+
+@pytest.mark.parametrize("mech", ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "LOGIN"])
+def test_auth_mechanism_to_an_smtpgate_smarthost(make_server, pki, tmp_path, mech):
+    # the smarthost is a second smtpgate offering SCRAM (-PLUS: channel
+    # binding to the TLS session) and LOGIN; the relay must use exactly the
+    # configured mechanism, and the smarthost gets the same bytes
+    hop = make_server(mechanisms="SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN LOGIN").start()
+    cred = tmp_path / "relay.secret"
+    cred.write_text(f"{USER} {PASSWORD}\n")
+    cred.chmod(0o600)
+    s = make_server(extra=relay_conf(hop.submission, pki,
+                                     f"auth = {mech}\ncredentials = {cred}")).start()
+    from test_delivery import submit
+    submit(s, ["bob@example.net"], ascii_message(f"hop-{mech}"))
+    qid = s.wait_event("accepted")["queue_id"]
+    ev = s.wait_event("delivery", lambda r: r["queue_id"] == qid, timeout=20)
+    assert ev["result"] == "sent", ev
+    auth = hop.wait_event("auth", lambda r: r["result"] == "ok")
+    assert auth["mechanism"] == mech and auth["user"] == USER
+    acc = hop.wait_event("accepted")
+    assert acc["user"] == USER and acc["from"] == SENDER
+    assert spool_body(hop, acc["queue_id"]).endswith(ascii_message(f"hop-{mech}"))
+    assert PASSWORD not in s.log.read_text()
