@@ -748,6 +748,9 @@ client_envelope(struct client *c, const char *from, size_t size, unsigned flags,
 		client_set_error(c, CLIENT_E_CLOSED, 0, "not connected");
 		return -1;
 	}
+	/* a failure before any reply is read (the write) is MAIL's */
+	memset(&c->reply, 0, sizeof(c->reply));
+	snprintf(c->reply.cmd, sizeof(c->reply.cmd), "MAIL");
 	buf_init(&out, CLIENT_PIPELINE_MAX * (CLIENT_ENVELOPE_LINE_MAX + 2));
 	while (got < total) {
 		if (got == sent) {

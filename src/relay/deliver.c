@@ -255,6 +255,7 @@ deliver_transaction(struct client *c, bool lmtp, const struct qfile *q, const si
 	const char **to = xcalloc(n, sizeof(*to));
 	struct client_reply *rr = xcalloc(n, sizeof(*rr));
 	unsigned flags = 0;
+	int erc;
 
 	tx->end = DELIVER_TX_BROKEN;
 	tx->session_transient = false;
@@ -282,33 +283,8 @@ deliver_transaction(struct client *c, bool lmtp, const struct qfile *q, const si
 		flags |= CLIENT_MAIL_SMTPUTF8;
 	for (size_t i = 0; i < n; i++)
 		to[i] = e->rcpts[idx[i]];
-	if (client_envelope(c, e->sender, (size_t)q->body_len, flags, to, n, rr) == 0 ||
-	    client_error(c)->kind != CLIENT_E_REPLY) {
-		/* per recipient: accepted, refused, or (the session broke) open */
-		for (size_t i = 0; i < n; i++) {
-			const struct client_reply *rp = &rr[i];
-
-			if (rp->code / 100 == 2) {
-				accepted[nacc++] = i;
-			} else if (rp->code != 0) {
-				decided[i] = true;
-				deliver_set(&res[i], deliver_classify(rp->code, rp->enh, "RCPT"),
-				    rp->code, rp->enh,
-				    reply_map_find(rp->code, rp->enh, "RCPT", rp->line), "RCPT: %s",
-				    rp->line);
-			}
-		}
-		if (client_error(c)->kind != CLIENT_E_NONE &&
-		    client_error(c)->kind != CLIENT_E_REPLY) {
-			/* the session broke: everything open is deferred */
-			const char *step = client_reply(c)->cmd;
-
-			deliver_fail_all(c, step[0] != '\0' ? step : "MAIL", res, n, decided);
-			tx->session_transient = nacc == 0;
-			tx->stale = strcmp(step, "MAIL") == 0;
-			goto out;
-		}
-	} else {
+	erc = client_envelope(c, e->sender, (size_t)q->body_len, flags, to, n, rr);
+	if (erc == -1 && client_error(c)->kind == CLIENT_E_REPLY) {
 		/* MAIL refused */
 		const struct client_reply *rp = client_reply(c);
 
@@ -316,6 +292,29 @@ deliver_transaction(struct client *c, bool lmtp, const struct qfile *q, const si
 		tx->session_transient = res[0].state == QFILE_DEFERRED;
 		tx->stale = rp->code == 421;
 		tx->end = rp->code == 421 ? DELIVER_TX_BROKEN : DELIVER_TX_OPEN;
+		goto out;
+	}
+	/* per recipient: accepted, refused, or (the session broke) still open */
+	for (size_t i = 0; i < n; i++) {
+		const struct client_reply *rp = &rr[i];
+
+		if (rp->code / 100 == 2) {
+			accepted[nacc++] = i;
+		} else if (rp->code != 0) {
+			decided[i] = true;
+			deliver_set(&res[i], deliver_classify(rp->code, rp->enh, "RCPT"), rp->code,
+			    rp->enh, reply_map_find(rp->code, rp->enh, "RCPT", rp->line),
+			    "RCPT: %s", rp->line);
+		}
+	}
+	if (erc == -1) {
+		/* the session broke (or a local refusal): everything open is deferred */
+		bool local = client_error(c)->kind == CLIENT_E_LOCAL;
+		const char *step = local ? "MAIL" : client_reply(c)->cmd;
+
+		deliver_fail_all(c, step[0] != '\0' ? step : "MAIL", res, n, decided);
+		tx->session_transient = nacc == 0;
+		tx->stale = !local && strcmp(step, "MAIL") == 0;
 		goto out;
 	}
 	if (nacc == 0) {

@@ -64,6 +64,7 @@ struct sched_entry {
 	long long due;
 	bool running, loaded, force, seen, gone;
 	bool fresh; /* appeared in queue/ after start (released): try now */
+	unsigned long long gen; /* the scan generation when it was added */
 	long long stamp; /* inode change time of queue/ID when last read: a rename (hold,
 			  * release) or a replacement changes it */
 	char **dests;
@@ -88,6 +89,7 @@ struct scheduler {
 	struct sched_dest *dests;
 	size_t ndests;
 	bool stopping, rescan, flush;
+	unsigned long long scan_gen; /* bumped as each scan starts listing queue/ */
 
 	pthread_t *workers;
 	size_t nworkers;
@@ -163,6 +165,7 @@ sched_add(struct scheduler *s, const char *id)
 	e = xcalloc(1, sizeof(*e));
 	snprintf(e->id, sizeof(e->id), "%s", id);
 	e->due = 0;
+	e->gen = s->scan_gen;
 	s->v[pos] = e;
 	s->n++;
 	return e;
@@ -936,7 +939,13 @@ sched_scan(struct scheduler *s, bool flush, bool initial)
 	char **ids = NULL;
 	size_t n = 0;
 	long long *stamps;
+	unsigned long long gen;
 
+	/* a message committed while queue/ is being listed is not in the
+	 * listing but was added by scheduler_notify: it is not "gone" */
+	pthread_mutex_lock(&s->lock);
+	gen = ++s->scan_gen;
+	pthread_mutex_unlock(&s->lock);
 	if (spool_list(s->spool, SPOOL_QUEUE, &ids, &n) == -1) {
 		log_event(LOG_ERR, "spool_error", 0, "{s:s, s:s}", "op", "scan", "error",
 		    strerror(errno));
@@ -968,7 +977,7 @@ sched_scan(struct scheduler *s, bool flush, bool initial)
 		struct sched_entry *e = s->v[i];
 
 		/* deleted or held by the CLI: forget it */
-		if (!e->seen && !e->running) {
+		if (!e->seen && !e->running && e->gen < gen) {
 			sched_remove(s, e);
 			continue;
 		}
