@@ -24,10 +24,21 @@ USER = "alice@example.test"
 PASSWORD = "correct horse battery staple"
 
 
+_PORTS_GIVEN = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, never one this test run handed out before:
+    the kernel may return the same free port twice in a row, and a test
+    whose "nothing listens here" port is its own server's listener then
+    talks to itself."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
 
 
 def _openssl(*args, cwd):
@@ -205,7 +216,8 @@ local = example.test
                 if pred(r):
                     return r
             time.sleep(0.05)
-        raise TimeoutError(f"no {event} event")
+        tail = self.log.read_text().splitlines()[-12:] if self.log.exists() else []
+        raise TimeoutError(f"no {event} event; the log ends with:\n" + "\n".join(tail))
 
     def queued(self):
         """The queue as `smtpgate queue list --json` shows it."""
