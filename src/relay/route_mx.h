@@ -11,10 +11,11 @@
  *    each answer, TLSA records at _PORT._tcp.HOST when both the MX answer and
  *    the host's address answers are secure (RFC 7672 2.2: only then does DANE
  *    apply), and the domain's MTA-STS policy (RFC 8461: TXT _mta-sts.DOMAIN,
- *    the policy fetched over HTTPS and cached in memory by domain and id for
- *    max_age; refetched when the id changes; a failed fetch falls back to an
- *    unexpired cached policy, else to no policy). Each host gets a TLS
- *    requirement (route_mx_decide):
+ *    the policy fetched over HTTPS and cached by domain and id for max_age,
+ *    in memory and, with conf.sts_cache_dir, on disk so that it survives a
+ *    restart (RFC 8461 5.1, 10.2); refetched when the id changes; a failed
+ *    fetch or a missing TXT record falls back to an unexpired cached policy,
+ *    else to no policy). Each host gets a TLS requirement (route_mx_decide):
  *
  *      DANE      secure MX + addresses + at least one usable TLSA record
  *                (usage 2 or 3, RFC 7672 3.1.3): STARTTLS required, the chain
@@ -87,7 +88,11 @@
 #define ROUTE_MX_TLSA_DATA_MAX 2048 /* bytes of association data (full certificates) */
 #define ROUTE_MX_NAME_MAX 256 /* RFC 1035 2.3.4: 255 octets, plus NUL */
 #define ROUTE_MX_REASON_MAX 512
-#define ROUTE_MX_STS_CACHE_MAX 1024 /* domains whose MTA-STS policy is cached */
+#define ROUTE_MX_STS_CACHE_MAX 1024 /* domains whose MTA-STS policy is cached in memory */
+#define ROUTE_MX_STS_DIR "mta-sts" /* the disk cache's folder in the spool (doc/spool.md) */
+#define ROUTE_MX_STS_DISK_MAX 10000 /* policy files kept there; new domains beyond: not saved */
+#define ROUTE_MX_STS_FILE_MAX (4 * MTASTS_POLICY_MAX) /* bytes of one file we read */
+#define ROUTE_MX_STS_FILE_VERSION 1 /* "smtpgate-mta-sts" in a policy file */
 #define ROUTE_MX_PORT_DEFAULT "25"
 #define ROUTE_MX_DNS_TIMEOUT_DEFAULT 5.0 /* seconds per DNS query */
 #define ROUTE_MX_STS_TIMEOUT_DEFAULT 10.0 /* seconds for a policy fetch */
@@ -122,6 +127,9 @@ struct route_mx_conf {
 			     * certificates); NULL: the system store */
 	const char *sts_port; /* [relay] mta_sts_port (tests and labs only); NULL: 443 */
 	double sts_timeout; /* 0: ROUTE_MX_STS_TIMEOUT_DEFAULT */
+	const char *sts_cache_dir; /* the persistent MTA-STS cache, SPOOL/mta-sts (created
+				    * when a policy is first saved, 0700); NULL: memory only */
+	size_t sts_cache_files; /* 0: ROUTE_MX_STS_DISK_MAX (tests set less) */
 	const char *helo; /* EHLO name ([server] hostname) */
 	int timeout_ms; /* per client step (connect, reply, handshake); 0: client default */
 	const struct route_mx_ops *ops; /* NULL: libunbound, libcurl, time(), arc4random */
@@ -175,7 +183,8 @@ struct route_mx_plan {
 	size_t nhosts;
 	enum route_mx_sts_mode sts_mode;
 	char sts_id[MTASTS_ID_MAX + 1]; /* the policy in use ("" when none) */
-	bool sts_cached; /* the policy came from the cache */
+	bool sts_cached; /* the policy came from the cache (memory or disk) */
+	bool sts_from_disk; /* ... and was read from conf.sts_cache_dir for this plan */
 	char sts_note[ROUTE_MX_REASON_MAX]; /* e.g. why a published policy was not fetched */
 	char notes[ROUTE_MX_REASON_MAX]; /* other remarks: CNAME'd MX, truncation */
 };
@@ -202,7 +211,11 @@ struct route_mx;
 
 /* Creates the shared MX router (resolver pool, MTA-STS cache, the TLS
  * context with DANE enabled). rc's strings are copied. NULL with err set on
- * a configuration error (bad resolver address, unreadable anchor or CA). */
+ * a configuration error (bad resolver address, unreadable anchor or CA).
+ * With rc->sts_cache_dir it also scans that folder (blocking: call it at
+ * start-up): counts the policy files, removes expired, corrupt and stale
+ * temporary ones. A folder that cannot be read is not an error (the cache
+ * is then in memory until saving works). */
 struct route_mx *route_mx_new(const struct route_mx_conf *rc, char *err, size_t errlen);
 /* Frees mx (NULL: no-op). No call may be running. */
 void route_mx_free(struct route_mx *mx);

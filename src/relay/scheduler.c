@@ -1034,7 +1034,7 @@ sched_route_mx(struct scheduler *s, const struct conf_route *r)
 {
 	struct route_mx_conf rc;
 	struct route_mx *mx;
-	char err[512];
+	char err[512], *sts_dir;
 
 	memset(&rc, 0, sizeof(rc));
 	rc.resolver = r->resolver;
@@ -1046,7 +1046,11 @@ sched_route_mx(struct scheduler *s, const struct conf_route *r)
 	rc.sts_port = r->mta_sts_port;
 	rc.helo = s->conf->hostname;
 	rc.timeout_ms = (int)(r->timeout > 3600 ? 3600000 : r->timeout * 1000);
+	/* MTA-STS policies survive restarts (RFC 8461 5.1); doc/spool.md */
+	sts_dir = fs_path_join(s->spool, ROUTE_MX_STS_DIR);
+	rc.sts_cache_dir = sts_dir;
 	mx = route_mx_new(&rc, err, sizeof(err));
+	free(sts_dir);
 	if (mx == NULL) {
 		log_event(LOG_ERR, "relay_config", 0, "{s:s, s:s}", "route",
 		    r->domain != NULL ? r->domain : "[relay]", "error", err);
