@@ -11,6 +11,9 @@
  * prints one JSON object (plan and outcome); exit 0 delivered, 1 deferred,
  * 2 failed for good, 3 usage.
  */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include <jansson.h>
@@ -550,6 +555,458 @@ test_sts_cache(void **state)
 	route_mx_free(mx);
 }
 
+/* ---- MTA-STS: the disk cache (a restart is a new route_mx on the same folder) ------ */
+
+struct sts_dir {
+	char base[64]; /* a fresh folder under /tmp */
+	char dir[128]; /* base/mta-sts: the cache folder (created on the first save) */
+	char file[256]; /* dir/sts.test */
+};
+
+static void
+sts_dir_make(struct sts_dir *d)
+{
+	snprintf(d->base, sizeof(d->base), "/tmp/test_route_mx.XXXXXX");
+	if (mkdtemp(d->base) == NULL)
+		fail_msg("mkdtemp: %s", strerror(errno));
+	snprintf(d->dir, sizeof(d->dir), "%s/mta-sts", d->base);
+	snprintf(d->file, sizeof(d->file), "%s/sts.test", d->dir);
+}
+
+static void
+sts_dir_remove(struct sts_dir *d)
+{
+	DIR *dp = opendir(d->dir);
+	struct dirent *de;
+
+	while (dp != NULL && (de = readdir(dp)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			(void)unlinkat(dirfd(dp), de->d_name, 0);
+	if (dp != NULL)
+		closedir(dp);
+	(void)rmdir(d->dir);
+	(void)rmdir(d->base);
+}
+
+/* A route_mx on the fake DNS with the cache folder; keeps fk (clock, counts). */
+static struct route_mx *
+sts_mx(const struct sts_dir *d, const struct fake_zone *z, size_t n, size_t max_files)
+{
+	struct route_mx_conf rc;
+	char err[256];
+	struct route_mx *mx;
+
+	fk.zones = z;
+	fk.nzones = n;
+	memset(&rc, 0, sizeof(rc));
+	rc.ops = &fake_ops;
+	rc.helo = "relay.test";
+	rc.sts_cache_dir = d->dir;
+	rc.sts_cache_files = max_files;
+	mx = route_mx_new(&rc, err, sizeof(err));
+	if (mx == NULL)
+		fail_msg("route_mx_new: %s", err);
+	return mx;
+}
+
+static bool
+file_exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+static void
+file_write(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL || fputs(text, f) == EOF || fclose(f) != 0)
+		fail_msg("%s: %s", path, strerror(errno));
+}
+
+/* Writes the policy file of sts.test as smtpgate would, fetched at `fetched`. */
+static void
+sts_file_write(const struct sts_dir *d, const char *domain, const char *id, long long fetched,
+    const char *policy)
+{
+	json_t *o = json_pack("{s:i, s:s, s:s, s:I, s:s}", "smtpgate-mta-sts", 1, "domain", domain,
+	    "id", id, "fetched", (json_int_t)fetched, "policy", policy);
+	char *text = json_dumps(o, 0);
+
+	(void)mkdir(d->dir, 0700);
+	file_write(d->file, text);
+	free(text);
+	json_decref(o);
+}
+
+static void
+test_sts_disk_restart(void **state)
+{
+	struct route_mx *mx = fake_mx(zone_sts, NZ(zone_sts));
+	struct route_mx_plan p;
+	struct sts_dir d;
+	struct stat st;
+	json_error_t je;
+	json_t *o;
+
+	(void)state;
+	route_mx_free(mx); /* fake_mx: only for fk's reset */
+	sts_dir_make(&d);
+	zone_sts[3].rr[0].text = "v=STSv1; id=one;";
+	fk.policy = POLICY_ENFORCE;
+	mx = sts_mx(&d, zone_sts, NZ(zone_sts), 0);
+	assert_false(file_exists(d.dir)); /* created when a policy is first saved */
+	sts_resolve(mx, &p);
+	assert_int_equal(fk.fetches, 1);
+	assert_int_equal(p.sts_mode, ROUTE_MX_STS_ENFORCE);
+	assert_false(p.sts_from_disk);
+	assert_string_equal(p.sts_note, "");
+	route_mx_plan_free(&p);
+
+	/* the file: 0600 in a 0700 folder, the documented fields */
+	assert_int_equal(stat(d.dir, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	assert_int_equal(stat(d.file, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	o = json_load_file(d.file, JSON_REJECT_DUPLICATES, &je);
+	assert_non_null(o);
+	assert_int_equal(json_integer_value(json_object_get(o, "smtpgate-mta-sts")), 1);
+	assert_string_equal(json_string_value(json_object_get(o, "domain")), "sts.test");
+	assert_string_equal(json_string_value(json_object_get(o, "id")), "one");
+	assert_int_equal(json_integer_value(json_object_get(o, "fetched")), fk.now);
+	assert_string_equal(json_string_value(json_object_get(o, "policy")), POLICY_ENFORCE);
+	json_decref(o);
+
+	/* restart: the same id is not fetched again; the policy comes from disk */
+	route_mx_free(mx);
+	fk.now += 100;
+	mx = sts_mx(&d, zone_sts, NZ(zone_sts), 0);
+	sts_resolve(mx, &p);
+	assert_int_equal(fk.fetches, 1);
+	assert_int_equal(p.sts_mode, ROUTE_MX_STS_ENFORCE);
+	assert_string_equal(p.sts_id, "one");
+	assert_true(p.sts_cached);
+	assert_true(p.sts_from_disk);
+	assert_int_equal(p.hosts[0].tls, ROUTE_MX_TLS_STS);
+	assert_true(p.hosts[1].skip);
+	route_mx_plan_free(&p);
+	/* ... and is then in memory */
+	sts_resolve(mx, &p);
+	assert_true(p.sts_cached);
+	assert_false(p.sts_from_disk);
+	route_mx_plan_free(&p);
+
+	/* restart, the TXT record gone and the fetch failing (a downgrade):
+	 * the stored enforce policy still applies (RFC 8461 5.1) */
+	route_mx_free(mx);
+	zone_sts[3].rr[0].text = "unrelated";
+	fk.policy = NULL;
+	mx = sts_mx(&d, zone_sts, NZ(zone_sts), 0);
+	sts_resolve(mx, &p);
+	assert_int_equal(fk.fetches, 1);
+	assert_int_equal(p.sts_mode, ROUTE_MX_STS_ENFORCE);
+	assert_true(p.sts_from_disk);
+	assert_true(p.hosts[1].skip);
+	assert_non_null(strstr(p.hosts[1].reason, "mx pattern"));
+	assert_non_null(strstr(p.sts_note, "the cached policy holds"));
+	route_mx_plan_free(&p);
+
+	/* restart, a new id that cannot be fetched: the stored policy still applies */
+	route_mx_free(mx);
+	zone_sts[3].rr[0].text = "v=STSv1; id=two;";
+	mx = sts_mx(&d, zone_sts, NZ(zone_sts), 0);
+	sts_resolve(mx, &p);
+	assert_int_equal(fk.fetches, 2);
+	assert_int_equal(p.sts_mode, ROUTE_MX_STS_ENFORCE);
+	assert_string_equal(p.sts_id, "one");
+	assert_true(p.sts_from_disk);
+	assert_non_null(strstr(p.sts_note, "using the cached policy"));
+	route_mx_plan_free(&p);
+
+	/* restart, the new id fetchable: fetched at once, the file replaced */
+	route_mx_free(mx);
+	fk.policy = POLICY_TESTING;
+	mx = sts_mx(&d, zone_sts, NZ(zone_sts), 0);
+	sts_resolve(mx, &p);
+	assert_int_equal(fk.fetches, 3);
+	assert_int_equal(p.sts_mode, ROUTE_MX_STS_TESTING);
+	assert_string_equal(p.sts_id, "two");
+	assert_false(p.sts_cached);
+	assert_false(p.sts_from_disk);
+	route_mx_plan_free(&p);
+	route_mx_free(mx);
+	o = json_load_file(d.file, JSON_REJECT_DUPLICATES, &je);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "id")), "two");
+	assert_string_equal(json_string_value(json_object_get(o, "policy")), POLICY_TESTING);
+	json_decref(o);
+
+	/* restart past max_age (600 s): the file is expired, so no policy when the
+	 * record is gone and nothing can be fetched; the scan removed it */
+	fk.now += 601;
+	zone_sts[3].rr[0].text = "unrelated";
+	fk.policy = NULL;
+	mx = sts_mx(&d, zone_sts, NZ(zone_sts), 0);
+	assert_false(file_exists(d.file));
+	sts_resolve(mx, &p);
+	assert_int_equal(p.sts_mode, ROUTE_MX_STS_NONE);
+	assert_false(p.sts_from_disk);
+	assert_false(p.hosts[1].skip);
+	route_mx_plan_free(&p);
+	route_mx_free(mx);
+	zone_sts[3].rr[0].text = "v=STSv1; id=one;";
+	sts_dir_remove(&d);
+}
+
+/* Expired while the server runs: the file is read, found expired, ignored. */
+static void
+test_sts_disk_expiry(void **state)
+{
+	struct route_mx *mx = fake_mx(zone_sts, NZ(zone_sts));
+	struct route_mx_plan p;
+	struct sts_dir d;
+
+	(void)state;
+	route_mx_free(mx);
+	sts_dir_make(&d);
+	zone_sts[3].rr[0].text = "unrelated";
+	fk.policy = NULL;
+	mx = sts_mx(&d, zone_sts, NZ(zone_sts), 0);
+	/* written after the start-up scan, fetched 599 s ago: one second left */
+	sts_file_write(&d, "sts.test", "one", (long long)fk.now - 599, POLICY_ENFORCE);
+	sts_resolve(mx, &p);
+	assert_int_equal(p.sts_mode, ROUTE_MX_STS_ENFORCE);
+	assert_true(p.sts_from_disk);
+	route_mx_plan_free(&p);
+	route_mx_free(mx);
+	/* one second later, on a new instance: expired */
+	mx = sts_mx(&d, zone_sts, NZ(zone_sts), 0);
+	sts_file_write(&d, "sts.test", "one", (long long)fk.now - 600, POLICY_ENFORCE);
+	sts_resolve(mx, &p);
+	assert_int_equal(p.sts_mode, ROUTE_MX_STS_NONE);
+	assert_false(p.sts_from_disk);
+	route_mx_plan_free(&p);
+	/* fetched more than a day in the future (the clock went back): unknown age */
+	route_mx_free(mx);
+	mx = sts_mx(&d, zone_sts, NZ(zone_sts), 0);
+	sts_file_write(&d, "sts.test", "one", (long long)fk.now + 86401, POLICY_ENFORCE);
+	sts_resolve(mx, &p);
+	assert_int_equal(p.sts_mode, ROUTE_MX_STS_NONE);
+	route_mx_plan_free(&p);
+	route_mx_free(mx);
+	zone_sts[3].rr[0].text = "v=STSv1; id=one;";
+	sts_dir_remove(&d);
+}
+
+/* A corrupt file is ignored (never fatal), removed by the scan at start-up, and
+ * overwritten by the next successful fetch. */
+static void
+test_sts_disk_corrupt(void **state)
+{
+	/* whole texts, or the good file with one field replaced (JSON text) or removed */
+	static const struct {
+		const char *text, *key, *value;
+	} bad[] = {
+	    {"", NULL, NULL},
+	    {"garbage", NULL, NULL},
+	    {"[1, 2]", NULL, NULL},
+	    {"{\"smtpgate-mta-sts\": 1, \"domain\": \"sts.test\", \"id\": \"one\"", NULL, NULL},
+	    {"{\"smtpgate-mta-sts\": 1, \"domain\": \"sts.test\", \"id\": \"one\", \"id\": "
+	     "\"one\", \"fetched\": 1700000000, \"policy\": \"version: STSv1\\r\\nmode: "
+	     "enforce\\r\\nmx: *.sts.test\\r\\nmax_age: 600\\r\\n\"}",
+	        NULL, NULL}, /* a duplicate key */
+	    {NULL, "smtpgate-mta-sts", "2"},
+	    {NULL, "smtpgate-mta-sts", NULL},
+	    {NULL, "domain", "\"other.test\""},
+	    {NULL, "domain", NULL},
+	    {NULL, "id", "\"o-n-e\""},
+	    {NULL, "id", "\"\""},
+	    {NULL, "id", "\"012345678901234567890123456789012\""}, /* 33 */
+	    {NULL, "fetched", "\"1700000000\""},
+	    {NULL, "fetched", "0"},
+	    {NULL, "fetched", NULL},
+	    {NULL, "policy", "\"version: STSv1\\r\\nmode: sometimes\\r\\n\""},
+	    {NULL, "policy", "17"},
+	    {NULL, "policy", NULL},
+	};
+	struct route_mx *mx = fake_mx(zone_sts, NZ(zone_sts));
+	struct route_mx_plan p;
+	struct sts_dir d;
+
+	(void)state;
+	route_mx_free(mx);
+	sts_dir_make(&d);
+	assert_int_equal(mkdir(d.dir, 0700), 0);
+	zone_sts[3].rr[0].text = "unrelated";
+	fk.policy = NULL;
+	/* the control: the same file, well formed, is used */
+	sts_file_write(&d, "sts.test", "one", (long long)fk.now, POLICY_ENFORCE);
+	mx = sts_mx(&d, zone_sts, NZ(zone_sts), 0);
+	assert_true(file_exists(d.file));
+	sts_resolve(mx, &p);
+	assert_int_equal(p.sts_mode, ROUTE_MX_STS_ENFORCE);
+	route_mx_plan_free(&p);
+	route_mx_free(mx);
+	for (size_t i = 0; i < NZ(bad); i++) {
+		/* read on a miss in memory: ignored */
+		mx = sts_mx(&d, zone_sts, NZ(zone_sts), 0);
+		if (bad[i].text != NULL) {
+			file_write(d.file, bad[i].text);
+		} else {
+			json_error_t je;
+			json_t *o;
+			char *text;
+
+			sts_file_write(&d, "sts.test", "one", (long long)fk.now, POLICY_ENFORCE);
+			o = json_load_file(d.file, 0, &je);
+			assert_non_null(o);
+			if (bad[i].value != NULL)
+				json_object_set_new(
+				    o, bad[i].key, json_loads(bad[i].value, JSON_DECODE_ANY, &je));
+			else
+				json_object_del(o, bad[i].key);
+			text = json_dumps(o, 0);
+			file_write(d.file, text);
+			free(text);
+			json_decref(o);
+		}
+		sts_resolve(mx, &p);
+		if (p.sts_mode != ROUTE_MX_STS_NONE || p.sts_from_disk)
+			fail_msg("bad file %zu was used", i);
+		route_mx_plan_free(&p);
+		route_mx_free(mx);
+		/* at start-up: removed */
+		mx = sts_mx(&d, zone_sts, NZ(zone_sts), 0);
+		if (file_exists(d.file))
+			fail_msg("bad file %zu was not removed", i);
+		route_mx_free(mx);
+	}
+	/* a corrupt file, then a successful fetch: overwritten */
+	mx = sts_mx(&d, zone_sts, NZ(zone_sts), 0);
+	file_write(d.file, "garbage");
+	zone_sts[3].rr[0].text = "v=STSv1; id=one;";
+	fk.policy = POLICY_ENFORCE;
+	sts_resolve(mx, &p);
+	assert_int_equal(p.sts_mode, ROUTE_MX_STS_ENFORCE);
+	route_mx_plan_free(&p);
+	route_mx_free(mx);
+	fk.policy = NULL;
+	zone_sts[3].rr[0].text = "unrelated";
+	mx = sts_mx(&d, zone_sts, NZ(zone_sts), 0);
+	sts_resolve(mx, &p);
+	assert_int_equal(p.sts_mode, ROUTE_MX_STS_ENFORCE);
+	assert_true(p.sts_from_disk);
+	route_mx_plan_free(&p);
+	route_mx_free(mx);
+	zone_sts[3].rr[0].text = "v=STSv1; id=one;";
+	sts_dir_remove(&d);
+}
+
+static const struct fake_zone zone_sts2[] = {
+    {"sts.test", DNS_TYPE_MX, DNS_OK, I, NULL, {{.text = "mx1.sts.test.", .pref = 10}}},
+    {"sts2.test", DNS_TYPE_MX, DNS_OK, I, NULL, {{.text = "mx1.sts.test.", .pref = 10}}},
+    {"mx1.sts.test", DNS_TYPE_A, DNS_OK, I, NULL, {{.text = "192.0.2.1"}}},
+    {"_mta-sts.sts.test", DNS_TYPE_TXT, DNS_OK, I, NULL, {{.text = "v=STSv1; id=one;"}}},
+    {"_mta-sts.sts2.test", DNS_TYPE_TXT, DNS_OK, I, NULL, {{.text = "v=STSv1; id=one;"}}},
+};
+
+/* At most sts_cache_files files: a new domain beyond is kept in memory only;
+ * a domain already on disk is still updated; expired files make room. Stale
+ * temporary files are removed at start-up, fresh ones left alone. */
+static void
+test_sts_disk_bound(void **state)
+{
+	struct route_mx *mx = fake_mx(zone_sts2, NZ(zone_sts2));
+	struct route_mx_plan p;
+	struct sts_dir d;
+	char path2[300], tmp_old[300], tmp_new[300];
+	char err[512];
+	struct timespec ts[2];
+
+	(void)state;
+	route_mx_free(mx);
+	sts_dir_make(&d);
+	snprintf(path2, sizeof(path2), "%s/sts2.test", d.dir);
+	fk.policy = POLICY_ENFORCE;
+	mx = sts_mx(&d, zone_sts2, NZ(zone_sts2), 1);
+	assert_int_equal(route_mx_resolve(mx, "sts.test", &p, err, sizeof(err)), 0);
+	assert_string_equal(p.sts_note, "");
+	route_mx_plan_free(&p);
+	assert_true(file_exists(d.file));
+	assert_int_equal(route_mx_resolve(mx, "sts2.test", &p, err, sizeof(err)), 0);
+	assert_int_equal(p.sts_mode, ROUTE_MX_STS_ENFORCE); /* in memory */
+	assert_non_null(strstr(p.sts_note, "memory only (1 policy files on disk, the limit)"));
+	route_mx_plan_free(&p);
+	assert_false(file_exists(path2));
+	route_mx_free(mx);
+
+	/* the limit is counted at start-up too */
+	mx = sts_mx(&d, zone_sts2, NZ(zone_sts2), 1);
+	assert_int_equal(route_mx_resolve(mx, "sts2.test", &p, err, sizeof(err)), 0);
+	assert_non_null(strstr(p.sts_note, "the limit"));
+	route_mx_plan_free(&p);
+	assert_false(file_exists(path2));
+	route_mx_free(mx);
+
+	/* sts.test expires while the server runs; a save more than
+	 * ROUTE_MX_STS_RESCAN (600 s) after the last scan scans again: room */
+	mx = sts_mx(&d, zone_sts2, NZ(zone_sts2), 1);
+	fk.now += 300;
+	assert_int_equal(route_mx_resolve(mx, "sts2.test", &p, err, sizeof(err)), 0);
+	assert_non_null(strstr(p.sts_note, "the limit")); /* not expired yet */
+	route_mx_plan_free(&p);
+	assert_true(file_exists(d.file));
+	fk.now += 700; /* sts.test and the memory entry of sts2.test expired */
+	assert_int_equal(route_mx_resolve(mx, "sts2.test", &p, err, sizeof(err)), 0);
+	assert_string_equal(p.sts_note, "");
+	route_mx_plan_free(&p);
+	assert_false(file_exists(d.file)); /* expired: removed by the scan */
+	assert_true(file_exists(path2));
+	route_mx_free(mx);
+
+	/* temporary files: one from a crash an hour ago, one being written */
+	snprintf(tmp_old, sizeof(tmp_old), "%s/.tmp-AAAAAA", d.dir);
+	snprintf(tmp_new, sizeof(tmp_new), "%s/.tmp-BBBBBB", d.dir);
+	file_write(tmp_old, "x");
+	file_write(tmp_new, "x");
+	ts[0].tv_sec = ts[1].tv_sec = fk.now - 3601;
+	ts[0].tv_nsec = ts[1].tv_nsec = 0;
+	assert_int_equal(utimensat(AT_FDCWD, tmp_old, ts, 0), 0);
+	ts[0].tv_sec = ts[1].tv_sec = fk.now - 60;
+	assert_int_equal(utimensat(AT_FDCWD, tmp_new, ts, 0), 0);
+	mx = sts_mx(&d, zone_sts2, NZ(zone_sts2), 1);
+	assert_false(file_exists(tmp_old));
+	assert_true(file_exists(tmp_new));
+	assert_true(file_exists(path2)); /* valid: kept */
+	route_mx_free(mx);
+	sts_dir_remove(&d);
+}
+
+/* Without a cache folder nothing is written and a restart forgets. */
+static void
+test_sts_memory_only(void **state)
+{
+	struct route_mx *mx = fake_mx(zone_sts, NZ(zone_sts));
+	struct route_mx_plan p;
+
+	(void)state;
+	zone_sts[3].rr[0].text = "v=STSv1; id=one;";
+	fk.policy = POLICY_ENFORCE;
+	sts_resolve(mx, &p);
+	assert_int_equal(p.sts_mode, ROUTE_MX_STS_ENFORCE);
+	route_mx_plan_free(&p);
+	route_mx_free(mx);
+	mx = fake_mx(zone_sts, NZ(zone_sts));
+	zone_sts[3].rr[0].text = "unrelated";
+	sts_resolve(mx, &p);
+	assert_int_equal(p.sts_mode, ROUTE_MX_STS_NONE);
+	route_mx_plan_free(&p);
+	route_mx_free(mx);
+	zone_sts[3].rr[0].text = "v=STSv1; id=one;";
+}
+
 /* ---- the driver for the integration tests ------------------------------------------ */
 
 static int
@@ -674,6 +1131,11 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_decide),
 	    cmocka_unit_test(test_sts_patterns),
 	    cmocka_unit_test(test_sts_cache),
+	    cmocka_unit_test(test_sts_disk_restart),
+	    cmocka_unit_test(test_sts_disk_expiry),
+	    cmocka_unit_test(test_sts_disk_corrupt),
+	    cmocka_unit_test(test_sts_disk_bound),
+	    cmocka_unit_test(test_sts_memory_only),
 	};
 
 	if (argc > 1)
