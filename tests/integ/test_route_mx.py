@@ -7,10 +7,11 @@ uses port 25; the route's mx_port override points it at the sink), and
 127.0.0.2:<mx port> refuses connections. MTA-STS policies are served by a
 small HTTPS server with a test CA on 127.0.0.1:<sts port>.
 
-Until the delivery core calls route_mx from the server, these cases drive
-the same code through the driver mode of the unit test binary
+Most cases drive the code through the driver mode of the unit test binary
 (build-dir/test_route_mx deliver DOMAIN ...), which resolves, opens a
-session with route_mx_open and sends one message.
+session with route_mx_open and sends one message. The MTA-STS cache across
+a restart (test_mta_sts_policy_survives_restart) runs the real server, with
+nsd instances and a policy server of its own.
 """
 import base64
 import datetime
@@ -19,6 +20,7 @@ import http.server
 import json
 import os
 import shutil
+import smtplib
 import ssl
 import subprocess
 import threading
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SMTPGATE, free_port
+from conftest import PASSWORD, SMTPGATE, USER, free_port
 
 DRIVER = Path(SMTPGATE).parent / "test_route_mx"
 
@@ -40,8 +42,10 @@ SOA = "@ IN SOA ns.{z}. hostmaster.{z}. 1 3600 600 86400 300\n@ IN NS ns.{z}.\nn
 
 MX_NAMES = ["mx1.twomx.test", "mx2.twomx.test", "mx.dane.test", "mx.danebad.test",
             "mx.stsfail.test", "mx.stsenforce.test", "mx.ststesting.test",
-            "mx.stsmismatch.test", "implicit.test"]
-STS_DOMAINS = ["stsfail.test", "stsenforce.test", "ststesting.test", "stsmismatch.test"]
+            "mx.stsmismatch.test", "implicit.test", "mx.stsrestart.test",
+            "relay.stsrestart.test"]
+STS_DOMAINS = ["stsfail.test", "stsenforce.test", "ststesting.test", "stsmismatch.test",
+               "stsrestart.test"]
 
 
 def _pki(d):
@@ -328,3 +332,154 @@ def test_mta_sts_enforce_mismatch_not_delivered(lab):
     assert r["result"] == "deferred"
     assert "mx.stsmismatch.test: matches no mx pattern of the enforced MTA-STS policy" in r["reason"]
     assert r["got"] == []
+
+
+# --- the MTA-STS cache across a restart of the real server (RFC 8461 5.1, 10.2) -------
+
+def _nsd(d, zones, port):
+    """An nsd on 127.0.0.1:port serving zones ({name: records}) from d; the
+    process, once it answers."""
+    d.mkdir()
+    conf = ["server:", f"  ip-address: 127.0.0.1@{port}", f"  zonesdir: \"{d}\"",
+            f"  pidfile: \"{d}/nsd.pid\"", "  username: \"\"", "  database: \"\"",
+            "  chroot: \"\"", f"  zonelistfile: \"{d}/zone.list\"",
+            f"  xfrdfile: \"{d}/xfrd.state\"", f"  logfile: \"{d}/nsd.log\"",
+            "  server-count: 1", "remote-control:", "  control-enable: no"]
+    for name, body in zones.items():
+        (d / f"{name}.zone").write_text(f"$ORIGIN {name}.\n$TTL 300\n" + SOA.format(z=name)
+                                        + body)
+        conf += ["zone:", f"  name: {name}", f"  zonefile: {name}.zone"]
+    (d / "nsd.conf").write_text("\n".join(conf) + "\n")
+    proc = subprocess.Popen(["nsd", "-d", "-c", str(d / "nsd.conf")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    name = next(iter(zones))
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError("nsd exited: " + (d / "nsd.log").read_text())
+        r = subprocess.run(["dig", "+short", "+time=1", "+tries=1", "-p", str(port),
+                            "@127.0.0.1", name, "SOA"], capture_output=True, text=True,
+                           timeout=10)
+        if r.stdout.strip():
+            return proc
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise TimeoutError("nsd did not answer: " + (d / "nsd.log").read_text())
+        time.sleep(0.1)
+
+
+def _stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def _submit(server, rcpt, marker):
+    ctx = ssl.create_default_context(cafile=str(server.pki.root))
+    msg = (f"From: <{USER}>\r\nTo: <{rcpt}>\r\nSubject: {marker}\r\n"
+           f"Message-ID: <{marker}@client.example.test>\r\n\r\nhello {marker}\r\n").encode()
+    with smtplib.SMTP("127.0.0.1", server.submission, timeout=15) as c:
+        c.starttls(context=ctx)
+        c.login(USER, PASSWORD)
+        c.sendmail(USER, [rcpt], msg)
+
+
+def _set_resolver(server, port):
+    text = server.conf.read_text()
+    lines = [f"resolver = 127.0.0.1:{port}" if ln.startswith("resolver = ") else ln
+             for ln in text.splitlines()]
+    server.conf.write_text("\n".join(lines) + "\n")
+
+
+def test_mta_sts_policy_survives_restart(lab, make_server, tmp_path):
+    """An enforce policy is fetched and delivered under; the server restarts;
+    then an attacker removes the TXT record, blocks the policy server and
+    points the MX at a host the policy does not list: the mail must stay
+    queued (deferred), not go out with opportunistic TLS. Without the policy
+    file in the spool (the control at the end) it does go out."""
+    rcpt = "bob@stsrestart.test"
+    good = {"stsrestart.test": "@ IN MX 10 mx\nmx IN A 127.0.0.1\nmta-sts IN A 127.0.0.1\n"
+                               "_mta-sts IN TXT \"v=STSv1; id=20240101;\"\n"}
+    attack = {"stsrestart.test": "@ IN MX 10 relay\nrelay IN A 127.0.0.1\n"
+                                 "mta-sts IN A 127.0.0.1\n"}
+    dns_good, dns_attack, sts_port = free_port(), free_port(), free_port()
+
+    class Policy(_Policies):
+        policies = {"mta-sts.stsrestart.test": _policy("enforce", "mx.stsrestart.test")}
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", sts_port), Policy)
+    wctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    wctx.load_cert_chain(lab["dir"] / "web.pem", lab["dir"] / "web.key")
+    web.socket = wctx.wrap_socket(web.socket, server_side=True)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    web_up = True
+    procs = [_nsd(tmp_path / "dns-good", good, dns_good),
+             _nsd(tmp_path / "dns-attack", attack, dns_attack)]
+    try:
+        s = make_server(extra=f"""
+[relay]
+route = mx
+resolver = 127.0.0.1:{dns_good}
+dnssec_anchor = none
+ca = {lab['dir'] / 'ca.pem'}
+mx_port = {lab['mx']}
+mta_sts_port = {sts_port}
+retry_min = 1m
+timeout = 10s
+""").start()
+        policy_file = s.spool / "mta-sts" / "stsrestart.test"
+
+        # 1. the policy is fetched; delivered with a verified certificate
+        before = len(lab["received"])
+        _submit(s, rcpt, "sts-restart-1")
+        qid = s.wait_event("accepted")["queue_id"]
+        ev = s.wait_event("delivery", lambda r: r["queue_id"] == qid, timeout=60)
+        assert ev["result"] == "sent", ev
+        assert ev["relay"] == "mx.stsrestart.test[127.0.0.1]", ev
+        got = lab["received"][before:]
+        assert len(got) == 1 and got[0]["tls"] is True, got
+        assert policy_file.exists()
+        assert policy_file.stat().st_mode & 0o777 == 0o600
+        assert policy_file.parent.stat().st_mode & 0o777 == 0o700
+        doc = json.loads(policy_file.read_text())
+        assert doc["smtpgate-mta-sts"] == 1 and doc["domain"] == "stsrestart.test"
+        assert doc["id"] == "20240101" and "mode: enforce" in doc["policy"]
+        assert abs(doc["fetched"] - time.time()) < 120
+
+        # 2. restart; the attack: no TXT, the policy server gone, another MX
+        assert s.stop() == 0, s.stderr_text()
+        web.shutdown()
+        web.server_close()
+        web_up = False
+        _set_resolver(s, dns_attack)
+        s.start()
+        before = len(lab["received"])
+        _submit(s, rcpt, "sts-restart-2")
+        qid = [e for e in s.events("accepted")][-1]["queue_id"]
+        ev = s.wait_event("delivery", lambda r: r["queue_id"] == qid, timeout=60)
+        assert ev["result"] == "deferred", ev
+        assert "relay.stsrestart.test: matches no mx pattern of the enforced MTA-STS policy" \
+            in ev["reason"], ev
+        time.sleep(0.5)
+        assert lab["received"][before:] == []
+        assert qid in [m["id"] for m in s.queued()]
+
+        # 3. the control: without the policy file the same attack succeeds
+        assert s.stop() == 0, s.stderr_text()
+        policy_file.unlink()
+        s.start()
+        _submit(s, rcpt, "sts-restart-3")
+        qid3 = [e for e in s.events("accepted")][-1]["queue_id"]
+        ev = s.wait_event("delivery", lambda r: r["queue_id"] == qid3, timeout=60)
+        assert ev["result"] == "sent", ev
+        assert ev["relay"] == "relay.stsrestart.test[127.0.0.1]", ev
+        assert not policy_file.exists()
+    finally:
+        for p in procs:
+            _stop(p)
+        if web_up:
+            web.shutdown()
+            web.server_close()
