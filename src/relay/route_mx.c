@@ -682,7 +682,7 @@ route_mx_sts_id_is_valid(const char *id)
  * and p_r filled in (p_r freed by the caller in both cases), -1 with a static
  * *why_r. Pure but for the clock value now.
  */
-static int
+int
 route_mx_sts_file_parse(const char *domain, const char *text, size_t len, time_t now,
     char id_r[MTASTS_ID_MAX + 1], time_t *fetched_r, struct mtasts_policy *p_r, const char **why_r)
 {
@@ -738,6 +738,24 @@ route_mx_sts_file_parse(const char *domain, const char *text, size_t len, time_t
 fail:
 	json_decref(o);
 	return ret;
+}
+
+char *
+route_mx_sts_file_format(
+    const char *domain, const char *id, time_t fetched, const char *body, size_t len)
+{
+	json_t *o, *pol = json_stringn(body, len); /* NULL when not UTF-8 */
+	char *text;
+
+	if (pol == NULL)
+		return NULL;
+	o = json_pack("{s:i, s:s, s:s, s:I, s:o}", "smtpgate-mta-sts", ROUTE_MX_STS_FILE_VERSION,
+	    "domain", domain, "id", id, "fetched", (json_int_t)fetched, "policy", pol);
+	if (o == NULL)
+		return NULL;
+	text = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return text;
 }
 
 /* DIR/DOMAIN into buf; false when the name is not safe or too long. */
@@ -863,7 +881,6 @@ route_mx_sts_save(struct route_mx *mx, const char *domain, const char *id, time_
     const char *body, size_t len, char *note, size_t notelen)
 {
 	char path[PATH_MAX], *text = NULL;
-	json_t *o = NULL, *pol;
 	struct stat st;
 	bool exists, created = false;
 	size_t max =
@@ -876,17 +893,9 @@ route_mx_sts_save(struct route_mx *mx, const char *domain, const char *id, time_
 		    "MTA-STS policy kept in memory only (%s: not a safe file name)", domain);
 		return;
 	}
-	pol = json_stringn(body, len); /* NULL when not UTF-8 */
-	if (pol == NULL) {
-		route_mx_note(note, notelen, "MTA-STS policy kept in memory only (not UTF-8 text)");
-		return;
-	}
-	o = json_pack("{s:i, s:s, s:s, s:I, s:o}", "smtpgate-mta-sts", ROUTE_MX_STS_FILE_VERSION,
-	    "domain", domain, "id", id, "fetched", (json_int_t)fetched, "policy", pol);
-	text = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-	json_decref(o);
+	text = route_mx_sts_file_format(domain, id, fetched, body, len);
 	if (text == NULL) {
-		route_mx_note(note, notelen, "MTA-STS policy kept in memory only (JSON)");
+		route_mx_note(note, notelen, "MTA-STS policy kept in memory only (not UTF-8 text)");
 		return;
 	}
 	pthread_mutex_lock(&mx->disk_lock);

@@ -273,6 +273,19 @@ struct route_mx_decision route_mx_decide(bool mx_secure, bool addr_secure,
     enum route_mx_tlsa_state tlsa, enum route_mx_sts_mode sts, bool sts_match);
 /* RFC 7672 3.1.3: DANE-TA(2) and DANE-EE(3), selector 0/1, mtype 0/1/2. */
 bool route_mx_tlsa_is_usable(unsigned usage, unsigned selector, unsigned mtype, size_t len);
+/*
+ * The MTA-STS disk cache's file (doc/spool.md, "MTA-STS policy cache"):
+ * format gives the malloc'd text for a policy of domain fetched at `fetched`
+ * (body as fetched), NULL when body is not UTF-8. parse checks such a text
+ * for domain at time now: 0 with id_r, *fetched_r and p_r (the policy
+ * parsed again by mtasts_policy_parse), -1 with a static *why_r when it is
+ * corrupt or expired. p_r is freed with mtasts_policy_free in both cases.
+ */
+char *route_mx_sts_file_format(
+    const char *domain, const char *id, time_t fetched, const char *body, size_t len);
+int route_mx_sts_file_parse(const char *domain, const char *text, size_t len, time_t now,
+    char id_r[MTASTS_ID_MAX + 1], time_t *fetched_r, struct mtasts_policy *p_r, const char **why_r)
+    __attribute__((warn_unused_result));
 const char *route_mx_tls_name(enum route_mx_tls t);
 const char *route_mx_sts_mode_name(enum route_mx_sts_mode m);
 
