@@ -770,11 +770,49 @@ route_mx_sts_path(const struct route_mx *mx, const char *domain, char *buf, size
 	return n > 0 && (size_t)n < size;
 }
 
-/* The unexpired policy file of domain: 0 with id_r, fetched_r and p_r (freed
- * by the caller in both cases), -1 when there is none or it is unusable. */
+/*
+ * The text of path, a regular file of at most ROUTE_MX_STS_FILE_MAX bytes,
+ * malloc'd and NUL-terminated; NULL otherwise. Not through a symbolic link,
+ * and never blocking on a FIFO someone put there.
+ */
+static char *
+route_mx_sts_read(const char *path, size_t *len_r)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	struct stat st;
+	char *text = NULL;
+	size_t got = 0;
+
+	if (fd == -1)
+		return NULL;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || st.st_size > ROUTE_MX_STS_FILE_MAX)
+		goto out;
+	text = xmalloc((size_t)st.st_size + 1);
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, text + got, (size_t)st.st_size - got);
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break; /* shorter than fstat said: parsed as it is */
+		got += (size_t)r;
+	}
+	text[got] = '\0';
+	*len_r = got;
+out:
+	close(fd);
+	return text;
+}
+
+/*
+ * The unexpired policy file of domain: 0 with id_r, fetched_r and p_r (freed
+ * by the caller in both cases), -1 when there is none or it is unusable;
+ * *unusable_r then says whether a file was read and rejected (corrupt or
+ * expired), as opposed to absent or unreadable.
+ */
 static int
 route_mx_sts_load(struct route_mx *mx, const char *domain, time_t now, char id_r[MTASTS_ID_MAX + 1],
-    time_t *fetched_r, struct mtasts_policy *p_r)
+    time_t *fetched_r, struct mtasts_policy *p_r, bool *unusable_r)
 {
 	char path[PATH_MAX], *text;
 	size_t len = 0;
@@ -782,12 +820,14 @@ route_mx_sts_load(struct route_mx *mx, const char *domain, time_t now, char id_r
 	int ret;
 
 	memset(p_r, 0, sizeof(*p_r));
+	*unusable_r = false;
 	if (!route_mx_sts_path(mx, domain, path, sizeof(path)))
 		return -1;
-	text = fs_read_file(path, ROUTE_MX_STS_FILE_MAX, &len);
+	text = route_mx_sts_read(path, &len);
 	if (text == NULL)
 		return -1; /* ENOENT mostly; anything else: as if absent */
 	ret = route_mx_sts_file_parse(domain, text, len, now, id_r, fetched_r, p_r, &why);
+	*unusable_r = ret == -1;
 	free(text);
 	return ret;
 }
@@ -816,6 +856,7 @@ route_mx_sts_scan(struct route_mx *mx, time_t now)
 		struct mtasts_policy p;
 		time_t fetched;
 		struct stat st;
+		bool unusable;
 
 		if (strncmp(de->d_name, ROUTE_MX_STS_TMP_PREFIX, strlen(ROUTE_MX_STS_TMP_PREFIX)) ==
 		    0) {
@@ -826,11 +867,10 @@ route_mx_sts_scan(struct route_mx *mx, time_t now)
 		}
 		if (!route_mx_sts_name_is_safe(de->d_name))
 			continue;
-		if (route_mx_sts_load(mx, de->d_name, now, id, &fetched, &p) == 0)
+		if (route_mx_sts_load(mx, de->d_name, now, id, &fetched, &p, &unusable) == 0)
 			n++;
-		else if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    S_ISREG(st.st_mode))
-			(void)unlinkat(dirfd(d), de->d_name, 0);
+		else if (unusable)
+			(void)unlinkat(dirfd(d), de->d_name, 0); /* corrupt or expired */
 		mtasts_policy_free(&p);
 	}
 	closedir(d);
@@ -1027,9 +1067,10 @@ route_mx_sts(struct route_mx *mx, struct route_mx_call *q, struct route_mx_plan 
 		char did[MTASTS_ID_MAX + 1];
 		struct mtasts_policy dp;
 		time_t fetched;
+		bool unusable;
 
 		pthread_mutex_unlock(&mx->sts_lock);
-		if (route_mx_sts_load(mx, plan->domain, now, did, &fetched, &dp) == 0) {
+		if (route_mx_sts_load(mx, plan->domain, now, did, &fetched, &dp, &unusable) == 0) {
 			pthread_mutex_lock(&mx->sts_lock);
 			/* another thread may have stored it meanwhile: that one is newer */
 			e = route_mx_sts_find(mx, plan->domain, now);

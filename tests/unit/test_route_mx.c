@@ -904,6 +904,45 @@ test_sts_disk_corrupt(void **state)
 	sts_dir_remove(&d);
 }
 
+/* Only regular files count: a symbolic link is not followed, a FIFO never
+ * blocks a delivery; neither is removed (they are not the server's). */
+static void
+test_sts_disk_not_regular(void **state)
+{
+	struct route_mx *mx = fake_mx(zone_sts, NZ(zone_sts));
+	struct route_mx_plan p;
+	struct sts_dir d;
+	char target[300];
+
+	(void)state;
+	route_mx_free(mx);
+	sts_dir_make(&d);
+	zone_sts[3].rr[0].text = "unrelated";
+	fk.policy = NULL;
+	/* a valid policy file, reached through a link */
+	sts_file_write(&d, "sts.test", "one", (long long)fk.now, POLICY_ENFORCE);
+	snprintf(target, sizeof(target), "%s/elsewhere", d.base);
+	assert_int_equal(rename(d.file, target), 0);
+	assert_int_equal(symlink(target, d.file), 0);
+	mx = sts_mx(&d, zone_sts, NZ(zone_sts), 0);
+	sts_resolve(mx, &p);
+	assert_int_equal(p.sts_mode, ROUTE_MX_STS_NONE);
+	route_mx_plan_free(&p);
+	route_mx_free(mx);
+	assert_int_equal(unlink(d.file), 0);
+	assert_int_equal(unlink(target), 0);
+	/* a FIFO */
+	assert_int_equal(mkfifo(d.file, 0600), 0);
+	mx = sts_mx(&d, zone_sts, NZ(zone_sts), 0);
+	sts_resolve(mx, &p);
+	assert_int_equal(p.sts_mode, ROUTE_MX_STS_NONE);
+	route_mx_plan_free(&p);
+	route_mx_free(mx);
+	assert_true(file_exists(d.file));
+	zone_sts[3].rr[0].text = "v=STSv1; id=one;";
+	sts_dir_remove(&d);
+}
+
 static const struct fake_zone zone_sts2[] = {
     {"sts.test", DNS_TYPE_MX, DNS_OK, I, NULL, {{.text = "mx1.sts.test.", .pref = 10}}},
     {"sts2.test", DNS_TYPE_MX, DNS_OK, I, NULL, {{.text = "mx1.sts.test.", .pref = 10}}},
@@ -1134,6 +1173,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_sts_disk_restart),
 	    cmocka_unit_test(test_sts_disk_expiry),
 	    cmocka_unit_test(test_sts_disk_corrupt),
+	    cmocka_unit_test(test_sts_disk_not_regular),
 	    cmocka_unit_test(test_sts_disk_bound),
 	    cmocka_unit_test(test_sts_memory_only),
 	};
