@@ -25,6 +25,7 @@
 #include "conf/conf.h"
 #include "diag/reply_map.h"
 #include "lib/buf.h"
+#include "lib/log.h"
 #include "lib/xalloc.h"
 #include "relay/creds.h"
 #include "relay/route_mx.h"
@@ -634,6 +635,7 @@ deliver_mx(const struct deliver_ctx *ctx, struct deliver_conn *dc, const struct 
 	struct deliver_tx tx;
 	char err[ROUTE_MX_REASON_MAX], key[DELIVER_KEY_MAX];
 	bool done = false, opened = false;
+	int rc;
 
 	(void)ctx;
 	snprintf(relay_r, relaylen, "mx:%s", domain);
@@ -660,7 +662,13 @@ deliver_mx(const struct deliver_ctx *ctx, struct deliver_conn *dc, const struct 
 		return;
 	}
 	memset(&plan, 0, sizeof(plan));
-	if (route_mx_resolve(mx, domain, &plan, err, sizeof(err)) == -1) {
+	rc = route_mx_resolve(mx, domain, &plan, err, sizeof(err));
+	if (plan.sts_note[0] != '\0')
+		/* a policy that could not be fetched, a record gone, a cache
+		 * not written: the admin should know what TLS rules applied */
+		log_event(LOG_WARNING, "mta_sts", 0, "{s:s, s:s, s:s, s:b}", "domain", domain,
+		    "note", plan.sts_note, "policy_id", plan.sts_id, "cached", plan.sts_cached);
+	if (rc == -1) {
 		for (size_t i = 0; i < n; i++)
 			deliver_set(&res[i], plan.permanent ? QFILE_FAILED : QFILE_DEFERRED, 0,
 			    plan.permanent ? "5.1.2" : "4.4.3", NULL, "MX of %s: %s", domain, err);

@@ -463,6 +463,10 @@ timeout = 10s
         assert ev["result"] == "deferred", ev
         assert "relay.stsrestart.test: matches no mx pattern of the enforced MTA-STS policy" \
             in ev["reason"], ev
+        # the log says which rules applied and why
+        note = s.wait_event("mta_sts", lambda r: r["domain"] == "stsrestart.test")
+        assert "the cached policy holds until it expires" in note["note"], note
+        assert note["policy_id"] == "20240101" and note["cached"] is True
         time.sleep(0.5)
         assert lab["received"][before:] == []
         assert qid in [m["id"] for m in s.queued()]
