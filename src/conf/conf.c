@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -19,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "lib/fsutil.h"
 #include "lib/xalloc.h"
@@ -606,8 +609,141 @@ conf_key_admin(struct conf_parse *p, const char *k, const char *v)
 		conf_str_set(&c->admin_address, v);
 		return 0;
 	}
+	if (strcmp(k, "token_file") == 0) {
+		conf_path_set(p, &c->admin_token_file, v);
+		c->admin_token_line = p->line;
+		return 0;
+	}
+	if (strcmp(k, "auth") == 0) {
+		if (conf_is_word(v, "changes"))
+			c->admin_auth = CONF_ADMIN_AUTH_CHANGES;
+		else if (conf_is_word(v, "all"))
+			c->admin_auth = CONF_ADMIN_AUTH_ALL;
+		else {
+			conf_error(p, "auth: expected changes or all, got \"%s\"", v);
+			return -1;
+		}
+		c->admin_auth_line = p->line;
+		return 0;
+	}
 	conf_error(p, "unknown key \"%s\" in [admin]", k);
 	return -1;
+}
+
+/* RFC 6750 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" /
+ * "/" ) *"=": what an Authorization: Bearer header can carry as is. */
+static bool
+conf_is_b64token(const char *p, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && (isalnum((unsigned char)p[i]) || strchr("-._~+/", p[i]) != NULL))
+		i++;
+	if (i == 0)
+		return false;
+	while (i < len && p[i] == '=')
+		i++;
+	return i == len;
+}
+
+int
+conf_admin_token_parse(const char *text, size_t len, char **token_r, const char **errstr_r)
+{
+	const char *nl = memchr(text, '\n', len), *b = text, *e;
+
+	*token_r = NULL;
+	if (memchr(text, '\0', len) != NULL) {
+		*errstr_r = "the file holds a NUL byte (binary?): expected one line of text";
+		return -1;
+	}
+	e = nl != NULL ? nl : text + len;
+	while (b < e && (*b == ' ' || *b == '\t' || *b == '\r'))
+		b++;
+	while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		e--;
+	if (b == e) {
+		*errstr_r = "the first line is empty: expected the token there";
+		return -1;
+	}
+	if (!conf_is_b64token(b, (size_t)(e - b))) {
+		*errstr_r = "the token may only hold letters, digits and -._~+/ (then = padding), "
+		            "e.g. the output of openssl rand -hex 32";
+		return -1;
+	}
+	if ((size_t)(e - b) < CONF_ADMIN_TOKEN_MIN) {
+		*errstr_r = "the token is shorter than 32 characters: make a new one, e.g. "
+		            "openssl rand -hex 32";
+		return -1;
+	}
+	if ((size_t)(e - b) > CONF_ADMIN_TOKEN_MAX) {
+		*errstr_r = "the token is longer than 512 characters";
+		return -1;
+	}
+	*token_r = xstrndup(b, (size_t)(e - b));
+	return 0;
+}
+
+/* Reads [admin] token_file once: a regular file of mode 0600 or stricter
+ * (like [relay] credentials: a secret must never come from a file others can
+ * read), opened without blocking on a FIFO and checked again once open. */
+static int
+conf_admin_token_load(struct conf_parse *p)
+{
+	struct conf *c = p->c;
+	const char *path = c->admin_token_file, *e;
+	char text[CONF_ADMIN_TOKEN_FILE_MAX + 1];
+	struct stat st, fst;
+	ssize_t n;
+	size_t len = 0;
+	int fd = -1, rc = -1;
+
+	p->line = c->admin_token_line;
+	if (stat(path, &st) == -1) {
+		conf_error(p, "[admin] token_file: %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) || (st.st_mode & 0177) != 0) {
+		conf_error(p,
+		    "[admin] token_file: %s must be a regular file of mode 0600 or stricter (it is "
+		    "%s%04o): chmod 600 %s",
+		    path, S_ISREG(st.st_mode) ? "" : "not a regular file, mode ",
+		    (unsigned)(st.st_mode & 07777), path);
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd == -1 || fstat(fd, &fst) == -1) {
+		conf_error(p, "[admin] token_file: %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (fst.st_dev != st.st_dev || fst.st_ino != st.st_ino || !S_ISREG(fst.st_mode) ||
+	    (fst.st_mode & 0177) != 0) {
+		conf_error(p, "[admin] token_file: %s changed while it was read: try again", path);
+		goto fail;
+	}
+	while (len < sizeof(text) && (n = read(fd, text + len, sizeof(text) - len)) != 0) {
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			conf_error(p, "[admin] token_file: %s: %s", path, strerror(errno));
+			goto fail;
+		}
+		len += (size_t)n;
+	}
+	if (len > CONF_ADMIN_TOKEN_FILE_MAX) {
+		conf_error(p, "[admin] token_file: %s is larger than %d bytes: expected one token",
+		    path, CONF_ADMIN_TOKEN_FILE_MAX);
+		goto fail;
+	}
+	if (conf_admin_token_parse(text, len, &c->admin_token, &e) == -1) {
+		conf_error(p, "[admin] token_file: %s: %s", path, e);
+		goto fail;
+	}
+	rc = 0;
+fail:
+	explicit_bzero(text, sizeof(text));
+	if (fd != -1)
+		close(fd);
+	return rc;
 }
 
 static int
@@ -799,6 +935,7 @@ conf_section(struct conf_parse *p, char *s)
 		p->sec = SEC_ADMIN;
 		seen = &p->seen_admin;
 		p->c->admin = true;
+		p->c->admin_line = p->line;
 	} else if (strcmp(name, "oauth") == 0) {
 		p->sec = SEC_OAUTH;
 		seen = &p->seen_oauth;
@@ -937,6 +1074,15 @@ conf_validate(struct conf_parse *p)
 		if (conf_parse_address(c->admin_address, &c->admin_addr, &c->admin_addrlen) == -1)
 			abort();
 	}
+	if (c->admin_auth_line != 0 && c->admin_token_file == NULL) {
+		p->line = c->admin_auth_line;
+		conf_error(p,
+		    "[admin] auth needs token_file (without a token the admin API has no "
+		    "authentication at all)");
+		return -1;
+	}
+	if (c->admin_token_file != NULL && conf_admin_token_load(p) == -1)
+		return -1;
 	if (p->seen_oauth) {
 		p->line = c->oauth_line;
 		if (c->oauth_jwks == NULL && c->oauth_introspection == NULL) {
@@ -1143,6 +1289,11 @@ conf_free(struct conf *c)
 	free(c->oauth_introspection);
 	free(c->allow);
 	free(c->admin_address);
+	free(c->admin_token_file);
+	if (c->admin_token != NULL) {
+		explicit_bzero(c->admin_token, strlen(c->admin_token));
+		free(c->admin_token);
+	}
 	free(c->oauth_jwks_ca);
 	free(c->oauth_introspection_ca);
 	free(c->oauth_introspection_client);

@@ -57,6 +57,17 @@ struct conf_cert {
 	int line;
 };
 
+/* [admin] auth: which requests need the bearer token of token_file */
+enum conf_admin_auth {
+	CONF_ADMIN_AUTH_CHANGES, /* POST, DELETE, and GET of /quota and /bans (user data) */
+	CONF_ADMIN_AUTH_ALL, /* every request, /metrics and /healthz included */
+};
+
+/* [admin] token_file: the token's bounds and the largest file read. */
+#define CONF_ADMIN_TOKEN_MIN 32
+#define CONF_ADMIN_TOKEN_MAX 512
+#define CONF_ADMIN_TOKEN_FILE_MAX 4096
+
 enum conf_route_kind {
 	CONF_ROUTE_SMARTHOST, /* smarthost HOST:PORT */
 	CONF_ROUTE_MX, /* mx: the recipient domain's MX hosts */
@@ -174,6 +185,12 @@ struct conf {
 	char *admin_address;
 	struct sockaddr_storage admin_addr;
 	socklen_t admin_addrlen;
+	char *admin_token_file; /* resolved; NULL: the API has no authentication */
+	char *admin_token; /* its token, read when loaded; wiped by conf_free */
+	enum conf_admin_auth admin_auth;
+	int admin_line; /* of the [admin] header, for errors */
+	int admin_token_line; /* of token_file */
+	int admin_auth_line; /* of auth, 0 when not given */
 };
 
 /* Loads and validates path. On error returns NULL and writes
@@ -198,6 +215,15 @@ void conf_route_free(struct conf_route *r);
 int conf_route_key(struct conf_route *r, const char *dir, const char *k, const char *v, char *msg,
     size_t msglen) __attribute__((warn_unused_result));
 int conf_route_validate(struct conf_route *r, char *msg, size_t msglen)
+    __attribute__((warn_unused_result));
+
+/* The token of an [admin] token_file's text (len bytes, may hold NUL): its
+ * first line with surrounding white space trimmed, which must be an RFC 6750
+ * b64token (letters, digits, "-._~+/", then "=" padding) of
+ * CONF_ADMIN_TOKEN_MIN to CONF_ADMIN_TOKEN_MAX characters. 0 with a
+ * malloc'd copy in *token_r (wipe it before free), or -1 with a static
+ * message in *errstr_r (never the token). Pure: no I/O. */
+int conf_admin_token_parse(const char *text, size_t len, char **token_r, const char **errstr_r)
     __attribute__((warn_unused_result));
 
 /* Value parsers shared with later sections. 0 / -1. */

@@ -8,8 +8,11 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "conf/conf.h"
 #include "lib/xalloc.h"
@@ -216,6 +219,8 @@ test_limits_and_admin(void **state)
 	assert_int_equal(c->connections_per_ip, 20); /* default */
 	assert_true(c->admin);
 	assert_string_equal(c->admin_address, "127.0.0.1:8025");
+	assert_null(c->admin_token); /* no token_file: no authentication */
+	assert_int_equal(c->admin_auth, CONF_ADMIN_AUTH_CHANGES);
 	conf_free(c);
 	c = parse("[listen a]\naddress = 127.0.0.1:1\ntls = none\nauth = off\nrelay = local\n", err,
 	    sizeof(err));
@@ -413,6 +418,152 @@ test_values(void **state)
 	assert_int_equal(conf_parse_address("1.2.3.4:-1", &ss, &len), -1);
 }
 
+/* conf_admin_token_parse: the first line, trimmed, a b64token of 32 to 512. */
+static void
+test_admin_token_parse(void **state)
+{
+	static const char tok32[] = "0123456789abcdef0123456789ABCDEF";
+	static const struct {
+		const char *text;
+		size_t len; /* 0: strlen */
+		const char *want; /* NULL: refused */
+	} rows[] = {
+	    {"0123456789abcdef0123456789ABCDEF", 0, tok32},
+	    {"0123456789abcdef0123456789ABCDEF\n", 0, tok32},
+	    {"  \t0123456789abcdef0123456789ABCDEF \r\nsecond line ignored\n", 0, tok32},
+	    {"ab-._~+/cdefghijklmnopqrstuvwxyz0123==\n", 0,
+	        "ab-._~+/cdefghijklmnopqrstuvwxyz0123=="},
+	    {"0123456789abcdef0123456789ABCDE\n", 0, NULL}, /* 31 */
+	    {"", 0, NULL}, {"\n0123456789abcdef0123456789ABCDEF\n", 0, NULL}, /* first line empty */
+	    {"0123456789abcdef 0123456789ABCDEF\n", 0, NULL}, /* space inside */
+	    {"0123456789abcdef0123456789ABCDEF\r\n", 0, tok32},
+	    {"0123456789abcdef\"0123456789ABCDEF\n", 0, NULL},
+	    {"==0123456789abcdef0123456789ABCDEF\n", 0, NULL}, /* padding first */
+	    {"0123456789abcdef0123456789ABCDEF=x\n", 0, NULL}, /* text after padding */
+	    {"0123456789abcdef0123456789ABCDEF\0\n", 33, NULL}, /* NUL */
+	};
+	char big[CONF_ADMIN_TOKEN_MAX + 2];
+	const char *e;
+	char *t;
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		size_t len = rows[i].len ? rows[i].len : strlen(rows[i].text);
+		int r = conf_admin_token_parse(rows[i].text, len, &t, &e);
+
+		if (rows[i].want == NULL) {
+			if (r != -1)
+				fail_msg("row %zu accepted", i);
+			assert_null(t);
+			assert_non_null(e);
+			/* the message never quotes the file */
+			assert_null(strstr(e, "0123456789abcdef"));
+		} else {
+			if (r != 0)
+				fail_msg("row %zu refused: %s", i, e);
+			assert_string_equal(t, rows[i].want);
+			free(t);
+		}
+		/* one byte at a time: no prefix of a refused text is accepted
+		 * past its first line, and no read goes beyond len */
+		for (size_t n = 0; n < len; n++) {
+			char *copy = xmalloc(n > 0 ? n : 1);
+
+			memcpy(copy, rows[i].text, n);
+			if (conf_admin_token_parse(copy, n, &t, &e) == 0)
+				free(t);
+			free(copy);
+		}
+	}
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(conf_admin_token_parse(big, CONF_ADMIN_TOKEN_MAX, &t, &e), 0);
+	free(t);
+	assert_int_equal(conf_admin_token_parse(big, CONF_ADMIN_TOKEN_MAX + 1, &t, &e), -1);
+	assert_non_null(strstr(e, "512"));
+	assert_int_equal(conf_admin_token_parse(tok32, 31, &t, &e), -1);
+	assert_non_null(strstr(e, "shorter than 32"));
+}
+
+static void
+test_admin_token_file(void **state)
+{
+	char dir[] = "/tmp/sg-test-conf-XXXXXX", path[128], text[512], err[1024];
+	static const char tok[] = "Zm9vYmFyYmF6cXV1eGNvcmdlZ3JhdWx0Z2FycGx5";
+	struct conf *c;
+	int fd;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/admin.token", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd != -1);
+	assert_int_equal(write(fd, tok, strlen(tok)), (ssize_t)strlen(tok));
+	assert_int_equal(write(fd, "\n", 1), 1);
+	close(fd);
+	snprintf(text, sizeof(text),
+	    "[listen a]\naddress = 127.0.0.1:1\ntls = none\nauth = off\nrelay = local\n"
+	    "[admin]\ntoken_file = %s\nauth = all\n",
+	    path);
+	c = parse(text, err, sizeof(err));
+	if (c == NULL)
+		fail_msg("%s", err);
+	assert_string_equal(c->admin_token, tok);
+	assert_string_equal(c->admin_token_file, path);
+	assert_int_equal(c->admin_auth, CONF_ADMIN_AUTH_ALL);
+	conf_free(c);
+
+	/* group- or world-readable: refused, naming the line and the mode */
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_null(parse(text, err, sizeof(err)));
+	assert_non_null(strstr(err, "smtpgate.conf:7: [admin] token_file: "));
+	assert_non_null(strstr(err, "mode 0600 or stricter (it is 0640)"));
+	assert_null(strstr(err, tok));
+	assert_int_equal(chmod(path, 0400), 0); /* stricter is fine */
+	c = parse(text, err, sizeof(err));
+	if (c == NULL)
+		fail_msg("%s", err);
+	conf_free(c);
+
+	/* too short */
+	assert_int_equal(unlink(path), 0);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd != -1);
+	assert_int_equal(write(fd, "short-token\n", 12), 12);
+	close(fd);
+	assert_null(parse(text, err, sizeof(err)));
+	assert_non_null(strstr(err, "shorter than 32 characters"));
+	assert_null(strstr(err, "short-token"));
+
+	/* not a regular file */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_null(parse(text, err, sizeof(err)));
+	assert_non_null(strstr(err, "must be a regular file"));
+	assert_int_equal(unlink(path), 0);
+
+	/* missing */
+	assert_null(parse(text, err, sizeof(err)));
+	assert_non_null(strstr(err, "No such file"));
+	assert_int_equal(rmdir(dir), 0);
+
+	/* auth without token_file, and a bad auth value */
+	assert_null(parse("[listen a]\naddress = 127.0.0.1:1\ntls = none\nauth = off\n"
+	                  "relay = local\n[admin]\nauth = all\n",
+	    err, sizeof(err)));
+	assert_string_equal(err,
+	    "/etc/smtpgate/smtpgate.conf:7: [admin] auth needs token_file "
+	    "(without a token the admin API has no authentication at all)");
+	assert_null(parse("[listen a]\naddress = 127.0.0.1:1\ntls = none\nauth = off\n"
+	                  "relay = local\n[admin]\nauth = some\n",
+	    err, sizeof(err)));
+	assert_string_equal(
+	    err, "/etc/smtpgate/smtpgate.conf:7: auth: expected changes or all, got \"some\"");
+	/* relative: against the config's folder */
+	assert_null(parse("[listen a]\naddress = 127.0.0.1:1\ntls = none\nauth = off\n"
+	                  "relay = local\n[admin]\ntoken_file = admin.token\n",
+	    err, sizeof(err)));
+	assert_non_null(strstr(err, "/etc/smtpgate/admin.token: No such file"));
+}
+
 int
 main(void)
 {
@@ -423,6 +574,8 @@ main(void)
 	    cmocka_unit_test(test_oauth_and_binding),
 	    cmocka_unit_test(test_example_config_parses),
 	    cmocka_unit_test(test_limits_and_admin),
+	    cmocka_unit_test(test_admin_token_parse),
+	    cmocka_unit_test(test_admin_token_file),
 	    cmocka_unit_test(test_relay_and_routes),
 	    cmocka_unit_test(test_relay_values_and_lookup),
 	};
