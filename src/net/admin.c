@@ -4,8 +4,9 @@
  * Lifecycle: admin_new -> admin_route* -> admin_start (bind, then the thread
  * runs the base) -> admin_free (loopbreak from the caller's thread, join,
  * free). The route table is immutable once the thread runs, so the request
- * callback reads it without a lock. libevent stays inside src/net/: handlers
- * see plain strings and a struct buf.
+ * callback reads it without a lock. The token digest can change while it
+ * runs (SIGHUP): auth_lock guards it. libevent stays inside src/net/:
+ * handlers see plain strings and a struct buf.
  */
 #include "net/admin.h"
 
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -25,15 +27,22 @@
 #include <event2/keyvalq_struct.h>
 #include <sys/queue.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include "lib/buf.h"
+#include "lib/log.h"
 #include "lib/xalloc.h"
 #include "net/listener.h"
 
 #define ADMIN_BACKLOG 64
 
+#define ADMIN_MD_LEN 32 /* SHA-256 */
+
 struct admin_route {
 	char *prefix;
 	size_t len;
+	unsigned flags;
 	admin_handler *h;
 	void *arg;
 };
@@ -45,16 +54,78 @@ struct admin {
 	size_t nroutes;
 	pthread_t thread;
 	bool running;
+	pthread_mutex_t auth_lock;
+	bool auth_on; /* token_md is set */
+	enum admin_auth_mode auth_mode;
+	unsigned char token_md[ADMIN_MD_LEN];
 };
 
 struct admin *
 admin_new(void)
 {
-	return xcalloc(1, sizeof(struct admin));
+	struct admin *a = xcalloc(1, sizeof(struct admin));
+
+	pthread_mutex_init(&a->auth_lock, NULL);
+	return a;
+}
+
+static void
+admin_sha256(const void *p, size_t n, unsigned char md[ADMIN_MD_LEN])
+{
+	unsigned len = 0;
+
+	if (EVP_Digest(p, n, md, &len, EVP_sha256(), NULL) != 1 || len != ADMIN_MD_LEN)
+		abort();
 }
 
 void
-admin_route(struct admin *a, const char *path_prefix, admin_handler *h, void *arg)
+admin_set_auth(struct admin *a, const char *token, enum admin_auth_mode mode)
+{
+	unsigned char md[ADMIN_MD_LEN];
+
+	if (token != NULL)
+		admin_sha256(token, strlen(token), md);
+	pthread_mutex_lock(&a->auth_lock);
+	OPENSSL_cleanse(a->token_md, sizeof(a->token_md));
+	a->auth_on = token != NULL;
+	a->auth_mode = mode;
+	if (token != NULL)
+		memcpy(a->token_md, md, sizeof(md));
+	pthread_mutex_unlock(&a->auth_lock);
+	OPENSSL_cleanse(md, sizeof(md));
+}
+
+enum admin_bearer
+admin_check_bearer(const char *authorization, const unsigned char md[32])
+{
+	unsigned char got[ADMIN_MD_LEN];
+	const char *t;
+	size_t n;
+	int diff;
+
+	if (authorization == NULL)
+		return ADMIN_BEARER_MISSING;
+	/* RFC 6750 2.1: "Bearer" 1*SP b64token; the scheme is case-insensitive */
+	if (strncasecmp(authorization, "Bearer", 6) != 0 || authorization[6] != ' ')
+		return ADMIN_BEARER_NOT_BEARER;
+	t = authorization + 7;
+	while (*t == ' ')
+		t++;
+	n = strlen(t);
+	while (n > 0 && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+		n--;
+	if (n == 0)
+		return ADMIN_BEARER_NOT_BEARER;
+	/* digests of equal length: the comparison says nothing about the
+	 * token's length or where a guess first differs */
+	admin_sha256(t, n, got);
+	diff = CRYPTO_memcmp(got, md, ADMIN_MD_LEN);
+	OPENSSL_cleanse(got, sizeof(got));
+	return diff == 0 ? ADMIN_BEARER_OK : ADMIN_BEARER_WRONG;
+}
+
+void
+admin_route(struct admin *a, const char *path_prefix, unsigned flags, admin_handler *h, void *arg)
 {
 	struct admin_route *r;
 
@@ -62,6 +133,7 @@ admin_route(struct admin *a, const char *path_prefix, admin_handler *h, void *ar
 	r = &a->routes[a->nroutes++];
 	r->prefix = xstrdup(path_prefix);
 	r->len = strlen(path_prefix);
+	r->flags = flags;
 	r->h = h;
 	r->arg = arg;
 }
@@ -113,6 +185,8 @@ admin_reason(int status)
 		return "No Content";
 	case 400:
 		return "Bad Request";
+	case 401:
+		return "Unauthorized";
 	case 404:
 		return "Not Found";
 	case 405:
@@ -144,6 +218,55 @@ admin_send(struct evhttp_request *req, int status, const char *ctype, const void
 	evbuffer_free(ob);
 }
 
+/* Whether the request may go on; if not, the 401 is sent and logged. r is
+ * NULL for a path no route takes (404 unless every request needs the token). */
+static bool
+admin_authorize(
+    struct admin *a, struct evhttp_request *req, const char *method, const struct admin_route *r)
+{
+	static const char missing[] =
+	    "{\"error\":\"authentication required: send Authorization: Bearer TOKEN, with the "
+	    "token of [admin] token_file\"}\n";
+	static const char wrong[] =
+	    "{\"error\":\"invalid token: it is not the token of [admin] token_file\"}\n";
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	const char *authz =
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	enum admin_bearer got;
+	char *host = NULL;
+	ev_uint16_t port = 0;
+	bool need;
+
+	pthread_mutex_lock(&a->auth_lock);
+	need = a->auth_on &&
+	    (a->auth_mode == ADMIN_AUTH_ALL ||
+	        (r != NULL &&
+	            (strcmp(method, "GET") != 0 || (r->flags & ADMIN_ROUTE_OPEN_GET) == 0)));
+	got = need ? admin_check_bearer(authz, a->token_md) : ADMIN_BEARER_OK;
+	pthread_mutex_unlock(&a->auth_lock);
+	if (got == ADMIN_BEARER_OK)
+		return true;
+	if (conn != NULL)
+		evhttp_connection_get_peer(conn, &host, &port);
+	/* never the presented value: it may be a real token sent to the wrong
+	 * server, or one a typo away from the right one */
+	log_event(LOG_WARNING, "admin_auth", 0, "{s:s, s:s, s:s, s:s}", "client",
+	    host != NULL ? host : "?", "method", method, "route", r != NULL ? r->prefix : "(none)",
+	    "result",
+	    got == ADMIN_BEARER_MISSING     ? "missing"
+	        : got == ADMIN_BEARER_WRONG ? "wrong"
+	                                    : "not_bearer");
+	/* RFC 6750 3 and 3.1: no error code when no token came */
+	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+	    got == ADMIN_BEARER_WRONG ? "Bearer realm=\"smtpgate\", error=\"invalid_token\""
+	                              : "Bearer realm=\"smtpgate\"");
+	if (got == ADMIN_BEARER_WRONG)
+		admin_send(req, 401, "application/json", wrong, sizeof(wrong) - 1);
+	else
+		admin_send(req, 401, "application/json", missing, sizeof(missing) - 1);
+	return false;
+}
+
 static void
 admin_request_cb(struct evhttp_request *req, void *arg)
 {
@@ -173,6 +296,10 @@ admin_request_cb(struct evhttp_request *req, void *arg)
 		return;
 	}
 	r = admin_find_route(a, path);
+	if (!admin_authorize(a, req, method, r)) {
+		free(path);
+		return;
+	}
 	if (r == NULL) {
 		free(path);
 		admin_send(req, 404, ctype, "not found\n", 10);
@@ -291,6 +418,8 @@ admin_free(struct admin *a)
 	for (size_t i = 0; i < a->nroutes; i++)
 		free(a->routes[i].prefix);
 	free(a->routes);
+	OPENSSL_cleanse(a->token_md, sizeof(a->token_md));
+	pthread_mutex_destroy(&a->auth_lock);
 	free(a);
 }
 
@@ -317,8 +446,9 @@ fail:
 }
 
 int
-admin_call(const struct sockaddr *sa, socklen_t len, const char *method, const char *target,
-    const char *body, size_t bodylen, struct buf *out, int *status_r, char *err, size_t errlen)
+admin_call(const struct sockaddr *sa, socklen_t len, const char *token, const char *method,
+    const char *target, const char *body, size_t bodylen, struct buf *out, int *status_r, char *err,
+    size_t errlen)
 {
 	struct timeval tv = {ADMIN_TIMEOUT, 0};
 	struct buf req, in;
@@ -329,6 +459,7 @@ admin_call(const struct sockaddr *sa, socklen_t len, const char *method, const c
 
 	listener_format_addr(sa, addr, sizeof(addr));
 	buf_init(&req, ADMIN_HEADERS_MAX + ADMIN_BODY_MAX);
+	buf_set_secret(&req); /* it holds the token */
 	buf_init(&in, ADMIN_HEADERS_MAX + out->max);
 	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
@@ -344,8 +475,11 @@ admin_call(const struct sockaddr *sa, socklen_t len, const char *method, const c
 	}
 	if (buf_printf(&req,
 	        "%s %s HTTP/1.0\r\nHost: smtpgate\r\nConnection: close\r\n"
+	        "%s%s%s"
 	        "Content-Length: %zu\r\n\r\n",
-	        method, target, body != NULL ? bodylen : 0) == -1 ||
+	        method, target, token != NULL ? "Authorization: Bearer " : "",
+	        token != NULL ? token : "", token != NULL ? "\r\n" : "",
+	        body != NULL ? bodylen : 0) == -1 ||
 	    (body != NULL && buf_append(&req, body, bodylen) == -1)) {
 		snprintf(err, errlen, "request too large");
 		errno = EMSGSIZE;

@@ -31,6 +31,7 @@
 #include "net/admin.h"
 #include "net/listener.h"
 #include "policy/limiter.h"
+#include "server/admin_cmd.h"
 #include "server/cmd.h"
 #include "server/server.h"
 
@@ -245,7 +246,7 @@ static int
 ban_via_admin(const struct conf *c, const struct ban_opts *o, const char *canon, unsigned seconds,
     struct ban_source *src)
 {
-	char target[128], err[512];
+	char target[128], err[1024];
 	struct buf out;
 	char *body = NULL;
 	const char *method = "GET";
@@ -268,8 +269,8 @@ ban_via_admin(const struct conf *c, const struct ban_opts *o, const char *canon,
 		snprintf(target, sizeof(target), "/bans/%s", canon);
 	}
 	buf_init(&out, BAN_REPLY_MAX);
-	if (admin_call((const struct sockaddr *)&c->admin_addr, c->admin_addrlen, method, target,
-	        body, body != NULL ? strlen(body) : 0, &out, &status, err, sizeof(err)) == -1) {
+	if (admin_cmd_call(c, method, target, body, body != NULL ? strlen(body) : 0, &out, &status,
+	        err, sizeof(err)) == -1) {
 		if (errno == ECONNREFUSED) {
 			snprintf(src->why, sizeof(src->why),
 			    "nothing answers at [admin] %s: the server is not running",
@@ -278,6 +279,18 @@ ban_via_admin(const struct conf *c, const struct ban_opts *o, const char *canon,
 		} else {
 			fprintf(stderr, "smtpgate: %s\n", err);
 		}
+		goto out;
+	}
+	if (status == 401) {
+		/* not a fallback case: the server runs and refused us */
+		admin_cmd_explain_401(c, err, sizeof(err));
+		fprintf(stderr, "smtpgate: %s\n", err);
+		if (o->json) {
+			doc = json_pack("{s:s, s:i}", "error", err, "status", status);
+			ban_add_source(doc, src);
+			ban_print_json(doc);
+		}
+		rc = 1;
 		goto out;
 	}
 	doc = json_loadb(out.data != NULL ? out.data : "", out.len, 0, &je);

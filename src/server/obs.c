@@ -468,6 +468,8 @@ void
 obs_admin_routes(struct obs *o, struct admin *a, struct server *srv)
 {
 	o->srv = srv;
-	admin_route(a, "/metrics", obs_metrics_cb, o);
-	admin_route(a, "/healthz", obs_healthz_cb, o);
+	/* scrapers and health probes usually have no token: GET stays open
+	 * unless [admin] auth = all */
+	admin_route(a, "/metrics", ADMIN_ROUTE_OPEN_GET, obs_metrics_cb, o);
+	admin_route(a, "/healthz", ADMIN_ROUTE_OPEN_GET, obs_healthz_cb, o);
 }

@@ -589,5 +589,6 @@ sendquota_admin_cb(void *arg, const char *method, const char *path, const char *
 void
 sendquota_admin_routes(struct sendquota *sq, struct admin *a)
 {
-	admin_route(a, "/quota", sendquota_admin_cb, sq);
+	/* GET /quota names users: never open */
+	admin_route(a, "/quota", 0, sendquota_admin_cb, sq);
 }

@@ -240,6 +240,14 @@ serve_same_listeners(const struct conf *a, const struct conf *b)
 	return true;
 }
 
+/* [admin] token_file and auth into the admin listener. */
+static void
+serve_admin_auth(struct admin *a, const struct conf *c)
+{
+	admin_set_auth(a, c->admin_token,
+	    c->admin_auth == CONF_ADMIN_AUTH_ALL ? ADMIN_AUTH_ALL : ADMIN_AUTH_CHANGES);
+}
+
 static void
 serve_reload(struct server *srv, const char *path)
 {
@@ -267,6 +275,11 @@ serve_reload(struct server *srv, const char *path)
 		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "partial", "error", err);
 	log_reopen();
 	sendquota_reload(srv->sendquota);
+	/* a new [admin] token_file or auth applies at once (the address, and
+	 * removing the section, need a restart); the token was read by
+	 * conf_load, so a bad token file failed the reload above */
+	if (srv->admin != NULL && snap->conf->admin)
+		serve_admin_auth(srv->admin, snap->conf);
 	pthread_mutex_lock(&srv->lock);
 	old = srv->snap;
 	srv->snap = snap;
@@ -362,11 +375,12 @@ serve_admin_start(struct server *srv, const struct conf *c, char *err, size_t er
 {
 	srv->admin = admin_new();
 	/* routes of other modules (limiter: /bans) go right here */
-	admin_route(srv->admin, "/bans", ban_admin_handler, srv);
+	admin_route(srv->admin, "/bans", 0, ban_admin_handler, srv); /* GET lists addresses */
 
 	/* observability and quotas: /metrics, /healthz, /quota */
 	obs_admin_routes(srv->obs, srv->admin, srv);
 	sendquota_admin_routes(srv->sendquota, srv->admin);
+	serve_admin_auth(srv->admin, c);
 	return admin_start(
 	    srv->admin, (const struct sockaddr *)&c->admin_addr, c->admin_addrlen, err, errlen);
 }
@@ -383,6 +397,11 @@ serve_config_warnings(const struct conf *c)
 			    "CRAM-MD5 needs plaintext-equivalent {CRAM-MD5} secrets in the passwd "
 			    "file and has no channel binding; prefer SCRAM-SHA-256(-PLUS)");
 	}
+	if (c->admin && c->admin_token == NULL)
+		log_event(LOG_WARNING, "config_warning", 0, "{s:s, s:s, s:s}", "key",
+		    "[admin] token_file", "value", "(none)", "warning",
+		    "the admin API has no authentication: every local user can lift bans and "
+		    "quota holds; set token_file (smtpgate audit: admin-unauthenticated)");
 }
 
 int

@@ -59,6 +59,7 @@
 #include "lib/fsutil.h"
 #include "lib/xalloc.h"
 #include "net/admin.h"
+#include "server/admin_cmd.h"
 #include "policy/sender.h"
 #include "server/sendquota.h"
 
@@ -668,7 +669,7 @@ user_quota_target(const char *user, char *out, size_t outlen)
 static int
 user_quota_unlock(const struct user_opts *o, const struct conf *c)
 {
-	char target[2048], err[512];
+	char target[2048], err[1024];
 	struct buf out;
 	int status = 0, rc;
 
@@ -678,8 +679,7 @@ user_quota_unlock(const struct user_opts *o, const struct conf *c)
 			return USER_CMD_FAILED;
 		}
 		buf_init(&out, 64 * 1024);
-		rc = admin_call((const struct sockaddr *)&c->admin_addr, c->admin_addrlen, "POST",
-		    target, NULL, 0, &out, &status, err, sizeof(err));
+		rc = admin_cmd_call(c, "POST", target, NULL, 0, &out, &status, err, sizeof(err));
 		if (rc == 0 && status == 200) {
 			printf("%s: %s (running server; counts reset)\n", o->user,
 			    strstr(out.data, "\"was_locked\":true") != NULL
@@ -689,6 +689,11 @@ user_quota_unlock(const struct user_opts *o, const struct conf *c)
 			return USER_CMD_OK;
 		}
 		buf_free(&out);
+		if (rc == 0 && status == 401) {
+			admin_cmd_explain_401(c, err, sizeof(err));
+			user_err("%s: %s", o->user, err);
+			return USER_CMD_FAILED;
+		}
 		if (rc == 0) {
 			user_err("%s: the admin listener answered %d", o->user, status);
 			return USER_CMD_FAILED;
