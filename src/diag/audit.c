@@ -78,17 +78,17 @@ audit_uses_tls(const struct conf *c)
 	return false;
 }
 
-/* Not bound to a loopback address: other hosts may connect. */
+/* Not a loopback address: other hosts may connect. */
 static bool
-audit_listen_is_exposed(const struct conf_listen *l)
+audit_addr_is_exposed(const struct sockaddr_storage *ss)
 {
-	if (l->addr.ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)&l->addr;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
 
 		return (ntohl(sin->sin_addr.s_addr) >> 24) != 127;
 	}
-	if (l->addr.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&l->addr;
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
 		const uint8_t *a = sin6->sin6_addr.s6_addr;
 
 		if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
@@ -96,6 +96,13 @@ audit_listen_is_exposed(const struct conf_listen *l)
 		return !(IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && a[12] == 127);
 	}
 	return true;
+}
+
+/* A listener not bound to a loopback address. */
+static bool
+audit_listen_is_exposed(const struct conf_listen *l)
+{
+	return audit_addr_is_exposed(&l->addr);
 }
 
 /* " (all addresses)" for a wildcard listener, else "". */
@@ -658,6 +665,24 @@ audit_log(const struct conf *c, struct findings *f)
 		    (unsigned)(st.st_mode & 07777));
 }
 
+/* [admin] without token_file: whoever can connect may lift bans and quota
+ * holds and read the held users; from other hosts that is an error. */
+static void
+audit_admin(const struct conf *c, struct findings *f)
+{
+	if (!c->admin || c->admin_token != NULL)
+		return;
+	if (audit_addr_is_exposed(&c->admin_addr))
+		findings_add_severity(f, "admin-unauthenticated", FINDING_ERROR,
+		    "[admin] (%s:%d) address = %s is reachable from other hosts and has no "
+		    "token_file",
+		    c->path, c->admin_line, c->admin_address);
+	else
+		findings_add(f, "admin-unauthenticated",
+		    "[admin] (%s:%d) address = %s has no token_file: any local user can use the API",
+		    c->path, c->admin_line, c->admin_address);
+}
+
 /* [relay] and [route DOMAIN]: TLS that checks nothing (issue 5). */
 static void
 audit_relay(const struct conf *c, struct findings *f)
@@ -694,6 +719,7 @@ audit_conf(const struct conf *c, time_t now, struct findings *f)
 	audit_spool(c, f);
 	audit_log(c, f);
 	audit_relay(c, f);
+	audit_admin(c, f);
 }
 
 int

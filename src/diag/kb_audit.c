@@ -196,5 +196,19 @@ const struct finding_kb finding_kb_audit[] = {
         "Use verify = peer+host (the default), with ca = FILE for a private CA; verify = peer "
         "if the certificate's name cannot match the configured host."},
 
+    /* [admin] */
+    {"admin-unauthenticated", FINDING_WARNING,
+        "The [admin] HTTP API has no token_file, so it has no authentication: every user of "
+        "the machine (every program that can reach the address, if it is not loopback) can "
+        "lift bans (DELETE /bans), end sending-quota holds of hijacked accounts (POST "
+        "/quota/unlock), ban any address, and read the banned addresses and held user names. "
+        "It is an error when [admin] address is not a loopback address: then other hosts can "
+        "too.",
+        "Create a token file beside the config file, owned by the user smtpgate runs as and "
+        "readable only by it (`umask 077; openssl rand -hex 32 > admin.token`), set "
+        "`token_file = admin.token` in [admin] and reload (SIGHUP); `smtpgate ban` and "
+        "`smtpgate user unlock -c` send the token themselves. Keep the address on loopback: "
+        "the API is plain HTTP."},
+
     {NULL, FINDING_INFO, NULL, NULL},
 };

@@ -179,6 +179,7 @@ enum prep {
 	PREP_LOG_0600,
 	PREP_JWKS_0666,
 	PREP_JWKS_0644,
+	PREP_ADMIN_TOKEN, /* admin.token, 0600 */
 };
 
 struct audit_case {
@@ -334,6 +335,18 @@ static const struct audit_case cases[] = {
     {"log 0600", NULL, NULL, NULL, NULL, "smtpgate.log", 0, PREP_LOG_0600, NULL, NULL, 0},
     {"log not creatable", NULL, NULL, NULL, NULL, "/proc/nonexistent/smtpgate.log", 0, PREP_NONE,
         NULL, "log-file-not-writable", FINDING_WARNING},
+    /* [admin] */
+    {"admin without token", NULL, NULL, "[admin]\n", NULL, NULL, 0, PREP_NONE, NULL,
+        "admin-unauthenticated", FINDING_WARNING},
+    {"admin v6 loopback without token", NULL, NULL, "[admin]\naddress = [::1]:8025\n", NULL, NULL,
+        0, PREP_NONE, NULL, "admin-unauthenticated", FINDING_WARNING},
+    {"admin public without token", NULL, NULL, "[admin]\naddress = *:8025\n", NULL, NULL, 0,
+        PREP_NONE, NULL, "admin-unauthenticated", FINDING_ERROR},
+    {"admin with token", NULL, NULL, "[admin]\ntoken_file = admin.token\n", NULL, NULL, 0,
+        PREP_ADMIN_TOKEN, NULL, NULL, 0},
+    {"admin public with token", NULL, NULL,
+        "[admin]\naddress = 192.0.2.1:8025\ntoken_file = admin.token\nauth = all\n", NULL, NULL, 0,
+        PREP_ADMIN_TOKEN, NULL, NULL, 0},
 };
 
 static void
@@ -368,6 +381,11 @@ prepare(const struct audit_case *t, const char *dir)
 		make_file(dir, "smtpgate.log", t->prep == PREP_LOG_0644 ? 0644 : 0600);
 	if (t->prep == PREP_JWKS_0666 || t->prep == PREP_JWKS_0644)
 		make_file(dir, "jwks.json", t->prep == PREP_JWKS_0666 ? 0666 : 0644);
+	if (t->prep == PREP_ADMIN_TOKEN) {
+		snprintf(path, sizeof(path), "%s/admin.token", dir);
+		assert_int_equal(
+		    fs_write_atomic(path, "0123456789abcdef0123456789abcdef\n", 33, 0600), 0);
+	}
 	return 1;
 }
 
