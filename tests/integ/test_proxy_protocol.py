@@ -324,3 +324,22 @@ def test_closed_before_header_is_not_a_session(make_server):
         with ProxyClient(s.submission, b"\r\n\r\n\x00\r\nQUIT\n\x21", greeting=False) as c:
             c.sock.shutdown(socket.SHUT_WR)
             c.reply(timeout=5)
+
+
+def test_shutdown_with_a_header_pending(make_server):
+    """A connection still waiting for its header when the server stops is
+    closed and freed (a leak would fail the exit status under ASan)."""
+    s = start(proxied(make_server, listeners=("submission", "smtps")))
+    socks = []
+    for port in (s.submission, s.smtps):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(b"PROXY TCP4 203.0.113.7 ")
+        socks.append(sock)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    assert s.stop() == 0, s.stderr_text()
+    assert time.monotonic() - t0 < 4  # not held by the header timeout
+    for sock in socks:
+        sock.settimeout(5)
+        assert sock.recv(100) == b""
+        sock.close()
