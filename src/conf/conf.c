@@ -321,6 +321,31 @@ conf_key_server(struct conf_parse *p, const char *k, const char *v)
 	return 0;
 }
 
+/* A list of networks: "allow = 127.0.0.0/8 ::1" ([limits]), "proxy_from =
+ * 192.0.2.10 192.0.2.11" ([listen]); an empty value is an empty list. */
+static int
+conf_cidrs_set(
+    struct conf_parse *p, const char *k, const char *v, struct conf_cidr **list, size_t *n)
+{
+	char *copy = xstrdup(v), *tok, *save = NULL;
+
+	free(*list);
+	*list = NULL;
+	*n = 0;
+	for (tok = strtok_r(copy, " \t,", &save); tok != NULL;
+	     tok = strtok_r(NULL, " \t,", &save)) {
+		*list = xrealloc(*list, (*n + 1) * sizeof(**list));
+		if (conf_parse_cidr(tok, &(*list)[*n]) == -1) {
+			conf_error(p, "%s: \"%s\" is not an address or ADDRESS/PREFIX", k, tok);
+			free(copy);
+			return -1;
+		}
+		(*n)++;
+	}
+	free(copy);
+	return 0;
+}
+
 static int
 conf_key_listen(struct conf_parse *p, const char *k, const char *v)
 {
@@ -374,6 +399,17 @@ conf_key_listen(struct conf_parse *p, const char *k, const char *v)
 			conf_error(p, "sender_binding: expected on or off, got \"%s\"", v);
 			return -1;
 		}
+	} else if (strcmp(k, "proxy_protocol") == 0) {
+		if (conf_is_word(v, "yes") || conf_is_word(v, "on"))
+			l->proxy_protocol = true;
+		else if (conf_is_word(v, "no") || conf_is_word(v, "off"))
+			l->proxy_protocol = false;
+		else {
+			conf_error(p, "proxy_protocol: expected yes or no, got \"%s\"", v);
+			return -1;
+		}
+	} else if (strcmp(k, "proxy_from") == 0) {
+		return conf_cidrs_set(p, k, v, &l->proxy_from, &l->nproxy_from);
 	} else {
 		conf_error(p, "unknown key \"%s\" in [listen %s]", k, l->name);
 		return -1;
@@ -568,30 +604,6 @@ conf_cidr_contains(const struct conf_cidr *net, int family, const void *addr)
 			return false;
 	}
 	return true;
-}
-
-/* "allow = 127.0.0.0/8 ::1"; an empty value allows nothing. */
-static int
-conf_allow_set(struct conf_parse *p, const char *v)
-{
-	struct conf *c = p->c;
-	char *copy = xstrdup(v), *tok, *save = NULL;
-
-	free(c->allow);
-	c->allow = NULL;
-	c->nallow = 0;
-	for (tok = strtok_r(copy, " \t,", &save); tok != NULL;
-	     tok = strtok_r(NULL, " \t,", &save)) {
-		c->allow = xrealloc(c->allow, (c->nallow + 1) * sizeof(*c->allow));
-		if (conf_parse_cidr(tok, &c->allow[c->nallow]) == -1) {
-			conf_error(p, "allow: \"%s\" is not an address or ADDRESS/PREFIX", tok);
-			free(copy);
-			return -1;
-		}
-		c->nallow++;
-	}
-	free(copy);
-	return 0;
 }
 
 static int
@@ -799,7 +811,7 @@ conf_key_limits(struct conf_parse *p, const char *k, const char *v)
 			return -1;
 		}
 	} else if (strcmp(k, "allow") == 0) {
-		return conf_allow_set(p, v);
+		return conf_cidrs_set(p, k, v, &c->allow, &c->nallow);
 	} else if (strcmp(k, "quota_messages_per_day") == 0) {
 		return conf_set_uint(p, k, v, 0, 100000000, &c->quota_messages_per_day);
 	} else if (strcmp(k, "quota_recipients_per_day") == 0) {
@@ -1055,6 +1067,12 @@ conf_validate(struct conf_parse *p)
 				return -1;
 			}
 		}
+		if (l->proxy_protocol && l->nproxy_from == 0) {
+			conf_error(p,
+			    "[listen %s]: proxy_protocol = yes needs proxy_from (the load balancers that may send the header)",
+			    l->name);
+			return -1;
+		}
 		if (l->auth == CONF_AUTH_OFF && l->relay == CONF_RELAY_AUTHENTICATED) {
 			conf_error(p,
 			    "[listen %s]: auth = off with relay = authenticated accepts no mail; use relay = local",
@@ -1270,6 +1288,7 @@ conf_free(struct conf *c)
 	for (size_t i = 0; i < c->nlistens; i++) {
 		free(c->listens[i].name);
 		free(c->listens[i].address);
+		free(c->listens[i].proxy_from);
 	}
 	free(c->listens);
 	for (size_t i = 0; i < c->ncerts; i++) {

@@ -33,6 +33,12 @@ enum conf_relay_mode {
 	CONF_RELAY_LOCAL, /* unauthenticated mail only to [domains] local */
 };
 
+struct conf_cidr {
+	int family; /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	unsigned prefix;
+};
+
 struct conf_listen {
 	char *name;
 	char *address; /* as written */
@@ -42,13 +48,10 @@ struct conf_listen {
 	enum conf_auth_mode auth;
 	enum conf_relay_mode relay;
 	bool sender_binding; /* MAIL FROM and From: must belong to the login (default on) */
+	bool proxy_protocol; /* a PROXY protocol header comes first (default no) */
+	struct conf_cidr *proxy_from; /* who may send it; required with proxy_protocol */
+	size_t nproxy_from;
 	int line;
-};
-
-struct conf_cidr {
-	int family; /* AF_INET or AF_INET6 */
-	unsigned char addr[16];
-	unsigned prefix;
 };
 
 struct conf_cert {

@@ -257,6 +257,34 @@ audit_listen_auth_without_tls(const struct conf *c, const struct conf_listen *l,
 		                                  : " and only unauthenticated mail is accepted");
 }
 
+/* proxy_protocol = yes: whoever is in proxy_from may claim any client
+ * address, so a network wider than AUDIT_PROXY_FROM_V4_MIN (IPv4) or
+ * AUDIT_PROXY_FROM_V6_MIN (IPv6) is not "the load balancers". */
+#define AUDIT_PROXY_FROM_V4_MIN 16
+#define AUDIT_PROXY_FROM_V6_MIN 48
+
+static void
+audit_listen_proxy_from(const struct conf *c, const struct conf_listen *l, struct findings *f)
+{
+	struct audit_list wide = {0};
+
+	for (size_t i = 0; i < l->nproxy_from; i++) {
+		const struct conf_cidr *n = &l->proxy_from[i];
+		char addr[INET6_ADDRSTRLEN], item[INET6_ADDRSTRLEN + 8];
+
+		if (n->prefix >=
+		    (n->family == AF_INET ? AUDIT_PROXY_FROM_V4_MIN : AUDIT_PROXY_FROM_V6_MIN))
+			continue;
+		inet_ntop(n->family, n->addr, addr, sizeof(addr));
+		snprintf(item, sizeof(item), "%s/%u", addr, n->prefix);
+		audit_list_add(&wide, item);
+	}
+	if (wide.n > 0)
+		findings_add(f, "listen-proxy-from-wide",
+		    "[listen %s] (%s:%d): proxy_protocol = yes with proxy_from %s", l->name,
+		    c->path, l->line, audit_list_str(&wide));
+}
+
 static void
 audit_listeners(const struct conf *c, struct findings *f)
 {
@@ -280,6 +308,8 @@ audit_listeners(const struct conf *c, struct findings *f)
 			    "domain%s)",
 			    l->name, c->path, l->line, l->address, audit_listen_wildcard(l),
 			    c->nlocal_domains, c->nlocal_domains == 1 ? "" : "s");
+		if (l->proxy_protocol)
+			audit_listen_proxy_from(c, l, f);
 	}
 }
 

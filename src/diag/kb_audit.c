@@ -54,6 +54,13 @@ const struct finding_kb finding_kb_audit[] = {
         "other domains is refused with 554 5.7.1.",
         "Keep it if this listener is the domain's MX. Otherwise use auth = required with "
         "relay = authenticated, or bind it to a loopback address."},
+    {"listen-proxy-from-wide", FINDING_WARNING,
+        "A listener has proxy_protocol = yes and its proxy_from holds a network wider than an "
+        "IPv4 /16 or an IPv6 /48. Every host in proxy_from may send a PROXY header naming any "
+        "client address: it can dodge bans and rate limits, pin failures on someone else's "
+        "address and forge the Received: header and the logs.",
+        "List only the load balancers' own addresses (or their small subnet) in proxy_from, "
+        "e.g. proxy_from = 10.0.0.10 10.0.0.11."},
 
     /* [auth] */
     {"auth-cram-md5-enabled", FINDING_WARNING,

@@ -55,9 +55,9 @@ struct obs {
 	struct metrics *m;
 	int connections, open, accepted, latency, bans;
 	int queue_fam, oldest;
-	int f_replies, f_auth, f_tls, f_quota;
+	int f_replies, f_auth, f_tls, f_quota, f_proxy;
 	int replies[600]; /* atomic: series + 1 by code, 0 = not yet */
-	struct obs_cache auth, tls, quota;
+	struct obs_cache auth, tls, quota, proxy;
 	struct server *srv;
 };
 
@@ -96,6 +96,10 @@ obs_new(void)
 	o->f_quota = metrics_family(m, "smtpgate_quota_exceeded_total",
 	    "Accounts put on hold for going over a sending quota, by limit.", METRICS_COUNTER,
 	    "limit", NULL, 0);
+	o->f_proxy = metrics_family(m, "smtpgate_proxy_rejects_total",
+	    "Connections closed in the PROXY protocol step, by reason (not_allowed, malformed, "
+	    "timeout, closed).",
+	    METRICS_COUNTER, "reason", NULL, 0);
 	o->bans = metrics_series0(m,
 	    metrics_family(m, "smtpgate_bans_active", "Client addresses or networks banned now.",
 	        METRICS_GAUGE, NULL, NULL, 0));
@@ -107,6 +111,7 @@ obs_new(void)
 	pthread_mutex_init(&o->auth.lock, NULL);
 	pthread_mutex_init(&o->tls.lock, NULL);
 	pthread_mutex_init(&o->quota.lock, NULL);
+	pthread_mutex_init(&o->proxy.lock, NULL);
 	return o;
 }
 
@@ -119,6 +124,7 @@ obs_free(struct obs *o)
 	pthread_mutex_destroy(&o->auth.lock);
 	pthread_mutex_destroy(&o->tls.lock);
 	pthread_mutex_destroy(&o->quota.lock);
+	pthread_mutex_destroy(&o->proxy.lock);
 	free(o);
 }
 
@@ -238,6 +244,13 @@ obs_quota_exceeded(struct obs *o, const char *limit)
 {
 	if (o != NULL)
 		metrics_inc(o->m, obs_cache_series(o, &o->quota, o->f_quota, limit, ""));
+}
+
+void
+obs_proxy_reject(struct obs *o, const char *reason)
+{
+	if (o != NULL)
+		metrics_inc(o->m, obs_cache_series(o, &o->proxy, o->f_proxy, reason, ""));
 }
 
 void

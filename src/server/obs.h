@@ -17,6 +17,8 @@
  *   smtpgate_messages_accepted_total               counter, 250 after DATA/BDAT
  *   smtpgate_commit_latency_seconds                histogram, queue_msg_commit -> durable answer
  *   smtpgate_quota_exceeded_total{limit}           counter, limit messages|recipients (locks)
+ *   smtpgate_proxy_rejects_total{reason}           counter, PROXY protocol step: reason
+ *                                                  not_allowed|malformed|timeout|closed
  *   smtpgate_bans_active                           gauge, from the limiter's callback
  *   smtpgate_queue_messages{state}                 gauge, state queued|held (spool scan)
  *   smtpgate_queue_oldest_age_seconds              gauge, oldest message in queue/
@@ -42,6 +44,8 @@ void obs_tls(struct obs *o, const char *version);
 void obs_accepted(struct obs *o);
 void obs_commit_latency(struct obs *o, double seconds);
 void obs_quota_exceeded(struct obs *o, const char *limit);
+/* reason: "not_allowed", "malformed", "timeout" or "closed" (proxy_accept.h). */
+void obs_proxy_reject(struct obs *o, const char *reason);
 /* The value of smtpgate_bans_active (0 until set). */
 void obs_set_bans_active(struct obs *o, metrics_gauge_cb *cb, void *arg);
 

@@ -41,6 +41,7 @@
 #include "server/ban_cmd.h"
 #include "server/cmd.h"
 #include "server/obs.h"
+#include "server/proxy_accept.h"
 #include "server/sendquota.h"
 #include "server/server.h"
 #include "server/session.h"
@@ -142,6 +143,7 @@ serve_worker_main(void *arg)
 	struct worker *w = arg;
 
 	loop_run(w->loop);
+	proxy_accept_close_all(w);
 	session_free_all(w);
 	return NULL;
 }
@@ -162,6 +164,7 @@ serve_worker_stop_accepting(void *arg)
 static void
 serve_worker_close_all(void *arg)
 {
+	proxy_accept_close_all(arg);
 	session_close_all(arg);
 }
 

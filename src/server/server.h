@@ -24,6 +24,7 @@ struct evconnlistener;
 struct limiter;
 struct loop;
 struct obs;
+struct proxy_conn;
 struct queue;
 struct scheduler;
 struct sendquota;
@@ -68,6 +69,7 @@ struct worker {
 	struct worker_listener *listeners;
 	size_t nlisteners;
 	struct idmap sessions; /* id -> struct session*, this thread's only */
+	struct proxy_conn *proxy_conns; /* waiting for a PROXY header (proxy_accept.c) */
 };
 
 /* The current snapshot, referenced; release with server_snap_put. */

@@ -53,6 +53,7 @@
 #include "sasl/sasl.h"
 #include "sasl/sasl_oauth.h"
 #include "server/obs.h"
+#include "server/proxy_accept.h"
 #include "server/sendquota.h"
 #include "server/server.h"
 #include "smtp/smtp_cmd.h"
@@ -95,7 +96,8 @@ struct session {
 	SSL *ssl; /* owned by bev once TLS starts */
 	bool tls;
 	bool tls_broken; /* fatal TLS or socket error: no close_notify */
-	char client[64];
+	char client[64]; /* the client: the peer, or what its PROXY header names */
+	char proxy[64]; /* the balancer that sent a PROXY header; "" without one */
 	enum session_state state;
 	bool busy;
 	bool closing;
@@ -403,7 +405,7 @@ session_defer_cb(evutil_socket_t fd, short what, void *arg)
  */
 static bool
 session_admit(struct worker *w, struct server_snap *snap, size_t li, int fd,
-    const struct sockaddr *sa, struct limiter_addr *a)
+    const struct sockaddr *sa, const char *proxy, struct limiter_addr *a)
 {
 	const struct conf *c = snap->conf;
 	enum limiter_verdict v;
@@ -420,9 +422,9 @@ session_admit(struct worker *w, struct server_snap *snap, size_t li, int fd,
 	id = v == LIMITER_BANNED ? SMTP_R_BANNED : SMTP_R_TOO_MANY_CONNS;
 	r = smtp_reply_get(id);
 	listener_format_addr(sa, client, sizeof(client));
-	log_event(LOG_NOTICE, "reject", 0, "{s:i, s:s, s:s, s:s, s:s}", "code", r->code, "enhanced",
-	    r->enh, "reason", v == LIMITER_BANNED ? "banned" : "too many connections", "client",
-	    client, "listener", c->listens[li].name);
+	log_event(LOG_NOTICE, "reject", 0, "{s:i, s:s, s:s, s:s, s:s, s:s?}", "code", r->code,
+	    "enhanced", r->enh, "reason", v == LIMITER_BANNED ? "banned" : "too many connections",
+	    "client", client, "listener", c->listens[li].name, "proxy", proxy);
 	if (c->listens[li].tls != CONF_TLS_IMPLICIT && !(v == LIMITER_BANNED && c->ban_silent)) {
 		buf_init(&out, 512);
 		if (smtp_reply_format(&out, id, NULL, false) == 0) {
@@ -440,14 +442,30 @@ session_admit(struct worker *w, struct server_snap *snap, size_t li, int fd,
 void
 session_accept(struct worker *w, size_t li, int fd, const struct sockaddr *sa)
 {
+	struct server_snap *snap = server_snap_get(w->srv);
+
+	/* the PROXY header comes first and names the client (proxy_accept.c) */
+	if (snap->conf->listens[li].proxy_protocol) {
+		proxy_accept_start(w, snap, li, fd, sa);
+		return;
+	}
+	session_start(w, snap, li, fd, sa, NULL);
+}
+
+void
+session_start(struct worker *w, struct server_snap *snap, size_t li, int fd,
+    const struct sockaddr *sa, const struct sockaddr *proxy)
+{
 	struct server *srv = w->srv;
 	struct event_base *base = loop_base(w->loop);
-	struct server_snap *snap = server_snap_get(srv);
 	struct limiter_addr addr;
 	struct session *s;
+	char balancer[64] = "";
 
+	if (proxy != NULL)
+		listener_format_addr(proxy, balancer, sizeof(balancer));
 	memset(&addr, 0, sizeof(addr));
-	if (!session_admit(w, snap, li, fd, sa, &addr))
+	if (!session_admit(w, snap, li, fd, sa, proxy != NULL ? balancer : NULL, &addr))
 		return;
 	s = xcalloc(1, sizeof(*s));
 	s->addr = addr;
@@ -459,14 +477,15 @@ session_accept(struct worker *w, size_t li, int fd, const struct sockaddr *sa)
 	s->listen = &s->snap->conf->listens[li];
 	s->fd = fd;
 	listener_format_addr(sa, s->client, sizeof(s->client));
+	memcpy(s->proxy, balancer, sizeof(s->proxy));
 	buf_init(&s->out, SESSION_OUT_MAX);
 	smtp_line_init(&s->lines, SESSION_LINE_MAX);
 	s->defer_ev = event_new(base, -1, 0, session_defer_cb, s);
 	__atomic_add_fetch(&srv->sessions, 1, __ATOMIC_RELAXED);
 	idmap_put(&w->sessions, s->id, s);
 	listener_tune_conn(fd);
-	log_event(LOG_INFO, "connect", s->id, "{s:s, s:s}", "client", s->client, "listener",
-	    s->listen->name);
+	log_event(LOG_INFO, "connect", s->id, "{s:s, s:s, s:s?}", "client", s->client, "listener",
+	    s->listen->name, "proxy", s->proxy[0] != '\0' ? s->proxy : NULL);
 	obs_connection_open(srv->obs);
 
 	if (s->listen->tls == CONF_TLS_IMPLICIT) {

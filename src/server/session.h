@@ -5,12 +5,22 @@
 #ifndef SG_SERVER_SESSION_H
 #define SG_SERVER_SESSION_H
 
+#include <stddef.h>
 #include <sys/socket.h>
 
 struct worker;
 
-/* Takes fd (a connected socket accepted on listener index li). */
+struct server_snap;
+
+/* Takes fd (a connected socket accepted on listener index li, from sa).
+ * On a proxy_protocol listener the session starts after the PROXY header
+ * (server/proxy_accept.h). */
 void session_accept(struct worker *w, size_t li, int fd, const struct sockaddr *sa);
+/* Starts the session of fd for the client sa: limits and bans, "connect",
+ * then the greeting (or the TLS handshake). proxy is the balancer that sent
+ * a PROXY header, NULL when none. Takes fd and the reference to snap. */
+void session_start(struct worker *w, struct server_snap *snap, size_t li, int fd,
+    const struct sockaddr *sa, const struct sockaddr *proxy);
 /* Closes every session of w now with 421 4.3.2 (end of the shutdown grace). */
 void session_close_all(struct worker *w);
 /* Frees every session of w without replies (the loop has stopped). */

@@ -250,6 +250,23 @@ static const struct audit_case cases[] = {
         "[listen mx]\naddress = [2001:db8::1]:25\ntls = starttls\nauth = off\nrelay = local\n",
         NULL, "[limits]\nallow = 127.0.0.0/8 ::1 2001:db8::/64\n", NULL, NULL, 0, PREP_NONE, NULL,
         "relay-unauthenticated-mx", FINDING_INFO},
+    /* PROXY protocol: proxy_from is the balancers, not the world */
+    {"proxy_from everyone",
+        "[listen submission]\naddress = 127.0.0.1:587\ntls = starttls\nproxy_protocol = yes\n"
+        "proxy_from = 10.0.0.10 0.0.0.0/0\n",
+        NULL, NULL, NULL, NULL, 0, PREP_NONE, NULL, "listen-proxy-from-wide", FINDING_WARNING},
+    {"proxy_from v6 /32",
+        "[listen submission]\naddress = 127.0.0.1:587\ntls = starttls\nproxy_protocol = yes\n"
+        "proxy_from = 2001:db8::/32\n",
+        NULL, NULL, NULL, NULL, 0, PREP_NONE, NULL, "listen-proxy-from-wide", FINDING_WARNING},
+    {"proxy_from balancers",
+        "[listen submission]\naddress = 127.0.0.1:587\ntls = starttls\nproxy_protocol = yes\n"
+        "proxy_from = 10.0.0.10 10.1.0.0/16 2001:db8:1::/48\n",
+        NULL, NULL, NULL, NULL, 0, PREP_NONE, NULL, NULL, 0},
+    {"proxy_from unused",
+        "[listen submission]\naddress = 127.0.0.1:587\ntls = starttls\n"
+        "proxy_from = 0.0.0.0/0\n",
+        NULL, NULL, NULL, NULL, 0, PREP_NONE, NULL, NULL, 0},
     /* bans must not hit the host itself */
     {"own address bannable", "[listen submission]\naddress = 192.0.2.25:587\ntls = starttls\n",
         NULL, NULL, NULL, NULL, 0, PREP_NONE, NULL, "limits-own-address-bannable", FINDING_WARNING},

@@ -245,6 +245,50 @@ test_limits_and_admin(void **state)
 	    "/etc/smtpgate/smtpgate.conf:2: allow: \"bogus\" is not an address or ADDRESS/PREFIX");
 }
 
+/* [listen] proxy_protocol and proxy_from */
+static void
+test_proxy_protocol(void **state)
+{
+	char err[512];
+	unsigned char lb[4] = {192, 0, 2, 10}, other[4] = {127, 0, 0, 1};
+	struct conf *c = parse("[listen a]\naddress = 127.0.0.1:1\ntls = none\nauth = off\n"
+	                       "relay = local\nproxy_protocol = yes\n"
+	                       "proxy_from = 192.0.2.10, 2001:db8::/64\n"
+	                       "[listen b]\naddress = 127.0.0.1:2\ntls = none\nauth = off\n"
+	                       "relay = local\n",
+	    err, sizeof(err));
+
+	if (c == NULL)
+		fail_msg("%s", err);
+	assert_true(c->listens[0].proxy_protocol);
+	assert_int_equal(c->listens[0].nproxy_from, 2);
+	assert_true(conf_cidr_contains(&c->listens[0].proxy_from[0], AF_INET, lb));
+	assert_false(conf_cidr_contains(&c->listens[0].proxy_from[0], AF_INET, other));
+	assert_int_equal(c->listens[0].proxy_from[1].prefix, 64);
+	assert_false(c->listens[1].proxy_protocol); /* default no */
+	assert_int_equal(c->listens[1].nproxy_from, 0);
+	conf_free(c);
+	c = parse("[listen a]\naddress = 127.0.0.1:1\ntls = none\nauth = off\nrelay = local\n"
+	          "proxy_protocol = yes\n",
+	    err, sizeof(err));
+	assert_null(c);
+	assert_string_equal(err,
+	    "/etc/smtpgate/smtpgate.conf:1: [listen a]: proxy_protocol = yes needs proxy_from (the load balancers that may send the header)");
+	c = parse("[listen a]\naddress = 127.0.0.1:1\ntls = none\nauth = off\nrelay = local\n"
+	          "proxy_protocol = yes\nproxy_from =\n",
+	    err, sizeof(err));
+	assert_null(c);
+	c = parse("[listen a]\naddress = 127.0.0.1:1\nproxy_protocol = maybe\n", err, sizeof(err));
+	assert_null(c);
+	assert_string_equal(err,
+	    "/etc/smtpgate/smtpgate.conf:3: proxy_protocol: expected yes or no, got \"maybe\"");
+	c = parse(
+	    "[listen a]\naddress = 127.0.0.1:1\nproxy_from = lb.example.test\n", err, sizeof(err));
+	assert_null(c);
+	assert_string_equal(err,
+	    "/etc/smtpgate/smtpgate.conf:3: proxy_from: \"lb.example.test\" is not an address or ADDRESS/PREFIX");
+}
+
 #define RELAY_BASE "[listen a]\naddress = 127.0.0.1:1\ntls = none\nauth = off\nrelay = local\n"
 
 static void
@@ -576,6 +620,7 @@ main(void)
 	    cmocka_unit_test(test_limits_and_admin),
 	    cmocka_unit_test(test_admin_token_parse),
 	    cmocka_unit_test(test_admin_token_file),
+	    cmocka_unit_test(test_proxy_protocol),
 	    cmocka_unit_test(test_relay_and_routes),
 	    cmocka_unit_test(test_relay_values_and_lookup),
 	};
