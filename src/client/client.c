@@ -789,19 +789,28 @@ out:
 	return rc;
 }
 
+/* Dot-stuffs msg[0..len) onto out; *bol: at the start of a line. */
+static int
+client_dot_stuff_part(const char *msg, size_t len, bool *bol, struct buf *out)
+{
+	for (size_t i = 0; i < len; i++) {
+		/* RFC 5321 4.5.2: a line starting with '.' gets one more */
+		if (*bol && msg[i] == '.' && buf_append(out, ".", 1) == -1)
+			return -1;
+		if (buf_append(out, &msg[i], 1) == -1)
+			return -1;
+		*bol = msg[i] == '\n';
+	}
+	return 0;
+}
+
 int
 client_dot_stuff(const char *msg, size_t len, struct buf *out)
 {
 	bool bol = true;
 
-	for (size_t i = 0; i < len; i++) {
-		/* RFC 5321 4.5.2: a line starting with '.' gets one more */
-		if (bol && msg[i] == '.' && buf_append(out, ".", 1) == -1)
-			return -1;
-		if (buf_append(out, &msg[i], 1) == -1)
-			return -1;
-		bol = msg[i] == '\n';
-	}
+	if (client_dot_stuff_part(msg, len, &bol, out) == -1)
+		return -1;
 	if (len > 0 && !(len >= 2 && msg[len - 2] == '\r' && msg[len - 1] == '\n') &&
 	    buf_append(out, "\r\n", 2) == -1)
 		return -1;
@@ -839,24 +848,50 @@ client_bdat(struct client *c, const char *msg, size_t len)
 int
 client_data(struct client *c, const char *msg, size_t len)
 {
+	return client_data_prefixed(c, NULL, 0, msg, len);
+}
+
+int
+client_data_prefixed(struct client *c, const char *pre, size_t prelen, const char *msg, size_t len)
+{
 	struct buf body;
+	bool bol = true;
 	int rc = -1;
 
-	if (c->caps.chunking && !c->conf.lmtp)
+	if (c->caps.chunking && !c->conf.lmtp) {
+		/* the prefix (whole lines) as a chunk of its own (RFC 3030 2) */
+		if (prelen > 0) {
+			char line[64];
+
+			snprintf(line, sizeof(line), "BDAT %zu", prelen);
+			client_transcript_addf(c->conf.transcript, CLIENT_T_INFO,
+			    "(%zu bytes of added header by BDAT)", prelen);
+			if (client_send_line(c, line, strlen(line), false) == -1 ||
+			    client_write_all(c, pre, prelen, "BDAT") == -1 ||
+			    client_read_reply(c, "BDAT") == -1 || client_expect(c, 2, "BDAT") == -1)
+				return -1;
+		}
 		return client_bdat(c, msg, len);
+	}
 	if (client_send_line(c, "DATA", 4, false) == -1 || client_read_reply(c, "DATA") == -1)
 		return -1;
 	if (c->reply.code != 354) {
 		client_set_error(c, CLIENT_E_REPLY, 0, "DATA: %s", c->reply.line);
 		return -1;
 	}
-	buf_init(&body, len + len / 16 + 16);
-	if (client_dot_stuff(msg, len, &body) == -1) {
+	buf_init(&body, prelen + len + (prelen + len) / 16 + 16);
+	if (client_dot_stuff_part(pre, prelen, &bol, &body) == -1 ||
+	    client_dot_stuff_part(msg, len, &bol, &body) == -1 ||
+	    (body.len > 0 &&
+	        !(body.len >= 2 && body.data[body.len - 2] == '\r' &&
+	            body.data[body.len - 1] == '\n') &&
+	        buf_append(&body, "\r\n", 2) == -1) ||
+	    buf_append(&body, ".\r\n", 3) == -1) {
 		client_set_error(c, CLIENT_E_LOCAL, 0, "message too large to send");
 		goto out;
 	}
 	client_transcript_addf(c->conf.transcript, CLIENT_T_INFO,
-	    "(%zu bytes of message, dot-stuffed, then <CRLF>.<CRLF>)", len);
+	    "(%zu bytes of message, dot-stuffed, then <CRLF>.<CRLF>)", prelen + len);
 	if (client_write_all(c, body.data, body.len, "DATA") == -1 ||
 	    client_read_reply(c, "DATA") == -1)
 		goto out;

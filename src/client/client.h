@@ -323,6 +323,10 @@ int client_envelope(struct client *c, const char *from, size_t size, unsigned fl
 /* The message (CRLF line ends) by BDAT when CHUNKING was offered, else DATA
  * with dot-stuffing; a missing final CRLF is added. 250 expected. */
 int client_data(struct client *c, const char *msg, size_t len) __attribute__((warn_unused_result));
+/* The same with pre[0..prelen) (whole CRLF-ended lines, e.g. an added
+ * header field) sent in front of msg, without copying msg first. */
+int client_data_prefixed(struct client *c, const char *pre, size_t prelen, const char *msg,
+    size_t len) __attribute__((warn_unused_result));
 /* LMTP: the reply for the next accepted recipient after the first. */
 int client_data_lmtp_next(struct client *c) __attribute__((warn_unused_result));
 int client_rset(struct client *c) __attribute__((warn_unused_result));

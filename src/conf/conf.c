@@ -50,9 +50,11 @@ struct conf_parse {
 		SEC_OAUTH,
 		SEC_ADMIN,
 		SEC_RELAY, /* [relay] and [route DOMAIN]: conf_relay.c */
+		SEC_DKIM, /* [dkim DOMAIN]: conf_dkim.c */
 	} sec;
 	struct conf_listen *listen; /* current [listen NAME] */
 	struct conf_route *route; /* current [relay] or [route DOMAIN] */
+	struct conf_dkim *dkim; /* current [dkim DOMAIN] */
 	int mechanisms_line; /* [auth] mechanisms, for errors naming it */
 	size_t nkeys_cert, nkeys_key;
 	bool seen_server, seen_tls, seen_auth, seen_domains, seen_limits, seen_oauth, seen_admin;
@@ -878,6 +880,29 @@ conf_section_route(struct conf_parse *p, const char *name, const char *arg)
 	return 0;
 }
 
+/* [dkim DOMAIN] (once per domain). */
+static int
+conf_section_dkim(struct conf_parse *p, const char *arg)
+{
+	struct conf *c = p->c;
+
+	if (*arg == '\0' || strchr(arg, '@') != NULL || strchr(arg, ' ') != NULL) {
+		conf_error(p, "[dkim] needs a domain: [dkim example.net]");
+		return -1;
+	}
+	for (size_t i = 0; i < c->ndkims; i++) {
+		if (strcasecmp(c->dkims[i]->domain, arg) == 0) {
+			conf_error(p, "[dkim %s] appears twice (first at line %d)", arg,
+			    c->dkims[i]->line);
+			return -1;
+		}
+	}
+	c->dkims = xrealloc(c->dkims, (c->ndkims + 1) * sizeof(*c->dkims));
+	c->dkims[c->ndkims++] = p->dkim = conf_dkim_new(arg, p->line);
+	p->sec = SEC_DKIM;
+	return 0;
+}
+
 static int
 conf_section(struct conf_parse *p, char *s)
 {
@@ -897,8 +922,11 @@ conf_section(struct conf_parse *p, char *s)
 	}
 	p->listen = NULL;
 	p->route = NULL;
+	p->dkim = NULL;
 	if (strcmp(name, "relay") == 0 || strcmp(name, "route") == 0)
 		return conf_section_route(p, name, arg);
+	if (strcmp(name, "dkim") == 0)
+		return conf_section_dkim(p, arg);
 	if (strcmp(name, "listen") == 0) {
 		if (*arg == '\0') {
 			conf_error(p, "[listen] needs a name: [listen submission]");
@@ -1028,6 +1056,15 @@ conf_line(struct conf_parse *p, char *s)
 		}
 		return 0;
 	}
+	case SEC_DKIM: {
+		char msg[512];
+
+		if (conf_dkim_key(p->dkim, p->c->dir, k, v, p->line, msg, sizeof(msg)) == -1) {
+			conf_error(p, "%s", msg);
+			return -1;
+		}
+		return 0;
+	}
 	}
 	return -1;
 }
@@ -1123,6 +1160,14 @@ conf_validate(struct conf_parse *p)
 		if (conf_route_validate(r, msg, sizeof(msg)) == -1) {
 			conf_error(p, "[%s%s] %s", r->domain != NULL ? "route " : "relay",
 			    r->domain != NULL ? r->domain : "", msg);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < c->ndkims; i++) {
+		char msg[512];
+
+		if (conf_dkim_validate(c->dkims[i], &p->line, msg, sizeof(msg)) == -1) {
+			conf_error(p, "[dkim %s] %s", c->dkims[i]->domain, msg);
 			return -1;
 		}
 	}
@@ -1324,6 +1369,9 @@ conf_free(struct conf *c)
 	for (size_t i = 0; i < c->nroutes; i++)
 		conf_route_free(c->routes[i]);
 	free(c->routes);
+	for (size_t i = 0; i < c->ndkims; i++)
+		conf_dkim_free(c->dkims[i]);
+	free(c->dkims);
 	free(c);
 }
 

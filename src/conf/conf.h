@@ -110,6 +110,29 @@ struct conf_route {
 	int line;
 };
 
+/* [dkim DOMAIN] (conf_dkim.c): how mail whose From: is in DOMAIN is signed. */
+enum conf_dkim_alg {
+	CONF_DKIM_RSA_SHA256, /* RFC 6376 3.3.1 */
+	CONF_DKIM_ED25519_SHA256, /* RFC 8463 3 */
+};
+
+#define CONF_DKIM_RSA_MIN 1024 /* RFC 8301 3.2: signers MUST use at least 1024 */
+#define CONF_DKIM_RSA_GOOD 2048 /* audit warns below this (RFC 8301 3.2: SHOULD) */
+
+struct evp_pkey_st;
+
+struct conf_dkim {
+	char *domain; /* lower case */
+	char *selector;
+	char *key_path; /* resolved */
+	struct evp_pkey_st *key; /* an OpenSSL EVP_PKEY, loaded once per load */
+	enum conf_dkim_alg alg;
+	int key_bits;
+	char **headers; /* lower case; "from" first; no duplicates */
+	size_t nheaders;
+	int line, key_line;
+};
+
 struct conf {
 	char *path; /* the file loaded */
 	char *dir; /* its folder */
@@ -183,6 +206,10 @@ struct conf {
 	struct conf_route **routes; /* [route DOMAIN] sections, in file order */
 	size_t nroutes;
 
+	/* [dkim DOMAIN] sections, in file order */
+	struct conf_dkim **dkims;
+	size_t ndkims;
+
 	/* [admin]: /metrics, /healthz and the ban API (off without the section) */
 	bool admin;
 	char *admin_address;
@@ -219,6 +246,17 @@ int conf_route_key(struct conf_route *r, const char *dir, const char *k, const c
     size_t msglen) __attribute__((warn_unused_result));
 int conf_route_validate(struct conf_route *r, char *msg, size_t msglen)
     __attribute__((warn_unused_result));
+
+/* conf_dkim.c: [dkim DOMAIN] keys, for conf.c, as the route functions.
+ * conf_dkim_validate loads the key; *line_r is the line its message is about. */
+struct conf_dkim *conf_dkim_new(const char *domain, int line);
+void conf_dkim_free(struct conf_dkim *d);
+int conf_dkim_key(struct conf_dkim *d, const char *dir, const char *k, const char *v, int line,
+    char *msg, size_t msglen) __attribute__((warn_unused_result));
+int conf_dkim_validate(struct conf_dkim *d, int *line_r, char *msg, size_t msglen)
+    __attribute__((warn_unused_result));
+/* The [dkim DOMAIN] of domain[0..len) (case-insensitive), or NULL. */
+const struct conf_dkim *conf_dkim_for(const struct conf *c, const char *domain, size_t len);
 
 /* The token of an [admin] token_file's text (len bytes, may hold NUL): its
  * first line with surrounding white space trimmed, which must be an RFC 6750

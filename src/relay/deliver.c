@@ -28,6 +28,7 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "relay/creds.h"
+#include "relay/dkim_sign.h"
 #include "relay/route_mx.h"
 
 enum qfile_state
@@ -246,8 +247,8 @@ struct deliver_tx {
 
 /* MAIL and RCPT (pipelined when offered), then DATA, on an open session. */
 static void
-deliver_transaction(struct client *c, bool lmtp, const struct qfile *q, const size_t *idx, size_t n,
-    struct deliver_result *res, struct deliver_tx *tx)
+deliver_transaction(struct client *c, bool lmtp, const struct qfile *q, const struct buf *sig,
+    const size_t *idx, size_t n, struct deliver_result *res, struct deliver_tx *tx)
 {
 	const struct envelope *e = q->env;
 	const struct client_caps *caps = client_caps(c);
@@ -269,12 +270,12 @@ deliver_transaction(struct client *c, bool lmtp, const struct qfile *q, const si
 		tx->end = DELIVER_TX_CLEAN; /* nothing was sent */
 		goto out;
 	}
-	if (caps->size && caps->size_max > 0 && q->body_len > caps->size_max) {
+	if (caps->size && caps->size_max > 0 && q->body_len + sig->len > caps->size_max) {
 		/* RFC 1870 6: the next hop announced it would refuse it */
 		for (size_t i = 0; i < n; i++)
 			deliver_set(&res[i], QFILE_FAILED, 0, "5.3.4", "message-too-large",
 			    "the message (%llu bytes) is larger than the next hop accepts (SIZE %llu)",
-			    (unsigned long long)q->body_len, caps->size_max);
+			    (unsigned long long)(q->body_len + sig->len), caps->size_max);
 		tx->end = DELIVER_TX_CLEAN; /* nothing was sent */
 		goto out;
 	}
@@ -284,7 +285,7 @@ deliver_transaction(struct client *c, bool lmtp, const struct qfile *q, const si
 		flags |= CLIENT_MAIL_SMTPUTF8;
 	for (size_t i = 0; i < n; i++)
 		to[i] = e->rcpts[idx[i]];
-	erc = client_envelope(c, e->sender, (size_t)q->body_len, flags, to, n, rr);
+	erc = client_envelope(c, e->sender, (size_t)q->body_len + sig->len, flags, to, n, rr);
 	if (erc == -1 && client_error(c)->kind == CLIENT_E_REPLY) {
 		/* MAIL refused */
 		const struct client_reply *rp = client_reply(c);
@@ -322,7 +323,7 @@ deliver_transaction(struct client *c, bool lmtp, const struct qfile *q, const si
 		tx->end = DELIVER_TX_OPEN; /* MAIL was accepted: RSET before the next */
 		goto out;
 	}
-	if (client_data(c, q->body, (size_t)q->body_len) == -1) {
+	if (client_data_prefixed(c, sig->data, sig->len, q->body, (size_t)q->body_len) == -1) {
 		bool data_refused = strncmp(client_error(c)->detail, "DATA: ", 6) == 0;
 
 		if (client_error(c)->kind != CLIENT_E_REPLY) {
@@ -592,8 +593,8 @@ fail:
  * there is one. */
 static void
 deliver_direct(const struct deliver_ctx *ctx, struct deliver_conn *dc, const struct conf_route *r,
-    const struct qfile *q, const size_t *idx, size_t n, struct deliver_result *res, char *relay_r,
-    size_t relaylen)
+    const struct qfile *q, const struct buf *sig, const size_t *idx, size_t n,
+    struct deliver_result *res, char *relay_r, size_t relaylen)
 {
 	char key[DELIVER_KEY_MAX];
 	struct deliver_tx tx;
@@ -610,7 +611,7 @@ deliver_direct(const struct deliver_ctx *ctx, struct deliver_conn *dc, const str
 	reused = c != NULL;
 	if (c == NULL && (c = deliver_direct_open(ctx, r, res, n)) == NULL)
 		return;
-	deliver_transaction(c, lmtp, q, idx, n, res, &tx);
+	deliver_transaction(c, lmtp, q, sig, idx, n, res, &tx);
 	if (reused && tx.stale) {
 		/* the peer ended the idle session: a new one, nothing was sent */
 		client_free(c);
@@ -618,15 +619,15 @@ deliver_direct(const struct deliver_ctx *ctx, struct deliver_conn *dc, const str
 		reused = false;
 		if ((c = deliver_direct_open(ctx, r, res, n)) == NULL)
 			return;
-		deliver_transaction(c, lmtp, q, idx, n, res, &tx);
+		deliver_transaction(c, lmtp, q, sig, idx, n, res, &tx);
 	}
 	deliver_conn_put(dc, key, relay_r, c, &tx, reused);
 }
 
 static void
 deliver_mx(const struct deliver_ctx *ctx, struct deliver_conn *dc, const struct conf_route *r,
-    struct route_mx *mx, const char *domain, const struct qfile *q, const size_t *idx, size_t n,
-    struct deliver_result *res, char *relay_r, size_t relaylen)
+    struct route_mx *mx, const char *domain, const struct qfile *q, const struct buf *sig,
+    const size_t *idx, size_t n, struct deliver_result *res, char *relay_r, size_t relaylen)
 {
 	struct route_mx_plan plan;
 	struct route_mx_cursor cur;
@@ -642,7 +643,7 @@ deliver_mx(const struct deliver_ctx *ctx, struct deliver_conn *dc, const struct 
 	deliver_key(r, domain, key, sizeof(key));
 	if ((c = deliver_conn_take(dc, key, relay_r, relaylen)) != NULL) {
 		/* the host that took the last message for this domain */
-		deliver_transaction(c, false, q, idx, n, res, &tx);
+		deliver_transaction(c, false, q, sig, idx, n, res, &tx);
 		if (!tx.session_transient) {
 			deliver_conn_put(dc, key, relay_r, c, &tx, true);
 			return;
@@ -681,7 +682,7 @@ deliver_mx(const struct deliver_ctx *ctx, struct deliver_conn *dc, const struct 
 		opened = true;
 		snprintf(relay_r, relaylen, "%s[%s]", at.host, at.addr);
 		/* a transient failure of the whole session: the next MX (RFC 5321 5.1) */
-		deliver_transaction(c, false, q, idx, n, res, &tx);
+		deliver_transaction(c, false, q, sig, idx, n, res, &tx);
 		done = !tx.session_transient;
 		if (done)
 			deliver_conn_put(dc, key, relay_r, c, &tx, false);
@@ -696,15 +697,44 @@ deliver_mx(const struct deliver_ctx *ctx, struct deliver_conn *dc, const struct 
 	route_mx_plan_free(&plan);
 }
 
+/*
+ * The DKIM-Signature for q, when its From: domain has a [dkim DOMAIN]
+ * section, into sig (else sig stays empty and the message goes out
+ * unsigned). Computed per attempt from the spool body, so a retry sends a
+ * fresh signature (only t= differs) and never a second one: the spool
+ * never holds it.
+ */
+static void
+deliver_dkim(const struct deliver_ctx *ctx, const struct qfile *q, struct buf *sig)
+{
+	const struct conf_dkim *d;
+	const char *errstr = NULL;
+
+	if (ctx->conf == NULL ||
+	    (d = dkim_sign_select(ctx->conf, q->body, (size_t)q->body_len)) == NULL)
+		return;
+	if (dkim_sign(d, q->body, (size_t)q->body_len, (long long)time(NULL), sig, &errstr) == -1) {
+		buf_reset(sig);
+		log_event(LOG_WARNING, "dkim_error", 0, "{s:s, s:s, s:s, s:s}", "id", q->id,
+		    "domain", d->domain, "selector", d->selector, "error", errstr);
+	}
+}
+
 void
 deliver_run(const struct deliver_ctx *ctx, struct deliver_conn *dc, const struct conf_route *r,
     const char *domain, const struct qfile *q, const size_t *idx, size_t n,
     struct deliver_result *res, char *relay_r, size_t relaylen)
 {
+	struct buf sig;
+
+	buf_init(&sig, DKIM_SIGN_SIG_MAX);
 	deliver_reset(res, n);
+	if (r->kind != CONF_ROUTE_LMTP)
+		deliver_dkim(ctx, q, &sig);
 	if (r->kind == CONF_ROUTE_MX)
 		deliver_mx(ctx, dc, r, ctx->mx_for != NULL ? ctx->mx_for(ctx->mx_arg, r) : NULL,
-		    domain, q, idx, n, res, relay_r, relaylen);
+		    domain, q, &sig, idx, n, res, relay_r, relaylen);
 	else
-		deliver_direct(ctx, dc, r, q, idx, n, res, relay_r, relaylen);
+		deliver_direct(ctx, dc, r, q, &sig, idx, n, res, relay_r, relaylen);
+	buf_free(&sig);
 }

@@ -19,6 +19,7 @@
 
 #include "relay/qfile.h"
 
+struct conf;
 struct conf_route;
 struct creds;
 
@@ -36,6 +37,9 @@ struct route_mx;
 
 struct deliver_ctx {
 	const char *helo; /* [server] hostname */
+	/* its [dkim DOMAIN] sections sign smarthost and mx deliveries
+	 * (dkim_sign.h); NULL: nothing is signed */
+	const struct conf *conf;
 	struct creds *creds;
 	/* the MX router of an mx route; NULL: "mx route not available" */
 	struct route_mx *(*mx_for)(void *arg, const struct conf_route *r);

@@ -1091,6 +1091,7 @@ scheduler_new(const struct conf *c, char *err, size_t errlen)
 			sched_route_mx(s, r);
 	}
 	s->dctx.helo = c->hostname;
+	s->dctx.conf = c;
 	s->dctx.creds = s->creds;
 	s->dctx.mx_for = sched_mx_for;
 	s->dctx.mx_arg = s;
