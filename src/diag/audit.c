@@ -734,6 +734,21 @@ audit_relay(const struct conf *c, struct findings *f)
 	}
 }
 
+/* [dkim DOMAIN]: RSA keys below 2048 bits (RFC 8301 3.2: signers SHOULD
+ * use at least 2048; 1024 is the floor the config accepts). */
+static void
+audit_dkim(const struct conf *c, struct findings *f)
+{
+	for (size_t i = 0; i < c->ndkims; i++) {
+		const struct conf_dkim *d = c->dkims[i];
+
+		if (d->alg == CONF_DKIM_RSA_SHA256 && d->key_bits < CONF_DKIM_RSA_GOOD)
+			findings_add(f, "dkim-key-short",
+			    "[dkim %s] (%s:%d) key = %s is an RSA key of %d bits (selector %s)",
+			    d->domain, c->path, d->key_line, d->key_path, d->key_bits, d->selector);
+	}
+}
+
 void
 audit_conf(const struct conf *c, time_t now, struct findings *f)
 {
@@ -750,6 +765,7 @@ audit_conf(const struct conf *c, time_t now, struct findings *f)
 	audit_log(c, f);
 	audit_relay(c, f);
 	audit_admin(c, f);
+	audit_dkim(c, f);
 }
 
 int

@@ -217,5 +217,17 @@ const struct finding_kb finding_kb_audit[] = {
         "`smtpgate user unlock -c` send the token themselves. Keep the address on loopback: "
         "the API is plain HTTP."},
 
+    /* [dkim DOMAIN] */
+    {"dkim-key-short", FINDING_WARNING,
+        "A [dkim DOMAIN] signs with an RSA key shorter than 2048 bits. RFC 8301 asks signers "
+        "for at least 2048; 1024-bit RSA is within reach of a well-funded attacker, and some "
+        "verifiers already treat such signatures as weak.",
+        "Make a new key (`umask 077; openssl genpkey -algorithm RSA -pkeyopt "
+        "rsa_keygen_bits:2048 -out NEW.pem`), publish its record under a new selector "
+        "(`openssl pkey -in NEW.pem -pubout -outform DER | base64 -w0` gives p=), wait for "
+        "it to be visible (`smtpgate dns DOMAIN --selector NEW`), then set selector and key "
+        "and reload (SIGHUP). Keep the old record published for a few days for mail in "
+        "flight."},
+
     {NULL, FINDING_INFO, NULL, NULL},
 };

@@ -212,3 +212,15 @@ def test_key_errors_are_config_errors(make_server, pki, tmp_path):
     r = run("serve", "--check", "-c", str(s.conf))
     assert r.returncode == 2 and "[dkim example.test] needs selector" in r.stderr, r
 
+
+def test_audit_warns_about_short_rsa_key(make_server, pki, tmp_path):
+    key, _ = genkey(tmp_path, "k", 1024)
+    s = make_server(extra=dkim_conf("example.test", "old", key))
+    r = run("audit", "-c", str(s.conf), "--json")
+    found = [f for f in json.loads(r.stdout)["findings"] if f["id"] == "dkim-key-short"]
+    assert len(found) == 1 and found[0]["severity"] == "warning", r.stdout
+    assert "1024" in found[0]["evidence"] and "example.test" in found[0]["evidence"]
+    key2, _ = genkey(tmp_path, "k2", 2048)
+    s.conf.write_text(s.conf.read_text().replace(f"key = {key}", f"key = {key2}"))
+    r = run("audit", "-c", str(s.conf), "--json")
+    assert not [f for f in json.loads(r.stdout)["findings"] if f["id"] == "dkim-key-short"]
