@@ -715,7 +715,7 @@ deliver_dkim(const struct deliver_ctx *ctx, const struct qfile *q, struct buf *s
 		return;
 	if (dkim_sign(d, q->body, (size_t)q->body_len, (long long)time(NULL), sig, &errstr) == -1) {
 		buf_reset(sig);
-		log_event(LOG_WARNING, "dkim_error", 0, "{s:s, s:s, s:s, s:s}", "id", q->id,
+		log_event(LOG_WARNING, "dkim_error", 0, "{s:s, s:s, s:s, s:s}", "queue_id", q->id,
 		    "domain", d->domain, "selector", d->selector, "error", errstr);
 	}
 }
