@@ -75,14 +75,22 @@ int
 fs_write_atomic(const char *path, const void *p, size_t n, mode_t mode)
 {
 	char *dir = fs_dirname(path), *tmp;
+	const char *base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
 	size_t tn = strlen(path) + 32;
 	int fd = -1, saved;
 
+	/* "DIR/.NAME" FS_TMP_MARK "XXXXXX": unique, so concurrent writers of one
+	 * path (threads, processes) never share a temporary file */
 	tmp = xmalloc(tn);
-	snprintf(tmp, tn, "%s.tmp.%ld", path, (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd == -1)
-		goto fail;
+	snprintf(tmp, tn, "%s/.%s" FS_TMP_MARK "XXXXXX", dir, base);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd == -1) {
+		saved = errno;
+		free(tmp);
+		free(dir);
+		errno = saved;
+		return -1;
+	}
 	if (fchmod(fd, mode) == -1 || fs_write_all(fd, p, n) == -1 || fsync(fd) == -1)
 		goto fail;
 	if (close(fd) == -1) {

@@ -11,7 +11,11 @@
 
 int fs_write_all(int fd, const void *p, size_t n) __attribute__((warn_unused_result));
 int fs_fsync_dir(const char *dir) __attribute__((warn_unused_result));
-/* Replaces path with the n bytes at p, created with mode. Durable on return. */
+#define FS_TMP_MARK ".tmp-" /* in fs_write_atomic's temporary names */
+/* Replaces path with the n bytes at p, created with mode: a unique temporary
+ * file "DIR/.NAME" FS_TMP_MARK "XXXXXX" (a crash may leave one behind),
+ * fsync, rename over path, fsync of DIR. Durable on return; concurrent
+ * writers of one path never share a temporary file (the last rename wins). */
 int fs_write_atomic(const char *path, const void *p, size_t n, mode_t mode)
     __attribute__((warn_unused_result));
 /* Reads a whole file (up to max bytes) into a malloc'd NUL-terminated string. */

@@ -634,13 +634,12 @@ route_mx_sts_store(struct route_mx *mx, const char *domain, const char *id,
  * fetch rests on the cached policy). One file per domain, DIR/DOMAIN, a
  * JSON object: {"smtpgate-mta-sts": 1, "domain", "id", "fetched", "policy"}
  * where policy is the text as fetched (parsed again when read, by the same
- * parser). Written atomically (temporary ".tmp-XXXXXX" in DIR, fsync,
- * rename, fsync DIR); a temporary name starts with a dot, which no domain
- * does. A file that is unreadable, does not parse or has expired is
+ * parser). Written with fs_write_atomic (temporary ".DOMAIN.tmp-XXXXXX"
+ * in DIR, fsync, rename, fsync DIR); a temporary name starts with a dot,
+ * which no domain does. A file that is unreadable, does not parse or has expired is
  * ignored (overwritten by the next fetch, removed by the next scan).
  */
 
-#define ROUTE_MX_STS_TMP_PREFIX ".tmp-"
 #define ROUTE_MX_STS_TMP_STALE 3600 /* seconds before a temporary file is a crash's leftover */
 #define ROUTE_MX_STS_RESCAN 600 /* seconds between scans when the folder is full */
 
@@ -858,8 +857,7 @@ route_mx_sts_scan(struct route_mx *mx, time_t now)
 		struct stat st;
 		bool unusable;
 
-		if (strncmp(de->d_name, ROUTE_MX_STS_TMP_PREFIX, strlen(ROUTE_MX_STS_TMP_PREFIX)) ==
-		    0) {
+		if (de->d_name[0] == '.' && strstr(de->d_name, FS_TMP_MARK) != NULL) {
 			if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 			    S_ISREG(st.st_mode) && now - st.st_mtime > ROUTE_MX_STS_TMP_STALE)
 				(void)unlinkat(dirfd(d), de->d_name, 0);
@@ -875,41 +873,6 @@ route_mx_sts_scan(struct route_mx *mx, time_t now)
 	}
 	closedir(d);
 	mx->ndisk = n;
-}
-
-/* Replaces path with data: a unique temporary file in dir, fsync, rename,
- * fsync dir. Unique names, so several threads may save at once. */
-static int
-route_mx_sts_write(const char *dir, const char *path, const char *data, size_t len)
-{
-	char tmp[PATH_MAX];
-	int fd, saved;
-
-	if (snprintf(tmp, sizeof(tmp), "%s/" ROUTE_MX_STS_TMP_PREFIX "XXXXXX", dir) >=
-	    (int)sizeof(tmp)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd == -1)
-		return -1;
-	if (fchmod(fd, 0600) == -1 || fs_write_all(fd, data, len) == -1 || fsync(fd) == -1)
-		goto fail;
-	if (close(fd) == -1) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) == -1)
-		goto fail;
-	return fs_fsync_dir(dir);
-fail:
-	saved = errno;
-	if (fd != -1)
-		close(fd);
-	(void)unlink(tmp);
-	errno = saved;
-	return -1;
 }
 
 /*
@@ -966,7 +929,7 @@ route_mx_sts_save(struct route_mx *mx, const char *domain, const char *id, time_
 		if (r == -1)
 			goto fail;
 	}
-	if (route_mx_sts_write(mx->conf.sts_cache_dir, path, text, strlen(text)) == -1)
+	if (fs_write_atomic(path, text, strlen(text), 0600) == -1)
 		goto fail;
 	free(text);
 	return;

@@ -1006,8 +1006,8 @@ test_sts_disk_bound(void **state)
 	route_mx_free(mx);
 
 	/* temporary files: one from a crash an hour ago, one being written */
-	snprintf(tmp_old, sizeof(tmp_old), "%s/.tmp-AAAAAA", d.dir);
-	snprintf(tmp_new, sizeof(tmp_new), "%s/.tmp-BBBBBB", d.dir);
+	snprintf(tmp_old, sizeof(tmp_old), "%s/.old.test.tmp-AAAAAA", d.dir);
+	snprintf(tmp_new, sizeof(tmp_new), "%s/.new.test.tmp-BBBBBB", d.dir);
 	file_write(tmp_old, "x");
 	file_write(tmp_new, "x");
 	ts[0].tv_sec = ts[1].tv_sec = fk.now - 3601;
