@@ -124,10 +124,11 @@ test_concurrent_writers(void **state)
 		w[i] = (struct writer){.file = d.file, .fill = (char)('a' + i)};
 		assert_int_equal(pthread_create(&t[i], NULL, writer_main, &w[i]), 0);
 	}
-	for (int i = 0; i < WRITERS; i++) {
+	/* every thread joined before any assertion can leave this frame */
+	for (int i = 0; i < WRITERS; i++)
 		pthread_join(t[i], NULL);
+	for (int i = 0; i < WRITERS; i++)
 		assert_int_equal(w[i].failures, 0);
-	}
 	/* whole: one writer's content, never a mix or a short file */
 	got = fs_read_file(d.file, CONTENT_LEN * 2, &len);
 	assert_non_null(got);
