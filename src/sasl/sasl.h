@@ -26,7 +26,9 @@
  * session gave with the keys or verdict), SASL_FAILED (a well-formed
  * exchange whose proof did not match: 535 like a wrong password),
  * SASL_MALFORMED (the client did not follow the mechanism: 535 too, logged
- * apart). sasl_errstr() names the reason of the last FAILED/MALFORMED for the
+ * apart), SASL_TOO_LONG (a value longer than the mechanism needs, e.g. a
+ * SCRAM nonce: 501 5.5.2; every challenge a mechanism makes is then bounded
+ * by what it accepted). sasl_errstr() names the reason of the last FAILED/MALFORMED for the
  * log (a static string, never secret data).
  *
  * Secrets: an exchange holds the password it decoded, the stored keys and
@@ -62,6 +64,7 @@ enum sasl_status {
 	SASL_DONE, /* authenticated as sasl_user(): 235 */
 	SASL_FAILED, /* proof or verdict did not match: 535 5.7.8 */
 	SASL_MALFORMED, /* the response does not follow the mechanism: 535 5.7.8 */
+	SASL_TOO_LONG, /* a value longer than the mechanism accepts: 501 5.5.2 */
 };
 
 /* Which stored keys SASL_NEED_KEYS wants. */

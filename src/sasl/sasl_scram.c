@@ -59,6 +59,17 @@
 #include "sasl/sasl_priv.h"
 
 #define SASL_SCRAM_MSG_MAX 12288 /* RFC 4954 4: SASL_LINE_MAX decoded is less */
+/*
+ * RFC 5802 sets no length on the client's nonce; clients send 18 to 64
+ * characters. A longer one would only grow server-first (which echoes it)
+ * and the AuthMessage, so it is refused as too long (501 5.5.2), as is a
+ * client-first or client-final message past what its attributes can need:
+ * GS2 header and user (SASL_USER_MAX, each byte escaped as "=2C" at worst),
+ * the nonce, and channel binding data of SASL_CB_DATA_MAX in base64.
+ */
+#define SASL_SCRAM_NONCE_MAX 256
+#define SASL_SCRAM_FIRST_MAX (2 * 3 * SASL_USER_MAX + SASL_SCRAM_NONCE_MAX + 256)
+#define SASL_SCRAM_FINAL_MAX (SASL_SCRAM_FIRST_MAX + 2 * SASL_SCRAM_NONCE_MAX)
 
 struct sasl_scram_state {
 	Gsasl_session *gs;
@@ -321,8 +332,12 @@ sasl_scram_first(struct sasl_exchange *x, const char *in, size_t inlen)
 	const char *why;
 	enum sasl_status s;
 
+	if (inlen > SASL_SCRAM_FIRST_MAX)
+		return sasl_scram_fail(x, SASL_TOO_LONG, "client-first message too long");
 	if (sasl_scram_parse_first(in, inlen, &f, &why) == -1)
 		return sasl_scram_fail(x, SASL_MALFORMED, why);
+	if (f.noncelen > SASL_SCRAM_NONCE_MAX)
+		return sasl_scram_fail(x, SASL_TOO_LONG, "client nonce too long");
 	x->scram = xcalloc(1, sizeof(*x->scram));
 	x->scram->cbflag = f.cbflag;
 	if ((s = sasl_scram_check_gs2(x, &f)) != SASL_CONTINUE)
@@ -430,6 +445,8 @@ sasl_scram_check_final(struct sasl_exchange *x, const char *in, size_t inlen)
 	size_t cblen = st->cbflag == 'p' ? x->ctx.cblen[st->cbtype] : 0;
 	bool same;
 
+	if (inlen > SASL_SCRAM_FINAL_MAX)
+		return sasl_scram_fail(x, SASL_TOO_LONG, "client-final message too long");
 	if (memchr(in, '\0', inlen) != NULL || end - p < 2 || memcmp(p, "c=", 2) != 0)
 		return sasl_scram_fail(
 		    x, SASL_MALFORMED, "client-final: no channel binding attribute");

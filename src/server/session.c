@@ -66,7 +66,18 @@
  * (RFC 4954 4), so the splitter allows that much; other commands are then
  * held to SMTP_CMD_LINE_MAX. */
 #define SESSION_LINE_MAX (SASL_LINE_MAX + 64)
-#define SESSION_OUT_MAX (64 * 1024)
+/*
+ * Output back-pressure. Replies made in one pass over the input gather in
+ * s->out and go to the bufferevent at the end of the pass. When what is
+ * pending (s->out plus the bufferevent's output) passes SESSION_OUT_HIGH the
+ * client is not reading its replies: the pass stops, input is no longer
+ * read, and reading resumes once the client has taken everything; one that
+ * never does meets the write timeout. A pass therefore adds at most one
+ * command's reply (a 334 challenge is the largest, under SASL_LINE_MAX)
+ * above SESSION_OUT_HIGH, far below the hard cap SESSION_OUT_MAX.
+ */
+#define SESSION_OUT_HIGH (16 * 1024)
+#define SESSION_OUT_MAX (SESSION_OUT_HIGH + 2 * SASL_LINE_MAX)
 #define SESSION_HELO_MAX 255
 #define SESSION_IOV 8
 
@@ -101,11 +112,13 @@ struct session {
 	enum session_state state;
 	bool busy;
 	bool closing;
+	bool out_blocked; /* input paused until the client reads its replies */
 	unsigned errors;
 	unsigned commands; /* [limits] commands */
 	struct limiter_addr addr; /* the client, for the limiter */
 	bool lim_counted; /* limiter_connect counted it: disconnect at free */
-	struct event *tarpit_ev; /* holds a 535 back (session_auth_invalid) */
+	struct event *tarpit_ev; /* holds a reply back (session_auth_invalid) */
+	enum smtp_reply_id tarpit_reply; /* the reply it holds back */
 	bool tarpit; /* tarpit_ev is pending */
 	struct smtp_line lines;
 	struct buf out;
@@ -118,6 +131,10 @@ struct session {
 	char *auth_user;
 	const char *auth_mech; /* static name of the mechanism in progress */
 	const char *auth_reason; /* static: why a token was refused, for the log */
+	/* the exchange was given the user's stored keys (SCRAM server-first
+	 * went out): abandoning it now counts as a failure, or a client could
+	 * probe salts without ever meeting the limiter */
+	bool auth_keyed;
 	struct sasl_exchange *sasl;
 
 	/* the mail transaction */
@@ -141,6 +158,7 @@ struct session {
 };
 
 static void session_process(struct session *s);
+static void session_abandon(struct session *s);
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void session_read_cb(struct bufferevent *bev, void *arg);
 static void session_write_cb(struct bufferevent *bev, void *arg);
@@ -172,6 +190,30 @@ session_log_reject(struct session *s, enum smtp_reply_id id, const char *text)
 	    r->enh, "reason", text != NULL ? text : r->text, "client", s->client);
 }
 
+static void session_close(struct session *s);
+
+/*
+ * A reply did not fit in s->out. Back-pressure (SESSION_OUT_HIGH) keeps a
+ * pass far below the cap, so this means a reply larger than any we make;
+ * whatever the cause, it ends this session, never the process.
+ */
+static void
+session_out_overflow(struct session *s)
+{
+	if (s->closing)
+		return;
+	log_event(LOG_ERR, "session_error", s->id, "{s:s, s:s}", "error",
+	    "reply does not fit the output buffer", "client", s->client);
+	session_close(s);
+}
+
+/* True while replies wait for a client that does not read them. */
+static bool
+session_output_full(const struct session *s)
+{
+	return s->out.len + evbuffer_get_length(bufferevent_get_output(s->bev)) > SESSION_OUT_HIGH;
+}
+
 /* Queues a reply from the table. 4xx/5xx replies are logged as rejects and
  * counted as peer errors. */
 static void
@@ -179,8 +221,10 @@ session_reply(struct session *s, enum smtp_reply_id id, const char *text)
 {
 	const struct smtp_reply *r = smtp_reply_get(id);
 
-	if (smtp_reply_format(&s->out, id, text, false) == -1)
-		abort(); /* SESSION_OUT_MAX is far above any reply */
+	if (smtp_reply_format(&s->out, id, text, false) == -1) {
+		session_out_overflow(s);
+		return;
+	}
 	obs_reply(s->w->srv->obs, r->code);
 	if (r->code >= 400) {
 		session_log_reject(s, id, text);
@@ -192,8 +236,10 @@ session_reply(struct session *s, enum smtp_reply_id id, const char *text)
 static void
 session_reply_raw(struct session *s, int code, const char *enh, const char *text, bool more)
 {
-	if (smtp_reply_format_raw(&s->out, code, enh, text, more) == -1)
-		abort();
+	if (smtp_reply_format_raw(&s->out, code, enh, text, more) == -1) {
+		session_out_overflow(s);
+		return;
+	}
 	if (!more) /* a multi-line reply counts once */
 		obs_reply(s->w->srv->obs, code);
 }
@@ -266,6 +312,7 @@ session_reset_auth(struct session *s)
 	s->sasl = NULL;
 	s->auth_mech = NULL;
 	s->auth_reason = NULL;
+	s->auth_keyed = false;
 }
 
 /* RFC 3207 4.2: after STARTTLS the server forgets everything learned. */
@@ -283,9 +330,12 @@ session_forget_all(struct session *s)
 
 /* --- lifecycle ----------------------------------------------------------- */
 
+static void session_auth_gone(struct session *s);
+
 static void
 session_free(struct session *s)
 {
+	session_auth_gone(s);
 	log_event(LOG_INFO, "disconnect", s->id, "{s:s}", "client", s->client);
 	obs_connection_close(s->w->srv->obs);
 	idmap_del(&s->w->sessions, s->id);
@@ -688,19 +738,21 @@ session_tarpit_cb(evutil_socket_t fd, short what, void *arg)
 	s->tarpit = false;
 	if (s->closing)
 		return;
-	session_reply(s, SMTP_R_AUTH_INVALID, NULL);
+	session_reply(s, s->tarpit_reply, NULL);
 	session_auth_unbusy(s);
 }
 
 /*
- * Every 535 goes through here (the exchange's user is still known): the
- * limiter counts it per client, network and account. The reply is held for
+ * Every counted failure goes through here (the exchange's user is still
+ * known): a 535, or a SCRAM exchange abandoned after the server's
+ * challenge (reply id). The limiter counts it per client, network and
+ * account. The reply is held for
  * the tarpit delay by a timer on this loop (never a sleep: the loop goes on
  * serving everyone else) with input paused; when the client or its network
  * is banned now, it gets 421 instead and the session ends.
  */
 static void
-session_auth_invalid(struct session *s)
+session_auth_invalid(struct session *s, enum smtp_reply_id id)
 {
 	struct limiter *l = s->w->srv->limiter;
 	const char *acct = s->sasl != NULL ? sasl_user(s->sasl) : "";
@@ -709,7 +761,7 @@ session_auth_invalid(struct session *s)
 	struct timeval tv;
 
 	if (l == NULL) {
-		session_reply(s, SMTP_R_AUTH_INVALID, NULL);
+		session_reply(s, id, NULL);
 		return;
 	}
 	limiter_auth_failed(l, session_conf(s), acct, strlen(acct), &s->addr, now, &f);
@@ -720,17 +772,43 @@ session_auth_invalid(struct session *s)
 		return;
 	}
 	if (f.delay_ms == 0) {
-		session_reply(s, SMTP_R_AUTH_INVALID, NULL);
+		session_reply(s, id, NULL);
 		return;
 	}
 	if (s->tarpit_ev == NULL)
 		s->tarpit_ev = evtimer_new(loop_base(s->w->loop), session_tarpit_cb, s);
 	s->tarpit = true;
+	s->tarpit_reply = id;
 	s->busy = true;
 	bufferevent_disable(s->bev, EV_READ);
 	tv.tv_sec = f.delay_ms / 1000;
 	tv.tv_usec = (suseconds_t)(f.delay_ms % 1000) * 1000;
 	evtimer_add(s->tarpit_ev, &tv);
+}
+
+/* The connection ended in the middle of an exchange that had the user's
+ * stored keys: counted like a '*' after server-first (session_auth_fail). */
+static void
+session_auth_gone(struct session *s)
+{
+	struct limiter *l = s->w->srv->limiter;
+	const char *acct;
+	int64_t now = limiter_now_ms();
+	struct limiter_fail f;
+
+	if (s->sasl == NULL || !s->auth_keyed)
+		return;
+	acct = sasl_user(s->sasl);
+	/* no reply was sent: the event has no code */
+	log_event(LOG_NOTICE, "auth", s->id, "{s:s, s:s, s:s, s:s, s:s}", "mechanism", s->auth_mech,
+	    "user", acct, "result", "aborted", "client", s->client, "reason",
+	    "connection closed after the server's challenge");
+	obs_auth(s->w->srv->obs, s->auth_mech, "aborted");
+	if (l == NULL)
+		return;
+	limiter_auth_failed(l, session_conf(s), acct, strlen(acct), &s->addr, now, &f);
+	if (f.new_ban)
+		session_log_ban(s, &f.ban, now);
 }
 
 /* Per-account throttling, before any password is checked: 454 4.7.0 for a
@@ -779,7 +857,7 @@ session_auth_done_cb(void *ctx, uint64_t session_id, enum authdb_result result, 
 	obs_auth(s->w->srv->obs, s->auth_mech, res);
 	/* after the auth event, so a ban it causes is logged after it */
 	if (result == AUTHDB_FAIL)
-		session_auth_invalid(s);
+		session_auth_invalid(s, SMTP_R_AUTH_INVALID);
 	session_reset_auth(s);
 	session_auth_unbusy(s);
 }
@@ -790,9 +868,11 @@ static void
 session_auth_fail(struct session *s, enum smtp_reply_id id)
 {
 	const struct smtp_reply *r = smtp_reply_get(id);
-	const char *why = s->auth_reason != NULL ? s->auth_reason
-	    : s->sasl != NULL                    ? sasl_errstr(s->sasl)
-	                                         : "";
+	bool abandoned = id == SMTP_R_AUTH_ABORTED && s->auth_keyed;
+	const char *why = abandoned  ? "abandoned after the server's challenge"
+	    : s->auth_reason != NULL ? s->auth_reason
+	    : s->sasl != NULL        ? sasl_errstr(s->sasl)
+	                             : "";
 
 	log_event(LOG_NOTICE, "auth", s->id, "{s:s, s:s?, s:s, s:i, s:s, s:s?}", "mechanism",
 	    s->auth_mech != NULL ? s->auth_mech : "", "user",
@@ -803,8 +883,8 @@ session_auth_fail(struct session *s, enum smtp_reply_id id)
 	    id == SMTP_R_AUTH_ABORTED        ? "aborted"
 	        : id == SMTP_R_AUTH_TEMPFAIL ? "tempfail"
 	                                     : "fail");
-	if (id == SMTP_R_AUTH_INVALID)
-		session_auth_invalid(s);
+	if (id == SMTP_R_AUTH_INVALID || abandoned)
+		session_auth_invalid(s, id);
 	else
 		session_reply(s, id, NULL);
 	session_reset_auth(s);
@@ -845,6 +925,7 @@ session_auth_keys_cb(void *ctx, uint64_t session_id, enum authdb_result result,
 		return;
 	}
 	sasl_set_keys(s->sasl, k, user);
+	s->auth_keyed = true;
 	session_auth_resume(s);
 }
 
@@ -886,9 +967,14 @@ session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 
 	switch (st) {
 	case SASL_CONTINUE:
-		buf_init(&enc, SASL_LINE_MAX);
-		if (base64_encode(chal->data ? chal->data : "", chal->len, &enc) == -1)
-			abort();
+		/* sized from the challenge: a mechanism bounds what it sends
+		 * by what it accepts (RFC 4954 4 puts no limit on a 334) */
+		buf_init(&enc, (chal->len + 2) / 3 * 4 + 1);
+		if (base64_encode(chal->data ? chal->data : "", chal->len, &enc) == -1) {
+			buf_free(&enc);
+			session_auth_fail(s, SMTP_R_AUTH_TEMPFAIL);
+			break;
+		}
 		session_reply_raw(s, 334, NULL, enc.data ? enc.data : "", false);
 		buf_free(&enc);
 		s->state = SESSION_AUTH;
@@ -943,6 +1029,9 @@ session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 	case SASL_FAILED:
 	case SASL_MALFORMED:
 		session_auth_fail(s, SMTP_R_AUTH_INVALID);
+		break;
+	case SASL_TOO_LONG:
+		session_auth_fail(s, SMTP_R_AUTH_TOO_LONG);
 		break;
 	}
 }
@@ -1704,7 +1793,7 @@ session_process(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 
-	while (!s->busy && !s->closing && evbuffer_get_length(in) > 0) {
+	while (!s->busy && !s->closing && evbuffer_get_length(in) > 0 && !session_output_full(s)) {
 		bool more = true;
 
 		switch (s->state) {
@@ -1728,10 +1817,18 @@ session_process(struct session *s)
 			break;
 	}
 	/* a zero-length BDAT chunk ends without input */
-	if (!s->busy && !s->closing && s->state == SESSION_BDAT && s->bdat_left == 0)
+	if (!s->busy && !s->closing && s->state == SESSION_BDAT && s->bdat_left == 0 &&
+	    !session_output_full(s))
 		session_bdat_chunk_end(s);
-	if (!s->closing)
-		session_flush(s);
+	if (s->closing)
+		return;
+	session_flush(s);
+	if (session_output_full(s)) {
+		/* the client is not reading: read no more until it has
+		 * (session_write_cb); the write timeout bounds the wait */
+		s->out_blocked = true;
+		bufferevent_disable(s->bev, EV_READ);
+	}
 }
 
 static void
@@ -1749,10 +1846,33 @@ session_write_cb(struct bufferevent *bev, void *arg)
 	 * does): act only once everything queued is on the wire */
 	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return;
-	if (s->closing && s->deferred == SESSION_DEFER_NONE)
+	if (s->closing && s->deferred == SESSION_DEFER_NONE) {
 		session_defer(s, SESSION_DEFER_FREE);
-	else if (s->deferred == SESSION_DEFER_STARTTLS)
+	} else if (s->deferred == SESSION_DEFER_STARTTLS) {
 		session_defer(s, SESSION_DEFER_STARTTLS);
+	} else if (s->out_blocked && !s->closing) {
+		/* the client has read its replies: take its input again (a
+		 * pending async answer re-enables reading itself) */
+		s->out_blocked = false;
+		if (!s->busy) {
+			bufferevent_enable(s->bev, EV_READ);
+			session_process(s);
+		}
+	}
+}
+
+/* Ends a session whose connection can carry nothing more: no reply, no
+ * close_notify; the free is deferred. */
+static void
+session_abandon(struct session *s)
+{
+	if (s->msg != NULL) {
+		queue_msg_abort(s->msg);
+		s->msg = NULL;
+	}
+	s->closing = true;
+	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	session_defer(s, SESSION_DEFER_FREE);
 }
 
 static void
@@ -1770,6 +1890,16 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		if (s->listen->tls == CONF_TLS_IMPLICIT)
 			session_greet(s);
 		session_process(s);
+		return;
+	}
+	if ((what & BEV_EVENT_TIMEOUT) && ((what & BEV_EVENT_WRITING) || s->closing)) {
+		/* the client reads nothing we send: a reply would never
+		 * leave either, so the session ends here */
+		log_event(LOG_NOTICE, "timeout", s->id, "{s:s, s:s, s:I}", "client", s->client,
+		    "waiting_for", "client to read replies", "pending_bytes",
+		    (json_int_t)(s->out.len + evbuffer_get_length(bufferevent_get_output(bev))));
+		s->tls_broken = true; /* a close_notify could not be sent either */
+		session_abandon(s);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
@@ -1796,13 +1926,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		}
 	}
 	/* EOF or error: nothing more can be sent */
-	if (s->msg != NULL) {
-		queue_msg_abort(s->msg);
-		s->msg = NULL;
-	}
-	s->closing = true;
-	bufferevent_disable(bev, EV_READ | EV_WRITE);
-	session_defer(s, SESSION_DEFER_FREE);
+	session_abandon(s);
 }
 
 void

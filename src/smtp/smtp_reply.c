@@ -33,6 +33,7 @@ static const struct smtp_reply smtp_replies[SMTP_R__COUNT] = {
     [SMTP_R_RCPT_SYNTAX] = {501, "5.1.3", "Bad recipient address syntax"},
     [SMTP_R_AUTH_ABORTED] = {501, "5.7.0", "Authentication aborted"},
     [SMTP_R_AUTH_BAD_BASE64] = {501, "5.5.2", "Cannot decode response"},
+    [SMTP_R_AUTH_TOO_LONG] = {501, "5.5.2", "Authentication response is too long"},
     [SMTP_R_NOT_IMPLEMENTED] = {502, "5.5.1", "Command not implemented"},
     [SMTP_R_BAD_SEQUENCE] = {503, "5.5.1", "Bad sequence of commands"},
     [SMTP_R_NEED_HELO] = {503, "5.5.1", "Send EHLO or HELO first"},

@@ -449,3 +449,47 @@ def test_enormous_and_countless_usernames_bounded_memory(make_server, monkeypatc
         c.starttls()
         c.ehlo()
         assert c.login(USER, PASSWORD)
+
+
+def scram_first_from(server, src, user):
+    """AUTH SCRAM-SHA-256 with a client-first message from src on the smtps
+    port; returns the client (after the server-first 334) or a reply."""
+    c = SrcClient(server.smtps, src, implicit_tls=True)
+    c.ehlo()
+    r = c.cmd("AUTH SCRAM-SHA-256 " + b64(f"n,,n={user},r=abcdefghijklmnop"))
+    return c, r
+
+
+@pytest.mark.parametrize("how", ["star", "close"])
+def test_scram_abandoned_after_server_first_counts(make_server, how):
+    """A SCRAM exchange abandoned after server-first (with '*' or by
+    closing the connection) is an AUTH failure for the limiter, so salts
+    cannot be collected without meeting the ban; one abandoned before the
+    server's challenge is not."""
+    s = make_server(mechanisms="SCRAM-SHA-256 PLAIN",
+                    limits=limits(auth_failures_per_ip=3, ban_time="10m")).start()
+    # abandoned before any key lookup: not counted, however often
+    for _ in range(5):
+        with SrcClient(s.smtps, "127.0.0.4", implicit_tls=True) as c:
+            c.ehlo()
+            assert c.cmd("AUTH SCRAM-SHA-256").code == 334
+            assert c.cmd("*").code == 501
+    assert not ban_events(s, "127.0.0.4")
+
+    for i in range(3):
+        c, r = scram_first_from(s, "127.0.0.5", f"someone{i}@example.test")
+        assert r.code == 334, r
+        assert base64.b64decode(r.last.split()[1]).startswith(b"r=abcdefghijklmnop")
+        if how == "star":
+            # the third failure bans the client: 421 instead of 501
+            want = BAN_TEXT if i == 2 else "501 5.7.0 Authentication aborted"
+            assert c.cmd("*").last == want
+        c.close()
+    ev = s.wait_event("ban", lambda e: e.get("address") == "127.0.0.5")
+    assert ev["reason"] == "auth_failures_per_ip"
+    assert greeting_from(s.smtps, "127.0.0.5") in ("closed", BAN_TEXT)
+    aborted = [e for e in s.events("auth") if e.get("client") == "127.0.0.5"]
+    assert len(aborted) == 3, aborted
+    assert all(e["result"] == "aborted" and "challenge" in e["reason"] for e in aborted)
+    # the real user, elsewhere, is untouched
+    assert auth_plain_from(s, "127.0.0.6", USER, PASSWORD).code == 235

@@ -556,6 +556,81 @@ test_malformed_steps(void **state)
 	}
 }
 
+/* A nonce or message longer than SCRAM needs ends the exchange as too long
+ * (501 5.5.2), before any key lookup, and at the limits it is accepted:
+ * server-first, which echoes the nonce, stays small. */
+static void
+test_too_long(void **state)
+{
+	static const struct {
+		size_t nonce; /* client nonce length */
+		size_t ext; /* extension value length */
+		enum sasl_status want;
+	} cases[] = {
+	    {1, 0, SASL_NEED_KEYS},
+	    {256, 0, SASL_NEED_KEYS},
+	    {257, 0, SASL_TOO_LONG},
+	    {9202, 0, SASL_TOO_LONG},
+	    {12000, 0, SASL_TOO_LONG},
+	    {24, 1800, SASL_NEED_KEYS},
+	    {24, 12000, SASL_TOO_LONG},
+	};
+	struct sasl_keys sk;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sasl_exchange *x = sasl_new(sasl_mech_find("SCRAM-SHA-256"));
+		struct buf in, out;
+
+		buf_init(&in, 32768);
+		buf_init(&out, 12288);
+		assert_int_equal(buf_append_str(&in, "n,,n=user,r="), 0);
+		for (size_t k = 0; k < cases[i].nonce; k++)
+			assert_int_equal(buf_append(&in, "N", 1), 0);
+		if (cases[i].ext > 0) {
+			assert_int_equal(buf_append_str(&in, ",x="), 0);
+			for (size_t k = 0; k < cases[i].ext; k++)
+				assert_int_equal(buf_append(&in, "e", 1), 0);
+		}
+		if (sasl_step(x, in.data, in.len, true, &out) != cases[i].want)
+			fail_msg("case %zu: not status %d", i, cases[i].want);
+		if (cases[i].want == SASL_TOO_LONG) {
+			assert_true(strstr(sasl_errstr(x), "too long") != NULL);
+		} else {
+			keys_for(&rfc7677, "pencil", &sk);
+			sasl_set_keys(x, &sk, "user");
+			assert_int_equal(sasl_resume(x, &out), SASL_CONTINUE);
+			assert_true(out.len < 512);
+		}
+		buf_free(&in);
+		buf_free(&out);
+		sasl_free(x);
+	}
+}
+
+/* A client-final message past what its attributes can hold is too long. */
+static void
+test_final_too_long(void **state)
+{
+	struct sasl_exchange *x = sasl_new(sasl_mech_find("SCRAM-SHA-256"));
+	struct sasl_keys sk;
+	struct buf in, out;
+
+	buf_init(&in, 32768);
+	buf_init(&out, 12288);
+	assert_int_equal(sasl_step(x, S("n,,n=user,r=abc"), true, &out), SASL_NEED_KEYS);
+	keys_for(&rfc7677, "pencil", &sk);
+	sasl_set_keys(x, &sk, "user");
+	assert_int_equal(sasl_resume(x, &out), SASL_CONTINUE);
+	assert_int_equal(buf_append_str(&in, "c=biws,r=abc"), 0);
+	for (size_t k = 0; k < 12000; k++)
+		assert_int_equal(buf_append(&in, "r", 1), 0);
+	assert_int_equal(buf_append_str(&in, ",p=AAAA"), 0);
+	assert_int_equal(sasl_step(x, in.data, in.len, true, &out), SASL_TOO_LONG);
+	buf_free(&in);
+	buf_free(&out);
+	sasl_free(x);
+}
+
 /* --- CRAM-MD5 -------------------------------------------------------------- */
 
 static void
@@ -665,6 +740,8 @@ main(void)
 	    cmocka_unit_test(test_parse_first),
 	    cmocka_unit_test(test_parse_first_prefixes),
 	    cmocka_unit_test(test_malformed_steps),
+	    cmocka_unit_test(test_too_long),
+	    cmocka_unit_test(test_final_too_long),
 	    cmocka_unit_test(test_cram_rfc2195),
 	    cmocka_unit_test(test_cram_exchange),
 	    cmocka_unit_test(test_cram_initial_response),
