@@ -18,7 +18,7 @@ DEB_PACKAGES = build-essential cmake pkg-config clang libclang-rt-14-dev clang-f
 	python3-aiosmtpd postfix dovecot-lmtpd hydra prometheus fail2ban haproxy \
 	python3-dkim python3-nacl
 
-.PHONY: all deps run check bench format format-check clean
+.PHONY: all deps run check bench format format-check layers clean
 
 all:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSMTPGATE_TESTS=OFF >/dev/null
@@ -40,7 +40,7 @@ deps:
 run: deps all
 	@sh contrib/demo.sh $(BUILD)/smtpgate
 
-check: deps format-check all
+check: deps format-check layers all
 	@CC=clang cmake -S . -B $(CHECKBUILD) -DCMAKE_BUILD_TYPE=Debug \
 		-DSMTPGATE_SANITIZE=ON -DSMTPGATE_FUZZ=ON >/dev/null
 	@cmake --build $(CHECKBUILD) -j $(JOBS)
@@ -60,6 +60,10 @@ format:
 format-check:
 	@if [ -n "$(FORMAT_FILES)" ]; then clang-format --dry-run --Werror $(FORMAT_FILES); fi
 	@echo "format: ok"
+
+# the layer table of DESIGN.md 2, file and function lengths, include cycles
+layers:
+	@$(PYTHON) tools/layers --baseline tools/layers.baseline --quiet && echo "layers: ok (known breaks: tools/layers.baseline)"
 
 clean:
 	rm -rf $(BUILD) $(CHECKBUILD)

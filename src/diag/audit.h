@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "diag/finding.h"
+#include "explain/finding.h"
 
 struct conf;
 

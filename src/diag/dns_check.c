@@ -16,12 +16,12 @@
 #include <string.h>
 #include <strings.h>
 
-#include "diag/dkim_parse.h"
-#include "diag/dmarc_parse.h"
-#include "diag/mtasts_fetch.h"
-#include "diag/mtasts_parse.h"
+#include "dns/dkim_parse.h"
+#include "dns/dmarc_parse.h"
+#include "dns/mtasts_fetch.h"
+#include "dns/mtasts_parse.h"
 #include "diag/spf_check.h"
-#include "diag/spf_parse.h"
+#include "dns/spf_parse.h"
 #include "lib/xalloc.h"
 
 struct dc {
@@ -34,31 +34,6 @@ struct dc {
 	enum dmarc_policy dmarc_effective; /* UNSET when no valid record */
 	int dmarc_pct;
 };
-
-bool
-dns_check_domain_is_valid(const char *s)
-{
-	size_t len = strlen(s), lab = 0, labels = 1;
-
-	if (len == 0 || len > 253)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-
-		if (c == '.') {
-			if (lab == 0 || s[i - 1] == '-')
-				return false;
-			lab = 0;
-			labels++;
-		} else if (isalnum((unsigned char)c) || c == '_' || (c == '-' && lab > 0)) {
-			if (++lab > 63)
-				return false;
-		} else {
-			return false;
-		}
-	}
-	return lab > 0 && labels >= 2;
-}
 
 /* Asks name/type; resolver trouble becomes a finding unless quiet. */
 static enum dns_status

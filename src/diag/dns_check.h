@@ -13,8 +13,8 @@
 
 #include <jansson.h>
 
-#include "diag/dns_resolve.h"
-#include "diag/finding.h"
+#include "dns/dns_resolve.h"
+#include "explain/finding.h"
 
 #define DNS_CHECK_MX_MAX 10 /* MX hosts looked at */
 #define DNS_CHECK_ADDRS_MAX 4 /* addresses per MX host and family given a PTR look-up */
@@ -33,7 +33,5 @@ struct dns_check_opts {
 json_t *dns_check_run(struct dns_resolver *r, const struct dns_check_opts *o, struct findings *f);
 /* Prints the readable report of a dns_check_run object. */
 void dns_check_print(FILE *out, const json_t *report);
-/* True when s is a domain name we accept as DOMAIN (LDH labels, a dot). */
-bool dns_check_domain_is_valid(const char *s);
 
 #endif

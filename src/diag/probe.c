@@ -39,8 +39,8 @@
 #include <unbound.h>
 
 #include "client/client.h"
-#include "diag/finding.h"
-#include "diag/reply_map.h"
+#include "explain/finding.h"
+#include "explain/reply_map.h"
 #include "smtp/smtp_reply_parse.h"
 
 #define PROBE_ADDRS_MAX 16

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "diag/dns_resolve.h"
-#include "diag/spf_parse.h"
+#include "dns/dns_resolve.h"
+#include "dns/spf_parse.h"
 #include "lib/buf.h"
 #include "lib/xalloc.h"
 

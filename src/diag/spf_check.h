@@ -16,7 +16,7 @@
 
 #include <jansson.h>
 
-#include "diag/finding.h"
+#include "explain/finding.h"
 
 #define SPF_LOOKUPS_MAX 10 /* RFC 7208 4.6.4 */
 #define SPF_VOID_LOOKUPS_MAX 2 /* RFC 7208 4.6.4: SHOULD be 2 */

@@ -23,7 +23,7 @@
 
 #include "client/client.h"
 #include "conf/conf.h"
-#include "diag/reply_map.h"
+#include "explain/reply_map.h"
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"

@@ -35,8 +35,8 @@
 #include <jansson.h>
 #include <openssl/ssl.h>
 
-#include "diag/dns_check.h"
-#include "diag/mtasts_fetch.h"
+#include "dns/dns_name.h"
+#include "dns/mtasts_fetch.h"
 #include "lib/fsutil.h"
 #include "lib/xalloc.h"
 
@@ -660,7 +660,7 @@ route_mx_sts_name_is_safe(const char *domain)
 		        c == '.'))
 			return false;
 	}
-	return dns_check_domain_is_valid(domain);
+	return dns_name_is_valid(domain);
 }
 
 static bool
@@ -1148,7 +1148,7 @@ route_mx_resolve(
 	memset(plan_r, 0, sizeof(*plan_r));
 	memset(&a, 0, sizeof(a));
 	route_mx_name_copy(plan_r->domain, sizeof(plan_r->domain), domain);
-	if (!dns_check_domain_is_valid(plan_r->domain)) {
+	if (!dns_name_is_valid(plan_r->domain)) {
 		snprintf(err, errlen, "%s: not a domain name", domain);
 		plan_r->permanent = true;
 		return -1;

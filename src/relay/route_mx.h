@@ -79,8 +79,8 @@
 #include <time.h>
 
 #include "client/client.h"
-#include "diag/dns_resolve.h"
-#include "diag/mtasts_parse.h"
+#include "dns/dns_resolve.h"
+#include "dns/mtasts_parse.h"
 
 #define ROUTE_MX_HOSTS_MAX 10 /* MX hosts kept (lowest preferences first) */
 #define ROUTE_MX_ADDRS_MAX 8 /* addresses per host, A and AAAA together */

@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
-#include "diag/finding.h"
+#include "explain/finding.h"
 #include "lib/buf.h"
 #include "lib/fsutil.h"
 #include "lib/log.h"

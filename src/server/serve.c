@@ -1,5 +1,5 @@
 /*
- * serve: `smtpgate serve -c FILE [--check]`: loads the configuration,
+ * serve: the daemon behind `smtpgate serve` (cmd/serve_cmd.c): loads the configuration,
  * opens the shared services, starts one event-loop thread per core (each
  * with its own SO_REUSEPORT socket per listener) and handles signals on the
  * main thread:
@@ -11,7 +11,6 @@
  *            [limits] shutdown_grace, then close the rest with 421 and exit
  */
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,29 +37,13 @@
 #include "policy/limiter.h"
 #include "queue/queue.h"
 #include "relay/scheduler.h"
-#include "server/ban_cmd.h"
-#include "server/cmd.h"
+#include "server/ban_routes.h"
 #include "server/obs.h"
 #include "server/proxy_accept.h"
 #include "server/sendquota.h"
+#include "server/serve.h"
 #include "server/server.h"
 #include "server/session.h"
-
-static void
-serve_usage(FILE *f)
-{
-	fprintf(f,
-	    "usage: smtpgate serve -c FILE [--check]\n"
-	    "\n"
-	    "Runs the server in the foreground with the configuration FILE.\n"
-	    "  -c, --config FILE  the configuration file (smtpgate.conf(5))\n"
-	    "      --check        validate the configuration, certificates, users\n"
-	    "                     and spool, print the findings of `smtpgate audit`,\n"
-	    "                     then exit: 0 if usable, 2 if not (or if a finding\n"
-	    "                     is an error)\n"
-	    "Signals: SIGHUP reloads the configuration, certificates and users;\n"
-	    "SIGTERM stops accepting, lets sessions finish, then exits.\n");
-}
 
 static bool
 serve_needs_tls(const struct conf *c)
@@ -378,7 +361,7 @@ serve_admin_start(struct server *srv, const struct conf *c, char *err, size_t er
 {
 	srv->admin = admin_new();
 	/* routes of other modules (limiter: /bans) go right here */
-	admin_route(srv->admin, "/bans", 0, ban_admin_handler, srv); /* GET lists addresses */
+	admin_route(srv->admin, "/bans", 0, ban_routes_handler, srv); /* GET lists addresses */
 
 	/* observability and quotas: /metrics, /healthz, /quota */
 	obs_admin_routes(srv->obs, srv->admin, srv);
@@ -407,44 +390,146 @@ serve_config_warnings(const struct conf *c)
 		    "quota holds; set token_file (smtpgate audit: admin-unauthenticated)");
 }
 
-int
-serve_main(int argc, char **argv)
+/* The services every worker shares, in the order they depend on each other.
+ * 0, or -1 with the error printed (exit status 2). */
+static int
+serve_open_services(struct server *srv, const char *path, struct server_snap **sched_snap_r)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"check", no_argument, NULL, 'k'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *path = NULL;
-	bool check = false;
+	const struct conf *c = srv->snap->conf;
 	char err[1024] = "";
-	struct server srv;
-	struct server_snap *sched_snap = NULL;
-	struct conf *c;
-	sigset_t set;
-	int ch, rc = 2;
+	char *bans;
 
-	while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			path = optarg;
-			break;
-		case 'k':
-			check = true;
-			break;
-		case 'h':
-			serve_usage(stdout);
-			return 0;
-		default:
-			serve_usage(stderr);
+	srv->queue = queue_open(c, err, sizeof(err));
+	if (srv->queue == NULL) {
+		fprintf(stderr, "smtpgate: %s\n", err);
+		return -1;
+	}
+	/* delivery, with its own reference to the start-up config ([relay]
+	 * and [route] changes need a restart) */
+	if (scheduler_is_configured(c)) {
+		*sched_snap_r = server_snap_get(srv);
+		srv->sched = scheduler_new((*sched_snap_r)->conf, err, sizeof(err));
+		if (srv->sched == NULL || scheduler_start(srv->sched, err, sizeof(err)) == -1) {
+			fprintf(stderr, "smtpgate: %s: %s\n", path, err);
+			return -1;
+		}
+		queue_set_durable_hook(srv->queue, scheduler_notify, srv->sched);
+	}
+	srv->obs = obs_new();
+	srv->sendquota = sendquota_new(c, srv->obs, err, sizeof(err));
+	if (srv->sendquota == NULL) {
+		fprintf(stderr, "smtpgate: %s\n", err);
+		return -1;
+	}
+	/* bans survive restarts: SPOOL/bans.json, saved by the limiter's own
+	 * thread (it fsyncs) within a second of each change */
+	srv->limiter = limiter_new(NULL);
+	bans = ban_routes_state_path(c);
+	if (limiter_bans_load(srv->limiter, bans, limiter_now_ms(), err, sizeof(err)) == -1) {
+		fprintf(stderr, "smtpgate: %s (remove or repair it)\n", err);
+		free(bans);
+		return -1;
+	}
+	limiter_persist_start(srv->limiter, bans);
+	free(bans);
+	obs_set_bans_active(srv->obs, serve_bans_active_cb, srv->limiter);
+	return 0;
+}
+
+/* The loop threads, the admin listener, then signals until the end; the
+ * loops are stopped and joined before it returns. Returns the exit status. */
+static int
+serve_workers_run(struct server *srv, const char *path)
+{
+	const struct conf *c = srv->snap->conf;
+	char err[1024] = "";
+	int rc;
+
+	srv->nworkers = (size_t)serve_threads(c);
+	srv->workers = xcalloc(srv->nworkers, sizeof(*srv->workers));
+	for (size_t i = 0; i < srv->nworkers; i++) {
+		srv->workers[i] = serve_worker_new(srv, c, err, sizeof(err));
+		if (err[0] != '\0') {
+			fprintf(stderr, "smtpgate: %s: %s\n", path, err);
+			srv->nworkers = i + 1;
 			return 2;
 		}
 	}
-	if (path == NULL || optind != argc) {
-		serve_usage(stderr);
+	for (size_t i = 0; i < srv->nworkers; i++)
+		pthread_create(&srv->workers[i]->thread, NULL, serve_worker_main, srv->workers[i]);
+	if (c->admin && serve_admin_start(srv, c, err, sizeof(err)) == -1) {
+		fprintf(stderr, "smtpgate: %s: %s\n", path, err);
+		rc = 2;
+	} else {
+		log_event(LOG_NOTICE, "start", 0, "{s:s, s:i, s:i}", "config", path, "threads",
+		    (int)srv->nworkers, "listeners", (int)c->nlistens);
+		serve_config_warnings(c);
+		rc = serve_run(srv, path);
+	}
+	/* before the services and loops its handlers use */
+	admin_free(srv->admin);
+	srv->admin = NULL;
+	/* answers still in flight reach their loops before the loops stop */
+	queue_free(srv->queue);
+	srv->queue = NULL;
+	/* after the committer, whose hook it is; c may be gone after a SIGHUP */
+	scheduler_free(srv->sched, srv->snap->conf->shutdown_grace);
+	srv->sched = NULL;
+	authdb_free(srv->authdb);
+	srv->authdb = NULL;
+	oauth_free(srv->oauth);
+	srv->oauth = NULL;
+	for (size_t i = 0; i < srv->nworkers; i++)
+		loop_post(srv->workers[i]->loop, serve_worker_stop, srv->workers[i]);
+	for (size_t i = 0; i < srv->nworkers; i++)
+		pthread_join(srv->workers[i]->thread, NULL);
+	log_event(LOG_NOTICE, "stop", 0, NULL);
+	return rc;
+}
+
+/* The credentials backends; --check ends after them with the audit. 0 to
+ * go on, or the exit status. */
+static int
+serve_open_auth(struct server *srv, const char *path, bool check)
+{
+	const struct conf *c = srv->snap->conf;
+	char err[1024] = "";
+
+	if (c->backend != NULL) {
+		srv->authdb = authdb_open(c, err, sizeof(err));
+		if (srv->authdb == NULL) {
+			fprintf(stderr, "smtpgate: %s\n", err);
+			return 2;
+		}
+	}
+	if (oauth_is_configured(c)) {
+		srv->oauth = oauth_open(c, err, sizeof(err));
+		if (srv->oauth == NULL) {
+			fprintf(stderr, "smtpgate: %s: [oauth]: %s\n", path, err);
+			return 2;
+		}
+	}
+	if (!check)
+		return -1;
+	/* warnings are printed but do not fail the check (audit_check_print) */
+	if (audit_check_print(c, stdout) == -1) {
+		fprintf(stderr, "smtpgate: %s: the audit found errors (see above)\n", path);
 		return 2;
 	}
+	printf("%s: configuration OK\n", path);
+	return 0;
+}
+
+int
+serve_daemon(const char *path, bool check)
+{
+	char err[1024] = "";
+	struct server srv;
+	struct server_snap *sched_snap = NULL;
+	const struct conf *c;
+	sigset_t set;
+	int rc = 2;
+
 	/* signals are taken by sigwait on this thread only: block them before
 	 * any thread (auth workers, committer, loops) exists, so all inherit it */
 	sigemptyset(&set);
@@ -466,30 +551,9 @@ serve_main(int argc, char **argv)
 		fprintf(stderr, "smtpgate: %s\n", err);
 		goto out;
 	}
-	if (c->backend != NULL) {
-		srv.authdb = authdb_open(c, err, sizeof(err));
-		if (srv.authdb == NULL) {
-			fprintf(stderr, "smtpgate: %s\n", err);
-			goto out;
-		}
-	}
-	if (oauth_is_configured(c)) {
-		srv.oauth = oauth_open(c, err, sizeof(err));
-		if (srv.oauth == NULL) {
-			fprintf(stderr, "smtpgate: %s: [oauth]: %s\n", path, err);
-			goto out;
-		}
-	}
-	if (check) {
-		/* warnings are printed but do not fail the check (audit_check_print) */
-		if (audit_check_print(c, stdout) == -1) {
-			fprintf(stderr, "smtpgate: %s: the audit found errors (see above)\n", path);
-			goto out;
-		}
-		printf("%s: configuration OK\n", path);
-		rc = 0;
+	if ((rc = serve_open_auth(&srv, path, check)) != -1)
 		goto out;
-	}
+	rc = 2;
 	if (log_open(c->log) == -1) {
 		fprintf(stderr, "smtpgate: %s: cannot open log %s: %s\n", path, c->log,
 		    strerror(errno));
@@ -498,84 +562,9 @@ serve_main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	serve_raise_nofile();
 	loop_global_init();
-	srv.queue = queue_open(c, err, sizeof(err));
-	if (srv.queue == NULL) {
-		fprintf(stderr, "smtpgate: %s\n", err);
+	if (serve_open_services(&srv, path, &sched_snap) == -1)
 		goto out;
-	}
-	/* delivery (issue 5): with its own reference to the start-up config
-	 * ([relay] and [route] changes need a restart) */
-	if (scheduler_is_configured(c)) {
-		sched_snap = server_snap_get(&srv);
-		srv.sched = scheduler_new(sched_snap->conf, err, sizeof(err));
-		if (srv.sched == NULL || scheduler_start(srv.sched, err, sizeof(err)) == -1) {
-			fprintf(stderr, "smtpgate: %s: %s\n", path, err);
-			goto out;
-		}
-		queue_set_durable_hook(srv.queue, scheduler_notify, srv.sched);
-	}
-	srv.obs = obs_new();
-	srv.sendquota = sendquota_new(c, srv.obs, err, sizeof(err));
-	if (srv.sendquota == NULL) {
-		fprintf(stderr, "smtpgate: %s\n", err);
-		goto out;
-	}
-	/* bans survive restarts: SPOOL/bans.json, saved by the limiter's own
-	 * thread (it fsyncs) within a second of each change */
-	srv.limiter = limiter_new(NULL);
-	{
-		char *bans = ban_state_path(c);
-
-		if (limiter_bans_load(srv.limiter, bans, limiter_now_ms(), err, sizeof(err)) ==
-		    -1) {
-			fprintf(stderr, "smtpgate: %s (remove or repair it)\n", err);
-			free(bans);
-			goto out;
-		}
-		limiter_persist_start(srv.limiter, bans);
-		free(bans);
-	}
-	obs_set_bans_active(srv.obs, serve_bans_active_cb, srv.limiter);
-	srv.nworkers = (size_t)serve_threads(c);
-	srv.workers = xcalloc(srv.nworkers, sizeof(*srv.workers));
-	for (size_t i = 0; i < srv.nworkers; i++) {
-		srv.workers[i] = serve_worker_new(&srv, c, err, sizeof(err));
-		if (err[0] != '\0') {
-			fprintf(stderr, "smtpgate: %s: %s\n", path, err);
-			srv.nworkers = i + 1;
-			goto out_workers;
-		}
-	}
-	for (size_t i = 0; i < srv.nworkers; i++)
-		pthread_create(&srv.workers[i]->thread, NULL, serve_worker_main, srv.workers[i]);
-	if (c->admin && serve_admin_start(&srv, c, err, sizeof(err)) == -1) {
-		fprintf(stderr, "smtpgate: %s: %s\n", path, err);
-		rc = 2;
-	} else {
-		log_event(LOG_NOTICE, "start", 0, "{s:s, s:i, s:i}", "config", path, "threads",
-		    (int)srv.nworkers, "listeners", (int)c->nlistens);
-		serve_config_warnings(c);
-		rc = serve_run(&srv, path);
-	}
-	/* before the services and loops its handlers use */
-	admin_free(srv.admin);
-	srv.admin = NULL;
-	/* answers still in flight reach their loops before the loops stop */
-	queue_free(srv.queue);
-	srv.queue = NULL;
-	/* after the committer, whose hook it is; c may be gone after a SIGHUP */
-	scheduler_free(srv.sched, srv.snap->conf->shutdown_grace);
-	srv.sched = NULL;
-	authdb_free(srv.authdb);
-	srv.authdb = NULL;
-	oauth_free(srv.oauth);
-	srv.oauth = NULL;
-	for (size_t i = 0; i < srv.nworkers; i++)
-		loop_post(srv.workers[i]->loop, serve_worker_stop, srv.workers[i]);
-	for (size_t i = 0; i < srv.nworkers; i++)
-		pthread_join(srv.workers[i]->thread, NULL);
-	log_event(LOG_NOTICE, "stop", 0, NULL);
-out_workers:
+	rc = serve_workers_run(&srv, path);
 	for (size_t i = 0; i < srv.nworkers; i++)
 		serve_worker_free(srv.workers[i]);
 	free(srv.workers);

@@ -5,8 +5,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "diag/dkim_parse.h"
-#include "diag/mtasts_parse.h"
+#include "dns/dkim_parse.h"
+#include "dns/mtasts_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "diag/mtasts_parse.h"
+#include "dns/mtasts_parse.h"
 #include "relay/route_mx.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -25,7 +25,7 @@
 
 #include "conf/conf.h"
 #include "diag/audit.h"
-#include "diag/finding.h"
+#include "explain/finding.h"
 #include "lib/fsutil.h"
 #include "lib/xalloc.h"
 

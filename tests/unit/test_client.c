@@ -2,7 +2,7 @@
  * Unit tests for the pure parts of client/: EHLO capability parsing,
  * SASL response formatting (PLAIN, XOAUTH2, OAUTHBEARER; SCRAM and
  * CRAM-MD5 run against GNU SASL's server side), transcript redaction and
- * escaping, dot-stuffing, and diag/reply_map.
+ * escaping, dot-stuffing, and explain/reply_map.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,8 +17,8 @@
 
 #include "client/client.h"
 #include "client/client_priv.h"
-#include "diag/finding.h"
-#include "diag/reply_map.h"
+#include "explain/finding.h"
+#include "explain/reply_map.h"
 
 #define S(x) x, sizeof(x) - 1
 

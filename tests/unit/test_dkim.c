@@ -14,7 +14,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-#include "diag/dkim_parse.h"
+#include "dns/dkim_parse.h"
 #include "lib/base64.h"
 #include "lib/buf.h"
 #include "lib/xalloc.h"

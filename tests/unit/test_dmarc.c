@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "diag/dmarc_parse.h"
+#include "dns/dmarc_parse.h"
 #include "lib/xalloc.h"
 
 static const struct {

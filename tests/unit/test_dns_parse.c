@@ -10,8 +10,9 @@
 #include <cmocka.h>
 
 #include "diag/dns_check.h"
-#include "diag/dns_resolve.h"
-#include "diag/mtasts_parse.h"
+#include "dns/dns_name.h"
+#include "dns/dns_resolve.h"
+#include "dns/mtasts_parse.h"
 
 static void
 test_mtasts_record(void **state)
@@ -154,14 +155,14 @@ test_printable(void **state)
 static void
 test_domain_is_valid(void **state)
 {
-	assert_true(dns_check_domain_is_valid("example.com"));
-	assert_true(dns_check_domain_is_valid("_dmarc.xn--bcher-kva.example"));
-	assert_false(dns_check_domain_is_valid("com"));
-	assert_false(dns_check_domain_is_valid("example..com"));
-	assert_false(dns_check_domain_is_valid("-a.example"));
-	assert_false(dns_check_domain_is_valid("a-.example"));
-	assert_false(dns_check_domain_is_valid("exa mple.com"));
-	assert_false(dns_check_domain_is_valid(""));
+	assert_true(dns_name_is_valid("example.com"));
+	assert_true(dns_name_is_valid("_dmarc.xn--bcher-kva.example"));
+	assert_false(dns_name_is_valid("com"));
+	assert_false(dns_name_is_valid("example..com"));
+	assert_false(dns_name_is_valid("-a.example"));
+	assert_false(dns_name_is_valid("a-.example"));
+	assert_false(dns_name_is_valid("exa mple.com"));
+	assert_false(dns_name_is_valid(""));
 }
 
 int

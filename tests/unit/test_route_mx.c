@@ -28,7 +28,7 @@
 
 #include <jansson.h>
 
-#include "diag/mtasts_parse.h"
+#include "dns/mtasts_parse.h"
 #include "lib/xalloc.h"
 #include "relay/route_mx.h"
 

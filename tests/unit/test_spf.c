@@ -9,9 +9,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "diag/finding.h"
+#include "explain/finding.h"
 #include "diag/spf_check.h"
-#include "diag/spf_parse.h"
+#include "dns/spf_parse.h"
 #include "lib/xalloc.h"
 
 static const char *const good[] = {

@@ -1,0 +1,71 @@
+/*
+ * finding: the findings model shared by `smtpgate probe`, `dns` and `audit`
+ * (and later the relay's delivery logs): every problem is a finding with a
+ * stable id, a severity, the evidence (the reply, TLS alert or record seen)
+ * and, from the knowledge base, the cause and the fix in plain words.
+ *
+ * The knowledge base is three tables, one per area, each in its own file
+ * (kb_probe.c, kb_dns.c, kb_audit.c) so the areas grow independently; ids
+ * are unique across them and listed in doc/findings.md.
+ */
+#ifndef SG_EXPLAIN_FINDING_H
+#define SG_EXPLAIN_FINDING_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+enum finding_severity {
+	FINDING_INFO,
+	FINDING_WARNING,
+	FINDING_ERROR,
+};
+
+struct finding_kb {
+	const char *id; /* "auth-credentials-invalid": stable, kebab-case */
+	enum finding_severity severity; /* default severity */
+	const char *cause; /* why it happens, in plain words */
+	const char *fix; /* what to do about it */
+};
+
+/* NULL-terminated tables (the last row has id NULL). */
+extern const struct finding_kb finding_kb_probe[];
+extern const struct finding_kb finding_kb_dns[];
+extern const struct finding_kb finding_kb_audit[];
+
+struct finding {
+	const struct finding_kb *kb;
+	enum finding_severity severity;
+	char *evidence; /* malloc'd; never holds a secret */
+};
+
+struct findings {
+	struct finding *v;
+	size_t n;
+};
+
+/* The knowledge-base row of id, or NULL. */
+const struct finding_kb *finding_kb_find(const char *id);
+const char *finding_severity_name(enum finding_severity s);
+
+void findings_init(struct findings *f);
+void findings_free(struct findings *f);
+/* Adds finding id with the evidence (printf-style; may be NULL). An id that
+ * is not in the knowledge base is a bug: abort. */
+void findings_add(struct findings *f, const char *id, const char *evidence_fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The same with an explicit severity (e.g. a warning raised to an error). */
+void findings_add_severity(struct findings *f, const char *id, enum finding_severity sev,
+    const char *evidence_fmt, ...) __attribute__((format(printf, 4, 5)));
+bool findings_has(const struct findings *f, const char *id);
+bool findings_has_error(const struct findings *f);
+
+/* [{"id","severity","evidence","cause","fix"}, ...] (new reference). */
+json_t *findings_json(const struct findings *f);
+/* Human form: one block per finding, errors first. */
+void findings_print(FILE *out, const struct findings *f);
+
+#endif
