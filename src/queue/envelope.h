@@ -17,7 +17,20 @@
 #include <time.h>
 
 #include "lib/buf.h"
-#include "queue/queue.h"
+
+/* What a message was accepted with: the session fills it, the spool file
+ * keeps it (pointers are borrowed for the call that takes it). */
+struct queue_envelope {
+	const char *sender; /* "" for the null sender */
+	const char *const *rcpts;
+	size_t nrcpts;
+	const char *auth_user; /* NULL when not authenticated */
+	const char *client_addr; /* "203.0.113.5" or "2001:db8::1" */
+	const char *helo;
+	bool smtputf8;
+	bool body_8bit; /* BODY=8BITMIME */
+	time_t arrival;
+};
 
 #define ENVELOPE_VERSION 1
 #define ENVELOPE_MAX (16u * 1024 * 1024) /* bytes of envelope text a reader accepts */

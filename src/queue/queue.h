@@ -23,24 +23,13 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "queue/envelope.h"
+#include "queue/queue_id.h"
+
 struct conf;
 struct loop;
 struct queue;
 struct queue_msg;
-
-#define QUEUE_ID_MAX 32 /* including the NUL */
-
-struct queue_envelope {
-	const char *sender; /* "" for the null sender */
-	const char *const *rcpts;
-	size_t nrcpts;
-	const char *auth_user; /* NULL when not authenticated */
-	const char *client_addr; /* "203.0.113.5" or "2001:db8::1" */
-	const char *helo;
-	bool smtputf8;
-	bool body_8bit; /* BODY=8BITMIME */
-	time_t arrival;
-};
 
 /* result 0: durable under queue_id; -1: failed (answer 451 4.3.0). */
 typedef void queue_commit_cb(void *ctx, uint64_t session_id, const char *queue_id, int result);

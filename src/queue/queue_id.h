@@ -17,9 +17,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "queue/queue.h"
-
 #define QUEUE_ID_LEN 18
+#define QUEUE_ID_MAX 32 /* room for an id and its NUL */
 
 /* Writes a new id (NUL-terminated) to id_r. Thread-safe. */
 void queue_id_new(char id_r[QUEUE_ID_MAX]);

@@ -11,7 +11,7 @@
 
 #include "lib/buf.h"
 #include "queue/envelope.h"
-#include "queue/queue.h"
+#include "queue/queue_id.h"
 
 /* Folders of the spool directory. */
 #define SPOOL_INCOMING "incoming" /* being received; never acknowledged */

@@ -103,12 +103,18 @@ serve_accept_cb(
     struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
 	struct worker_listener *wl = arg;
+	struct server_snap *snap;
 
 	if (__atomic_load_n(&wl->w->srv->shutting_down, __ATOMIC_RELAXED)) {
 		close(fd);
 		return;
 	}
-	session_accept(wl->w, wl->index, fd, sa);
+	snap = server_snap_get(wl->w->srv);
+	/* the PROXY header comes first and names the client (proxy_accept.c) */
+	if (snap->conf->listens[wl->index].proxy_protocol)
+		proxy_accept_start(wl->w, snap, wl->index, fd, sa);
+	else
+		session_start(wl->w, snap, wl->index, fd, sa, NULL);
 }
 
 static void

@@ -53,7 +53,6 @@
 #include "sasl/sasl.h"
 #include "sasl/sasl_oauth.h"
 #include "server/obs.h"
-#include "server/proxy_accept.h"
 #include "server/sendquota.h"
 #include "server/server.h"
 #include "smtp/smtp_cmd.h"
@@ -487,19 +486,6 @@ session_admit(struct worker *w, struct server_snap *snap, size_t li, int fd,
 	close(fd);
 	server_snap_put(snap);
 	return false;
-}
-
-void
-session_accept(struct worker *w, size_t li, int fd, const struct sockaddr *sa)
-{
-	struct server_snap *snap = server_snap_get(w->srv);
-
-	/* the PROXY header comes first and names the client (proxy_accept.c) */
-	if (snap->conf->listens[li].proxy_protocol) {
-		proxy_accept_start(w, snap, li, fd, sa);
-		return;
-	}
-	session_start(w, snap, li, fd, sa, NULL);
 }
 
 void

@@ -12,10 +12,6 @@ struct worker;
 
 struct server_snap;
 
-/* Takes fd (a connected socket accepted on listener index li, from sa).
- * On a proxy_protocol listener the session starts after the PROXY header
- * (server/proxy_accept.h). */
-void session_accept(struct worker *w, size_t li, int fd, const struct sockaddr *sa);
 /* Starts the session of fd for the client sa: limits and bans, "connect",
  * then the greeting (or the TLS handshake). proxy is the balancer that sent
  * a PROXY header, NULL when none. Takes fd and the reference to snap. */
