@@ -9,8 +9,16 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "lib/log.h"
+#include "lib/xalloc.h"
+#include "net/loop.h"
 
 #define LISTENER_BACKLOG 1024
 
@@ -81,4 +89,55 @@ listener_tune_conn(int fd)
 
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+}
+
+struct listener_accept {
+	struct evconnlistener *ev;
+	listener_accept_cb *cb;
+	void *arg;
+};
+
+static void
+listener_accept_ev_cb(
+    struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	struct listener_accept *la = arg;
+
+	la->cb(la->arg, fd, sa);
+}
+
+static void
+listener_accept_error_cb(struct evconnlistener *ev, void *arg)
+{
+	int e = EVUTIL_SOCKET_ERROR();
+
+	/* EMFILE and friends: log and keep going; libevent retries */
+	log_event(LOG_ERR, "accept_error", 0, "{s:s}", "error", evutil_socket_error_to_string(e));
+}
+
+struct listener_accept *
+listener_accept_new(struct loop *l, int fd, listener_accept_cb *cb, void *arg)
+{
+	struct listener_accept *la = xcalloc(1, sizeof(*la));
+
+	la->cb = cb;
+	la->arg = arg;
+	la->ev = evconnlistener_new(
+	    loop_base(l), listener_accept_ev_cb, la, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (la->ev == NULL) {
+		close(fd);
+		free(la);
+		return NULL;
+	}
+	evconnlistener_set_error_cb(la->ev, listener_accept_error_cb);
+	return la;
+}
+
+void
+listener_accept_free(struct listener_accept *la)
+{
+	if (la == NULL)
+		return;
+	evconnlistener_free(la->ev);
+	free(la);
 }

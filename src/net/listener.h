@@ -18,4 +18,21 @@ void listener_format_addr(const struct sockaddr *sa, char *out, size_t outlen);
  * for a delayed ACK) and keepalive. */
 void listener_tune_conn(int fd);
 
+/*
+ * Accepting on a listening socket, on one loop (net/loop.h). accept_cb gets
+ * each new connection: fd (non-blocking, owned by the callee) and the peer.
+ * Errors of accept(2) (EMFILE and the like) are logged as "accept_error"
+ * and accepting goes on.
+ */
+struct loop;
+struct listener_accept;
+
+typedef void listener_accept_cb(void *arg, int fd, const struct sockaddr *sa);
+
+/* Takes fd; NULL if the loop cannot watch it (fd is then closed). */
+struct listener_accept *listener_accept_new(
+    struct loop *l, int fd, listener_accept_cb *cb, void *arg);
+/* Stops accepting and closes the socket. */
+void listener_accept_free(struct listener_accept *la);
+
 #endif

@@ -119,3 +119,103 @@ loop_post(struct loop *l, loop_fn *fn, void *arg)
 	pthread_mutex_unlock(&l->lock);
 	event_active(l->wake, 0, 0);
 }
+
+/* --- timers and fd readiness ------------------------------------------------ */
+
+struct loop_timer {
+	struct event *ev;
+	loop_fn *fn;
+	void *arg;
+};
+
+struct loop_io {
+	struct event *ev;
+	loop_fn *fn;
+	void *arg;
+};
+
+static void
+loop_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct loop_timer *t = arg;
+
+	t->fn(t->arg);
+}
+
+struct loop_timer *
+loop_timer_new(struct loop *l, loop_fn *fn, void *arg)
+{
+	struct loop_timer *t = xcalloc(1, sizeof(*t));
+
+	t->fn = fn;
+	t->arg = arg;
+	t->ev = evtimer_new(l->base, loop_timer_cb, t);
+	if (t->ev == NULL)
+		abort(); /* allocation failure */
+	return t;
+}
+
+void
+loop_timer_add(struct loop_timer *t, long ms)
+{
+	struct timeval tv;
+
+	if (ms <= 0) {
+		event_active(t->ev, EV_TIMEOUT, 0);
+		return;
+	}
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(t->ev, &tv);
+}
+
+void
+loop_timer_del(struct loop_timer *t)
+{
+	evtimer_del(t->ev);
+}
+
+bool
+loop_timer_is_pending(const struct loop_timer *t)
+{
+	return evtimer_pending(t->ev, NULL) != 0;
+}
+
+void
+loop_timer_free(struct loop_timer *t)
+{
+	if (t == NULL)
+		return;
+	event_free(t->ev);
+	free(t);
+}
+
+static void
+loop_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct loop_io *io = arg;
+
+	io->fn(io->arg);
+}
+
+struct loop_io *
+loop_io_new(struct loop *l, int fd, loop_fn *fn, void *arg)
+{
+	struct loop_io *io = xcalloc(1, sizeof(*io));
+
+	io->fn = fn;
+	io->arg = arg;
+	io->ev = event_new(l->base, fd, EV_READ | EV_PERSIST, loop_io_cb, io);
+	if (io->ev == NULL || event_add(io->ev, NULL) == -1)
+		abort(); /* allocation failure */
+	return io;
+}
+
+void
+loop_io_free(struct loop_io *io)
+{
+	if (io == NULL)
+		return;
+	event_free(io->ev);
+	free(io);
+}

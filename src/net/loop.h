@@ -7,6 +7,8 @@
 #ifndef SG_NET_LOOP_H
 #define SG_NET_LOOP_H
 
+#include <stdbool.h>
+
 struct event_base;
 struct loop;
 
@@ -25,5 +27,24 @@ void loop_stop(struct loop *l);
 /* Thread-safe: fn(arg) will run on the loop's thread, in posting order.
  * Never runs fn inline, even when called from the loop's own thread. */
 void loop_post(struct loop *l, loop_fn *fn, void *arg);
+
+/*
+ * Timers and fd readiness on a loop, for the loop's own thread only. The
+ * callback runs from the loop, never inline. Freeing cancels.
+ */
+struct loop_timer;
+struct loop_io;
+
+struct loop_timer *loop_timer_new(struct loop *l, loop_fn *fn, void *arg);
+/* (Re)arms the timer to fire once after ms milliseconds; 0: at the loop's
+ * next turn (a deferred call). */
+void loop_timer_add(struct loop_timer *t, long ms);
+void loop_timer_del(struct loop_timer *t);
+bool loop_timer_is_pending(const struct loop_timer *t);
+void loop_timer_free(struct loop_timer *t);
+
+/* fn(arg) runs each time fd is readable, until loop_io_free. */
+struct loop_io *loop_io_new(struct loop *l, int fd, loop_fn *fn, void *arg);
+void loop_io_free(struct loop_io *io);
 
 #endif

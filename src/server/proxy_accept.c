@@ -25,8 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
-
-#include <event2/event.h>
+#include <sys/socket.h>
 
 #include "conf/conf.h"
 #include "lib/log.h"
@@ -49,8 +48,8 @@ struct proxy_conn {
 	int fd;
 	struct sockaddr_storage peer; /* the balancer */
 	char peer_str[64];
-	struct event *read_ev;
-	struct event *timer_ev; /* one deadline for the whole header */
+	struct loop_io *read_io;
+	struct loop_timer *timer; /* one deadline for the whole header */
 	struct proxy_proto pp;
 };
 
@@ -93,8 +92,8 @@ proxy_conn_free(struct proxy_conn *pc, bool close_fd)
 		w->proxy_conns = pc->next;
 	if (pc->next != NULL)
 		pc->next->prev = pc->prev;
-	event_free(pc->read_ev);
-	event_free(pc->timer_ev);
+	loop_io_free(pc->read_io);
+	loop_timer_free(pc->timer);
 	if (close_fd) {
 		close(pc->fd);
 		server_snap_put(pc->snap);
@@ -142,18 +141,21 @@ proxy_accept_done(struct proxy_conn *pc)
 }
 
 static void
-proxy_accept_read_cb(evutil_socket_t fd, short what, void *arg)
+proxy_accept_timeout_cb(void *arg)
+{
+	proxy_accept_reject(arg, "timeout", "no complete PROXY protocol header in time");
+}
+
+static void
+proxy_accept_read_cb(void *arg)
 {
 	struct proxy_conn *pc = arg;
 	unsigned char buf[PROXY_ACCEPT_PEEK];
 	enum proxy_proto_status st;
+	int fd = pc->fd;
 	size_t used;
 	ssize_t n;
 
-	if (what & EV_TIMEOUT) {
-		proxy_accept_reject(pc, "timeout", "no complete PROXY protocol header in time");
-		return;
-	}
 	n = recv(fd, buf, sizeof(buf), MSG_PEEK);
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
@@ -183,8 +185,7 @@ proxy_accept_start(
 {
 	const struct conf *c = snap->conf;
 	const struct conf_listen *l = &c->listens[li];
-	struct event_base *base = loop_base(w->loop);
-	struct timeval tv = {PROXY_ACCEPT_TIMEOUT_S, 0};
+	long timeout_s = PROXY_ACCEPT_TIMEOUT_S;
 	struct proxy_conn *pc;
 
 	if (!proxy_accept_is_allowed(l, sa)) {
@@ -205,16 +206,15 @@ proxy_accept_start(
 	    sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
 	listener_format_addr(sa, pc->peer_str, sizeof(pc->peer_str));
 	proxy_proto_init(&pc->pp);
-	pc->read_ev = event_new(base, fd, EV_READ | EV_PERSIST, proxy_accept_read_cb, pc);
-	pc->timer_ev = evtimer_new(base, proxy_accept_read_cb, pc);
 	pc->next = w->proxy_conns;
 	if (pc->next != NULL)
 		pc->next->prev = pc;
 	w->proxy_conns = pc;
 	if (c->timeout_command < PROXY_ACCEPT_TIMEOUT_S)
-		tv.tv_sec = c->timeout_command;
-	event_add(pc->read_ev, NULL);
-	event_add(pc->timer_ev, &tv);
+		timeout_s = c->timeout_command;
+	pc->read_io = loop_io_new(w->loop, fd, proxy_accept_read_cb, pc);
+	pc->timer = loop_timer_new(w->loop, proxy_accept_timeout_cb, pc);
+	loop_timer_add(pc->timer, timeout_s * 1000);
 }
 
 void

@@ -21,9 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/event.h>
-#include <event2/listener.h>
-
 #include "auth/authdb.h"
 #include "auth/oauth.h"
 #include "conf/conf.h"
@@ -99,8 +96,7 @@ serve_check_spool(const struct conf *c, char *err, size_t errlen)
 }
 
 static void
-serve_accept_cb(
-    struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+serve_accept_cb(void *arg, int fd, const struct sockaddr *sa)
 {
 	struct worker_listener *wl = arg;
 	struct server_snap *snap;
@@ -115,15 +111,6 @@ serve_accept_cb(
 		proxy_accept_start(wl->w, snap, wl->index, fd, sa);
 	else
 		session_start(wl->w, snap, wl->index, fd, sa, NULL);
-}
-
-static void
-serve_accept_error_cb(struct evconnlistener *ev, void *arg)
-{
-	int e = EVUTIL_SOCKET_ERROR();
-
-	/* EMFILE and friends: log and keep going; libevent retries */
-	log_event(LOG_ERR, "accept_error", 0, "{s:s}", "error", evutil_socket_error_to_string(e));
 }
 
 static void *
@@ -143,10 +130,8 @@ serve_worker_stop_accepting(void *arg)
 	struct worker *w = arg;
 
 	for (size_t i = 0; i < w->nlisteners; i++) {
-		if (w->listeners[i].ev != NULL) {
-			evconnlistener_free(w->listeners[i].ev);
-			w->listeners[i].ev = NULL;
-		}
+		listener_accept_free(w->listeners[i].accept);
+		w->listeners[i].accept = NULL;
 	}
 }
 
@@ -184,14 +169,12 @@ serve_worker_new(struct server *srv, const struct conf *c, char *err, size_t err
 		w->listeners[i].index = i;
 		if (fd == -1)
 			return w; /* caller sees err[0] and frees */
-		w->listeners[i].ev = evconnlistener_new(loop_base(w->loop), serve_accept_cb,
-		    &w->listeners[i], LEV_OPT_CLOSE_ON_FREE, -1, fd);
-		if (w->listeners[i].ev == NULL) {
-			close(fd);
+		w->listeners[i].accept =
+		    listener_accept_new(w->loop, fd, serve_accept_cb, &w->listeners[i]);
+		if (w->listeners[i].accept == NULL) {
 			snprintf(err, errlen, "cannot listen on %s", l->address);
 			return w;
 		}
-		evconnlistener_set_error_cb(w->listeners[i].ev, serve_accept_error_cb);
 	}
 	return w;
 }

@@ -20,8 +20,8 @@ struct admin;
 struct authdb;
 struct oauth;
 struct conf;
-struct evconnlistener;
 struct limiter;
+struct listener_accept;
 struct loop;
 struct obs;
 struct proxy_conn;
@@ -59,7 +59,7 @@ struct server {
 struct worker_listener {
 	struct worker *w;
 	size_t index; /* into snap->conf->listens */
-	struct evconnlistener *ev;
+	struct listener_accept *accept; /* NULL once accepting stopped */
 };
 
 struct worker {

@@ -12,7 +12,7 @@
  * the queue is pending, or STARTTLS is switching; input is not read) and
  * closing (a final reply is being flushed; nothing more is processed).
  *
- * The session owns its connection (fd, bufferevent, SSL), its transaction
+ * The session owns its connection (net/conn.h), its transaction
  * and open spool message. It is never freed inside a call chain that could
  * touch it again: session_close() marks it and a deferred event frees it.
  * Async answers find it by id in the worker's idmap; an answer for a
@@ -28,12 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <jansson.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/event.h>
-#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "auth/authdb.h"
 #include "auth/oauth.h"
@@ -43,6 +39,7 @@
 #include "lib/idmap.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
+#include "net/conn.h"
 #include "net/listener.h"
 #include "net/loop.h"
 #include "net/tls.h"
@@ -67,8 +64,8 @@
 #define SESSION_LINE_MAX (SASL_LINE_MAX + 64)
 /*
  * Output back-pressure. Replies made in one pass over the input gather in
- * s->out and go to the bufferevent at the end of the pass. When what is
- * pending (s->out plus the bufferevent's output) passes SESSION_OUT_HIGH the
+ * s->out and go to the connection at the end of the pass. When what is
+ * pending (s->out plus the connection's output) passes SESSION_OUT_HIGH the
  * client is not reading its replies: the pass stops, input is no longer
  * read, and reading resumes once the client has taken everything; one that
  * never does meets the write timeout. A pass therefore adds at most one
@@ -99,13 +96,10 @@ struct session {
 	struct worker *w;
 	struct server_snap *snap;
 	const struct conf_listen *listen;
-	int fd;
-	struct bufferevent *bev;
-	struct event *defer_ev;
+	struct conn *conn;
+	struct loop_timer *defer;
 	enum session_deferred deferred;
-	SSL *ssl; /* owned by bev once TLS starts */
-	bool tls;
-	bool tls_broken; /* fatal TLS or socket error: no close_notify */
+	bool tls; /* the TLS handshake is done */
 	char client[64]; /* the client: the peer, or what its PROXY header names */
 	char proxy[64]; /* the balancer that sent a PROXY header; "" without one */
 	enum session_state state;
@@ -116,9 +110,9 @@ struct session {
 	unsigned commands; /* [limits] commands */
 	struct limiter_addr addr; /* the client, for the limiter */
 	bool lim_counted; /* limiter_connect counted it: disconnect at free */
-	struct event *tarpit_ev; /* holds a reply back (session_auth_invalid) */
+	struct loop_timer *tarpit_timer; /* holds a reply back (session_auth_invalid) */
 	enum smtp_reply_id tarpit_reply; /* the reply it holds back */
-	bool tarpit; /* tarpit_ev is pending */
+	bool tarpit; /* tarpit_timer is pending */
 	struct smtp_line lines;
 	struct buf out;
 
@@ -158,9 +152,15 @@ struct session {
 
 static void session_process(struct session *s);
 static void session_abandon(struct session *s);
-static void session_event_cb(struct bufferevent *bev, short what, void *arg);
-static void session_read_cb(struct bufferevent *bev, void *arg);
-static void session_write_cb(struct bufferevent *bev, void *arg);
+static void session_event_cb(void *arg, enum conn_event ev);
+static void session_read_cb(void *arg);
+static void session_drained_cb(void *arg);
+
+static const struct conn_ops session_conn_ops = {
+    .read_cb = session_read_cb,
+    .drained_cb = session_drained_cb,
+    .event_cb = session_event_cb,
+};
 
 static const struct conf *
 session_conf(const struct session *s)
@@ -174,7 +174,7 @@ static void
 session_flush(struct session *s)
 {
 	if (s->out.len > 0) {
-		bufferevent_write(s->bev, s->out.data, s->out.len);
+		conn_write(s->conn, s->out.data, s->out.len);
 		buf_reset(&s->out);
 	}
 	buf_shrink(&s->out);
@@ -210,7 +210,7 @@ session_out_overflow(struct session *s)
 static bool
 session_output_full(const struct session *s)
 {
-	return s->out.len + evbuffer_get_length(bufferevent_get_output(s->bev)) > SESSION_OUT_HIGH;
+	return s->out.len + conn_out_len(s->conn) > SESSION_OUT_HIGH;
 }
 
 /* Queues a reply from the table. 4xx/5xx replies are logged as rejects and
@@ -247,7 +247,7 @@ static void
 session_defer(struct session *s, enum session_deferred what)
 {
 	s->deferred = what;
-	event_active(s->defer_ev, 0, 0);
+	loop_timer_add(s->defer, 0);
 }
 
 /* Sends what is queued, then closes. Safe anywhere: the free is deferred. */
@@ -258,10 +258,10 @@ session_close(struct session *s)
 		return;
 	s->closing = true;
 	session_flush(s);
-	bufferevent_disable(s->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+	conn_read_pause(s->conn);
+	if (conn_out_len(s->conn) == 0)
 		session_defer(s, SESSION_DEFER_FREE);
-	/* else session_write_cb fires when the output is drained */
+	/* else session_drained_cb fires when the output is drained */
 }
 
 /* Counts a peer error; past the limit the session is closed (421). */
@@ -339,17 +339,9 @@ session_free(struct session *s)
 	obs_connection_close(s->w->srv->obs);
 	idmap_del(&s->w->sessions, s->id);
 	session_forget_all(s);
-	/* RFC 8446 6.1: end TLS with close_notify so clients can tell a
-	 * complete close from a truncation */
-	if (s->ssl != NULL && s->tls && !s->tls_broken)
-		(void)SSL_shutdown(s->ssl);
-	if (s->bev != NULL)
-		bufferevent_free(s->bev); /* a TLS one owns fd and SSL (CLOSE_ON_FREE) */
-	if (s->fd != -1)
-		close(s->fd); /* a plain one does not own fd */
-	event_free(s->defer_ev);
-	if (s->tarpit_ev != NULL)
-		event_free(s->tarpit_ev);
+	conn_free(s->conn);
+	loop_timer_free(s->defer);
+	loop_timer_free(s->tarpit_timer);
 	if (s->lim_counted)
 		limiter_disconnect(s->w->srv->limiter, &s->addr);
 	buf_free(&s->out);
@@ -362,11 +354,10 @@ static void
 session_set_timeouts(struct session *s)
 {
 	const struct conf *c = session_conf(s);
-	struct timeval tv = {0, 0};
 
-	tv.tv_sec = (s->state == SESSION_DATA || s->state == SESSION_BDAT) ? c->timeout_data
-	                                                                   : c->timeout_command;
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	conn_set_timeout(s->conn,
+	    (s->state == SESSION_DATA || s->state == SESSION_BDAT) ? c->timeout_data
+	                                                           : c->timeout_command);
 }
 
 static void
@@ -382,39 +373,27 @@ session_greet(struct session *s)
 static void
 session_log_tls(struct session *s)
 {
-	const char *sni = SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name);
+	SSL *ssl = conn_ssl(s->conn);
+	const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
 
-	log_event(LOG_INFO, "tls", s->id, "{s:s, s:s, s:s?}", "version", tls_version_name(s->ssl),
-	    "cipher", tls_cipher_name(s->ssl), "sni", sni);
-	obs_tls(s->w->srv->obs, tls_version_name(s->ssl));
+	log_event(LOG_INFO, "tls", s->id, "{s:s, s:s, s:s?}", "version", tls_version_name(ssl),
+	    "cipher", tls_cipher_name(ssl), "sni", sni);
+	obs_tls(s->w->srv->obs, tls_version_name(ssl));
 }
 
 static int
 session_start_tls(struct session *s)
 {
-	struct event_base *base = loop_base(s->w->loop);
 	SSL *ssl = tls_server_ssl_new(s->snap->tls);
 
-	if (ssl == NULL)
+	if (ssl == NULL || conn_start_tls(s->conn, ssl) == -1)
 		return -1;
-	s->bev = bufferevent_openssl_socket_new(
-	    base, s->fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (s->bev == NULL) {
-		SSL_free(ssl);
-		return -1;
-	}
-	s->fd = -1; /* owned by the bufferevent now */
-	s->ssl = ssl;
-	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
 	s->state = SESSION_HANDSHAKE;
-	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
-	session_set_timeouts(s);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	return 0;
 }
 
 static void
-session_defer_cb(evutil_socket_t fd, short what, void *arg)
+session_defer_cb(void *arg)
 {
 	struct session *s = arg;
 	enum session_deferred d = s->deferred;
@@ -427,14 +406,9 @@ session_defer_cb(evutil_socket_t fd, short what, void *arg)
 		session_free(s);
 		break;
 	case SESSION_DEFER_STARTTLS:
-		/*
-		 * RFC 3207 4.2 / CVE-2011-0411: whatever the client pipelined
-		 * after STARTTLS is in the plain bufferevent's input and goes
-		 * away with it; the TLS layer starts on a clean socket.
-		 */
-		s->fd = bufferevent_getfd(s->bev);
-		bufferevent_free(s->bev);
-		s->bev = NULL;
+		/* RFC 3207 4.2 / CVE-2011-0411: whatever the client pipelined
+		 * after STARTTLS is dropped by conn_start_tls; the TLS layer
+		 * starts on a clean socket */
 		s->busy = false;
 		if (session_start_tls(s) == -1) {
 			log_event(LOG_ERR, "tls_error", s->id, "{s:s}", "error",
@@ -493,7 +467,6 @@ session_start(struct worker *w, struct server_snap *snap, size_t li, int fd,
     const struct sockaddr *sa, const struct sockaddr *proxy)
 {
 	struct server *srv = w->srv;
-	struct event_base *base = loop_base(w->loop);
 	struct limiter_addr addr;
 	struct session *s;
 	char balancer[64] = "";
@@ -511,12 +484,11 @@ session_start(struct worker *w, struct server_snap *snap, size_t li, int fd,
 	s->w = w;
 	s->snap = snap;
 	s->listen = &s->snap->conf->listens[li];
-	s->fd = fd;
 	listener_format_addr(sa, s->client, sizeof(s->client));
 	memcpy(s->proxy, balancer, sizeof(s->proxy));
 	buf_init(&s->out, SESSION_OUT_MAX);
 	smtp_line_init(&s->lines, SESSION_LINE_MAX);
-	s->defer_ev = event_new(base, -1, 0, session_defer_cb, s);
+	s->defer = loop_timer_new(w->loop, session_defer_cb, s);
 	__atomic_add_fetch(&srv->sessions, 1, __ATOMIC_RELAXED);
 	idmap_put(&w->sessions, s->id, s);
 	listener_tune_conn(fd);
@@ -524,6 +496,13 @@ session_start(struct worker *w, struct server_snap *snap, size_t li, int fd,
 	    s->listen->name, "proxy", s->proxy[0] != '\0' ? s->proxy : NULL);
 	obs_connection_open(srv->obs);
 
+	s->conn = conn_new(w->loop, fd, &session_conn_ops, s);
+	if (s->conn == NULL) {
+		session_free(s);
+		return;
+	}
+	s->state = SESSION_CMD;
+	session_set_timeouts(s);
 	if (s->listen->tls == CONF_TLS_IMPLICIT) {
 		if (session_start_tls(s) == -1) {
 			log_event(
@@ -532,16 +511,6 @@ session_start(struct worker *w, struct server_snap *snap, size_t li, int fd,
 		}
 		return;
 	}
-	/* the plain bufferevent does not own fd: STARTTLS hands it on */
-	s->bev = bufferevent_socket_new(base, fd, 0);
-	if (s->bev == NULL) {
-		session_free(s);
-		return;
-	}
-	s->state = SESSION_CMD;
-	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
-	session_set_timeouts(s);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	session_greet(s);
 }
 
@@ -649,10 +618,10 @@ session_cmd_starttls(struct session *s)
 	session_reply(s, SMTP_R_STARTTLS_GO, NULL);
 	session_flush(s);
 	s->busy = true;
-	bufferevent_disable(s->bev, EV_READ);
+	conn_read_pause(s->conn);
 	s->deferred = SESSION_DEFER_STARTTLS;
 	/* the switch happens once the 220 is on the wire (session_write_cb) */
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+	if (conn_out_len(s->conn) == 0)
 		session_defer(s, SESSION_DEFER_STARTTLS);
 }
 
@@ -692,7 +661,7 @@ session_auth_unbusy(struct session *s)
 	s->busy = false;
 	session_flush(s);
 	if (!session_too_many_errors(s)) {
-		bufferevent_enable(s->bev, EV_READ);
+		conn_read_resume(s->conn);
 		session_process(s);
 	}
 }
@@ -717,7 +686,7 @@ session_log_ban(struct session *s, const struct limiter_ban *b, int64_t now)
 }
 
 static void
-session_tarpit_cb(evutil_socket_t fd, short what, void *arg)
+session_tarpit_cb(void *arg)
 {
 	struct session *s = arg;
 
@@ -744,7 +713,6 @@ session_auth_invalid(struct session *s, enum smtp_reply_id id)
 	const char *acct = s->sasl != NULL ? sasl_user(s->sasl) : "";
 	int64_t now = limiter_now_ms();
 	struct limiter_fail f;
-	struct timeval tv;
 
 	if (l == NULL) {
 		session_reply(s, id, NULL);
@@ -761,15 +729,13 @@ session_auth_invalid(struct session *s, enum smtp_reply_id id)
 		session_reply(s, id, NULL);
 		return;
 	}
-	if (s->tarpit_ev == NULL)
-		s->tarpit_ev = evtimer_new(loop_base(s->w->loop), session_tarpit_cb, s);
+	if (s->tarpit_timer == NULL)
+		s->tarpit_timer = loop_timer_new(s->w->loop, session_tarpit_cb, s);
 	s->tarpit = true;
 	s->tarpit_reply = id;
 	s->busy = true;
-	bufferevent_disable(s->bev, EV_READ);
-	tv.tv_sec = f.delay_ms / 1000;
-	tv.tv_usec = (suseconds_t)(f.delay_ms % 1000) * 1000;
-	evtimer_add(s->tarpit_ev, &tv);
+	conn_read_pause(s->conn);
+	loop_timer_add(s->tarpit_timer, (long)f.delay_ms);
 }
 
 /* The connection ended in the middle of an exchange that had the user's
@@ -971,7 +937,7 @@ session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 		s->state = SESSION_CMD;
 		s->busy = true;
 		session_flush(s);
-		bufferevent_disable(s->bev, EV_READ);
+		conn_read_pause(s->conn);
 		authdb_verify_plain_from(s->w->srv->authdb, s->w->loop, s->id, sasl_user(s->sasl),
 		    strlen(sasl_user(s->sasl)), sasl_password(s->sasl), sasl_password_len(s->sasl),
 		    s->client, session_auth_done_cb, s->w);
@@ -984,7 +950,7 @@ session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 		s->state = SESSION_AUTH;
 		s->busy = true;
 		session_flush(s);
-		bufferevent_disable(s->bev, EV_READ);
+		conn_read_pause(s->conn);
 		authdb_lookup_keys(s->w->srv->authdb, s->w->loop, s->id, sasl_user(s->sasl),
 		    strlen(sasl_user(s->sasl)), sasl_keys_kind(s->sasl), session_auth_keys_cb,
 		    s->w);
@@ -1007,7 +973,7 @@ session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 		s->state = SESSION_AUTH;
 		s->busy = true;
 		session_flush(s);
-		bufferevent_disable(s->bev, EV_READ);
+		conn_read_pause(s->conn);
 		oauth_verify(s->w->srv->oauth, s->w->loop, s->id, sasl_user(s->sasl),
 		    strlen(sasl_user(s->sasl)), sasl_token(s->sasl), sasl_token_len(s->sasl),
 		    session_auth_token_cb, s->w);
@@ -1083,7 +1049,7 @@ static void
 session_channel_binding(const struct session *s, struct sasl_context *ctx)
 {
 	static const char label[] = "EXPORTER-Channel-Binding";
-	SSL *ssl = s->ssl;
+	SSL *ssl = conn_ssl(s->conn);
 	size_t n;
 
 	if (!s->tls || ssl == NULL)
@@ -1378,7 +1344,7 @@ session_write_received(struct session *s)
 		    "Received: from %s ([%s])\r\n\tby %s (smtpgate) with %s id %s\r\n"
 		    "\t(version=%s cipher=%s);\r\n\t%s\r\n",
 		    s->helo, s->client, session_conf(s)->hostname, session_protocol(s), s->qid,
-		    tls_version_name(s->ssl), tls_cipher_name(s->ssl), date);
+		    tls_version_name(conn_ssl(s->conn)), tls_cipher_name(conn_ssl(s->conn)), date);
 	} else {
 		n = snprintf(hdr, sizeof(hdr),
 		    "Received: from %s ([%s])\r\n\tby %s (smtpgate) with %s id %s;\r\n\t%s\r\n",
@@ -1474,7 +1440,7 @@ session_commit_done_cb(void *ctx, uint64_t session_id, const char *queue_id, int
 	}
 	session_reset_transaction(s);
 	session_flush(s);
-	bufferevent_enable(s->bev, EV_READ);
+	conn_read_resume(s->conn);
 	session_process(s);
 }
 
@@ -1531,7 +1497,7 @@ session_msg_end(struct session *s, uint64_t bare)
 	env.arrival = time(NULL);
 	s->busy = true;
 	session_flush(s);
-	bufferevent_disable(s->bev, EV_READ);
+	conn_read_pause(s->conn);
 	clock_gettime(CLOCK_MONOTONIC, &s->commit_start);
 	queue_msg_commit(s->msg, &env, s->w->loop, s->id, session_commit_done_cb, s->w);
 	s->msg = NULL; /* taken by the queue */
@@ -1697,22 +1663,22 @@ session_command(struct session *s, const char *line, size_t len)
 
 /* Reads lines in CMD and AUTH states. Returns false when it must stop. */
 static bool
-session_input_line(struct session *s, struct evbuffer *in)
+session_input_line(struct session *s)
 {
-	size_t avail = evbuffer_get_length(in), view, len, consumed;
+	size_t avail = conn_in_len(s->conn), view, len, consumed;
 	const char *line;
 	enum smtp_line_result r;
-	char *p;
+	const char *p;
 
 	view = avail < SESSION_LINE_MAX + 2 ? avail : SESSION_LINE_MAX + 2;
-	p = (char *)evbuffer_pullup(in, (ev_ssize_t)view);
+	p = conn_in_pullup(s->conn, view);
 	r = smtp_line_next(&s->lines, p, view, &line, &len, &consumed);
 	switch (r) {
 	case SMTP_LINE_NEED_MORE:
-		evbuffer_drain(in, consumed);
+		conn_in_drain(s->conn, consumed);
 		return false;
 	case SMTP_LINE_TOO_LONG:
-		evbuffer_drain(in, consumed);
+		conn_in_drain(s->conn, consumed);
 		if (s->state == SESSION_AUTH)
 			session_auth_fail(s, SMTP_R_AUTH_LINE_TOO_LONG);
 		else
@@ -1723,26 +1689,26 @@ session_input_line(struct session *s, struct evbuffer *in)
 			session_auth_response(s, line, len);
 		else
 			session_command(s, line, len);
-		evbuffer_drain(in, consumed);
+		conn_in_drain(s->conn, consumed);
 		return true;
 	}
 	return false;
 }
 
 static void
-session_input_data(struct session *s, struct evbuffer *in)
+session_input_data(struct session *s)
 {
-	struct evbuffer_iovec iov[SESSION_IOV];
-	int n = evbuffer_peek(in, -1, NULL, iov, SESSION_IOV);
+	struct iovec iov[SESSION_IOV];
+	size_t n = conn_in_peek(s->conn, iov, SESSION_IOV);
 	size_t total = 0;
 
-	for (int i = 0; i < n && i < SESSION_IOV && !s->data.done; i++) {
+	for (size_t i = 0; i < n && !s->data.done; i++) {
 		size_t used = smtp_data_feed(
 		    &s->data, iov[i].iov_base, iov[i].iov_len, session_msg_out_cb, s);
 
 		total += used;
 	}
-	evbuffer_drain(in, total);
+	conn_in_drain(s->conn, total);
 	if (s->data.done) {
 		if (s->data.size > session_conf(s)->message_size)
 			s->too_big = true;
@@ -1751,13 +1717,13 @@ session_input_data(struct session *s, struct evbuffer *in)
 }
 
 static void
-session_input_bdat(struct session *s, struct evbuffer *in)
+session_input_bdat(struct session *s)
 {
-	struct evbuffer_iovec iov[SESSION_IOV];
-	int n = evbuffer_peek(in, -1, NULL, iov, SESSION_IOV);
+	struct iovec iov[SESSION_IOV];
+	size_t n = conn_in_peek(s->conn, iov, SESSION_IOV);
 	size_t total = 0;
 
-	for (int i = 0; i < n && i < SESSION_IOV && s->bdat_left > 0; i++) {
+	for (size_t i = 0; i < n && s->bdat_left > 0; i++) {
 		size_t take = iov[i].iov_len < s->bdat_left ? iov[i].iov_len : (size_t)s->bdat_left;
 
 		if (s->bdat_error == SMTP_R_OK) {
@@ -1769,7 +1735,7 @@ session_input_bdat(struct session *s, struct evbuffer *in)
 		s->bdat_left -= take;
 		total += take;
 	}
-	evbuffer_drain(in, total);
+	conn_in_drain(s->conn, total);
 	if (s->bdat_left == 0)
 		session_bdat_chunk_end(s);
 }
@@ -1777,9 +1743,7 @@ session_input_bdat(struct session *s, struct evbuffer *in)
 static void
 session_process(struct session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-
-	while (!s->busy && !s->closing && evbuffer_get_length(in) > 0 && !session_output_full(s)) {
+	while (!s->busy && !s->closing && conn_in_len(s->conn) > 0 && !session_output_full(s)) {
 		bool more = true;
 
 		switch (s->state) {
@@ -1788,13 +1752,13 @@ session_process(struct session *s)
 			break;
 		case SESSION_CMD:
 		case SESSION_AUTH:
-			more = session_input_line(s, in);
+			more = session_input_line(s);
 			break;
 		case SESSION_DATA:
-			session_input_data(s, in);
+			session_input_data(s);
 			break;
 		case SESSION_BDAT:
-			session_input_bdat(s, in);
+			session_input_bdat(s);
 			break;
 		}
 		if (s->closing || session_too_many_errors(s))
@@ -1813,25 +1777,22 @@ session_process(struct session *s)
 		/* the client is not reading: read no more until it has
 		 * (session_write_cb); the write timeout bounds the wait */
 		s->out_blocked = true;
-		bufferevent_disable(s->bev, EV_READ);
+		conn_read_pause(s->conn);
 	}
 }
 
 static void
-session_read_cb(struct bufferevent *bev, void *arg)
+session_read_cb(void *arg)
 {
 	session_process(arg);
 }
 
+/* Everything queued is on the wire. */
 static void
-session_write_cb(struct bufferevent *bev, void *arg)
+session_drained_cb(void *arg)
 {
 	struct session *s = arg;
 
-	/* libevent may call this after a partial write (bufferevent_openssl
-	 * does): act only once everything queued is on the wire */
-	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
-		return;
 	if (s->closing && s->deferred == SESSION_DEFER_NONE) {
 		session_defer(s, SESSION_DEFER_FREE);
 	} else if (s->deferred == SESSION_DEFER_STARTTLS) {
@@ -1841,14 +1802,14 @@ session_write_cb(struct bufferevent *bev, void *arg)
 		 * pending async answer re-enables reading itself) */
 		s->out_blocked = false;
 		if (!s->busy) {
-			bufferevent_enable(s->bev, EV_READ);
+			conn_read_resume(s->conn);
 			session_process(s);
 		}
 	}
 }
 
-/* Ends a session whose connection can carry nothing more: no reply, no
- * close_notify; the free is deferred. */
+/* Ends a session whose connection can carry nothing more: no reply; the
+ * free is deferred. */
 static void
 session_abandon(struct session *s)
 {
@@ -1857,38 +1818,43 @@ session_abandon(struct session *s)
 		s->msg = NULL;
 	}
 	s->closing = true;
-	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	conn_stop(s->conn);
 	session_defer(s, SESSION_DEFER_FREE);
 }
 
 static void
-session_event_cb(struct bufferevent *bev, short what, void *arg)
+session_tls_ready(struct session *s)
+{
+	s->tls = true;
+	s->state = SESSION_CMD;
+	smtp_line_init(&s->lines, SESSION_LINE_MAX);
+	session_forget_all(s);
+	session_log_tls(s);
+	if (s->listen->tls == CONF_TLS_IMPLICIT)
+		session_greet(s);
+	session_process(s);
+}
+
+static void
+session_event_cb(void *arg, enum conn_event ev)
 {
 	struct session *s = arg;
 
-	if (what & BEV_EVENT_CONNECTED) {
-		/* TLS handshake done */
-		s->tls = true;
-		s->state = SESSION_CMD;
-		smtp_line_init(&s->lines, SESSION_LINE_MAX);
-		session_forget_all(s);
-		session_log_tls(s);
-		if (s->listen->tls == CONF_TLS_IMPLICIT)
-			session_greet(s);
-		session_process(s);
+	switch (ev) {
+	case CONN_TLS_READY:
+		session_tls_ready(s);
 		return;
-	}
-	if ((what & BEV_EVENT_TIMEOUT) && ((what & BEV_EVENT_WRITING) || s->closing)) {
+	case CONN_WRITE_TIMEOUT:
 		/* the client reads nothing we send: a reply would never
 		 * leave either, so the session ends here */
 		log_event(LOG_NOTICE, "timeout", s->id, "{s:s, s:s, s:I}", "client", s->client,
 		    "waiting_for", "client to read replies", "pending_bytes",
-		    (json_int_t)(s->out.len + evbuffer_get_length(bufferevent_get_output(bev))));
-		s->tls_broken = true; /* a close_notify could not be sent either */
+		    (json_int_t)(s->out.len + conn_out_len(s->conn)));
 		session_abandon(s);
 		return;
-	}
-	if (what & BEV_EVENT_TIMEOUT) {
+	case CONN_READ_TIMEOUT:
+		if (s->closing) /* reading is off then; nothing to wait for */
+			break;
 		if (s->state != SESSION_HANDSHAKE) {
 			session_reply(s, SMTP_R_TIMEOUT, NULL);
 		} else {
@@ -1897,19 +1863,13 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		}
 		session_close(s);
 		return;
-	}
-	if (what & BEV_EVENT_ERROR) {
-		unsigned long e = bufferevent_get_openssl_error(bev);
-
-		s->tls_broken = true;
-		if (e != 0 || s->state == SESSION_HANDSHAKE) {
-			char msg[256] = "connection error";
-
-			if (e != 0)
-				ERR_error_string_n(e, msg, sizeof(msg));
-			log_event(LOG_NOTICE, "tls_error", s->id, "{s:s, s:s}", "error", msg,
-			    "client", s->client);
-		}
+	case CONN_ERROR:
+		if (conn_error_is_tls(s->conn) || s->state == SESSION_HANDSHAKE)
+			log_event(LOG_NOTICE, "tls_error", s->id, "{s:s, s:s}", "error",
+			    conn_error_text(s->conn), "client", s->client);
+		break;
+	case CONN_EOF:
+		break;
 	}
 	/* EOF or error: nothing more can be sent */
 	session_abandon(s);
