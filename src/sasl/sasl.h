@@ -134,13 +134,6 @@ struct sasl_context {
 struct sasl_mech;
 struct sasl_exchange;
 
-/* The mechanism called name (upper case), or NULL if smtpgate has none. */
-const struct sasl_mech *sasl_mech_find(const char *name);
-const char *sasl_mech_name(const struct sasl_mech *m);
-unsigned sasl_mech_flags(const struct sasl_mech *m);
-/* Known only to answer 534 rather than 504 (weak mechanisms never offered). */
-bool sasl_mech_is_known_weak(const char *name);
-
 struct sasl_exchange *sasl_new(const struct sasl_mech *m);
 /* Wipes and frees. x may be NULL. */
 void sasl_free(struct sasl_exchange *x);
@@ -187,43 +180,5 @@ const char *sasl_password(const struct sasl_exchange *x);
  * for the last-use record. false for other mechanisms. */
 bool sasl_matched_cred(const struct sasl_exchange *x, const char **label_r, const char **created_r);
 size_t sasl_password_len(const struct sasl_exchange *x);
-
-/* Pure decoder of a PLAIN message (RFC 4616 2): authzid NUL authcid NUL
- * passwd. Rejects empty authcid or password, NULs inside fields, over-long
- * fields and an authzid different from the authcid (no proxy login).
- * On success points into msg. 0 / -1. */
-int sasl_plain_decode(const char *msg, size_t len, const char **user_r, size_t *userlen_r,
-    const char **pass_r, size_t *passlen_r) __attribute__((warn_unused_result));
-
-/* A SCRAM client-first-message (RFC 5802 7), as far as the server must
- * understand it before the key lookup. Pointers go into the message. */
-struct sasl_scram_first {
-	char cbflag; /* 'n', 'y' or 'p' */
-	const char *cbname; /* after "p=", or NULL */
-	size_t cbnamelen;
-	char user[SASL_USER_MAX + 1]; /* decoded saslname ("=2C" -> ',', "=3D" -> '=') */
-	size_t userlen;
-	bool has_authzid; /* "a=" given (equal to the user, or refused) */
-	const char *nonce; /* c-nonce after "r=" */
-	size_t noncelen;
-	const char *bare; /* client-first-message-bare */
-	size_t barelen;
-};
-
-/*
- * Parses a SCRAM client-first-message strictly: gs2-header with "n", "y" or
- * "p=" cb-name, optional authzid (only one equal to the user is accepted:
- * no proxy login), no "m=" extension (RFC 5802 5.1: reserved, must fail),
- * "n=" saslname of 1..SASL_USER_MAX decoded bytes without NUL or stray '=',
- * "r=" printable nonce, then optional attr=value extensions. 0, or -1 with
- * a static reason in *errstr_r.
- */
-int sasl_scram_parse_first(const char *msg, size_t len, struct sasl_scram_first *r,
-    const char **errstr_r) __attribute__((warn_unused_result));
-
-/* Parses a CRAM-MD5 response (RFC 2195 2): user SP 32 lower-case hex
- * digits. user may not contain NUL. 0 / -1. */
-int sasl_cram_parse_response(const char *msg, size_t len, const char **user_r, size_t *userlen_r,
-    unsigned char digest_r[16]) __attribute__((warn_unused_result));
 
 #endif

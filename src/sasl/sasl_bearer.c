@@ -13,11 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sasl/sasl_bearer.h"
+
 #include "lib/xalloc.h"
 #include "sasl/sasl_oauth.h"
 #include "sasl/sasl_priv.h"
 
-enum sasl_status
+static enum sasl_status
 sasl_bearer_step(
     struct sasl_exchange *x, const char *in, size_t inlen, bool has_input, struct buf *out)
 {
@@ -38,7 +40,7 @@ sasl_bearer_step(
 			x->errstr = "missing client response";
 			return SASL_MALFORMED;
 		}
-		if (x->mech->id == SASL_MECH_XOAUTH2)
+		if (x->mech->variant == SASL_OAUTH_XOAUTH2)
 			r = sasl_xoauth2_parse(in, inlen, &cred, &why);
 		else
 			r = sasl_oauthbearer_parse(in, inlen, &cred, &why);
@@ -69,7 +71,7 @@ sasl_bearer_step(
 	}
 }
 
-enum sasl_status
+static enum sasl_status
 sasl_bearer_resume(struct sasl_exchange *x, struct buf *out)
 {
 	if (x->state != 2 || !x->has_verdict) {
@@ -90,3 +92,19 @@ sasl_bearer_resume(struct sasl_exchange *x, struct buf *out)
 	}
 	return SASL_CONTINUE;
 }
+
+const struct sasl_mech sasl_bearer_mech_xoauth2 = {
+    .name = "XOAUTH2",
+    .flags = SASL_F_PLAINTEXT,
+    .variant = SASL_OAUTH_XOAUTH2,
+    .step = sasl_bearer_step,
+    .resume = sasl_bearer_resume,
+};
+
+const struct sasl_mech sasl_bearer_mech_oauthbearer = {
+    .name = "OAUTHBEARER",
+    .flags = SASL_F_PLAINTEXT,
+    .variant = SASL_OAUTH_OAUTHBEARER,
+    .step = sasl_bearer_step,
+    .resume = sasl_bearer_resume,
+};

@@ -20,7 +20,7 @@
 #include <openssl/rand.h>
 
 #include "lib/xalloc.h"
-#include "sasl/sasl.h"
+#include "sasl/sasl_cram.h"
 #include "sasl/sasl_priv.h"
 
 static int
@@ -69,7 +69,7 @@ sasl_cram_end(struct sasl_exchange *x, enum sasl_status s, const char *why)
 	return s;
 }
 
-enum sasl_status
+static enum sasl_status
 sasl_cram_step(
     struct sasl_exchange *x, const char *in, size_t inlen, bool has_input, struct buf *out)
 {
@@ -110,7 +110,7 @@ sasl_cram_step(
 	}
 }
 
-enum sasl_status
+static enum sasl_status
 sasl_cram_resume(struct sasl_exchange *x, struct buf *out)
 {
 	unsigned char mac[EVP_MAX_MD_SIZE];
@@ -132,3 +132,18 @@ sasl_cram_resume(struct sasl_exchange *x, struct buf *out)
 	x->state = 3;
 	return SASL_DONE;
 }
+
+static void
+sasl_cram_free(struct sasl_exchange *x)
+{
+	free(x->cram_challenge);
+	x->cram_challenge = NULL;
+}
+
+const struct sasl_mech sasl_cram_mech = {
+    .name = "CRAM-MD5",
+    .flags = SASL_F_WEAK,
+    .step = sasl_cram_step,
+    .resume = sasl_cram_resume,
+    .free = sasl_cram_free,
+};

@@ -1,7 +1,7 @@
 /*
- * sasl_priv: the layout of an exchange, shared by the mechanism files of
- * src/sasl/ (sasl.c: registry, PLAIN, LOGIN; sasl_scram.c; sasl_cram.c).
- * Not for use outside src/sasl/.
+ * sasl_priv: the mechanism vtable and the layout of an exchange, shared by
+ * the files of src/sasl/ (sasl.c: the exchange; sasl_mech.c: the registry;
+ * one file per mechanism family). Not for use outside src/sasl/.
  */
 #ifndef SG_SASL_SASL_PRIV_H
 #define SG_SASL_SASL_PRIV_H
@@ -12,22 +12,22 @@
 #include "lib/buf.h"
 #include "sasl/sasl.h"
 
-enum sasl_mech_id {
-	SASL_MECH_PLAIN,
-	SASL_MECH_LOGIN,
-	SASL_MECH_SCRAM_SHA1,
-	SASL_MECH_SCRAM_SHA1_PLUS,
-	SASL_MECH_SCRAM_SHA256,
-	SASL_MECH_SCRAM_SHA256_PLUS,
-	SASL_MECH_CRAM_MD5,
-	SASL_MECH_XOAUTH2,
-	SASL_MECH_OAUTHBEARER,
-};
-
+/*
+ * A mechanism: one const object per mechanism, defined by the file that
+ * implements it (sasl_plain.c, sasl_scram.c, sasl_cram.c, sasl_bearer.c)
+ * and listed by the registry (sasl_mech.c). sasl.c runs an exchange through
+ * these entries only.
+ */
 struct sasl_mech {
 	const char *name;
-	enum sasl_mech_id id;
-	unsigned flags;
+	unsigned flags; /* enum sasl_flags */
+	int variant; /* the mechanism's own: a SCRAM hash, XOAUTH2 or OAUTHBEARER */
+	enum sasl_status (*step)(
+	    struct sasl_exchange *x, const char *in, size_t inlen, bool has_input, struct buf *out);
+	/* continues after SASL_NEED_KEYS or SASL_VERIFY_TOKEN; NULL: never asks */
+	enum sasl_status (*resume)(struct sasl_exchange *x, struct buf *out);
+	/* frees the mechanism's own state (wiping secrets); NULL: none */
+	void (*free)(struct sasl_exchange *x);
 };
 
 struct sasl_scram_state; /* sasl_scram.c */
@@ -63,17 +63,9 @@ struct sasl_exchange {
 /* Sets x->user from p/n (n <= SASL_USER_MAX, no NUL: checked by callers). */
 void sasl_set_user(struct sasl_exchange *x, const char *p, size_t n);
 
-enum sasl_status sasl_scram_step(
-    struct sasl_exchange *x, const char *in, size_t inlen, bool has_input, struct buf *out);
-enum sasl_status sasl_scram_resume(struct sasl_exchange *x, struct buf *out);
-void sasl_scram_free(struct sasl_exchange *x);
-
-enum sasl_status sasl_cram_step(
-    struct sasl_exchange *x, const char *in, size_t inlen, bool has_input, struct buf *out);
-enum sasl_status sasl_cram_resume(struct sasl_exchange *x, struct buf *out);
-
-enum sasl_status sasl_bearer_step(
-    struct sasl_exchange *x, const char *in, size_t inlen, bool has_input, struct buf *out);
-enum sasl_status sasl_bearer_resume(struct sasl_exchange *x, struct buf *out);
+/* Keeps a copy of the password p/n (secret) for SASL_VERIFY_PLAIN. */
+void sasl_set_password(struct sasl_exchange *x, const char *p, size_t n);
+/* A user name of 1..SASL_USER_MAX bytes without NUL. */
+bool sasl_user_ok(const char *p, size_t n);
 
 #endif

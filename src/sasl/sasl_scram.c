@@ -57,6 +57,7 @@
 #include "lib/xalloc.h"
 #include "sasl/sasl.h"
 #include "sasl/sasl_priv.h"
+#include "sasl/sasl_scram.h"
 
 #define SASL_SCRAM_MSG_MAX 12288 /* RFC 4954 4: SASL_LINE_MAX decoded is less */
 /*
@@ -70,6 +71,11 @@
 #define SASL_SCRAM_NONCE_MAX 256
 #define SASL_SCRAM_FIRST_MAX (2 * 3 * SASL_USER_MAX + SASL_SCRAM_NONCE_MAX + 256)
 #define SASL_SCRAM_FINAL_MAX (SASL_SCRAM_FIRST_MAX + 2 * SASL_SCRAM_NONCE_MAX)
+
+enum sasl_scram_hash {
+	SASL_SCRAM_SHA1,
+	SASL_SCRAM_SHA256,
+};
 
 struct sasl_scram_state {
 	Gsasl_session *gs;
@@ -113,7 +119,7 @@ sasl_scram_is_plus(const struct sasl_exchange *x)
 static bool
 sasl_scram_is_sha1(const struct sasl_exchange *x)
 {
-	return x->mech->id == SASL_MECH_SCRAM_SHA1 || x->mech->id == SASL_MECH_SCRAM_SHA1_PLUS;
+	return x->mech->variant == SASL_SCRAM_SHA1;
 }
 
 /* Decodes a saslname (RFC 5802 5.1) of n bytes into out (max bytes). */
@@ -367,7 +373,7 @@ sasl_scram_set_b64(Gsasl_session *gs, Gsasl_property prop, const unsigned char *
 }
 
 /* Starts gsasl with the keys and feeds it the saved client-first message. */
-enum sasl_status
+static enum sasl_status
 sasl_scram_resume(struct sasl_exchange *x, struct buf *out)
 {
 	struct sasl_scram_state *st = x->scram;
@@ -591,7 +597,7 @@ sasl_scram_final(struct sasl_exchange *x, const char *in, size_t inlen, struct b
 	return SASL_CONTINUE;
 }
 
-enum sasl_status
+static enum sasl_status
 sasl_scram_step(
     struct sasl_exchange *x, const char *in, size_t inlen, bool has_input, struct buf *out)
 {
@@ -623,7 +629,7 @@ sasl_scram_step(
 	return sasl_scram_fail(x, SASL_MALFORMED, "unexpected step");
 }
 
-void
+static void
 sasl_scram_free(struct sasl_exchange *x)
 {
 	struct sasl_scram_state *st = x->scram;
@@ -652,3 +658,18 @@ sasl_matched_cred(const struct sasl_exchange *x, const char **label_r, const cha
 	*created_r = x->keys.cand[st->matched].created;
 	return true;
 }
+
+#define SASL_SCRAM_MECH(var, mname, mflags, v)                                                     \
+	const struct sasl_mech var = {                                                             \
+	    .name = mname,                                                                         \
+	    .flags = mflags,                                                                       \
+	    .variant = v,                                                                          \
+	    .step = sasl_scram_step,                                                               \
+	    .resume = sasl_scram_resume,                                                           \
+	    .free = sasl_scram_free,                                                               \
+	}
+
+SASL_SCRAM_MECH(sasl_scram_mech_sha1, "SCRAM-SHA-1", 0, SASL_SCRAM_SHA1);
+SASL_SCRAM_MECH(sasl_scram_mech_sha1_plus, "SCRAM-SHA-1-PLUS", SASL_F_PLUS, SASL_SCRAM_SHA1);
+SASL_SCRAM_MECH(sasl_scram_mech_sha256, "SCRAM-SHA-256", 0, SASL_SCRAM_SHA256);
+SASL_SCRAM_MECH(sasl_scram_mech_sha256_plus, "SCRAM-SHA-256-PLUS", SASL_F_PLUS, SASL_SCRAM_SHA256);

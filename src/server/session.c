@@ -52,6 +52,7 @@
 #include "policy/sender.h"
 #include "queue/queue.h"
 #include "sasl/sasl.h"
+#include "sasl/sasl_mech.h"
 #include "sasl/sasl_oauth.h"
 #include "server/obs.h"
 #include "server/sendquota.h"

@@ -12,6 +12,10 @@
 
 #include "lib/buf.h"
 #include "sasl/sasl.h"
+#include "sasl/sasl_cram.h"
+#include "sasl/sasl_mech.h"
+#include "sasl/sasl_plain.h"
+#include "sasl/sasl_scram.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,6 +9,7 @@ starts `smtpgate serve` and reads its JSON log.
 import hashlib
 import json
 import os
+import re
 import pathlib
 import signal
 import socket
@@ -180,6 +181,11 @@ local = example.test
                                      stdout=self.logf, stderr=subprocess.STDOUT)
         for port in (self.submission, self.smtps, self.mx):
             wait_port(port, proc=self.proc)
+        # the [admin] listener starts after the loops: wait for it too
+        m = re.search(r"^\[admin\][^\[]*?^address\s*=\s*[^:\s]+:(\d+)", self.conf.read_text(),
+                      re.M | re.S)
+        if m:
+            wait_port(int(m.group(1)), proc=self.proc)
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=30):

@@ -7,6 +7,10 @@
 #include <cmocka.h>
 
 #include "sasl/sasl.h"
+#include "sasl/sasl_cram.h"
+#include "sasl/sasl_mech.h"
+#include "sasl/sasl_plain.h"
+#include "sasl/sasl_scram.h"
 
 #define S(lit) lit, sizeof(lit) - 1
 
