@@ -602,7 +602,10 @@ session_input_line(struct session *s)
 	switch (r) {
 	case SMTP_LINE_NEED_MORE:
 		conn_in_drain(s->conn, consumed);
-		return false;
+		/* only a part of the input was looked at (an over-long line is
+		 * skipped a window at a time): look again, as no read event
+		 * may come for bytes that are already in (TLS reads ahead) */
+		return view < avail;
 	case SMTP_LINE_TOO_LONG:
 		conn_in_drain(s->conn, consumed);
 		if (s->state == SESSION_AUTH)

@@ -440,6 +440,17 @@ def test_command_line_too_long(server):
         assert_usable(c)
 
 
+@pytest.mark.parametrize("size", [20_000, 80_000, 300_000])
+def test_long_line_then_command_in_one_write_over_tls(server, size):
+    """An over-long line is skipped a window at a time; over TLS the whole of
+    it (and the command behind it) is read ahead at once, so the session must
+    go on through its input without waiting for another read event."""
+    with SMTPClient(server.smtps, implicit_tls=True) as c:
+        c.send("X" * size + "\r\nNOOP\r\n")
+        assert c.reply(timeout=10).last == LINE_TOO_LONG
+        assert c.reply(timeout=10).last == "250 2.0.0 OK"
+
+
 def test_unknown_command(server):
     with mx(server) as c:
         assert c.cmd("FROB").last == SYNTAX
