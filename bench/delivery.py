@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""bench/delivery.py: end-to-end delivery throughput of smtpgate (issue 5).
+"""bench/delivery.py: end-to-end delivery throughput of smtpgate.
 
     /usr/bin/python3 bench/delivery.py [--smtpgate build/smtpgate] [--messages 2000]
         [--sessions 8] [--size 2048] [--slow-ms 50] [--concurrency 10]

@@ -1,6 +1,6 @@
 /*
  * metrics_bench: what a counter update costs when several loop threads
- * count at once (issue 4 point 6: no lock contention between loop threads).
+ * count at once (no lock contention between loop threads).
  * Figures, never pass/fail. Compares, per thread count:
  *   sharded  lib/metrics.h metrics_inc (per-thread shard, relaxed atomic add)
  *   shared   one relaxed atomic counter for all threads (one cache line)

@@ -1,6 +1,6 @@
 /*
  * client: the one outbound SMTP/LMTP client, shared by `smtpgate probe` and
- * delivery (DESIGN 1, issue 5).
+ * delivery (DESIGN 1).
  *
  * Model. Blocking calls over a non-blocking socket driven by poll(2): every
  * step (connecting to one address, the TLS handshake, one write, one reply)
@@ -16,7 +16,7 @@
  * client_reply() holds the last reply received, if any. The caller decides:
  * the client never retries and never reconnects by itself.
  *
- * How delivery (issue 5) uses it, per destination and message, from a worker
+ * How delivery uses it, per destination and message, from a worker
  * thread (never from an event-loop thread: the calls block):
  *
  *	struct client_conf cc = {.host = "smtp.example.net", .port = "587",

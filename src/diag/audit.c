@@ -713,7 +713,7 @@ audit_admin(const struct conf *c, struct findings *f)
 		    c->path, c->admin_line, c->admin_address);
 }
 
-/* [relay] and [route DOMAIN]: TLS that checks nothing (issue 5). */
+/* [relay] and [route DOMAIN]: TLS that checks nothing. */
 static void
 audit_relay(const struct conf *c, struct findings *f)
 {

@@ -1,5 +1,5 @@
 /*
- * probe: `smtpgate probe` (DESIGN 5.1, issue 6): connects to an SMTP server
+ * probe: `smtpgate probe` (DESIGN 5.1): connects to an SMTP server
  * with the shared client (src/client/), walks the session as far as it can
  * (greeting, EHLO, STARTTLS, EHLO, AUTH, a test message, QUIT) and turns
  * what goes wrong into findings (finding.h, kb_probe.c, reply_map.h).

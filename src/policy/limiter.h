@@ -1,5 +1,5 @@
 /*
- * limiter: the shared abuse-defence state of the server (issue 4), used
+ * limiter: the shared abuse-defence state of the server, used
  * from every loop thread at once: connection counts and rates, AUTH failure
  * counts per IP, per network and per account, bans with a growing TTL, and
  * the (account, client) pairs that authenticated recently.

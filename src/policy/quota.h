@@ -1,5 +1,5 @@
 /*
- * quota: sending quotas per authenticated user (issue 4 point 4): messages
+ * quota: sending quotas per authenticated user: messages
  * and distinct recipients per rolling day, and the "over quota" lock.
  *
  * The day is the last 24 whole clock hours: counts are kept in 24 hourly

@@ -38,7 +38,7 @@ deliver_classify(int code, const char *enh, const char *cmd)
 		return QFILE_SENT;
 	/* RFC 4954 6 / RFC 3207: an authentication or encryption problem of our
 	 * own configuration: retrying cannot help and bouncing would lose mail
-	 * an admin can still send (issue 5: "not retried, they need an admin") */
+	 * an admin can still send ("not retried, they need an admin") */
 	if (code == 530 || code == 534 || code == 535 || code == 538)
 		return QFILE_HELD;
 	if (code >= 500 && cmd != NULL && strcmp(cmd, "AUTH") == 0)
@@ -156,7 +156,7 @@ deliver_auth(const struct deliver_ctx *ctx, const struct conf_route *r, struct c
 		return 0;
 	if (!caps->auth || !client_caps_has_mech(caps, mech)) {
 		/* fail closed: never send without the authentication the
-		 * config asks for (issue 5: smarthosts silently sending
+		 * config asks for (smarthosts silently sending
 		 * without AUTH) */
 		char offered[256] = "";
 

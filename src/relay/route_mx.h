@@ -1,5 +1,5 @@
 /*
- * route_mx: delivery to a domain's MX hosts (`[relay] route = mx`, issue 5).
+ * route_mx: delivery to a domain's MX hosts (`[relay] route = mx`).
  *
  * Two steps, both blocking (for a delivery worker thread, never an event-loop
  * thread), every DNS query and HTTPS fetch under its own deadline:

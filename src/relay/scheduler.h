@@ -1,5 +1,5 @@
 /*
- * scheduler: delivers what the queue holds (issue 5). Started by `smtpgate
+ * scheduler: delivers what the queue holds. Started by `smtpgate
  * serve` when the configuration has a [relay] or [route DOMAIN] section.
  *
  * - Sources of work: every message in queue/ at start (a crash mid-delivery

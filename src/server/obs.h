@@ -1,5 +1,5 @@
 /*
- * obs: the server's metrics (issue 4 point 5) and the [admin] routes
+ * obs: the server's metrics and the [admin] routes
  * /metrics and /healthz.
  *
  * The hot-path calls (replies, auth, TLS, connections, commits) are

@@ -1,6 +1,6 @@
 /*
  * sendquota: what the server does with the sending quotas of
- * policy/quota.h (issue 4 point 4): the replies, the `alert` event, putting
+ * policy/quota.h: the replies, the `alert` event, putting
  * an over-quota account's queued mail on hold, the locked-accounts state
  * file, and the [admin] routes that undo a lock.
  *

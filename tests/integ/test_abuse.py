@@ -1,4 +1,4 @@
-"""Abuse defences (issue 4): hydra brute-forcing AUTH PLAIN and LOGIN, bans
+"""Abuse defences: hydra brute-forcing AUTH PLAIN and LOGIN, bans
 at the configured count, the real user still getting in from another
 loopback address, per-account throttling that spares known clients,
 connection floods, slowloris, the per-session command limit, ban

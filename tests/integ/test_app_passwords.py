@@ -1,4 +1,4 @@
-"""App passwords (issue 3 point 5): `smtpgate user app-password add` makes
+"""App passwords: `smtpgate user app-password add` makes
 a strong password and prints it once, alone on the last line; it works for
 AUTH PLAIN and LOGIN at once in a running server; `user list` shows label,
 creation, expiry and last use (time and client address, kept across

@@ -1,4 +1,4 @@
-"""Delivery (issue 5): the scheduler, smarthost/LMTP routes, retries, DSNs
+"""Delivery: the scheduler, smarthost/LMTP routes, retries, DSNs
 and durability against real peers:
 
 - python3-aiosmtpd as a scriptable smarthost sink on 127.0.0.1 (STARTTLS

@@ -1,5 +1,5 @@
-"""Delivery uses the next hop's ESMTP extensions when offered, and only then
-(issue 5, point 1): SIZE, 8BITMIME, SMTPUTF8, CHUNKING (BDAT) and
+"""Delivery uses the next hop's ESMTP extensions when offered, and only then:
+SIZE, 8BITMIME, SMTPUTF8, CHUNKING (BDAT) and
 PIPELINING, against a scripted STARTTLS peer (zoo.ScriptServer) that
 records every command line and the exact message bytes it receives, so the
 bytes can be compared with the spool. And AUTH with the configured

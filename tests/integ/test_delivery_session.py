@@ -1,4 +1,4 @@
-"""Delivery sessions (issue 5, point 1): PIPELINING used when the next hop
+"""Delivery sessions: PIPELINING used when the next hop
 offers it, never when it does not, and one session carrying a backlog of
 messages for the same destination (connection reuse), against an aiosmtpd
 sink over STARTTLS that records, per connection, every chunk its SMTP layer

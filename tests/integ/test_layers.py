@@ -94,3 +94,11 @@ def test_unknown_folder_fails(tmp_path):
     r = run(root)
     assert r.returncode == 1
     assert "folder 'misc' is not a layer" in r.stdout
+
+
+def test_tracker_reference_fails(tmp_path):
+    root = copy_tree(tmp_path)
+    plant(root / "src" / "lib" / "buf.c", '#include "lib/buf.h"\n', "/* as issue 12 asked */\n")
+    r = run(root)
+    assert r.returncode == 1
+    assert "src/lib/buf.c:" in r.stdout and "names a tracker issue" in r.stdout

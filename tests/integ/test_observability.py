@@ -1,4 +1,4 @@
-"""Issue 4, points 4, 5 and their tests in 7: /metrics (checked by promtool),
+"""/metrics (checked by promtool),
 /healthz, the fail2ban filter of contrib/ against real log lines, and the
 sending quotas (452 4.7.1, hold of queued mail, alert, unlock, release)."""
 import json

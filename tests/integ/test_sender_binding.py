@@ -1,4 +1,4 @@
-"""Sender binding (issue 3 point 6): an authenticated user may use as the
+"""Sender binding: an authenticated user may use as the
 envelope MAIL FROM and as the header From: only the login address and the
 senders= patterns of the passwd file; otherwise 553 5.7.1 naming what is
 allowed, and nothing is queued. Off per listener with sender_binding = off;
