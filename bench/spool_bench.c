@@ -106,7 +106,8 @@ bench_queue_main(void *arg)
 			exit(1);
 		}
 		env.arrival = time(NULL);
-		queue_msg_commit(m, &env, bench_loop, (uint64_t)w->n + 1, bench_commit_cb, w);
+		queue_msg_commit(
+		    m, &env, loop_mailbox(bench_loop), (uint64_t)w->n + 1, bench_commit_cb, w);
 		sem_wait(&w->answered);
 		dt = bench_now() - t0;
 		bench_lat_sum[w->n] += dt;

@@ -9,7 +9,7 @@
  * tens of MiB.
  *
  * Ownership: a request owns copies of the user and password (wiped when it
- * is freed); its answer is a heap reply handed to loop_post and freed by
+ * is freed); its answer is a heap reply posted to the asker's mailbox and freed by
  * authdb_reply_run on the loop thread after the callback. No reply refers to
  * the authdb, so answers may still run after authdb_free.
  *
@@ -49,7 +49,7 @@
 #include "lib/log.h"
 #include "lib/workpool.h"
 #include "lib/xalloc.h"
-#include "net/loop.h"
+#include "lib/mailbox.h"
 
 #define AUTHDB_ARGON2_MAX 2 /* concurrent Argon2id checks (64 MiB each by default) */
 #define AUTHDB_WORKERS_MIN 2
@@ -75,7 +75,7 @@ struct authdb_snap {
 };
 
 struct authdb_req {
-	struct loop *loop;
+	struct mailbox *mb;
 	uint64_t session_id;
 	char *user; /* NUL-terminated copy, may contain NUL before userlen */
 	size_t userlen;
@@ -180,7 +180,7 @@ authdb_answer(struct authdb_req *r, enum authdb_result result, const char *user)
 	rep->session_id = r->session_id;
 	rep->result = result;
 	rep->user = xstrdup(user != NULL ? user : r->user);
-	loop_post(r->loop, authdb_reply_run, rep);
+	mailbox_post(r->mb, authdb_reply_run, rep);
 	authdb_req_free(r);
 }
 
@@ -393,14 +393,14 @@ authdb_run_task(struct authdb *db, authdb_task_fn *fn, void *arg)
 }
 
 void
-authdb_verify_plain_from(struct authdb *db, struct loop *loop, uint64_t session_id,
+authdb_verify_plain_from(struct authdb *db, struct mailbox *mb, uint64_t session_id,
     const char *user, size_t userlen, const char *password, size_t passlen, const char *client,
     authdb_done_cb *cb, void *ctx)
 {
 	struct authdb_req *r = xcalloc(1, sizeof(*r));
 
 	r->client = client != NULL ? xstrdup(client) : NULL;
-	r->loop = loop;
+	r->mb = mb;
 	r->session_id = session_id;
 	r->cb = cb;
 	r->ctx = ctx;

@@ -1,8 +1,8 @@
 /*
  * authdb: the credential database behind an asynchronous request/response
  * API (DESIGN 1). Requests are made on a loop thread and keyed by the
- * session id; the answer comes back later on the same loop through
- * loop_post(), never inline. Verification (PBKDF2, Argon2, crypt) runs on a
+ * session id; the answer comes back later through the mailbox given
+ * (lib/mailbox.h: the asking loop's), never inline. Verification (PBKDF2, Argon2, crypt) runs on a
  * bounded worker pool so no loop thread ever hashes a password. When the
  * pool's queue is full the answer is AUTHDB_TEMPFAIL at once (454 4.7.0),
  * not a wait.
@@ -23,7 +23,7 @@
 #include "sasl/sasl.h"
 
 struct conf;
-struct loop;
+struct mailbox;
 struct authdb;
 
 enum authdb_result {
@@ -66,13 +66,13 @@ void authdb_free(struct authdb *db);
 /*
  * Verifies a plaintext password (AUTH PLAIN/LOGIN). user and password are
  * copied (the copy is wiped after use); the caller wipes its own. The answer
- * is posted to loop. client is the client's IP address (copied; NULL for
+ * is posted to mb. client is the client's IP address (copied; NULL for
  * unknown), which a successful verification records as the credential's last use
  * (`<passwd file>.lastuse`, shown by `smtpgate user list`). Before each
  * verification the passwd file is stat(2)ed and re-read when it changed
  * (inode, size or mtime), so edits by `smtpgate user` take effect at once.
  */
-void authdb_verify_plain_from(struct authdb *db, struct loop *loop, uint64_t session_id,
+void authdb_verify_plain_from(struct authdb *db, struct mailbox *mb, uint64_t session_id,
     const char *user, size_t userlen, const char *password, size_t passlen, const char *client,
     authdb_done_cb *cb, void *ctx);
 
@@ -148,11 +148,11 @@ typedef void authdb_keys_cb(void *ctx, uint64_t session_id, enum authdb_result r
 /*
  * Looks up the stored keys a SASL mechanism asked for (sasl.h
  * SASL_NEED_KEYS: SCRAM-SHA-1, SCRAM-SHA-256 or CRAM-MD5) of user
- * (userlen bytes, copied). The answer is posted to loop, never given inline
+ * (userlen bytes, copied). The answer is posted to mb, never given inline
  * (DESIGN 1: this is a process boundary later). The lookup itself is cheap
  * and runs on the calling thread; only the answer is deferred.
  */
-void authdb_lookup_keys(struct authdb *db, struct loop *loop, uint64_t session_id, const char *user,
-    size_t userlen, enum sasl_keys_kind kind, authdb_keys_cb *cb, void *ctx);
+void authdb_lookup_keys(struct authdb *db, struct mailbox *mb, uint64_t session_id,
+    const char *user, size_t userlen, enum sasl_keys_kind kind, authdb_keys_cb *cb, void *ctx);
 
 #endif

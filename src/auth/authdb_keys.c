@@ -7,7 +7,7 @@
  * but it runs on the authdb worker pool like a verification: so the
  * passwd-file change check happens first (a `user lock` or `passwd` counts
  * at the next SCRAM login too) and the loop thread never parses the file.
- * A full pool answers TEMPFAIL (454). The answer goes through loop_post, the
+ * A full pool answers TEMPFAIL (454). The answer goes through the mailbox, the
  * same request/response shape as a verification (DESIGN 1).
  *
  * SCRAM gets every candidate credential of the user that shares the announced
@@ -24,7 +24,7 @@
 #include "auth/pwscheme.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
-#include "net/loop.h"
+#include "lib/mailbox.h"
 
 struct authdb_keys_reply {
 	authdb_keys_cb *cb;
@@ -84,7 +84,7 @@ authdb_keys_scram(struct authdb *db, const char *user, size_t userlen, enum pwsc
 }
 
 struct authdb_keys_task {
-	struct loop *loop;
+	struct mailbox *mb;
 	char *user;
 	size_t userlen;
 	enum sasl_keys_kind kind;
@@ -128,13 +128,13 @@ authdb_keys_task_run(struct authdb *db, void *arg, bool refused)
 	} else {
 		rep->result = AUTHDB_OK;
 	}
-	loop_post(t->loop, authdb_keys_reply_run, rep);
+	mailbox_post(t->mb, authdb_keys_reply_run, rep);
 	xfree_secret(t->user, t->userlen + 1);
 	free(t);
 }
 
 void
-authdb_lookup_keys(struct authdb *db, struct loop *loop, uint64_t session_id, const char *user,
+authdb_lookup_keys(struct authdb *db, struct mailbox *mb, uint64_t session_id, const char *user,
     size_t userlen, enum sasl_keys_kind kind, authdb_keys_cb *cb, void *ctx)
 {
 	struct authdb_keys_task *t = xcalloc(1, sizeof(*t));
@@ -143,7 +143,7 @@ authdb_lookup_keys(struct authdb *db, struct loop *loop, uint64_t session_id, co
 	rep->cb = cb;
 	rep->ctx = ctx;
 	rep->session_id = session_id;
-	t->loop = loop;
+	t->mb = mb;
 	t->kind = kind;
 	t->rep = rep;
 	t->userlen = userlen;

@@ -29,10 +29,10 @@
 #include "lib/log.h"
 #include "lib/workpool.h"
 #include "lib/xalloc.h"
-#include "net/loop.h"
+#include "lib/mailbox.h"
 
 struct oauth_req {
-	struct loop *loop;
+	struct mailbox *mb;
 	uint64_t session_id;
 	char *user;
 	size_t userlen;
@@ -95,7 +95,7 @@ oauth_answer(struct oauth_req *r, enum oauth_result result, const char *reason)
 		rep->session_id = r->session_id;
 		rep->result = result;
 		rep->reason = reason;
-		loop_post(r->loop, oauth_reply_run, rep);
+		mailbox_post(r->mb, oauth_reply_run, rep);
 	}
 	oauth_req_free(r);
 }
@@ -299,12 +299,12 @@ oauth_enqueue(struct oauth *o, struct oauth_req *r)
 }
 
 void
-oauth_verify(struct oauth *o, struct loop *loop, uint64_t session_id, const char *user,
+oauth_verify(struct oauth *o, struct mailbox *mb, uint64_t session_id, const char *user,
     size_t userlen, const char *token, size_t tokenlen, oauth_done_cb *cb, void *ctx)
 {
 	struct oauth_req *r = xcalloc(1, sizeof(*r));
 
-	r->loop = loop;
+	r->mb = mb;
 	r->session_id = session_id;
 	r->cb = cb;
 	r->ctx = ctx;

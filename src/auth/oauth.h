@@ -2,7 +2,7 @@
  * oauth: bearer-token verification for XOAUTH2 and OAUTHBEARER behind an
  * asynchronous request/response API, like authdb (DESIGN 1). A request is
  * made on a loop thread, keyed by the session id; the answer always comes
- * back later through loop_post() on that loop, never inline. The work
+ * back later through the mailbox given (the asking loop's), never inline. The work
  * (signature checks, JWKS downloads, introspection requests) runs on a
  * small bounded worker pool of its own; when its queue is full the answer
  * is OAUTH_TEMPFAIL (454 4.7.0), posted like any other.
@@ -30,7 +30,7 @@
 #include <stdint.h>
 
 struct conf;
-struct loop;
+struct mailbox;
 struct oauth;
 
 #define OAUTH_WORKERS_DEFAULT 4
@@ -91,9 +91,9 @@ void oauth_free(struct oauth *o);
 /*
  * Verifies token for user. Both are copied (the token copy is wiped after
  * use); the caller wipes its own. userlen 0 (an OAUTHBEARER response without
- * authzid) is answered OAUTH_INVALID. The answer is posted to loop.
+ * authzid) is answered OAUTH_INVALID. The answer is posted to mb.
  */
-void oauth_verify(struct oauth *o, struct loop *loop, uint64_t session_id, const char *user,
+void oauth_verify(struct oauth *o, struct mailbox *mb, uint64_t session_id, const char *user,
     size_t userlen, const char *token, size_t tokenlen, oauth_done_cb *cb, void *ctx);
 
 /* The "openid-configuration" URL to put in the error challenge (RFC 7628

@@ -1,7 +1,6 @@
 /*
- * loop: event_base per thread plus a mutex-protected FIFO mailbox drained by
- * a user event. event_active() is thread-safe once evthread_use_pthreads()
- * has run (loop_global_init).
+ * loop: event_base per thread plus its mailbox (lib/mailbox.h), drained by
+ * a user event that a post makes active.
  */
 #include "net/loop.h"
 
@@ -10,19 +9,13 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "lib/mailbox.h"
 #include "lib/xalloc.h"
-
-struct loop_item {
-	loop_fn *fn;
-	void *arg;
-	struct loop_item *next;
-};
 
 struct loop {
 	struct event_base *base;
 	struct event *wake;
-	pthread_mutex_t lock;
-	struct loop_item *head, *tail;
+	struct mailbox *mb;
 };
 
 void
@@ -37,17 +30,17 @@ static void
 loop_drain_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct loop *l = arg;
-	struct loop_item *it, *next;
 
-	pthread_mutex_lock(&l->lock);
-	it = l->head;
-	l->head = l->tail = NULL;
-	pthread_mutex_unlock(&l->lock);
-	for (; it != NULL; it = next) {
-		next = it->next;
-		it->fn(it->arg);
-		free(it);
-	}
+	mailbox_drain(l->mb);
+}
+
+/* event_active() is thread-safe once evthread_use_pthreads() has run */
+static void
+loop_wake(void *ctx)
+{
+	struct loop *l = ctx;
+
+	event_active(l->wake, 0, 0);
 }
 
 struct loop *
@@ -62,25 +55,19 @@ loop_new(void)
 	event_config_free(cfg);
 	if (l->base == NULL)
 		abort();
-	pthread_mutex_init(&l->lock, NULL);
 	l->wake = event_new(l->base, -1, 0, loop_drain_cb, l);
+	l->mb = mailbox_new(loop_wake, l);
 	return l;
 }
 
 void
 loop_free(struct loop *l)
 {
-	struct loop_item *it, *next;
-
 	if (l == NULL)
 		return;
-	for (it = l->head; it != NULL; it = next) {
-		next = it->next;
-		free(it);
-	}
+	mailbox_free(l->mb);
 	event_free(l->wake);
 	event_base_free(l->base);
-	pthread_mutex_destroy(&l->lock);
 	free(l);
 }
 
@@ -105,19 +92,13 @@ loop_stop(struct loop *l)
 void
 loop_post(struct loop *l, loop_fn *fn, void *arg)
 {
-	struct loop_item *it = xmalloc(sizeof(*it));
+	mailbox_post(l->mb, fn, arg);
+}
 
-	it->fn = fn;
-	it->arg = arg;
-	it->next = NULL;
-	pthread_mutex_lock(&l->lock);
-	if (l->tail != NULL)
-		l->tail->next = it;
-	else
-		l->head = it;
-	l->tail = it;
-	pthread_mutex_unlock(&l->lock);
-	event_active(l->wake, 0, 0);
+struct mailbox *
+loop_mailbox(struct loop *l)
+{
+	return l->mb;
 }
 
 /* --- timers and fd readiness ------------------------------------------------ */

@@ -1,8 +1,9 @@
 /*
- * loop: one event-loop thread (libevent event_base) and its mailbox. Other
- * threads (auth workers, the spool committer) hand results back to a loop
- * with loop_post(); the function then runs on the loop's own thread, so
- * session state is only ever touched by the thread that owns it.
+ * loop: one event-loop thread (libevent event_base) and its mailbox
+ * (lib/mailbox.h). Other threads (auth workers, the spool committer) hand
+ * results back to a loop through the mailbox; the function then runs on
+ * the loop's own thread, so session state is only ever touched by the
+ * thread that owns it.
  */
 #ifndef SG_NET_LOOP_H
 #define SG_NET_LOOP_H
@@ -11,6 +12,7 @@
 
 struct event_base;
 struct loop;
+struct mailbox;
 
 typedef void loop_fn(void *arg);
 
@@ -27,6 +29,9 @@ void loop_stop(struct loop *l);
 /* Thread-safe: fn(arg) will run on the loop's thread, in posting order.
  * Never runs fn inline, even when called from the loop's own thread. */
 void loop_post(struct loop *l, loop_fn *fn, void *arg);
+/* The loop's mailbox, for services below net/ that answer on this loop
+ * (loop_post is mailbox_post on it). */
+struct mailbox *loop_mailbox(struct loop *l);
 
 /*
  * Timers and fd readiness on a loop, for the loop's own thread only. The

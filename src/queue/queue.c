@@ -9,7 +9,7 @@
  * The committer is one thread. It takes every pending message as one batch,
  * renames each incoming/ID to queue/ID, then makes the whole batch durable
  * with one syncfs(2) on the spool: file data, inodes and both directories'
- * entries. Only then is each session answered 0 (loop_post to its loop). If
+ * entries. Only then is each session answered 0 (posted to its mailbox). If
  * the sync fails, every message of the batch is answered -1 and removed:
  * never a 250 for a message that may not be on disk.
  *
@@ -45,7 +45,7 @@
 #include "lib/fsutil.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
-#include "net/loop.h"
+#include "lib/mailbox.h"
 #include "queue/envelope.h"
 #include "queue/queue_id.h"
 #include "queue/spool_read.h"
@@ -64,7 +64,7 @@ struct queue_msg {
 	bool failed; /* a write failed: only abort is allowed */
 
 	/* set by queue_msg_commit */
-	struct loop *loop;
+	struct mailbox *mb;
 	uint64_t session_id;
 	queue_commit_cb *cb;
 	void *ctx;
@@ -238,7 +238,7 @@ queue_answer(struct queue_msg *m, int result)
 	m->md = NULL;
 	free(m->buf);
 	m->buf = NULL;
-	loop_post(m->loop, queue_answer_fn, m);
+	mailbox_post(m->mb, queue_answer_fn, m);
 }
 
 /* Writes the envelope and the trailer after the body and flushes. */
@@ -274,12 +274,12 @@ fail:
 }
 
 void
-queue_msg_commit(struct queue_msg *m, const struct queue_envelope *env, struct loop *loop,
+queue_msg_commit(struct queue_msg *m, const struct queue_envelope *env, struct mailbox *mb,
     uint64_t session_id, queue_commit_cb *cb, void *ctx)
 {
 	struct queue *q = m->q;
 
-	m->loop = loop;
+	m->mb = mb;
 	m->session_id = session_id;
 	m->cb = cb;
 	m->ctx = ctx;

@@ -8,7 +8,7 @@
  * by one committer thread (group commit): one sync makes a whole batch
  * durable, and each session is answered only when its own message is.
  *
- * Answers come back on the requesting loop via loop_post(), keyed by the
+ * Answers come back through the requesting loop's mailbox, keyed by the
  * session id; a session that went away before its answer has its message
  * rolled back (queue_rollback) by the caller.
  *
@@ -27,7 +27,7 @@
 #include "queue/queue_id.h"
 
 struct conf;
-struct loop;
+struct mailbox;
 struct queue;
 struct queue_msg;
 
@@ -49,8 +49,8 @@ int queue_msg_write(struct queue_msg *m, const void *p, size_t n)
 /* Discards an uncommitted message. */
 void queue_msg_abort(struct queue_msg *m);
 /* Takes m; writes the envelope and hands it to the committer. The answer is
- * posted to loop as cb(ctx, session_id, id, result). */
-void queue_msg_commit(struct queue_msg *m, const struct queue_envelope *env, struct loop *loop,
+ * posted to mb as cb(ctx, session_id, id, result). */
+void queue_msg_commit(struct queue_msg *m, const struct queue_envelope *env, struct mailbox *mb,
     uint64_t session_id, queue_commit_cb *cb, void *ctx);
 /* Called on the committer thread with the id of every message that has
  * just become durable (before its session is answered): the delivery

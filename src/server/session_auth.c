@@ -377,9 +377,9 @@ session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 		s->busy = true;
 		session_flush(s);
 		conn_read_pause(s->conn);
-		authdb_verify_plain_from(s->w->srv->authdb, s->w->loop, s->id, sasl_user(s->sasl),
-		    strlen(sasl_user(s->sasl)), sasl_password(s->sasl), sasl_password_len(s->sasl),
-		    s->client, session_auth_done_cb, s->w);
+		authdb_verify_plain_from(s->w->srv->authdb, loop_mailbox(s->w->loop), s->id,
+		    sasl_user(s->sasl), strlen(sasl_user(s->sasl)), sasl_password(s->sasl),
+		    sasl_password_len(s->sasl), s->client, session_auth_done_cb, s->w);
 		break;
 	case SASL_NEED_KEYS:
 		if (session_auth_throttled(s))
@@ -390,9 +390,9 @@ session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 		s->busy = true;
 		session_flush(s);
 		conn_read_pause(s->conn);
-		authdb_lookup_keys(s->w->srv->authdb, s->w->loop, s->id, sasl_user(s->sasl),
-		    strlen(sasl_user(s->sasl)), sasl_keys_kind(s->sasl), session_auth_keys_cb,
-		    s->w);
+		authdb_lookup_keys(s->w->srv->authdb, loop_mailbox(s->w->loop), s->id,
+		    sasl_user(s->sasl), strlen(sasl_user(s->sasl)), sasl_keys_kind(s->sasl),
+		    session_auth_keys_cb, s->w);
 		break;
 	case SASL_DONE:
 		/* SCRAM checked the proof here: note the credential's last use
@@ -413,7 +413,7 @@ session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 		s->busy = true;
 		session_flush(s);
 		conn_read_pause(s->conn);
-		oauth_verify(s->w->srv->oauth, s->w->loop, s->id, sasl_user(s->sasl),
+		oauth_verify(s->w->srv->oauth, loop_mailbox(s->w->loop), s->id, sasl_user(s->sasl),
 		    strlen(sasl_user(s->sasl)), sasl_token(s->sasl), sasl_token_len(s->sasl),
 		    session_auth_token_cb, s->w);
 		break;

@@ -380,7 +380,8 @@ session_mail_end(struct session *s, uint64_t bare)
 	session_flush(s);
 	conn_read_pause(s->conn);
 	clock_gettime(CLOCK_MONOTONIC, &s->commit_start);
-	queue_msg_commit(s->msg, &env, s->w->loop, s->id, session_mail_commit_done_cb, s->w);
+	queue_msg_commit(
+	    s->msg, &env, loop_mailbox(s->w->loop), s->id, session_mail_commit_done_cb, s->w);
 	s->msg = NULL; /* taken by the queue */
 }
 

@@ -96,7 +96,8 @@ static void
 request(struct fixture *f, uint64_t sid, const char *user, size_t ulen, const char *pw)
 {
 	f->in_request = true;
-	authdb_verify_plain_from(f->db, f->loop, sid, user, ulen, pw, strlen(pw), NULL, done_cb, f);
+	authdb_verify_plain_from(
+	    f->db, loop_mailbox(f->loop), sid, user, ulen, pw, strlen(pw), NULL, done_cb, f);
 	f->in_request = false;
 }
 

@@ -99,7 +99,8 @@ static void
 request(struct fixture *f, uint64_t sid, const char *user, const char *tok)
 {
 	f->in_request = true;
-	oauth_verify(f->o, f->loop, sid, user, strlen(user), tok, strlen(tok), done_cb, f);
+	oauth_verify(
+	    f->o, loop_mailbox(f->loop), sid, user, strlen(user), tok, strlen(tok), done_cb, f);
 	f->in_request = false;
 }
 
@@ -275,7 +276,7 @@ test_ok_and_invalid(void **state)
 	request(f, 4, USER, rotated);
 	request(f, 5, USER, "opaque-token-123");
 	f->in_request = true;
-	oauth_verify(f->o, f->loop, 6, "", 0, good, strlen(good), done_cb, f);
+	oauth_verify(f->o, loop_mailbox(f->loop), 6, "", 0, good, strlen(good), done_cb, f);
 	f->in_request = false;
 	run_until(f, 7);
 	assert_int_equal(f->result[0], OAUTH_OK);

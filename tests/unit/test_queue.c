@@ -203,7 +203,7 @@ writer_main(void *arg)
 			off += c;
 		}
 		fill_env(&env, k, rcpts, sender, sizeof(sender));
-		queue_msg_commit(m, &env, thread_loop, k, commit_cb, &answers);
+		queue_msg_commit(m, &env, loop_mailbox(thread_loop), k, commit_cb, &answers);
 		free(body);
 	}
 	return NULL;
@@ -294,7 +294,7 @@ commit_one(struct fixture *f, unsigned k, char id_r[QUEUE_ID_MAX])
 	assert_non_null(m);
 	assert_int_equal(queue_msg_write(m, "Subject: x\r\n\r\nhello\r\n", 21), 0);
 	fill_env(&env, k, rcpts, sender, sizeof(sender));
-	queue_msg_commit(m, &env, f->loop, k, commit_cb, &answers);
+	queue_msg_commit(m, &env, loop_mailbox(f->loop), k, commit_cb, &answers);
 	wait_answers(before + 1);
 	assert_int_equal(answers.results[k], 0);
 }
