@@ -13,15 +13,17 @@
  * authdb_reply_run on the loop thread after the callback. No reply refers to
  * the authdb, so answers may still run after authdb_free.
  *
- * Timing: an unknown user, a user whose lines are all locked or expired, and
- * an over-long name each cost one verification of a dummy credential of the
- * default scheme (SCRAM-SHA-256, 4096 iterations), made at open with a
- * random password. A user with several active lines (app passwords) costs
- * one verification per line tried, stopping at the first match: a wrong
- * password for such a user takes longer than for an unknown user, so
- * response time reveals that the user exists and has more than one
- * credential (or one of a slower scheme). Hiding that would mean padding
- * every answer to the slowest case.
+ * Timing: a failed verification costs at least AUTHDB_CHECKS_MIN checks,
+ * what a wrong password costs a user made with the defaults who has one app
+ * password (two lines of SCRAM-SHA-256, 4096 iterations). An unknown name,
+ * a user whose lines are all locked or expired, an over-long name and a
+ * user with a single line make up the difference with checks of a dummy
+ * credential of that scheme, made at open with a random password. A user
+ * with more active lines costs one check per line tried, stopping at the
+ * first match, and a line of a slower scheme ({ARGON2ID}, the crypt
+ * schemes) costs what that scheme costs: response time still reveals such
+ * users (smtpgate(8), "Which accounts exist"). Hiding that would mean
+ * padding every answer to the slowest case.
  *
  * SCRAM: the salt and iteration count announced for a name without usable
  * keys are those of its locked or expired keys, else look like those of a
@@ -62,6 +64,9 @@
 #define AUTHDB_QUEUE_DEFAULT 256
 #define AUTHDB_FAKE_SECRET_LEN 32
 #define AUTHDB_FAKE_SECRET_FILE "auth-fake-salt.key" /* in the spool */
+/* checks a failed verification costs at least: a user made by `smtpgate user
+ * add` (one default line) with one app password (a second one) */
+#define AUTHDB_CHECKS_MIN 2
 
 /* What identifies a version of the passwd file: it is replaced by rename
  * (a new inode), or edited in place (size, mtime in nanoseconds). */
@@ -358,11 +363,11 @@ authdb_process(void *arg, void *item)
 			}
 		}
 	}
-	if (tried == 0) {
-		/* unknown, locked or expired: the same cost as one real check */
+	/* unknown, locked or expired, or fewer lines than a default user with
+	 * one app password: the same cost as that user's wrong password */
+	for (; result != AUTHDB_OK && tried < AUTHDB_CHECKS_MIN; tried++)
 		(void)authdb_check(
 		    db, db->dummy_scheme, db->dummy_data, NULL, r->password, r->passlen);
-	}
 	authdb_snap_put(db, snap);
 	authdb_answer(r, result, canonical);
 	free(canonical);

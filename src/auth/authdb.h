@@ -8,7 +8,9 @@
  * not a wait.
  *
  * An unknown user, a locked user and a wrong password are indistinguishable
- * from outside: each costs one verification of the same scheme and cost.
+ * from outside: a failed verification costs at least what a wrong password
+ * costs a user made with the defaults who has one app password (two
+ * SCRAM-SHA-256 checks); only more lines, or a slower scheme, cost more.
  *
  * The backend is the passwd-file (DESIGN 5.3), re-read by authdb_reload().
  */
