@@ -555,62 +555,77 @@ cpu_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static int
-cmp_double(const void *a, const void *b)
+#define COST_ROUNDS 31
+#define COST_TRIES 3
+
+/*
+ * The least CPU time (ms) of the process over COST_ROUNDS wrong passwords
+ * for each name of look_alike, then tri, into least; the names are taken in
+ * turn so that load hits all alike. The least, not a median or a quartile:
+ * on a busy (virtual) machine up to a third of the samples come out several
+ * times too high, and such noise only ever adds.
+ */
+static void
+plain_cost(struct fixture *f, double *least)
 {
-	double x = *(const double *)a, y = *(const double *)b;
+	double t;
 
-	return x < y ? -1 : x > y;
+	for (size_t i = 0; i <= NLOOK; i++)
+		least[i] = 1e9;
+	for (size_t r = 0; r < COST_ROUNDS; r++) {
+		for (size_t i = 0; i <= NLOOK; i++) {
+			const char *name = i < NLOOK ? look_alike[i].name : "tri";
+			size_t len = i < NLOOK ? look_alike_len(i) : 3;
+			uint64_t sid = f->answered % MAXREQ;
+
+			f->in_request = true;
+			t = cpu_ms();
+			authdb_verify_plain_from(
+			    f->db, f->loop, sid, name, len, "wrong", 5, NULL, done_cb, f);
+			f->in_request = false;
+			run_until(f, f->answered + 1);
+			t = cpu_ms() - t;
+			if (t < least[i])
+				least[i] = t;
+			assert_int_equal(f->result[sid], AUTHDB_FAIL);
+		}
+	}
 }
-
-#define COST_ROUNDS 21
 
 /*
  * PLAIN/LOGIN: a wrong password costs the same work for every name as for
- * pat, a user made with the defaults with one app password; and tri, with
- * two app passwords, costs a check more (so the measure does see one
- * check). The work is the process's CPU time for a request, the names taken
- * in turn; its first quartile over COST_ROUNDS, not the median: on a busy
- * (virtual) machine a third of the samples come out several times too high,
- * and such noise only ever adds.
+ * pat, a user made with the defaults with one app password (within 15 %),
+ * and tri, with two app passwords, a check more (so the measure does see
+ * one check). Up to COST_TRIES measures, as a busy machine may still spoil
+ * one; a real difference (one check against two) shows in every one.
  */
 static void
 test_plain_cost_looks_real(void **state)
 {
 	struct fixture *f;
-	static double ms[NLOOK + 1][COST_ROUNDS];
-	double q1[NLOOK + 1], t;
-	uint64_t sid = 0;
+	double least[NLOOK + 1];
+	char why[256] = "";
 
 	memset(long_name, 'x', sizeof(long_name) - 1);
 	f = fixture_defaults();
-	for (size_t r = 0; r < COST_ROUNDS; r++) {
-		for (size_t i = 0; i <= NLOOK; i++) {
-			const char *name = i < NLOOK ? look_alike[i].name : "tri";
-			size_t len = i < NLOOK ? look_alike_len(i) : 3;
-
-			f->in_request = true;
-			t = cpu_ms();
-			authdb_verify_plain_from(
-			    f->db, f->loop, sid % MAXREQ, name, len, "wrong", 5, NULL, done_cb, f);
-			f->in_request = false;
-			run_until(f, ++sid);
-			ms[i][r] = cpu_ms() - t;
-			assert_int_equal(f->result[(sid - 1) % MAXREQ], AUTHDB_FAIL);
+	for (int try = 0; try < COST_TRIES; try++) {
+		plain_cost(f, least);
+		why[0] = '\0';
+		for (size_t i = 1; i < NLOOK && why[0] == '\0'; i++) {
+			if (least[i] < least[0] * 0.85 || least[i] > least[0] * 1.15)
+				snprintf(why, sizeof(why), "%s: %.2f ms, pat %.2f ms",
+				    look_alike[i].name, least[i], least[0]);
 		}
+		if (why[0] == '\0' && least[NLOOK] < least[0] * 1.3)
+			snprintf(why, sizeof(why),
+			    "tri: %.2f ms, pat %.2f ms: one check more does not show", least[NLOOK],
+			    least[0]);
+		if (why[0] == '\0')
+			break;
 	}
-	for (size_t i = 0; i <= NLOOK; i++) {
-		qsort(ms[i], COST_ROUNDS, sizeof(double), cmp_double);
-		q1[i] = ms[i][COST_ROUNDS / 4];
-	}
-	for (size_t i = 1; i < NLOOK; i++) {
-		if (q1[i] < q1[0] * 0.85 || q1[i] > q1[0] * 1.15)
-			fail_msg("%s: %.2f ms, pat %.2f ms", look_alike[i].name, q1[i], q1[0]);
-	}
-	if (q1[NLOOK] < q1[0] * 1.3)
-		fail_msg(
-		    "tri: %.2f ms, pat %.2f ms: one check more does not show", q1[NLOOK], q1[0]);
 	fixture_free(f);
+	if (why[0] != '\0')
+		fail_msg("%s", why);
 }
 
 int
