@@ -13,15 +13,21 @@
  * authdb_reply_run on the loop thread after the callback. No reply refers to
  * the authdb, so answers may still run after authdb_free.
  *
- * Timing: an unknown user, a user whose lines are all locked or expired, and
- * an over-long name each cost one verification of a dummy credential of the
- * default scheme (SCRAM-SHA-256, 4096 iterations), made at open with a
- * random password. A user with several active lines (app passwords) costs
- * one verification per line tried, stopping at the first match: a wrong
- * password for such a user takes longer than for an unknown user, so
- * response time reveals that the user exists and has more than one
- * credential (or one of a slower scheme). Hiding that would mean padding
- * every answer to the slowest case.
+ * Timing: a failed verification costs at least AUTHDB_CHECKS_MIN checks,
+ * what a wrong password costs a user made with the defaults who has one app
+ * password (two lines of SCRAM-SHA-256, 4096 iterations). An unknown name,
+ * a user whose lines are all locked or expired, an over-long name and a
+ * user with a single line make up the difference with checks of a dummy
+ * credential of that scheme, made at open with a random password. A user
+ * with more active lines costs one check per line tried, stopping at the
+ * first match, and a line of a slower scheme ({ARGON2ID}, the crypt
+ * schemes) costs what that scheme costs: response time still reveals such
+ * users (smtpgate(8), "Which accounts exist"). Hiding that would mean
+ * padding every answer to the slowest case.
+ *
+ * SCRAM: the salt and iteration count announced for a name without usable
+ * keys are those of its locked or expired keys, else look like those of a
+ * user made with the defaults (authdb_scram_fake).
  */
 #include "auth/authdb.h"
 
@@ -58,6 +64,9 @@
 #define AUTHDB_QUEUE_DEFAULT 256
 #define AUTHDB_FAKE_SECRET_LEN 32
 #define AUTHDB_FAKE_SECRET_FILE "auth-fake-salt.key" /* in the spool */
+/* checks a failed verification costs at least: a user made by `smtpgate user
+ * add` (one default line) with one app password (a second one) */
+#define AUTHDB_CHECKS_MIN 2
 
 /* What identifies a version of the passwd file: it is replaced by rename
  * (a new inode), or edited in place (size, mtime in nanoseconds). */
@@ -110,7 +119,8 @@ struct authdb {
 	char *dummy; /* "{SCRAM-SHA-256}..." of a random password */
 	enum pwscheme dummy_scheme;
 	const char *dummy_data; /* into dummy */
-	unsigned char fake_secret[AUTHDB_FAKE_SECRET_LEN]; /* fake SCRAM salts */
+	unsigned char fake_secret[AUTHDB_FAKE_SECRET_LEN]; /* fake SCRAM-SHA-256 salts */
+	unsigned char fake_secret_sha1[AUTHDB_FAKE_SECRET_LEN]; /* fake SCRAM-SHA-1 salts */
 	struct dovecot_auth *dovecot; /* backend dovecot:SOCKET (then snap is NULL) */
 
 	/* passwd file changes are noticed before each verification */
@@ -353,11 +363,11 @@ authdb_process(void *arg, void *item)
 			}
 		}
 	}
-	if (tried == 0) {
-		/* unknown, locked or expired: the same cost as one real check */
+	/* unknown, locked or expired, or fewer lines than a default user with
+	 * one app password: the same cost as that user's wrong password */
+	for (; result != AUTHDB_OK && tried < AUTHDB_CHECKS_MIN; tried++)
 		(void)authdb_check(
 		    db, db->dummy_scheme, db->dummy_data, NULL, r->password, r->passlen);
-	}
 	authdb_snap_put(db, snap);
 	authdb_answer(r, result, canonical);
 	free(canonical);
@@ -512,6 +522,28 @@ done:
 	free(path);
 }
 
+/*
+ * `smtpgate user add` gives a user's SCRAM-SHA-256 and SCRAM-SHA-1 keys two
+ * independent random salts; one fake salt for both would mark a name as
+ * unknown. So each hash has its own key: SCRAM-SHA-256 the stored secret
+ * itself (fake salts announced before SCRAM-SHA-1 had its own key stay the
+ * same), SCRAM-SHA-1 HMAC(secret, "SCRAM-SHA-1"). A key of its own rather
+ * than the hash name in the HMAC input: a name may hold any byte, so
+ * "SCRAM-SHA-1" followed by one name could be another name.
+ */
+static int
+authdb_fake_secret_derive(struct authdb *db)
+{
+	const char *label = pwscheme_name(PWSCHEME_SCRAM_SHA1);
+	unsigned int len = 0;
+
+	if (HMAC(EVP_sha256(), db->fake_secret, sizeof(db->fake_secret),
+	        (const unsigned char *)label, strlen(label), db->fake_secret_sha1, &len) == NULL ||
+	    len != sizeof(db->fake_secret_sha1))
+		return -1;
+	return 0;
+}
+
 static void
 authdb_destroy(struct authdb *db)
 {
@@ -525,6 +557,7 @@ authdb_destroy(struct authdb *db)
 	free(db->dummy);
 	free(db->path);
 	explicit_bzero(db->fake_secret, sizeof(db->fake_secret));
+	explicit_bzero(db->fake_secret_sha1, sizeof(db->fake_secret_sha1));
 	free(db);
 }
 
@@ -582,6 +615,10 @@ authdb_open(const struct conf *c, char *err, size_t errlen)
 		goto fail;
 	}
 	authdb_fake_secret_load(db, c);
+	if (authdb_fake_secret_derive(db) == -1) {
+		snprintf(err, errlen, "authdb: cannot derive the fake SCRAM-SHA-1 secret");
+		goto fail;
+	}
 	/* last: no worker runs before db is complete */
 	max_queued = c->auth_queue > 0 ? (size_t)c->auth_queue : AUTHDB_QUEUE_DEFAULT;
 	db->pool = workpool_new(
@@ -635,64 +672,108 @@ authdb_cand_name(struct authdb_scram_cand *c, const struct passwd_entry *e)
 	snprintf(c->created, sizeof(c->created), "%s", t != NULL ? t : "");
 }
 
+/*
+ * A fake SCRAM credential of scheme for user into k_r: keys that match no
+ * proof (random: they never leave the server), and what the server-first
+ * message shows as a user made by `smtpgate user add` has it: the default
+ * iteration count and a salt of PWSCHEME_SCRAM_SALT_LEN bytes, the same for
+ * the name on every attempt and across restarts (the secret is kept in the
+ * spool), and unrelated between the two hashes (authdb_fake_secret_derive).
+ */
+static int
+authdb_scram_fake(struct authdb *db, const char *user, size_t userlen, enum pwscheme scheme,
+    struct pwscheme_scram *k_r)
+{
+	const unsigned char *key =
+	    scheme == PWSCHEME_SCRAM_SHA1 ? db->fake_secret_sha1 : db->fake_secret;
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	int r = -1;
+
+	memset(k_r, 0, sizeof(*k_r));
+	k_r->scheme = scheme;
+	k_r->iter = PWSCHEME_SCRAM_ITER_DEFAULT;
+	k_r->keylen = scheme == PWSCHEME_SCRAM_SHA1 ? 20 : 32;
+	if (HMAC(EVP_sha256(), key, AUTHDB_FAKE_SECRET_LEN, (const unsigned char *)user, userlen,
+	        mac, &maclen) == NULL ||
+	    maclen < PWSCHEME_SCRAM_SALT_LEN ||
+	    RAND_bytes(k_r->stored_key, (int)k_r->keylen) != 1 ||
+	    RAND_bytes(k_r->server_key, (int)k_r->keylen) != 1)
+		goto fail;
+	memcpy(k_r->salt, mac, PWSCHEME_SCRAM_SALT_LEN);
+	k_r->saltlen = PWSCHEME_SCRAM_SALT_LEN;
+	r = 0;
+fail:
+	explicit_bzero(mac, sizeof(mac));
+	return r;
+}
+
+/*
+ * The line of user whose SCRAM keys of scheme are announced, with its keys
+ * in k_r: the main (first unlabelled) line with such keys, else the first
+ * line with them; among the active lines, or (active false) among all.
+ * NULL when there is none.
+ */
+static struct passwd_entry *
+authdb_scram_main(const struct passwd_file *pf, const char *user, size_t userlen,
+    enum pwscheme scheme, bool active, int64_t now, struct pwscheme_scram *k_r)
+{
+	struct passwd_entry *e;
+	size_t pos;
+
+	for (int pass = 0; pass < 2; pass++) {
+		pos = 0;
+		while ((e = passwd_file_next(pf, user, userlen, &pos)) != NULL) {
+			if ((!active || passwd_entry_is_active(e, now)) &&
+			    (pass == 1 || passwd_entry_get(e, "label") == NULL) &&
+			    passwd_entry_scram_keys(e, scheme, k_r) == 0)
+				return e;
+		}
+	}
+	return NULL;
+}
+
 int
 authdb_scram_candidates(struct authdb *db, const char *user, size_t userlen, enum pwscheme scheme,
     struct authdb_scram_cand *c_r, size_t max, size_t *n_r, char **user_r)
 {
 	struct authdb_snap *snap;
 	struct passwd_entry *e, *main_e = NULL;
-	struct pwscheme_scram fake, scratch, *main_k = NULL;
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int maclen = 0;
+	struct pwscheme_scram fake, scratch, *main_k = &c_r[0].keys;
 	int64_t now = (int64_t)time(NULL);
 	const char *errstr;
-	size_t pos, n = 0;
+	size_t pos = 0, n = 0;
+	bool parsed = false;
 	int r = -1;
 
 	*user_r = NULL;
 	*n_r = 0;
 	if ((scheme != PWSCHEME_SCRAM_SHA256 && scheme != PWSCHEME_SCRAM_SHA1) || max == 0)
 		return -1;
-	/* A fake that looks the same on every attempt for this name: salt =
-	 * HMAC(secret, user), default iterations, random keys that match no
-	 * proof (DESIGN 4: fake salt/keys for unknown users). It is made for
-	 * every name, known or not, so that both take the same time (see
-	 * bench/scram_timing.py). */
-	memset(&fake, 0, sizeof(fake));
 	memset(&scratch, 0, sizeof(scratch));
-	fake.scheme = scheme;
-	fake.iter = PWSCHEME_SCRAM_ITER_DEFAULT;
-	fake.keylen = scheme == PWSCHEME_SCRAM_SHA1 ? 20 : 32;
-	if (HMAC(EVP_sha256(), db->fake_secret, sizeof(db->fake_secret),
-	        (const unsigned char *)user, userlen, mac, &maclen) == NULL ||
-	    maclen < PWSCHEME_SCRAM_SALT_LEN ||
-	    RAND_bytes(fake.stored_key, (int)fake.keylen) != 1 ||
-	    RAND_bytes(fake.server_key, (int)fake.keylen) != 1)
+	/* made for every name, known or not, so that both take the same time
+	 * (see bench/scram_timing.py); DESIGN 4: fake salt/keys for unknown
+	 * users */
+	if (authdb_scram_fake(db, user, userlen, scheme, &fake) == -1)
 		goto fail;
-	memcpy(fake.salt, mac, PWSCHEME_SCRAM_SALT_LEN);
-	fake.saltlen = PWSCHEME_SCRAM_SALT_LEN;
 	/* the dovecot backend has no stored keys: every user gets the fake */
 	snap = db->dovecot == NULL ? authdb_snap_get(db) : NULL;
 	if (snap != NULL && passwd_user_is_valid(user, userlen)) {
-		/* the announced salt: the main (unlabelled) line's, else the
-		 * first line's with keys */
-		for (int pass = 0; pass < 2 && n == 0; pass++) {
-			pos = 0;
-			while ((e = passwd_file_next(snap->pf, user, userlen, &pos)) != NULL) {
-				if (passwd_entry_is_active(e, now) &&
-				    (pass == 1 || passwd_entry_get(e, "label") == NULL) &&
-				    passwd_entry_scram_keys(e, scheme, &c_r[0].keys) == 0) {
-					authdb_cand_name(&c_r[0], e);
-					main_k = &c_r[0].keys;
-					main_e = e;
-					*user_r = xstrdup(e->user);
-					n = 1;
-					break;
-				}
-			}
+		main_e = authdb_scram_main(snap->pf, user, userlen, scheme, true, now, main_k);
+		if (main_e != NULL) {
+			authdb_cand_name(&c_r[0], main_e);
+			*user_r = xstrdup(main_e->user);
+			n = 1;
+		} else if (authdb_scram_main(
+		               snap->pf, user, userlen, scheme, false, now, &scratch) != NULL) {
+			/* all locked or expired: the salt the user had, and has
+			 * again at an unlock, so that neither shows; fake keys */
+			fake.iter = scratch.iter;
+			memcpy(fake.salt, scratch.salt, scratch.saltlen);
+			fake.saltlen = scratch.saltlen;
+			parsed = true;
 		}
 		/* every other active line with that salt and iteration count */
-		pos = 0;
 		while (n > 0 && n < max &&
 		    (e = passwd_file_next(snap->pf, user, userlen, &pos)) != NULL) {
 			if (e == main_e || !passwd_entry_is_active(e, now) ||
@@ -710,7 +791,8 @@ authdb_scram_candidates(struct authdb *db, const char *user, size_t userlen, enu
 	authdb_snap_put(db, snap);
 	if (n == 0) {
 		/* the parse a real user's keys cost; its result does not matter */
-		if (pwscheme_scram_parse(db->dummy_scheme, db->dummy_data, &scratch, &errstr) == -1)
+		if (!parsed &&
+		    pwscheme_scram_parse(db->dummy_scheme, db->dummy_data, &scratch, &errstr) == -1)
 			explicit_bzero(&scratch, sizeof(scratch));
 		memset(&c_r[0], 0, sizeof(c_r[0]));
 		c_r[0].keys = fake;
@@ -721,7 +803,6 @@ authdb_scram_candidates(struct authdb *db, const char *user, size_t userlen, enu
 fail:
 	explicit_bzero(&fake, sizeof(fake));
 	explicit_bzero(&scratch, sizeof(scratch));
-	explicit_bzero(mac, sizeof(mac));
 	return r;
 }
 

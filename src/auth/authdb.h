@@ -8,7 +8,9 @@
  * not a wait.
  *
  * An unknown user, a locked user and a wrong password are indistinguishable
- * from outside: each costs one verification of the same scheme and cost.
+ * from outside: a failed verification costs at least what a wrong password
+ * costs a user made with the defaults who has one app password (two
+ * SCRAM-SHA-256 checks); only more lines, or a slower scheme, cost more.
  *
  * The backend is the passwd-file (DESIGN 5.3), re-read by authdb_reload().
  */
@@ -104,10 +106,13 @@ struct authdb_scram_cand {
  * keys of that very salt and iteration count: the main password and the app
  * passwords derived with it (doc/passwd.5.md); an app password with another
  * salt is not a candidate (PLAIN/LOGIN only). For an unknown, locked or
- * expired user (and a user without such keys) c_r[0] is a fake with a salt
- * stable for that name and keys that match nothing, *n_r is 1 and *user_r
- * NULL; otherwise *user_r is the stored name (malloc'd, the caller frees
- * it). -1 only for a bad scheme or a library failure. The caller wipes c_r.
+ * expired user (and a user without such keys) c_r[0] is a fake with keys
+ * that match nothing, *n_r is 1 and *user_r NULL: its salt and iteration
+ * count are those of the user's locked or expired keys, else 4096 and a
+ * 16-byte salt stable for that name and scheme and unrelated between
+ * SCRAM-SHA-1 and SCRAM-SHA-256, like the keys `smtpgate user add` makes.
+ * Otherwise *user_r is the stored name (malloc'd, the caller frees it). -1
+ * only for a bad scheme or a library failure. The caller wipes c_r.
  */
 int authdb_scram_candidates(struct authdb *db, const char *user, size_t userlen,
     enum pwscheme scheme, struct authdb_scram_cand *c_r, size_t max, size_t *n_r, char **user_r)
