@@ -176,7 +176,7 @@ struct conf {
 	char *oauth_introspection_secret_file; /* file holding the client secret */
 	int oauth_line;
 
-	/* [limits] (issue 2 subset) */
+	/* [limits] */
 	uint64_t message_size; /* SIZE, bytes */
 	unsigned recipients; /* RCPT per transaction */
 	unsigned errors; /* peer errors before the session is closed */
@@ -201,7 +201,7 @@ struct conf {
 	unsigned quota_recipients_per_day; /* distinct recipients per user per day; 0 = none */
 	bool quota_reject; /* over quota: 550 5.7.1 instead of 452 4.7.1 */
 
-	/* [relay] and [route DOMAIN] (issue 5): relay NULL = nothing is delivered */
+	/* [relay] and [route DOMAIN]: relay NULL = nothing is delivered */
 	struct conf_route *relay;
 	struct conf_route **routes; /* [route DOMAIN] sections, in file order */
 	size_t nroutes;

@@ -1,5 +1,5 @@
 /*
- * conf_relay: the [relay] and [route DOMAIN] sections (issue 5): where
+ * conf_relay: the [relay] and [route DOMAIN] sections: where
  * accepted mail goes and how the client authenticates there.
  *
  *   route = smarthost HOST:PORT | mx | lmtp /path/socket | lmtp HOST:PORT
