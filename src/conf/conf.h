@@ -176,7 +176,7 @@ struct conf {
 	char *oauth_introspection_secret_file; /* file holding the client secret */
 	int oauth_line;
 
-	/* [limits] (issue 2 subset) */
+	/* [limits] */
 	uint64_t message_size; /* SIZE, bytes */
 	unsigned recipients; /* RCPT per transaction */
 	unsigned errors; /* peer errors before the session is closed */
@@ -201,7 +201,7 @@ struct conf {
 	unsigned quota_recipients_per_day; /* distinct recipients per user per day; 0 = none */
 	bool quota_reject; /* over quota: 550 5.7.1 instead of 452 4.7.1 */
 
-	/* [relay] and [route DOMAIN] (issue 5): relay NULL = nothing is delivered */
+	/* [relay] and [route DOMAIN]: relay NULL = nothing is delivered */
 	struct conf_route *relay;
 	struct conf_route **routes; /* [route DOMAIN] sections, in file order */
 	size_t nroutes;
@@ -238,27 +238,10 @@ bool conf_is_local_domain(const struct conf *c, const char *domain, size_t len);
 /* The route for mail to domain: its [route DOMAIN], else [relay], else NULL. */
 const struct conf_route *conf_route_for(const struct conf *c, const char *domain);
 
-/* conf_relay.c: [relay] and [route DOMAIN] keys, for conf.c. Each returns 0,
- * or -1 with the message (without file:line) in msg. */
-struct conf_route *conf_route_new(const char *domain, int line);
-void conf_route_free(struct conf_route *r);
-int conf_route_key(struct conf_route *r, const char *dir, const char *k, const char *v, char *msg,
-    size_t msglen) __attribute__((warn_unused_result));
-int conf_route_validate(struct conf_route *r, char *msg, size_t msglen)
-    __attribute__((warn_unused_result));
-
-/* conf_dkim.c: [dkim DOMAIN] keys, for conf.c, as the route functions.
- * conf_dkim_validate loads the key; *line_r is the line its message is about. */
-struct conf_dkim *conf_dkim_new(const char *domain, int line);
-void conf_dkim_free(struct conf_dkim *d);
-int conf_dkim_key(struct conf_dkim *d, const char *dir, const char *k, const char *v, int line,
-    char *msg, size_t msglen) __attribute__((warn_unused_result));
-int conf_dkim_validate(struct conf_dkim *d, int *line_r, char *msg, size_t msglen)
-    __attribute__((warn_unused_result));
 /* The [dkim DOMAIN] of domain[0..len) (case-insensitive), or NULL. */
 const struct conf_dkim *conf_dkim_for(const struct conf *c, const char *domain, size_t len);
 
-/* The token of an [admin] token_file's text (len bytes, may hold NUL): its
+/* conf_admin.c: the token of an [admin] token_file's text (len bytes, may hold NUL): its
  * first line with surrounding white space trimmed, which must be an RFC 6750
  * b64token (letters, digits, "-._~+/", then "=" padding) of
  * CONF_ADMIN_TOKEN_MIN to CONF_ADMIN_TOKEN_MAX characters. 0 with a

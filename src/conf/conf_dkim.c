@@ -6,14 +6,14 @@
  *                                       Ed25519; mode 0600 or stricter)
  *   headers = NAME NAME ...            (what h= may list; From always)
  *
- * conf.c owns the section headers and calls conf_dkim_key() per key and
- * conf_dkim_validate() at the end; messages come back without file:line,
- * which conf.c adds. The private key is read here, once per load (start
- * and SIGHUP), into an OpenSSL EVP_PKEY that conf_dkim_free frees (OpenSSL
+ * conf.c finds the section and the rows of conf_dkim_keys, and calls
+ * conf_dkim_validate() at the end, whose messages come back without
+ * file:line, which conf.c adds. The private key is read here, once per load
+ * (start and SIGHUP), into an OpenSSL EVP_PKEY that conf_dkim_free frees (OpenSSL
  * wipes key material when it frees it); the PEM text is read by OpenSSL's
  * own BIO, so no copy of it is left in our buffers, and it is never logged.
  */
-#include "conf/conf.h"
+#include "conf/conf_priv.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -29,26 +29,12 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "lib/fsutil.h"
 #include "lib/xalloc.h"
 
 /* RFC 6376 5.4.1's list, less the ones that change in transit or mean little */
 #define CONF_DKIM_HEADERS_DEFAULT                                                                  \
 	"from to cc subject date message-id reply-to in-reply-to references mime-version "         \
 	"content-type content-transfer-encoding"
-
-struct conf_dkim *
-conf_dkim_new(const char *domain, int line)
-{
-	struct conf_dkim *d = xcalloc(1, sizeof(*d));
-	char *s;
-
-	d->domain = xstrdup(domain);
-	for (s = d->domain; *s != '\0'; s++)
-		*s = (char)tolower((unsigned char)*s);
-	d->line = line;
-	return d;
-}
 
 void
 conf_dkim_free(struct conf_dkim *d)
@@ -78,9 +64,11 @@ conf_dkim_is_field_name(const char *s)
 	return true;
 }
 
+/* From first and once, then the names of v, lower-cased, each once. */
 static int
-conf_dkim_headers(struct conf_dkim *d, const char *v, char *msg, size_t msglen)
+conf_dkim_set_headers(struct conf_parse *p, const struct conf_key *k, void *obj, const char *v)
 {
+	struct conf_dkim *d = obj;
 	char *copy = xstrdup(v), *save = NULL, *t;
 	int rc = -1;
 
@@ -96,11 +84,11 @@ conf_dkim_headers(struct conf_dkim *d, const char *v, char *msg, size_t msglen)
 		bool dup = false;
 
 		if (!conf_dkim_is_field_name(t)) {
-			snprintf(msg, msglen, "headers: \"%s\" is not a header field name", t);
+			conf_error(p, "headers: \"%s\" is not a header field name", t);
 			goto fail;
 		}
 		if (strcasecmp(t, "dkim-signature") == 0) {
-			snprintf(msg, msglen, "headers: DKIM-Signature cannot be signed");
+			conf_error(p, "headers: DKIM-Signature cannot be signed");
 			goto fail;
 		}
 		for (char *s = t; *s != '\0'; s++)
@@ -118,32 +106,63 @@ fail:
 	return rc;
 }
 
-int
-conf_dkim_key(struct conf_dkim *d, const char *dir, const char *k, const char *v, int line,
-    char *msg, size_t msglen)
+/* RFC 6376 3.1: selector = sub-domain *( "." sub-domain ) */
+static int
+conf_dkim_set_selector(struct conf_parse *p, const struct conf_key *k, void *obj, const char *v)
 {
-	if (strcmp(k, "selector") == 0) {
-		/* RFC 6376 3.1: selector = sub-domain *( "." sub-domain ) */
-		for (const char *s = v; *s != '\0'; s++) {
-			if (!isalnum((unsigned char)*s) && *s != '-' && *s != '.' && *s != '_') {
-				snprintf(msg, msglen, "selector: \"%s\" is not a DNS label", v);
-				return -1;
-			}
+	for (const char *s = v; *s != '\0'; s++) {
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '.' && *s != '_') {
+			conf_error(p, "selector: \"%s\" is not a DNS label", v);
+			return -1;
 		}
-		free(d->selector);
-		d->selector = xstrdup(v);
-		return 0;
 	}
-	if (strcmp(k, "key") == 0) {
-		free(d->key_path);
-		d->key_path = fs_path_join(dir, v);
-		d->key_line = line;
-		return 0;
+	return conf_table_set_string(p, k, obj, v);
+}
+
+#define CONF_D(f) offsetof(struct conf_dkim, f)
+
+/* A SIGHUP loads (so checks) the keys again, but delivery keeps signing
+ * with the configuration it started with. */
+const struct conf_key conf_dkim_keys[] = {
+    {CONF_KEY("selector", CONF_T_STRING, NULL, CONF_RESTART), .off = CONF_D(selector),
+        .set = conf_dkim_set_selector},
+    /* its line: the key's errors name it */
+    {CONF_KEY("key", CONF_T_PATH, NULL, CONF_RESTART), .off = CONF_D(key_path),
+        .flags = CONF_KEY_LINE, .line_off = CONF_D(key_line)},
+    {CONF_KEY("headers", CONF_T_LIST, CONF_DKIM_HEADERS_DEFAULT, CONF_RESTART),
+        .off = CONF_D(headers), .off2 = CONF_D(nheaders), .set = conf_dkim_set_headers},
+    {.name = NULL},
+};
+
+/* [dkim DOMAIN], once per domain */
+int
+conf_dkim_open(struct conf_parse *p, const char *name, const char *arg)
+{
+	struct conf *c = p->c;
+	struct conf_dkim *d;
+
+	if (*arg == '\0' || strchr(arg, '@') != NULL || strchr(arg, ' ') != NULL) {
+		conf_error(p, "[dkim] needs a domain: [dkim example.net]");
+		return -1;
 	}
-	if (strcmp(k, "headers") == 0)
-		return conf_dkim_headers(d, v, msg, msglen);
-	snprintf(msg, msglen, "unknown key \"%s\" in [dkim %s]", k, d->domain);
-	return -1;
+	for (size_t i = 0; i < c->ndkims; i++) {
+		if (strcasecmp(c->dkims[i]->domain, arg) == 0) {
+			conf_error(p, "[dkim %s] appears twice (first at line %d)", arg,
+			    c->dkims[i]->line);
+			return -1;
+		}
+	}
+	d = xcalloc(1, sizeof(*d));
+	d->domain = xstrdup(arg);
+	for (char *s = d->domain; *s != '\0'; s++)
+		*s = (char)tolower((unsigned char)*s);
+	d->line = p->line;
+	conf_table_defaults(p, conf_dkim_keys, d);
+	c->dkims = xrealloc(c->dkims, (c->ndkims + 1) * sizeof(*c->dkims));
+	c->dkims[c->ndkims++] = d;
+	p->obj = d;
+	p->sec_arg = d->domain;
+	return 0;
 }
 
 /* Reads the PEM private key: a regular file of mode 0600 or stricter (as
@@ -218,9 +237,6 @@ conf_dkim_validate(struct conf_dkim *d, int *line_r, char *msg, size_t msglen)
 		snprintf(msg, msglen, "needs key (a PEM private key file)");
 		return -1;
 	}
-	if (d->headers == NULL &&
-	    conf_dkim_headers(d, CONF_DKIM_HEADERS_DEFAULT, msg, msglen) == -1)
-		abort();
 	*line_r = d->key_line;
 	return conf_dkim_load(d, msg, msglen);
 }

@@ -1,5 +1,5 @@
 /*
- * conf_relay: the [relay] and [route DOMAIN] sections (issue 5): where
+ * conf_relay: the [relay] and [route DOMAIN] sections: where
  * accepted mail goes and how the client authenticates there.
  *
  *   route = smarthost HOST:PORT | mx | lmtp /path/socket | lmtp HOST:PORT
@@ -8,15 +8,18 @@
  *   retry_min, retry_max, expire, delay_warning, concurrency, token_ttl, timeout
  *   (mx) resolver, dnssec_anchor, dane, mta_sts, mx_port, mta_sts_port
  *
- * conf.c owns the section headers and calls conf_route_key() per key and
- * conf_route_validate() at the end; messages come back without file:line,
- * which conf.c adds. Nothing here reads the credentials file: only its mode
- * is checked, so a secret never sits in a struct conf.
+ * The rows of conf_route_keys serve both section kinds; conf.c finds the
+ * section and the row, and calls conf_route_validate() at the end, whose
+ * messages come back without file:line, which conf.c adds. Nothing here
+ * reads the credentials file: only its mode is checked, so a secret never
+ * sits in a struct conf. Delivery keeps the configuration it started with:
+ * every key needs a restart.
  */
-#include "conf/conf.h"
+#include "conf/conf_priv.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,42 +29,9 @@
 #include "lib/fsutil.h"
 #include "lib/xalloc.h"
 
-#define CONF_ROUTE_RETRY_MIN 60 /* 1m */
-#define CONF_ROUTE_RETRY_MAX 3600 /* 1h */
-#define CONF_ROUTE_EXPIRE (5 * 86400) /* 5d (RFC 5321 4.5.4.1: at least 4-5 days) */
-/* off, as Postfix's delay_warning_time: a warning about mail that is still on
- * its way worries users who read it as a failure; operators opt in */
-#define CONF_ROUTE_DELAY_WARNING 0
-#define CONF_ROUTE_CONCURRENCY 10
-#define CONF_ROUTE_TOKEN_TTL 3000 /* 50m: OAuth access tokens usually live 1h */
-#define CONF_ROUTE_TIMEOUT 300 /* RFC 5321 4.5.3.2: 5 minutes for most replies */
-
 /* Mechanisms a route may name (the client runs them; client_sasl_mechs). */
 static const char *const conf_route_mechs[] = {"PLAIN", "LOGIN", "SCRAM-SHA-256",
     "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1", "CRAM-MD5", "XOAUTH2", "OAUTHBEARER", NULL};
-
-struct conf_route *
-conf_route_new(const char *domain, int line)
-{
-	struct conf_route *r = xcalloc(1, sizeof(*r));
-
-	if (domain != NULL) {
-		r->domain = xstrdup(domain);
-		for (char *q = r->domain; *q; q++)
-			*q = (char)tolower((unsigned char)*q);
-	}
-	r->line = line;
-	r->tls = CONF_TLS_STARTTLS;
-	r->verify = CONF_VERIFY_PEER_HOST;
-	r->retry_min = CONF_ROUTE_RETRY_MIN;
-	r->retry_max = CONF_ROUTE_RETRY_MAX;
-	r->expire = CONF_ROUTE_EXPIRE;
-	r->delay_warning = CONF_ROUTE_DELAY_WARNING;
-	r->concurrency = CONF_ROUTE_CONCURRENCY;
-	r->token_ttl = CONF_ROUTE_TOKEN_TTL;
-	r->timeout = CONF_ROUTE_TIMEOUT;
-	return r;
-}
 
 void
 conf_route_free(struct conf_route *r)
@@ -118,8 +88,9 @@ conf_route_hostport(struct conf_route *r, const char *v)
 }
 
 static int
-conf_route_set_route(struct conf_route *r, const char *dir, const char *v, char *msg, size_t msglen)
+conf_route_set_route(struct conf_parse *p, const struct conf_key *k, void *obj, const char *v)
 {
+	struct conf_route *r = obj;
 	const char *arg = v + strcspn(v, " \t");
 
 	while (*arg == ' ' || *arg == '\t')
@@ -136,161 +107,170 @@ conf_route_set_route(struct conf_route *r, const char *dir, const char *v, char 
 	} else if (strncasecmp(v, "lmtp", 4) == 0 && (v[4] == ' ' || v[4] == '\t')) {
 		r->kind = CONF_ROUTE_LMTP;
 		if (arg[0] == '/' || arg[0] == '.') {
-			r->unix_path = fs_path_join(dir, arg);
+			r->unix_path = fs_path_join(p->c->dir, arg);
 			return 0;
 		}
 		if (conf_route_hostport(r, arg) == 0)
 			return 0;
 	}
-	snprintf(msg, msglen,
+	conf_error(p,
 	    "route: expected smarthost HOST:PORT, mx, lmtp /path/socket or lmtp HOST:PORT, "
 	    "got \"%s\"",
 	    v);
 	return -1;
 }
 
+/* a mechanism of conf_route_mechs (stored in its canonical case) or none */
 static int
-conf_route_duration(
-    const char *k, const char *v, bool zero_ok, unsigned *dst, char *msg, size_t msglen)
+conf_route_set_auth(struct conf_parse *p, const struct conf_key *k, void *obj, const char *v)
 {
-	if (conf_parse_duration(v, dst) == -1 || (*dst == 0 && !zero_ok)) {
-		snprintf(msg, msglen,
-		    "%s: expected a duration such as 30s, 10m, 1h or 5d, got \"%s\"", k, v);
-		return -1;
-	}
-	return 0;
-}
+	struct conf_route *r = obj;
 
-static int
-conf_route_uint(
-    const char *k, const char *v, unsigned lo, unsigned hi, unsigned *dst, char *msg, size_t msglen)
-{
-	char *end;
-	unsigned long n;
-
-	errno = 0;
-	n = strtoul(v, &end, 10);
-	if (!isdigit((unsigned char)v[0]) || *end != '\0' || errno != 0 || n < lo || n > hi) {
-		snprintf(
-		    msg, msglen, "%s: expected a number from %u to %u, got \"%s\"", k, lo, hi, v);
-		return -1;
-	}
-	*dst = (unsigned)n;
-	return 0;
-}
-
-int
-conf_route_key(
-    struct conf_route *r, const char *dir, const char *k, const char *v, char *msg, size_t msglen)
-{
-	if (strcmp(k, "route") == 0) {
-		r->route_set = true;
-		return conf_route_set_route(r, dir, v, msg, msglen);
-	}
-	if (strcmp(k, "tls") == 0) {
-		if (strcasecmp(v, "starttls") == 0)
-			r->tls = CONF_TLS_STARTTLS;
-		else if (strcasecmp(v, "implicit") == 0)
-			r->tls = CONF_TLS_IMPLICIT;
-		else if (strcasecmp(v, "none") == 0)
-			r->tls = CONF_TLS_NONE;
-		else {
-			snprintf(
-			    msg, msglen, "tls: expected starttls, implicit or none, got \"%s\"", v);
-			return -1;
-		}
-		r->tls_set = true;
+	free(r->auth);
+	r->auth = NULL;
+	if (strcasecmp(v, "none") == 0)
 		return 0;
-	}
-	if (strcmp(k, "verify") == 0) {
-		if (strcasecmp(v, "peer+host") == 0)
-			r->verify = CONF_VERIFY_PEER_HOST;
-		else if (strcasecmp(v, "peer") == 0)
-			r->verify = CONF_VERIFY_PEER;
-		else if (strcasecmp(v, "none") == 0)
-			r->verify = CONF_VERIFY_NONE;
-		else {
-			snprintf(
-			    msg, msglen, "verify: expected peer+host, peer or none, got \"%s\"", v);
-			return -1;
-		}
-		r->verify_set = true;
-		return 0;
-	}
-	if (strcmp(k, "ca") == 0) {
-		free(r->ca);
-		r->ca = fs_path_join(dir, v);
-		return 0;
-	}
-	if (strcmp(k, "auth") == 0) {
-		free(r->auth);
-		r->auth = NULL;
-		r->auth_set = true;
-		if (strcasecmp(v, "none") == 0)
+	for (size_t i = 0; conf_route_mechs[i] != NULL; i++) {
+		if (strcasecmp(v, conf_route_mechs[i]) == 0) {
+			r->auth = xstrdup(conf_route_mechs[i]);
 			return 0;
-		for (size_t i = 0; conf_route_mechs[i] != NULL; i++) {
-			if (strcasecmp(v, conf_route_mechs[i]) == 0) {
-				r->auth = xstrdup(conf_route_mechs[i]);
-				return 0;
-			}
 		}
-		snprintf(msg, msglen,
-		    "auth: expected PLAIN, LOGIN, SCRAM-SHA-256(-PLUS), SCRAM-SHA-1, CRAM-MD5, "
-		    "XOAUTH2, OAUTHBEARER or none, got \"%s\"",
-		    v);
+	}
+	conf_error(p,
+	    "auth: expected PLAIN, LOGIN, SCRAM-SHA-256(-PLUS), SCRAM-SHA-1, CRAM-MD5, "
+	    "XOAUTH2, OAUTHBEARER or none, got \"%s\"",
+	    v);
+	return -1;
+}
+
+/* a file, or "none": no DNSSEC validation (so no DANE) */
+static int
+conf_route_set_anchor(struct conf_parse *p, const struct conf_key *k, void *obj, const char *v)
+{
+	struct conf_route *r = obj;
+
+	if (strcasecmp(v, "none") == 0) {
+		free(r->dnssec_anchor);
+		r->dnssec_anchor = xstrdup("none");
+		return 0;
+	}
+	return conf_table_set_path(p, k, obj, v);
+}
+
+static const struct conf_word conf_route_verifies[] = {
+    {.word = "peer+host", .value = CONF_VERIFY_PEER_HOST},
+    {.word = "peer", .value = CONF_VERIFY_PEER}, {.word = "none", .value = CONF_VERIFY_NONE},
+    {.word = NULL}};
+/* dane and mta_sts set no_dane and no_mta_sts */
+static const struct conf_word conf_route_yes_no_inverted[] = {
+    {.word = "yes", .value = 0}, {.word = "no", .value = 1}, {.word = NULL}};
+
+#define CONF_R(f) offsetof(struct conf_route, f)
+#define CONF_ROUTE_DURATION(name, def, min)                                                        \
+	{                                                                                          \
+		CONF_KEY(#name, CONF_T_DURATION, def, CONF_RESTART),                               \
+		    .off = CONF_R(name), .lo = min, .hi = UINT_MAX, .eg = "30s, 10m, 1h or 5d"     \
+	}
+
+const struct conf_key conf_route_keys[] = {
+    /* sets kind, and host and port or unix_path */
+    {CONF_KEY("route", CONF_T_STRING, NULL, CONF_RESTART), .flags = CONF_KEY_SEEN,
+        .seen_off = CONF_R(route_set), .set = conf_route_set_route},
+    /* seen: conf_route_validate makes lmtp plain unless tls is given, and
+     * the environment (SMTPENABLESTARTTLS, ...) fills what is not given */
+    {CONF_KEY("tls", CONF_T_ENUM, "starttls", CONF_RESTART), .off = CONF_R(tls),
+        .flags = CONF_KEY_SEEN, .words = conf_table_tls_modes, .seen_off = CONF_R(tls_set)},
+    {CONF_KEY("verify", CONF_T_ENUM, "peer+host", CONF_RESTART), .off = CONF_R(verify),
+        .flags = CONF_KEY_SEEN, .words = conf_route_verifies, .seen_off = CONF_R(verify_set)},
+    {CONF_KEY("ca", CONF_T_PATH, NULL, CONF_RESTART), .off = CONF_R(ca)},
+    {CONF_KEY("auth", CONF_T_STRING, "none", CONF_RESTART), .off = CONF_R(auth),
+        .flags = CONF_KEY_SEEN, .seen_off = CONF_R(auth_set), .set = conf_route_set_auth},
+    {CONF_KEY("credentials", CONF_T_PATH, NULL, CONF_RESTART), .off = CONF_R(credentials)},
+    /* 50m: OAuth access tokens usually live 1h */
+    CONF_ROUTE_DURATION(token_ttl, "50m", 1),
+    CONF_ROUTE_DURATION(retry_min, "1m", 1),
+    CONF_ROUTE_DURATION(retry_max, "1h", 1),
+    /* RFC 5321 4.5.4.1: at least 4-5 days */
+    CONF_ROUTE_DURATION(expire, "5d", 1),
+    /* off, as Postfix's delay_warning_time: a warning about mail that is
+     * still on its way worries users who read it as a failure; operators
+     * opt in */
+    CONF_ROUTE_DURATION(delay_warning, "0", 0),
+    /* connections per destination */
+    {CONF_KEY("concurrency", CONF_T_UINT, "10", CONF_RESTART), .off = CONF_R(concurrency), .lo = 1,
+        .hi = 1000},
+    /* RFC 5321 4.5.3.2: 5 minutes for most replies */
+    CONF_ROUTE_DURATION(timeout, "5m", 1),
+    /* route = mx (relay/route_mx.c): unset, /etc/resolv.conf's servers */
+    {CONF_KEY("resolver", CONF_T_STRING, NULL, CONF_RESTART), .off = CONF_R(resolver)},
+    /* unset, the system's root key */
+    {CONF_KEY("dnssec_anchor", CONF_T_PATH, NULL, CONF_RESTART), .off = CONF_R(dnssec_anchor),
+        .set = conf_route_set_anchor},
+    {CONF_KEY("dane", CONF_T_BOOL, "yes", CONF_RESTART), .off = CONF_R(no_dane),
+        .words = conf_route_yes_no_inverted},
+    {CONF_KEY("mta_sts", CONF_T_BOOL, "yes", CONF_RESTART), .off = CONF_R(no_mta_sts),
+        .words = conf_route_yes_no_inverted},
+    /* tests and labs only */
+    {CONF_KEY("mx_port", CONF_T_STRING, "25", CONF_RESTART), .off = CONF_R(mx_port),
+        .flags = CONF_KEY_DEF_BY_USER},
+    {CONF_KEY("mta_sts_port", CONF_T_STRING, "443", CONF_RESTART), .off = CONF_R(mta_sts_port),
+        .flags = CONF_KEY_DEF_BY_USER},
+    {.name = NULL},
+};
+
+static struct conf_route *
+conf_route_new(struct conf_parse *p, const char *domain)
+{
+	struct conf_route *r = xcalloc(1, sizeof(*r));
+
+	if (domain != NULL) {
+		r->domain = xstrdup(domain);
+		for (char *q = r->domain; *q; q++)
+			*q = (char)tolower((unsigned char)*q);
+	}
+	r->line = p->line;
+	conf_table_defaults(p, conf_route_keys, r);
+	p->obj = r;
+	p->sec_arg = r->domain != NULL ? r->domain : "";
+	return r;
+}
+
+/* [relay], once */
+int
+conf_route_open_relay(struct conf_parse *p, const char *name, const char *arg)
+{
+	struct conf *c = p->c;
+
+	if (*arg != '\0' || c->relay != NULL) {
+		conf_error(p,
+		    *arg != '\0' ? "[relay] takes no name (per domain: [route DOMAIN])"
+		                 : "section [relay] appears twice");
 		return -1;
 	}
-	if (strcmp(k, "credentials") == 0) {
-		free(r->credentials);
-		r->credentials = fs_path_join(dir, v);
-		return 0;
-	}
-	if (strcmp(k, "retry_min") == 0)
-		return conf_route_duration(k, v, false, &r->retry_min, msg, msglen);
-	if (strcmp(k, "retry_max") == 0)
-		return conf_route_duration(k, v, false, &r->retry_max, msg, msglen);
-	if (strcmp(k, "expire") == 0)
-		return conf_route_duration(k, v, false, &r->expire, msg, msglen);
-	if (strcmp(k, "delay_warning") == 0)
-		return conf_route_duration(k, v, true, &r->delay_warning, msg, msglen);
-	if (strcmp(k, "token_ttl") == 0)
-		return conf_route_duration(k, v, false, &r->token_ttl, msg, msglen);
-	if (strcmp(k, "timeout") == 0)
-		return conf_route_duration(k, v, false, &r->timeout, msg, msglen);
-	if (strcmp(k, "resolver") == 0 || strcmp(k, "mx_port") == 0 ||
-	    strcmp(k, "mta_sts_port") == 0) {
-		char **dst = k[0] == 'r' ? &r->resolver
-		    : k[1] == 'x'        ? &r->mx_port
-		                         : &r->mta_sts_port;
+	c->relay = conf_route_new(p, NULL);
+	return 0;
+}
 
-		free(*dst);
-		*dst = xstrdup(v);
-		return 0;
-	}
-	if (strcmp(k, "dnssec_anchor") == 0) {
-		free(r->dnssec_anchor);
-		r->dnssec_anchor =
-		    strcasecmp(v, "none") == 0 ? xstrdup("none") : fs_path_join(dir, v);
-		return 0;
-	}
-	if (strcmp(k, "dane") == 0 || strcmp(k, "mta_sts") == 0) {
-		bool *dst = k[0] == 'd' ? &r->no_dane : &r->no_mta_sts;
+/* [route DOMAIN], once per domain */
+int
+conf_route_open_domain(struct conf_parse *p, const char *name, const char *arg)
+{
+	struct conf *c = p->c;
 
-		if (strcasecmp(v, "yes") == 0)
-			*dst = false;
-		else if (strcasecmp(v, "no") == 0)
-			*dst = true;
-		else {
-			snprintf(msg, msglen, "%s: expected yes or no, got \"%s\"", k, v);
+	if (*arg == '\0' || strchr(arg, '@') != NULL) {
+		conf_error(p, "[route] needs a domain: [route example.net]");
+		return -1;
+	}
+	for (size_t i = 0; i < c->nroutes; i++) {
+		if (strcasecmp(c->routes[i]->domain, arg) == 0) {
+			conf_error(p, "[route %s] appears twice (first at line %d)", arg,
+			    c->routes[i]->line);
 			return -1;
 		}
-		return 0;
 	}
-	if (strcmp(k, "concurrency") == 0)
-		return conf_route_uint(k, v, 1, 1000, &r->concurrency, msg, msglen);
-	snprintf(msg, msglen, "unknown key \"%s\" in [%s%s]", k, r->domain ? "route " : "relay",
-	    r->domain ? r->domain : "");
-	return -1;
+	c->routes = xrealloc(c->routes, (c->nroutes + 1) * sizeof(*c->routes));
+	c->routes[c->nroutes++] = conf_route_new(p, arg);
+	return 0;
 }
 
 int
