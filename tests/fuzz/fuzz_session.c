@@ -19,7 +19,8 @@
  * with scram1=, and a {CRAM-MD5} line); tests/fuzz/session_corpus.py writes
  * the seeds and signs their tokens with the key of FUZZ_SESSION_JWKS.
  *
- * Each input is one connection over a socketpair with small socket buffers.
+ * Each input is one connection over a socketpair; the server's send buffer
+ * is small.
  * The client writes without reading replies until its socket is full (so
  * the server's replies pile up: back-pressure), reads only then, and goes
  * on; after the last byte it reads until the session is idle (no request
@@ -34,7 +35,9 @@
  * server sends in plaintext SMTP is part of a well-formed reply line
  * ("NNN " or "NNN-", text, CRLF); a session that stops reading while the
  * client has more to send must have a reason (a request in flight, or
- * output for the client to read); a session ends once its client closes.
+ * output for the client to read); an idle session holds no input it could
+ * act on (session_has_stalled_input, a test hook of session.c); a session
+ * ends once its client closes.
  *
  * Link seams (-Wl,--wrap, see CMakeLists.txt): the session's async
  * requests (authdb_verify_plain_from, authdb_lookup_keys, oauth_verify,
@@ -88,7 +91,8 @@
 	"{\"keys\": [{\"kty\": \"OKP\", \"crv\": \"Ed25519\", \"kid\": \"fuzz1\", \"x\": "         \
 	"\"" FUZZ_SESSION_JWK_X "\"}]}\n"
 #define FUZZ_SESSION_JWK_X "QlPel1Jn8dvPYsoNLOAMTVHbZM36yobQKCCbPZK_rsA"
-#define FUZZ_SESSION_SOCKBUF 8192 /* the kernel doubles it */
+#define FUZZ_SESSION_SERVER_SNDBUF 8192 /* the kernel doubles it */
+#define FUZZ_SESSION_CLIENT_SNDBUF 65536
 #define FUZZ_SESSION_ROUNDS 200000 /* loop passes per input, all phases */
 #define FUZZ_SESSION_STUCK 20000 /* passes with nothing happening: a hang */
 #define FUZZ_SESSION_QUIET 4 /* passes with nothing happening: idle */
@@ -637,7 +641,9 @@ fuzz_session_write(struct fuzz_session_client *c, const uint8_t *p, size_t n, si
 		if (w > 0) {
 			off += (size_t)w;
 			idle = 0;
-			fuzz_session_pump(c, false);
+			/* "all": as much as the socket takes before the server runs */
+			if (chunk != SIZE_MAX)
+				fuzz_session_pump(c, false);
 			continue;
 		}
 		/* the socket is full: the server is not reading */
@@ -651,8 +657,8 @@ fuzz_session_write(struct fuzz_session_client *c, const uint8_t *p, size_t n, si
 
 /* Reads until the server has closed, or the session is idle: no answer
  * due, nothing new read, all input consumed, for FUZZ_SESSION_QUIET passes
- * in a row. */
-static void
+ * in a row. Whether it is idle. */
+static bool
 fuzz_session_settle(struct fuzz_session_client *c)
 {
 	unsigned quiet = 0;
@@ -663,9 +669,10 @@ fuzz_session_settle(struct fuzz_session_client *c)
 
 		quiet = busy ? 0 : quiet + 1;
 		if (quiet >= FUZZ_SESSION_QUIET)
-			break;
+			return true;
 		fuzz_session_pump(c, true);
 	}
+	return false;
 }
 
 /* Closes the client; the session must go, and every answer come back. */
@@ -695,7 +702,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    FUZZ_SESSION_PLAIN, FUZZ_SESSION_SMTPS, FUZZ_SESSION_SUBMISSION, FUZZ_SESSION_PLAIN};
 	struct fuzz_session_client c;
 	struct sockaddr_in sa;
-	int sv[2], sndbuf = FUZZ_SESSION_SOCKBUF;
+	int sv[2], sndbuf[2] = {FUZZ_SESSION_CLIENT_SNDBUF, FUZZ_SESSION_SERVER_SNDBUF};
 	size_t li;
 
 	if (size == 0)
@@ -704,9 +711,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&c, 0, sizeof(c));
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == -1)
 		fuzz_session_die("socketpair", strerror(errno));
-	/* small buffers: a few KiB of replies fill the socket */
+	/* a few KiB of replies fill the server's side; the client's takes
+	 * several reads' worth at once, which then wait in the session's input */
 	for (int i = 0; i < 2; i++)
-		(void)setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+		(void)setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sndbuf[i], sizeof(sndbuf[i]));
 	c.fd = sv[0];
 	c.sfd = sv[1];
 	c.check = true;
@@ -720,7 +728,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (li == FUZZ_SESSION_SMTPS)
 		fuzz_session_handshake(&c);
 	fuzz_session_write(&c, data + 1, size - 1, chunks[(data[0] >> 2) & 7]);
-	fuzz_session_settle(&c);
+	if (fuzz_session_settle(&c) && session_has_stalled_input(&fuzz_worker))
+		fuzz_session_die("an idle session holds input it could act on", NULL);
 	fuzz_session_close(&c);
 	return 0;
 }

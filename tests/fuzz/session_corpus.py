@@ -104,6 +104,11 @@ def seeds():
         b"RCPT TO:<bob@example.test>\r\n" * 300
     s["plain-long-line"] = mode(PLAIN, 1460) + lines("EHLO a", "X" * 3000, "NOOP",
                                                       "AUTH " + "A" * 13000, "QUIT")
+    # over TLS each read brings a 16 KiB record and a line being skipped
+    # drops 12 KiB per pass: 80 KB of line leave its end and the next
+    # commands waiting in the session's input
+    s["tls-long-line-then-noop"] = mode(SMTPS) + lines(
+        "EHLO a", "NOOP " + "x" * 80000, "NOOP", "QUIT")
     s["plain-errors"] = mode(PLAIN) + lines(*["bogus"] * 12)
     envelope = lines("EHLO a", "MAIL FROM:<a@b.test>", "RCPT TO:<bob@example.test>")
     for name, size in (("20-digits", "99999999999999999999"), ("2-64", "18446744073709551616"),
