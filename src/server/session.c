@@ -771,3 +771,54 @@ session_free_all(struct worker *w)
 		}
 	}
 }
+
+/* --- test hook (session.h) ------------------------------------------------ */
+
+/* Whether the first pieces of the input hold a line end. */
+static bool
+session_in_has_lf(struct conn *c)
+{
+	struct iovec iov[64];
+	size_t n = conn_in_peek(c, iov, 64);
+
+	for (size_t i = 0; i < n; i++) {
+		if (memchr(iov[i].iov_base, '\n', iov[i].iov_len) != NULL)
+			return true;
+	}
+	return false;
+}
+
+static bool
+session_is_stalled(struct session *s)
+{
+	size_t n;
+
+	/* waiting for an answer, a timer, or the client to read its replies */
+	if (s->busy || s->closing || s->tarpit || s->conn == NULL || s->out.len > 0 ||
+	    conn_out_len(s->conn) > 0)
+		return false;
+	n = conn_in_len(s->conn);
+	switch (s->state) {
+	case SESSION_HANDSHAKE:
+	case SESSION_DATA: /* smtp_data may hold back part of a terminator */
+		return false;
+	case SESSION_CMD:
+	case SESSION_AUTH:
+		return n > SESSION_LINE_MAX + 2 || session_in_has_lf(s->conn);
+	case SESSION_BDAT:
+		return n > 0 && s->bdat_left > 0;
+	}
+	return false;
+}
+
+bool
+session_has_stalled_input(struct worker *w)
+{
+	struct idmap *m = &w->sessions;
+
+	for (size_t i = 0; i < m->cap; i++) {
+		if (m->keys[i] != 0 && session_is_stalled(m->vals[i]))
+			return true;
+	}
+	return false;
+}

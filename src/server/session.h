@@ -5,6 +5,7 @@
 #ifndef SG_SERVER_SESSION_H
 #define SG_SERVER_SESSION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -21,5 +22,12 @@ void session_start(struct worker *w, struct server_snap *snap, size_t li, int fd
 void session_close_all(struct worker *w);
 /* Frees every session of w without replies (the loop has stopped). */
 void session_free_all(struct worker *w);
+
+/* For tests (tests/fuzz/fuzz_session.c): whether a session of w that waits
+ * for nothing (not busy, not closing, past the TLS handshake) still holds
+ * input it could act on: a whole line in the command or AUTH state, more
+ * than one line's worth, or bytes of a BDAT chunk. Such a session would
+ * wait for the client, who waits for it. */
+bool session_has_stalled_input(struct worker *w);
 
 #endif
