@@ -84,6 +84,12 @@ loop_run(struct loop *l)
 }
 
 void
+loop_run_once(struct loop *l, bool block)
+{
+	event_base_loop(l->base, block ? EVLOOP_ONCE : EVLOOP_NONBLOCK);
+}
+
+void
 loop_stop(struct loop *l)
 {
 	event_base_loopbreak(l->base);

@@ -24,6 +24,10 @@ void loop_free(struct loop *l);
 struct event_base *loop_base(struct loop *l);
 /* Runs the loop on the calling thread until loop_stop(). */
 void loop_run(struct loop *l);
+/* One pass of the loop on the calling thread: runs what is ready, waiting
+ * for something to be ready first when block is true (tests and tools that
+ * drive a loop themselves). */
+void loop_run_once(struct loop *l, bool block);
 /* Thread-safe: asks the loop to return from loop_run. */
 void loop_stop(struct loop *l);
 /* Thread-safe: fn(arg) will run on the loop's thread, in posting order.

@@ -59,7 +59,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -489,8 +488,7 @@ static void
 fuzz_session_pump(struct fuzz_session_client *c, bool may_block)
 {
 	c->rounds++;
-	event_base_loop(loop_base(fuzz_worker.loop),
-	    may_block && fuzz_inflight > 0 ? EVLOOP_ONCE : EVLOOP_NONBLOCK);
+	loop_run_once(fuzz_worker.loop, may_block && fuzz_inflight > 0);
 }
 
 static bool
@@ -687,11 +685,10 @@ fuzz_session_close(struct fuzz_session_client *c)
 	while (fuzz_session_alive() || fuzz_inflight > 0) {
 		if (++rounds > FUZZ_SESSION_ROUNDS)
 			fuzz_session_die("the session outlived its client", NULL);
-		event_base_loop(
-		    loop_base(fuzz_worker.loop), fuzz_inflight > 0 ? EVLOOP_ONCE : EVLOOP_NONBLOCK);
+		loop_run_once(fuzz_worker.loop, fuzz_inflight > 0);
 	}
 	/* deferred frees and posted items still pending run now */
-	event_base_loop(loop_base(fuzz_worker.loop), EVLOOP_NONBLOCK);
+	loop_run_once(fuzz_worker.loop, false);
 }
 
 int

@@ -581,8 +581,8 @@ plain_cost(struct fixture *f, double *least)
 
 			f->in_request = true;
 			t = cpu_ms();
-			authdb_verify_plain_from(
-			    f->db, loop_mailbox(f->loop), sid, name, len, "wrong", 5, NULL, done_cb, f);
+			authdb_verify_plain_from(f->db, loop_mailbox(f->loop), sid, name, len,
+			    "wrong", 5, NULL, done_cb, f);
 			f->in_request = false;
 			run_until(f, f->answered + 1);
 			t = cpu_ms() - t;
