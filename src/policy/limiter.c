@@ -27,18 +27,18 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 
-#define LIM_WAYS 8
-#define LIM_SHARD_BITS 6 /* LIMITER_SHARDS == 1 << LIM_SHARD_BITS */
-#define LIM_DEFAULT_IPS 65536
-#define LIM_DEFAULT_NETS 16384
-#define LIM_DEFAULT_ACCOUNTS 32768
-#define LIM_DEFAULT_GOOD 32768
-#define LIM_DEFAULT_BANS 16384
-#define LIM_STATE_MAX (16 * 1024 * 1024) /* bytes of a state file */
+#define LIMITER_WAYS 8
+#define LIMITER_SHARD_BITS 6 /* LIMITER_SHARDS == 1 << LIMITER_SHARD_BITS */
+#define LIMITER_DEFAULT_IPS 65536
+#define LIMITER_DEFAULT_NETS 16384
+#define LIMITER_DEFAULT_ACCOUNTS 32768
+#define LIMITER_DEFAULT_GOOD 32768
+#define LIMITER_DEFAULT_BANS 16384
+#define LIMITER_BANS_STATE_MAX (16 * 1024 * 1024) /* bytes of a state file */
 
-_Static_assert(LIMITER_SHARDS == 1 << LIM_SHARD_BITS, "shard bits");
+_Static_assert(LIMITER_SHARDS == 1 << LIMITER_SHARD_BITS, "shard bits");
 
-struct lim_entry {
+struct limiter_entry {
 	uint64_t key; /* 0 = empty */
 	int64_t stamp; /* ms: last decay (counters) or last success (good) */
 	float fails; /* decayed failure count */
@@ -47,18 +47,19 @@ struct lim_entry {
 	uint32_t pad;
 };
 
-struct lim_shard {
+struct limiter_shard {
 	pthread_mutex_t mu;
 } __attribute__((aligned(64))); /* one cache line each: no false sharing */
 
-struct lim_table {
-	struct lim_shard shards[LIMITER_SHARDS];
-	struct lim_entry *slots; /* shard s, bucket b: slots[(s * nbuckets + b) * LIM_WAYS] */
+struct limiter_table {
+	struct limiter_shard shards[LIMITER_SHARDS];
+	struct limiter_entry
+	    *slots; /* shard s, bucket b: slots[(s * nbuckets + b) * LIMITER_WAYS] */
 	size_t nbuckets; /* per shard */
 	bool by_age; /* evict the oldest stamp (known-good pairs) */
 };
 
-struct lim_ban_entry {
+struct limiter_bans_entry {
 	unsigned char addr[16];
 	uint8_t prefix; /* 0..128, mapped space */
 	uint8_t used;
@@ -69,16 +70,16 @@ struct lim_ban_entry {
 	int64_t last; /* ms */
 };
 
-struct lim_ban_table {
-	struct lim_shard shards[LIMITER_SHARDS];
-	struct lim_ban_entry *slots;
+struct limiter_bans_table {
+	struct limiter_shard shards[LIMITER_SHARDS];
+	struct limiter_bans_entry *slots;
 	size_t nbuckets;
 };
 
 struct limiter {
 	uint64_t k0, k1; /* SipHash key */
-	struct lim_table ips, nets, accounts, good;
-	struct lim_ban_table bans;
+	struct limiter_table ips, nets, accounts, good;
+	struct limiter_bans_table bans;
 	unsigned conns; /* atomic: server-wide */
 	uint64_t generation; /* atomic: ban table changes */
 	long nbans; /* atomic: used ban slots */
@@ -96,34 +97,34 @@ struct limiter {
 
 /* --- SipHash-2-4 (Aumasson, Bernstein), 64-bit output ------------------ */
 
-#define LIM_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define LIM_SIPROUND                                                                               \
+#define LIMITER_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define LIMITER_SIPROUND                                                                           \
 	do {                                                                                       \
 		v0 += v1;                                                                          \
-		v1 = LIM_ROTL(v1, 13);                                                             \
+		v1 = LIMITER_ROTL(v1, 13);                                                         \
 		v1 ^= v0;                                                                          \
-		v0 = LIM_ROTL(v0, 32);                                                             \
+		v0 = LIMITER_ROTL(v0, 32);                                                         \
 		v2 += v3;                                                                          \
-		v3 = LIM_ROTL(v3, 16);                                                             \
+		v3 = LIMITER_ROTL(v3, 16);                                                         \
 		v3 ^= v2;                                                                          \
 		v0 += v3;                                                                          \
-		v3 = LIM_ROTL(v3, 21);                                                             \
+		v3 = LIMITER_ROTL(v3, 21);                                                         \
 		v3 ^= v0;                                                                          \
 		v2 += v1;                                                                          \
-		v1 = LIM_ROTL(v1, 17);                                                             \
+		v1 = LIMITER_ROTL(v1, 17);                                                         \
 		v1 ^= v2;                                                                          \
-		v2 = LIM_ROTL(v2, 32);                                                             \
+		v2 = LIMITER_ROTL(v2, 32);                                                         \
 	} while (0)
 
 static unsigned char
-lim_lower(unsigned char c)
+limiter_lower(unsigned char c)
 {
 	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
 }
 
 /* fold: ASCII letters hash as lower case (account names). */
 static uint64_t
-lim_siphash(const struct limiter *l, uint64_t salt, const void *p, size_t len, bool fold)
+limiter_siphash(const struct limiter *l, uint64_t salt, const void *p, size_t len, bool fold)
 {
 	const unsigned char *in = p;
 	uint64_t v0 = 0x736f6d6570736575ULL ^ l->k0, v1 = 0x646f72616e646f6dULL ^ l->k1;
@@ -133,29 +134,29 @@ lim_siphash(const struct limiter *l, uint64_t salt, const void *p, size_t len, b
 
 	/* the salt separates the tables' key spaces */
 	v3 ^= salt;
-	LIM_SIPROUND;
-	LIM_SIPROUND;
+	LIMITER_SIPROUND;
+	LIMITER_SIPROUND;
 	v0 ^= salt;
 	for (i = 0; i < end; i += 8) {
 		m = 0;
 		for (int j = 0; j < 8; j++)
-			m |= (uint64_t)(fold ? lim_lower(in[i + j]) : in[i + j]) << (8 * j);
+			m |= (uint64_t)(fold ? limiter_lower(in[i + j]) : in[i + j]) << (8 * j);
 		v3 ^= m;
-		LIM_SIPROUND;
-		LIM_SIPROUND;
+		LIMITER_SIPROUND;
+		LIMITER_SIPROUND;
 		v0 ^= m;
 	}
 	for (int j = 0; i + (size_t)j < len; j++)
-		b |= (uint64_t)(fold ? lim_lower(in[i + j]) : in[i + j]) << (8 * j);
+		b |= (uint64_t)(fold ? limiter_lower(in[i + j]) : in[i + j]) << (8 * j);
 	v3 ^= b;
-	LIM_SIPROUND;
-	LIM_SIPROUND;
+	LIMITER_SIPROUND;
+	LIMITER_SIPROUND;
 	v0 ^= b;
 	v2 ^= 0xff;
-	LIM_SIPROUND;
-	LIM_SIPROUND;
-	LIM_SIPROUND;
-	LIM_SIPROUND;
+	LIMITER_SIPROUND;
+	LIMITER_SIPROUND;
+	LIMITER_SIPROUND;
+	LIMITER_SIPROUND;
 	return (v0 ^ v1 ^ v2 ^ v3) | 1; /* never 0: 0 marks an empty slot */
 }
 
@@ -173,7 +174,7 @@ limiter_now_ms(void)
 /* 2^-x for x >= 0 without libm: whole halvings, then a Taylor polynomial of
  * e^(-r ln 2) on the fraction (error below 2e-4). */
 static float
-lim_exp2_neg(double x)
+limiter_exp2_neg(double x)
 {
 	double r, f = 1.0;
 
@@ -187,24 +188,24 @@ lim_exp2_neg(double x)
 }
 
 static float
-lim_decayed_fails(const struct lim_entry *e, int64_t now)
+limiter_decayed_fails(const struct limiter_entry *e, int64_t now)
 {
 	int64_t dt = now - e->stamp;
 
 	if (dt <= 0 || e->fails == 0)
 		return e->fails;
-	return e->fails * lim_exp2_neg((double)dt / (double)LIMITER_FAIL_HALFLIFE_MS);
+	return e->fails * limiter_exp2_neg((double)dt / (double)LIMITER_FAIL_HALFLIFE_MS);
 }
 
 /* Brings the counters of e to now. rate_per_min drains the leaky bucket. */
 static void
-lim_decay(struct lim_entry *e, unsigned rate_per_min, int64_t now)
+limiter_decay(struct limiter_entry *e, unsigned rate_per_min, int64_t now)
 {
 	int64_t dt = now - e->stamp;
 
 	if (dt <= 0)
 		return; /* the clock went back: keep the counts */
-	e->fails = lim_decayed_fails(e, now);
+	e->fails = limiter_decayed_fails(e, now);
 	if (e->fails < 0.01f)
 		e->fails = 0;
 	if (rate_per_min > 0) {
@@ -218,9 +219,9 @@ lim_decay(struct lim_entry *e, unsigned rate_per_min, int64_t now)
 /* --- counter tables -------------------------------------------------------- */
 
 static size_t
-lim_round(size_t n, size_t def)
+limiter_round(size_t n, size_t def)
 {
-	size_t unit = LIMITER_SHARDS * LIM_WAYS;
+	size_t unit = LIMITER_SHARDS * LIMITER_WAYS;
 
 	if (n == 0)
 		n = def;
@@ -228,9 +229,9 @@ lim_round(size_t n, size_t def)
 }
 
 static void
-lim_table_init(struct limiter *l, struct lim_table *t, size_t slots, bool by_age)
+limiter_table_init(struct limiter *l, struct limiter_table *t, size_t slots, bool by_age)
 {
-	t->nbuckets = slots / LIMITER_SHARDS / LIM_WAYS;
+	t->nbuckets = slots / LIMITER_SHARDS / LIMITER_WAYS;
 	t->slots = xcalloc(slots, sizeof(*t->slots));
 	t->by_age = by_age;
 	for (size_t i = 0; i < LIMITER_SHARDS; i++)
@@ -239,59 +240,60 @@ lim_table_init(struct limiter *l, struct lim_table *t, size_t slots, bool by_age
 }
 
 static void
-lim_table_free(struct lim_table *t)
+limiter_table_free(struct limiter_table *t)
 {
 	for (size_t i = 0; i < LIMITER_SHARDS; i++)
 		pthread_mutex_destroy(&t->shards[i].mu);
 	free(t->slots);
 }
 
-static struct lim_shard *
-lim_shard_of(struct lim_shard *shards, uint64_t h)
+static struct limiter_shard *
+limiter_shard_of(struct limiter_shard *shards, uint64_t h)
 {
-	return &shards[h >> (64 - LIM_SHARD_BITS)];
+	return &shards[h >> (64 - LIMITER_SHARD_BITS)];
 }
 
 static size_t
-lim_bucket_of(size_t nbuckets, uint64_t h)
+limiter_bucket_of(size_t nbuckets, uint64_t h)
 {
-	return (size_t)(h >> (64 - LIM_SHARD_BITS)) * nbuckets +
+	return (size_t)(h >> (64 - LIMITER_SHARD_BITS)) * nbuckets +
 	    (size_t)(h & 0xffffffffu) % nbuckets;
 }
 
 /* How much a slot is worth keeping (the smallest is evicted). */
 static double
-lim_score(const struct lim_table *t, const struct lim_entry *e, int64_t now)
+limiter_score(const struct limiter_table *t, const struct limiter_entry *e, int64_t now)
 {
 	if (t->by_age)
 		return (double)e->stamp;
 	if (e->conns > 0)
 		return 1e30;
-	return (double)lim_decayed_fails(e, now) + (double)e->rate;
+	return (double)limiter_decayed_fails(e, now) + (double)e->rate;
 }
 
 /* The slot of key h, created (in place of the least useful one) when
  * create; NULL otherwise when absent. The caller holds the shard. */
-static struct lim_entry *
-lim_find(struct lim_table *t, uint64_t h, bool create, int64_t now)
+static struct limiter_entry *
+limiter_find(struct limiter_table *t, uint64_t h, bool create, int64_t now)
 {
-	struct lim_entry *b = &t->slots[lim_bucket_of(t->nbuckets, h) * LIM_WAYS], *victim = NULL;
+	struct limiter_entry *b = &t->slots[limiter_bucket_of(t->nbuckets, h) * LIMITER_WAYS],
+	                     *victim = NULL;
 	double vscore = 0;
 
-	for (int i = 0; i < LIM_WAYS; i++) {
+	for (int i = 0; i < LIMITER_WAYS; i++) {
 		if (b[i].key == h)
 			return &b[i];
 	}
 	if (!create)
 		return NULL;
-	for (int i = 0; i < LIM_WAYS; i++) {
+	for (int i = 0; i < LIMITER_WAYS; i++) {
 		double sc;
 
 		if (b[i].key == 0) {
 			victim = &b[i];
 			break;
 		}
-		sc = lim_score(t, &b[i], now);
+		sc = limiter_score(t, &b[i], now);
 		if (victim == NULL || sc < vscore) {
 			victim = &b[i];
 			vscore = sc;
@@ -305,12 +307,12 @@ lim_find(struct lim_table *t, uint64_t h, bool create, int64_t now)
 
 /* --- addresses --------------------------------------------------------------- */
 
-static const unsigned char lim_v4_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+static const unsigned char limiter_v4_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 bool
 limiter_addr_is_v4(const struct limiter_addr *a)
 {
-	return memcmp(a->a, lim_v4_prefix, 12) == 0;
+	return memcmp(a->a, limiter_v4_prefix, 12) == 0;
 }
 
 int
@@ -318,7 +320,7 @@ limiter_addr_from_sockaddr(const struct sockaddr *sa, struct limiter_addr *a_r)
 {
 	memset(a_r, 0, sizeof(*a_r));
 	if (sa->sa_family == AF_INET) {
-		memcpy(a_r->a, lim_v4_prefix, 12);
+		memcpy(a_r->a, limiter_v4_prefix, 12);
 		memcpy(a_r->a + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
 		return 0;
 	}
@@ -330,7 +332,7 @@ limiter_addr_from_sockaddr(const struct sockaddr *sa, struct limiter_addr *a_r)
 }
 
 static void
-lim_mask(struct limiter_addr *a, unsigned prefix)
+limiter_mask(struct limiter_addr *a, unsigned prefix)
 {
 	for (unsigned i = 0; i < 16; i++) {
 		unsigned keep = prefix >= (i + 1) * 8 ? 8 : prefix > i * 8 ? prefix - i * 8 : 0;
@@ -359,7 +361,7 @@ limiter_addr_parse(const char *s, struct limiter_addr *a_r, unsigned *prefix_r)
 	host[n] = '\0';
 	memset(a_r, 0, sizeof(*a_r));
 	if (inet_pton(AF_INET, host, a_r->a + 12) == 1) {
-		memcpy(a_r->a, lim_v4_prefix, 12);
+		memcpy(a_r->a, limiter_v4_prefix, 12);
 		v4 = true;
 	} else if (inet_pton(AF_INET6, host, a_r->a) == 1) {
 		v4 = false;
@@ -376,7 +378,7 @@ limiter_addr_parse(const char *s, struct limiter_addr *a_r, unsigned *prefix_r)
 			return -1;
 	}
 	*prefix_r = (unsigned)p + (v4 ? 96 : 0);
-	lim_mask(a_r, *prefix_r);
+	limiter_mask(a_r, *prefix_r);
 	return 0;
 }
 
@@ -414,7 +416,7 @@ limiter_is_allowed(const struct conf *c, const struct limiter_addr *a)
 }
 
 static unsigned
-lim_net_prefix(const struct conf *c, const struct limiter_addr *a)
+limiter_net_prefix(const struct conf *c, const struct limiter_addr *a)
 {
 	return limiter_addr_is_v4(a) ? 96 + c->net_prefix_v4 : c->net_prefix_v6;
 }
@@ -437,12 +439,13 @@ limiter_new(const struct limiter_sizes *sizes)
 		l->k1 = (uint64_t)(uintptr_t)l * 0xbf58476d1ce4e5b9ULL;
 	}
 	l->memory = sizeof(*l);
-	lim_table_init(l, &l->ips, lim_round(sizes->ips, LIM_DEFAULT_IPS), false);
-	lim_table_init(l, &l->nets, lim_round(sizes->nets, LIM_DEFAULT_NETS), false);
-	lim_table_init(l, &l->accounts, lim_round(sizes->accounts, LIM_DEFAULT_ACCOUNTS), false);
-	lim_table_init(l, &l->good, lim_round(sizes->good, LIM_DEFAULT_GOOD), true);
-	nbans = lim_round(sizes->bans, LIM_DEFAULT_BANS);
-	l->bans.nbuckets = nbans / LIMITER_SHARDS / LIM_WAYS;
+	limiter_table_init(l, &l->ips, limiter_round(sizes->ips, LIMITER_DEFAULT_IPS), false);
+	limiter_table_init(l, &l->nets, limiter_round(sizes->nets, LIMITER_DEFAULT_NETS), false);
+	limiter_table_init(
+	    l, &l->accounts, limiter_round(sizes->accounts, LIMITER_DEFAULT_ACCOUNTS), false);
+	limiter_table_init(l, &l->good, limiter_round(sizes->good, LIMITER_DEFAULT_GOOD), true);
+	nbans = limiter_round(sizes->bans, LIMITER_DEFAULT_BANS);
+	l->bans.nbuckets = nbans / LIMITER_SHARDS / LIMITER_WAYS;
 	l->bans.slots = xcalloc(nbans, sizeof(*l->bans.slots));
 	for (size_t i = 0; i < LIMITER_SHARDS; i++)
 		pthread_mutex_init(&l->bans.shards[i].mu, NULL);
@@ -458,10 +461,10 @@ limiter_free(struct limiter *l)
 	if (l == NULL)
 		return;
 	limiter_persist_stop(l);
-	lim_table_free(&l->ips);
-	lim_table_free(&l->nets);
-	lim_table_free(&l->accounts);
-	lim_table_free(&l->good);
+	limiter_table_free(&l->ips);
+	limiter_table_free(&l->nets);
+	limiter_table_free(&l->accounts);
+	limiter_table_free(&l->good);
 	for (size_t i = 0; i < LIMITER_SHARDS; i++)
 		pthread_mutex_destroy(&l->bans.shards[i].mu);
 	free(l->bans.slots);
@@ -479,22 +482,23 @@ limiter_memory(const struct limiter *l)
 /* --- bans ------------------------------------------------------------------ */
 
 static uint64_t
-lim_ban_hash(const struct limiter *l, const struct limiter_addr *masked, unsigned prefix)
+limiter_bans_hash(const struct limiter *l, const struct limiter_addr *masked, unsigned prefix)
 {
 	unsigned char k[17];
 
 	memcpy(k, masked->a, 16);
 	k[16] = (unsigned char)prefix;
-	return lim_siphash(l, 5, k, sizeof(k), false);
+	return limiter_siphash(l, 5, k, sizeof(k), false);
 }
 
 /* The ban slot of (masked, prefix), or NULL; the caller holds the shard. */
-static struct lim_ban_entry *
-lim_ban_find(struct limiter *l, uint64_t h, const struct limiter_addr *masked, unsigned prefix)
+static struct limiter_bans_entry *
+limiter_bans_find(struct limiter *l, uint64_t h, const struct limiter_addr *masked, unsigned prefix)
 {
-	struct lim_ban_entry *b = &l->bans.slots[lim_bucket_of(l->bans.nbuckets, h) * LIM_WAYS];
+	struct limiter_bans_entry *b =
+	    &l->bans.slots[limiter_bucket_of(l->bans.nbuckets, h) * LIMITER_WAYS];
 
-	for (int i = 0; i < LIM_WAYS; i++) {
+	for (int i = 0; i < LIMITER_WAYS; i++) {
 		if (b[i].used && b[i].prefix == prefix && memcmp(b[i].addr, masked->a, 16) == 0)
 			return &b[i];
 	}
@@ -503,23 +507,24 @@ lim_ban_find(struct limiter *l, uint64_t h, const struct limiter_addr *masked, u
 
 /* A free slot for a new ban: an empty one, else an expired one with the
  * oldest offence, else the ban that ends first. */
-static struct lim_ban_entry *
-lim_ban_slot(struct limiter *l, uint64_t h, int64_t now)
+static struct limiter_bans_entry *
+limiter_bans_slot(struct limiter *l, uint64_t h, int64_t now)
 {
-	struct lim_ban_entry *b = &l->bans.slots[lim_bucket_of(l->bans.nbuckets, h) * LIM_WAYS];
-	struct lim_ban_entry *v = NULL;
+	struct limiter_bans_entry *b =
+	    &l->bans.slots[limiter_bucket_of(l->bans.nbuckets, h) * LIMITER_WAYS];
+	struct limiter_bans_entry *v = NULL;
 
-	for (int i = 0; i < LIM_WAYS; i++) {
+	for (int i = 0; i < LIMITER_WAYS; i++) {
 		if (!b[i].used)
 			return &b[i];
 	}
-	for (int i = 0; i < LIM_WAYS; i++) {
+	for (int i = 0; i < LIMITER_WAYS; i++) {
 		if (b[i].until <= now && (v == NULL || b[i].last < v->last))
 			v = &b[i];
 	}
 	if (v != NULL)
 		return v;
-	for (int i = 0; i < LIM_WAYS; i++) {
+	for (int i = 0; i < LIMITER_WAYS; i++) {
 		if (v == NULL || b[i].until < v->until)
 			v = &b[i];
 	}
@@ -527,13 +532,13 @@ lim_ban_slot(struct limiter *l, uint64_t h, int64_t now)
 }
 
 static void
-lim_prefix_mark(struct limiter *l, unsigned prefix)
+limiter_bans_prefix_mark(struct limiter *l, unsigned prefix)
 {
 	__atomic_fetch_or(&l->prefixes[prefix / 64], 1ULL << (prefix % 64), __ATOMIC_RELAXED);
 }
 
 static void
-lim_ban_to_public(const struct lim_ban_entry *e, struct limiter_ban *r)
+limiter_bans_to_public(const struct limiter_bans_entry *e, struct limiter_ban *r)
 {
 	struct limiter_addr a;
 
@@ -548,18 +553,19 @@ lim_ban_to_public(const struct lim_ban_entry *e, struct limiter_ban *r)
 /* Stores or updates (masked, prefix). seconds == 0: the grown length from
  * base_s (doubling per remembered offence, at most LIMITER_BAN_MAX_S). */
 static int
-lim_ban_put(struct limiter *l, const struct limiter_addr *masked, unsigned prefix, unsigned seconds,
-    unsigned base_s, enum limiter_reason reason, int64_t now, struct limiter_ban *r)
+limiter_bans_put(struct limiter *l, const struct limiter_addr *masked, unsigned prefix,
+    unsigned seconds, unsigned base_s, enum limiter_reason reason, int64_t now,
+    struct limiter_ban *r)
 {
-	uint64_t h = lim_ban_hash(l, masked, prefix);
-	struct lim_shard *sh = lim_shard_of(l->bans.shards, h);
-	struct lim_ban_entry *e;
+	uint64_t h = limiter_bans_hash(l, masked, prefix);
+	struct limiter_shard *sh = limiter_shard_of(l->bans.shards, h);
+	struct limiter_bans_entry *e;
 	int64_t until;
 
 	pthread_mutex_lock(&sh->mu);
-	e = lim_ban_find(l, h, masked, prefix);
+	e = limiter_bans_find(l, h, masked, prefix);
 	if (e == NULL) {
-		e = lim_ban_slot(l, h, now);
+		e = limiter_bans_slot(l, h, now);
 		if (!e->used)
 			__atomic_add_fetch(&l->nbans, 1, __ATOMIC_RELAXED);
 		memset(e, 0, sizeof(*e));
@@ -586,15 +592,15 @@ lim_ban_put(struct limiter *l, const struct limiter_addr *masked, unsigned prefi
 	e->last = now;
 	e->reason = (uint8_t)reason;
 	if (r != NULL)
-		lim_ban_to_public(e, r);
+		limiter_bans_to_public(e, r);
 	pthread_mutex_unlock(&sh->mu);
-	lim_prefix_mark(l, prefix);
+	limiter_bans_prefix_mark(l, prefix);
 	__atomic_add_fetch(&l->generation, 1, __ATOMIC_RELEASE);
 	return 0;
 }
 
 static bool
-lim_ban_lookup(struct limiter *l, const struct limiter_addr *a, int64_t now, int64_t *until_r)
+limiter_bans_lookup(struct limiter *l, const struct limiter_addr *a, int64_t now, int64_t *until_r)
 {
 	bool hit = false;
 
@@ -606,18 +612,18 @@ lim_ban_lookup(struct limiter *l, const struct limiter_addr *a, int64_t now, int
 		while (bits != 0 && !hit) {
 			unsigned prefix = w * 64 + (unsigned)__builtin_ctzll(bits);
 			struct limiter_addr m = *a;
-			struct lim_ban_entry *e;
-			struct lim_shard *sh;
+			struct limiter_bans_entry *e;
+			struct limiter_shard *sh;
 			uint64_t h;
 
 			bits &= bits - 1;
 			if (prefix > 128)
 				break;
-			lim_mask(&m, prefix);
-			h = lim_ban_hash(l, &m, prefix);
-			sh = lim_shard_of(l->bans.shards, h);
+			limiter_mask(&m, prefix);
+			h = limiter_bans_hash(l, &m, prefix);
+			sh = limiter_shard_of(l->bans.shards, h);
 			pthread_mutex_lock(&sh->mu);
-			e = lim_ban_find(l, h, &m, prefix);
+			e = limiter_bans_find(l, h, &m, prefix);
 			if (e != NULL && e->until > now) {
 				hit = true;
 				if (until_r != NULL)
@@ -635,7 +641,7 @@ limiter_is_banned(struct limiter *l, const struct conf *c, const struct limiter_
 {
 	if (limiter_is_allowed(c, a))
 		return false;
-	return lim_ban_lookup(l, a, now, until_r);
+	return limiter_bans_lookup(l, a, now, until_r);
 }
 
 int
@@ -646,25 +652,25 @@ limiter_ban_add(struct limiter *l, const struct limiter_addr *a, unsigned prefix
 
 	if (prefix > 128)
 		return -1;
-	lim_mask(&m, prefix);
-	return lim_ban_put(l, &m, prefix, seconds > 0 ? seconds : 1, 0, reason, now, NULL);
+	limiter_mask(&m, prefix);
+	return limiter_bans_put(l, &m, prefix, seconds > 0 ? seconds : 1, 0, reason, now, NULL);
 }
 
 int
 limiter_ban_del(struct limiter *l, const struct limiter_addr *a, unsigned prefix)
 {
 	struct limiter_addr m = *a;
-	struct lim_ban_entry *e;
-	struct lim_shard *sh;
+	struct limiter_bans_entry *e;
+	struct limiter_shard *sh;
 	uint64_t h;
 
 	if (prefix > 128)
 		return -1;
-	lim_mask(&m, prefix);
-	h = lim_ban_hash(l, &m, prefix);
-	sh = lim_shard_of(l->bans.shards, h);
+	limiter_mask(&m, prefix);
+	h = limiter_bans_hash(l, &m, prefix);
+	sh = limiter_shard_of(l->bans.shards, h);
 	pthread_mutex_lock(&sh->mu);
-	e = lim_ban_find(l, h, &m, prefix);
+	e = limiter_bans_find(l, h, &m, prefix);
 	if (e != NULL) {
 		memset(e, 0, sizeof(*e));
 		__atomic_sub_fetch(&l->nbans, 1, __ATOMIC_RELAXED);
@@ -677,7 +683,7 @@ limiter_ban_del(struct limiter *l, const struct limiter_addr *a, unsigned prefix
 }
 
 static int
-lim_ban_cmp(const void *x, const void *y)
+limiter_bans_cmp(const void *x, const void *y)
 {
 	const struct limiter_ban *a = x, *b = y;
 
@@ -691,22 +697,22 @@ limiter_ban_list(struct limiter *l, int64_t now, bool all, size_t *n_r)
 	size_t n = 0, cap = 0;
 
 	for (size_t s = 0; s < LIMITER_SHARDS; s++) {
-		struct lim_ban_entry *b = &l->bans.slots[s * l->bans.nbuckets * LIM_WAYS];
+		struct limiter_bans_entry *b = &l->bans.slots[s * l->bans.nbuckets * LIMITER_WAYS];
 
 		pthread_mutex_lock(&l->bans.shards[s].mu);
-		for (size_t i = 0; i < l->bans.nbuckets * LIM_WAYS; i++) {
+		for (size_t i = 0; i < l->bans.nbuckets * LIMITER_WAYS; i++) {
 			if (!b[i].used || (!all && b[i].until <= now))
 				continue;
 			if (n == cap) {
 				cap = cap ? cap * 2 : 16;
 				r = xrealloc(r, cap * sizeof(*r));
 			}
-			lim_ban_to_public(&b[i], &r[n++]);
+			limiter_bans_to_public(&b[i], &r[n++]);
 		}
 		pthread_mutex_unlock(&l->bans.shards[s].mu);
 	}
 	if (n > 1)
-		qsort(r, n, sizeof(*r), lim_ban_cmp);
+		qsort(r, n, sizeof(*r), limiter_bans_cmp);
 	*n_r = n;
 	return r;
 }
@@ -719,10 +725,10 @@ limiter_bans_active(struct limiter *l, int64_t now)
 	if (__atomic_load_n(&l->nbans, __ATOMIC_RELAXED) == 0)
 		return 0;
 	for (size_t s = 0; s < LIMITER_SHARDS; s++) {
-		struct lim_ban_entry *b = &l->bans.slots[s * l->bans.nbuckets * LIM_WAYS];
+		struct limiter_bans_entry *b = &l->bans.slots[s * l->bans.nbuckets * LIMITER_WAYS];
 
 		pthread_mutex_lock(&l->bans.shards[s].mu);
-		for (size_t i = 0; i < l->bans.nbuckets * LIM_WAYS; i++)
+		for (size_t i = 0; i < l->bans.nbuckets * LIMITER_WAYS; i++)
 			n += b[i].used && b[i].until > now;
 		pthread_mutex_unlock(&l->bans.shards[s].mu);
 	}
@@ -750,7 +756,7 @@ limiter_reason_name(enum limiter_reason r)
 }
 
 static enum limiter_reason
-lim_reason_parse(const char *s)
+limiter_bans_reason_parse(const char *s)
 {
 	if (strcmp(s, "auth_failures_per_ip") == 0)
 		return LIMITER_REASON_AUTH_IP;
@@ -765,12 +771,12 @@ enum limiter_verdict
 limiter_connect(struct limiter *l, const struct conf *c, const struct limiter_addr *a, int64_t now)
 {
 	bool allowed = limiter_is_allowed(c, a), over = false;
-	uint64_t h = lim_siphash(l, 1, a->a, 16, false);
-	struct lim_shard *sh = lim_shard_of(l->ips.shards, h);
-	struct lim_entry *e;
+	uint64_t h = limiter_siphash(l, 1, a->a, 16, false);
+	struct limiter_shard *sh = limiter_shard_of(l->ips.shards, h);
+	struct limiter_entry *e;
 	unsigned total;
 
-	if (!allowed && lim_ban_lookup(l, a, now, NULL))
+	if (!allowed && limiter_bans_lookup(l, a, now, NULL))
 		return LIMITER_BANNED;
 	total = __atomic_add_fetch(&l->conns, 1, __ATOMIC_RELAXED);
 	if (total > c->connections) {
@@ -780,8 +786,8 @@ limiter_connect(struct limiter *l, const struct conf *c, const struct limiter_ad
 	/* allowlisted clients are counted too (limiter_disconnect cannot know
 	 * whether the allowlist changed since), but never refused */
 	pthread_mutex_lock(&sh->mu);
-	e = lim_find(&l->ips, h, true, now);
-	lim_decay(e, c->connection_rate_per_ip, now);
+	e = limiter_find(&l->ips, h, true, now);
+	limiter_decay(e, c->connection_rate_per_ip, now);
 	if (!allowed &&
 	    (e->conns >= c->connections_per_ip ||
 	        e->rate + 1.0f > (float)c->connection_rate_per_ip))
@@ -803,15 +809,15 @@ limiter_connect(struct limiter *l, const struct conf *c, const struct limiter_ad
 void
 limiter_disconnect(struct limiter *l, const struct limiter_addr *a)
 {
-	uint64_t h = lim_siphash(l, 1, a->a, 16, false);
-	struct lim_shard *sh = lim_shard_of(l->ips.shards, h);
-	struct lim_entry *e;
+	uint64_t h = limiter_siphash(l, 1, a->a, 16, false);
+	struct limiter_shard *sh = limiter_shard_of(l->ips.shards, h);
+	struct limiter_entry *e;
 
 	__atomic_sub_fetch(&l->conns, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&sh->mu);
 	/* absent only if all 8 slots of the bucket had open connections and
 	 * one was taken (limiter.h): then there is nothing to decrement */
-	e = lim_find(&l->ips, h, false, 0);
+	e = limiter_find(&l->ips, h, false, 0);
 	if (e != NULL && e->conns > 0)
 		e->conns--;
 	pthread_mutex_unlock(&sh->mu);
@@ -826,34 +832,35 @@ limiter_connections(const struct limiter *l)
 /* --- authentication ---------------------------------------------------------- */
 
 static uint64_t
-lim_good_hash(
+limiter_good_hash(
     const struct limiter *l, const char *account, size_t len, const struct limiter_addr *a)
 {
 	unsigned char k[24];
 	struct limiter_addr m = *a;
-	uint64_t ha = lim_siphash(l, 3, account, len, true);
+	uint64_t ha = limiter_siphash(l, 3, account, len, true);
 
 	/* IPv6 clients rotate privacy addresses inside their /64 (RFC 8981) */
 	if (!limiter_addr_is_v4(a))
-		lim_mask(&m, 64);
+		limiter_mask(&m, 64);
 	memcpy(k, &ha, 8);
 	memcpy(k + 8, m.a, 16);
-	return lim_siphash(l, 4, k, sizeof(k), false);
+	return limiter_siphash(l, 4, k, sizeof(k), false);
 }
 
 /* Adds one failure to key h of table t (when add) and returns the decayed
  * count; reset clears it after reading (the key has just been banned). */
 static float
-lim_count(struct lim_table *t, uint64_t h, bool add, int64_t now, unsigned threshold, bool *hit_r)
+limiter_count(
+    struct limiter_table *t, uint64_t h, bool add, int64_t now, unsigned threshold, bool *hit_r)
 {
-	struct lim_shard *sh = lim_shard_of(t->shards, h);
-	struct lim_entry *e;
+	struct limiter_shard *sh = limiter_shard_of(t->shards, h);
+	struct limiter_entry *e;
 	float f = 0;
 
 	pthread_mutex_lock(&sh->mu);
-	e = lim_find(t, h, add, now);
+	e = limiter_find(t, h, add, now);
 	if (e != NULL) {
-		lim_decay(e, 0, now);
+		limiter_decay(e, 0, now);
 		if (add)
 			e->fails += 1.0f;
 		f = e->fails;
@@ -873,28 +880,28 @@ limiter_auth_throttled(struct limiter *l, const struct conf *c, const char *acco
     const struct limiter_addr *a, int64_t now)
 {
 	uint64_t h, g;
-	struct lim_shard *sh;
-	struct lim_entry *e;
+	struct limiter_shard *sh;
+	struct limiter_entry *e;
 	float f;
 	bool known;
 
 	if (len == 0 || limiter_is_allowed(c, a))
 		return false;
-	h = lim_siphash(l, 3, account, len, true);
-	f = lim_count(&l->accounts, h, false, now, 0, NULL);
+	h = limiter_siphash(l, 3, account, len, true);
+	f = limiter_count(&l->accounts, h, false, now, 0, NULL);
 	if (f + 0.5f < (float)c->auth_failures_per_account)
 		return false;
-	g = lim_good_hash(l, account, len, a);
-	sh = lim_shard_of(l->good.shards, g);
+	g = limiter_good_hash(l, account, len, a);
+	sh = limiter_shard_of(l->good.shards, g);
 	pthread_mutex_lock(&sh->mu);
-	e = lim_find(&l->good, g, false, now);
+	e = limiter_find(&l->good, g, false, now);
 	known = e != NULL && now - e->stamp <= LIMITER_GOOD_TTL_MS;
 	pthread_mutex_unlock(&sh->mu);
 	return !known;
 }
 
 static unsigned
-lim_tarpit_ms(float fails)
+limiter_tarpit_ms(float fails)
 {
 	unsigned n = (unsigned)(fails + 0.5f), d = LIMITER_TARPIT_FIRST_MS;
 
@@ -910,35 +917,36 @@ limiter_auth_failed(struct limiter *l, const struct conf *c, const char *account
     const struct limiter_addr *a, int64_t now, struct limiter_fail *r)
 {
 	struct limiter_addr net = *a;
-	unsigned netprefix = lim_net_prefix(c, a);
+	unsigned netprefix = limiter_net_prefix(c, a);
 	bool ip_hit = false, net_hit = false;
 	float f;
 
 	memset(r, 0, sizeof(*r));
 	if (len > 0) {
-		(void)lim_count(
-		    &l->accounts, lim_siphash(l, 3, account, len, true), true, now, 0, NULL);
+		(void)limiter_count(
+		    &l->accounts, limiter_siphash(l, 3, account, len, true), true, now, 0, NULL);
 	}
 	if (limiter_is_allowed(c, a))
 		return;
-	f = lim_count(&l->ips, lim_siphash(l, 1, a->a, 16, false), true, now,
+	f = limiter_count(&l->ips, limiter_siphash(l, 1, a->a, 16, false), true, now,
 	    c->auth_failures_per_ip, &ip_hit);
-	lim_mask(&net, netprefix);
-	(void)lim_count(&l->nets, lim_siphash(l, 2, net.a, 16, false), true, now,
+	limiter_mask(&net, netprefix);
+	(void)limiter_count(&l->nets, limiter_siphash(l, 2, net.a, 16, false), true, now,
 	    c->auth_failures_per_net, &net_hit);
 	if (net_hit) {
-		(void)lim_ban_put(
+		(void)limiter_bans_put(
 		    l, &net, netprefix, 0, c->ban_time, LIMITER_REASON_AUTH_NET, now, &r->ban);
 		r->new_ban = true;
 	}
 	if (ip_hit) {
 		/* reported in preference: the more specific ban */
-		(void)lim_ban_put(l, a, 128, 0, c->ban_time, LIMITER_REASON_AUTH_IP, now, &r->ban);
+		(void)limiter_bans_put(
+		    l, a, 128, 0, c->ban_time, LIMITER_REASON_AUTH_IP, now, &r->ban);
 		r->new_ban = true;
 	}
-	r->banned = r->new_ban || lim_ban_lookup(l, a, now, NULL);
+	r->banned = r->new_ban || limiter_bans_lookup(l, a, now, NULL);
 	if (!r->banned)
-		r->delay_ms = lim_tarpit_ms(f);
+		r->delay_ms = limiter_tarpit_ms(f);
 }
 
 void
@@ -946,15 +954,15 @@ limiter_auth_ok(
     struct limiter *l, const char *account, size_t len, const struct limiter_addr *a, int64_t now)
 {
 	uint64_t g;
-	struct lim_shard *sh;
-	struct lim_entry *e;
+	struct limiter_shard *sh;
+	struct limiter_entry *e;
 
 	if (len == 0)
 		return;
-	g = lim_good_hash(l, account, len, a);
-	sh = lim_shard_of(l->good.shards, g);
+	g = limiter_good_hash(l, account, len, a);
+	sh = limiter_shard_of(l->good.shards, g);
 	pthread_mutex_lock(&sh->mu);
-	e = lim_find(&l->good, g, true, now);
+	e = limiter_find(&l->good, g, true, now);
 	e->stamp = now;
 	pthread_mutex_unlock(&sh->mu);
 }
@@ -1001,7 +1009,7 @@ int
 limiter_bans_load(struct limiter *l, const char *path, int64_t now, char *err, size_t errlen)
 {
 	size_t len, i;
-	char *text = fs_read_file(path, LIM_STATE_MAX, &len);
+	char *text = fs_read_file(path, LIMITER_BANS_STATE_MAX, &len);
 	json_error_t je;
 	json_t *doc, *bans, *b;
 
@@ -1031,8 +1039,8 @@ limiter_bans_load(struct limiter *l, const char *path, int64_t now, char *err, s
 		struct limiter_addr a;
 		unsigned prefix;
 		uint64_t h;
-		struct lim_shard *sh;
-		struct lim_ban_entry *e;
+		struct limiter_shard *sh;
+		struct limiter_bans_entry *e;
 
 		if (json_unpack(b, "{s:s, s:I, s?I, s?i, s?s}", "address", &addr, "until", &until,
 		        "last", &last, "offences", &offences, "reason", &reason) == -1 ||
@@ -1045,12 +1053,12 @@ limiter_bans_load(struct limiter *l, const char *path, int64_t now, char *err, s
 			last = until;
 		if (until * 1000 <= now && now - last * 1000 > LIMITER_OFFENCE_MEMORY_MS)
 			continue; /* forgotten */
-		h = lim_ban_hash(l, &a, prefix);
-		sh = lim_shard_of(l->bans.shards, h);
+		h = limiter_bans_hash(l, &a, prefix);
+		sh = limiter_shard_of(l->bans.shards, h);
 		pthread_mutex_lock(&sh->mu);
-		e = lim_ban_find(l, h, &a, prefix);
+		e = limiter_bans_find(l, h, &a, prefix);
 		if (e == NULL) {
-			e = lim_ban_slot(l, h, now);
+			e = limiter_bans_slot(l, h, now);
 			if (!e->used)
 				__atomic_add_fetch(&l->nbans, 1, __ATOMIC_RELAXED);
 		}
@@ -1061,9 +1069,9 @@ limiter_bans_load(struct limiter *l, const char *path, int64_t now, char *err, s
 		e->until = (int64_t)until * 1000;
 		e->last = (int64_t)last * 1000;
 		e->offences = offences > 0 ? (uint32_t)offences : 1;
-		e->reason = (uint8_t)lim_reason_parse(reason);
+		e->reason = (uint8_t)limiter_bans_reason_parse(reason);
 		pthread_mutex_unlock(&sh->mu);
-		lim_prefix_mark(l, prefix);
+		limiter_bans_prefix_mark(l, prefix);
 	}
 	json_decref(doc);
 	__atomic_add_fetch(&l->generation, 1, __ATOMIC_RELEASE);
@@ -1071,7 +1079,7 @@ limiter_bans_load(struct limiter *l, const char *path, int64_t now, char *err, s
 }
 
 static void
-lim_persist_save(struct limiter *l, uint64_t *saved)
+limiter_bans_persist_save(struct limiter *l, uint64_t *saved)
 {
 	uint64_t g = limiter_ban_generation(l);
 
@@ -1086,7 +1094,7 @@ lim_persist_save(struct limiter *l, uint64_t *saved)
 }
 
 static void *
-lim_persist_main(void *arg)
+limiter_bans_persist_main(void *arg)
 {
 	struct limiter *l = arg;
 	uint64_t saved = l->psaved;
@@ -1099,11 +1107,11 @@ lim_persist_main(void *arg)
 		ts.tv_sec += 1;
 		pthread_cond_timedwait(&l->pcond, &l->pmu, &ts);
 		pthread_mutex_unlock(&l->pmu);
-		lim_persist_save(l, &saved);
+		limiter_bans_persist_save(l, &saved);
 		pthread_mutex_lock(&l->pmu);
 	}
 	pthread_mutex_unlock(&l->pmu);
-	lim_persist_save(l, &saved);
+	limiter_bans_persist_save(l, &saved);
 	return NULL;
 }
 
@@ -1116,7 +1124,7 @@ limiter_persist_start(struct limiter *l, const char *path)
 	l->pstop = false;
 	/* what is in the table now is what was just loaded: saved already */
 	l->psaved = limiter_ban_generation(l);
-	if (pthread_create(&l->pthread, NULL, lim_persist_main, l) != 0)
+	if (pthread_create(&l->pthread, NULL, limiter_bans_persist_main, l) != 0)
 		abort();
 	l->prunning = true;
 }
