@@ -454,8 +454,10 @@ fail:
 	return r;
 }
 
-int
-user_main(int argc, char **argv)
+/* The options into o (GNU getopt_long permutes: options may follow USER);
+ * optind is then the first word. -1 after a message on stderr. */
+static int
+user_cmd_parse(int argc, char **argv, struct user_cmd_opts *o, bool *help_r)
 {
 	static const struct option longopts[] = {
 	    {"file", required_argument, NULL, 'f'},
@@ -468,54 +470,132 @@ user_main(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct user_cmd_opts o;
-	const struct user_cmd_sub *sub = NULL;
-	bool help = false;
-	int c, nargs;
+	int c;
 
-	memset(&o, 0, sizeof(o));
 	optind = 1;
 	opterr = 0;
-	/* GNU getopt_long permutes: options may follow USER */
 	while ((c = getopt_long(argc, argv, "f:c:s:l:e:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
-			o.file = optarg;
+			o->file = optarg;
 			break;
 		case 'c':
-			o.config = optarg;
+			o->config = optarg;
 			break;
 		case 'P':
-			o.password_stdin = true;
+			o->password_stdin = true;
 			break;
 		case 's':
-			if (pwscheme_from_name(optarg, strlen(optarg), &o.scheme) == -1 ||
-			    o.scheme == PWSCHEME_SCRAM_SHA1) {
+			if (pwscheme_from_name(optarg, strlen(optarg), &o->scheme) == -1 ||
+			    o->scheme == PWSCHEME_SCRAM_SHA1) {
 				user_cmd_err(
 				    "--scheme: expected SCRAM-SHA-256, ARGON2ID, SHA512-CRYPT "
 				    "or BLF-CRYPT");
-				return USER_CMD_USAGE;
+				return -1;
 			}
-			o.scheme_given = true;
+			o->scheme_given = true;
 			break;
 		case 'l':
-			o.label = optarg;
+			o->label = optarg;
 			break;
 		case 'J':
-			o.json = true;
+			o->json = true;
 			break;
 		case 'e':
-			o.expires = optarg;
+			o->expires = optarg;
 			break;
 		case 'h':
-			help = true;
+			*help_r = true;
 			break;
 		default:
 			user_cmd_err("unknown or incomplete option \"%s\"", argv[optind - 1]);
 			user_cmd_usage(stderr, NULL);
-			return USER_CMD_USAGE;
+			return -1;
 		}
 	}
+	return 0;
+}
+
+/* The nargs words of sub (words[0] is its name) into o: USER, and LABEL or
+ * the further words. -1 after a message on stderr. */
+static int
+user_cmd_words(const struct user_cmd_sub *sub, char **words, int nargs, struct user_cmd_opts *o)
+{
+	if (sub->fn == user_app_cmd_run) {
+		/* app-password add|del USER LABEL */
+		if (nargs != 4 || (strcmp(words[1], "add") != 0 && strcmp(words[1], "del") != 0)) {
+			user_cmd_err("app-password: expected add|del USER LABEL");
+			user_cmd_usage(stderr, sub);
+			return -1;
+		}
+		o->args = words + 1;
+		o->nargs = 1;
+		o->user = words[2];
+		o->label = words[3];
+		nargs = 2;
+	} else if (sub->extra_max != 0) {
+		if (nargs < 2 + sub->extra_min ||
+		    (sub->extra_max > 0 && nargs > 2 + sub->extra_max)) {
+			user_cmd_err("%s: expected USER and %s", sub->name,
+			    sub->extra_min > 0 ? "more words" : "optional words");
+			user_cmd_usage(stderr, sub);
+			return -1;
+		}
+		o->args = words + 2;
+		o->nargs = nargs - 2;
+		nargs = 2;
+	}
+	if (nargs > 2 || (sub->needs_user && nargs != 2)) {
+		user_cmd_err(
+		    "%s: expected %s", sub->name, sub->needs_user ? "USER" : "at most USER");
+		user_cmd_usage(stderr, sub);
+		return -1;
+	}
+	if (o->user == NULL)
+		o->user = nargs == 2 ? words[1] : NULL;
+	return 0;
+}
+
+/* Each option applies to sub. -1 after a message on stderr. */
+static int
+user_cmd_check(const struct user_cmd_sub *sub, const struct user_cmd_opts *o)
+{
+	if (o->expires != NULL && (sub->fn != user_app_cmd_run || strcmp(o->args[0], "add") != 0)) {
+		user_cmd_err("--expires applies to app-password add only");
+		return -1;
+	}
+	if (sub->fn == user_app_cmd_run && o->scheme_given) {
+		user_cmd_err(
+		    "app-password: --scheme does not apply (app passwords are SCRAM keys)");
+		return -1;
+	}
+	if (o->config != NULL && sub->fn != user_cmd_unlock) {
+		user_cmd_err("-c applies to unlock only");
+		return -1;
+	}
+	if (o->file == NULL && o->config == NULL) {
+		user_cmd_err("%s: -f FILE is required", sub->name);
+		user_cmd_usage(stderr, sub);
+		return -1;
+	}
+	if (o->json && sub->fn != user_list_cmd_run) {
+		user_cmd_err("--json applies to list only");
+		return -1;
+	}
+	return 0;
+}
+
+int
+user_main(int argc, char **argv)
+{
+	struct user_cmd_opts o;
+	const struct user_cmd_sub *sub = NULL;
+	bool help = false;
+	int nargs;
+
+	memset(&o, 0, sizeof(o));
+	if (user_cmd_parse(argc, argv, &o, &help) == -1)
+		return USER_CMD_USAGE;
 	nargs = argc - optind;
 	if (nargs >= 1) {
 		for (size_t i = 0; i < USER_CMD_NSUBS; i++) {
@@ -533,61 +613,7 @@ user_main(int argc, char **argv)
 		user_cmd_usage(stderr, NULL);
 		return USER_CMD_USAGE;
 	}
-	if (sub->fn == user_app_cmd_run) {
-		/* app-password add|del USER LABEL */
-		if (nargs != 4 ||
-		    (strcmp(argv[optind + 1], "add") != 0 &&
-		        strcmp(argv[optind + 1], "del") != 0)) {
-			user_cmd_err("app-password: expected add|del USER LABEL");
-			user_cmd_usage(stderr, sub);
-			return USER_CMD_USAGE;
-		}
-		o.args = argv + optind + 1;
-		o.nargs = 1;
-		o.user = argv[optind + 2];
-		o.label = argv[optind + 3];
-		nargs = 2;
-	} else if (sub->extra_max != 0) {
-		if (nargs < 2 + sub->extra_min ||
-		    (sub->extra_max > 0 && nargs > 2 + sub->extra_max)) {
-			user_cmd_err("%s: expected USER and %s", sub->name,
-			    sub->extra_min > 0 ? "more words" : "optional words");
-			user_cmd_usage(stderr, sub);
-			return USER_CMD_USAGE;
-		}
-		o.args = argv + optind + 2;
-		o.nargs = nargs - 2;
-		nargs = 2;
-	}
-	if (nargs > 2 || (sub->needs_user && nargs != 2)) {
-		user_cmd_err(
-		    "%s: expected %s", sub->name, sub->needs_user ? "USER" : "at most USER");
-		user_cmd_usage(stderr, sub);
+	if (user_cmd_words(sub, argv + optind, nargs, &o) == -1 || user_cmd_check(sub, &o) == -1)
 		return USER_CMD_USAGE;
-	}
-	if (o.expires != NULL && (sub->fn != user_app_cmd_run || strcmp(o.args[0], "add") != 0)) {
-		user_cmd_err("--expires applies to app-password add only");
-		return USER_CMD_USAGE;
-	}
-	if (sub->fn == user_app_cmd_run && o.scheme_given) {
-		user_cmd_err(
-		    "app-password: --scheme does not apply (app passwords are SCRAM keys)");
-		return USER_CMD_USAGE;
-	}
-	if (o.user == NULL)
-		o.user = nargs == 2 ? argv[optind + 1] : NULL;
-	if (o.config != NULL && sub->fn != user_cmd_unlock) {
-		user_cmd_err("-c applies to unlock only");
-		return USER_CMD_USAGE;
-	}
-	if (o.file == NULL && o.config == NULL) {
-		user_cmd_err("%s: -f FILE is required", sub->name);
-		user_cmd_usage(stderr, sub);
-		return USER_CMD_USAGE;
-	}
-	if (o.json && sub->fn != user_list_cmd_run) {
-		user_cmd_err("--json applies to list only");
-		return USER_CMD_USAGE;
-	}
 	return sub->fn(&o);
 }
