@@ -96,8 +96,88 @@ probe_cmd_truthy(const char *v)
 	    !strcasecmp(v, "on");
 }
 
-int
-probe_main(int argc, char **argv)
+/* The command line and the environment, and what probe_main frees. */
+struct probe_cmd_args {
+	struct probe_opts o; /* its strings point into argv, the environment or here */
+	bool password_stdin;
+	bool help; /* --help was given and answered */
+	int modes; /* how many of --starttls, --tls, --plain */
+	char *host, *port, *mech;
+	char *secret; /* wiped at free */
+};
+
+/* One option of getopt_long (ch, optarg) into a. -1 after a message on
+ * stderr: a usage error. */
+static int
+probe_cmd_option(struct probe_cmd_args *a, int ch)
+{
+	switch (ch) {
+	case 'S':
+		a->o.mode = PROBE_MODE_STARTTLS;
+		a->modes++;
+		break;
+	case 'T':
+		a->o.mode = PROBE_MODE_TLS;
+		a->modes++;
+		break;
+	case 'P':
+		a->o.mode = PROBE_MODE_PLAIN;
+		a->modes++;
+		break;
+	case 'u':
+		a->o.user = optarg;
+		break;
+	case 'p':
+		a->password_stdin = true;
+		break;
+	case 'a':
+		free(a->mech);
+		a->mech = xstrdup(optarg);
+		break;
+	case 'f':
+		a->o.from = optarg;
+		break;
+	case 't':
+		a->o.to = optarg;
+		break;
+	case 'c':
+		a->o.cafile = optarg;
+		break;
+	case 'n':
+		a->o.sni = optarg;
+		break;
+	case 'H':
+		a->o.helo = optarg;
+		break;
+	case 'w': {
+		char *end;
+		long v = strtol(optarg, &end, 10);
+
+		if (*optarg == '\0' || *end != '\0' || v < 1 || v > PROBE_CMD_TIMEOUT_MAX) {
+			fprintf(stderr, "smtpgate probe: --timeout takes 1..%d seconds\n",
+			    PROBE_CMD_TIMEOUT_MAX);
+			return -1;
+		}
+		a->o.timeout_s = (int)v;
+		break;
+	}
+	case 'r':
+		a->o.resolver = optarg;
+		break;
+	case 'j':
+		a->o.json = true;
+		break;
+	default:
+		probe_cmd_usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+/* The options and HOST[:PORT] into a. -1 when the command ends here: after
+ * --help (a->help) or a usage error (a message on stderr). */
+static int
+probe_cmd_parse(struct probe_cmd_args *a, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"starttls", no_argument, NULL, 'S'},
@@ -117,155 +197,142 @@ probe_main(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct probe_opts o;
-	bool password_stdin = false;
-	char *host = NULL, *port = NULL, *secret = NULL, *mech = NULL;
-	const char *env;
-	int ch, status = 2, modes = 0;
+	int ch;
 
-	memset(&o, 0, sizeof(o));
-	o.timeout_s = PROBE_CMD_TIMEOUT_DEFAULT;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'S':
-			o.mode = PROBE_MODE_STARTTLS;
-			modes++;
-			break;
-		case 'T':
-			o.mode = PROBE_MODE_TLS;
-			modes++;
-			break;
-		case 'P':
-			o.mode = PROBE_MODE_PLAIN;
-			modes++;
-			break;
-		case 'u':
-			o.user = optarg;
-			break;
-		case 'p':
-			password_stdin = true;
-			break;
-		case 'a':
-			free(mech);
-			mech = xstrdup(optarg);
-			break;
-		case 'f':
-			o.from = optarg;
-			break;
-		case 't':
-			o.to = optarg;
-			break;
-		case 'c':
-			o.cafile = optarg;
-			break;
-		case 'n':
-			o.sni = optarg;
-			break;
-		case 'H':
-			o.helo = optarg;
-			break;
-		case 'w': {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-
-			if (*optarg == '\0' || *end != '\0' || v < 1 || v > PROBE_CMD_TIMEOUT_MAX) {
-				fprintf(stderr, "smtpgate probe: --timeout takes 1..%d seconds\n",
-				    PROBE_CMD_TIMEOUT_MAX);
-				goto out;
-			}
-			o.timeout_s = (int)v;
-			break;
-		}
-		case 'r':
-			o.resolver = optarg;
-			break;
-		case 'j':
-			o.json = true;
-			break;
-		case 'h':
+		if (ch == 'h') {
 			probe_cmd_usage(stdout);
-			status = 0;
-			goto out;
-		default:
-			probe_cmd_usage(stderr);
-			goto out;
+			a->help = true;
+			return -1;
 		}
+		if (probe_cmd_option(a, ch) == -1)
+			return -1;
 	}
-	if (optind != argc - 1 || modes > 1) {
-		if (modes > 1)
+	if (optind != argc - 1 || a->modes > 1) {
+		if (a->modes > 1)
 			fprintf(stderr,
 			    "smtpgate probe: --starttls, --tls and --plain exclude each other\n");
 		probe_cmd_usage(stderr);
-		goto out;
+		return -1;
 	}
-	if (probe_cmd_target(argv[optind], &host, &port) == -1) {
+	if (probe_cmd_target(argv[optind], &a->host, &a->port) == -1) {
 		fprintf(stderr, "smtpgate probe: bad target \"%s\" (HOST[:PORT])\n", argv[optind]);
-		goto out;
+		return -1;
 	}
-	o.host = host;
-	o.port = port;
+	a->o.host = a->host;
+	a->o.port = a->port;
+	return 0;
+}
 
-	/* DESIGN 5.1: the environment where no flag is given */
-	if (o.user == NULL && (env = getenv("SMTPACCOUNT")) != NULL && *env)
-		o.user = env;
-	if (mech == NULL && (env = getenv("SMTPAUTHMETHOD")) != NULL && *env)
-		mech = xstrdup(env);
-	if (o.from == NULL && (env = getenv("SMTPFROMADDRESS")) != NULL && *env)
-		o.from = env;
-	if (modes == 0 && (env = getenv("SMTPENABLESTARTTLS")) != NULL && *env &&
-	    (port == NULL || strcmp(port, "465") != 0))
-		o.mode = probe_cmd_truthy(env) ? PROBE_MODE_STARTTLS : PROBE_MODE_PLAIN;
+/* DESIGN 5.1: the environment where no flag is given (SMTPPASSWORD is
+ * read by probe_cmd_secret, only when it is needed). */
+static void
+probe_cmd_env(struct probe_cmd_args *a)
+{
+	const char *env;
+
+	if (a->o.user == NULL && (env = getenv("SMTPACCOUNT")) != NULL && *env)
+		a->o.user = env;
+	if (a->mech == NULL && (env = getenv("SMTPAUTHMETHOD")) != NULL && *env)
+		a->mech = xstrdup(env);
+	if (a->o.from == NULL && (env = getenv("SMTPFROMADDRESS")) != NULL && *env)
+		a->o.from = env;
+	if (a->modes == 0 && (env = getenv("SMTPENABLESTARTTLS")) != NULL && *env &&
+	    (a->port == NULL || strcmp(a->port, "465") != 0))
+		a->o.mode = probe_cmd_truthy(env) ? PROBE_MODE_STARTTLS : PROBE_MODE_PLAIN;
 	if ((env = getenv("SMTPOPENSSLVERIFYMODE")) != NULL && !strcasecmp(env, "none"))
-		o.verify_none = true;
+		a->o.verify_none = true;
 	if ((env = getenv("SMTPGATE_PROBE_BACKOFF_MS")) != NULL) /* tests only */
-		o.backoff_ms = (unsigned)strtoul(env, NULL, 10);
+		a->o.backoff_ms = (unsigned)strtoul(env, NULL, 10);
+}
 
-	if (mech != NULL) {
-		for (char *m = mech; *m; m++)
-			*m = (char)toupper((unsigned char)*m);
-		if (!client_sasl_is_supported(mech)) {
-			fprintf(stderr, "smtpgate probe: unknown mechanism \"%s\"; known:", mech);
-			for (size_t i = 0; client_sasl_mechs[i] != NULL; i++)
-				fprintf(stderr, " %s", client_sasl_mechs[i]);
-			fprintf(stderr, "\n");
-			goto out;
-		}
-		o.mech = mech;
+/* --auth (or SMTPAUTHMETHOD) in upper case, if the client knows it. -1
+ * after a message on stderr. */
+static int
+probe_cmd_mech(struct probe_cmd_args *a)
+{
+	if (a->mech == NULL)
+		return 0;
+	for (char *m = a->mech; *m; m++)
+		*m = (char)toupper((unsigned char)*m);
+	if (!client_sasl_is_supported(a->mech)) {
+		fprintf(stderr, "smtpgate probe: unknown mechanism \"%s\"; known:", a->mech);
+		for (size_t i = 0; client_sasl_mechs[i] != NULL; i++)
+			fprintf(stderr, " %s", client_sasl_mechs[i]);
+		fprintf(stderr, "\n");
+		return -1;
 	}
-	if (password_stdin && o.user == NULL) {
+	a->o.mech = a->mech;
+	return 0;
+}
+
+/* The password of --user: from stdin with --password-stdin, else
+ * SMTPPASSWORD. -1 after a message on stderr. */
+static int
+probe_cmd_secret(struct probe_cmd_args *a)
+{
+	const char *env;
+
+	if (a->password_stdin && a->o.user == NULL) {
 		fprintf(stderr, "smtpgate probe: --password-stdin needs --user (or SMTPACCOUNT)\n");
-		goto out;
+		return -1;
 	}
-	if (o.user != NULL) {
-		if (password_stdin) {
-			secret = probe_cmd_read_secret(&o.secretlen);
-			if (secret == NULL) {
-				fprintf(stderr, "smtpgate probe: no password on stdin\n");
-				goto out;
-			}
-		} else if ((env = getenv("SMTPPASSWORD")) != NULL) {
-			secret = xstrdup(env);
-			o.secretlen = strlen(secret);
-		} else {
-			fprintf(stderr,
-			    "smtpgate probe: --user needs --password-stdin or SMTPPASSWORD\n");
-			goto out;
+	if (a->o.user == NULL)
+		return 0;
+	if (a->password_stdin) {
+		a->secret = probe_cmd_read_secret(&a->o.secretlen);
+		if (a->secret == NULL) {
+			fprintf(stderr, "smtpgate probe: no password on stdin\n");
+			return -1;
 		}
-		o.secret = secret;
+	} else if ((env = getenv("SMTPPASSWORD")) != NULL) {
+		a->secret = xstrdup(env);
+		a->o.secretlen = strlen(a->secret);
+	} else {
+		fprintf(stderr, "smtpgate probe: --user needs --password-stdin or SMTPPASSWORD\n");
+		return -1;
 	}
-	if ((o.to != NULL) != (o.from != NULL) && o.to != NULL) {
+	a->o.secret = a->secret;
+	return 0;
+}
+
+/* --to needs --from; --from (or SMTPFROMADDRESS) alone sends nothing. -1
+ * after a message on stderr. */
+static int
+probe_cmd_envelope(struct probe_cmd_args *a)
+{
+	if ((a->o.to != NULL) != (a->o.from != NULL) && a->o.to != NULL) {
 		fprintf(stderr, "smtpgate probe: --to needs --from (or SMTPFROMADDRESS)\n");
+		return -1;
+	}
+	if (a->o.to == NULL)
+		a->o.from = NULL;
+	return 0;
+}
+
+int
+probe_main(int argc, char **argv)
+{
+	struct probe_cmd_args a;
+	int status = 2;
+
+	memset(&a, 0, sizeof(a));
+	a.o.timeout_s = PROBE_CMD_TIMEOUT_DEFAULT;
+	if (probe_cmd_parse(&a, argc, argv) == -1) {
+		if (a.help)
+			status = 0;
 		goto out;
 	}
-	if (o.to == NULL)
-		o.from = NULL; /* SMTPFROMADDRESS alone sends nothing */
-	status = probe_run(&o, stdout);
+	probe_cmd_env(&a);
+	if (probe_cmd_mech(&a) == -1 || probe_cmd_secret(&a) == -1 || probe_cmd_envelope(&a) == -1)
+		goto out;
+	status = probe_run(&a.o, stdout);
 	fflush(stdout);
 out:
-	xfree_secret_str(secret);
-	free(mech);
-	free(host);
-	free(port);
+	xfree_secret_str(a.secret);
+	free(a.mech);
+	free(a.host);
+	free(a.port);
 	return status;
 }

@@ -1,7 +1,9 @@
 /*
- * limiter: connection limits, AUTH failure counts, bans and known-good
+ * limiter: connection limits, AUTH failure counts and known-good
  * (account, client) pairs, shared by all loop threads (see limiter.h for
- * the structures and their error bounds).
+ * the structures and their error bounds); the keyed hash, the counter
+ * tables and addresses. The ban table, its state file and the persister
+ * are in limiter_bans.c; limiter_priv.h holds the layout both use.
  *
  * Invariants: a table slot is empty when its key is 0 (keys are forced
  * odd); a shard mutex guards exactly its own slots; no function holds two
@@ -20,110 +22,46 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include <jansson.h>
-
 #include "conf/conf.h"
-#include "lib/fsutil.h"
-#include "lib/log.h"
 #include "lib/xalloc.h"
+#include "policy/limiter_priv.h"
 
-#define LIM_WAYS 8
-#define LIM_SHARD_BITS 6 /* LIMITER_SHARDS == 1 << LIM_SHARD_BITS */
-#define LIM_DEFAULT_IPS 65536
-#define LIM_DEFAULT_NETS 16384
-#define LIM_DEFAULT_ACCOUNTS 32768
-#define LIM_DEFAULT_GOOD 32768
-#define LIM_DEFAULT_BANS 16384
-#define LIM_STATE_MAX (16 * 1024 * 1024) /* bytes of a state file */
-
-_Static_assert(LIMITER_SHARDS == 1 << LIM_SHARD_BITS, "shard bits");
-
-struct lim_entry {
-	uint64_t key; /* 0 = empty */
-	int64_t stamp; /* ms: last decay (counters) or last success (good) */
-	float fails; /* decayed failure count */
-	float rate; /* leaky bucket of new connections */
-	uint32_t conns; /* open connections (IP table) */
-	uint32_t pad;
-};
-
-struct lim_shard {
-	pthread_mutex_t mu;
-} __attribute__((aligned(64))); /* one cache line each: no false sharing */
-
-struct lim_table {
-	struct lim_shard shards[LIMITER_SHARDS];
-	struct lim_entry *slots; /* shard s, bucket b: slots[(s * nbuckets + b) * LIM_WAYS] */
-	size_t nbuckets; /* per shard */
-	bool by_age; /* evict the oldest stamp (known-good pairs) */
-};
-
-struct lim_ban_entry {
-	unsigned char addr[16];
-	uint8_t prefix; /* 0..128, mapped space */
-	uint8_t used;
-	uint8_t reason;
-	uint8_t pad;
-	uint32_t offences;
-	int64_t until; /* ms */
-	int64_t last; /* ms */
-};
-
-struct lim_ban_table {
-	struct lim_shard shards[LIMITER_SHARDS];
-	struct lim_ban_entry *slots;
-	size_t nbuckets;
-};
-
-struct limiter {
-	uint64_t k0, k1; /* SipHash key */
-	struct lim_table ips, nets, accounts, good;
-	struct lim_ban_table bans;
-	unsigned conns; /* atomic: server-wide */
-	uint64_t generation; /* atomic: ban table changes */
-	long nbans; /* atomic: used ban slots */
-	uint64_t prefixes[3]; /* atomic bitmap: ban prefix lengths in use (0..128) */
-	size_t memory;
-
-	/* the persister thread */
-	pthread_mutex_t pmu;
-	pthread_cond_t pcond;
-	pthread_t pthread;
-	bool prunning, pstop;
-	uint64_t psaved; /* generation at limiter_persist_start */
-	char *ppath;
-};
+#define LIMITER_DEFAULT_IPS 65536
+#define LIMITER_DEFAULT_NETS 16384
+#define LIMITER_DEFAULT_ACCOUNTS 32768
+#define LIMITER_DEFAULT_GOOD 32768
+#define LIMITER_DEFAULT_BANS 16384
 
 /* --- SipHash-2-4 (Aumasson, Bernstein), 64-bit output ------------------ */
 
-#define LIM_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define LIM_SIPROUND                                                                               \
+#define LIMITER_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define LIMITER_SIPROUND                                                                           \
 	do {                                                                                       \
 		v0 += v1;                                                                          \
-		v1 = LIM_ROTL(v1, 13);                                                             \
+		v1 = LIMITER_ROTL(v1, 13);                                                         \
 		v1 ^= v0;                                                                          \
-		v0 = LIM_ROTL(v0, 32);                                                             \
+		v0 = LIMITER_ROTL(v0, 32);                                                         \
 		v2 += v3;                                                                          \
-		v3 = LIM_ROTL(v3, 16);                                                             \
+		v3 = LIMITER_ROTL(v3, 16);                                                         \
 		v3 ^= v2;                                                                          \
 		v0 += v3;                                                                          \
-		v3 = LIM_ROTL(v3, 21);                                                             \
+		v3 = LIMITER_ROTL(v3, 21);                                                         \
 		v3 ^= v0;                                                                          \
 		v2 += v1;                                                                          \
-		v1 = LIM_ROTL(v1, 17);                                                             \
+		v1 = LIMITER_ROTL(v1, 17);                                                         \
 		v1 ^= v2;                                                                          \
-		v2 = LIM_ROTL(v2, 32);                                                             \
+		v2 = LIMITER_ROTL(v2, 32);                                                         \
 	} while (0)
 
 static unsigned char
-lim_lower(unsigned char c)
+limiter_lower(unsigned char c)
 {
 	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
 }
 
 /* fold: ASCII letters hash as lower case (account names). */
-static uint64_t
-lim_siphash(const struct limiter *l, uint64_t salt, const void *p, size_t len, bool fold)
+uint64_t
+limiter_siphash(const struct limiter *l, uint64_t salt, const void *p, size_t len, bool fold)
 {
 	const unsigned char *in = p;
 	uint64_t v0 = 0x736f6d6570736575ULL ^ l->k0, v1 = 0x646f72616e646f6dULL ^ l->k1;
@@ -133,29 +71,29 @@ lim_siphash(const struct limiter *l, uint64_t salt, const void *p, size_t len, b
 
 	/* the salt separates the tables' key spaces */
 	v3 ^= salt;
-	LIM_SIPROUND;
-	LIM_SIPROUND;
+	LIMITER_SIPROUND;
+	LIMITER_SIPROUND;
 	v0 ^= salt;
 	for (i = 0; i < end; i += 8) {
 		m = 0;
 		for (int j = 0; j < 8; j++)
-			m |= (uint64_t)(fold ? lim_lower(in[i + j]) : in[i + j]) << (8 * j);
+			m |= (uint64_t)(fold ? limiter_lower(in[i + j]) : in[i + j]) << (8 * j);
 		v3 ^= m;
-		LIM_SIPROUND;
-		LIM_SIPROUND;
+		LIMITER_SIPROUND;
+		LIMITER_SIPROUND;
 		v0 ^= m;
 	}
 	for (int j = 0; i + (size_t)j < len; j++)
-		b |= (uint64_t)(fold ? lim_lower(in[i + j]) : in[i + j]) << (8 * j);
+		b |= (uint64_t)(fold ? limiter_lower(in[i + j]) : in[i + j]) << (8 * j);
 	v3 ^= b;
-	LIM_SIPROUND;
-	LIM_SIPROUND;
+	LIMITER_SIPROUND;
+	LIMITER_SIPROUND;
 	v0 ^= b;
 	v2 ^= 0xff;
-	LIM_SIPROUND;
-	LIM_SIPROUND;
-	LIM_SIPROUND;
-	LIM_SIPROUND;
+	LIMITER_SIPROUND;
+	LIMITER_SIPROUND;
+	LIMITER_SIPROUND;
+	LIMITER_SIPROUND;
 	return (v0 ^ v1 ^ v2 ^ v3) | 1; /* never 0: 0 marks an empty slot */
 }
 
@@ -173,7 +111,7 @@ limiter_now_ms(void)
 /* 2^-x for x >= 0 without libm: whole halvings, then a Taylor polynomial of
  * e^(-r ln 2) on the fraction (error below 2e-4). */
 static float
-lim_exp2_neg(double x)
+limiter_exp2_neg(double x)
 {
 	double r, f = 1.0;
 
@@ -187,24 +125,24 @@ lim_exp2_neg(double x)
 }
 
 static float
-lim_decayed_fails(const struct lim_entry *e, int64_t now)
+limiter_decayed_fails(const struct limiter_entry *e, int64_t now)
 {
 	int64_t dt = now - e->stamp;
 
 	if (dt <= 0 || e->fails == 0)
 		return e->fails;
-	return e->fails * lim_exp2_neg((double)dt / (double)LIMITER_FAIL_HALFLIFE_MS);
+	return e->fails * limiter_exp2_neg((double)dt / (double)LIMITER_FAIL_HALFLIFE_MS);
 }
 
 /* Brings the counters of e to now. rate_per_min drains the leaky bucket. */
 static void
-lim_decay(struct lim_entry *e, unsigned rate_per_min, int64_t now)
+limiter_decay(struct limiter_entry *e, unsigned rate_per_min, int64_t now)
 {
 	int64_t dt = now - e->stamp;
 
 	if (dt <= 0)
 		return; /* the clock went back: keep the counts */
-	e->fails = lim_decayed_fails(e, now);
+	e->fails = limiter_decayed_fails(e, now);
 	if (e->fails < 0.01f)
 		e->fails = 0;
 	if (rate_per_min > 0) {
@@ -218,9 +156,9 @@ lim_decay(struct lim_entry *e, unsigned rate_per_min, int64_t now)
 /* --- counter tables -------------------------------------------------------- */
 
 static size_t
-lim_round(size_t n, size_t def)
+limiter_round(size_t n, size_t def)
 {
-	size_t unit = LIMITER_SHARDS * LIM_WAYS;
+	size_t unit = LIMITER_SHARDS * LIMITER_WAYS;
 
 	if (n == 0)
 		n = def;
@@ -228,9 +166,9 @@ lim_round(size_t n, size_t def)
 }
 
 static void
-lim_table_init(struct limiter *l, struct lim_table *t, size_t slots, bool by_age)
+limiter_table_init(struct limiter *l, struct limiter_table *t, size_t slots, bool by_age)
 {
-	t->nbuckets = slots / LIMITER_SHARDS / LIM_WAYS;
+	t->nbuckets = slots / LIMITER_SHARDS / LIMITER_WAYS;
 	t->slots = xcalloc(slots, sizeof(*t->slots));
 	t->by_age = by_age;
 	for (size_t i = 0; i < LIMITER_SHARDS; i++)
@@ -239,59 +177,47 @@ lim_table_init(struct limiter *l, struct lim_table *t, size_t slots, bool by_age
 }
 
 static void
-lim_table_free(struct lim_table *t)
+limiter_table_free(struct limiter_table *t)
 {
 	for (size_t i = 0; i < LIMITER_SHARDS; i++)
 		pthread_mutex_destroy(&t->shards[i].mu);
 	free(t->slots);
 }
 
-static struct lim_shard *
-lim_shard_of(struct lim_shard *shards, uint64_t h)
-{
-	return &shards[h >> (64 - LIM_SHARD_BITS)];
-}
-
-static size_t
-lim_bucket_of(size_t nbuckets, uint64_t h)
-{
-	return (size_t)(h >> (64 - LIM_SHARD_BITS)) * nbuckets +
-	    (size_t)(h & 0xffffffffu) % nbuckets;
-}
-
 /* How much a slot is worth keeping (the smallest is evicted). */
 static double
-lim_score(const struct lim_table *t, const struct lim_entry *e, int64_t now)
+limiter_score(const struct limiter_table *t, const struct limiter_entry *e, int64_t now)
 {
 	if (t->by_age)
 		return (double)e->stamp;
 	if (e->conns > 0)
 		return 1e30;
-	return (double)lim_decayed_fails(e, now) + (double)e->rate;
+	return (double)limiter_decayed_fails(e, now) + (double)e->rate;
 }
 
 /* The slot of key h, created (in place of the least useful one) when
  * create; NULL otherwise when absent. The caller holds the shard. */
-static struct lim_entry *
-lim_find(struct lim_table *t, uint64_t h, bool create, int64_t now)
+static struct limiter_entry *
+limiter_find(struct limiter_table *t, uint64_t h, bool create, int64_t now)
 {
-	struct lim_entry *b = &t->slots[lim_bucket_of(t->nbuckets, h) * LIM_WAYS], *victim = NULL;
+	struct limiter_entry *b = &t->slots[limiter_bucket_of(t->nbuckets, h) * LIMITER_WAYS],
+	                     *victim = NULL;
 	double vscore = 0;
 
-	for (int i = 0; i < LIM_WAYS; i++) {
+	for (int i = 0; i < LIMITER_WAYS; i++) {
 		if (b[i].key == h)
 			return &b[i];
 	}
 	if (!create)
 		return NULL;
-	for (int i = 0; i < LIM_WAYS; i++) {
+	for (int i = 0; i < LIMITER_WAYS; i++) {
 		double sc;
 
 		if (b[i].key == 0) {
 			victim = &b[i];
 			break;
 		}
-		sc = lim_score(t, &b[i], now);
+		sc = limiter_score(t, &b[i], now);
 		if (victim == NULL || sc < vscore) {
 			victim = &b[i];
 			vscore = sc;
@@ -305,12 +231,12 @@ lim_find(struct lim_table *t, uint64_t h, bool create, int64_t now)
 
 /* --- addresses --------------------------------------------------------------- */
 
-static const unsigned char lim_v4_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+static const unsigned char limiter_v4_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 bool
 limiter_addr_is_v4(const struct limiter_addr *a)
 {
-	return memcmp(a->a, lim_v4_prefix, 12) == 0;
+	return memcmp(a->a, limiter_v4_prefix, 12) == 0;
 }
 
 int
@@ -318,7 +244,7 @@ limiter_addr_from_sockaddr(const struct sockaddr *sa, struct limiter_addr *a_r)
 {
 	memset(a_r, 0, sizeof(*a_r));
 	if (sa->sa_family == AF_INET) {
-		memcpy(a_r->a, lim_v4_prefix, 12);
+		memcpy(a_r->a, limiter_v4_prefix, 12);
 		memcpy(a_r->a + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
 		return 0;
 	}
@@ -329,8 +255,8 @@ limiter_addr_from_sockaddr(const struct sockaddr *sa, struct limiter_addr *a_r)
 	return -1;
 }
 
-static void
-lim_mask(struct limiter_addr *a, unsigned prefix)
+void
+limiter_mask(struct limiter_addr *a, unsigned prefix)
 {
 	for (unsigned i = 0; i < 16; i++) {
 		unsigned keep = prefix >= (i + 1) * 8 ? 8 : prefix > i * 8 ? prefix - i * 8 : 0;
@@ -359,7 +285,7 @@ limiter_addr_parse(const char *s, struct limiter_addr *a_r, unsigned *prefix_r)
 	host[n] = '\0';
 	memset(a_r, 0, sizeof(*a_r));
 	if (inet_pton(AF_INET, host, a_r->a + 12) == 1) {
-		memcpy(a_r->a, lim_v4_prefix, 12);
+		memcpy(a_r->a, limiter_v4_prefix, 12);
 		v4 = true;
 	} else if (inet_pton(AF_INET6, host, a_r->a) == 1) {
 		v4 = false;
@@ -376,7 +302,7 @@ limiter_addr_parse(const char *s, struct limiter_addr *a_r, unsigned *prefix_r)
 			return -1;
 	}
 	*prefix_r = (unsigned)p + (v4 ? 96 : 0);
-	lim_mask(a_r, *prefix_r);
+	limiter_mask(a_r, *prefix_r);
 	return 0;
 }
 
@@ -414,7 +340,7 @@ limiter_is_allowed(const struct conf *c, const struct limiter_addr *a)
 }
 
 static unsigned
-lim_net_prefix(const struct conf *c, const struct limiter_addr *a)
+limiter_net_prefix(const struct conf *c, const struct limiter_addr *a)
 {
 	return limiter_addr_is_v4(a) ? 96 + c->net_prefix_v4 : c->net_prefix_v6;
 }
@@ -437,12 +363,13 @@ limiter_new(const struct limiter_sizes *sizes)
 		l->k1 = (uint64_t)(uintptr_t)l * 0xbf58476d1ce4e5b9ULL;
 	}
 	l->memory = sizeof(*l);
-	lim_table_init(l, &l->ips, lim_round(sizes->ips, LIM_DEFAULT_IPS), false);
-	lim_table_init(l, &l->nets, lim_round(sizes->nets, LIM_DEFAULT_NETS), false);
-	lim_table_init(l, &l->accounts, lim_round(sizes->accounts, LIM_DEFAULT_ACCOUNTS), false);
-	lim_table_init(l, &l->good, lim_round(sizes->good, LIM_DEFAULT_GOOD), true);
-	nbans = lim_round(sizes->bans, LIM_DEFAULT_BANS);
-	l->bans.nbuckets = nbans / LIMITER_SHARDS / LIM_WAYS;
+	limiter_table_init(l, &l->ips, limiter_round(sizes->ips, LIMITER_DEFAULT_IPS), false);
+	limiter_table_init(l, &l->nets, limiter_round(sizes->nets, LIMITER_DEFAULT_NETS), false);
+	limiter_table_init(
+	    l, &l->accounts, limiter_round(sizes->accounts, LIMITER_DEFAULT_ACCOUNTS), false);
+	limiter_table_init(l, &l->good, limiter_round(sizes->good, LIMITER_DEFAULT_GOOD), true);
+	nbans = limiter_round(sizes->bans, LIMITER_DEFAULT_BANS);
+	l->bans.nbuckets = nbans / LIMITER_SHARDS / LIMITER_WAYS;
 	l->bans.slots = xcalloc(nbans, sizeof(*l->bans.slots));
 	for (size_t i = 0; i < LIMITER_SHARDS; i++)
 		pthread_mutex_init(&l->bans.shards[i].mu, NULL);
@@ -458,10 +385,10 @@ limiter_free(struct limiter *l)
 	if (l == NULL)
 		return;
 	limiter_persist_stop(l);
-	lim_table_free(&l->ips);
-	lim_table_free(&l->nets);
-	lim_table_free(&l->accounts);
-	lim_table_free(&l->good);
+	limiter_table_free(&l->ips);
+	limiter_table_free(&l->nets);
+	limiter_table_free(&l->accounts);
+	limiter_table_free(&l->good);
 	for (size_t i = 0; i < LIMITER_SHARDS; i++)
 		pthread_mutex_destroy(&l->bans.shards[i].mu);
 	free(l->bans.slots);
@@ -476,301 +403,18 @@ limiter_memory(const struct limiter *l)
 	return l->memory;
 }
 
-/* --- bans ------------------------------------------------------------------ */
-
-static uint64_t
-lim_ban_hash(const struct limiter *l, const struct limiter_addr *masked, unsigned prefix)
-{
-	unsigned char k[17];
-
-	memcpy(k, masked->a, 16);
-	k[16] = (unsigned char)prefix;
-	return lim_siphash(l, 5, k, sizeof(k), false);
-}
-
-/* The ban slot of (masked, prefix), or NULL; the caller holds the shard. */
-static struct lim_ban_entry *
-lim_ban_find(struct limiter *l, uint64_t h, const struct limiter_addr *masked, unsigned prefix)
-{
-	struct lim_ban_entry *b = &l->bans.slots[lim_bucket_of(l->bans.nbuckets, h) * LIM_WAYS];
-
-	for (int i = 0; i < LIM_WAYS; i++) {
-		if (b[i].used && b[i].prefix == prefix && memcmp(b[i].addr, masked->a, 16) == 0)
-			return &b[i];
-	}
-	return NULL;
-}
-
-/* A free slot for a new ban: an empty one, else an expired one with the
- * oldest offence, else the ban that ends first. */
-static struct lim_ban_entry *
-lim_ban_slot(struct limiter *l, uint64_t h, int64_t now)
-{
-	struct lim_ban_entry *b = &l->bans.slots[lim_bucket_of(l->bans.nbuckets, h) * LIM_WAYS];
-	struct lim_ban_entry *v = NULL;
-
-	for (int i = 0; i < LIM_WAYS; i++) {
-		if (!b[i].used)
-			return &b[i];
-	}
-	for (int i = 0; i < LIM_WAYS; i++) {
-		if (b[i].until <= now && (v == NULL || b[i].last < v->last))
-			v = &b[i];
-	}
-	if (v != NULL)
-		return v;
-	for (int i = 0; i < LIM_WAYS; i++) {
-		if (v == NULL || b[i].until < v->until)
-			v = &b[i];
-	}
-	return v;
-}
-
-static void
-lim_prefix_mark(struct limiter *l, unsigned prefix)
-{
-	__atomic_fetch_or(&l->prefixes[prefix / 64], 1ULL << (prefix % 64), __ATOMIC_RELAXED);
-}
-
-static void
-lim_ban_to_public(const struct lim_ban_entry *e, struct limiter_ban *r)
-{
-	struct limiter_addr a;
-
-	memcpy(a.a, e->addr, 16);
-	limiter_addr_format(&a, e->prefix, r->address, sizeof(r->address));
-	r->until_ms = e->until;
-	r->last_ms = e->last;
-	r->offences = e->offences;
-	r->reason = (enum limiter_reason)e->reason;
-}
-
-/* Stores or updates (masked, prefix). seconds == 0: the grown length from
- * base_s (doubling per remembered offence, at most LIMITER_BAN_MAX_S). */
-static int
-lim_ban_put(struct limiter *l, const struct limiter_addr *masked, unsigned prefix, unsigned seconds,
-    unsigned base_s, enum limiter_reason reason, int64_t now, struct limiter_ban *r)
-{
-	uint64_t h = lim_ban_hash(l, masked, prefix);
-	struct lim_shard *sh = lim_shard_of(l->bans.shards, h);
-	struct lim_ban_entry *e;
-	int64_t until;
-
-	pthread_mutex_lock(&sh->mu);
-	e = lim_ban_find(l, h, masked, prefix);
-	if (e == NULL) {
-		e = lim_ban_slot(l, h, now);
-		if (!e->used)
-			__atomic_add_fetch(&l->nbans, 1, __ATOMIC_RELAXED);
-		memset(e, 0, sizeof(*e));
-		memcpy(e->addr, masked->a, 16);
-		e->prefix = (uint8_t)prefix;
-		e->used = 1;
-	} else if (now - e->last > LIMITER_OFFENCE_MEMORY_MS) {
-		e->offences = 0;
-	}
-	e->offences++;
-	if (seconds == 0) {
-		uint64_t s = base_s > 0 ? base_s : 1;
-
-		for (unsigned i = 1; i < e->offences && s < LIMITER_BAN_MAX_S; i++)
-			s *= 2;
-		seconds = s > LIMITER_BAN_MAX_S ? LIMITER_BAN_MAX_S : (unsigned)s;
-		until = now + (int64_t)seconds * 1000;
-		if (e->until > until)
-			until = e->until; /* never shorten a ban in force */
-	} else {
-		until = now + (int64_t)seconds * 1000; /* manual: exactly as asked */
-	}
-	e->until = until;
-	e->last = now;
-	e->reason = (uint8_t)reason;
-	if (r != NULL)
-		lim_ban_to_public(e, r);
-	pthread_mutex_unlock(&sh->mu);
-	lim_prefix_mark(l, prefix);
-	__atomic_add_fetch(&l->generation, 1, __ATOMIC_RELEASE);
-	return 0;
-}
-
-static bool
-lim_ban_lookup(struct limiter *l, const struct limiter_addr *a, int64_t now, int64_t *until_r)
-{
-	bool hit = false;
-
-	if (__atomic_load_n(&l->nbans, __ATOMIC_RELAXED) == 0)
-		return false;
-	for (unsigned w = 0; w < 3 && !hit; w++) {
-		uint64_t bits = __atomic_load_n(&l->prefixes[w], __ATOMIC_RELAXED);
-
-		while (bits != 0 && !hit) {
-			unsigned prefix = w * 64 + (unsigned)__builtin_ctzll(bits);
-			struct limiter_addr m = *a;
-			struct lim_ban_entry *e;
-			struct lim_shard *sh;
-			uint64_t h;
-
-			bits &= bits - 1;
-			if (prefix > 128)
-				break;
-			lim_mask(&m, prefix);
-			h = lim_ban_hash(l, &m, prefix);
-			sh = lim_shard_of(l->bans.shards, h);
-			pthread_mutex_lock(&sh->mu);
-			e = lim_ban_find(l, h, &m, prefix);
-			if (e != NULL && e->until > now) {
-				hit = true;
-				if (until_r != NULL)
-					*until_r = e->until;
-			}
-			pthread_mutex_unlock(&sh->mu);
-		}
-	}
-	return hit;
-}
-
-bool
-limiter_is_banned(struct limiter *l, const struct conf *c, const struct limiter_addr *a,
-    int64_t now, int64_t *until_r)
-{
-	if (limiter_is_allowed(c, a))
-		return false;
-	return lim_ban_lookup(l, a, now, until_r);
-}
-
-int
-limiter_ban_add(struct limiter *l, const struct limiter_addr *a, unsigned prefix, unsigned seconds,
-    enum limiter_reason reason, int64_t now)
-{
-	struct limiter_addr m = *a;
-
-	if (prefix > 128)
-		return -1;
-	lim_mask(&m, prefix);
-	return lim_ban_put(l, &m, prefix, seconds > 0 ? seconds : 1, 0, reason, now, NULL);
-}
-
-int
-limiter_ban_del(struct limiter *l, const struct limiter_addr *a, unsigned prefix)
-{
-	struct limiter_addr m = *a;
-	struct lim_ban_entry *e;
-	struct lim_shard *sh;
-	uint64_t h;
-
-	if (prefix > 128)
-		return -1;
-	lim_mask(&m, prefix);
-	h = lim_ban_hash(l, &m, prefix);
-	sh = lim_shard_of(l->bans.shards, h);
-	pthread_mutex_lock(&sh->mu);
-	e = lim_ban_find(l, h, &m, prefix);
-	if (e != NULL) {
-		memset(e, 0, sizeof(*e));
-		__atomic_sub_fetch(&l->nbans, 1, __ATOMIC_RELAXED);
-	}
-	pthread_mutex_unlock(&sh->mu);
-	if (e == NULL)
-		return -1;
-	__atomic_add_fetch(&l->generation, 1, __ATOMIC_RELEASE);
-	return 0;
-}
-
-static int
-lim_ban_cmp(const void *x, const void *y)
-{
-	const struct limiter_ban *a = x, *b = y;
-
-	return strcmp(a->address, b->address);
-}
-
-struct limiter_ban *
-limiter_ban_list(struct limiter *l, int64_t now, bool all, size_t *n_r)
-{
-	struct limiter_ban *r = NULL;
-	size_t n = 0, cap = 0;
-
-	for (size_t s = 0; s < LIMITER_SHARDS; s++) {
-		struct lim_ban_entry *b = &l->bans.slots[s * l->bans.nbuckets * LIM_WAYS];
-
-		pthread_mutex_lock(&l->bans.shards[s].mu);
-		for (size_t i = 0; i < l->bans.nbuckets * LIM_WAYS; i++) {
-			if (!b[i].used || (!all && b[i].until <= now))
-				continue;
-			if (n == cap) {
-				cap = cap ? cap * 2 : 16;
-				r = xrealloc(r, cap * sizeof(*r));
-			}
-			lim_ban_to_public(&b[i], &r[n++]);
-		}
-		pthread_mutex_unlock(&l->bans.shards[s].mu);
-	}
-	if (n > 1)
-		qsort(r, n, sizeof(*r), lim_ban_cmp);
-	*n_r = n;
-	return r;
-}
-
-size_t
-limiter_bans_active(struct limiter *l, int64_t now)
-{
-	size_t n = 0;
-
-	if (__atomic_load_n(&l->nbans, __ATOMIC_RELAXED) == 0)
-		return 0;
-	for (size_t s = 0; s < LIMITER_SHARDS; s++) {
-		struct lim_ban_entry *b = &l->bans.slots[s * l->bans.nbuckets * LIM_WAYS];
-
-		pthread_mutex_lock(&l->bans.shards[s].mu);
-		for (size_t i = 0; i < l->bans.nbuckets * LIM_WAYS; i++)
-			n += b[i].used && b[i].until > now;
-		pthread_mutex_unlock(&l->bans.shards[s].mu);
-	}
-	return n;
-}
-
-uint64_t
-limiter_ban_generation(const struct limiter *l)
-{
-	return __atomic_load_n(&l->generation, __ATOMIC_ACQUIRE);
-}
-
-const char *
-limiter_reason_name(enum limiter_reason r)
-{
-	switch (r) {
-	case LIMITER_REASON_AUTH_IP:
-		return "auth_failures_per_ip";
-	case LIMITER_REASON_AUTH_NET:
-		return "auth_failures_per_net";
-	case LIMITER_REASON_MANUAL:
-		break;
-	}
-	return "manual";
-}
-
-static enum limiter_reason
-lim_reason_parse(const char *s)
-{
-	if (strcmp(s, "auth_failures_per_ip") == 0)
-		return LIMITER_REASON_AUTH_IP;
-	if (strcmp(s, "auth_failures_per_net") == 0)
-		return LIMITER_REASON_AUTH_NET;
-	return LIMITER_REASON_MANUAL;
-}
-
 /* --- connections ------------------------------------------------------------ */
 
 enum limiter_verdict
 limiter_connect(struct limiter *l, const struct conf *c, const struct limiter_addr *a, int64_t now)
 {
 	bool allowed = limiter_is_allowed(c, a), over = false;
-	uint64_t h = lim_siphash(l, 1, a->a, 16, false);
-	struct lim_shard *sh = lim_shard_of(l->ips.shards, h);
-	struct lim_entry *e;
+	uint64_t h = limiter_siphash(l, 1, a->a, 16, false);
+	struct limiter_shard *sh = limiter_shard_of(l->ips.shards, h);
+	struct limiter_entry *e;
 	unsigned total;
 
-	if (!allowed && lim_ban_lookup(l, a, now, NULL))
+	if (!allowed && limiter_bans_lookup(l, a, now, NULL))
 		return LIMITER_BANNED;
 	total = __atomic_add_fetch(&l->conns, 1, __ATOMIC_RELAXED);
 	if (total > c->connections) {
@@ -780,8 +424,8 @@ limiter_connect(struct limiter *l, const struct conf *c, const struct limiter_ad
 	/* allowlisted clients are counted too (limiter_disconnect cannot know
 	 * whether the allowlist changed since), but never refused */
 	pthread_mutex_lock(&sh->mu);
-	e = lim_find(&l->ips, h, true, now);
-	lim_decay(e, c->connection_rate_per_ip, now);
+	e = limiter_find(&l->ips, h, true, now);
+	limiter_decay(e, c->connection_rate_per_ip, now);
 	if (!allowed &&
 	    (e->conns >= c->connections_per_ip ||
 	        e->rate + 1.0f > (float)c->connection_rate_per_ip))
@@ -803,15 +447,15 @@ limiter_connect(struct limiter *l, const struct conf *c, const struct limiter_ad
 void
 limiter_disconnect(struct limiter *l, const struct limiter_addr *a)
 {
-	uint64_t h = lim_siphash(l, 1, a->a, 16, false);
-	struct lim_shard *sh = lim_shard_of(l->ips.shards, h);
-	struct lim_entry *e;
+	uint64_t h = limiter_siphash(l, 1, a->a, 16, false);
+	struct limiter_shard *sh = limiter_shard_of(l->ips.shards, h);
+	struct limiter_entry *e;
 
 	__atomic_sub_fetch(&l->conns, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&sh->mu);
 	/* absent only if all 8 slots of the bucket had open connections and
 	 * one was taken (limiter.h): then there is nothing to decrement */
-	e = lim_find(&l->ips, h, false, 0);
+	e = limiter_find(&l->ips, h, false, 0);
 	if (e != NULL && e->conns > 0)
 		e->conns--;
 	pthread_mutex_unlock(&sh->mu);
@@ -826,34 +470,35 @@ limiter_connections(const struct limiter *l)
 /* --- authentication ---------------------------------------------------------- */
 
 static uint64_t
-lim_good_hash(
+limiter_good_hash(
     const struct limiter *l, const char *account, size_t len, const struct limiter_addr *a)
 {
 	unsigned char k[24];
 	struct limiter_addr m = *a;
-	uint64_t ha = lim_siphash(l, 3, account, len, true);
+	uint64_t ha = limiter_siphash(l, 3, account, len, true);
 
 	/* IPv6 clients rotate privacy addresses inside their /64 (RFC 8981) */
 	if (!limiter_addr_is_v4(a))
-		lim_mask(&m, 64);
+		limiter_mask(&m, 64);
 	memcpy(k, &ha, 8);
 	memcpy(k + 8, m.a, 16);
-	return lim_siphash(l, 4, k, sizeof(k), false);
+	return limiter_siphash(l, 4, k, sizeof(k), false);
 }
 
 /* Adds one failure to key h of table t (when add) and returns the decayed
  * count; reset clears it after reading (the key has just been banned). */
 static float
-lim_count(struct lim_table *t, uint64_t h, bool add, int64_t now, unsigned threshold, bool *hit_r)
+limiter_count(
+    struct limiter_table *t, uint64_t h, bool add, int64_t now, unsigned threshold, bool *hit_r)
 {
-	struct lim_shard *sh = lim_shard_of(t->shards, h);
-	struct lim_entry *e;
+	struct limiter_shard *sh = limiter_shard_of(t->shards, h);
+	struct limiter_entry *e;
 	float f = 0;
 
 	pthread_mutex_lock(&sh->mu);
-	e = lim_find(t, h, add, now);
+	e = limiter_find(t, h, add, now);
 	if (e != NULL) {
-		lim_decay(e, 0, now);
+		limiter_decay(e, 0, now);
 		if (add)
 			e->fails += 1.0f;
 		f = e->fails;
@@ -873,28 +518,28 @@ limiter_auth_throttled(struct limiter *l, const struct conf *c, const char *acco
     const struct limiter_addr *a, int64_t now)
 {
 	uint64_t h, g;
-	struct lim_shard *sh;
-	struct lim_entry *e;
+	struct limiter_shard *sh;
+	struct limiter_entry *e;
 	float f;
 	bool known;
 
 	if (len == 0 || limiter_is_allowed(c, a))
 		return false;
-	h = lim_siphash(l, 3, account, len, true);
-	f = lim_count(&l->accounts, h, false, now, 0, NULL);
+	h = limiter_siphash(l, 3, account, len, true);
+	f = limiter_count(&l->accounts, h, false, now, 0, NULL);
 	if (f + 0.5f < (float)c->auth_failures_per_account)
 		return false;
-	g = lim_good_hash(l, account, len, a);
-	sh = lim_shard_of(l->good.shards, g);
+	g = limiter_good_hash(l, account, len, a);
+	sh = limiter_shard_of(l->good.shards, g);
 	pthread_mutex_lock(&sh->mu);
-	e = lim_find(&l->good, g, false, now);
+	e = limiter_find(&l->good, g, false, now);
 	known = e != NULL && now - e->stamp <= LIMITER_GOOD_TTL_MS;
 	pthread_mutex_unlock(&sh->mu);
 	return !known;
 }
 
 static unsigned
-lim_tarpit_ms(float fails)
+limiter_tarpit_ms(float fails)
 {
 	unsigned n = (unsigned)(fails + 0.5f), d = LIMITER_TARPIT_FIRST_MS;
 
@@ -910,35 +555,36 @@ limiter_auth_failed(struct limiter *l, const struct conf *c, const char *account
     const struct limiter_addr *a, int64_t now, struct limiter_fail *r)
 {
 	struct limiter_addr net = *a;
-	unsigned netprefix = lim_net_prefix(c, a);
+	unsigned netprefix = limiter_net_prefix(c, a);
 	bool ip_hit = false, net_hit = false;
 	float f;
 
 	memset(r, 0, sizeof(*r));
 	if (len > 0) {
-		(void)lim_count(
-		    &l->accounts, lim_siphash(l, 3, account, len, true), true, now, 0, NULL);
+		(void)limiter_count(
+		    &l->accounts, limiter_siphash(l, 3, account, len, true), true, now, 0, NULL);
 	}
 	if (limiter_is_allowed(c, a))
 		return;
-	f = lim_count(&l->ips, lim_siphash(l, 1, a->a, 16, false), true, now,
+	f = limiter_count(&l->ips, limiter_siphash(l, 1, a->a, 16, false), true, now,
 	    c->auth_failures_per_ip, &ip_hit);
-	lim_mask(&net, netprefix);
-	(void)lim_count(&l->nets, lim_siphash(l, 2, net.a, 16, false), true, now,
+	limiter_mask(&net, netprefix);
+	(void)limiter_count(&l->nets, limiter_siphash(l, 2, net.a, 16, false), true, now,
 	    c->auth_failures_per_net, &net_hit);
 	if (net_hit) {
-		(void)lim_ban_put(
+		(void)limiter_bans_put(
 		    l, &net, netprefix, 0, c->ban_time, LIMITER_REASON_AUTH_NET, now, &r->ban);
 		r->new_ban = true;
 	}
 	if (ip_hit) {
 		/* reported in preference: the more specific ban */
-		(void)lim_ban_put(l, a, 128, 0, c->ban_time, LIMITER_REASON_AUTH_IP, now, &r->ban);
+		(void)limiter_bans_put(
+		    l, a, 128, 0, c->ban_time, LIMITER_REASON_AUTH_IP, now, &r->ban);
 		r->new_ban = true;
 	}
-	r->banned = r->new_ban || lim_ban_lookup(l, a, now, NULL);
+	r->banned = r->new_ban || limiter_bans_lookup(l, a, now, NULL);
 	if (!r->banned)
-		r->delay_ms = lim_tarpit_ms(f);
+		r->delay_ms = limiter_tarpit_ms(f);
 }
 
 void
@@ -946,192 +592,15 @@ limiter_auth_ok(
     struct limiter *l, const char *account, size_t len, const struct limiter_addr *a, int64_t now)
 {
 	uint64_t g;
-	struct lim_shard *sh;
-	struct lim_entry *e;
+	struct limiter_shard *sh;
+	struct limiter_entry *e;
 
 	if (len == 0)
 		return;
-	g = lim_good_hash(l, account, len, a);
-	sh = lim_shard_of(l->good.shards, g);
+	g = limiter_good_hash(l, account, len, a);
+	sh = limiter_shard_of(l->good.shards, g);
 	pthread_mutex_lock(&sh->mu);
-	e = lim_find(&l->good, g, true, now);
+	e = limiter_find(&l->good, g, true, now);
 	e->stamp = now;
 	pthread_mutex_unlock(&sh->mu);
-}
-
-/* --- the state file ---------------------------------------------------------- */
-
-char *
-limiter_bans_json(struct limiter *l, int64_t now, bool all)
-{
-	size_t n;
-	struct limiter_ban *b = limiter_ban_list(l, now, all, &n);
-	json_t *arr = json_array(), *doc;
-	char *s;
-
-	for (size_t i = 0; i < n; i++) {
-		int64_t left = b[i].until_ms > now ? (b[i].until_ms - now + 999) / 1000 : 0;
-
-		json_array_append_new(arr,
-		    json_pack("{s:s, s:I, s:I, s:I, s:i, s:s}", "address", b[i].address, "until",
-		        (json_int_t)(b[i].until_ms / 1000), "seconds", (json_int_t)left, "last",
-		        (json_int_t)(b[i].last_ms / 1000), "offences", (int)b[i].offences, "reason",
-		        limiter_reason_name(b[i].reason)));
-	}
-	free(b);
-	doc = json_pack("{s:i, s:o}", "version", 1, "bans", arr);
-	s = json_dumps(doc, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-	json_decref(doc);
-	if (s == NULL)
-		abort();
-	return s;
-}
-
-int
-limiter_bans_save(struct limiter *l, const char *path, int64_t now)
-{
-	char *s = limiter_bans_json(l, now, true);
-	int rc = fs_write_atomic(path, s, strlen(s), 0600);
-
-	free(s);
-	return rc;
-}
-
-int
-limiter_bans_load(struct limiter *l, const char *path, int64_t now, char *err, size_t errlen)
-{
-	size_t len, i;
-	char *text = fs_read_file(path, LIM_STATE_MAX, &len);
-	json_error_t je;
-	json_t *doc, *bans, *b;
-
-	if (text == NULL) {
-		if (errno == ENOENT)
-			return 0;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-	free(text);
-	if (doc == NULL) {
-		snprintf(err, errlen, "%s:%d: %s", path, je.line, je.text);
-		return -1;
-	}
-	bans = json_object_get(doc, "bans");
-	if (!json_is_array(bans)) {
-		snprintf(err, errlen, "%s: no \"bans\" array", path);
-		json_decref(doc);
-		return -1;
-	}
-	json_array_foreach(bans, i, b)
-	{
-		const char *addr = NULL, *reason = "manual";
-		json_int_t until = 0, last = 0;
-		int offences = 1;
-		struct limiter_addr a;
-		unsigned prefix;
-		uint64_t h;
-		struct lim_shard *sh;
-		struct lim_ban_entry *e;
-
-		if (json_unpack(b, "{s:s, s:I, s?I, s?i, s?s}", "address", &addr, "until", &until,
-		        "last", &last, "offences", &offences, "reason", &reason) == -1 ||
-		    limiter_addr_parse(addr, &a, &prefix) == -1) {
-			snprintf(err, errlen, "%s: bans[%zu]: bad entry", path, i);
-			json_decref(doc);
-			return -1;
-		}
-		if (last == 0)
-			last = until;
-		if (until * 1000 <= now && now - last * 1000 > LIMITER_OFFENCE_MEMORY_MS)
-			continue; /* forgotten */
-		h = lim_ban_hash(l, &a, prefix);
-		sh = lim_shard_of(l->bans.shards, h);
-		pthread_mutex_lock(&sh->mu);
-		e = lim_ban_find(l, h, &a, prefix);
-		if (e == NULL) {
-			e = lim_ban_slot(l, h, now);
-			if (!e->used)
-				__atomic_add_fetch(&l->nbans, 1, __ATOMIC_RELAXED);
-		}
-		memset(e, 0, sizeof(*e));
-		memcpy(e->addr, a.a, 16);
-		e->prefix = (uint8_t)prefix;
-		e->used = 1;
-		e->until = (int64_t)until * 1000;
-		e->last = (int64_t)last * 1000;
-		e->offences = offences > 0 ? (uint32_t)offences : 1;
-		e->reason = (uint8_t)lim_reason_parse(reason);
-		pthread_mutex_unlock(&sh->mu);
-		lim_prefix_mark(l, prefix);
-	}
-	json_decref(doc);
-	__atomic_add_fetch(&l->generation, 1, __ATOMIC_RELEASE);
-	return 0;
-}
-
-static void
-lim_persist_save(struct limiter *l, uint64_t *saved)
-{
-	uint64_t g = limiter_ban_generation(l);
-
-	if (g == *saved)
-		return;
-	if (limiter_bans_save(l, l->ppath, limiter_now_ms()) == -1) {
-		log_event(LOG_ERR, "ban_state", 0, "{s:s, s:s}", "path", l->ppath, "error",
-		    strerror(errno));
-		return; /* tried again at the next change or tick */
-	}
-	*saved = g;
-}
-
-static void *
-lim_persist_main(void *arg)
-{
-	struct limiter *l = arg;
-	uint64_t saved = l->psaved;
-
-	pthread_mutex_lock(&l->pmu);
-	while (!l->pstop) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
-		pthread_cond_timedwait(&l->pcond, &l->pmu, &ts);
-		pthread_mutex_unlock(&l->pmu);
-		lim_persist_save(l, &saved);
-		pthread_mutex_lock(&l->pmu);
-	}
-	pthread_mutex_unlock(&l->pmu);
-	lim_persist_save(l, &saved);
-	return NULL;
-}
-
-void
-limiter_persist_start(struct limiter *l, const char *path)
-{
-	if (l->prunning)
-		return;
-	l->ppath = xstrdup(path);
-	l->pstop = false;
-	/* what is in the table now is what was just loaded: saved already */
-	l->psaved = limiter_ban_generation(l);
-	if (pthread_create(&l->pthread, NULL, lim_persist_main, l) != 0)
-		abort();
-	l->prunning = true;
-}
-
-void
-limiter_persist_stop(struct limiter *l)
-{
-	if (!l->prunning)
-		return;
-	pthread_mutex_lock(&l->pmu);
-	l->pstop = true;
-	pthread_cond_signal(&l->pcond);
-	pthread_mutex_unlock(&l->pmu);
-	pthread_join(l->pthread, NULL);
-	l->prunning = false;
-	free(l->ppath);
-	l->ppath = NULL;
 }
