@@ -12,7 +12,9 @@
  * costs a user made with the defaults who has one app password (two
  * SCRAM-SHA-256 checks); only more lines, or a slower scheme, cost more.
  *
- * The backend is the passwd-file (DESIGN 5.3), re-read by authdb_reload().
+ * The backend is picked by the prefix of [auth] backend: file:PATH (the
+ * passwd-file, DESIGN 5.3) or dovecot:SOCKET (doc/dovecot.md); see
+ * authdb_priv.h. authdb_reload() re-reads it (Dovecot: reconnects).
  */
 #ifndef SG_AUTH_AUTHDB_H
 #define SG_AUTH_AUTHDB_H

@@ -257,6 +257,8 @@ test_free_answers_pending(void **state)
 static void
 test_open_errors(void **state)
 {
+	/* no backend, or none whose name prefixes it: the known forms */
+	static const char *const bad[] = {NULL, "sql:x", "filex:/p", "file", "dovecot/x"};
 	struct conf c;
 	char err[512];
 
@@ -265,8 +267,12 @@ test_open_errors(void **state)
 	c.backend = (char *)"file:/nonexistent/passwd";
 	assert_null(authdb_open(&c, err, sizeof(err)));
 	assert_non_null(strstr(err, "/nonexistent/passwd"));
-	c.backend = NULL;
-	assert_null(authdb_open(&c, err, sizeof(err)));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c.backend = (char *)bad[i];
+		assert_null(authdb_open(&c, err, sizeof(err)));
+		assert_string_equal(
+		    err, "x.conf: [auth] backend: expected file:PATH or dovecot:SOCKET");
+	}
 }
 
 static void
@@ -295,6 +301,41 @@ test_scram_keys(void **state)
 	assert_memory_equal(k.salt, k2.salt, k.saltlen);
 	assert_int_equal(authdb_scram_keys(f->db, "zee", 3, PWSCHEME_SCRAM_SHA256, &k2, &user), 0);
 	assert_memory_not_equal(k.salt, k2.salt, k.saltlen);
+	fixture_free(f);
+}
+
+/* dovecot:SOCKET with Dovecot not there: it starts anyway, verifications
+ * answer TEMPFAIL, and there are no stored keys (fakes) and no senders. */
+static void
+test_dovecot_unreachable(void **state)
+{
+	struct fixture *f = fixture_new(1, 8, users);
+	struct pwscheme_scram k;
+	unsigned char key[PWSCHEME_CRAM_KEY_MAX];
+	size_t keylen = 0, n;
+	char err[512], *user;
+
+	authdb_free(f->db);
+	free(f->conf->backend);
+	n = strlen(f->dir) + sizeof("dovecot:/auth-client");
+	f->conf->backend = xmalloc(n);
+	snprintf(f->conf->backend, n, "dovecot:%s/auth-client", f->dir);
+	f->db = authdb_open(f->conf, err, sizeof(err));
+	if (f->db == NULL)
+		fail_msg("authdb_open: %s", err);
+	request(f, 1, "alice", 5, "pencil");
+	run_until(f, 1);
+	assert_int_equal(f->result[1], AUTHDB_TEMPFAIL);
+	assert_string_equal(f->user[1], "alice");
+	assert_int_equal(authdb_scram_keys(f->db, "alice", 5, PWSCHEME_SCRAM_SHA256, &k, &user), 0);
+	assert_null(user);
+	assert_int_equal(k.iter, 4096);
+	assert_int_equal(k.saltlen, 16);
+	assert_int_equal(authdb_cram_key(f->db, "alice", 5, key, &keylen, &user), 0);
+	assert_null(user);
+	assert_int_equal(keylen, 16);
+	assert_null(authdb_user_senders(f->db, "alice"));
+	assert_int_equal(authdb_reload(f->db, err, sizeof(err)), 0);
 	fixture_free(f);
 }
 
@@ -639,6 +680,7 @@ main(void)
 	    cmocka_unit_test(test_free_answers_pending),
 	    cmocka_unit_test(test_open_errors),
 	    cmocka_unit_test(test_scram_keys),
+	    cmocka_unit_test(test_dovecot_unreachable),
 	    cmocka_unit_test(test_scram_candidates),
 	    cmocka_unit_test(test_scram_fake_looks_real),
 	    cmocka_unit_test(test_scram_fake_survives_restart),
