@@ -462,6 +462,18 @@ def test_usage_errors():
     assert probe("127.0.0.1", "--timeout", "0")[0] == 2
 
 
+def test_host_not_utf8_keeps_report_and_finding():
+    # the name is the command line's bytes: the --json report used to abort
+    # (json_pack refused the host) and drop a finding whose evidence held it
+    r = subprocess.run([SMTPGATE, "probe", b"\xffbad.invalid", "--json", "--timeout", "2"],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 1, r
+    doc = json.loads(r.stdout)
+    assert doc["host"] == "\\xffbad.invalid"
+    f = [f for f in doc["findings"] if f["id"] == "name-unresolvable"]
+    assert f and "\\xffbad.invalid" in f[0]["evidence"], doc
+
+
 # --- Postfix misconfigured: AUTH offered in cleartext ----------------------------------------
 
 POSTFIX_SH = pathlib.Path(__file__).resolve().parents[2] / "bench" / "postfix.sh"
