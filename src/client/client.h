@@ -9,7 +9,9 @@
  * (steps x timeout) of time and a fixed amount of memory. A struct client is
  * one connection, used by one thread at a time; there is no global state but
  * OpenSSL's and GNU SASL's (both thread-safe), so delivery may run one client
- * per worker thread.
+ * per worker thread. The process must ignore SIGPIPE (serve and probe do):
+ * plaintext writes pass MSG_NOSIGNAL, but TLS records go out through
+ * OpenSSL's socket BIO, and a peer that closed would kill the process.
  *
  * Every call returns 0 or -1; after -1, client_error() says what happened
  * (refused, timeout, reset, TLS, an unexpected reply, ...) and

@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,10 @@ probe_main(int argc, char **argv)
 	const char *env;
 	int ch, status = 2, modes = 0;
 
+	/* the client writes TLS records with OpenSSL's socket BIO, which
+	 * cannot pass MSG_NOSIGNAL: a server that closes the connection must
+	 * cost an EPIPE (a finding), not the process (as serve.c does) */
+	signal(SIGPIPE, SIG_IGN);
 	memset(&o, 0, sizeof(o));
 	o.timeout_s = PROBE_CMD_TIMEOUT_DEFAULT;
 	optind = 1;
