@@ -768,8 +768,15 @@ client_envelope(struct client *c, const char *from, size_t size, unsigned flags,
 			if (client_write_all(c, out.data, out.len, "write") == -1)
 				goto out;
 		}
-		if (client_read_reply(c, got == 0 ? "MAIL" : "RCPT") == -1)
+		if (client_read_reply(c, got == 0 ? "MAIL" : "RCPT") == -1) {
+			/* MAIL was refused, and a 421 closes the session (RFC 5321
+			 * 3.8) before the RCPT replies: the refusal is the outcome */
+			if (got > 0 && !mail_ok) {
+				c->reply = mail_reply;
+				(void)client_expect(c, 2, "MAIL");
+			}
 			goto out;
+		}
 		if (got == 0) {
 			mail_reply = c->reply;
 			mail_ok = c->reply.code / 100 == 2;

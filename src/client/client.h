@@ -9,7 +9,9 @@
  * (steps x timeout) of time and a fixed amount of memory. A struct client is
  * one connection, used by one thread at a time; there is no global state but
  * OpenSSL's and GNU SASL's (both thread-safe), so delivery may run one client
- * per worker thread.
+ * per worker thread. The process must ignore SIGPIPE (serve and probe do):
+ * plaintext writes pass MSG_NOSIGNAL, but TLS records go out through
+ * OpenSSL's socket BIO, and a peer that closed would kill the process.
  *
  * Every call returns 0 or -1; after -1, client_error() says what happened
  * (refused, timeout, reset, TLS, an unexpected reply, ...) and
@@ -313,8 +315,9 @@ int client_rcpt(struct client *c, const char *to) __attribute__((warn_unused_res
  * recipient i's reply (code 0: none read). Returns 0 when MAIL was accepted
  * and every RCPT reply was read (each may be a refusal: see rcpt_r), -1
  * otherwise: MAIL refused (the RCPT replies, 503 or so, are still read to
- * stay in step, and client_reply() is MAIL's again) or the session broke
- * (client_error(); rcpt_r of the replies read so far are set).
+ * stay in step, and client_reply() is MAIL's again; CLIENT_E_REPLY even
+ * when the session ends before them, as it does after a 421) or the
+ * session broke (client_error(); rcpt_r of the replies read so far are set).
  */
 #define CLIENT_PIPELINE_MAX 64
 int client_envelope(struct client *c, const char *from, size_t size, unsigned flags,

@@ -3,6 +3,11 @@
  * XOAUTH2 and OAUTHBEARER responses are formatted here (pure functions);
  * SCRAM-SHA-1/256 (and -PLUS) and CRAM-MD5 run in GNU SASL's client, which
  * checks the server's proof. Every buffer that held a secret is wiped.
+ *
+ * The server chooses the SCRAM iteration count and GNU SASL takes any: at
+ * i=4294967295 one AUTH is an hour of PBKDF2 on a worker thread or in the
+ * probe, which no I/O timeout bounds. The server-first-message is checked
+ * here first (CLIENT_SCRAM_ITER_MAX).
  */
 #include "client/client.h"
 #include "client/client_priv.h"
@@ -12,6 +17,8 @@
 #include <strings.h>
 
 #include <gsasl.h>
+
+#include "smtp/smtp_reply_parse.h"
 
 #include "lib/base64.h"
 #include "lib/xalloc.h"
@@ -90,10 +97,56 @@ client_sasl_oauthbearer(const char *user, const char *host, const char *port, co
 	return 0;
 }
 
+/* RFC 7677 4: at least 4096; OWASP's 600000 for PBKDF2-SHA256 still passes.
+ * About 1 s of CPU here (SHA-256). */
+#define CLIENT_SCRAM_ITER_MAX 1000000
+#define CLIENT_SCRAM_ITER_MAX_TEXT "1000000"
+
 struct client_gsasl {
 	Gsasl *ctx;
 	Gsasl_session *sess;
+	bool scram;
+	unsigned steps; /* client_gsasl_step calls so far */
 };
+
+/*
+ * RFC 5802 5.1: the i= attribute of a server-first-message (base64). false
+ * when it asks for more than CLIENT_SCRAM_ITER_MAX iterations; anything
+ * else malformed is left to GNU SASL to refuse.
+ */
+static bool
+client_scram_iter_ok(const char *in_b64)
+{
+	struct buf d;
+	bool ok = true;
+
+	buf_init(&d, SMTP_REPLY_LINE_MAX);
+	if (base64_decode(in_b64, strlen(in_b64), &d) == -1) {
+		buf_free(&d);
+		return true;
+	}
+	for (size_t i = 0; i < d.len;) {
+		size_t end = i;
+
+		while (end < d.len && d.data[end] != ',')
+			end++;
+		if (end - i >= 2 && d.data[i] == 'i' && d.data[i + 1] == '=') {
+			unsigned long long v = 0;
+
+			for (size_t k = i + 2; k < end && d.data[k] >= '0' && d.data[k] <= '9';
+			     k++) {
+				v = v * 10 + (unsigned long long)(d.data[k] - '0');
+				if (v > CLIENT_SCRAM_ITER_MAX) {
+					ok = false;
+					break;
+				}
+			}
+		}
+		i = end + 1;
+	}
+	buf_free(&d);
+	return ok;
+}
 
 void
 client_gsasl_free(struct client_gsasl *g)
@@ -122,6 +175,7 @@ client_gsasl_start(const char *mech, const char *user, const char *pass, size_t 
 		*errstr_r = "GNU SASL initialisation failed";
 		goto fail;
 	}
+	g->scram = strncasecmp(mech, "SCRAM-", 6) == 0;
 	rc = gsasl_client_start(g->ctx, mech, &g->sess);
 	if (rc != GSASL_OK) {
 		g->sess = NULL;
@@ -152,8 +206,17 @@ int
 client_gsasl_step(struct client_gsasl *g, const char *in_b64, char **out_b64, const char **errstr_r)
 {
 	char *out = NULL;
-	int rc = gsasl_step64(g->sess, in_b64, &out);
+	int rc;
 
+	/* the first step makes the client-first-message, the second reads
+	 * the server-first-message */
+	if (g->scram && g->steps++ == 1 && !client_scram_iter_ok(in_b64)) {
+		*out_b64 = NULL;
+		*errstr_r =
+		    "the server asks for more than " CLIENT_SCRAM_ITER_MAX_TEXT " SCRAM iterations";
+		return -1;
+	}
+	rc = gsasl_step64(g->sess, in_b64, &out);
 	if (rc == GSASL_NEEDS_MORE || rc == GSASL_OK) {
 		*out_b64 = out != NULL ? out : xstrdup("");
 		return rc == GSASL_NEEDS_MORE ? 1 : 0;

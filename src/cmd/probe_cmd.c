@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -317,6 +318,10 @@ probe_main(int argc, char **argv)
 	struct probe_cmd_args a;
 	int status = 2;
 
+	/* the client writes TLS records with OpenSSL's socket BIO, which
+	 * cannot pass MSG_NOSIGNAL: a server that closes the connection must
+	 * cost an EPIPE (a finding), not the process (as serve.c does) */
+	signal(SIGPIPE, SIG_IGN);
 	memset(&a, 0, sizeof(a));
 	a.o.timeout_s = PROBE_CMD_TIMEOUT_DEFAULT;
 	if (probe_cmd_parse(&a, argc, argv) == -1) {

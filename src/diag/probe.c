@@ -403,9 +403,12 @@ probe_tls_json(const struct client_tls_info *t, bool legacy)
 
 		probe_time_text(ci->not_before, nb, sizeof(nb));
 		probe_time_text(ci->not_after, na, sizeof(na));
+		/* the names are the peer's bytes (subjectAltName entries are
+		 * copied raw): escaped, so a certificate is never dropped */
 		json_array_append_new(chain,
-		    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "subject", ci->subject,
-		        "issuer", ci->issuer, "names", ci->names, "key", ci->key, "not_before", nb,
+		    json_pack("{s:o, s:o, s:o, s:s, s:s, s:s, s:b}", "subject",
+		        finding_json_text(ci->subject), "issuer", finding_json_text(ci->issuer),
+		        "names", finding_json_text(ci->names), "key", ci->key, "not_before", nb,
 		        "not_after", na, "self_signed", ci->self_signed));
 	}
 	for (size_t i = 0; i < t->nerrors; i++)
@@ -1017,13 +1020,15 @@ probe_print_json(struct probe *p, FILE *out)
 		    json_pack(
 		        "{s:s, s:s, s:I}", "dir", dir, "text", e->text, "ms", (json_int_t)e->ms));
 	}
-	root = json_pack("{s:s, s:s, s:s, s:s?, s:o, s:O?, s:{s:O?, s:O?}, s:O, s:O?, s:o}", "host",
-	    p->o->host, "port", p->port, "mode", probe_mode_name(p->mode), "banner",
-	    p->banner[0] ? p->banner : NULL, "transcript", tr, "tls", p->tls, "capabilities",
-	    "before_tls", p->caps_before, "after_tls", p->caps_after, "auth", p->auth, "message",
-	    p->message, "findings", findings_json(&p->f));
+	/* host and port are the command line's bytes: escaped when not UTF-8
+	 * (finding_json_text), so such a name cannot make the report fail */
+	root = json_pack("{s:o, s:o, s:s, s:s?, s:o, s:O?, s:{s:O?, s:O?}, s:O, s:O?, s:o}", "host",
+	    finding_json_text(p->o->host), "port", finding_json_text(p->port), "mode",
+	    probe_mode_name(p->mode), "banner", p->banner[0] ? p->banner : NULL, "transcript", tr,
+	    "tls", p->tls, "capabilities", "before_tls", p->caps_before, "after_tls", p->caps_after,
+	    "auth", p->auth, "message", p->message, "findings", findings_json(&p->f));
 	if (root == NULL)
-		abort();
+		abort(); /* a bug: every string above is ASCII or escaped */
 	s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fprintf(out, "%s\n", s);
 	free(s);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/log.h"
 #include "lib/xalloc.h"
 
 static const struct finding_kb *const finding_tables[] = {
@@ -121,6 +122,14 @@ findings_has_error(const struct findings *f)
 }
 
 json_t *
+finding_json_text(const char *s)
+{
+	json_t *j = json_string(s);
+
+	return j != NULL ? j : log_json_string(s, strlen(s));
+}
+
+json_t *
 findings_json(const struct findings *f)
 {
 	json_t *arr = json_array();
@@ -128,9 +137,13 @@ findings_json(const struct findings *f)
 	for (size_t i = 0; i < f->n; i++) {
 		const struct finding *x = &f->v[i];
 
+		/* evidence quotes what was seen (a name from the command line
+		 * or a certificate): escaped, or one byte that is not UTF-8
+		 * would drop the whole finding */
 		json_array_append_new(arr,
-		    json_pack("{s:s, s:s, s:s?, s:s, s:s}", "id", x->kb->id, "severity",
-		        finding_severity_name(x->severity), "evidence", x->evidence, "cause",
+		    json_pack("{s:s, s:s, s:o?, s:s, s:s}", "id", x->kb->id, "severity",
+		        finding_severity_name(x->severity), "evidence",
+		        x->evidence != NULL ? finding_json_text(x->evidence) : NULL, "cause",
 		        x->kb->cause, "fix", x->kb->fix));
 	}
 	return arr;

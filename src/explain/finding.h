@@ -64,6 +64,10 @@ bool findings_has(const struct findings *f, const char *id);
 bool findings_has_error(const struct findings *f);
 
 /* [{"id","severity","evidence","cause","fix"}, ...] (new reference). */
+/* A JSON string of s (NUL-terminated): as it is when it is UTF-8, else in
+ * the escaped form of lib/log.h (log_escape), never NULL but on ENOMEM. For
+ * text a peer or the command line supplied. */
+json_t *finding_json_text(const char *s);
 json_t *findings_json(const struct findings *f);
 /* Human form: one block per finding, errors first. */
 void findings_print(FILE *out, const struct findings *f);

@@ -211,6 +211,24 @@ def test_plaintext_spoken_to_tls_port(zpki, s_server):
     assert "--tls" in f["evidence"]
 
 
+def test_tls_server_closing_after_greeting(zpki, script):
+    """Implicit TLS, a greeting, then the server closes: the probe's next
+    TLS write went to a closed socket and SIGPIPE killed it (no report)."""
+    leaf = zpki.leaf("closer")
+    ctx = tls_server_context(leaf.chain, leaf.key)
+
+    def handler(c, srv):
+        c.starttls(ctx)
+        c.send("220 zoo.test ESMTP\r\n")
+        c.sock.close()
+
+    s = script(handler)
+    rc, doc, err = probe(f"127.0.0.1:{s.port}", "--tls", "--timeout", "3",
+                         "--cafile", zpki.root_pem)
+    assert rc == 1, (rc, err)
+    assert doc is not None and doc["banner"] == "220 zoo.test ESMTP", doc
+
+
 def test_starttls_expired_certificate(zpki, script):
     leaf = zpki.leaf("st-expired", days=(-60, -2))
     ctx = tls_server_context(leaf.chain, leaf.key)
@@ -460,6 +478,18 @@ def test_usage_errors():
     assert probe("127.0.0.1", "--auth", "NOPE")[0] == 2
     assert probe("127.0.0.1", "--user", "u")[0] == 2  # no password
     assert probe("127.0.0.1", "--timeout", "0")[0] == 2
+
+
+def test_host_not_utf8_keeps_report_and_finding():
+    # the name is the command line's bytes: the --json report used to abort
+    # (json_pack refused the host) and drop a finding whose evidence held it
+    r = subprocess.run([SMTPGATE, "probe", b"\xffbad.invalid", "--json", "--timeout", "2"],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 1, r
+    doc = json.loads(r.stdout)
+    assert doc["host"] == "\\xffbad.invalid"
+    f = [f for f in doc["findings"] if f["id"] == "name-unresolvable"]
+    assert f and "\\xffbad.invalid" in f[0]["evidence"], doc
 
 
 # --- Postfix misconfigured: AUTH offered in cleartext ----------------------------------------

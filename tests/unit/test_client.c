@@ -190,6 +190,67 @@ test_sasl_gsasl(void **state)
 	assert_int_equal(run_scram("CRAM-MD5", "wrong", NULL, 0, 0), -1);
 }
 
+/* The server-first-message for the client-first c_out (base64) with the
+ * client's nonce, a salt and i=iter. */
+static char *
+scram_server_first(const char *c_out, const char *iter)
+{
+	char *dec = NULL, *b64 = NULL, sf[512];
+	size_t declen, b64len;
+	const char *r;
+
+	/* not NUL-terminated */
+	assert_int_equal(gsasl_base64_from(c_out, strlen(c_out), &dec, &declen), GSASL_OK);
+	r = memmem(dec, declen, ",r=", 3);
+	assert_non_null(r);
+	snprintf(sf, sizeof(sf), "r=%.*sSRV,s=QSXCR+Q6sek8bf92,i=%s", (int)(dec + declen - r - 3),
+	    r + 3, iter);
+	free(dec);
+	assert_int_equal(gsasl_base64_to(sf, strlen(sf), &b64, &b64len), GSASL_OK);
+	return b64;
+}
+
+/* The iteration count is the server's choice: one with i=4294967295 would
+ * hold the delivery worker or the probe for an hour of PBKDF2. */
+static void
+test_scram_iterations_bounded(void **state)
+{
+	static const struct {
+		const char *iter;
+		int want;
+	} cases[] = {
+	    {"4096", 1},
+	    {"0004096", 1},
+	    {"1000001", -1},
+	    {"4294967295", -1},
+	    {"99999999999999999999999", -1},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *err = "";
+		struct client_gsasl *g = client_gsasl_start(
+		    "SCRAM-SHA-256", "alice@example.test", S("pw"), NULL, 0, 0, &err);
+		char *c_out = NULL, *sf;
+		int rc;
+
+		assert_non_null(g);
+		assert_int_equal(client_gsasl_step(g, "", &c_out, &err), 1);
+		sf = scram_server_first(c_out, cases[i].iter);
+		free(c_out);
+		c_out = NULL;
+		rc = client_gsasl_step(g, sf, &c_out, &err);
+		assert_int_equal(rc, cases[i].want);
+		if (rc == -1) {
+			assert_null(c_out);
+			assert_non_null(strstr(err, "SCRAM iterations"));
+		}
+		free(c_out);
+		free(sf);
+		client_gsasl_free(g);
+	}
+}
+
 static void
 test_redact(void **state)
 {
@@ -309,6 +370,7 @@ main(void)
 	    cmocka_unit_test(test_caps),
 	    cmocka_unit_test(test_sasl_plain_xoauth2_oauthbearer),
 	    cmocka_unit_test(test_sasl_gsasl),
+	    cmocka_unit_test(test_scram_iterations_bounded),
 	    cmocka_unit_test(test_redact),
 	    cmocka_unit_test(test_escape_and_transcript),
 	    cmocka_unit_test(test_dot_stuff),

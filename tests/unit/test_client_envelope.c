@@ -43,6 +43,7 @@ struct peer {
 	/* generated replies: "250 ok" per line, except lines whose number
 	 * (0-based) in the first envelope step is refuse_at: "550 no" */
 	int refuse_at;
+	bool close_after; /* close after the last step (a 421), no QUIT */
 	/* what arrived: per step, the first read and the whole text */
 	char first_read[PEER_STEPS_MAX][PEER_BUF];
 	char all[PEER_STEPS_MAX][PEER_BUF];
@@ -108,7 +109,7 @@ peer_main(void *arg)
 		}
 	}
 	/* QUIT, if it comes */
-	{
+	if (!p->close_after) {
 		char b[256];
 
 		if (read(fd, b, sizeof(b)) > 0)
@@ -221,6 +222,38 @@ test_refused_mail_stays_in_step(void **state)
 	assert_int_equal(client_rset(c), 0);
 	assert_int_equal(client_reply(c)->code, 250);
 	assert_string_equal(client_reply(c)->line, "250 2.0.0 reset");
+	peer_finish(p, c);
+	free(p);
+}
+
+/* RFC 5321 3.8: a server that answers 421 closes the connection, so the
+ * replies to the pipelined RCPTs never come. The outcome is still MAIL's
+ * refusal (delivery retries a 421 on a reused session at once on a new
+ * one), not "connection closed" at RCPT. */
+static void
+test_mail_421_then_close(void **state)
+{
+	static const struct peer_step steps[] = {
+	    {1, EHLO_PIPE},
+	    {3, "421 4.4.2 peer.test idle for too long, closing\r\n"},
+	};
+	struct peer *p = calloc(1, sizeof(*p));
+	const char *to[] = {"b@x.test", "c@x.test"};
+	struct client_reply rr[2];
+	struct client *c;
+
+	(void)state;
+	p->close_after = true;
+	peer_start(p, steps, 2);
+	c = peer_client(p);
+	assert_int_equal(client_envelope(c, "a@x.test", 0, 0, to, 2, rr), -1);
+	assert_int_equal(client_error(c)->kind, CLIENT_E_REPLY);
+	assert_int_equal(client_reply(c)->code, 421);
+	assert_string_equal(client_reply(c)->cmd, "MAIL");
+	assert_string_equal(client_reply(c)->enh, "4.4.2");
+	assert_true(client_error_is_transient(c));
+	assert_int_equal(rr[0].code, 0);
+	assert_int_equal(rr[1].code, 0);
 	peer_finish(p, c);
 	free(p);
 }
@@ -341,6 +374,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_pipelined_in_one_write),
 	    cmocka_unit_test(test_refused_mail_stays_in_step),
+	    cmocka_unit_test(test_mail_421_then_close),
 	    cmocka_unit_test(test_not_offered_one_at_a_time),
 	    cmocka_unit_test(test_not_offered_refused_mail_sends_no_rcpt),
 	    cmocka_unit_test(test_groups_of_pipeline_max),
