@@ -39,28 +39,10 @@
 #include <unbound.h>
 
 #include "client/client.h"
+#include "diag/probe_priv.h"
 #include "explain/finding.h"
 #include "explain/reply_map.h"
 #include "smtp/smtp_reply_parse.h"
-
-#define PROBE_ADDRS_MAX 16
-#define PROBE_EVIDENCE_MAX 600
-
-struct probe {
-	const struct probe_opts *o;
-	enum probe_mode mode;
-	char port[16];
-	struct sockaddr_storage addrs[PROBE_ADDRS_MAX];
-	socklen_t addrlens[PROBE_ADDRS_MAX];
-	size_t naddrs;
-	struct client_transcript t;
-	struct findings f;
-	int conns; /* connections opened, for the transcript */
-	bool local_error; /* a usage/configuration problem (exit 2) */
-	bool retry; /* this attempt ended in something worth retrying */
-	char banner[CLIENT_REPLY_LINE_MAX];
-	json_t *tls, *caps_before, *caps_after, *auth, *message;
-};
 
 const char *
 probe_mode_name(enum probe_mode m)
@@ -919,122 +901,6 @@ out:
 	}
 }
 
-/* --- output ------------------------------------------------------------------------------ */
-
-static void
-probe_print_caps(FILE *out, const char *title, json_t *caps)
-{
-	const char *key;
-	json_t *v;
-
-	if (caps == NULL)
-		return;
-	fprintf(out, "%s:", title);
-	json_object_foreach(caps, key, v)
-	{
-		if (json_is_true(v))
-			fprintf(out, " %s", key);
-		else if (json_is_integer(v))
-			fprintf(out, " %s=%lld", key, (long long)json_integer_value(v));
-	}
-	v = json_object_get(caps, "mechanisms");
-	if (json_array_size(v) > 0) {
-		size_t i;
-		json_t *m;
-
-		fprintf(out, " (AUTH");
-		json_array_foreach(v, i, m) fprintf(out, " %s", json_string_value(m));
-		fprintf(out, ")");
-	}
-	fprintf(out, "\n");
-}
-
-static void
-probe_print(struct probe *p, FILE *out)
-{
-	fprintf(out, "smtpgate probe %s port %s (%s)\n\n", p->o->host, p->port,
-	    probe_mode_name(p->mode));
-	for (size_t i = 0; i < p->t.n; i++) {
-		const struct client_transcript_entry *e = &p->t.v[i];
-
-		fprintf(out, "%6lld ms %s %s\n", e->ms,
-		    e->dir == 'S'       ? "S:"
-		        : e->dir == 'C' ? "C:"
-		                        : "* ",
-		    e->text);
-	}
-	if (p->t.truncated)
-		fprintf(out, "(transcript cut at its limit)\n");
-	fprintf(out, "\n");
-	if (p->banner[0])
-		fprintf(out, "Banner: %s\n", p->banner);
-	probe_print_caps(out, "Capabilities before TLS", p->caps_before);
-	probe_print_caps(out, "Capabilities after TLS", p->caps_after);
-	if (p->tls != NULL) {
-		json_t *chain = json_object_get(p->tls, "chain"), *cert;
-		size_t i;
-
-		fprintf(out, "TLS: %s, %s, certificate %s\n",
-		    json_string_value(json_object_get(p->tls, "version")),
-		    json_string_value(json_object_get(p->tls, "cipher")),
-		    json_is_true(json_object_get(p->tls, "verified")) ? "verified"
-		                                                      : "NOT verified");
-		json_array_foreach(chain, i, cert)
-		{
-			fprintf(out, "  %zu: %s\n     issuer %s, not after %s\n", i,
-			    json_string_value(json_object_get(cert, "subject")),
-			    json_string_value(json_object_get(cert, "issuer")),
-			    json_string_value(json_object_get(cert, "not_after")));
-		}
-	}
-	if (json_array_size(p->auth) > 0) {
-		size_t i;
-		json_t *a;
-
-		json_array_foreach(p->auth, i, a)
-		{
-			fprintf(out, "AUTH %s: %s (%s)\n",
-			    json_string_value(json_object_get(a, "mechanism")),
-			    json_string_value(json_object_get(a, "result")),
-			    json_string_value(json_object_get(a, "reply")));
-		}
-	}
-	if (p->message != NULL)
-		fprintf(out, "Test message: %s\n",
-		    json_is_true(json_object_get(p->message, "accepted")) ? "accepted" : "refused");
-	fprintf(out, "\n");
-	findings_print(out, &p->f);
-}
-
-static void
-probe_print_json(struct probe *p, FILE *out)
-{
-	json_t *tr = json_array(), *root;
-	char *s;
-
-	for (size_t i = 0; i < p->t.n; i++) {
-		const struct client_transcript_entry *e = &p->t.v[i];
-		char dir[2] = {e->dir, '\0'};
-
-		json_array_append_new(tr,
-		    json_pack(
-		        "{s:s, s:s, s:I}", "dir", dir, "text", e->text, "ms", (json_int_t)e->ms));
-	}
-	/* host and port are the command line's bytes: escaped when not UTF-8
-	 * (finding_json_text), so such a name cannot make the report fail */
-	root = json_pack("{s:o, s:o, s:s, s:s?, s:o, s:O?, s:{s:O?, s:O?}, s:O, s:O?, s:o}", "host",
-	    finding_json_text(p->o->host), "port", finding_json_text(p->port), "mode",
-	    probe_mode_name(p->mode), "banner", p->banner[0] ? p->banner : NULL, "transcript", tr,
-	    "tls", p->tls, "capabilities", "before_tls", p->caps_before, "after_tls", p->caps_after,
-	    "auth", p->auth, "message", p->message, "findings", findings_json(&p->f));
-	if (root == NULL)
-		abort(); /* a bug: every string above is ASCII or escaped */
-	s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	fprintf(out, "%s\n", s);
-	free(s);
-	json_decref(root);
-}
-
 static void
 probe_reset_attempt(struct probe *p)
 {
@@ -1090,9 +956,9 @@ probe_run(const struct probe_opts *o, FILE *out)
 		status = 2;
 	} else {
 		if (o->json)
-			probe_print_json(&p, out);
+			probe_report_json(&p, out);
 		else
-			probe_print(&p, out);
+			probe_report_text(&p, out);
 		status = findings_has_error(&p.f) ? 1 : 0;
 	}
 	findings_free(&p.f);
