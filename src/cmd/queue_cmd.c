@@ -42,9 +42,9 @@
 #include "lib/fsutil.h"
 #include "lib/xalloc.h"
 #include "queue/envelope.h"
+#include "queue/qfile.h"
 #include "queue/queue_id.h"
 #include "queue/spool_read.h"
-#include "relay/qfile.h"
 #include "relay/scheduler.h"
 
 #define QUEUE_CMD_HEADERS_MAX 65536 /* bytes of header section shown */

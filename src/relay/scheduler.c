@@ -40,12 +40,12 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "queue/envelope.h"
+#include "queue/qfile.h"
 #include "queue/queue_id.h"
 #include "queue/spool_read.h"
 #include "relay/bounce.h"
 #include "relay/creds.h"
 #include "relay/deliver.h"
-#include "relay/qfile.h"
 #include "relay/route_mx.h"
 
 #define SCHED_NEVER LLONG_MAX

@@ -10,8 +10,8 @@
  * incoming/, fsync'd, locked, renamed over queue/ID, then queue/ fsync'd;
  * a message leaves the queue by unlink + fsync of queue/.
  */
-#ifndef SG_RELAY_QFILE_H
-#define SG_RELAY_QFILE_H
+#ifndef SG_QUEUE_QFILE_H
+#define SG_QUEUE_QFILE_H
 
 #include <stdbool.h>
 #include <stddef.h>

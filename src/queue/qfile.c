@@ -12,7 +12,7 @@
  * warned: seconds since the epoch when the delay-warning DSN was queued;
  * present once one was, so there is never a second one.
  */
-#include "relay/qfile.h"
+#include "queue/qfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
