@@ -61,6 +61,7 @@
 #include "net/admin.h"
 #include "cmd/admin_cmd.h"
 #include "policy/sender.h"
+#include "queue/spool.h"
 #include "server/sendquota.h"
 
 #define USER_CMD_OK 0
@@ -706,7 +707,7 @@ user_quota_unlock(const struct user_opts *o, const struct conf *c)
 	}
 	rc = sendquota_file_unlock(c->spool, o->user);
 	if (rc == -1) {
-		user_err("%s/%s: %s", c->spool, SENDQUOTA_FILE, strerror(errno));
+		user_err("%s/%s: %s", c->spool, SPOOL_QUOTA_LOCKS, strerror(errno));
 		return USER_CMD_FAILED;
 	}
 	printf("%s: %s\n", o->user,

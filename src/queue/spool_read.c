@@ -1,5 +1,5 @@
 /*
- * spool_read: listing the spool folders and reading message files.
+ * spool_read: reading message files.
  *
  * A message file is  body | envelope | trailer  (doc/spool.md); the trailer
  * has a fixed length, so the envelope is found from the end of the file
@@ -7,9 +7,7 @@
  */
 #include "queue/spool_read.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,61 +19,6 @@
 #include "queue/queue_id.h"
 
 #define SPOOL_READ_CHUNK 65536
-
-static int
-spool_cmp_ids(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-int
-spool_list(const char *spool, const char *folder, char ***ids_r, size_t *n_r)
-{
-	char path[4096];
-	DIR *d = NULL;
-	struct dirent *de;
-	char **ids = NULL;
-	size_t n = 0;
-
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", spool, folder) >= sizeof(path)) {
-		errno = ENAMETOOLONG;
-		goto fail;
-	}
-	d = opendir(path);
-	if (d == NULL)
-		goto fail;
-	while ((errno = 0, de = readdir(d)) != NULL) {
-		if (!queue_id_is_valid(de->d_name))
-			continue;
-		ids = xrealloc(ids, (n + 1) * sizeof(*ids));
-		ids[n++] = xstrdup(de->d_name);
-	}
-	if (errno != 0)
-		goto fail;
-	closedir(d);
-	if (n > 0)
-		qsort(ids, n, sizeof(*ids), spool_cmp_ids);
-	*ids_r = ids;
-	*n_r = n;
-	return 0;
-fail : {
-	int saved = errno;
-
-	if (d != NULL)
-		closedir(d);
-	spool_list_free(ids, n);
-	errno = saved;
-	return -1;
-}
-}
-
-void
-spool_list_free(char **ids, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(ids[i]);
-	free(ids);
-}
 
 static int
 spool_pread_all(int fd, void *p, size_t n, uint64_t off)
@@ -272,29 +215,4 @@ spool_msg_clear(struct spool_msg *m)
 {
 	envelope_free(m->env);
 	m->env = NULL;
-}
-
-int
-spool_open_msg(const char *spool, const char *id, const char **folder_r)
-{
-	static const char *const folders[] = {SPOOL_QUEUE, SPOOL_HOLD};
-	char path[4096];
-	int fd;
-
-	if (!queue_id_is_valid(id)) {
-		errno = EINVAL;
-		return -1;
-	}
-	for (size_t i = 0; i < sizeof(folders) / sizeof(folders[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s/%s", spool, folders[i], id);
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd != -1) {
-			*folder_r = folders[i];
-			return fd;
-		}
-		if (errno != ENOENT)
-			return -1;
-	}
-	errno = ENOENT;
-	return -1;
 }

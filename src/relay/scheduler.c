@@ -42,6 +42,7 @@
 #include "queue/envelope.h"
 #include "queue/qfile.h"
 #include "queue/queue_id.h"
+#include "queue/spool.h"
 #include "queue/spool_read.h"
 #include "relay/bounce.h"
 #include "relay/creds.h"
@@ -492,7 +493,7 @@ sched_attempt(struct scheduler *s, struct deliver_conn *dc, const char *id, bool
 	if (qfile_open(s->spool_fd, id, &q, &errstr) == -1) {
 		if (errno == ENOENT)
 			return -1;
-		if (errno == EWOULDBLOCK)
+		if (errno == EBUSY)
 			return now + SCHED_LOCKED_RETRY_MS;
 		log_event(LOG_ERR, "delivery_error", 0, "{s:s, s:s}", "queue_id", id, "error",
 		    errstr != NULL ? errstr : strerror(errno));
@@ -636,7 +637,6 @@ static long long
 sched_load(
     struct scheduler *s, const char *id, bool force, bool fresh, char ***dests_r, size_t *n_r)
 {
-	char path[QUEUE_ID_MAX + 16];
 	struct spool_msg m;
 	const char *errstr = "cannot read";
 	struct qfile_rcpt *rs;
@@ -646,8 +646,7 @@ sched_load(
 
 	*dests_r = NULL;
 	*n_r = 0;
-	snprintf(path, sizeof(path), "%s/%s", SPOOL_QUEUE, id);
-	fd = openat(s->spool_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = spool_msg_open(s->spool_fd, SPOOL_QUEUE, id);
 	if (fd == -1)
 		return errno == ENOENT ? -1 : sched_now_ms() + SCHED_LOCKED_RETRY_MS;
 	if (spool_read_envelope(fd, &m, &errstr) == -1) {
@@ -687,11 +686,9 @@ sched_load(
 static long long
 sched_stamp(struct scheduler *s, const char *id)
 {
-	char path[QUEUE_ID_MAX + 16];
 	struct stat st;
 
-	snprintf(path, sizeof(path), "%s/%s", SPOOL_QUEUE, id);
-	if (fstatat(s->spool_fd, path, &st, AT_SYMLINK_NOFOLLOW) == -1)
+	if (spool_msg_stat(s->spool_fd, SPOOL_QUEUE, id, &st) == -1)
 		return 0;
 	return (long long)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
 }
@@ -946,7 +943,7 @@ sched_scan(struct scheduler *s, bool flush, bool initial)
 	pthread_mutex_lock(&s->lock);
 	gen = ++s->scan_gen;
 	pthread_mutex_unlock(&s->lock);
-	if (spool_list(s->spool, SPOOL_QUEUE, &ids, &n) == -1) {
+	if (spool_list(s->spool_fd, SPOOL_QUEUE, &ids, &n) == -1) {
 		log_event(LOG_ERR, "spool_error", 0, "{s:s, s:s}", "op", "scan", "error",
 		    strerror(errno));
 		return;
@@ -1047,7 +1044,7 @@ sched_route_mx(struct scheduler *s, const struct conf_route *r)
 	rc.helo = s->conf->hostname;
 	rc.timeout_ms = (int)(r->timeout > 3600 ? 3600000 : r->timeout * 1000);
 	/* MTA-STS policies survive restarts (RFC 8461 5.1); doc/spool.md */
-	sts_dir = fs_path_join(s->spool, ROUTE_MX_STS_DIR);
+	sts_dir = spool_path(s->spool, SPOOL_MTA_STS);
 	rc.sts_cache_dir = sts_dir;
 	mx = route_mx_new(&rc, err, sizeof(err));
 	free(sts_dir);
@@ -1066,7 +1063,6 @@ struct scheduler *
 scheduler_new(const struct conf *c, char *err, size_t errlen)
 {
 	struct scheduler *s = xcalloc(1, sizeof(*s));
-	char pid[32], *pidpath;
 	unsigned workers = 0;
 
 	s->conf = c;
@@ -1074,7 +1070,7 @@ scheduler_new(const struct conf *c, char *err, size_t errlen)
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	pthread_cond_init(&s->scan_cond, NULL);
-	s->spool_fd = open(s->spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	s->spool_fd = spool_open(s->spool);
 	if (s->spool_fd == -1) {
 		snprintf(err, errlen, "spool %s: %s", s->spool, strerror(errno));
 		scheduler_free(s, 0);
@@ -1098,12 +1094,9 @@ scheduler_new(const struct conf *c, char *err, size_t errlen)
 	s->nworkers = workers < 2 ? 2 : workers > SCHED_WORKERS_MAX ? SCHED_WORKERS_MAX : workers;
 	s->workers = xcalloc(s->nworkers, sizeof(*s->workers));
 	/* the pid, so `smtpgate queue flush|release` can signal this server */
-	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	pidpath = fs_path_join(s->spool, SCHED_PID_FILE);
-	if (fs_write_atomic(pidpath, pid, strlen(pid), 0600) == -1)
+	if (spool_pid_write(s->spool) == -1)
 		log_event(LOG_WARNING, "spool_error", 0, "{s:s, s:s}", "op", "pid file", "error",
 		    strerror(errno));
-	free(pidpath);
 	return s;
 }
 
@@ -1162,7 +1155,6 @@ scheduler_free(struct scheduler *s, unsigned grace)
 {
 	struct timespec ts;
 	bool cancelled = false;
-	char *pidpath;
 
 	if (s == NULL)
 		return;
@@ -1201,9 +1193,7 @@ scheduler_free(struct scheduler *s, unsigned grace)
 		free(s->dests[i].key);
 	free(s->dests);
 	free(s->workers);
-	pidpath = fs_path_join(s->spool, SCHED_PID_FILE);
-	(void)unlink(pidpath);
-	free(pidpath);
+	spool_pid_remove(s->spool);
 	if (s->spool_fd != -1)
 		close(s->spool_fd);
 	pthread_mutex_destroy(&s->lock);

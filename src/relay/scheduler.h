@@ -32,12 +32,11 @@ struct scheduler;
 
 #define SCHED_RESCAN_S 60 /* periodic rescan of queue/ */
 #define SCHED_WORKERS_MAX 64
-#define SCHED_PID_FILE "pid" /* in the spool: the server's pid, for `queue flush` */
 
 /* True when c routes anything (has [relay] or a [route DOMAIN]). */
 bool scheduler_is_configured(const struct conf *c);
 /* Creates the scheduler for c (which must outlive it): opens the spool,
- * writes SPOOL/pid, sets up MX routing. NULL with err on failure. */
+ * writes SPOOL/pid (spool_pid_write), sets up MX routing. NULL with err on failure. */
 struct scheduler *scheduler_new(const struct conf *c, char *err, size_t errlen);
 /* Scans queue/ and starts the workers. */
 int scheduler_start(struct scheduler *s, char *err, size_t errlen)
