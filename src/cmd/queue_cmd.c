@@ -57,7 +57,7 @@ struct queue_cmd_opts {
 /* One listed message. */
 struct queue_cmd_entry {
 	const char *state; /* "queued" or "held" */
-	struct spool_msg m;
+	struct spool_read_msg m;
 };
 
 static void
@@ -205,7 +205,7 @@ queue_cmd_collect(
 	}
 	for (size_t i = 0; i < nids; i++) {
 		const char *errstr = "cannot open";
-		struct spool_msg m;
+		struct spool_read_msg m;
 		int fd;
 
 		fd = spool_msg_open(spool_fd, folder, ids[i]);
@@ -239,7 +239,7 @@ queue_cmd_json_rcpts(const struct envelope *e)
 
 /* The fields list and show have in common. */
 static json_t *
-queue_cmd_json_summary(const struct spool_msg *m, const char *state)
+queue_cmd_json_summary(const struct spool_read_msg *m, const char *state)
 {
 	char ts[64];
 
@@ -300,7 +300,7 @@ queue_cmd_list(const struct conf *c, int spool_fd, bool json)
 		printf("%zu message%s\n", n, n == 1 ? "" : "s");
 	}
 	for (size_t i = 0; i < n; i++)
-		spool_msg_clear(&es[i].m);
+		spool_read_clear(&es[i].m);
 	free(es);
 	return 0;
 }
@@ -480,7 +480,7 @@ static int
 queue_cmd_show(int spool_fd, const char *id, bool json)
 {
 	const char *folder = NULL, *errstr = "cannot read";
-	struct spool_msg m;
+	struct spool_read_msg m;
 	struct buf h;
 	char ts[64];
 	json_t *doc;
@@ -497,7 +497,7 @@ queue_cmd_show(int spool_fd, const char *id, bool json)
 	snprintf(m.id, sizeof(m.id), "%s", id);
 	if (spool_read_headers(fd, m.body_len, QUEUE_CMD_HEADERS_MAX, &h) == -1) {
 		rc = queue_cmd_missing(id, strerror(errno), json);
-		spool_msg_clear(&m);
+		spool_read_clear(&m);
 		goto fail;
 	}
 	if (json) {
@@ -540,7 +540,7 @@ queue_cmd_show(int spool_fd, const char *id, bool json)
 				queue_cmd_print_safe(stdout, h.data + i, 1);
 		}
 	}
-	spool_msg_clear(&m);
+	spool_read_clear(&m);
 	rc = 0;
 fail:
 	buf_free(&h);

@@ -204,7 +204,7 @@ int
 qfile_open(int spool_fd, const char *id, struct qfile **q_r, const char **errstr_r)
 {
 	struct qfile *q = xcalloc(1, sizeof(*q));
-	struct spool_msg m;
+	struct spool_read_msg m;
 	int saved;
 
 	memset(&m, 0, sizeof(m));
@@ -244,7 +244,7 @@ qfile_open(int spool_fd, const char *id, struct qfile **q_r, const char **errstr
 	return 0;
 fail:
 	saved = errno;
-	spool_msg_clear(&m);
+	spool_read_clear(&m);
 	qfile_free(q);
 	errno = saved;
 	return -1;

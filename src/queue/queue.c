@@ -439,7 +439,7 @@ queue_check_folder(struct queue *q, const char *folder, unsigned *ok_r, unsigned
 	for (size_t i = 0; i < n; i++) {
 		const char *errstr = "cannot open";
 		int fd = spool_msg_open(q->spool_fd, folder, ids[i]);
-		int r = fd == -1 ? -1 : spool_verify(fd, ids[i], &errstr);
+		int r = fd == -1 ? -1 : spool_read_verify(fd, ids[i], &errstr);
 
 		if (fd != -1)
 			close(fd);

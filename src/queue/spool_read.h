@@ -15,7 +15,7 @@
 #include "queue/queue_id.h"
 
 /* One message file as read from the spool; env is owned. */
-struct spool_msg {
+struct spool_read_msg {
 	char id[QUEUE_ID_MAX];
 	uint64_t body_len;
 	uint64_t env_len;
@@ -25,15 +25,16 @@ struct spool_msg {
 
 /* Reads the trailer and envelope of the message file open at fd, without
  * checking the checksum. -1 with a static message in errstr_r. */
-int spool_read_envelope(int fd, struct spool_msg *m_r, const char **errstr_r)
+int spool_read_envelope(int fd, struct spool_read_msg *m_r, const char **errstr_r)
     __attribute__((warn_unused_result));
 /* Checks the whole file: size, trailer, SHA-256 over everything it covers,
  * that the envelope parses and that its id is id. -1 with errstr_r set. */
-int spool_verify(int fd, const char *id, const char **errstr_r) __attribute__((warn_unused_result));
+int spool_read_verify(int fd, const char *id, const char **errstr_r)
+    __attribute__((warn_unused_result));
 /* Appends the header section of the body (up to the empty line, or max
  * bytes) to out. -1 with errno set. */
 int spool_read_headers(int fd, uint64_t body_len, size_t max, struct buf *out)
     __attribute__((warn_unused_result));
-void spool_msg_clear(struct spool_msg *m);
+void spool_read_clear(struct spool_read_msg *m);
 
 #endif

@@ -538,7 +538,7 @@ long long
 scheduler_attempt_load(
     struct scheduler *s, const char *id, bool force, bool fresh, char ***dests_r, size_t *n_r)
 {
-	struct spool_msg m;
+	struct spool_read_msg m;
 	const char *errstr = "cannot read";
 	struct qfile_rcpt *rs;
 	unsigned attempts;
@@ -579,6 +579,6 @@ scheduler_attempt_load(
 	for (size_t i = 0; i < m.env->nrcpts; i++)
 		free(rs[i].text);
 	free(rs);
-	spool_msg_clear(&m);
+	spool_read_clear(&m);
 	return due;
 }

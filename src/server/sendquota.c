@@ -232,7 +232,7 @@ sendquota_poll(struct sendquota *sq, bool force)
 static bool
 sendquota_is_users(int spool_fd, const char *id, const char *user)
 {
-	struct spool_msg m;
+	struct spool_read_msg m;
 	const char *errstr;
 	bool mine;
 	int fd = spool_msg_open(spool_fd, SPOOL_QUEUE, id);
@@ -245,7 +245,7 @@ sendquota_is_users(int spool_fd, const char *id, const char *user)
 	}
 	close(fd);
 	mine = m.env->auth_user != NULL && strcasecmp(m.env->auth_user, user) == 0;
-	spool_msg_clear(&m);
+	spool_read_clear(&m);
 	return mine;
 }
 

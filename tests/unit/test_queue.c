@@ -215,7 +215,7 @@ check_file(const char *spool, const char *id, unsigned k)
 {
 	char path[256], *want, *got;
 	size_t n = body_of(k, &want), len;
-	struct spool_msg m;
+	struct spool_read_msg m;
 	const char *errstr = NULL, *folder;
 	int spool_fd = spool_open(spool), fd;
 
@@ -224,7 +224,7 @@ check_file(const char *spool, const char *id, unsigned k)
 	close(spool_fd);
 	assert_true(fd >= 0);
 	assert_string_equal(folder, SPOOL_QUEUE);
-	if (spool_verify(fd, id, &errstr) != 0)
+	if (spool_read_verify(fd, id, &errstr) != 0)
 		fail_msg("%s: %s", id, errstr);
 	assert_int_equal(spool_read_envelope(fd, &m, &errstr), 0);
 	assert_int_equal(m.body_len, n);
@@ -242,7 +242,7 @@ check_file(const char *spool, const char *id, unsigned k)
 	assert_int_equal(m.env->smtputf8, k % 3 == 0);
 	assert_int_equal(m.env->body_8bit, k % 2 == 0);
 	assert_int_equal(m.env->arrival, 1700000000 + k);
-	spool_msg_clear(&m);
+	spool_read_clear(&m);
 	close(fd);
 
 	snprintf(path, sizeof(path), "%s/queue/%s", spool, id);
@@ -399,7 +399,7 @@ test_recovery(void **state)
 		snprintf(tmp, sizeof(tmp), "%s/t", f->dir);
 		write_file(tmp, whole, cut);
 		fd = open(tmp, O_RDONLY);
-		assert_int_equal(spool_verify(fd, good, &errstr), -1);
+		assert_int_equal(spool_read_verify(fd, good, &errstr), -1);
 		close(fd);
 		unlink(tmp);
 	}
