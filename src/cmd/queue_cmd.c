@@ -16,7 +16,8 @@
  * is in SPOOL/pid: SIGUSR2 rescans queue/, SIGUSR1 also retries held and
  * deferred recipients at once).
  *
- * Reads go through queue/spool_read.h; nothing here writes message files.
+ * The spool's layout and locks are queue/spool.h's, reading a message file
+ * queue/spool_read.h's; nothing here writes message files.
  * Exit status: 0 done, 1 no such message (or an unreadable one), 2 usage or
  * configuration error. --json prints one JSON document on stdout; text that
  * is not UTF-8 is shown with U+FFFD so the document stays valid.
@@ -24,11 +25,8 @@
 #include "cmd/cmd.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -39,13 +37,12 @@
 
 #include "conf/conf.h"
 #include "lib/buf.h"
-#include "lib/fsutil.h"
 #include "lib/xalloc.h"
 #include "queue/envelope.h"
+#include "queue/qfile.h"
 #include "queue/queue_id.h"
+#include "queue/spool.h"
 #include "queue/spool_read.h"
-#include "relay/qfile.h"
-#include "relay/scheduler.h"
 
 #define QUEUE_CMD_HEADERS_MAX 65536 /* bytes of header section shown */
 #define QUEUE_CMD_LOCK_WAIT 60 /* seconds del/hold wait for a delivery to end */
@@ -60,7 +57,7 @@ struct queue_cmd_opts {
 /* One listed message. */
 struct queue_cmd_entry {
 	const char *state; /* "queued" or "held" */
-	struct spool_msg m;
+	struct spool_read_msg m;
 };
 
 static void
@@ -194,12 +191,13 @@ queue_cmd_cmp_entries(const void *a, const void *b)
 
 /* Reads the envelopes of every message of folder into *es. */
 static void
-queue_cmd_collect(const char *spool, const char *folder, struct queue_cmd_entry **es, size_t *n)
+queue_cmd_collect(
+    int spool_fd, const char *spool, const char *folder, struct queue_cmd_entry **es, size_t *n)
 {
-	char **ids = NULL, path[4096];
+	char **ids = NULL;
 	size_t nids = 0;
 
-	if (spool_list(spool, folder, &ids, &nids) == -1) {
+	if (spool_list(spool_fd, folder, &ids, &nids) == -1) {
 		if (errno != ENOENT) /* no folder yet: the server never ran */
 			fprintf(
 			    stderr, "smtpgate queue: %s/%s: %s\n", spool, folder, strerror(errno));
@@ -207,15 +205,15 @@ queue_cmd_collect(const char *spool, const char *folder, struct queue_cmd_entry 
 	}
 	for (size_t i = 0; i < nids; i++) {
 		const char *errstr = "cannot open";
-		struct spool_msg m;
+		struct spool_read_msg m;
 		int fd;
 
-		snprintf(path, sizeof(path), "%s/%s/%s", spool, folder, ids[i]);
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		fd = spool_msg_open(spool_fd, folder, ids[i]);
 		if (fd == -1 && errno == ENOENT)
 			continue; /* delivered or deleted meanwhile */
 		if (fd == -1 || spool_read_envelope(fd, &m, &errstr) == -1) {
-			fprintf(stderr, "smtpgate queue: %s: %s\n", path, errstr);
+			fprintf(stderr, "smtpgate queue: %s/%s/%s: %s\n", spool, folder, ids[i],
+			    errstr);
 			if (fd != -1)
 				close(fd);
 			continue;
@@ -241,7 +239,7 @@ queue_cmd_json_rcpts(const struct envelope *e)
 
 /* The fields list and show have in common. */
 static json_t *
-queue_cmd_json_summary(const struct spool_msg *m, const char *state)
+queue_cmd_json_summary(const struct spool_read_msg *m, const char *state)
 {
 	char ts[64];
 
@@ -262,15 +260,17 @@ queue_cmd_print_json(json_t *doc)
 }
 
 static int
-queue_cmd_list(const struct conf *c, bool json)
+queue_cmd_list(const struct conf *c, int spool_fd, bool json)
 {
 	struct queue_cmd_entry *es = NULL;
 	size_t n = 0;
 	json_t *arr;
 	char ts[64];
 
-	queue_cmd_collect(c->spool, SPOOL_QUEUE, &es, &n);
-	queue_cmd_collect(c->spool, SPOOL_HOLD, &es, &n);
+	if (spool_fd != -1) {
+		queue_cmd_collect(spool_fd, c->spool, SPOOL_QUEUE, &es, &n);
+		queue_cmd_collect(spool_fd, c->spool, SPOOL_HOLD, &es, &n);
+	}
 	if (n > 0)
 		qsort(es, n, sizeof(*es), queue_cmd_cmp_entries);
 	if (json) {
@@ -300,7 +300,7 @@ queue_cmd_list(const struct conf *c, bool json)
 		printf("%zu message%s\n", n, n == 1 ? "" : "s");
 	}
 	for (size_t i = 0; i < n; i++)
-		spool_msg_clear(&es[i].m);
+		spool_read_clear(&es[i].m);
 	free(es);
 	return 0;
 }
@@ -442,37 +442,10 @@ queue_cmd_print_delivery(const struct envelope *e)
 	free(rs);
 }
 
-/* The pid of the server running on the spool, or 0 when none runs (its
- * flock on SPOOL/lock is free). */
-static pid_t
-queue_cmd_server_pid(const char *spool)
-{
-	char *lock = fs_path_join(spool, SPOOL_LOCK), *pidf = fs_path_join(spool, SCHED_PID_FILE);
-	char *text = NULL;
-	size_t len;
-	pid_t pid = 0;
-	int fd = open(lock, O_RDONLY | O_CLOEXEC);
-
-	if (fd == -1)
-		goto out;
-	if (flock(fd, LOCK_SH | LOCK_NB) == 0 || errno != EWOULDBLOCK)
-		goto out; /* nobody holds it: no server */
-	text = fs_read_file(pidf, 64, &len);
-	if (text != NULL)
-		pid = (pid_t)strtol(text, NULL, 10);
-out:
-	if (fd != -1)
-		close(fd);
-	free(text);
-	free(lock);
-	free(pidf);
-	return pid > 1 ? pid : 0;
-}
-
 static int
 queue_cmd_flush(const struct conf *c, bool json)
 {
-	pid_t pid = queue_cmd_server_pid(c->spool);
+	pid_t pid = spool_server_pid(c->spool);
 
 	if (pid == 0 || kill(pid, SIGUSR1) == -1) {
 		const char *why = pid == 0
@@ -495,46 +468,27 @@ queue_cmd_flush(const struct conf *c, bool json)
 	return 0;
 }
 
-/* Takes the message file's lock (the scheduler holds it while delivering),
- * waiting for a delivery in progress; the fd stays open and locked. */
+/* A message that cannot be opened (errno from spool_msg_find). */
 static int
-queue_cmd_lock_msg(const char *path)
+queue_cmd_not_found(const char *id, bool json)
 {
-	for (int i = 0; i < QUEUE_CMD_LOCK_WAIT * 10; i++) {
-		struct stat a, b;
-		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-
-		if (fd == -1)
-			return -1;
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-			/* the scheduler may have replaced the file meanwhile */
-			if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino)
-				return fd;
-		} else if (errno != EWOULDBLOCK) {
-			close(fd);
-			return -1;
-		}
-		close(fd);
-		usleep(100 * 1000);
-	}
-	errno = EBUSY;
-	return -1;
+	return queue_cmd_missing(
+	    id, errno == ENOENT || errno == EINVAL ? "no such message" : strerror(errno), json);
 }
 
 static int
-queue_cmd_show(const struct conf *c, const char *id, bool json)
+queue_cmd_show(int spool_fd, const char *id, bool json)
 {
 	const char *folder = NULL, *errstr = "cannot read";
-	struct spool_msg m;
+	struct spool_read_msg m;
 	struct buf h;
 	char ts[64];
 	json_t *doc;
 	int fd, rc = 1;
 
-	fd = spool_open_msg(c->spool, id, &folder);
+	fd = spool_msg_find(spool_fd, id, &folder);
 	if (fd == -1)
-		return queue_cmd_missing(id,
-		    errno == ENOENT || errno == EINVAL ? "no such message" : strerror(errno), json);
+		return queue_cmd_not_found(id, json);
 	buf_init(&h, QUEUE_CMD_HEADERS_MAX + 4096);
 	if (spool_read_envelope(fd, &m, &errstr) == -1) {
 		rc = queue_cmd_missing(id, errstr, json);
@@ -543,7 +497,7 @@ queue_cmd_show(const struct conf *c, const char *id, bool json)
 	snprintf(m.id, sizeof(m.id), "%s", id);
 	if (spool_read_headers(fd, m.body_len, QUEUE_CMD_HEADERS_MAX, &h) == -1) {
 		rc = queue_cmd_missing(id, strerror(errno), json);
-		spool_msg_clear(&m);
+		spool_read_clear(&m);
 		goto fail;
 	}
 	if (json) {
@@ -586,7 +540,7 @@ queue_cmd_show(const struct conf *c, const char *id, bool json)
 				queue_cmd_print_safe(stdout, h.data + i, 1);
 		}
 	}
-	spool_msg_clear(&m);
+	spool_read_clear(&m);
 	rc = 0;
 fail:
 	buf_free(&h);
@@ -594,66 +548,39 @@ fail:
 	return rc;
 }
 
-/* "dir/name" into out; -1 if it does not fit. */
-static int
-queue_cmd_path(char *out, size_t outlen, const char *dir, const char *name)
-{
-	int n = snprintf(out, outlen, "%s/%s", dir, name);
-
-	return n < 0 || (size_t)n >= outlen ? -1 : 0;
-}
-
 /* del, hold, release: each makes its change durable before it says so. */
 static int
-queue_cmd_change(const struct conf *c, const char *action, const char *id, bool json)
+queue_cmd_change(const struct conf *c, int spool_fd, const char *action, const char *id, bool json)
 {
 	const char *folder = NULL, *to = NULL, *result;
-	char from_path[4096], to_path[4096], from_dir[4096], to_dir[4096];
-	int fd, lock_fd = -1;
+	int fd;
 	pid_t server;
 
-	fd = spool_open_msg(c->spool, id, &folder);
+	fd = spool_msg_find(spool_fd, id, &folder);
 	if (fd == -1)
-		return queue_cmd_missing(id,
-		    errno == ENOENT || errno == EINVAL ? "no such message" : strerror(errno), json);
+		return queue_cmd_not_found(id, json);
 	close(fd);
-	if (queue_cmd_path(from_dir, sizeof(from_dir), c->spool, folder) == -1 ||
-	    queue_cmd_path(from_path, sizeof(from_path), from_dir, id) == -1) {
-		errno = ENAMETOOLONG;
-		goto fail;
-	}
 	/* not in the middle of a delivery: wait for the scheduler's lock */
-	lock_fd = queue_cmd_lock_msg(from_path);
-	if (lock_fd == -1) {
-		if (errno == EBUSY) {
-			errno = 0;
+	fd = spool_msg_open_locked(spool_fd, folder, id, QUEUE_CMD_LOCK_WAIT * 1000);
+	if (fd == -1) {
+		if (errno == EBUSY)
 			return queue_cmd_missing(
 			    id, "a delivery of this message is still running", json);
-		}
 		goto fail;
 	}
 	if (strcmp(action, "del") == 0) {
 		result = "deleted";
-		if (unlink(from_path) == -1 || fs_fsync_dir(from_dir) == -1)
+		if (spool_msg_remove(spool_fd, folder, id) == -1)
 			goto fail;
 	} else {
 		to = strcmp(action, "hold") == 0 ? SPOOL_HOLD : SPOOL_QUEUE;
 		result = queue_cmd_state(to);
-		if (strcmp(folder, to) != 0) {
-			if (queue_cmd_path(to_dir, sizeof(to_dir), c->spool, to) == -1 ||
-			    queue_cmd_path(to_path, sizeof(to_path), to_dir, id) == -1) {
-				errno = ENAMETOOLONG;
-				goto fail;
-			}
-			/* the new entry first, then the removal of the old one */
-			if (rename(from_path, to_path) == -1 || fs_fsync_dir(to_dir) == -1 ||
-			    fs_fsync_dir(from_dir) == -1)
-				goto fail;
-		}
+		if (strcmp(folder, to) != 0 && spool_msg_move(spool_fd, id, folder, to) == -1)
+			goto fail;
 	}
-	close(lock_fd);
+	close(fd);
 	/* a released message is picked up by the running server at once */
-	if (strcmp(action, "release") == 0 && (server = queue_cmd_server_pid(c->spool)) != 0)
+	if (strcmp(action, "release") == 0 && (server = spool_server_pid(c->spool)) != 0)
 		(void)kill(server, SIGUSR2);
 	if (json)
 		queue_cmd_print_json(json_pack("{s:s, s:s}", "id", id, "result", result));
@@ -661,8 +588,12 @@ queue_cmd_change(const struct conf *c, const char *action, const char *id, bool 
 		printf("%s: %s\n", id, result);
 	return 0;
 fail:
-	if (lock_fd != -1)
-		close(lock_fd);
+	if (fd != -1) {
+		int saved = errno;
+
+		close(fd);
+		errno = saved;
+	}
 	if (errno == ENOENT)
 		return queue_cmd_missing(id, "no such message", json);
 	return queue_cmd_missing(id, strerror(errno), json);
@@ -726,7 +657,7 @@ queue_cmd_main(int argc, char **argv)
 	struct queue_cmd_opts o;
 	struct conf *c;
 	char err[1024];
-	int r;
+	int r, spool_fd, spool_err;
 
 	r = queue_cmd_parse(argc, argv, &o);
 	if (r != 0) {
@@ -738,14 +669,24 @@ queue_cmd_main(int argc, char **argv)
 		fprintf(stderr, "smtpgate: %s\n", err);
 		return 2;
 	}
+	/* no spool yet (the server never ran): an empty queue */
+	spool_fd = spool_open(c->spool);
+	spool_err = errno;
+	if (spool_fd == -1 && spool_err != ENOENT && strcmp(o.action, "list") == 0)
+		fprintf(stderr, "smtpgate queue: %s: %s\n", c->spool, strerror(spool_err));
 	if (strcmp(o.action, "list") == 0)
-		r = queue_cmd_list(c, o.json);
+		r = queue_cmd_list(c, spool_fd, o.json);
 	else if (strcmp(o.action, "flush") == 0)
 		r = queue_cmd_flush(c, o.json);
-	else if (strcmp(o.action, "show") == 0)
-		r = queue_cmd_show(c, o.id, o.json);
+	else if (spool_fd == -1) {
+		errno = spool_err;
+		r = queue_cmd_not_found(o.id, o.json);
+	} else if (strcmp(o.action, "show") == 0)
+		r = queue_cmd_show(spool_fd, o.id, o.json);
 	else
-		r = queue_cmd_change(c, o.action, o.id, o.json);
+		r = queue_cmd_change(c, spool_fd, o.action, o.id, o.json);
+	if (spool_fd != -1)
+		close(spool_fd);
 	conf_free(c);
 	return r;
 }

@@ -53,6 +53,7 @@
 #include "cmd/admin_cmd.h"
 #include "cmd/user_cmd_priv.h"
 #include "policy/sender.h"
+#include "queue/spool.h"
 #include "server/sendquota.h"
 
 struct user_cmd_sub {
@@ -342,7 +343,7 @@ user_cmd_quota_unlock(const struct user_cmd_opts *o, const struct conf *c)
 	}
 	rc = sendquota_file_unlock(c->spool, o->user);
 	if (rc == -1) {
-		user_cmd_err("%s/%s: %s", c->spool, SENDQUOTA_FILE, strerror(errno));
+		user_cmd_err("%s/%s: %s", c->spool, SPOOL_QUOTA_LOCKS, strerror(errno));
 		return USER_CMD_FAILED;
 	}
 	printf("%s: %s\n", o->user,

@@ -36,7 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,6 +47,7 @@
 #include "lib/mailbox.h"
 #include "queue/envelope.h"
 #include "queue/queue_id.h"
+#include "queue/spool.h"
 #include "queue/spool_read.h"
 
 #define QUEUE_MSG_BUF 65536 /* user-space write buffer per message */
@@ -400,15 +400,6 @@ queue_get_stats(struct queue *q, struct queue_stats *r)
 	r->batch_max = atomic_load(&q->batch_max);
 }
 
-/* Opens (creating with 0700 if missing) the folder name under dirfd. */
-static int
-queue_open_folder(int dirfd, const char *name)
-{
-	if (mkdirat(dirfd, name, 0700) == -1 && errno != EEXIST)
-		return -1;
-	return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-}
-
 /* Removes every entry of incoming/: none was ever acknowledged. */
 static int
 queue_clean_incoming(struct queue *q, unsigned *removed_r)
@@ -438,22 +429,17 @@ queue_clean_incoming(struct queue *q, unsigned *removed_r)
 
 /* Validates every message file of folder; invalid ones go to corrupt/. */
 static int
-queue_check_folder(
-    struct queue *q, const char *folder, int corrupt_fd, unsigned *ok_r, unsigned *corrupt_r)
+queue_check_folder(struct queue *q, const char *folder, unsigned *ok_r, unsigned *corrupt_r)
 {
 	char **ids = NULL;
 	size_t n = 0;
-	int dfd = -1;
 
-	if (spool_list(q->spool, folder, &ids, &n) == -1)
-		goto fail;
-	dfd = openat(q->spool_fd, folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd == -1)
+	if (spool_list(q->spool_fd, folder, &ids, &n) == -1)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		const char *errstr = "cannot open";
-		int fd = openat(dfd, ids[i], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		int r = fd == -1 ? -1 : spool_verify(fd, ids[i], &errstr);
+		int fd = spool_msg_open(q->spool_fd, folder, ids[i]);
+		int r = fd == -1 ? -1 : spool_read_verify(fd, ids[i], &errstr);
 
 		if (fd != -1)
 			close(fd);
@@ -463,41 +449,43 @@ queue_check_folder(
 		}
 		log_event(LOG_WARNING, "queue_corrupt", 0, "{s:s, s:s, s:s}", "queue_id", ids[i],
 		    "folder", folder, "reason", errstr);
-		if (renameat(dfd, ids[i], corrupt_fd, ids[i]) == -1) {
+		if (spool_msg_rename(q->spool_fd, folder, ids[i], SPOOL_CORRUPT, ids[i]) == -1) {
 			queue_log_error("rename", ids[i], 0, errno);
 			goto fail;
 		}
 		(*corrupt_r)++;
 	}
-	close(dfd);
 	spool_list_free(ids, n);
 	return 0;
 fail : {
 	int saved = errno;
 
-	if (dfd != -1)
-		close(dfd);
 	spool_list_free(ids, n);
 	errno = saved;
 	return -1;
 }
 }
 
-/* Creates, writes and removes a file: the spool must be writable. */
+/* The folders, each created (0700) when missing. */
 static int
-queue_probe_writable(struct queue *q)
+queue_open_folders(struct queue *q)
 {
-	static const char name[] = "probe";
-	int fd, r;
+	static const char *const others[] = {SPOOL_HOLD, SPOOL_CORRUPT};
 
-	fd = openat(q->incoming_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1)
+	q->incoming_fd = spool_folder_open(q->spool_fd, SPOOL_INCOMING, true);
+	if (q->incoming_fd == -1)
 		return -1;
-	r = fs_write_all(fd, "x", 1);
-	close(fd);
-	if (unlinkat(q->incoming_fd, name, 0) == -1)
-		r = -1;
-	return r;
+	q->queue_fd = spool_folder_open(q->spool_fd, SPOOL_QUEUE, true);
+	if (q->queue_fd == -1)
+		return -1;
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+		int fd = spool_folder_open(q->spool_fd, others[i], true);
+
+		if (fd == -1)
+			return -1;
+		close(fd);
+	}
+	return 0;
 }
 
 struct queue *
@@ -505,7 +493,6 @@ queue_open(const struct conf *c, char *err, size_t errlen)
 {
 	struct queue *q = xcalloc(1, sizeof(*q));
 	unsigned removed = 0, ok = 0, corrupt = 0;
-	int corrupt_fd = -1, hold_fd = -1;
 	const char *what = "";
 
 	q->spool_fd = q->incoming_fd = q->queue_fd = q->lock_fd = -1;
@@ -519,29 +506,24 @@ queue_open(const struct conf *c, char *err, size_t errlen)
 	if (mkdir(q->spool, 0700) == -1 && errno != EEXIST)
 		goto fail;
 	what = "cannot open";
-	q->spool_fd = open(q->spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	q->spool_fd = spool_open(q->spool);
 	if (q->spool_fd == -1)
 		goto fail;
-	q->lock_fd = openat(q->spool_fd, SPOOL_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (q->lock_fd == -1)
-		goto fail;
-	if (flock(q->lock_fd, LOCK_EX | LOCK_NB) == -1) {
+	q->lock_fd = spool_lock_server(q->spool_fd);
+	if (q->lock_fd == -1) {
 		what = errno == EWOULDBLOCK ? "in use by another process" : "cannot lock";
 		goto fail;
 	}
 	what = "cannot create a folder in";
-	if ((q->incoming_fd = queue_open_folder(q->spool_fd, SPOOL_INCOMING)) == -1 ||
-	    (q->queue_fd = queue_open_folder(q->spool_fd, SPOOL_QUEUE)) == -1 ||
-	    (hold_fd = queue_open_folder(q->spool_fd, SPOOL_HOLD)) == -1 ||
-	    (corrupt_fd = queue_open_folder(q->spool_fd, SPOOL_CORRUPT)) == -1)
+	if (queue_open_folders(q) == -1)
 		goto fail;
 	what = "cannot recover";
 	if (queue_clean_incoming(q, &removed) == -1 ||
-	    queue_check_folder(q, SPOOL_QUEUE, corrupt_fd, &ok, &corrupt) == -1 ||
-	    queue_check_folder(q, SPOOL_HOLD, corrupt_fd, &ok, &corrupt) == -1)
+	    queue_check_folder(q, SPOOL_QUEUE, &ok, &corrupt) == -1 ||
+	    queue_check_folder(q, SPOOL_HOLD, &ok, &corrupt) == -1)
 		goto fail;
 	what = "is not writable";
-	if (queue_probe_writable(q) == -1)
+	if (spool_probe_writable(q->spool_fd, SPOOL_INCOMING) == -1)
 		goto fail;
 	/* the clean-up is durable before any new message is acknowledged */
 	what = "cannot sync";
@@ -549,9 +531,6 @@ queue_open(const struct conf *c, char *err, size_t errlen)
 		goto fail;
 	log_event(LOG_INFO, "queue_recover", 0, "{s:s, s:i, s:i, s:i}", "spool", q->spool,
 	    "incoming_removed", (int)removed, "corrupt_moved", (int)corrupt, "queued", (int)ok);
-	close(hold_fd);
-	close(corrupt_fd);
-	hold_fd = corrupt_fd = -1;
 	what = "cannot start the committer for";
 	if ((errno = pthread_create(&q->committer, NULL, queue_committer_main, q)) != 0)
 		goto fail;
@@ -559,10 +538,6 @@ queue_open(const struct conf *c, char *err, size_t errlen)
 	return q;
 fail:
 	snprintf(err, errlen, "spool %s %s: %s", what, c->spool, strerror(errno));
-	if (hold_fd != -1)
-		close(hold_fd);
-	if (corrupt_fd != -1)
-		close(corrupt_fd);
 	queue_free(q);
 	return NULL;
 }

@@ -1,15 +1,13 @@
 /*
- * spool_read: listing the spool folders and reading message files.
+ * spool_read: reading message files.
  *
  * A message file is  body | envelope | trailer  (doc/spool.md); the trailer
  * has a fixed length, so the envelope is found from the end of the file
- * without reading the body. Only spool_verify() reads the whole file.
+ * without reading the body. Only spool_read_verify() reads the whole file.
  */
 #include "queue/spool_read.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,63 +20,9 @@
 
 #define SPOOL_READ_CHUNK 65536
 
+/* pread(2) of exactly n bytes at off; EIO when the file is shorter. */
 static int
-spool_cmp_ids(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-int
-spool_list(const char *spool, const char *folder, char ***ids_r, size_t *n_r)
-{
-	char path[4096];
-	DIR *d = NULL;
-	struct dirent *de;
-	char **ids = NULL;
-	size_t n = 0;
-
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", spool, folder) >= sizeof(path)) {
-		errno = ENAMETOOLONG;
-		goto fail;
-	}
-	d = opendir(path);
-	if (d == NULL)
-		goto fail;
-	while ((errno = 0, de = readdir(d)) != NULL) {
-		if (!queue_id_is_valid(de->d_name))
-			continue;
-		ids = xrealloc(ids, (n + 1) * sizeof(*ids));
-		ids[n++] = xstrdup(de->d_name);
-	}
-	if (errno != 0)
-		goto fail;
-	closedir(d);
-	if (n > 0)
-		qsort(ids, n, sizeof(*ids), spool_cmp_ids);
-	*ids_r = ids;
-	*n_r = n;
-	return 0;
-fail : {
-	int saved = errno;
-
-	if (d != NULL)
-		closedir(d);
-	spool_list_free(ids, n);
-	errno = saved;
-	return -1;
-}
-}
-
-void
-spool_list_free(char **ids, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(ids[i]);
-	free(ids);
-}
-
-static int
-spool_pread_all(int fd, void *p, size_t n, uint64_t off)
+spool_read_at(int fd, void *p, size_t n, uint64_t off)
 {
 	char *s = p;
 	ssize_t r;
@@ -102,8 +46,8 @@ spool_pread_all(int fd, void *p, size_t n, uint64_t off)
 
 /* Reads and checks the trailer against the file size. */
 static int
-spool_read_trailer(
-    int fd, struct spool_msg *m, unsigned char hash_r[ENVELOPE_HASH_LEN], const char **errstr_r)
+spool_read_trailer(int fd, struct spool_read_msg *m, unsigned char hash_r[ENVELOPE_HASH_LEN],
+    const char **errstr_r)
 {
 	char t[ENVELOPE_TRAILER_LEN];
 	struct stat st;
@@ -117,7 +61,7 @@ spool_read_trailer(
 		*errstr_r = "truncated (no trailer)";
 		goto fail;
 	}
-	if (spool_pread_all(fd, t, sizeof(t), m->file_size - ENVELOPE_TRAILER_LEN) == -1) {
+	if (spool_read_at(fd, t, sizeof(t), m->file_size - ENVELOPE_TRAILER_LEN) == -1) {
 		*errstr_r = "cannot read";
 		goto fail;
 	}
@@ -136,7 +80,7 @@ fail:
 }
 
 static int
-spool_parse_env(const char *p, struct spool_msg *m, const char **errstr_r)
+spool_read_parse_env(const char *p, struct spool_read_msg *m, const char **errstr_r)
 {
 	m->env = envelope_parse(p, m->env_len, errstr_r);
 	if (m->env == NULL)
@@ -147,7 +91,7 @@ spool_parse_env(const char *p, struct spool_msg *m, const char **errstr_r)
 }
 
 int
-spool_read_envelope(int fd, struct spool_msg *m_r, const char **errstr_r)
+spool_read_envelope(int fd, struct spool_read_msg *m_r, const char **errstr_r)
 {
 	unsigned char hash[ENVELOPE_HASH_LEN];
 	char *p = NULL;
@@ -156,25 +100,25 @@ spool_read_envelope(int fd, struct spool_msg *m_r, const char **errstr_r)
 	if (spool_read_trailer(fd, m_r, hash, errstr_r) == -1)
 		goto fail;
 	p = xmalloc(m_r->env_len + 1);
-	if (spool_pread_all(fd, p, m_r->env_len, m_r->body_len) == -1) {
+	if (spool_read_at(fd, p, m_r->env_len, m_r->body_len) == -1) {
 		*errstr_r = "cannot read";
 		goto fail;
 	}
-	if (spool_parse_env(p, m_r, errstr_r) == -1)
+	if (spool_read_parse_env(p, m_r, errstr_r) == -1)
 		goto fail;
 	free(p);
 	return 0;
 fail:
 	free(p);
-	spool_msg_clear(m_r);
+	spool_read_clear(m_r);
 	return -1;
 }
 
 int
-spool_verify(int fd, const char *id, const char **errstr_r)
+spool_read_verify(int fd, const char *id, const char **errstr_r)
 {
 	unsigned char want[ENVELOPE_HASH_LEN], got[ENVELOPE_HASH_LEN];
-	struct spool_msg m;
+	struct spool_read_msg m;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	char *chunk = xmalloc(SPOOL_READ_CHUNK), *env = NULL;
 	uint64_t off = 0, covered, lo, hi;
@@ -191,7 +135,7 @@ spool_verify(int fd, const char *id, const char **errstr_r)
 		size_t n =
 		    covered - off < SPOOL_READ_CHUNK ? (size_t)(covered - off) : SPOOL_READ_CHUNK;
 
-		if (spool_pread_all(fd, chunk, n, off) == -1) {
+		if (spool_read_at(fd, chunk, n, off) == -1) {
 			*errstr_r = "cannot read";
 			goto fail;
 		}
@@ -208,19 +152,19 @@ spool_verify(int fd, const char *id, const char **errstr_r)
 		*errstr_r = "checksum mismatch";
 		goto fail;
 	}
-	if (spool_parse_env(env, &m, errstr_r) == -1)
+	if (spool_read_parse_env(env, &m, errstr_r) == -1)
 		goto fail;
 	if (strcmp(m.env->id, id) != 0) {
 		*errstr_r = "envelope id does not match the file name";
 		goto fail;
 	}
-	spool_msg_clear(&m);
+	spool_read_clear(&m);
 	free(env);
 	free(chunk);
 	EVP_MD_CTX_free(md);
 	return 0;
 fail:
-	spool_msg_clear(&m);
+	spool_read_clear(&m);
 	free(env);
 	free(chunk);
 	EVP_MD_CTX_free(md);
@@ -242,7 +186,7 @@ spool_read_headers(int fd, uint64_t body_len, size_t max, struct buf *out)
 			n = (size_t)(body_len - off);
 		if (n > max - (out->len - start))
 			n = max - (out->len - start);
-		if (spool_pread_all(fd, chunk, n, off) == -1)
+		if (spool_read_at(fd, chunk, n, off) == -1)
 			goto fail;
 		if (buf_append(out, chunk, n) == -1) {
 			errno = ENOBUFS;
@@ -268,33 +212,8 @@ fail:
 }
 
 void
-spool_msg_clear(struct spool_msg *m)
+spool_read_clear(struct spool_read_msg *m)
 {
 	envelope_free(m->env);
 	m->env = NULL;
-}
-
-int
-spool_open_msg(const char *spool, const char *id, const char **folder_r)
-{
-	static const char *const folders[] = {SPOOL_QUEUE, SPOOL_HOLD};
-	char path[4096];
-	int fd;
-
-	if (!queue_id_is_valid(id)) {
-		errno = EINVAL;
-		return -1;
-	}
-	for (size_t i = 0; i < sizeof(folders) / sizeof(folders[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s/%s", spool, folders[i], id);
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd != -1) {
-			*folder_r = folders[i];
-			return fd;
-		}
-		if (errno != ENOENT)
-			return -1;
-	}
-	errno = ENOENT;
-	return -1;
 }

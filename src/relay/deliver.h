@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "relay/qfile.h"
+#include "queue/qfile.h"
 
 struct conf;
 struct conf_route;

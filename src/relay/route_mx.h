@@ -89,7 +89,6 @@
 #define ROUTE_MX_NAME_MAX 256 /* RFC 1035 2.3.4: 255 octets, plus NUL */
 #define ROUTE_MX_REASON_MAX 512
 #define ROUTE_MX_STS_CACHE_MAX 1024 /* domains whose MTA-STS policy is cached in memory */
-#define ROUTE_MX_STS_DIR "mta-sts" /* the disk cache's folder in the spool (doc/spool.md) */
 #define ROUTE_MX_STS_DISK_MAX 10000 /* policy files kept there; new domains beyond: not saved */
 #define ROUTE_MX_STS_FILE_MAX (4 * MTASTS_POLICY_MAX) /* bytes of one file we read */
 #define ROUTE_MX_STS_FILE_VERSION 1 /* "smtpgate-mta-sts" in a policy file */

@@ -5,7 +5,7 @@
  * - Sources of work: every message in queue/ at start (a crash mid-delivery
  *   re-delivers: at-least-once), each new commit (scheduler_notify, from the
  *   queue's durable hook), and rescans of queue/ (scheduler_rescan: on
- *   SIGUSR2, sent by `smtpgate queue release`, and every SCHED_RESCAN_S).
+ *   SIGUSR2, sent by `smtpgate queue release`, and every SCHEDULER_RESCAN_S).
  * - A bounded pool of worker threads runs the blocking client; a message is
  *   only started when every destination it needs has a free slot
  *   (concurrency per destination).
@@ -30,14 +30,13 @@
 struct conf;
 struct scheduler;
 
-#define SCHED_RESCAN_S 60 /* periodic rescan of queue/ */
-#define SCHED_WORKERS_MAX 64
-#define SCHED_PID_FILE "pid" /* in the spool: the server's pid, for `queue flush` */
+#define SCHEDULER_RESCAN_S 60 /* periodic rescan of queue/ */
+#define SCHEDULER_WORKERS_MAX 64
 
 /* True when c routes anything (has [relay] or a [route DOMAIN]). */
 bool scheduler_is_configured(const struct conf *c);
 /* Creates the scheduler for c (which must outlive it): opens the spool,
- * writes SPOOL/pid, sets up MX routing. NULL with err on failure. */
+ * writes SPOOL/pid (spool_pid_write), sets up MX routing. NULL with err on failure. */
 struct scheduler *scheduler_new(const struct conf *c, char *err, size_t errlen);
 /* Scans queue/ and starts the workers. */
 int scheduler_start(struct scheduler *s, char *err, size_t errlen)

@@ -12,18 +12,18 @@
 
 #include "conf/conf.h"
 #include "lib/buf.h"
-#include "lib/fsutil.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "net/admin.h"
 #include "net/listener.h"
 #include "policy/limiter.h"
+#include "queue/spool.h"
 #include "server/server.h"
 
 char *
 ban_routes_state_path(const struct conf *c)
 {
-	return fs_path_join(c->spool, "bans.json");
+	return spool_path(c->spool, SPOOL_BANS);
 }
 
 /* --- the admin routes (on the admin thread) ---------------------------- */

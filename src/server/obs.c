@@ -17,7 +17,6 @@
 #include "server/obs.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -32,7 +31,7 @@
 #include "lib/xalloc.h"
 #include "net/admin.h"
 #include "net/loop.h"
-#include "queue/spool_read.h"
+#include "queue/spool.h"
 #include "server/server.h"
 
 #define OBS_CACHE 48
@@ -291,17 +290,18 @@ obs_spool_oldest(void *arg)
 static void
 obs_spool_scan(const char *spool, struct obs_spool *r)
 {
-	char **ids = NULL, path[4096];
+	char **ids = NULL;
 	size_t n = 0;
 	struct stat st;
+	int spool_fd = spool_open(spool);
 
 	memset(r, 0, sizeof(*r));
-	if (spool_list(spool, SPOOL_QUEUE, &ids, &n) == 0) {
+	if (spool_fd == -1)
+		return;
+	if (spool_list(spool_fd, SPOOL_QUEUE, &ids, &n) == 0) {
 		r->queued = n;
 		for (size_t i = 0; i < n; i++) {
-			if (snprintf(path, sizeof(path), "%s/%s/%s", spool, SPOOL_QUEUE, ids[i]) <
-			        (int)sizeof(path) &&
-			    stat(path, &st) == 0) {
+			if (spool_msg_stat(spool_fd, SPOOL_QUEUE, ids[i], &st) == 0) {
 				double age = difftime(time(NULL), st.st_mtime);
 
 				r->oldest = age > 0 ? age : 0;
@@ -310,10 +310,11 @@ obs_spool_scan(const char *spool, struct obs_spool *r)
 		}
 		spool_list_free(ids, n);
 	}
-	if (spool_list(spool, SPOOL_HOLD, &ids, &n) == 0) {
+	if (spool_list(spool_fd, SPOOL_HOLD, &ids, &n) == 0) {
 		r->held = n;
 		spool_list_free(ids, n);
 	}
+	close(spool_fd);
 }
 
 /* --- /metrics ---------------------------------------------------------------- */
@@ -427,26 +428,14 @@ obs_loops_answer(struct server *srv)
 static bool
 obs_spool_writable(const char *spool, const char **why_r)
 {
-	char path[4096];
-	int fd;
+	int spool_fd = spool_open(spool);
+	bool ok = spool_fd != -1 && spool_probe_writable(spool_fd, "") == 0;
 
-	if (snprintf(path, sizeof(path), "%s/.healthz.%ld", spool, (long)getpid()) >=
-	    (int)sizeof(path)) {
-		*why_r = "spool path too long";
-		return false;
-	}
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1 || write(fd, "ok\n", 3) != 3) {
+	if (!ok)
 		*why_r = strerror(errno);
-		if (fd != -1) {
-			close(fd);
-			unlink(path);
-		}
-		return false;
-	}
-	close(fd);
-	unlink(path);
-	return true;
+	if (spool_fd != -1)
+		close(spool_fd);
+	return ok;
 }
 
 static int

@@ -14,13 +14,11 @@
 #include "server/sendquota.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +32,7 @@
 #include "lib/xalloc.h"
 #include "net/admin.h"
 #include "policy/quota.h"
+#include "queue/spool.h"
 #include "queue/spool_read.h"
 #include "server/obs.h"
 
@@ -142,7 +141,7 @@ sendquota_has(char **v, size_t n, const char *user)
 int
 sendquota_file_unlock(const char *spool, const char *user)
 {
-	char **users, *path = fs_path_join(spool, SENDQUOTA_FILE);
+	char **users, *path = spool_path(spool, SPOOL_QUOTA_LOCKS);
 	size_t n, k = 0;
 	struct stat st;
 	int rc = -1;
@@ -229,74 +228,55 @@ sendquota_poll(struct sendquota *sq, bool force)
 	sendquota_known_set(sq, users, n, &st);
 }
 
-/* Takes the flock of the message file at path as `smtpgate queue hold` does
- * (the scheduler holds it while it delivers), waiting up to
- * SENDQUOTA_LOCK_WAIT seconds, and checks that path is still the file
- * locked (a delivery rewrite replaces it). The fd, or -1 with errno. */
-static int
-sendquota_lock_msg(const char *path)
+/* Whether message id of queue/ was sent by user (envelope auth-user). */
+static bool
+sendquota_is_users(int spool_fd, const char *id, const char *user)
 {
-	for (int i = 0; i < SENDQUOTA_LOCK_WAIT * 10; i++) {
-		struct stat a, b;
-		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct spool_read_msg m;
+	const char *errstr;
+	bool mine;
+	int fd = spool_msg_open(spool_fd, SPOOL_QUEUE, id);
 
-		if (fd == -1)
-			return -1;
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-			if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
-			    a.st_dev == b.st_dev)
-				return fd;
-		} else if (errno != EWOULDBLOCK) {
-			close(fd);
-			return -1;
-		}
+	if (fd == -1)
+		return false; /* delivered or removed meanwhile */
+	if (spool_read_envelope(fd, &m, &errstr) == -1) {
 		close(fd);
-		usleep(100 * 1000);
+		return false;
 	}
-	errno = EBUSY;
-	return -1;
+	close(fd);
+	mine = m.env->auth_user != NULL && strcasecmp(m.env->auth_user, user) == 0;
+	spool_read_clear(&m);
+	return mine;
 }
 
 /* Moves every message of user from queue/ to hold/. */
 static void
 sendquota_hold(struct sendquota *sq, const char *user, int pass)
 {
-	char **ids = NULL, from[4096], to[4096], qdir[4096], hdir[4096];
+	char **ids = NULL;
 	size_t n = 0, held = 0;
 	json_t *list = json_array();
+	int spool_fd = spool_open(sq->spool);
 
-	snprintf(qdir, sizeof(qdir), "%s/%s", sq->spool, SPOOL_QUEUE);
-	snprintf(hdir, sizeof(hdir), "%s/%s", sq->spool, SPOOL_HOLD);
-	if (spool_list(sq->spool, SPOOL_QUEUE, &ids, &n) == -1) {
+	if (spool_fd == -1 || spool_list(spool_fd, SPOOL_QUEUE, &ids, &n) == -1) {
 		log_event(
 		    LOG_ERR, "quota_hold", 0, "{s:s, s:s}", "user", user, "error", strerror(errno));
 		json_decref(list);
+		if (spool_fd != -1)
+			close(spool_fd);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct spool_msg m;
-		const char *errstr;
-		bool mine;
 		int fd;
 
-		if (snprintf(from, sizeof(from), "%s/%s", qdir, ids[i]) >= (int)sizeof(from) ||
-		    snprintf(to, sizeof(to), "%s/%s", hdir, ids[i]) >= (int)sizeof(to))
+		if (!sendquota_is_users(spool_fd, ids[i], user))
 			continue;
-		fd = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd == -1)
-			continue; /* delivered or removed meanwhile */
-		if (spool_read_envelope(fd, &m, &errstr) == -1) {
-			close(fd);
-			continue;
-		}
-		close(fd);
-		mine = m.env->auth_user != NULL && strcasecmp(m.env->auth_user, user) == 0;
-		spool_msg_clear(&m);
-		if (!mine)
-			continue;
-		/* spool.md "Delivery state": the delivery holds the file's flock */
-		fd = sendquota_lock_msg(from);
-		if (fd == -1 || rename(from, to) == -1) {
+		/* as `smtpgate queue hold`: a delivery holds the file's flock
+		 * (doc/spool.md "Delivery state"); wait for it to end */
+		fd = spool_msg_open_locked(
+		    spool_fd, SPOOL_QUEUE, ids[i], SENDQUOTA_LOCK_WAIT * 1000);
+		if (fd == -1 ||
+		    spool_msg_rename(spool_fd, SPOOL_QUEUE, ids[i], SPOOL_HOLD, ids[i]) == -1) {
 			if (errno != ENOENT) /* ENOENT: delivered meanwhile */
 				log_event(LOG_ERR, "quota_hold", 0, "{s:s, s:s, s:s}", "user", user,
 				    "queue_id", ids[i], "error", strerror(errno));
@@ -311,9 +291,12 @@ sendquota_hold(struct sendquota *sq, const char *user, int pass)
 	}
 	spool_list_free(ids, n);
 	/* the new entries first, then the removals */
-	if (held > 0 && (fs_fsync_dir(hdir) == -1 || fs_fsync_dir(qdir) == -1))
+	if (held > 0 &&
+	    (spool_folder_sync(spool_fd, SPOOL_HOLD) == -1 ||
+	        spool_folder_sync(spool_fd, SPOOL_QUEUE) == -1))
 		log_event(
 		    LOG_ERR, "quota_hold", 0, "{s:s, s:s}", "user", user, "error", strerror(errno));
+	close(spool_fd);
 	if (held > 0 || pass == 1)
 		log_event(LOG_WARNING, "quota_hold", 0, "{s:s, s:i, s:o, s:i}", "user", user,
 		    "held", (int)held, "queue_ids", list, "pass", pass);
@@ -401,7 +384,7 @@ sendquota_new(const struct conf *c, struct obs *obs, char *err, size_t errlen)
 	sq->rlimit = c->quota_recipients_per_day;
 	sq->obs = obs;
 	sq->spool = xstrdup(c->spool);
-	sq->path = fs_path_join(c->spool, SENDQUOTA_FILE);
+	sq->path = spool_path(c->spool, SPOOL_QUOTA_LOCKS);
 	if (sendquota_read_file(sq->path, &users, &n, &st) == -1) {
 		snprintf(err, errlen, "%s: %s", sq->path, strerror(errno));
 		quota_free(sq->q);

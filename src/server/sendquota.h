@@ -32,7 +32,6 @@ struct conf;
 struct obs;
 struct sendquota;
 
-#define SENDQUOTA_FILE "quota-locks"
 #define SENDQUOTA_POLL_S 2
 
 /* Loads the state file and starts the thread. NULL with a message in err. */

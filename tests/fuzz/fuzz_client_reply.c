@@ -51,7 +51,7 @@
 #include "queue/envelope.h"
 #include "relay/creds.h"
 #include "relay/deliver.h"
-#include "relay/qfile.h"
+#include "queue/qfile.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

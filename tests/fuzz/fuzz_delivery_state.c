@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: the delivery state of an envelope (attempts, next-try,
- * warned, rcpt-status; relay/qfile.h). Whatever parses must never crash or leak, and
+ * warned, rcpt-status; queue/qfile.h). Whatever parses must never crash or leak, and
  * the state must survive encode -> parse unchanged, with every field of later
  * versions kept.
  */
@@ -12,7 +12,7 @@
 #include "lib/buf.h"
 #include "lib/xalloc.h"
 #include "queue/envelope.h"
-#include "relay/qfile.h"
+#include "queue/qfile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -12,10 +12,10 @@
 #include "lib/buf.h"
 #include "lib/xalloc.h"
 #include "queue/envelope.h"
+#include "queue/qfile.h"
 #include "relay/bounce.h"
 #include "relay/creds.h"
 #include "relay/deliver.h"
-#include "relay/qfile.h"
 
 static const char env_text[] = "smtpgate-envelope: 1\n"
                                "id: 1k0x4xx88tqwka93rq\n"

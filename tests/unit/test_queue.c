@@ -28,6 +28,7 @@
 #include "queue/envelope.h"
 #include "queue/queue.h"
 #include "queue/queue_id.h"
+#include "queue/spool.h"
 #include "queue/spool_read.h"
 
 #define NTHREADS 4
@@ -214,14 +215,16 @@ check_file(const char *spool, const char *id, unsigned k)
 {
 	char path[256], *want, *got;
 	size_t n = body_of(k, &want), len;
-	struct spool_msg m;
+	struct spool_read_msg m;
 	const char *errstr = NULL, *folder;
-	int fd;
+	int spool_fd = spool_open(spool), fd;
 
-	fd = spool_open_msg(spool, id, &folder);
+	assert_true(spool_fd >= 0);
+	fd = spool_msg_find(spool_fd, id, &folder);
+	close(spool_fd);
 	assert_true(fd >= 0);
 	assert_string_equal(folder, SPOOL_QUEUE);
-	if (spool_verify(fd, id, &errstr) != 0)
+	if (spool_read_verify(fd, id, &errstr) != 0)
 		fail_msg("%s: %s", id, errstr);
 	assert_int_equal(spool_read_envelope(fd, &m, &errstr), 0);
 	assert_int_equal(m.body_len, n);
@@ -239,7 +242,7 @@ check_file(const char *spool, const char *id, unsigned k)
 	assert_int_equal(m.env->smtputf8, k % 3 == 0);
 	assert_int_equal(m.env->body_8bit, k % 2 == 0);
 	assert_int_equal(m.env->arrival, 1700000000 + k);
-	spool_msg_clear(&m);
+	spool_read_clear(&m);
 	close(fd);
 
 	snprintf(path, sizeof(path), "%s/queue/%s", spool, id);
@@ -258,6 +261,7 @@ test_commit_from_threads(void **state)
 	struct queue_stats st;
 	char **ids;
 	size_t nids;
+	int spool_fd;
 
 	thread_q = f->q;
 	thread_loop = f->loop;
@@ -271,11 +275,14 @@ test_commit_from_threads(void **state)
 		assert_int_equal(answers.results[k], 0);
 		check_file(f->dir, answers.ids[k], k);
 	}
-	assert_int_equal(spool_list(f->dir, SPOOL_QUEUE, &ids, &nids), 0);
+	spool_fd = spool_open(f->dir);
+	assert_true(spool_fd >= 0);
+	assert_int_equal(spool_list(spool_fd, SPOOL_QUEUE, &ids, &nids), 0);
 	assert_int_equal(nids, NTHREADS * PER_THREAD);
 	spool_list_free(ids, nids);
-	assert_int_equal(spool_list(f->dir, SPOOL_INCOMING, &ids, &nids), 0);
+	assert_int_equal(spool_list(spool_fd, SPOOL_INCOMING, &ids, &nids), 0);
 	assert_int_equal(nids, 0);
+	close(spool_fd);
 	queue_get_stats(f->q, &st);
 	assert_int_equal(st.commits, NTHREADS * PER_THREAD);
 	assert_true(st.syncs >= 1 && st.syncs <= NTHREADS * PER_THREAD);
@@ -392,7 +399,7 @@ test_recovery(void **state)
 		snprintf(tmp, sizeof(tmp), "%s/t", f->dir);
 		write_file(tmp, whole, cut);
 		fd = open(tmp, O_RDONLY);
-		assert_int_equal(spool_verify(fd, good, &errstr), -1);
+		assert_int_equal(spool_read_verify(fd, good, &errstr), -1);
 		close(fd);
 		unlink(tmp);
 	}

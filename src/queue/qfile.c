@@ -1,34 +1,33 @@
 /*
  * qfile: open/lock/read/rewrite/remove of one queued message (qfile.h).
  *
- * Locking: flock(LOCK_EX) on the open file. A rewrite renames a new inode
- * over queue/ID, so whoever locks must check, once the lock is theirs, that
- * the path still names the inode they locked (else reopen): the new file is
- * locked before the rename, so there is never a moment where queue/ID is
- * unlocked while the scheduler works on it.
+ * Locking is spool.h's (spool_msg_open_locked): flock(LOCK_EX) on the
+ * open file, then a check that queue/ID still is that file. A rewrite's new
+ * file is locked before it is renamed over queue/ID, so there is never a
+ * moment where queue/ID is unlocked while the scheduler works on it; a
+ * write or a removal first checks that queue/ID is still its file (the CLI
+ * may have moved it to hold/ without the lock of a delivery it waited for).
  *
  * rcpt-status value: "INDEX STATE CODE ENH WHEN TEXT" (ENH "-" when none,
  * TEXT to the end of the line); one field per recipient that has a result.
  * warned: seconds since the epoch when the delay-warning DSN was queued;
  * present once one was, so there is never a second one.
  */
-#include "relay/qfile.h"
+#include "queue/qfile.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/buf.h"
 #include "lib/fsutil.h"
 #include "lib/xalloc.h"
 #include "queue/queue_id.h"
+#include "queue/spool.h"
 #include "queue/spool_read.h"
 
 #define QFILE_TEXT_MAX 400 /* bytes of a reason kept in the envelope */
@@ -201,46 +200,11 @@ qfile_close(struct qfile *q)
 	qfile_free(q);
 }
 
-/* Whether queue/ID still is the file open at fd (it may have been moved to
- * hold/ or removed by something that does not take the lock). */
-static bool
-qfile_is_current(int spool_fd, const char *id, int fd)
-{
-	char path[QUEUE_ID_MAX + 16];
-	struct stat a, b;
-
-	snprintf(path, sizeof(path), "%s/%s", SPOOL_QUEUE, id);
-	return fstat(fd, &a) == 0 && fstatat(spool_fd, path, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    a.st_ino == b.st_ino && a.st_dev == b.st_dev;
-}
-
-/* Locks fd and checks that queue/ID still is that file. */
-static int
-qfile_lock(int spool_fd, const char *id, int fd)
-{
-	char path[QUEUE_ID_MAX + 16];
-	struct stat a, b;
-
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1)
-		return -1;
-	snprintf(path, sizeof(path), "%s/%s", SPOOL_QUEUE, id);
-	if (fstat(fd, &a) == -1)
-		return -1;
-	if (fstatat(spool_fd, path, &b, AT_SYMLINK_NOFOLLOW) == -1)
-		return -1; /* ENOENT: deleted or held meanwhile */
-	if (a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
-		errno = EAGAIN; /* rewritten meanwhile: try again */
-		return -1;
-	}
-	return 0;
-}
-
 int
 qfile_open(int spool_fd, const char *id, struct qfile **q_r, const char **errstr_r)
 {
 	struct qfile *q = xcalloc(1, sizeof(*q));
-	struct spool_msg m;
-	char path[QUEUE_ID_MAX + 16];
+	struct spool_read_msg m;
 	int saved;
 
 	memset(&m, 0, sizeof(m));
@@ -251,23 +215,10 @@ qfile_open(int spool_fd, const char *id, struct qfile **q_r, const char **errstr
 		goto fail;
 	}
 	snprintf(q->id, sizeof(q->id), "%s", id);
-	snprintf(path, sizeof(path), "%s/%s", SPOOL_QUEUE, id);
-	for (int tries = 0;; tries++) {
-		q->fd = openat(spool_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (q->fd == -1)
-			goto fail;
-		if (qfile_lock(spool_fd, id, q->fd) == 0)
-			break;
-		saved = errno;
-		close(q->fd);
-		q->fd = -1;
-		errno = saved;
-		if (errno != EAGAIN || tries > 3) {
-			if (errno == EAGAIN)
-				errno = EWOULDBLOCK;
-			goto fail;
-		}
-	}
+	/* no wait: a worker does not sit on a message the CLI works on */
+	q->fd = spool_msg_open_locked(spool_fd, SPOOL_QUEUE, id, 0);
+	if (q->fd == -1)
+		goto fail;
 	if (spool_read_envelope(q->fd, &m, errstr_r) == -1) {
 		errno = EBADMSG;
 		goto fail;
@@ -293,7 +244,7 @@ qfile_open(int spool_fd, const char *id, struct qfile **q_r, const char **errstr
 	return 0;
 fail:
 	saved = errno;
-	spool_msg_clear(&m);
+	spool_read_clear(&m);
 	qfile_free(q);
 	errno = saved;
 	return -1;
@@ -301,22 +252,21 @@ fail:
 
 /*
  * Writes body + envelope text + trailer to incoming/name, fsync'd. The fd
- * is returned open (so the caller can lock it before renaming it).
+ * is returned open, and with locked also flock()ed (a rewrite's new file is
+ * locked before it takes the name).
  */
 static int
-qfile_write_new(
-    int spool_fd, const char *name, const char *body, uint64_t body_len, const struct buf *env)
+qfile_write_new(int spool_fd, const char *name, const char *body, uint64_t body_len,
+    const struct buf *env, bool locked)
 {
 	unsigned char hash[ENVELOPE_HASH_LEN];
 	char prefix[ENVELOPE_TRAILER_PREFIX_LEN];
 	char suffix[ENVELOPE_TRAILER_LEN - ENVELOPE_TRAILER_PREFIX_LEN];
-	char path[QUEUE_ID_MAX + 32];
 	unsigned int hlen = 0;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	int fd, saved;
 
-	snprintf(path, sizeof(path), "%s/%s", SPOOL_INCOMING, name);
-	fd = openat(spool_fd, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	fd = spool_msg_create(spool_fd, SPOOL_INCOMING, name, locked);
 	if (fd == -1 || md == NULL)
 		goto fail;
 	envelope_trailer_prefix(body_len, env->len, prefix);
@@ -338,28 +288,16 @@ fail:
 	EVP_MD_CTX_free(md);
 	if (fd != -1) {
 		close(fd);
-		(void)unlinkat(spool_fd, path, 0);
+		(void)spool_msg_unlink(spool_fd, SPOOL_INCOMING, name);
 	}
 	errno = saved;
 	return -1;
 }
 
-static int
-qfile_fsync_folder(int spool_fd, const char *folder)
-{
-	int fd = openat(spool_fd, folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
-
-	if (fd == -1)
-		return -1;
-	r = fsync(fd);
-	close(fd);
-	return r;
-}
-
 int
 qfile_save(struct qfile *q, int spool_fd)
 {
-	char name[QUEUE_ID_MAX + 8], from[QUEUE_ID_MAX + 32], to[QUEUE_ID_MAX + 32];
+	char name[QUEUE_ID_MAX + 8];
 	struct buf env;
 	int fd = -1, saved;
 
@@ -369,27 +307,23 @@ qfile_save(struct qfile *q, int spool_fd)
 		goto fail;
 	}
 	snprintf(name, sizeof(name), "%s.new", q->id);
-	fd = qfile_write_new(spool_fd, name, q->body, q->body_len, &env);
+	/* locked before it takes the name: no unlocked moment for queue/ID */
+	fd = qfile_write_new(spool_fd, name, q->body, q->body_len, &env, true);
 	if (fd == -1)
 		goto fail;
-	/* locked before it takes the name: no unlocked moment for queue/ID */
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1)
-		goto fail;
-	snprintf(from, sizeof(from), "%s/%s", SPOOL_INCOMING, name);
-	snprintf(to, sizeof(to), "%s/%s", SPOOL_QUEUE, q->id);
-	if (!qfile_is_current(spool_fd, q->id, q->fd)) {
+	if (!spool_msg_is_current(spool_fd, SPOOL_QUEUE, q->id, q->fd)) {
 		/* moved away meanwhile (e.g. to hold/): never bring it back */
-		(void)unlinkat(spool_fd, from, 0);
+		(void)spool_msg_unlink(spool_fd, SPOOL_INCOMING, name);
 		errno = ENOENT;
 		goto fail;
 	}
-	if (renameat(spool_fd, from, spool_fd, to) == -1) {
+	if (spool_msg_rename(spool_fd, SPOOL_INCOMING, name, SPOOL_QUEUE, q->id) == -1) {
 		saved = errno;
-		(void)unlinkat(spool_fd, from, 0);
+		(void)spool_msg_unlink(spool_fd, SPOOL_INCOMING, name);
 		errno = saved;
 		goto fail;
 	}
-	if (qfile_fsync_folder(spool_fd, SPOOL_QUEUE) == -1)
+	if (spool_folder_sync(spool_fd, SPOOL_QUEUE) == -1)
 		goto fail;
 	/* the new file replaces the old one: map and lock move to it */
 	if (q->map != NULL && q->map != MAP_FAILED)
@@ -413,21 +347,19 @@ fail:
 int
 qfile_remove(struct qfile *q, int spool_fd)
 {
-	char path[QUEUE_ID_MAX + 16];
-
-	snprintf(path, sizeof(path), "%s/%s", SPOOL_QUEUE, q->id);
-	if (!qfile_is_current(spool_fd, q->id, q->fd))
+	if (!spool_msg_is_current(spool_fd, SPOOL_QUEUE, q->id, q->fd))
 		return 0; /* moved away meanwhile: that copy is someone else's now */
-	if (unlinkat(spool_fd, path, 0) == -1 && errno != ENOENT)
+	if (spool_msg_remove(spool_fd, SPOOL_QUEUE, q->id) == 0)
+		return 0;
+	if (errno != ENOENT)
 		return -1;
-	return qfile_fsync_folder(spool_fd, SPOOL_QUEUE);
+	return spool_folder_sync(spool_fd, SPOOL_QUEUE);
 }
 
 int
 qfile_create(int spool_fd, const char *body, size_t len, const struct queue_envelope *env,
     char id_r[QUEUE_ID_MAX])
 {
-	char from[QUEUE_ID_MAX + 32], to[QUEUE_ID_MAX + 32];
 	struct buf e;
 	int fd = -1, saved;
 
@@ -437,20 +369,18 @@ qfile_create(int spool_fd, const char *body, size_t len, const struct queue_enve
 		errno = EMSGSIZE;
 		goto fail;
 	}
-	fd = qfile_write_new(spool_fd, id_r, body, len, &e);
+	fd = qfile_write_new(spool_fd, id_r, body, len, &e, false);
 	if (fd == -1)
 		goto fail;
 	close(fd);
 	fd = -1;
-	snprintf(from, sizeof(from), "%s/%s", SPOOL_INCOMING, id_r);
-	snprintf(to, sizeof(to), "%s/%s", SPOOL_QUEUE, id_r);
-	if (renameat(spool_fd, from, spool_fd, to) == -1) {
+	if (spool_msg_rename(spool_fd, SPOOL_INCOMING, id_r, SPOOL_QUEUE, id_r) == -1) {
 		saved = errno;
-		(void)unlinkat(spool_fd, from, 0);
+		(void)spool_msg_unlink(spool_fd, SPOOL_INCOMING, id_r);
 		errno = saved;
 		goto fail;
 	}
-	if (qfile_fsync_folder(spool_fd, SPOOL_QUEUE) == -1)
+	if (spool_folder_sync(spool_fd, SPOOL_QUEUE) == -1)
 		goto fail;
 	buf_free(&e);
 	return 0;

@@ -10,8 +10,8 @@
  * incoming/, fsync'd, locked, renamed over queue/ID, then queue/ fsync'd;
  * a message leaves the queue by unlink + fsync of queue/.
  */
-#ifndef SG_RELAY_QFILE_H
-#define SG_RELAY_QFILE_H
+#ifndef SG_QUEUE_QFILE_H
+#define SG_QUEUE_QFILE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -53,9 +53,9 @@ struct qfile {
 
 #define QFILE_NEVER 0x7fffffffffffLL /* next-try of a message waiting for an admin */
 
-/* Opens and locks queue/ID (dirfd: the spool) and reads it. -1 with errno:
- * ENOENT gone (deleted, held), EWOULDBLOCK locked by someone else, EBADMSG
- * unreadable (errstr_r says why). */
+/* Opens and locks queue/ID (spool_fd: the spool) without waiting and reads
+ * it. -1 with errno: ENOENT gone (deleted, held), EBUSY locked by someone
+ * else, EBADMSG unreadable (errstr_r says why). */
 int qfile_open(int spool_fd, const char *id, struct qfile **q_r, const char **errstr_r)
     __attribute__((warn_unused_result));
 /* Closes and unlocks; q may be NULL. */
