@@ -164,6 +164,10 @@ def test_refused_pipelined_mail_keeps_the_session_in_step(make_server, pki):
         assert b"RSET\r\n" in text
         # the same session went on after the refusal and the RSET
         assert first["mails"] >= 2 and "250" in first["replies"][1:]
+        # the sink has the last message before the relay has read its 250 and
+        # logged it: wait for the log
+        wait_for(lambda: len([e for e in deliveries(s) if e["result"] == "sent"]) >= 8,
+                 what="eight sent events")
         evs = deliveries(s)
         deferred = [e for e in evs if e["result"] == "deferred"]
         assert len(deferred) == 2  # one message, two recipients
@@ -185,6 +189,7 @@ def test_session_ended_by_the_peer_is_replaced_without_a_retry(make_server, pki)
         backlog(s, 4, "once")
         wait_for(lambda: len(sink.messages) == 4, timeout=30, what="four deliveries")
         assert any(conn["mails"] == 2 for conn in sink.conns)  # reuse was tried
+        wait_for(lambda: len(deliveries(s)) >= 4, what="four delivery events")
         evs = deliveries(s)
         assert [e["result"] for e in evs] == ["sent"] * 4  # never deferred
         assert len(sink.conns) == 4
