@@ -62,7 +62,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (p == IPC_PARSE_BAD)
 			bad = true;
-		if (p == IPC_PARSE_OK && (part.len > IPC_PAYLOAD_MAX || IPC_FRAME_HDR + part.len > n))
+		if (p == IPC_PARSE_OK &&
+		    (part.len > IPC_PAYLOAD_MAX || IPC_FRAME_HDR + part.len > n))
 			abort();
 	}
 	if (bad && w != IPC_PARSE_BAD)

@@ -39,8 +39,7 @@ static const struct hdr_case hdr_cases[] = {
     {"type above the maximum", {0, 0, 1, 0}, 4, IPC_PARSE_BAD, 0, 0, 0},
     {"type 255 is the last", {0, 0, 0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 16, IPC_PARSE_OK,
         255, 0, 0},
-    {"payload longer than 64 KiB - 16", {0, 0, 0, 1, 0, 0, 0xff, 0xf1}, 8, IPC_PARSE_BAD, 0, 0,
-        0},
+    {"payload longer than 64 KiB - 16", {0, 0, 0, 1, 0, 0, 0xff, 0xf1}, 8, IPC_PARSE_BAD, 0, 0, 0},
     {"huge length", {0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff}, 8, IPC_PARSE_BAD, 0, 0, 0},
     {"three bytes say nothing yet", {0, 0, 0}, 3, IPC_PARSE_MORE, 0, 0, 0},
 };
