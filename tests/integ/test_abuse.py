@@ -190,7 +190,8 @@ def test_account_throttle_spares_known_clients(make_server):
         assert r.last == "535 5.7.8 Authentication credentials invalid", r
     # a new address, even with the right password: 454, and a log event
     r = auth_plain_from(s, "127.0.0.3", USER, PASSWORD)
-    assert r.last == "454 4.7.0 Temporary authentication failure", r
+    assert r.last == ("454 4.7.0 Temporary authentication failure: too many failed attempts,"
+                      " try again later"), r
     ev = s.wait_event("throttle")
     assert ev["account"] == USER and ev["client"] == "127.0.0.3"
     # the known client: 235, and it can submit
