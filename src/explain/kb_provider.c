@@ -61,19 +61,19 @@ struct kb_provider_row {
 	const char *help; /* the page the reply itself points to, or NULL */
 };
 
-#define KB_PROVIDER_GOOGLE_APP_PASSWORD                                                          \
-	"Create an app password for this client (Google Account, Security, 2-Step Verification, " \
-	"App passwords: https://myaccount.google.com/apppasswords) and use it instead of the "      \
-	"account password, without the spaces Google shows between its groups; or sign in with "  \
+#define KB_PROVIDER_GOOGLE_APP_PASSWORD                                                            \
+	"Create an app password for this client (Google Account, Security, 2-Step Verification, "  \
+	"App passwords: https://myaccount.google.com/apppasswords) and use it instead of the "     \
+	"account password, without the spaces Google shows between its groups; or sign in with "   \
 	"OAuth (XOAUTH2). For a smarthost, put the app password in the [relay] credentials file."
 
-#define KB_PROVIDER_MS_SMTP_AUTH                                                                 \
+#define KB_PROVIDER_MS_SMTP_AUTH                                                                   \
 	"An administrator turns authenticated SMTP on for this mailbox (Microsoft 365 admin "      \
-	"center, Users, Active users, the user, Mail, Manage email apps, Authenticated SMTP; or "   \
-	"Set-CASMailbox -Identity USER -SmtpClientAuthenticationDisabled $false) and, when the "     \
-	"whole tenant has it off, for the tenant (Exchange admin center, Settings, Mail flow: "     \
-	"clear \"Turn off SMTP AUTH protocol for your organization\"; or Set-TransportConfig "      \
-	"-SmtpClientAuthenticationDisabled $false); changes take up to an hour. Or sign in with "    \
+	"center, Users, Active users, the user, Mail, Manage email apps, Authenticated SMTP; or "  \
+	"Set-CASMailbox -Identity USER -SmtpClientAuthenticationDisabled $false) and, when the "   \
+	"whole tenant has it off, for the tenant (Exchange admin center, Settings, Mail flow: "    \
+	"clear \"Turn off SMTP AUTH protocol for your organization\"; or Set-TransportConfig "     \
+	"-SmtpClientAuthenticationDisabled $false); changes take up to an hour. Or sign in with "  \
 	"OAuth (XOAUTH2), which Microsoft keeps supporting."
 
 static const struct kb_provider_row kb_provider_rows[] = {
@@ -82,8 +82,7 @@ static const struct kb_provider_row kb_provider_rows[] = {
      * required. Learn more at" / "534 5.7.9
      * https://support.google.com/mail/?p=InvalidSecondFactor o13sm2119833lfg.90 - gsmtp";
      * newer: "... For more information, go to" (Der-Henning/tgtg#517) */
-    {534, "5.7.9", "Application-specific password required", "auth-app-password-required",
-        "Gmail",
+    {534, "5.7.9", "Application-specific password required", "auth-app-password-required", "Gmail",
         "Gmail refuses the account password{reply}: the Google account has 2-Step Verification "
         "on, and then Google takes no account password from mail clients, only an app password "
         "or OAuth.",
@@ -163,8 +162,7 @@ static const struct kb_provider_row kb_provider_rows[] = {
     /* Exchange Online's retirement of basic auth for client submission, as
      * quoted in OpenCTI-Platform/opencti#12069: "550 5.7.30 Basic
      * authentication is not supported for Client Submission." */
-    {550, "5.7.30", "Basic authentication is not supported", "auth-smtp-disabled",
-        "Microsoft 365",
+    {550, "5.7.30", "Basic authentication is not supported", "auth-smtp-disabled", "Microsoft 365",
         "Exchange Online no longer accepts passwords (basic authentication) for SMTP "
         "submission{reply}: only OAuth.",
         "Sign in with OAuth (XOAUTH2 with a token for https://outlook.office.com/SMTP.Send), or "
@@ -258,8 +256,7 @@ static const struct kb_provider_row kb_provider_rows[] = {
     /* freescout-help-desk/freescout#4930: "535 5.7.139 Authentication
      * unsuccessful, the user credentials were incorrect." */
     {535, "5.7.139", "the user credentials were incorrect", "auth-credentials-invalid",
-        "Microsoft 365",
-        "Microsoft 365 rejected the user name or password{reply}.",
+        "Microsoft 365", "Microsoft 365 rejected the user name or password{reply}.",
         "Use the full mailbox address (the UPN) as user name and check the password; an account "
         "with MFA needs OAuth (XOAUTH2) or, where allowed, an app password.",
         NULL},
