@@ -223,7 +223,7 @@ session_auth_throttled(struct session *s)
 		return false;
 	log_event(
 	    LOG_WARNING, "throttle", s->id, "{s:s, s:s}", "account", acct, "client", s->client);
-	session_auth_fail(s, SMTP_R_AUTH_TEMPFAIL);
+	session_auth_fail(s, SMTP_R_AUTH_THROTTLED);
 	return true;
 }
 
@@ -281,9 +281,9 @@ session_auth_fail(struct session *s, enum smtp_reply_id id)
 	    id == SMTP_R_AUTH_ABORTED ? "aborted" : "fail", "code", r->code, "client", s->client,
 	    "reason", why[0] != '\0' ? why : NULL);
 	obs_auth(s->w->srv->obs, s->auth_mech,
-	    id == SMTP_R_AUTH_ABORTED        ? "aborted"
-	        : id == SMTP_R_AUTH_TEMPFAIL ? "tempfail"
-	                                     : "fail");
+	    id == SMTP_R_AUTH_ABORTED                                       ? "aborted"
+	        : id == SMTP_R_AUTH_TEMPFAIL || id == SMTP_R_AUTH_THROTTLED ? "tempfail"
+	                                                                    : "fail");
 	if (id == SMTP_R_AUTH_INVALID || abandoned)
 		session_auth_invalid(s, id);
 	else
