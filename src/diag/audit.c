@@ -31,6 +31,7 @@
 #include <openssl/x509v3.h>
 
 #include "conf/conf.h"
+#include "diag/audit_chain.h"
 #include "lib/fsutil.h"
 #include "lib/xalloc.h"
 
@@ -500,6 +501,41 @@ audit_cert_names(X509 *x, struct audit_list *names)
 	}
 }
 
+/* The leaf's issuer is not in its cert file: fine when it is a root (the
+ * server need not send it), an error when it is an intermediate. */
+static void
+audit_cert_issuer_missing(
+    const struct conf *c, const struct conf_cert *cc, X509 *leaf, int ncerts, struct findings *f)
+{
+	char issuer[256], where[4200];
+
+	if (X509_NAME_oneline(X509_get_issuer_name(leaf), issuer, (int)sizeof(issuer)) == NULL)
+		snprintf(issuer, sizeof(issuer), "(no issuer)");
+	switch (audit_chain_find_issuer(cc->cert, leaf, where, sizeof(where))) {
+	case AUDIT_CHAIN_ISSUER_ROOT:
+		break;
+	case AUDIT_CHAIN_ISSUER_INTERMEDIATE:
+		findings_add(f, "tls-cert-chain-incomplete",
+		    "%s (%s:%d): the certificate is issued by %s, an intermediate CA (found in %s) "
+		    "that is not in the file (%d certificate%s in it)",
+		    cc->cert, c->path, cc->line, issuer, where, ncerts, ncerts == 1 ? "" : "s");
+		break;
+	case AUDIT_CHAIN_ISSUER_PUBLISHED:
+		findings_add(f, "tls-cert-chain-incomplete",
+		    "%s (%s:%d): the certificate is issued by %s, which is not in the file "
+		    "(%d certificate%s in it) and is not a trusted root here; the certificate "
+		    "names its issuer's certificate at %s, as a public CA's intermediate does",
+		    cc->cert, c->path, cc->line, issuer, ncerts, ncerts == 1 ? "" : "s", where);
+		break;
+	case AUDIT_CHAIN_ISSUER_UNKNOWN:
+		findings_add(f, "tls-cert-issuer-unknown",
+		    "%s (%s:%d): the certificate is issued by %s, which is neither in the file, "
+		    "nor in a PEM file of %s, nor among this machine's trusted CAs",
+		    cc->cert, c->path, cc->line, issuer, where);
+		break;
+	}
+}
+
 /* One cert/key pair. Sets *name_ok when the leaf is valid for hostname, and
  * fills names (once) with the names of the first leaf seen. */
 static void
@@ -545,18 +581,8 @@ audit_cert_pair(const struct conf *c, const struct conf_cert *cc, time_t now, st
 
 		for (int i = 1; i < sk_X509_num(chain) && !found; i++)
 			found = X509_check_issued(sk_X509_value(chain, i), leaf) == X509_V_OK;
-		if (!found) {
-			char issuer[256];
-
-			if (X509_NAME_oneline(
-			        X509_get_issuer_name(leaf), issuer, (int)sizeof(issuer)) == NULL)
-				snprintf(issuer, sizeof(issuer), "(no issuer)");
-			findings_add(f, "tls-cert-chain-incomplete",
-			    "%s (%s:%d): the certificate is issued by %s, which is not in the file "
-			    "(%d certificate%s in it)",
-			    cc->cert, c->path, cc->line, issuer, sk_X509_num(chain),
-			    sk_X509_num(chain) == 1 ? "" : "s");
-		}
+		if (!found)
+			audit_cert_issuer_missing(c, cc, leaf, sk_X509_num(chain), f);
 	}
 
 	if (X509_check_host(leaf, c->hostname, 0, 0, NULL) == 1)
