@@ -501,6 +501,19 @@ audit_cert_names(X509 *x, struct audit_list *names)
 	}
 }
 
+/* The evidence is the sentence `serve` prints for the same problem. */
+static void
+audit_cert_problem(const struct conf *c, const struct conf_cert *cc, enum conf_cert_problem pr,
+    int errnum, struct findings *f)
+{
+	char what[2400];
+
+	conf_cert_describe(c, cc, pr, errnum, what, sizeof(what));
+	findings_add(f,
+	    pr == CONF_CERT_KEY_MISMATCH ? "tls-cert-key-mismatch" : "tls-cert-unreadable", "%s",
+	    what);
+}
+
 /* The leaf's issuer is not in its cert file: fine when it is a root (the
  * server need not send it), an error when it is an intermediate. */
 static void
@@ -552,8 +565,7 @@ audit_cert_pair(const struct conf *c, const struct conf_cert *cc, time_t now, st
 		abort();
 	fp = fopen(cc->cert, "r");
 	if (fp == NULL) {
-		findings_add(f, "tls-cert-unreadable", "%s (%s:%d): cert: %s", cc->cert, c->path,
-		    cc->line, strerror(errno));
+		audit_cert_problem(c, cc, CONF_CERT_CERT_UNREADABLE, errno, f);
 		goto out;
 	}
 	while ((x = PEM_read_X509(fp, NULL, audit_no_passphrase_cb, NULL)) != NULL)
@@ -561,8 +573,7 @@ audit_cert_pair(const struct conf *c, const struct conf_cert *cc, time_t now, st
 	fclose(fp);
 	ERR_clear_error();
 	if (sk_X509_num(chain) == 0) {
-		findings_add(f, "tls-cert-unreadable", "%s (%s:%d): cert: no PEM certificate in it",
-		    cc->cert, c->path, cc->line);
+		audit_cert_problem(c, cc, CONF_CERT_CERT_NO_PEM, 0, f);
 		goto out;
 	}
 	leaf = sk_X509_value(chain, 0);
@@ -592,8 +603,7 @@ audit_cert_pair(const struct conf *c, const struct conf_cert *cc, time_t now, st
 
 	fp = fopen(cc->key, "r");
 	if (fp == NULL) {
-		findings_add(f, "tls-cert-unreadable", "%s (%s:%d): key: %s", cc->key, c->path,
-		    cc->line, strerror(errno));
+		audit_cert_problem(c, cc, CONF_CERT_KEY_UNREADABLE, errno, f);
 		goto out;
 	}
 	if (fstat(fileno(fp), &st) == 0 && (st.st_mode & S_IROTH))
@@ -603,15 +613,11 @@ audit_cert_pair(const struct conf *c, const struct conf_cert *cc, time_t now, st
 	fclose(fp);
 	ERR_clear_error();
 	if (key == NULL) {
-		findings_add(f, "tls-cert-unreadable",
-		    "%s (%s:%d): key: no unencrypted PEM private key in it", cc->key, c->path,
-		    cc->line);
+		audit_cert_problem(c, cc, CONF_CERT_KEY_NO_PEM, 0, f);
 		goto out;
 	}
 	if (X509_check_private_key(leaf, key) != 1)
-		findings_add(f, "tls-cert-key-mismatch",
-		    "%s (%s:%d): key %s does not match the first certificate of %s", cc->key,
-		    c->path, cc->line, cc->key, cc->cert);
+		audit_cert_problem(c, cc, CONF_CERT_KEY_MISMATCH, 0, f);
 out:
 	ERR_clear_error();
 	EVP_PKEY_free(key);

@@ -37,8 +37,8 @@ audit_chain_is_pem_name(const char *name)
 {
 	const char *dot = strrchr(name, '.');
 
-	return dot != NULL && (strcmp(dot, ".pem") == 0 || strcmp(dot, ".crt") == 0 ||
-	                          strcmp(dot, ".cer") == 0);
+	return dot != NULL &&
+	    (strcmp(dot, ".pem") == 0 || strcmp(dot, ".crt") == 0 || strcmp(dot, ".cer") == 0);
 }
 
 /* The first certificate of file path that issued leaf (new reference). */
@@ -55,7 +55,7 @@ audit_chain_issuer_in_file(const char *path, X509 *leaf)
 		return NULL;
 	/* PEM_read_X509 passes over other blocks (keys) without decoding them */
 	while (found == NULL &&
-	       (x = PEM_read_X509(fp, NULL, audit_chain_no_passphrase_cb, NULL)) != NULL) {
+	    (x = PEM_read_X509(fp, NULL, audit_chain_no_passphrase_cb, NULL)) != NULL) {
 		if (X509_cmp(x, leaf) != 0 && X509_check_issued(x, leaf) == X509_V_OK)
 			found = x;
 		else
@@ -124,8 +124,7 @@ audit_chain_ca_issuers_url(X509 *leaf, char *where, size_t wherelen)
 	for (int i = 0; aia != NULL && i < sk_ACCESS_DESCRIPTION_num(aia) && !found; i++) {
 		const ACCESS_DESCRIPTION *ad = sk_ACCESS_DESCRIPTION_value(aia, i);
 
-		if (OBJ_obj2nid(ad->method) != NID_ad_ca_issuers ||
-		    ad->location->type != GEN_URI)
+		if (OBJ_obj2nid(ad->method) != NID_ad_ca_issuers || ad->location->type != GEN_URI)
 			continue;
 		snprintf(where, wherelen, "%.*s",
 		    ASN1_STRING_length(ad->location->d.uniformResourceIdentifier),
@@ -147,8 +146,8 @@ audit_chain_find_issuer(const char *cert_path, X509 *leaf, char *where, size_t w
 	if (slash == NULL)
 		snprintf(dir, sizeof(dir), ".");
 	else
-		snprintf(dir, sizeof(dir), "%.*s", slash == cert_path ? 1 : (int)(slash - cert_path),
-		    cert_path);
+		snprintf(dir, sizeof(dir), "%.*s",
+		    slash == cert_path ? 1 : (int)(slash - cert_path), cert_path);
 	issuer = audit_chain_issuer_in_dir(dir, leaf, where, wherelen);
 	if (issuer == NULL)
 		issuer = audit_chain_issuer_in_store(leaf, where, wherelen);

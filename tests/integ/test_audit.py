@@ -463,3 +463,51 @@ def test_demo_passes_its_own_check(tmp_path):
         p.terminate()
         out, _ = p.communicate(timeout=30)
     assert p.returncode == 0, out
+
+
+def _line_of(conf, prefix):
+    for n, line in enumerate(conf.read_text().splitlines(), 1):
+        if line.startswith(prefix):
+            return n
+    raise AssertionError(prefix)
+
+
+# name, the [tls] lines (given pki and tmp_path), the key of the line at fault,
+# the words of the problem, the finding id the audit gives
+SERVE_TLS_ERRORS = [
+    ("cert-missing", lambda p, d: (d / "nope.pem", p.dir / "mail.key"), "cert",
+     "cannot be read: No such file or directory", "tls-cert-unreadable"),
+    ("cert-not-pem", lambda p, d: (p.dir / "mail.key", p.dir / "mail.key"), "cert",
+     "holds no PEM certificate", "tls-cert-unreadable"),
+    ("key-missing", lambda p, d: (p.dir / "mail-chain.pem", d / "nope.key"), "key",
+     "cannot be read: No such file or directory", "tls-cert-unreadable"),
+    ("key-not-pem", lambda p, d: (p.dir / "mail-chain.pem", p.dir / "inter.pem"), "key",
+     "holds no unencrypted PEM private key", "tls-cert-unreadable"),
+    ("key-encrypted", lambda p, d: (p.dir / "mail-chain.pem", d / "enc.key"), "key",
+     "holds no unencrypted PEM private key", "tls-cert-unreadable"),
+    ("key-mismatch", lambda p, d: (p.dir / "mail-chain.pem", p.dir / "other.key"), "key",
+     "does not match the first certificate of", "tls-cert-key-mismatch"),
+]
+
+
+@pytest.mark.parametrize("name,files,at,words,fid", SERVE_TLS_ERRORS,
+                         ids=[e[0] for e in SERVE_TLS_ERRORS])
+def test_serve_tls_errors_match_audit(tmp_path, pki, name, files, at, words, fid):
+    """`serve` names the file, the config line of the file at fault and the
+    fix in the words of the audit's evidence, not OpenSSL's error codes."""
+    subprocess.run(["openssl", "pkey", "-in", str(pki.dir / "mail.key"), "-aes128",
+                    "-passout", "pass:secret", "-out", str(tmp_path / "enc.key")], check=True)
+    cert, key = files(pki, tmp_path)
+    conf = make_conf(tmp_path, pki, tls=f"cert = {cert}\nkey = {key}\n")
+    line = _line_of(conf, f"{at} = ")
+    r = subprocess.run([SMTPGATE, "serve", "-c", str(conf)], capture_output=True, text=True,
+                       timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    want = f"{conf}:{line}: [tls] {at} {key if at == 'key' else cert}"
+    assert f"smtpgate: {want}" in r.stderr, r.stderr
+    assert words in r.stderr and "; fix: " in r.stderr, r.stderr
+    assert "error:" not in r.stderr and "SSL routines" not in r.stderr, r.stderr
+    said = r.stderr.strip().split("smtpgate: ", 1)[1].split("; fix: ")[0]
+    rc, findings = audit_json(conf)
+    assert rc == 1
+    assert [f["evidence"] for f in findings if f["id"] == fid] == [said], findings
