@@ -26,8 +26,8 @@ conf_cert_describe(const struct conf *c, const struct conf_cert *cc, enum conf_c
 		    cc->cert);
 		break;
 	case CONF_CERT_KEY_UNREADABLE:
-		snprintf(out, outlen, "%s:%d: [tls] key %s cannot be read: %s", c->path, kl, cc->key,
-		    strerror(errnum));
+		snprintf(out, outlen, "%s:%d: [tls] key %s cannot be read: %s", c->path, kl,
+		    cc->key, strerror(errnum));
 		break;
 	case CONF_CERT_KEY_NO_PEM:
 		snprintf(out, outlen, "%s:%d: [tls] key %s holds no unencrypted PEM private key",
