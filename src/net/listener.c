@@ -246,6 +246,22 @@ listener_describe_holder(const struct sockaddr *sa, char *out, size_t outlen)
 		snprintf(out, outlen, " (held by a process of uid %u)", h.uid);
 }
 
+/* A kernel without IPv6 has no AF_INET6 sockets (EAFNOSUPPORT); with IPv6
+ * disabled by sysctl, [::] still binds (and stays silent) but an IPv6
+ * address such as [::1] does not exist (EADDRNOTAVAIL). Either way the fix is
+ * in the configuration, not in the server. */
+static const char *
+listener_no_v6_hint(const struct sockaddr *sa, int e)
+{
+	if (sa->sa_family != AF_INET6)
+		return "";
+	if (e == EAFNOSUPPORT)
+		return " (this host has no IPv6: remove this listener)";
+	if (e == EADDRNOTAVAIL)
+		return " (no interface has this IPv6 address: is IPv6 disabled on this host?)";
+	return "";
+}
+
 /* Binds a socket without SO_REUSEPORT to sa and closes it again: if that
  * fails with EADDRINUSE, someone else listens there, and our SO_REUSEPORT
  * sockets would either fail too or silently share the connections with it. */
@@ -258,8 +274,8 @@ listener_check_one(const struct conf_listen *l, char *err, size_t errlen)
 
 	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
-		snprintf(err, errlen, "[listen %s] (line %d): socket for %s: %s", l->name, l->line,
-		    l->address, strerror(errno));
+		snprintf(err, errlen, "[listen %s] (line %d): socket for %s: %s%s", l->name,
+		    l->line, l->address, strerror(errno), listener_no_v6_hint(sa, errno));
 		return -1;
 	}
 	/* SO_REUSEADDR only passes over TIME_WAIT connections of an earlier
@@ -278,8 +294,8 @@ listener_check_one(const struct conf_listen *l, char *err, size_t errlen)
 			    "process%s: stop it (an older smtpgate?) or choose another address",
 			    l->name, l->line, l->address, holder);
 		} else {
-			snprintf(err, errlen, "[listen %s] (line %d): cannot bind address %s: %s",
-			    l->name, l->line, l->address, strerror(e));
+			snprintf(err, errlen, "[listen %s] (line %d): cannot bind address %s: %s%s",
+			    l->name, l->line, l->address, strerror(e), listener_no_v6_hint(sa, e));
 		}
 	}
 	close(fd);

@@ -108,3 +108,92 @@ def test_restart_after_stop_binds_again(tmp_path, pki, make_server):
     s.start()
     send_plain(s.mx, 1)
     assert len(s.queued()) == 3
+
+
+def two_family_conf(d, v4, v6):
+    """mx_conf with a second listener, [listen mx6], on v6."""
+    return mx_conf(d, v4, extra=f"""
+[listen mx6]
+address = {v6}
+tls = none
+auth = off
+relay = local
+""")
+
+
+def test_ipv4_and_ipv6_on_one_port(tmp_path):
+    """127.0.0.1:PORT and [::1]:PORT side by side: the IPv6 socket is
+    IPv6-only, so the two binds do not collide, and each takes its family."""
+    port = free_port()
+    conf = two_family_conf(tmp_path, f"127.0.0.1:{port}", f"[::1]:{port}")
+    p = subprocess.Popen([SMTPGATE, "serve", "-c", str(conf)], stderr=subprocess.PIPE, text=True)
+    try:
+        wait_port(port, proc=p)
+        send_plain(port, 2, host="127.0.0.1")
+        send_plain(port, 3, host="::1")
+        assert len(queued_ids(conf)) == 5
+    finally:
+        p.terminate()
+        _, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    conns = [json.loads(line) for line in (tmp_path / "smtpgate.log").read_text().splitlines()]
+    conns = [(e["listener"], e["client"]) for e in conns if e["event"] == "connect"]
+    # wait_port's own connection came through mx too
+    assert conns.count(("mx6", "::1")) == 3, conns
+    assert conns.count(("mx", "127.0.0.1")) == 3, conns
+    assert len(conns) == 6, conns
+
+
+def test_wildcard_forms_pass_check(tmp_path):
+    """`:PORT` (every IPv4 address) with `[::]:PORT` (every IPv6 address) is
+    a valid pair; the checks bind nothing that stays."""
+    port = free_port()
+    r = subprocess.run([SMTPGATE, "serve", "--check", "-c",
+                        str(two_family_conf(tmp_path, f":{port}", f"[::]:{port}"))],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "configuration OK" in r.stdout + r.stderr
+
+
+def _in_netns_without_ipv6(cmd):
+    """cmd in a new user and network namespace whose IPv6 is disabled by
+    sysctl, as on a host configured without IPv6; None where namespaces are
+    not allowed."""
+    script = ("ip link set lo up && sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 "
+              "net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.lo.disable_ipv6=1 && "
+              'exec "$@"')
+    try:
+        r = subprocess.run(["unshare", "-rn", "sh", "-c", script, "sh", *cmd],
+                           capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        return None
+    if "unshare:" in r.stderr or "sysctl:" in r.stderr:
+        return None
+    return r
+
+
+def test_ipv6_address_on_host_without_ipv6_is_named(tmp_path):
+    port = free_port()
+    conf = two_family_conf(tmp_path, f"127.0.0.1:{port}", f"[::1]:{port}")
+    r = _in_netns_without_ipv6([SMTPGATE, "serve", "-c", str(conf)])
+    if r is None:
+        pytest.skip("no user/network namespaces here")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert (f"[listen mx6] (line 13): cannot bind address [::1]:{port}: Cannot assign "
+            "requested address (no interface has this IPv6 address: is IPv6 disabled on "
+            "this host?)") in r.stderr, r.stderr
+
+
+def test_ipv6_wildcard_on_host_without_ipv6_runs(tmp_path):
+    """`[::]:PORT` still binds where IPv6 is disabled by sysctl (it receives
+    nothing), so the example configuration starts there: the server runs
+    until SIGTERM and serves IPv4."""
+    port = free_port()
+    conf = two_family_conf(tmp_path, f"127.0.0.1:{port}", f"[::]:{port}")
+    r = _in_netns_without_ipv6(["timeout", "--preserve-status", "-s", "TERM", "3", SMTPGATE, "serve", "-c", str(conf)])
+    if r is None:
+        pytest.skip("no user/network namespaces here")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    events = [json.loads(line)["event"]
+              for line in (tmp_path / "smtpgate.log").read_text().splitlines()]
+    assert "start" in events and "stop" in events, events
