@@ -63,7 +63,11 @@ ban_usage(FILE *f)
 	    "      --seconds DURATION how long an added ban lasts (\"90s\", \"10m\", \"2h\";\n"
 	    "                         default: [limits] ban_time)\n"
 	    "      --all              list remembered offences whose ban has ended too\n"
-	    "      --json             one JSON document on stdout\n");
+	    "      --json             one JSON document on stdout\n"
+	    "  -h, --help             this text\n"
+	    "\n"
+	    "Exit status: 0 done, 1 no such ban or the server refused, 2 usage or\n"
+	    "configuration error.\n");
 }
 
 /* Where the answer came from, for the output. */

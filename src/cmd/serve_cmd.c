@@ -23,8 +23,12 @@ serve_usage(FILE *f)
 	    "                     and spool, print the findings of `smtpgate audit`,\n"
 	    "                     then exit: 0 if usable, 2 if not (or if a finding\n"
 	    "                     is an error)\n"
+	    "  -h, --help         this text\n"
 	    "Signals: SIGHUP reloads the configuration, certificates and users;\n"
-	    "SIGTERM stops accepting, lets sessions finish, then exits.\n");
+	    "SIGTERM stops accepting, lets sessions finish, then exits.\n"
+	    "\n"
+	    "Exit status: 0 stopped by SIGTERM or SIGINT (or --check passed), 2 usage,\n"
+	    "configuration or start-up error (e.g. a listen address already in use).\n");
 }
 
 int

@@ -133,7 +133,8 @@ static const char user_cmd_options_help[] =
     "  -e, --expires DATE    app-password add: when it stops working\n"
     "      --json            list: one JSON document\n"
     "  -h, --help            this help\n"
-    "exit status: 0 done, 1 failed, 2 usage or invalid file\n";
+    "\n"
+    "Exit status: 0 done, 1 failed, 2 usage or invalid file.\n";
 
 static void
 user_cmd_usage(FILE *f, const struct user_cmd_sub *sub)

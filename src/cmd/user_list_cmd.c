@@ -1,7 +1,7 @@
 /*
  * user_list_cmd: `smtpgate user list [USER] [--json]` (user_cmd_priv.h):
- * one line (or JSON object) per credential with its schemes, label, dates
- * and state. Each is joined with its last use from the server's state file
+ * a header row, then one tab-separated line (or JSON object) per credential
+ * with its schemes, label, dates and state. Each is joined with its last use from the server's state file
  * (`FILE.lastuse`, auth/lastuse.h), matched by user, label and created, so
  * a re-made app password does not inherit an old last use.
  */
@@ -60,6 +60,8 @@ user_list_cmd_run(const struct user_cmd_opts *o)
 	if (o->json) {
 		arr = json_array();
 		doc = json_pack("{s:s, s:o}", "file", o->file, "credentials", arr);
+	} else {
+		printf("USER\tSCHEMES\tLABEL\tCREATED\tSTATE\tEXPIRES\tLAST-USE\tCLIENT\n");
 	}
 	for (size_t i = 0; i < pf->nentries; i++) {
 		const struct passwd_entry *e = &pf->entries[i];

@@ -57,7 +57,19 @@ struct conf_listen {
 struct conf_cert {
 	char *cert; /* chain file: leaf first, then intermediates */
 	char *key;
-	int line;
+	int line; /* of whichever of cert and key came first */
+	int cert_line;
+	int key_line;
+};
+
+/* What is wrong with a [tls] cert/key pair, as `serve` finds it when loading
+ * and `audit` when checking: both word it with conf_cert_describe. */
+enum conf_cert_problem {
+	CONF_CERT_CERT_UNREADABLE, /* errnum says why */
+	CONF_CERT_CERT_NO_PEM,
+	CONF_CERT_KEY_UNREADABLE, /* errnum says why */
+	CONF_CERT_KEY_NO_PEM,
+	CONF_CERT_KEY_MISMATCH,
 };
 
 /* [admin] auth: which requests need the bearer token of token_file */
@@ -249,6 +261,13 @@ const struct conf_dkim *conf_dkim_for(const struct conf *c, const char *domain, 
  * message in *errstr_r (never the token). Pure: no I/O. */
 int conf_admin_token_parse(const char *text, size_t len, char **token_r, const char **errstr_r)
     __attribute__((warn_unused_result));
+
+/* conf_cert.c: "FILE:LINE: [tls] key KEY: ..." naming the config line of the
+ * file at fault (the key's line for a mismatch); errnum is used by the
+ * *_UNREADABLE problems. conf_cert_fix: what to do about it (static). */
+void conf_cert_describe(const struct conf *c, const struct conf_cert *cc, enum conf_cert_problem pr,
+    int errnum, char *out, size_t outlen);
+const char *conf_cert_fix(enum conf_cert_problem pr);
 
 /* Value parsers shared with later sections. 0 / -1. */
 int conf_parse_duration(const char *s, unsigned *seconds_r) __attribute__((warn_unused_result));

@@ -294,6 +294,10 @@ conf_table_set_cert(struct conf_parse *p, const struct conf_key *k, void *obj, c
 		c->certs[c->ncerts].line = p->line;
 		c->ncerts++;
 	}
+	if (is_key)
+		c->certs[*nth].key_line = p->line;
+	else
+		c->certs[*nth].cert_line = p->line;
 	return conf_table_set_path(p, k, &c->certs[(*nth)++], v);
 }
 

@@ -31,6 +31,7 @@
 #include <openssl/x509v3.h>
 
 #include "conf/conf.h"
+#include "diag/audit_chain.h"
 #include "lib/fsutil.h"
 #include "lib/xalloc.h"
 
@@ -500,6 +501,54 @@ audit_cert_names(X509 *x, struct audit_list *names)
 	}
 }
 
+/* The evidence is the sentence `serve` prints for the same problem. */
+static void
+audit_cert_problem(const struct conf *c, const struct conf_cert *cc, enum conf_cert_problem pr,
+    int errnum, struct findings *f)
+{
+	char what[2400];
+
+	conf_cert_describe(c, cc, pr, errnum, what, sizeof(what));
+	findings_add(f,
+	    pr == CONF_CERT_KEY_MISMATCH ? "tls-cert-key-mismatch" : "tls-cert-unreadable", "%s",
+	    what);
+}
+
+/* The leaf's issuer is not in its cert file: fine when it is a root (the
+ * server need not send it), an error when it is an intermediate. */
+static void
+audit_cert_issuer_missing(
+    const struct conf *c, const struct conf_cert *cc, X509 *leaf, int ncerts, struct findings *f)
+{
+	char issuer[256], where[4200];
+
+	if (X509_NAME_oneline(X509_get_issuer_name(leaf), issuer, (int)sizeof(issuer)) == NULL)
+		snprintf(issuer, sizeof(issuer), "(no issuer)");
+	switch (audit_chain_find_issuer(cc->cert, leaf, where, sizeof(where))) {
+	case AUDIT_CHAIN_ISSUER_ROOT:
+		break;
+	case AUDIT_CHAIN_ISSUER_INTERMEDIATE:
+		findings_add(f, "tls-cert-chain-incomplete",
+		    "%s (%s:%d): the certificate is issued by %s, an intermediate CA (found in %s) "
+		    "that is not in the file (%d certificate%s in it)",
+		    cc->cert, c->path, cc->line, issuer, where, ncerts, ncerts == 1 ? "" : "s");
+		break;
+	case AUDIT_CHAIN_ISSUER_PUBLISHED:
+		findings_add(f, "tls-cert-chain-incomplete",
+		    "%s (%s:%d): the certificate is issued by %s, which is not in the file "
+		    "(%d certificate%s in it) and is not a trusted root here; the certificate "
+		    "names its issuer's certificate at %s, as a public CA's intermediate does",
+		    cc->cert, c->path, cc->line, issuer, ncerts, ncerts == 1 ? "" : "s", where);
+		break;
+	case AUDIT_CHAIN_ISSUER_UNKNOWN:
+		findings_add(f, "tls-cert-issuer-unknown",
+		    "%s (%s:%d): the certificate is issued by %s, which is neither in the file, "
+		    "nor in a PEM file of %s, nor among this machine's trusted CAs",
+		    cc->cert, c->path, cc->line, issuer, where);
+		break;
+	}
+}
+
 /* One cert/key pair. Sets *name_ok when the leaf is valid for hostname, and
  * fills names (once) with the names of the first leaf seen. */
 static void
@@ -516,8 +565,7 @@ audit_cert_pair(const struct conf *c, const struct conf_cert *cc, time_t now, st
 		abort();
 	fp = fopen(cc->cert, "r");
 	if (fp == NULL) {
-		findings_add(f, "tls-cert-unreadable", "%s (%s:%d): cert: %s", cc->cert, c->path,
-		    cc->line, strerror(errno));
+		audit_cert_problem(c, cc, CONF_CERT_CERT_UNREADABLE, errno, f);
 		goto out;
 	}
 	while ((x = PEM_read_X509(fp, NULL, audit_no_passphrase_cb, NULL)) != NULL)
@@ -525,8 +573,7 @@ audit_cert_pair(const struct conf *c, const struct conf_cert *cc, time_t now, st
 	fclose(fp);
 	ERR_clear_error();
 	if (sk_X509_num(chain) == 0) {
-		findings_add(f, "tls-cert-unreadable", "%s (%s:%d): cert: no PEM certificate in it",
-		    cc->cert, c->path, cc->line);
+		audit_cert_problem(c, cc, CONF_CERT_CERT_NO_PEM, 0, f);
 		goto out;
 	}
 	leaf = sk_X509_value(chain, 0);
@@ -545,18 +592,8 @@ audit_cert_pair(const struct conf *c, const struct conf_cert *cc, time_t now, st
 
 		for (int i = 1; i < sk_X509_num(chain) && !found; i++)
 			found = X509_check_issued(sk_X509_value(chain, i), leaf) == X509_V_OK;
-		if (!found) {
-			char issuer[256];
-
-			if (X509_NAME_oneline(
-			        X509_get_issuer_name(leaf), issuer, (int)sizeof(issuer)) == NULL)
-				snprintf(issuer, sizeof(issuer), "(no issuer)");
-			findings_add(f, "tls-cert-chain-incomplete",
-			    "%s (%s:%d): the certificate is issued by %s, which is not in the file "
-			    "(%d certificate%s in it)",
-			    cc->cert, c->path, cc->line, issuer, sk_X509_num(chain),
-			    sk_X509_num(chain) == 1 ? "" : "s");
-		}
+		if (!found)
+			audit_cert_issuer_missing(c, cc, leaf, sk_X509_num(chain), f);
 	}
 
 	if (X509_check_host(leaf, c->hostname, 0, 0, NULL) == 1)
@@ -566,8 +603,7 @@ audit_cert_pair(const struct conf *c, const struct conf_cert *cc, time_t now, st
 
 	fp = fopen(cc->key, "r");
 	if (fp == NULL) {
-		findings_add(f, "tls-cert-unreadable", "%s (%s:%d): key: %s", cc->key, c->path,
-		    cc->line, strerror(errno));
+		audit_cert_problem(c, cc, CONF_CERT_KEY_UNREADABLE, errno, f);
 		goto out;
 	}
 	if (fstat(fileno(fp), &st) == 0 && (st.st_mode & S_IROTH))
@@ -577,15 +613,11 @@ audit_cert_pair(const struct conf *c, const struct conf_cert *cc, time_t now, st
 	fclose(fp);
 	ERR_clear_error();
 	if (key == NULL) {
-		findings_add(f, "tls-cert-unreadable",
-		    "%s (%s:%d): key: no unencrypted PEM private key in it", cc->key, c->path,
-		    cc->line);
+		audit_cert_problem(c, cc, CONF_CERT_KEY_NO_PEM, 0, f);
 		goto out;
 	}
 	if (X509_check_private_key(leaf, key) != 1)
-		findings_add(f, "tls-cert-key-mismatch",
-		    "%s (%s:%d): key %s does not match the first certificate of %s", cc->key,
-		    c->path, cc->line, cc->key, cc->cert);
+		audit_cert_problem(c, cc, CONF_CERT_KEY_MISMATCH, 0, f);
 out:
 	ERR_clear_error();
 	EVP_PKEY_free(key);

@@ -148,10 +148,20 @@ const struct finding_kb finding_kb_audit[] = {
         "`openssl x509 -noout -pubkey -in CERT` with `openssl pkey -pubout -in KEY`."},
     {"tls-cert-chain-incomplete", FINDING_ERROR,
         "The cert file holds the server's certificate but not the intermediate CA certificate "
-        "that issued it, and the certificate is not self-signed. Clients only have root CAs, so "
-        "they cannot verify the server (\"unable to get local issuer certificate\").",
+        "that issued it (found beside the file, or named by the certificate itself as public "
+        "CAs' certificates do). Clients only have root CAs, so they cannot verify the server "
+        "(\"unable to get local issuer certificate\"). A certificate issued directly by a root "
+        "is not reported: servers need not send the root.",
         "Use the full chain file your CA gives you (with ACME: fullchain.pem, not cert.pem): the "
         "server's certificate first, then the intermediates; the root is not needed."},
+    {"tls-cert-issuer-unknown", FINDING_INFO,
+        "The CA that issued the server's certificate is not in the cert file, not in a PEM file "
+        "beside it and not among this machine's trusted CAs, so the audit cannot tell a private "
+        "root (clients configured to trust it need nothing more) from an intermediate (which "
+        "the cert file must hold).",
+        "Nothing, if it is your own root CA and your clients trust it. If it is an intermediate, "
+        "append it to the cert file after the server's certificate. Check with `openssl verify "
+        "-CAfile ROOT -untrusted CERTFILE CERTFILE`."},
     {"tls-cert-self-signed", FINDING_WARNING,
         "The server's certificate is self-signed: clients that verify certificates refuse it, "
         "and clients that do not verify cannot tell a man in the middle from the server.",

@@ -12,6 +12,12 @@
 /* A non-blocking, close-on-exec listening socket bound to sa, or -1 with a
  * message in err. */
 int listener_socket(const struct sockaddr *sa, socklen_t len, char *err, size_t errlen);
+/* Before the SO_REUSEPORT sockets of c's listeners are bound: -1 with a
+ * message in err (the listener, its config line and, where /proc tells,
+ * the pid and name of the holder) when another process already listens on
+ * one of the addresses, which SO_REUSEPORT would otherwise let share them. */
+struct conf;
+int listener_check_unused(const struct conf *c, char *err, size_t errlen);
 /* Formats the peer address of a connection ("192.0.2.1", "2001:db8::1"). */
 void listener_format_addr(const struct sockaddr *sa, char *out, size_t outlen);
 /* Sets TCP_NODELAY (DESIGN 3: TLS 1.3 after-ticket writes otherwise wait

@@ -6,10 +6,13 @@
  */
 #include "net/tls.h"
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "conf/conf.h"
@@ -35,6 +38,51 @@ tls_err(char *err, size_t errlen, const char *file, int line, const char *what)
 		ERR_error_string_n(e, ossl, sizeof(ossl));
 	ERR_clear_error();
 	snprintf(err, errlen, "%s:%d: %s%s%s", file, line, what, ossl[0] ? ": " : "", ossl);
+}
+
+/* An encrypted key is an error, never a prompt on the terminal. */
+static int
+tls_no_passphrase_cb(char *buf, int size, int rwflag, void *u)
+{
+	return 0;
+}
+
+static void
+tls_cert_problem(const struct conf *c, const struct conf_cert *cc, enum conf_cert_problem pr,
+    int errnum, char *err, size_t errlen)
+{
+	char what[2400];
+
+	ERR_clear_error();
+	conf_cert_describe(c, cc, pr, errnum, what, sizeof(what));
+	snprintf(err, errlen, "%s; fix: %s", what, conf_cert_fix(pr));
+}
+
+/* OpenSSL's reasons ("system lib", "no start line") say little: the file
+ * either cannot be opened (errno says why) or holds nothing usable. */
+static void
+tls_cert_err(
+    const struct conf *c, const struct conf_cert *cc, bool is_key, char *err, size_t errlen)
+{
+	FILE *fp = fopen(is_key ? cc->key : cc->cert, "r");
+	EVP_PKEY *key = NULL;
+
+	if (fp == NULL) {
+		tls_cert_problem(c, cc,
+		    is_key ? CONF_CERT_KEY_UNREADABLE : CONF_CERT_CERT_UNREADABLE, errno, err,
+		    errlen);
+		return;
+	}
+	/* SSL_CTX_use_PrivateKey_file also fails on a key that does not match */
+	if (is_key)
+		key = PEM_read_PrivateKey(fp, NULL, tls_no_passphrase_cb, NULL);
+	fclose(fp);
+	if (key != NULL)
+		tls_cert_problem(c, cc, CONF_CERT_KEY_MISMATCH, 0, err, errlen);
+	else
+		tls_cert_problem(
+		    c, cc, is_key ? CONF_CERT_KEY_NO_PEM : CONF_CERT_CERT_NO_PEM, 0, err, errlen);
+	EVP_PKEY_free(key);
 }
 
 static int
@@ -84,26 +132,17 @@ tls_ctx_new(const struct conf *c, struct tls_server *t, const struct conf_cert *
 		tls_err(err, errlen, c->path, cc->line, "cannot set key exchange groups");
 		goto fail;
 	}
+	SSL_CTX_set_default_passwd_cb(ctx, tls_no_passphrase_cb);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cc->cert) != 1) {
-		char what[1200];
-
-		snprintf(what, sizeof(what), "cannot load certificate chain %s", cc->cert);
-		tls_err(err, errlen, c->path, cc->line, what);
+		tls_cert_err(c, cc, false, err, errlen);
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, cc->key, SSL_FILETYPE_PEM) != 1) {
-		char what[1200];
-
-		snprintf(what, sizeof(what), "cannot load private key %s", cc->key);
-		tls_err(err, errlen, c->path, cc->line, what);
+		tls_cert_err(c, cc, true, err, errlen);
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		char what[2400];
-
-		snprintf(what, sizeof(what), "private key %s does not match certificate %s",
-		    cc->key, cc->cert);
-		tls_err(err, errlen, c->path, cc->line, what);
+		tls_cert_problem(c, cc, CONF_CERT_KEY_MISMATCH, 0, err, errlen);
 		goto fail;
 	}
 	SSL_CTX_set_tlsext_servername_callback(ctx, tls_sni_cb);

@@ -470,6 +470,10 @@ serve_workers_run(struct server *srv, const char *path)
 	char err[1024] = "";
 	int rc;
 
+	if (listener_check_unused(c, err, sizeof(err)) == -1) {
+		fprintf(stderr, "smtpgate: %s: %s\n", path, err);
+		return 2;
+	}
 	srv->nworkers = (size_t)serve_threads(c);
 	srv->workers = xcalloc(srv->nworkers, sizeof(*srv->workers));
 	for (size_t i = 0; i < srv->nworkers; i++) {

@@ -102,6 +102,7 @@ def test_list_shows_last_use_across_restart(server):
     assert cred["expires"] == 4102444800  # 2100-01-01T00:00:00Z
     # the text form: user, schemes, label, created, state, expires, last use, client
     rows = [line.split("\t") for line in user_cmd(server, "list", USER).stdout.splitlines()]
+    assert rows.pop(0)[0] == "USER"
     row = [r for r in rows if r[2] == "tablet"][0]
     assert row[4] == "-" and row[5] == "2100-01-01T00:00:00Z"
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", row[6]) and row[7] == "127.0.0.1"

@@ -10,6 +10,7 @@ any validity period (OpenSSL 3.0's `x509` cannot back-date).
 import datetime
 import json
 import os
+import pathlib
 import subprocess
 
 import pytest
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from conftest import PASSWORD, SMTPGATE, USER, free_port
+from conftest import PASSWORD, SMTPGATE, USER, free_port, wait_port
 
 # what the session PKI always gives (30-day certificates)
 PKI_NOISE = {"tls-cert-expiring-soon"}
@@ -348,3 +349,165 @@ def test_usage(tmp_path):
     assert run("audit", "-c", "x", "--bogus").returncode == 2
     assert run("audit", "-c", "x", "extra").returncode == 2
     assert "audit" in run("--help").stdout
+
+
+def _root_ca(d, cn):
+    """A self-signed CA (cert in d/NAME-ca.pem) and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.utcnow()
+    cert = (x509.CertificateBuilder()
+            .subject_name(_name(cn)).issuer_name(_name(cn))
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert, key
+
+
+def _leaf_of(d, issuer, issuer_key, aia=None):
+    """A leaf for mail.example.test signed by issuer, alone in d/leaf.pem."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.utcnow()
+    b = (x509.CertificateBuilder()
+         .subject_name(_name("mail.example.test")).issuer_name(issuer.subject)
+         .public_key(key.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(now - datetime.timedelta(days=1))
+         .not_valid_after(now + datetime.timedelta(days=365))
+         .add_extension(x509.SubjectAlternativeName([x509.DNSName("mail.example.test")]),
+                        critical=False)
+         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True))
+    if aia is not None:
+        b = b.add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
+            x509.oid.AuthorityInformationAccessOID.CA_ISSUERS,
+            x509.UniformResourceIdentifier(aia))]), critical=False)
+    cert = b.sign(issuer_key, hashes.SHA256())
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "leaf.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    kp = d / "leaf.key"
+    kp.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                     serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))
+    kp.chmod(0o600)
+    return d / "leaf.pem", kp
+
+
+def test_leaf_issued_by_root_beside_it_is_complete(tmp_path, pki):
+    """A private CA signing directly with its root (as `make run` does): the
+    root sits beside the leaf, and a server need not send it."""
+    ca, ca_key = _root_ca(tmp_path / "certs", "private root")
+    cert, key = _leaf_of(tmp_path / "certs", ca, ca_key)
+    conf = make_conf(tmp_path, pki, tls=f"cert = {cert}\nkey = {key}\n")
+    rc, findings = audit_json(conf)
+    assert rc == 0 and ids(findings) == set(), findings
+    r = run("serve", "-c", str(conf), "--check")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+
+
+def test_leaf_of_root_found_nowhere_is_info(tmp_path, pki):
+    """The issuer is in no file beside the leaf nor trusted here: maybe a
+    private root, maybe an intermediate; an info finding, the check passes."""
+    ca, ca_key = _root_ca(tmp_path / "ca", "far away root")
+    cert, key = _leaf_of(tmp_path / "certs", ca, ca_key)
+    conf = make_conf(tmp_path, pki, tls=f"cert = {cert}\nkey = {key}\n")
+    rc, findings = audit_json(conf)
+    assert rc == 0 and ids(findings) == {"tls-cert-issuer-unknown"}, findings
+    f = [f for f in findings if f["id"] == "tls-cert-issuer-unknown"][0]
+    assert f["severity"] == "info" and "/CN=far away root" in f["evidence"]
+    r = run("serve", "-c", str(conf), "--check")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+
+
+def test_leaf_of_intermediate_beside_it_is_incomplete(tmp_path, pki):
+    """The intermediate is in the folder but not in the cert file."""
+    rc, findings = audit_json(make_conf(
+        tmp_path, pki, tls=f"cert = {pki.dir / 'mail.crt'}\nkey = {pki.dir / 'mail.key'}\n"))
+    assert rc == 1
+    f = [f for f in findings if f["id"] == "tls-cert-chain-incomplete"][0]
+    assert "an intermediate CA (found in " in f["evidence"] and "inter.pem" in f["evidence"], f
+
+
+def test_leaf_naming_its_issuer_url_is_incomplete(tmp_path, pki):
+    """A leaf alone whose issuer is found nowhere but that names a caIssuers
+    URL, as every public CA's leaf does (and those are never root-signed)."""
+    ca, ca_key = _root_ca(tmp_path / "ca", "public-like intermediate")
+    cert, key = _leaf_of(tmp_path / "certs", ca, ca_key,
+                         aia="http://ca.example.test/inter.der")
+    conf = make_conf(tmp_path, pki, tls=f"cert = {cert}\nkey = {key}\n")
+    rc, findings = audit_json(conf)
+    assert rc == 1 and ids(findings) == {"tls-cert-chain-incomplete"}, findings
+    assert "http://ca.example.test/inter.der" in findings[0]["evidence"]
+    r = run("serve", "-c", str(conf), "--check")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "[error] tls-cert-chain-incomplete" in r.stdout
+
+
+def test_demo_passes_its_own_check(tmp_path):
+    """`make run` (contrib/demo.sh): its configuration passes `serve --check`
+    and `audit` while the demo server runs."""
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    env = dict(os.environ, SMTPGATE_DEMO_DIR=str(tmp_path / "run"),
+               SMTPGATE_DEMO_SUBMISSION=str(free_port()), SMTPGATE_DEMO_SMTPS=str(free_port()))
+    p = subprocess.Popen(["sh", str(repo / "contrib" / "demo.sh"), SMTPGATE], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_port(int(env["SMTPGATE_DEMO_SUBMISSION"]), proc=p)
+        conf = tmp_path / "run" / "smtpgate.conf"
+        r = run("serve", "-c", str(conf), "--check")
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        rc, findings = audit_json(conf)
+        assert rc == 0 and findings == [], findings
+    finally:
+        p.terminate()
+        out, _ = p.communicate(timeout=30)
+    assert p.returncode == 0, out
+
+
+def _line_of(conf, prefix):
+    for n, line in enumerate(conf.read_text().splitlines(), 1):
+        if line.startswith(prefix):
+            return n
+    raise AssertionError(prefix)
+
+
+# name, the [tls] lines (given pki and tmp_path), the key of the line at fault,
+# the words of the problem, the finding id the audit gives
+SERVE_TLS_ERRORS = [
+    ("cert-missing", lambda p, d: (d / "nope.pem", p.dir / "mail.key"), "cert",
+     "cannot be read: No such file or directory", "tls-cert-unreadable"),
+    ("cert-not-pem", lambda p, d: (p.dir / "mail.key", p.dir / "mail.key"), "cert",
+     "holds no PEM certificate", "tls-cert-unreadable"),
+    ("key-missing", lambda p, d: (p.dir / "mail-chain.pem", d / "nope.key"), "key",
+     "cannot be read: No such file or directory", "tls-cert-unreadable"),
+    ("key-not-pem", lambda p, d: (p.dir / "mail-chain.pem", p.dir / "inter.pem"), "key",
+     "holds no unencrypted PEM private key", "tls-cert-unreadable"),
+    ("key-encrypted", lambda p, d: (p.dir / "mail-chain.pem", d / "enc.key"), "key",
+     "holds no unencrypted PEM private key", "tls-cert-unreadable"),
+    ("key-mismatch", lambda p, d: (p.dir / "mail-chain.pem", p.dir / "other.key"), "key",
+     "does not match the first certificate of", "tls-cert-key-mismatch"),
+]
+
+
+@pytest.mark.parametrize("name,files,at,words,fid", SERVE_TLS_ERRORS,
+                         ids=[e[0] for e in SERVE_TLS_ERRORS])
+def test_serve_tls_errors_match_audit(tmp_path, pki, name, files, at, words, fid):
+    """`serve` names the file, the config line of the file at fault and the
+    fix in the words of the audit's evidence, not OpenSSL's error codes."""
+    subprocess.run(["openssl", "pkey", "-in", str(pki.dir / "mail.key"), "-aes128",
+                    "-passout", "pass:secret", "-out", str(tmp_path / "enc.key")], check=True)
+    cert, key = files(pki, tmp_path)
+    conf = make_conf(tmp_path, pki, tls=f"cert = {cert}\nkey = {key}\n")
+    line = _line_of(conf, f"{at} = ")
+    r = subprocess.run([SMTPGATE, "serve", "-c", str(conf)], capture_output=True, text=True,
+                       timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    want = f"{conf}:{line}: [tls] {at} {key if at == 'key' else cert}"
+    assert f"smtpgate: {want}" in r.stderr, r.stderr
+    assert words in r.stderr and "; fix: " in r.stderr, r.stderr
+    assert "error:" not in r.stderr and "SSL routines" not in r.stderr, r.stderr
+    said = r.stderr.strip().split("smtpgate: ", 1)[1].split("; fix: ")[0]
+    rc, findings = audit_json(conf)
+    assert rc == 1
+    assert [f["evidence"] for f in findings if f["id"] == fid] == [said], findings

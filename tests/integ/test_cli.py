@@ -32,3 +32,16 @@ def test_serve_check_missing_file(tmp_path):
     r = run("serve", "-c", str(tmp_path / "nope.conf"), "--check")
     assert r.returncode == 2
     assert "cannot read" in r.stderr
+
+
+def test_every_command_help_has_exit_status():
+    """Each command's --help says what its exit statuses mean, as the
+    contract (0 / 1 / 2) does."""
+    main = run("--help").stdout
+    cmds = [line.split()[0] for line in main.splitlines()
+            if line.startswith("  ") and len(line.split()) > 1]
+    assert {"serve", "user", "queue", "ban", "probe", "dns", "audit"} <= set(cmds), main
+    for cmd in cmds:
+        r = run(cmd, "--help")
+        assert r.returncode == 0, (cmd, r.stderr)
+        assert "\nExit status: 0 " in r.stdout, (cmd, r.stdout)

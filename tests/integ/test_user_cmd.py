@@ -136,6 +136,8 @@ def test_list_text_and_json(tmp_path):
     r = run("list", "-f", str(pw))
     assert r.returncode == 0
     rows = [line.split("\t") for line in r.stdout.splitlines()]
+    assert rows.pop(0) == ["USER", "SCHEMES", "LABEL", "CREATED", "STATE", "EXPIRES",
+                           "LAST-USE", "CLIENT"]
     assert [row[0] for row in rows] == ["gina", "gina", "hugo"]
     assert rows[0][1] == "SCRAM-SHA-256,SCRAM-SHA-1"
     assert rows[1][2] == "phone"

@@ -415,6 +415,22 @@ test_relay_values_and_lookup(void **state)
 	conf_free(c);
 }
 
+static unsigned
+listen_port(const struct conf_listen *l)
+{
+	if (l->addr.ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)&l->addr)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)&l->addr)->sin_port);
+}
+
+static bool
+listen_is_wildcard(const struct conf_listen *l)
+{
+	if (l->addr.ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&l->addr)->sin6_addr);
+	return ((const struct sockaddr_in *)&l->addr)->sin_addr.s_addr == htonl(INADDR_ANY);
+}
+
 static void
 test_example_config_parses(void **state)
 {
@@ -424,6 +440,27 @@ test_example_config_parses(void **state)
 
 	if (c == NULL)
 		fail_msg("%s", err);
+	/* every submission port is open on both families, with the same settings */
+	for (size_t i = 0; i < c->nlistens; i++) {
+		const struct conf_listen *l = &c->listens[i], *twin = NULL;
+		bool v6 = l->addr.ss_family == AF_INET6;
+
+		for (size_t j = 0; j < c->nlistens; j++) {
+			const struct conf_listen *o = &c->listens[j];
+
+			if (o->addr.ss_family != l->addr.ss_family &&
+			    listen_port(o) == listen_port(l))
+				twin = o;
+		}
+		if (twin == NULL)
+			fail_msg("[listen %s] %s has no %s twin", l->name, l->address,
+			    v6 ? "IPv4" : "IPv6");
+		assert_true(listen_is_wildcard(l) && listen_is_wildcard(twin));
+		assert_int_equal(l->tls, twin->tls);
+		assert_int_equal(l->auth, twin->auth);
+		assert_int_equal(l->relay, twin->relay);
+		assert_int_equal(l->sender_binding, twin->sender_binding);
+	}
 	conf_free(c);
 }
 
@@ -456,6 +493,17 @@ test_values(void **state)
 	assert_int_equal(conf_parse_address("127.0.0.1:25", &ss, &len), 0);
 	assert_int_equal(conf_parse_address("[::1]:25", &ss, &len), 0);
 	assert_int_equal(conf_parse_address("*:25", &ss, &len), 0);
+	assert_int_equal(ss.ss_family, AF_INET);
+	assert_int_equal(((struct sockaddr_in *)&ss)->sin_addr.s_addr, htonl(INADDR_ANY));
+	assert_int_equal(conf_parse_address(":25", &ss, &len), 0);
+	assert_int_equal(ss.ss_family, AF_INET);
+	assert_int_equal(((struct sockaddr_in *)&ss)->sin_addr.s_addr, htonl(INADDR_ANY));
+	assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 25);
+	assert_int_equal(conf_parse_address("[::]:587", &ss, &len), 0);
+	assert_int_equal(ss.ss_family, AF_INET6);
+	assert_true(IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr));
+	assert_int_equal(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 587);
+	assert_int_equal(len, sizeof(struct sockaddr_in6));
 	assert_int_equal(conf_parse_address("::1:25", &ss, &len), -1);
 	assert_int_equal(conf_parse_address("localhost:25", &ss, &len), -1);
 	assert_int_equal(conf_parse_address("[::1]25", &ss, &len), -1);
