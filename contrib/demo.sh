@@ -25,11 +25,22 @@ if [ ! -f ca.pem ]; then
 	openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
 		-out cert.pem -days 365 -extfile leaf.ext 2>/dev/null
 fi
+chmod 600 ca.key key.pem
+# Started as root, the process that reads the network runs as an
+# unprivileged user: nobody here (a real install has a user of its own,
+# smtpgate); root only where nobody cannot reach this folder.
+RUNAS=
+if [ "$(id -u)" = 0 ]; then
+	RUNAS=nobody
+	runuser -u nobody -- test -x "$DIR" 2>/dev/null || RUNAS=root
+	RUNAS="user = $RUNAS"
+fi
 cat > smtpgate.conf <<CONF
 [server]
 hostname = localhost
 spool = spool
 log = smtpgate.log
+$RUNAS
 
 [listen submission]
 address = 127.0.0.1:$SUB

@@ -6,9 +6,14 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
+#include "server/auth_proc.h"
 #include "server/child.h"
+#include "server/parent.h"
 #include "server/serve.h"
 
 static void
@@ -29,6 +34,23 @@ serve_usage(FILE *f)
 	    "\n"
 	    "Exit status: 0 stopped by SIGTERM or SIGINT (or --check passed), 2 usage,\n"
 	    "configuration or start-up error (e.g. a listen address already in use).\n");
+}
+
+/* A process the server starts itself (server/child.h): its role, with its
+ * control socket as descriptor CHILD_CTL_FD and nothing else of the parent's. */
+static int
+serve_cmd_child(const char *role, const char *path)
+{
+	if (close_range(CHILD_CTL_FD + 1, ~0U, 0) == -1) {
+		fprintf(stderr, "smtpgate: close_range: %s\n", strerror(errno));
+		return 2;
+	}
+	if (strcmp(role, "auth") == 0)
+		return auth_proc_main(path, CHILD_CTL_FD);
+	if (strcmp(role, "smtp") == 0)
+		return serve_smtp_main(path, CHILD_CTL_FD);
+	fprintf(stderr, "smtpgate: unknown --child %s\n", role);
+	return 2;
 }
 
 int
@@ -70,6 +92,6 @@ serve_main(int argc, char **argv)
 		return 2;
 	}
 	if (child != NULL)
-		return child_main(child, path);
-	return serve_daemon(path, check);
+		return serve_cmd_child(child, path);
+	return parent_main(path, check);
 }

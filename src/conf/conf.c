@@ -616,6 +616,7 @@ conf_free(struct conf *c)
 	free(c->hostname);
 	free(c->spool);
 	free(c->log);
+	free(c->user);
 	for (size_t i = 0; i < c->nlistens; i++) {
 		free(c->listens[i].name);
 		free(c->listens[i].address);

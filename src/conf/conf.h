@@ -154,6 +154,7 @@ struct conf {
 	char *spool;
 	int threads; /* 0 = auto: one per core */
 	char *log; /* "stderr" or a path */
+	char *user; /* the user of the processes that read the network */
 
 	/* [listen NAME] */
 	struct conf_listen *listens;

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/vault.h"
 #include "lib/xalloc.h"
 
 #define CONF_A(f) offsetof(struct conf, f)
@@ -98,22 +99,25 @@ conf_admin_token_parse(const char *text, size_t len, char **token_r, const char 
 
 /* Reads [admin] token_file once: a regular file of mode 0600 or stricter
  * (like [relay] credentials: a secret must never come from a file others can
- * read), opened without blocking on a FIFO and checked again once open. */
+ * read), opened without blocking on a FIFO and checked once open. */
 int
 conf_admin_token_load(struct conf_parse *p)
 {
 	struct conf *c = p->c;
 	const char *path = c->admin_token_file, *e;
 	char text[CONF_ADMIN_TOKEN_FILE_MAX + 1];
-	struct stat st, fst;
+	struct stat st;
 	ssize_t n;
 	size_t len = 0;
 	int fd = -1, rc = -1;
 
 	p->line = c->admin_token_line;
-	if (stat(path, &st) == -1) {
+	/* one open, then fstat: what is checked is what is read (and, in the
+	 * smtp process, the copy the parent checked: lib/vault.h) */
+	fd = vault_open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd == -1 || fstat(fd, &st) == -1) {
 		conf_error(p, "[admin] token_file: %s: %s", path, strerror(errno));
-		return -1;
+		goto fail;
 	}
 	if (!S_ISREG(st.st_mode) || (st.st_mode & 0177) != 0) {
 		conf_error(p,
@@ -121,16 +125,6 @@ conf_admin_token_load(struct conf_parse *p)
 		    "%s%04o): chmod 600 %s",
 		    path, S_ISREG(st.st_mode) ? "" : "not a regular file, mode ",
 		    (unsigned)(st.st_mode & 07777), path);
-		return -1;
-	}
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd == -1 || fstat(fd, &fst) == -1) {
-		conf_error(p, "[admin] token_file: %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (fst.st_dev != st.st_dev || fst.st_ino != st.st_ino || !S_ISREG(fst.st_mode) ||
-	    (fst.st_mode & 0177) != 0) {
-		conf_error(p, "[admin] token_file: %s changed while it was read: try again", path);
 		goto fail;
 	}
 	while (len < sizeof(text) && (n = read(fd, text + len, sizeof(text) - len)) != 0) {

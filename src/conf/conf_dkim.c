@@ -29,6 +29,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "lib/vault.h"
 #include "lib/xalloc.h"
 
 /* RFC 6376 5.4.1's list, less the ones that change in transit or mean little */
@@ -176,7 +177,7 @@ conf_dkim_load(struct conf_dkim *d, char *msg, size_t msglen)
 	EVP_PKEY *pk = NULL;
 	int fd = -1, rc = -1;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	fd = vault_open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd == -1 || fstat(fd, &st) == -1) {
 		snprintf(msg, msglen, "key: %s: %s", path, strerror(errno));
 		goto fail;

@@ -395,6 +395,8 @@ static const struct conf_key conf_table_server[] = {
     /* SIGHUP reopens the log file it started with */
     {CONF_KEY("log", CONF_T_PATH, "stderr", CONF_RESTART), .off = CONF_C(log),
         .set = conf_table_set_log},
+    /* the unprivileged processes' user, when started as root (server/privdrop.h) */
+    {CONF_KEY("user", CONF_T_STRING, "smtpgate", CONF_RESTART), .off = CONF_C(user)},
     {.name = NULL},
 };
 

@@ -32,6 +32,7 @@
 
 #include "conf/conf.h"
 #include "diag/audit_chain.h"
+#include "diag/audit_user.h"
 #include "lib/fsutil.h"
 #include "lib/xalloc.h"
 
@@ -694,7 +695,8 @@ audit_spool(const struct conf *c, struct findings *f)
 	if (st.st_mode & 077)
 		findings_add(f, "spool-permissions-open", "[server] spool %s: mode %04o", c->spool,
 		    (unsigned)(st.st_mode & 07777));
-	if (st.st_uid != geteuid())
+	/* serve gives the spool to [server] user when started as root */
+	if (st.st_uid != audit_user_spool_owner(c) && st.st_uid != geteuid())
 		findings_add(f, "spool-owner-mismatch",
 		    "[server] spool %s is owned by uid %u; the audit runs as uid %u", c->spool,
 		    (unsigned)st.st_uid, (unsigned)geteuid());
@@ -798,6 +800,7 @@ audit_conf(const struct conf *c, time_t now, struct findings *f)
 	audit_relay(c, f);
 	audit_admin(c, f);
 	audit_dkim(c, f);
+	audit_user(c, f);
 }
 
 int

@@ -196,6 +196,28 @@ const struct finding_kb finding_kb_audit[] = {
         "ignore this.",
         "Run smtpgate (and this audit) as the spool's owner, or chown the spool folder to the "
         "user smtpgate runs as."},
+    /* [server] user: privilege separation (server/parent.h) */
+    {"server-user-missing", FINDING_ERROR,
+        "Started as root, smtpgate runs the process that reads the network as [server] user "
+        "(default smtpgate), and that user does not exist: serve refuses to start.",
+        "Create it: useradd --system --home-dir /var/spool/smtpgate --shell /usr/sbin/nologin "
+        "smtpgate (or name an existing unprivileged user in [server] user)."},
+    {"server-user-root", FINDING_WARNING,
+        "[server] user is root: the process that parses TLS and SMTP from anyone keeps every "
+        "privilege, so one memory-safety bug gives an attacker the machine.",
+        "Set [server] user to an unprivileged user of its own (useradd --system ... smtpgate)."},
+    {"server-not-root", FINDING_INFO,
+        "The audit runs as a user other than root. Started as that user, serve runs all its "
+        "processes as it (no privilege to drop), and [server] user is not used; files it must "
+        "read (keys, passwd file) must then be readable by that user.",
+        "Nothing to do if smtpgate is meant to run as this user; start it as root (e.g. from "
+        "systemd) to have the network-facing process run as [server] user."},
+    {"secret-readable-by-server-user", FINDING_ERROR,
+        "A secret file can be read by [server] user, the user of the process that reads the "
+        "network. smtpgate hands that process what it needs from root, so a compromised smtp "
+        "process could read this file only because its permissions allow it.",
+        "chown root and chmod 600 the file (or 640 with a group [server] user is not in), and "
+        "keep it in a folder of root's."},
     {"log-file-world-readable", FINDING_INFO,
         "The [server] log file is readable by every user of the machine. It holds no passwords, "
         "but it does hold user names, client addresses and the senders and recipients of mail.",

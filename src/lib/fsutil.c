@@ -2,6 +2,7 @@
  * fsutil: durable file writes.
  */
 #include "lib/fsutil.h"
+#include "lib/vault.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -119,7 +120,8 @@ fail:
 char *
 fs_read_file(const char *path, size_t max, size_t *len_r)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* pread: a descriptor from the vault may be read by several threads */
+	int fd = vault_open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
 	char *p;
 	ssize_t r;
@@ -138,7 +140,7 @@ fs_read_file(const char *path, size_t max, size_t *len_r)
 	}
 	p = xmalloc((size_t)st.st_size + 1);
 	while (got < (size_t)st.st_size) {
-		r = read(fd, p + got, (size_t)st.st_size - got);
+		r = pread(fd, p + got, (size_t)st.st_size - got, (off_t)got);
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r <= 0)

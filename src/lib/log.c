@@ -69,6 +69,33 @@ log_open(const char *target)
 }
 
 void
+log_use_fd(int fd)
+{
+	pthread_mutex_lock(&log_lock);
+	if (log_fd > 2) {
+		/* dup2 keeps the descriptor number stable for concurrent writers */
+		(void)dup2(fd, log_fd);
+		close(fd);
+	} else {
+		log_fd = fd;
+	}
+	free(log_path);
+	log_path = NULL;
+	pthread_mutex_unlock(&log_lock);
+}
+
+int
+log_dup_fd(void)
+{
+	int fd;
+
+	pthread_mutex_lock(&log_lock);
+	fd = log_fd > 2 ? fcntl(log_fd, F_DUPFD_CLOEXEC, 3) : -1;
+	pthread_mutex_unlock(&log_lock);
+	return fd;
+}
+
+void
 log_reopen(void)
 {
 	int fd;

@@ -39,6 +39,11 @@ enum log_level {
 /* "stderr" or a file path (opened O_APPEND). Returns -1 with errno set. */
 int log_open(const char *target) __attribute__((warn_unused_result));
 /* Re-opens the file (after rotation, on SIGHUP). */
+/* Logs to fd (taken) from now on: a log file opened by another process;
+ * log_reopen then does nothing (that process hands a new one). */
+void log_use_fd(int fd);
+/* A new descriptor of the log file (close-on-exec), or -1 for stderr. */
+int log_dup_fd(void);
 void log_reopen(void);
 void log_set_level(enum log_level min);
 /* fields: NULL, or a jansson pack format producing an object. */

@@ -369,15 +369,25 @@ fail:
 int
 admin_start(struct admin *a, const struct sockaddr *sa, socklen_t len, char *err, size_t errlen)
 {
-	int fd;
+	int fd = admin_socket(sa, len, err, errlen);
 
+	return fd == -1 ? -1 : admin_start_fd(a, fd, err, errlen);
+}
+
+int
+admin_listen(const struct sockaddr *sa, socklen_t len, char *err, size_t errlen)
+{
+	return admin_socket(sa, len, err, errlen);
+}
+
+int
+admin_start_fd(struct admin *a, int fd, char *err, size_t errlen)
+{
 	if (a->running) {
+		close(fd);
 		snprintf(err, errlen, "[admin] already started");
 		return -1;
 	}
-	fd = admin_socket(sa, len, err, errlen);
-	if (fd == -1)
-		return -1;
 	a->base = event_base_new();
 	if (a->base == NULL)
 		abort();

@@ -81,6 +81,11 @@ enum admin_bearer admin_check_bearer(const char *authorization, const unsigned c
  * loop_global_init() (libevent thread support) to have run. */
 int admin_start(struct admin *a, const struct sockaddr *sa, socklen_t len, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/* The listening socket of admin_start, made apart (by a process that may
+ * bind it) and started on with admin_start_fd, which takes fd. */
+int admin_listen(const struct sockaddr *sa, socklen_t len, char *err, size_t errlen);
+int admin_start_fd(struct admin *a, int fd, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 /* Stops the thread (if started) and frees everything. NULL is a no-op. */
 void admin_free(struct admin *a);
 

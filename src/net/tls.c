@@ -7,15 +7,18 @@
 #include "net/tls.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "conf/conf.h"
+#include "lib/vault.h"
 #include "lib/xalloc.h"
 
 #define TLS_DEFAULT_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
@@ -64,10 +67,13 @@ static void
 tls_cert_err(
     const struct conf *c, const struct conf_cert *cc, bool is_key, char *err, size_t errlen)
 {
-	FILE *fp = fopen(is_key ? cc->key : cc->cert, "r");
+	int fd = vault_open(is_key ? cc->key : cc->cert, O_RDONLY | O_CLOEXEC);
+	FILE *fp = fd != -1 ? fdopen(fd, "r") : NULL;
 	EVP_PKEY *key = NULL;
 
 	if (fp == NULL) {
+		if (fd != -1)
+			close(fd);
 		tls_cert_problem(c, cc,
 		    is_key ? CONF_CERT_KEY_UNREADABLE : CONF_CERT_CERT_UNREADABLE, errno, err,
 		    errlen);
@@ -83,6 +89,62 @@ tls_cert_err(
 		tls_cert_problem(
 		    c, cc, is_key ? CONF_CERT_KEY_NO_PEM : CONF_CERT_CERT_NO_PEM, 0, err, errlen);
 	EVP_PKEY_free(key);
+}
+
+/* SSL_CTX_use_certificate_chain_file, through the vault (lib/vault.h): the
+ * leaf, then every certificate after it as the chain. 1 / 0. */
+static int
+tls_use_chain(SSL_CTX *ctx, const char *path)
+{
+	int fd = (ERR_clear_error(), vault_open(path, O_RDONLY | O_CLOEXEC));
+	BIO *b = fd != -1 ? BIO_new_fd(fd, BIO_CLOSE) : NULL;
+	X509 *x = b != NULL ? PEM_read_bio_X509_AUX(b, NULL, tls_no_passphrase_cb, NULL) : NULL;
+	int ok = x != NULL && SSL_CTX_use_certificate(ctx, x) == 1 &&
+	    SSL_CTX_clear_chain_certs(ctx) == 1;
+
+	X509_free(x);
+	while (ok) {
+		X509 *ca = PEM_read_bio_X509(b, NULL, tls_no_passphrase_cb, NULL);
+
+		if (ca == NULL)
+			break;
+		if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
+			X509_free(ca);
+			ok = 0;
+		}
+	}
+	if (ok) {
+		/* the end of the file is the only error allowed after the leaf */
+		unsigned long e = ERR_peek_last_error();
+
+		if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
+			ERR_clear_error();
+		else if (e != 0)
+			ok = 0;
+	}
+	if (b != NULL)
+		BIO_free(b);
+	else if (fd != -1)
+		close(fd);
+	return ok;
+}
+
+/* SSL_CTX_use_PrivateKey_file (PEM), through the vault. 1 / 0. */
+static int
+tls_use_key(SSL_CTX *ctx, const char *path)
+{
+	int fd = vault_open(path, O_RDONLY | O_CLOEXEC);
+	BIO *b = fd != -1 ? BIO_new_fd(fd, BIO_CLOSE) : NULL;
+	EVP_PKEY *k =
+	    b != NULL ? PEM_read_bio_PrivateKey(b, NULL, tls_no_passphrase_cb, NULL) : NULL;
+	int ok = k != NULL && SSL_CTX_use_PrivateKey(ctx, k) == 1;
+
+	EVP_PKEY_free(k);
+	if (b != NULL)
+		BIO_free(b);
+	else if (fd != -1)
+		close(fd);
+	return ok;
 }
 
 static int
@@ -133,11 +195,11 @@ tls_ctx_new(const struct conf *c, struct tls_server *t, const struct conf_cert *
 		goto fail;
 	}
 	SSL_CTX_set_default_passwd_cb(ctx, tls_no_passphrase_cb);
-	if (SSL_CTX_use_certificate_chain_file(ctx, cc->cert) != 1) {
+	if (tls_use_chain(ctx, cc->cert) != 1) {
 		tls_cert_err(c, cc, false, err, errlen);
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, cc->key, SSL_FILETYPE_PEM) != 1) {
+	if (tls_use_key(ctx, cc->key) != 1) {
 		tls_cert_err(c, cc, true, err, errlen);
 		goto fail;
 	}

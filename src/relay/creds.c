@@ -4,7 +4,8 @@
  * reload; its mode is checked again each time (0600 or stricter, as
  * conf_route_validate does at start) because a secret must never come from
  * a file others can read. Token commands run through /bin/sh -c with a
- * deadline; their output is cached per route, with the time it was made.
+ * deadline (here, or where creds_set_runner says); their output is cached
+ * per route, with the time it was made.
  */
 #include "relay/creds.h"
 
@@ -103,8 +104,8 @@ creds_parse_line(
 
 /* Runs cmd with /bin/sh -c; its stdout (at most CLIENT_SECRET_MAX bytes,
  * trailing white space dropped) goes to out. */
-static int
-creds_run(const char *cmd, struct buf *out, char *err, size_t errlen)
+int
+creds_run_command(const char *cmd, struct buf *out, char *err, size_t errlen)
 {
 	posix_spawn_file_actions_t fa;
 	char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
@@ -176,6 +177,22 @@ creds_run(const char *cmd, struct buf *out, char *err, size_t errlen)
 	return 0;
 }
 
+static int
+creds_run_here(
+    const struct conf_route *r, const char *cmd, struct buf *out, char *err, size_t errlen)
+{
+	(void)r;
+	return creds_run_command(cmd, out, err, errlen);
+}
+
+static creds_runner_fn *creds_runner = creds_run_here;
+
+void
+creds_set_runner(creds_runner_fn *fn)
+{
+	creds_runner = fn != NULL ? fn : creds_run_here;
+}
+
 /* The token for route r from its command, cached for token_ttl. */
 static int
 creds_token(struct creds *cr, const struct conf_route *r, const char *cmd, struct buf *secret,
@@ -203,7 +220,7 @@ creds_token(struct creds *cr, const struct conf_route *r, const char *cmd, struc
 	if (t->token.len == 0 || now - t->made >= (time_t)r->token_ttl) {
 		buf_reset(&t->token);
 		/* the lock is held while the command runs: one run per route */
-		if (creds_run(cmd, &t->token, err, errlen) == -1) {
+		if (creds_runner(r, cmd, &t->token, err, errlen) == -1) {
 			buf_reset(&t->token);
 			goto out;
 		}
@@ -226,6 +243,34 @@ creds_invalidate(struct creds *cr, const struct conf_route *r)
 			buf_reset(&cr->cache[i].token);
 	}
 	pthread_mutex_unlock(&cr->lock);
+}
+
+char *
+creds_command(const struct conf_route *r, char *err, size_t errlen)
+{
+	const char *s;
+	size_t slen, len;
+	char *text, *nl, *user = NULL, *cmd = NULL;
+
+	if (r->credentials == NULL) {
+		snprintf(err, errlen, "no credentials file");
+		return NULL;
+	}
+	text = fs_read_file(r->credentials, CREDS_FILE_MAX, &len);
+	if (text == NULL) {
+		snprintf(err, errlen, "credentials %s: %s", r->credentials, strerror(errno));
+		return NULL;
+	}
+	nl = memchr(text, '\n', len);
+	if (creds_parse_line(text, nl != NULL ? (size_t)(nl - text) : len, &user, &s, &slen) == 0 &&
+	    s[0] == '!')
+		cmd = xstrndup(s + 1, slen - 1);
+	else
+		snprintf(err, errlen, "credentials %s: not \"USER !COMMAND\"", r->credentials);
+	free(user);
+	explicit_bzero(text, len);
+	free(text);
+	return cmd;
 }
 
 int

@@ -33,6 +33,21 @@ int creds_get(struct creds *cr, const struct conf_route *r, char **user_r, struc
 /* The server refused the secret: forget a cached token. */
 void creds_invalidate(struct creds *cr, const struct conf_route *r);
 
+/* How a token command runs. By default here, with /bin/sh -c and a
+ * deadline of CREDS_COMMAND_TIMEOUT; a process that may not start programs
+ * (server/sandbox.h) hands it to one that may. out gets the token. Set
+ * before the scheduler starts; NULL: the default. */
+typedef int creds_runner_fn(
+    const struct conf_route *r, const char *cmd, struct buf *out, char *err, size_t errlen);
+void creds_set_runner(creds_runner_fn *fn);
+/* The default: cmd with /bin/sh -c, its standard output (trailing white
+ * space dropped) to out. 0, or -1 with err. */
+int creds_run_command(const char *cmd, struct buf *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* The COMMAND of route r's credentials file ("USER !COMMAND"), malloc'd,
+ * or NULL with err. */
+char *creds_command(const struct conf_route *r, char *err, size_t errlen);
+
 /* Pure: splits one credentials line "USER SECRET" (SECRET may hold spaces;
  * a trailing CR/LF is dropped). -1 when there is no USER or SECRET. */
 int creds_parse_line(const char *p, size_t len, char **user_r, const char **secret_r,

@@ -94,7 +94,8 @@ auth_msg_req_decode(const struct ipc_frame *f, struct auth_msg_req *r)
 		    : -1;
 		break;
 	case AUTH_MSG_TOKEN:
-		rc = auth_msg_get_user(&rd, r) == 0 && auth_msg_get_secret(&rd, r, SASL_TOKEN_MAX) == 0
+		rc = auth_msg_get_user(&rd, r) == 0 &&
+		        auth_msg_get_secret(&rd, r, SASL_TOKEN_MAX) == 0
 		    ? 0
 		    : -1;
 		break;
@@ -148,8 +149,7 @@ auth_msg_get_key(struct ipc_reader *rd, unsigned char *out, size_t *len)
 	const unsigned char *d;
 	size_t n;
 
-	if (ipc_get_bytes(rd, SASL_KEY_MAX, &d, &n) == -1 ||
-	    (*len != (size_t)-1 && n != *len))
+	if (ipc_get_bytes(rd, SASL_KEY_MAX, &d, &n) == -1 || (*len != (size_t)-1 && n != *len))
 		return -1;
 	memcpy(out, d, n);
 	*len = n;
@@ -199,13 +199,12 @@ auth_msg_answer_decode(const struct ipc_frame *f, struct auth_msg_answer *a)
 	if (f->type != AUTH_MSG_ANSWER)
 		return -1;
 	ipc_reader_init(&rd, f);
-	rc = ipc_get_u32(&rd, &a->result) == 0 && a->result <= 2 &&
-	        ipc_get_u32(&rd, &known) == 0 && known <= 1 &&
-	        ipc_get_str(&rd, a->user, AUTHDB_USER_MAX) == 0 &&
+	rc = ipc_get_u32(&rd, &a->result) == 0 && a->result <= 2 && ipc_get_u32(&rd, &known) == 0 &&
+	        known <= 1 && ipc_get_str(&rd, a->user, AUTHDB_USER_MAX) == 0 &&
 	        ipc_get_str(&rd, a->senders, AUTHDB_SENDERS_MAX) == 0 &&
 	        ipc_get_str(&rd, a->reason, AUTH_MSG_REASON_MAX) == 0 &&
-	        ipc_get_str(&rd, a->openid, AUTH_MSG_URL_MAX) == 0 && ipc_get_u32(&rd, &keys) == 0 &&
-	        keys <= 1
+	        ipc_get_str(&rd, a->openid, AUTH_MSG_URL_MAX) == 0 &&
+	        ipc_get_u32(&rd, &keys) == 0 && keys <= 1
 	    ? 0
 	    : -1;
 	a->user_known = known == 1;

@@ -18,11 +18,13 @@
 #include "conf/conf.h"
 #include "lib/idmap.h"
 #include "lib/log.h"
+#include "lib/vault.h"
 #include "lib/xalloc.h"
 #include "net/ipc_sock.h"
 #include "net/loop.h"
 #include "server/auth_msg.h"
 #include "server/auth_proc.h"
+#include "server/child.h"
 
 #define AUTH_PROC_CHANNELS_MAX 64
 
@@ -73,7 +75,8 @@ auth_proc_chan_close(struct auth_proc *p, struct auth_chan *ch, const char *why)
 			p->chans[i] = NULL;
 	}
 	if (why != NULL)
-		log_event(LOG_ERR, "auth_channel", 0, "{s:s, s:s}", "process", "auth", "error", why);
+		log_event(
+		    LOG_ERR, "auth_channel", 0, "{s:s, s:s}", "process", "auth", "error", why);
 	loop_io_free(ch->io);
 	close(ch->fd);
 	free(ch);
@@ -295,15 +298,14 @@ auth_proc_reload(struct auth_proc *p)
 	char err[1024];
 
 	if (p->db != NULL && authdb_reload(p->db, err, sizeof(err)) == -1) {
-		log_event(LOG_ERR, "reload", 0, "{s:s, s:s, s:s}", "process", "auth", "result",
-		    "fail", "error", err);
+		log_event(LOG_ERR, "auth_reload", 0, "{s:s, s:s}", "result", "fail", "error", err);
 		return;
 	}
 	if (p->oauth != NULL && oauth_reload(p->oauth, err, sizeof(err)) == -1)
-		log_event(LOG_ERR, "reload", 0, "{s:s, s:s, s:s}", "process", "auth", "result",
-		    "partial", "error", err);
+		log_event(
+		    LOG_ERR, "auth_reload", 0, "{s:s, s:s}", "result", "partial", "error", err);
 	else
-		log_event(LOG_NOTICE, "reload", 0, "{s:s, s:s}", "process", "auth", "result", "ok");
+		log_event(LOG_NOTICE, "auth_reload", 0, "{s:s}", "result", "ok");
 	log_reopen();
 }
 
@@ -321,9 +323,51 @@ auth_proc_signal(void *arg)
 	}
 }
 
+/* The parent's files (lib/vault.h), up to START: the configuration is
+ * loaded from the copy the parent checked, never from a file that may
+ * have changed since. 0, or -1 with err. */
+static int
+auth_proc_setup(struct auth_proc *p, char *err, size_t errlen)
+{
+	unsigned char *buf = xmalloc(IPC_FRAME_MAX);
+	struct vault *v = vault_new();
+	int rc = -1;
+
+	for (;;) {
+		struct ipc_frame f;
+		struct ipc_reader rd;
+		char path[4096];
+		int fd = -1;
+
+		if (ipc_sock_recv(p->ctl_fd, buf, &f, &fd) != 1) {
+			snprintf(err, errlen, "the parent's set-up ended early");
+			break;
+		}
+		if (f.type == CHILD_MSG_START) {
+			rc = 0;
+			break;
+		}
+		ipc_reader_init(&rd, &f);
+		if (f.type == CHILD_MSG_FILE && fd != -1 &&
+		    ipc_get_str(&rd, path, sizeof(path) - 1) == 0) {
+			if (vault_add(v, path, fd) == -1) {
+				snprintf(err, errlen, "too many files from the parent");
+				break;
+			}
+		} else if (fd != -1) {
+			close(fd);
+		}
+	}
+	free(buf);
+	vault_free(vault_install(v));
+	return rc;
+}
+
 static int
 auth_proc_open(struct auth_proc *p, char *err, size_t errlen)
 {
+	if (auth_proc_setup(p, err, errlen) == -1)
+		return -1;
 	p->conf = conf_load(p->path, err, errlen);
 	if (p->conf == NULL)
 		return -1;

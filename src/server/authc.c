@@ -148,8 +148,9 @@ authc_read_one(struct authc *a, unsigned char *buf)
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return;
 	if (n <= 0) {
-		authc_drop_channel(a, n == 0 ? "the auth process closed the channel"
-		                             : "a malformed frame from the auth process");
+		authc_drop_channel(a,
+		    n == 0 ? "the auth process closed the channel"
+		           : "a malformed frame from the auth process");
 		return;
 	}
 	ans = xcalloc(1, sizeof(*ans));
@@ -179,7 +180,8 @@ authc_reader(void *arg)
 
 	pthread_mutex_lock(&a->lock);
 	while (!a->stop) {
-		struct pollfd p[2] = {{.fd = a->wake[0], .events = POLLIN}, {.fd = a->fd, .events = POLLIN}};
+		struct pollfd p[2] = {
+		    {.fd = a->wake[0], .events = POLLIN}, {.fd = a->fd, .events = POLLIN}};
 		unsigned gen = a->gen;
 		char drain[64];
 

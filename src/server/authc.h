@@ -49,16 +49,15 @@ void authc_set_channel(struct authc *a, int fd);
 /* Answers what is pending TEMPFAIL (the loops must still run) and stops. */
 void authc_free(struct authc *a);
 
-void authc_verify_plain(struct authc *a, struct mailbox *mb, uint64_t session_id,
-    const char *user, size_t userlen, const char *password, size_t passlen, const char *client,
-    authc_done_cb *cb, void *ctx);
-void authc_lookup_keys(struct authc *a, struct mailbox *mb, uint64_t session_id,
-    const char *user, size_t userlen, enum sasl_keys_kind kind, authc_keys_cb *cb, void *ctx);
-void authc_verify_token(struct authc *a, struct mailbox *mb, uint64_t session_id,
-    const char *user, size_t userlen, const char *token, size_t tokenlen, authc_token_cb *cb,
+void authc_verify_plain(struct authc *a, struct mailbox *mb, uint64_t session_id, const char *user,
+    size_t userlen, const char *password, size_t passlen, const char *client, authc_done_cb *cb,
     void *ctx);
+void authc_lookup_keys(struct authc *a, struct mailbox *mb, uint64_t session_id, const char *user,
+    size_t userlen, enum sasl_keys_kind kind, authc_keys_cb *cb, void *ctx);
+void authc_verify_token(struct authc *a, struct mailbox *mb, uint64_t session_id, const char *user,
+    size_t userlen, const char *token, size_t tokenlen, authc_token_cb *cb, void *ctx);
 /* The last use of a credential (authdb_record_use); no answer. */
-void authc_record_use(struct authc *a, const char *user, const char *label, const char *created,
-    const char *client);
+void authc_record_use(
+    struct authc *a, const char *user, const char *label, const char *created, const char *client);
 
 #endif

@@ -3,7 +3,7 @@
  */
 #include <errno.h>
 #include <signal.h>
-#include <spawn.h>
+#include <grp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -12,10 +12,12 @@
 
 #include "lib/log.h"
 #include "net/ipc_sock.h"
-#include "server/auth_proc.h"
 #include "server/child.h"
 
 extern char **environ;
+
+/* the exit status of a child that could not become what it was to be */
+#define CHILD_EXIT_SETUP 127
 
 long long
 child_now_ms(void)
@@ -36,37 +38,67 @@ child_init(struct child *ch, const char *role, const char *path)
 	ch->backoff_ms = CHILD_BACKOFF_MIN_MS;
 }
 
+void
+child_set_user(struct child *ch, uid_t uid, gid_t gid)
+{
+	ch->switch_user = true;
+	ch->uid = uid;
+	ch->gid = gid;
+}
+
+/* In the forked child, before exec: async-signal-safe calls only. */
+static void __attribute__((noreturn)) child_exec(const struct child *ch, int ctl)
+{
+	char *argv[] = {
+	    "smtpgate", "serve", "-c", (char *)ch->path, "--child", (char *)ch->role, NULL};
+	sigset_t none;
+	uid_t r, e, s;
+	gid_t gr, ge, gs, groups[2];
+
+	sigemptyset(&none);
+	(void)sigprocmask(SIG_SETMASK, &none, NULL);
+	if (dup2(ctl, CHILD_CTL_FD) == -1 || close_range(CHILD_CTL_FD + 1, ~0U, 0) == -1)
+		_exit(CHILD_EXIT_SETUP);
+	/* the same user (root with [server] user = root): nothing to change,
+	 * and setgroups may be refused (a user namespace) */
+	if (ch->switch_user && (ch->uid != geteuid() || ch->gid != getegid())) {
+		if (setgroups(1, &ch->gid) == -1 || setresgid(ch->gid, ch->gid, ch->gid) == -1 ||
+		    setresuid(ch->uid, ch->uid, ch->uid) == -1)
+			_exit(CHILD_EXIT_SETUP);
+		/* read back: a partial switch must never run */
+		if (getresuid(&r, &e, &s) == -1 || r != ch->uid || e != ch->uid || s != ch->uid ||
+		    getresgid(&gr, &ge, &gs) == -1 || gr != ch->gid || ge != ch->gid ||
+		    gs != ch->gid || getgroups(2, groups) != 1 || groups[0] != ch->gid)
+			_exit(CHILD_EXIT_SETUP);
+		if (ch->uid != 0 && (setuid(0) != -1 || seteuid(0) != -1))
+			_exit(CHILD_EXIT_SETUP);
+	}
+	execve("/proc/self/exe", argv, environ);
+	_exit(CHILD_EXIT_SETUP);
+}
+
 int
 child_start(struct child *ch, char *err, size_t errlen)
 {
-	char *argv[] = {"smtpgate", "serve", "-c", (char *)ch->path, "--child", (char *)ch->role,
-	    NULL};
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none;
-	int sv[2], rc;
+	int sv[2];
+	pid_t pid;
 
 	if (ipc_sock_pair(sv) == -1) {
 		snprintf(err, errlen, "cannot make the %s process's socket: %s", ch->role,
 		    strerror(errno));
 		return -1;
 	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, sv[1], CHILD_CTL_FD);
-	posix_spawnattr_init(&at);
-	sigemptyset(&none);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
-	rc = posix_spawn(&ch->pid, "/proc/self/exe", &fa, &at, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
+	pid = fork();
+	if (pid == 0)
+		child_exec(ch, sv[1]);
 	close(sv[1]);
-	if (rc != 0) {
+	if (pid == -1) {
 		close(sv[0]);
 		ch->pid = 0;
-		snprintf(err, errlen, "cannot start the %s process: %s", ch->role, strerror(rc));
+		snprintf(err, errlen, "cannot start the %s process: %s", ch->role, strerror(errno));
 		return -1;
 	}
+	ch->pid = pid;
 	ch->ctl = sv[0];
 	ch->started_ms = child_now_ms();
 	ch->restart_at_ms = 0;
@@ -137,18 +169,4 @@ child_stop(struct child *ch, long grace_ms)
 		close(ch->ctl);
 	ch->ctl = -1;
 	ch->restart_at_ms = 0;
-}
-
-int
-child_main(const char *role, const char *path)
-{
-	/* nothing of the parent's but the standard streams and the socket */
-	if (close_range(CHILD_CTL_FD + 1, ~0U, 0) == -1) {
-		fprintf(stderr, "smtpgate: close_range: %s\n", strerror(errno));
-		return 2;
-	}
-	if (strcmp(role, "auth") == 0)
-		return auth_proc_main(path, CHILD_CTL_FD);
-	fprintf(stderr, "smtpgate: unknown --child %s\n", role);
-	return 2;
 }

@@ -19,16 +19,39 @@
 #define CHILD_BACKOFF_MAX_MS 30000
 #define CHILD_YOUNG_MS 10000 /* a child that lived less died young */
 
+/* Frames on the control socket of the smtp process (after the parent's
+ * AUTH_MSG_CHANNEL of server/auth_msg.h, which the auth process reads). */
+enum child_msg {
+	CHILD_MSG_LISTENER = 16, /* parent -> smtp: u32 listener index, u32 thread; fd */
+	CHILD_MSG_ADMIN, /* fd: the [admin] listening socket */
+	CHILD_MSG_LOG, /* fd: the log file; none: stderr */
+	CHILD_MSG_FILE, /* str path; fd: a file of the vault (lib/vault.h) */
+	CHILD_MSG_AUTH, /* fd: a new channel to the auth process */
+	CHILD_MSG_EXIT, /* str process: a child ended (the metric) */
+	CHILD_MSG_START, /* the end of the set-up: serve */
+	CHILD_MSG_RELOAD, /* the end of a new LOG and FILE set: reload */
+	CHILD_MSG_READY, /* smtp -> parent: every listener serves */
+	CHILD_MSG_TOKEN, /* smtp -> parent: u32 is_relay, str domain: run that route's token
+	                    command (relay/creds.h); the frame id is the request's */
+	CHILD_MSG_TOKEN_ANSWER, /* parent -> smtp: u32 ok, bytes token (ok) or reason */
+};
+
 struct child {
-	const char *role; /* "auth" */
+	const char *role; /* "auth", "smtp" */
 	const char *path; /* the configuration */
 	pid_t pid; /* 0: not running */
 	int ctl; /* the parent's end of the control socket; -1 when not running */
 	long long started_ms, restart_at_ms; /* monotonic; restart_at_ms 0: none due */
 	unsigned backoff_ms;
+	bool switch_user; /* start it as uid/gid (the parent is root) */
+	uid_t uid;
+	gid_t gid;
 };
 
 void child_init(struct child *ch, const char *role, const char *path);
+/* The child runs as uid with gid as its only group (setgroups, setgid,
+ * setuid before exec, each read back). */
+void child_set_user(struct child *ch, uid_t uid, gid_t gid);
 /* Starts the child. 0, or -1 with err. */
 int child_start(struct child *ch, char *err, size_t errlen);
 /* After waitpid reported pid with status: logs the end, closes the
@@ -41,8 +64,5 @@ long long child_restart_in(const struct child *ch);
 void child_stop(struct child *ch, long grace_ms);
 /* The monotonic clock in milliseconds. */
 long long child_now_ms(void);
-
-/* In the child: the role named by --child and its control socket. */
-int child_main(const char *role, const char *path);
 
 #endif

@@ -1,22 +1,29 @@
 /*
- * serve: the daemon behind `smtpgate serve` (cmd/serve_cmd.c): loads the configuration,
- * opens the shared services, starts one event-loop thread per core (each
- * with its own SO_REUSEPORT socket per listener) and handles signals on the
- * main thread:
- *   SIGHUP   re-read the config, certificates and users; live sessions keep
- *            the snapshot they started with
+ * serve: `smtpgate serve` (cmd/serve_cmd.c). serve_daemon checks the
+ * configuration and hands over to the parent process (server/parent.h);
+ * serve_smtp_main is the smtpgate-smtp process it starts: the shared
+ * services, one event-loop thread per core (each with its own SO_REUSEPORT
+ * socket per listener, bound by the parent) and, on the main thread, the
+ * signals and the parent's control socket:
+ *   RELOAD (the parent's SIGHUP)  re-read the config and certificates from
+ *            the files the parent handed over; live sessions keep the
+ *            snapshot they started with
  *   SIGUSR1  deliver every queued message now (`smtpgate queue flush`)
  *   SIGUSR2  rescan the queue folder (`smtpgate queue release`)
  *   SIGTERM, SIGINT  stop accepting, let sessions finish for
  *            [limits] shutdown_grace, then close the rest with 421 and exit
  */
 #include <errno.h>
+#include <poll.h>
+#include <pwd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,10 +31,11 @@
 #include "auth/authdb.h"
 #include "auth/oauth.h"
 #include "conf/conf.h"
-#include "diag/audit.h"
 #include "lib/log.h"
+#include "lib/vault.h"
 #include "lib/xalloc.h"
 #include "net/admin.h"
+#include "net/ipc_sock.h"
 #include "net/listener.h"
 #include "net/loop.h"
 #include "net/tls.h"
@@ -37,11 +45,14 @@
 #include "server/ban_routes.h"
 #include "server/obs.h"
 #include "server/proxy_accept.h"
+#include "server/sandbox.h"
 #include "server/sendquota.h"
 #include "server/serve.h"
 #include "server/server.h"
 #include "server/session.h"
-#include "server/supervise.h"
+#include "server/tokenc.h"
+#include "server/authc.h"
+#include "server/child.h"
 
 static bool
 serve_needs_tls(const struct conf *c)
@@ -152,7 +163,7 @@ serve_worker_stop(void *arg)
 }
 
 static struct worker *
-serve_worker_new(struct server *srv, const struct conf *c, char *err, size_t errlen)
+serve_worker_new(struct server *srv, const struct conf *c, size_t t, char *err, size_t errlen)
 {
 	struct worker *w = xcalloc(1, sizeof(*w));
 
@@ -163,13 +174,15 @@ serve_worker_new(struct server *srv, const struct conf *c, char *err, size_t err
 	w->nlisteners = c->nlistens;
 	for (size_t i = 0; i < c->nlistens; i++) {
 		const struct conf_listen *l = &c->listens[i];
-		int fd =
-		    listener_socket((const struct sockaddr *)&l->addr, l->addrlen, err, errlen);
+		int fd = srv->lfd[t * srv->lfd_listens + i];
 
+		srv->lfd[t * srv->lfd_listens + i] = -1; /* the accepter's now */
 		w->listeners[i].w = w;
 		w->listeners[i].index = i;
-		if (fd == -1)
+		if (fd == -1) {
+			snprintf(err, errlen, "no socket for %s from the parent", l->address);
 			return w; /* caller sees err[0] and frees */
+		}
 		w->listeners[i].accept =
 		    listener_accept_new(w->loop, fd, serve_accept_cb, &w->listeners[i]);
 		if (w->listeners[i].accept == NULL) {
@@ -190,17 +203,6 @@ serve_worker_free(struct worker *w)
 	idmap_free(&w->sessions);
 	loop_free(w->loop);
 	free(w);
-}
-
-static int
-serve_threads(const struct conf *c)
-{
-	long n;
-
-	if (c->threads > 0)
-		return c->threads;
-	n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n < 1 ? 1 : n > 64 ? 64 : (int)n;
 }
 
 static bool
@@ -245,12 +247,20 @@ serve_check_auth(const struct conf *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* The parent's RELOAD: the configuration and certificates read again
+ * through the files it handed over (srv->vault_next), which it checked. */
 static void
 serve_reload(struct server *srv, const char *path)
 {
 	char err[1024];
 	struct server_snap *snap, *old;
+	struct vault *prev = vault_install(srv->vault_next);
 
+	srv->vault_next = NULL;
+	vault_free(prev);
+	if (srv->log_next != -1)
+		log_use_fd(srv->log_next);
+	srv->log_next = -1;
 	snap = serve_snap_new(path, err, sizeof(err));
 	if (snap == NULL) {
 		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "fail", "error", err);
@@ -262,17 +272,6 @@ serve_reload(struct server *srv, const char *path)
 		server_snap_put(snap);
 		return;
 	}
-	/* the credentials must load before the auth process is told to
-	 * re-read them (it keeps the old ones if it cannot) */
-	if (serve_check_auth(snap->conf, err, sizeof(err)) == -1) {
-		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "fail", "error", err);
-		server_snap_put(snap);
-		return;
-	}
-	/* the passwd file and the JWKS are re-read there; other [auth] and
-	 * [oauth] changes need a restart */
-	supervise_reload(srv);
-	log_reopen();
 	sendquota_reload(srv->sendquota);
 	/* a new [admin] token_file or auth applies at once (the address, and
 	 * removing the section, need a restart); the token was read by
@@ -329,47 +328,107 @@ serve_raise_nofile(void)
 	}
 }
 
+/* One frame from the parent (server/child.h), with the descriptor that
+ * came with it (taken). 0, or -1 when it cannot be kept. */
 static int
-serve_run(struct server *srv, const char *path)
+serve_ctl_frame(struct server *srv, const char *path, const struct ipc_frame *f, int fd)
 {
-	sigset_t set;
-	int sig;
+	struct ipc_reader rd;
+	char str[4096];
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGUSR2);
-	sigaddset(&set, SIGCHLD);
-	for (;;) {
-		long long ms = supervise_next_ms(srv);
-		struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000};
-
-		sig = ms < 0 ? sigwaitinfo(&set, NULL) : sigtimedwait(&set, NULL, &ts);
-		if (sig == -1) {
-			supervise_tick(srv);
-			continue;
-		}
-		if (sig == SIGCHLD) {
-			supervise_reap(srv);
-			supervise_tick(srv);
-			continue;
-		}
-		if (sig == SIGHUP) {
-			serve_reload(srv, path);
-			continue;
-		}
-		if (sig == SIGUSR1 || sig == SIGUSR2) {
-			if (srv->sched != NULL && sig == SIGUSR1)
-				scheduler_flush(srv->sched);
-			else if (srv->sched != NULL)
-				scheduler_rescan(srv->sched);
-			continue;
-		}
-		serve_shutdown(srv);
+	ipc_reader_init(&rd, f);
+	switch (f->type) {
+	case CHILD_MSG_AUTH:
+		authc_set_channel(srv->authc, fd);
 		return 0;
+	case CHILD_MSG_EXIT:
+		if (ipc_get_str(&rd, str, 63) == 0)
+			obs_child_exit(srv->obs, str);
+		break;
+	case CHILD_MSG_LOG:
+		if (srv->log_next != -1)
+			close(srv->log_next);
+		srv->log_next = fd;
+		return 0;
+	case CHILD_MSG_FILE:
+		if (srv->vault_next == NULL)
+			srv->vault_next = vault_new();
+		if (fd != -1 && ipc_get_str(&rd, str, sizeof(str) - 1) == 0)
+			return vault_add(srv->vault_next, str, fd) == -1 ? -1 : 0;
+		break;
+	case CHILD_MSG_RELOAD:
+		serve_reload(srv, path);
+		break;
+	case CHILD_MSG_TOKEN_ANSWER:
+		tokenc_answer(f);
+		break;
+	default:
+		break;
 	}
+	if (fd != -1)
+		close(fd);
+	return 0;
+}
+
+/* One frame from the parent. 0, or -1 when the parent is gone or talks
+ * nonsense: the process then ends as on SIGTERM. */
+static int
+serve_ctl(struct server *srv, const char *path, unsigned char *buf)
+{
+	struct ipc_frame f;
+	int fd = -1, r = ipc_sock_recv(srv->ctl, buf, &f, &fd);
+
+	if (r == -1 && errno == EAGAIN)
+		return 0;
+	if (r != 1)
+		return -1;
+	return serve_ctl_frame(srv, path, &f, fd);
+}
+
+static void
+serve_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGUSR1);
+	sigaddset(set, SIGUSR2);
+	sigaddset(set, SIGCHLD);
+}
+
+/* The main thread: signals (a signalfd) and the parent's frames. */
+static int
+serve_run(struct server *srv, const char *path, const sigset_t *set)
+{
+	unsigned char *buf = xmalloc(IPC_FRAME_MAX);
+	int sfd = signalfd(-1, set, SFD_CLOEXEC | SFD_NONBLOCK);
+	struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN}, {.fd = srv->ctl, .events = POLLIN}};
+	bool stop = sfd == -1;
+
+	while (!stop) {
+		struct signalfd_siginfo si;
+
+		if (poll(pfd, 2, -1) == -1 && errno != EINTR)
+			break;
+		if ((pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0 &&
+		    serve_ctl(srv, path, buf) == -1)
+			break; /* the parent is gone: end as on SIGTERM */
+		while (!stop && read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+			if (si.ssi_signo == SIGUSR1 && srv->sched != NULL)
+				scheduler_flush(srv->sched);
+			else if (si.ssi_signo == SIGUSR2 && srv->sched != NULL)
+				scheduler_rescan(srv->sched);
+			else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+				stop = true;
+			/* SIGHUP: the parent's (pkill -HUP smtpgate reaches it too) */
+		}
+	}
+	if (sfd != -1)
+		close(sfd);
+	free(buf);
+	serve_shutdown(srv);
+	return 0;
 }
 
 /* smtpgate_bans_active, read at scrape time on the admin thread */
@@ -384,6 +443,8 @@ serve_bans_active_cb(void *arg)
 static int
 serve_admin_start(struct server *srv, const struct conf *c, char *err, size_t errlen)
 {
+	int fd;
+
 	srv->admin = admin_new();
 	/* routes of other modules (limiter: /bans) go right here */
 	admin_route(srv->admin, "/bans", 0, ban_routes_handler, srv); /* GET lists addresses */
@@ -392,8 +453,13 @@ serve_admin_start(struct server *srv, const struct conf *c, char *err, size_t er
 	obs_admin_routes(srv->obs, srv->admin, srv);
 	sendquota_admin_routes(srv->sendquota, srv->admin);
 	serve_admin_auth(srv->admin, c);
-	return admin_start(
-	    srv->admin, (const struct sockaddr *)&c->admin_addr, c->admin_addrlen, err, errlen);
+	fd = srv->admin_fd;
+	srv->admin_fd = -1;
+	if (fd == -1) {
+		snprintf(err, errlen, "[admin]: no socket from the parent");
+		return -1;
+	}
+	return admin_start_fd(srv->admin, fd, err, errlen);
 }
 
 /* Settings that work but weaken security, logged once at start
@@ -440,7 +506,6 @@ serve_open_services(struct server *srv, const char *path, struct server_snap **s
 		}
 		queue_set_durable_hook(srv->queue, scheduler_notify, srv->sched);
 	}
-	srv->obs = obs_new();
 	srv->sendquota = sendquota_new(c, srv->obs, err, sizeof(err));
 	if (srv->sendquota == NULL) {
 		fprintf(stderr, "smtpgate: %s\n", err);
@@ -461,23 +526,23 @@ serve_open_services(struct server *srv, const char *path, struct server_snap **s
 	return 0;
 }
 
-/* The loop threads, the admin listener, then signals until the end; the
- * loops are stopped and joined before it returns. Returns the exit status. */
+static int serve_send_ready(struct server *srv);
+static const char *serve_user_name(void);
+
+/* The loop threads, the admin listener, READY to the parent, then its
+ * frames and the signals until the end; the loops are stopped and joined
+ * before it returns. Returns the exit status. */
 static int
-serve_workers_run(struct server *srv, const char *path)
+serve_workers_run(struct server *srv, const char *path, const sigset_t *set)
 {
 	const struct conf *c = srv->snap->conf;
 	char err[1024] = "";
 	int rc;
 
-	if (listener_check_unused(c, err, sizeof(err)) == -1) {
-		fprintf(stderr, "smtpgate: %s: %s\n", path, err);
-		return 2;
-	}
-	srv->nworkers = (size_t)serve_threads(c);
+	srv->nworkers = srv->lfd_threads;
 	srv->workers = xcalloc(srv->nworkers, sizeof(*srv->workers));
 	for (size_t i = 0; i < srv->nworkers; i++) {
-		srv->workers[i] = serve_worker_new(srv, c, err, sizeof(err));
+		srv->workers[i] = serve_worker_new(srv, c, i, err, sizeof(err));
 		if (err[0] != '\0') {
 			fprintf(stderr, "smtpgate: %s: %s\n", path, err);
 			srv->nworkers = i + 1;
@@ -489,11 +554,16 @@ serve_workers_run(struct server *srv, const char *path)
 	if (c->admin && serve_admin_start(srv, c, err, sizeof(err)) == -1) {
 		fprintf(stderr, "smtpgate: %s: %s\n", path, err);
 		rc = 2;
+	} else if (sandbox_enter(err, sizeof(err)) == -1) {
+		fprintf(stderr, "smtpgate-smtp: %s\n", err);
+		rc = 2;
+	} else if (serve_send_ready(srv) == -1) {
+		rc = 2;
 	} else {
-		log_event(LOG_NOTICE, "start", 0, "{s:s, s:i, s:i}", "config", path, "threads",
-		    (int)srv->nworkers, "listeners", (int)c->nlistens);
+		log_event(LOG_NOTICE, "start", 0, "{s:s, s:i, s:i, s:s}", "config", path, "threads",
+		    (int)srv->nworkers, "listeners", (int)c->nlistens, "user", serve_user_name());
 		serve_config_warnings(c);
-		rc = serve_run(srv, path);
+		rc = serve_run(srv, path, set);
 	}
 	/* before the services and loops its handlers use */
 	admin_free(srv->admin);
@@ -501,11 +571,14 @@ serve_workers_run(struct server *srv, const char *path)
 	/* answers still in flight reach their loops before the loops stop */
 	queue_free(srv->queue);
 	srv->queue = NULL;
+	/* deliveries waiting for a token command give up */
+	tokenc_stop();
 	/* after the committer, whose hook it is; c may be gone after a SIGHUP */
 	scheduler_free(srv->sched, srv->snap->conf->shutdown_grace);
 	srv->sched = NULL;
 	/* pending AUTH requests are answered (454) while the loops still run */
-	supervise_stop(srv);
+	authc_free(srv->authc);
+	srv->authc = NULL;
 	for (size_t i = 0; i < srv->nworkers; i++)
 		loop_post(srv->workers[i]->loop, serve_worker_stop, srv->workers[i]);
 	for (size_t i = 0; i < srv->nworkers; i++)
@@ -514,92 +587,226 @@ serve_workers_run(struct server *srv, const char *path)
 	return rc;
 }
 
-/* The credentials backends; --check ends after them with the audit. 0 to
- * go on, or the exit status. */
-static int
-serve_open_auth(struct server *srv, const char *path, bool check)
-{
-	const struct conf *c = srv->snap->conf;
-	char err[1024] = "";
+/* --- the parent's side --------------------------------------------------------- */
 
-	if (serve_check_auth(c, err, sizeof(err)) == -1) {
-		fprintf(stderr, "smtpgate: %s\n", err);
-		return 2;
+struct conf *
+serve_conf_check(
+    const char *path, const struct conf *running, struct vault **v_r, char *err, size_t errlen)
+{
+	struct server_snap *snap;
+	struct conf *c;
+
+	/* every file the configuration makes us read, for the smtp process */
+	vault_record_begin();
+	snap = serve_snap_new(path, err, errlen);
+	*v_r = vault_record_end();
+	if (snap == NULL)
+		return NULL;
+	c = snap->conf;
+	snap->conf = NULL;
+	server_snap_put(snap);
+	if (serve_check_spool(c, err, errlen) == -1) {
+		conf_free(c);
+		return NULL;
 	}
-	if (!check)
+	if (running != NULL && !serve_same_listeners(running, c)) {
+		snprintf(
+		    err, errlen, "[listen] sections changed: restart the server to apply them");
+		conf_free(c);
+		return NULL;
+	}
+	/* the credentials must load before the auth process is told to
+	 * re-read them (it keeps the old ones if it cannot); not recorded:
+	 * the smtp process never holds them */
+	if (serve_check_auth(c, err, errlen) == -1) {
+		conf_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* --- the smtp process ---------------------------------------------------------- */
+
+/* The parent's set-up frames, up to START: listeners, admin socket, and
+ * what serve_ctl_frame takes (log, files, the auth channel, exits). 0, or
+ * -1 (printed). */
+static int
+serve_setup(struct server *srv, const char *path, unsigned char *buf)
+{
+	size_t cap = 0, n = 0;
+	uint32_t(*l)[3] = NULL; /* listener, thread, fd */
+	int rc = -1;
+
+	for (;;) {
+		struct ipc_frame f;
+		struct ipc_reader rd;
+		uint32_t li, t;
+		int fd = -1;
+
+		if (ipc_sock_recv(srv->ctl, buf, &f, &fd) != 1) {
+			fprintf(stderr, "smtpgate-smtp: the parent's set-up ended early\n");
+			break;
+		}
+		if (f.type == CHILD_MSG_START) {
+			rc = 0;
+			break;
+		}
+		if (f.type == CHILD_MSG_ADMIN && fd != -1 && srv->admin_fd == -1) {
+			srv->admin_fd = fd;
+			continue;
+		}
+		if (f.type != CHILD_MSG_LISTENER) {
+			if (serve_ctl_frame(srv, path, &f, fd) == -1)
+				break;
+			continue;
+		}
+		ipc_reader_init(&rd, &f);
+		if (fd == -1 || ipc_get_u32(&rd, &li) == -1 || ipc_get_u32(&rd, &t) == -1 ||
+		    t > 255 || li > 255) {
+			fprintf(stderr, "smtpgate-smtp: a bad listener from the parent\n");
+			if (fd != -1)
+				close(fd);
+			break;
+		}
+		if (n == cap) {
+			cap = cap * 2 + 16;
+			l = xrealloc(l, cap * sizeof(*l));
+		}
+		l[n][0] = li;
+		l[n][1] = t;
+		l[n][2] = (uint32_t)fd;
+		n++;
+		if (t + 1 > srv->lfd_threads)
+			srv->lfd_threads = t + 1;
+		if (li + 1 > srv->lfd_listens)
+			srv->lfd_listens = li + 1;
+	}
+	srv->lfd = xcalloc(srv->lfd_threads * srv->lfd_listens + 1, sizeof(*srv->lfd));
+	for (size_t i = 0; i < srv->lfd_threads * srv->lfd_listens; i++)
+		srv->lfd[i] = -1;
+	for (size_t i = 0; i < n; i++) {
+		int *slot = &srv->lfd[l[i][1] * srv->lfd_listens + l[i][0]];
+
+		if (*slot != -1)
+			close(*slot);
+		*slot = (int)l[i][2];
+	}
+	free(l);
+	return rc;
+}
+
+static int
+serve_send_ready(struct server *srv)
+{
+	static struct ipc_out o;
+
+	ipc_out_begin(&o, CHILD_MSG_READY, 0);
+	if (ipc_out_end(&o) == -1 || ipc_sock_send(srv->ctl, &o, -1) == -1) {
+		fprintf(stderr, "smtpgate-smtp: cannot reach the parent: %s\n", strerror(errno));
 		return -1;
-	/* warnings are printed but do not fail the check (audit_check_print) */
-	if (audit_check_print(c, stdout) == -1) {
-		fprintf(stderr, "smtpgate: %s: the audit found errors (see above)\n", path);
-		return 2;
 	}
-	printf("%s: configuration OK\n", path);
 	return 0;
 }
 
-int
-serve_daemon(const char *path, bool check)
+/* The user this process runs as, for the start event. */
+static const char *
+serve_user_name(void)
 {
-	char err[1024] = "";
-	struct server srv;
-	struct server_snap *sched_snap = NULL;
-	const struct conf *c;
-	sigset_t set;
-	int rc = 2;
+	struct passwd *pw = getpwuid(geteuid());
 
-	/* signals are taken by sigwait on this thread only: block them before
-	 * any thread (auth workers, committer, loops) exists, so all inherit it */
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGUSR2);
-	sigaddset(&set, SIGCHLD);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	memset(&srv, 0, sizeof(srv));
-	pthread_mutex_init(&srv.lock, NULL);
-	srv.snap = serve_snap_new(path, err, sizeof(err));
-	if (srv.snap == NULL) {
-		fprintf(stderr, "smtpgate: %s\n", err);
+	return pw != NULL ? pw->pw_name : "?";
+}
+
+/* Everything the sessions share, from what the parent handed over. 0, or
+ * the exit status. */
+static int
+serve_smtp_open(struct server *srv, const char *path, struct server_snap **sched_snap_r)
+{
+	unsigned char *buf = xmalloc(IPC_FRAME_MAX);
+	char err[1024] = "";
+	int rc = serve_setup(srv, path, buf);
+
+	free(buf);
+	if (rc == -1)
+		return 2;
+	vault_free(vault_install(srv->vault_next));
+	srv->vault_next = NULL;
+	if (srv->log_next != -1)
+		log_use_fd(srv->log_next);
+	srv->log_next = -1;
+	srv->snap = serve_snap_new(path, err, sizeof(err));
+	if (srv->snap == NULL) {
+		fprintf(stderr, "smtpgate-smtp: %s\n", err);
 		return 2;
 	}
-	c = srv.snap->conf;
-	if (serve_check_spool(c, err, sizeof(err)) == -1) {
-		fprintf(stderr, "smtpgate: %s\n", err);
-		goto out;
+	if (srv->lfd_threads == 0 || srv->lfd_listens != srv->snap->conf->nlistens) {
+		fprintf(stderr, "smtpgate-smtp: %s: the parent's listeners do not match\n", path);
+		return 2;
 	}
-	if ((rc = serve_open_auth(&srv, path, check)) != -1)
-		goto out;
-	rc = 2;
-	if (log_open(c->log) == -1) {
-		fprintf(stderr, "smtpgate: %s: cannot open log %s: %s\n", path, c->log,
-		    strerror(errno));
-		goto out;
-	}
-	signal(SIGPIPE, SIG_IGN);
 	serve_raise_nofile();
 	loop_global_init();
-	if (serve_open_services(&srv, path, &sched_snap) == -1)
-		goto out;
-	if (supervise_start(&srv, path, err, sizeof(err)) == -1) {
-		fprintf(stderr, "smtpgate: %s: %s\n", path, err);
-		goto out;
+	tokenc_start(srv->ctl);
+	return serve_open_services(srv, path, sched_snap_r) == -1 ? 2 : 0;
+}
+
+int
+serve_smtp_main(const char *path, int ctl)
+{
+	struct server srv;
+	struct server_snap *sched_snap = NULL;
+	sigset_t set;
+	int rc;
+
+	(void)prctl(PR_SET_NAME, "smtpgate-smtp");
+	/* without its parent nobody restarts it or hands it a reload: it ends at
+	 * once, so that a new server may bind the addresses */
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() == 1)
+		return 2;
+	/* no exec can gain privileges, no core dump or ptrace by its user */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 || prctl(PR_SET_DUMPABLE, 0) == -1) {
+		fprintf(stderr, "smtpgate-smtp: prctl: %s\n", strerror(errno));
+		return 2;
 	}
-	rc = serve_workers_run(&srv, path);
-	for (size_t i = 0; i < srv.nworkers; i++)
-		serve_worker_free(srv.workers[i]);
-	free(srv.workers);
-out:
+	serve_signals(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	memset(&srv, 0, sizeof(srv));
+	pthread_mutex_init(&srv.lock, NULL);
+	srv.ctl = ctl;
+	srv.admin_fd = -1;
+	srv.log_next = -1;
+	srv.obs = obs_new();
+	srv.authc = authc_new();
+	if (srv.authc == NULL) {
+		fprintf(
+		    stderr, "smtpgate-smtp: cannot start the auth client: %s\n", strerror(errno));
+		rc = 2;
+	} else if ((rc = serve_smtp_open(&srv, path, &sched_snap)) == 0) {
+		rc = serve_workers_run(&srv, path, &set);
+		for (size_t i = 0; i < srv.nworkers; i++)
+			serve_worker_free(srv.workers[i]);
+		free(srv.workers);
+	}
 	queue_free(srv.queue);
 	scheduler_free(srv.sched, 0);
 	if (sched_snap != NULL)
 		server_snap_put(sched_snap);
-	supervise_stop(&srv);
+	authc_free(srv.authc);
 	sendquota_free(srv.sendquota); /* after the sessions and the admin thread */
 	obs_free(srv.obs);
 	limiter_free(srv.limiter); /* after the sessions: saves the bans a last time */
-	server_snap_put(srv.snap);
+	if (srv.snap != NULL)
+		server_snap_put(srv.snap);
+	for (size_t i = 0; srv.lfd != NULL && i < srv.lfd_threads * srv.lfd_listens; i++) {
+		if (srv.lfd[i] != -1)
+			close(srv.lfd[i]);
+	}
+	free(srv.lfd);
+	if (srv.admin_fd != -1)
+		close(srv.admin_fd);
+	vault_free(srv.vault_next);
+	vault_free(vault_install(NULL));
 	pthread_mutex_destroy(&srv.lock);
 	return rc;
 }

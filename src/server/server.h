@@ -15,7 +15,6 @@
 #include <stdint.h>
 
 #include "lib/idmap.h"
-#include "server/child.h"
 
 struct admin;
 struct authc;
@@ -29,6 +28,7 @@ struct queue;
 struct scheduler;
 struct sendquota;
 struct tls_server;
+struct vault;
 
 struct server_snap {
 	int refs;
@@ -42,7 +42,12 @@ struct server {
 	pthread_mutex_t lock; /* guards snap */
 	struct server_snap *snap;
 	struct authc *authc; /* the credentials, in the auth process */
-	struct child auth_child; /* that process */
+	int ctl; /* the control socket from the parent (server/child.h) */
+	int *lfd; /* listening sockets from the parent: [thread * nlistens + listener] */
+	size_t lfd_threads, lfd_listens;
+	int admin_fd; /* the [admin] socket from the parent, -1 if none */
+	struct vault *vault_next; /* files of the reload being handed over */
+	int log_next; /* its log file, -1: stderr */
 	struct queue *queue;
 	struct scheduler *sched; /* delivery; NULL without [relay] or [route] */
 	struct admin *admin; /* NULL without [admin] */

@@ -26,13 +26,15 @@ fuzz_auth_msg_req(const struct ipc_frame *f)
 	if (auth_msg_req_decode(f, &fuzz_req) == -1)
 		return;
 	if (fuzz_req.userlen > SASL_USER_MAX || fuzz_req.secretlen > SASL_TOKEN_MAX ||
-	    fuzz_req.user[fuzz_req.userlen] != '\0' || strlen(fuzz_req.client) > AUTH_MSG_CLIENT_MAX)
+	    fuzz_req.user[fuzz_req.userlen] != '\0' ||
+	    strlen(fuzz_req.client) > AUTH_MSG_CLIENT_MAX)
 		abort();
 	if (fuzz_req.type == AUTH_MSG_PLAIN && fuzz_req.secretlen > SASL_SECRET_MAX)
 		abort();
 	if (auth_msg_req_encode(&fuzz_out, f->id, &fuzz_req) != 0 ||
 	    ipc_frame_parse(fuzz_out.buf, fuzz_out.len, &g) != IPC_PARSE_OK || g.len != f->len ||
-	    memcmp(g.payload, f->payload, f->len) != 0 || auth_msg_req_decode(&g, &fuzz_req2) != 0 ||
+	    memcmp(g.payload, f->payload, f->len) != 0 ||
+	    auth_msg_req_decode(&g, &fuzz_req2) != 0 ||
 	    memcmp(&fuzz_req, &fuzz_req2, sizeof(fuzz_req)) != 0)
 		abort();
 }

@@ -111,7 +111,7 @@ class Server:
 
     def __init__(self, d: pathlib.Path, pki: PKI, extra: str = "", users=None,
                  mechanisms="PLAIN LOGIN", limits: str = "", threads=2, backend=None,
-                 submission_extra: str = ""):
+                 submission_extra: str = "", user=None):
         """submission_extra: lines added to [listen submission] (e.g.
         "sender_binding = off"); the smtps listener keeps the defaults."""
         self.dir = d
@@ -124,12 +124,17 @@ class Server:
         self.users = d / "users"
         self.conf = d / "smtpgate.conf"
         self.proc = None
+        # the tests run as root; test_privsep.py runs the smtp process as a
+        # user of its own, the others keep root (a config_warning)
+        server_user = f"user = {user}" if user else (
+            "user = root" if os.geteuid() == 0 else "")
         self.conf.write_text(f"""\
 [server]
 hostname = mail.example.test
 spool = spool
 threads = {threads}
 log = {self.log}
+{server_user}
 
 [listen submission]
 address = 127.0.0.1:{self.submission}

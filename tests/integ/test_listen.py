@@ -25,6 +25,7 @@ hostname = mail.example.test
 spool = spool
 threads = 2
 log = {d / 'smtpgate.log'}
+user = root
 
 [listen mx]
 address = {address}
@@ -63,7 +64,7 @@ def test_second_server_on_same_address_is_refused(tmp_path, pki, make_server, fo
     conf = mx_conf(tmp_path / "second", address)
     r = serve(conf)
     assert r.returncode == 2, (r.stdout, r.stderr)
-    assert f"[listen mx] (line 7): address {address} is already in use" in r.stderr, r.stderr
+    assert f"[listen mx] (line 8): address {address} is already in use" in r.stderr, r.stderr
     # the holder, found through /proc/net/tcp and /proc/PID/fd
     assert f"held by pid {first.proc.pid}, smtpgate" in r.stderr, r.stderr
     # all mail goes to the first server: both of its threads accept it
@@ -179,7 +180,7 @@ def test_ipv6_address_on_host_without_ipv6_is_named(tmp_path):
     if r is None:
         pytest.skip("no user/network namespaces here")
     assert r.returncode == 2, (r.stdout, r.stderr)
-    assert (f"[listen mx6] (line 13): cannot bind address [::1]:{port}: Cannot assign "
+    assert (f"[listen mx6] (line 14): cannot bind address [::1]:{port}: Cannot assign "
             "requested address (no interface has this IPv6 address: is IPv6 disabled on "
             "this host?)") in r.stderr, r.stderr
 

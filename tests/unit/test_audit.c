@@ -412,13 +412,14 @@ parse_case(const struct audit_case *t, const char *dir)
 	char file[512], err[1024] = "", *text = NULL;
 	struct conf *c;
 
-	assert_true(asprintf(&text,
-	                "[server]\nhostname = mail.example.test\nspool = %s\nlog = %s\n%s"
-	                "[tls]\n%s[auth]\nbackend = file:users\nmechanisms = PLAIN LOGIN\n%s%s",
-	                t->spool ? t->spool : "spool", t->log ? t->log : "stderr",
-	                t->listen ? t->listen : listen_ok, t->tls ? t->tls : tls_ok,
-	                t->no_domains ? "" : "[domains]\nlocal = example.test\n",
-	                t->more ? t->more : "") != -1);
+	assert_true(
+	    asprintf(&text,
+	        "[server]\nhostname = mail.example.test\nspool = %s\nlog = %s\nuser = nobody\n%s"
+	        "[tls]\n%s[auth]\nbackend = file:users\nmechanisms = PLAIN LOGIN\n%s%s",
+	        t->spool ? t->spool : "spool", t->log ? t->log : "stderr",
+	        t->listen ? t->listen : listen_ok, t->tls ? t->tls : tls_ok,
+	        t->no_domains ? "" : "[domains]\nlocal = example.test\n",
+	        t->more ? t->more : "") != -1);
 	snprintf(file, sizeof(file), "%s/smtpgate.conf", dir);
 	c = conf_parse_text(file, text, err, sizeof(err));
 	free(text);

@@ -70,7 +70,8 @@ req_round_trip(const struct auth_msg_req *r, uint64_t id)
 		g.len = cut;
 		memset(back, 0x5a, sizeof(*back));
 		if (auth_msg_req_decode(&g, back) != -1)
-			fail_msg("type %u: a payload cut at %zu of %zu decoded", r->type, cut, f.len);
+			fail_msg(
+			    "type %u: a payload cut at %zu of %zu decoded", r->type, cut, f.len);
 		for (size_t i = 0; i < sizeof(back->secret); i++)
 			assert_int_equal(back->secret[i], 0);
 	}

@@ -1,0 +1,575 @@
+/*
+ * parent: see parent.h.
+ */
+#include "server/parent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/client.h"
+#include "conf/conf.h"
+#include "diag/audit.h"
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "lib/vault.h"
+#include "lib/xalloc.h"
+#include "net/admin.h"
+#include "net/ipc_sock.h"
+#include "net/listener.h"
+#include "relay/creds.h"
+#include "server/auth_msg.h"
+#include "server/child.h"
+#include "server/serve.h"
+
+#define PARENT_READY_MS 60000 /* the smtp process's start, at most */
+
+struct parent {
+	const char *path;
+	const struct conf *c; /* the configuration started with */
+	struct child auth, smtp;
+	int *lfd; /* [thread * nlistens + listener] */
+	size_t nthreads, nlistens;
+	int admin_fd; /* -1: no [admin] */
+	struct vault *vault; /* the files of the configuration in force */
+	unsigned auth_exits, smtp_exits;
+};
+
+/* --- the user ------------------------------------------------------------------ */
+
+static uid_t parent_uid;
+static gid_t parent_gid;
+
+/* Changes the owner of one file of the spool (nftw). */
+static int
+parent_chown_cb(const char *fpath, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)type;
+	(void)ftw;
+	if ((sb->st_uid != parent_uid || sb->st_gid != parent_gid) &&
+	    lchown(fpath, parent_uid, parent_gid) == -1)
+		return -1;
+	return 0;
+}
+
+/* Started as root: the smtp process's user, and the spool given to it.
+ * 0, or -1 with err. */
+static int
+parent_user(struct parent *p, char *err, size_t errlen)
+{
+	const struct conf *c = p->c;
+	struct passwd *pw;
+
+	if (geteuid() != 0)
+		return 0; /* every process runs as this user */
+	errno = 0;
+	pw = getpwnam(c->user);
+	if (pw == NULL) {
+		snprintf(err, errlen,
+		    "[server] user %s does not exist%s%s; create it: useradd --system "
+		    "--home-dir /var/spool/smtpgate --shell /usr/sbin/nologin %s",
+		    c->user, errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "",
+		    c->user);
+		return -1;
+	}
+	if (pw->pw_uid == 0)
+		log_event(LOG_WARNING, "config_warning", 0, "{s:s, s:s, s:s}", "key",
+		    "[server] user", "value", c->user, "warning",
+		    "the process that reads the network runs as root: set [server] user to an "
+		    "unprivileged user (smtpgate audit: server-user-root)");
+	parent_uid = pw->pw_uid;
+	parent_gid = pw->pw_gid;
+	child_set_user(&p->smtp, pw->pw_uid, pw->pw_gid);
+	if (mkdir(c->spool, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "[server] spool %s: %s", c->spool, strerror(errno));
+		return -1;
+	}
+	/* FTW_PHYS: a link in the spool is changed, never followed */
+	if (nftw(c->spool, parent_chown_cb, 16, FTW_PHYS) == -1) {
+		snprintf(err, errlen, "[server] spool %s: cannot give it to %s: %s", c->spool,
+		    c->user, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* --- sockets --------------------------------------------------------------------- */
+
+static int
+parent_bind(struct parent *p, int threads, char *err, size_t errlen)
+{
+	const struct conf *c = p->c;
+
+	if (listener_check_unused(c, err, errlen) == -1)
+		return -1;
+	p->nthreads = (size_t)threads;
+	p->nlistens = c->nlistens;
+	p->lfd = xcalloc(p->nthreads * p->nlistens + 1, sizeof(*p->lfd));
+	for (size_t t = 0; t < p->nthreads; t++) {
+		for (size_t i = 0; i < p->nlistens; i++) {
+			const struct conf_listen *l = &c->listens[i];
+			int fd = listener_socket(
+			    (const struct sockaddr *)&l->addr, l->addrlen, err, errlen);
+
+			p->lfd[t * p->nlistens + i] = fd;
+			if (fd == -1)
+				return -1;
+		}
+	}
+	if (c->admin) {
+		p->admin_fd = admin_listen(
+		    (const struct sockaddr *)&c->admin_addr, c->admin_addrlen, err, errlen);
+		if (p->admin_fd == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* --- talking to the children --------------------------------------------------- */
+
+static int
+parent_send(int ctl, uint32_t type, const char *str, uint32_t a, uint32_t b, int fd)
+{
+	static struct ipc_out o;
+
+	ipc_out_begin(&o, type, 0);
+	if (str != NULL)
+		ipc_put_str(&o, str);
+	if (type == CHILD_MSG_LISTENER) {
+		ipc_put_u32(&o, a);
+		ipc_put_u32(&o, b);
+	}
+	if (ipc_out_end(&o) == -1)
+		return -1;
+	return ipc_sock_send(ctl, &o, fd);
+}
+
+/* A new channel between the two children: one end to each. */
+static int
+parent_channel(struct parent *p)
+{
+	int sv[2], rc;
+
+	if (p->auth.pid == 0 || p->smtp.pid == 0)
+		return 0;
+	if (ipc_sock_pair(sv) == -1)
+		return -1;
+	rc = parent_send(p->auth.ctl, AUTH_MSG_CHANNEL, NULL, 0, 0, sv[1]) == 0 &&
+	        parent_send(p->smtp.ctl, CHILD_MSG_AUTH, NULL, 0, 0, sv[0]) == 0
+	    ? 0
+	    : -1;
+	close(sv[0]);
+	close(sv[1]);
+	return rc;
+}
+
+/* The vault, then type (START or RELOAD). */
+static int
+parent_send_vault(struct parent *p, int ctl, uint32_t type)
+{
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < vault_count(p->vault); i++) {
+		const char *path;
+		int fd;
+
+		vault_entry(p->vault, i, &path, &fd);
+		rc = parent_send(ctl, CHILD_MSG_FILE, path, 0, 0, fd);
+	}
+	return rc == 0 ? parent_send(ctl, type, NULL, 0, 0, -1) : -1;
+}
+
+/* The log and the vault, then type (START or RELOAD). */
+static int
+parent_send_files(struct parent *p, uint32_t type)
+{
+	int log_fd = log_dup_fd(), rc;
+
+	rc = parent_send(p->smtp.ctl, CHILD_MSG_LOG, NULL, 0, 0, log_fd);
+	if (log_fd != -1)
+		close(log_fd);
+	return rc == 0 ? parent_send_vault(p, p->smtp.ctl, type) : -1;
+}
+
+static int
+parent_setup_smtp(struct parent *p)
+{
+	int rc = 0;
+
+	for (size_t t = 0; rc == 0 && t < p->nthreads; t++) {
+		for (size_t i = 0; rc == 0 && i < p->nlistens; i++)
+			rc = parent_send(p->smtp.ctl, CHILD_MSG_LISTENER, NULL, (uint32_t)i,
+			    (uint32_t)t, p->lfd[t * p->nlistens + i]);
+	}
+	if (rc == 0 && p->admin_fd != -1)
+		rc = parent_send(p->smtp.ctl, CHILD_MSG_ADMIN, NULL, 0, 0, p->admin_fd);
+	for (unsigned i = 0; rc == 0 && i < p->auth_exits; i++)
+		rc = parent_send(p->smtp.ctl, CHILD_MSG_EXIT, "auth", 0, 0, -1);
+	for (unsigned i = 0; rc == 0 && i < p->smtp_exits; i++)
+		rc = parent_send(p->smtp.ctl, CHILD_MSG_EXIT, "smtp", 0, 0, -1);
+	if (rc == 0)
+		rc = parent_channel(p);
+	return rc == 0 ? parent_send_files(p, CHILD_MSG_START) : -1;
+}
+
+/* Starts a child (and hands it what it needs). 0, or -1 with err. */
+static int
+parent_start(struct parent *p, struct child *ch, char *err, size_t errlen)
+{
+	if (child_start(ch, err, errlen) == -1)
+		return -1;
+	/* the auth process loads the configuration the parent checked too */
+	if ((ch == &p->smtp ? parent_setup_smtp(p)
+	                    : parent_send_vault(p, ch->ctl, CHILD_MSG_START) == 0 ? parent_channel(p)
+	                                                                        : -1) == -1) {
+		snprintf(err, errlen, "cannot hand the %s process its set-up: %s", ch->role,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The first start: the smtp process says READY once it serves. 0, or -1
+ * when it ended first (it said why on stderr). */
+static int
+parent_wait_ready(struct parent *p)
+{
+	struct pollfd pfd = {.fd = p->smtp.ctl, .events = POLLIN};
+	unsigned char *buf = xmalloc(IPC_FRAME_MAX);
+	struct ipc_frame f;
+	int rc = -1;
+
+	if (poll(&pfd, 1, PARENT_READY_MS) == 1 && ipc_sock_recv(p->smtp.ctl, buf, &f, NULL) == 1 &&
+	    f.type == CHILD_MSG_READY)
+		rc = 0;
+	free(buf);
+	return rc;
+}
+
+/* --- signals --------------------------------------------------------------------- */
+
+static void
+parent_reap(struct parent *p)
+{
+	pid_t pid;
+	int status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (child_reaped(&p->auth, pid, status)) {
+			p->auth_exits++;
+			if (p->smtp.pid != 0)
+				(void)parent_send(p->smtp.ctl, CHILD_MSG_EXIT, "auth", 0, 0, -1);
+		} else if (child_reaped(&p->smtp, pid, status)) {
+			p->smtp_exits++;
+		}
+	}
+}
+
+static long long
+parent_next_ms(const struct parent *p)
+{
+	long long a = child_restart_in(&p->auth), s = child_restart_in(&p->smtp);
+
+	return a < 0 ? s : s < 0 ? a : a < s ? a : s;
+}
+
+static void
+parent_tick(struct parent *p)
+{
+	struct child *order[] = {&p->auth, &p->smtp};
+	char err[512];
+
+	for (size_t i = 0; i < 2; i++) {
+		struct child *ch = order[i];
+
+		if (child_restart_in(ch) != 0)
+			continue;
+		if (parent_start(p, ch, err, sizeof(err)) == -1) {
+			log_event(LOG_ERR, "child_start", 0, "{s:s, s:s}", "process", ch->role,
+			    "error", err);
+			if (ch->pid != 0)
+				(void)kill(ch->pid, SIGKILL); /* reaped, then retried */
+			else
+				ch->restart_at_ms = child_now_ms() + ch->backoff_ms;
+			continue;
+		}
+		log_event(LOG_NOTICE, "child_start", 0, "{s:s, s:i}", "process", ch->role, "pid",
+		    (int)ch->pid);
+	}
+}
+
+/* SIGHUP: the configuration and its files read again, checked here, then
+ * handed to the smtp process; the auth process re-reads its own. */
+static void
+parent_reload(struct parent *p)
+{
+	char err[1024];
+	struct vault *v = NULL;
+	struct conf *c;
+
+	log_reopen();
+	c = serve_conf_check(p->path, p->c, &v, err, sizeof(err));
+	if (c == NULL) {
+		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "fail", "error", err);
+		vault_free(v);
+		return;
+	}
+	conf_free(c);
+	vault_free(p->vault);
+	p->vault = v;
+	if (p->auth.pid != 0)
+		(void)kill(p->auth.pid, SIGHUP);
+	if (p->smtp.pid != 0 && parent_send_files(p, CHILD_MSG_RELOAD) == -1)
+		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "fail", "error",
+		    "cannot reach the smtp process");
+}
+
+/* SIGTERM: the smtp process drains its sessions (shutdown_grace), then the
+ * auth process ends. The smtp process's exit status. */
+static int
+parent_stop(struct parent *p)
+{
+	long long until = child_now_ms() + (long long)p->c->shutdown_grace * 1000 + 15000;
+	int status = 0, rc = 0;
+
+	if (p->smtp.pid != 0) {
+		(void)kill(p->smtp.pid, SIGTERM);
+		while (waitpid(p->smtp.pid, &status, WNOHANG) == 0) {
+			if (child_now_ms() >= until) {
+				(void)kill(p->smtp.pid, SIGKILL);
+				(void)waitpid(p->smtp.pid, &status, 0);
+				break;
+			}
+			usleep(10 * 1000);
+		}
+		rc = WIFEXITED(status) ? WEXITSTATUS(status) : 2;
+		p->smtp.pid = 0;
+	}
+	child_stop(&p->auth, 5000);
+	child_stop(&p->smtp, 0);
+	return rc;
+}
+
+/* A token command for the smtp process (server/tokenc.h): a process of its
+ * own runs it, from this process's copy of the route's credentials file,
+ * and answers on the control socket itself, so that the parent never
+ * waits. The request names a route, never a command. */
+static void
+parent_token(struct parent *p, const struct ipc_frame *f)
+{
+	struct ipc_reader rd;
+	const struct conf_route *r = NULL;
+	uint32_t is_relay;
+	char domain[256];
+	pid_t pid;
+
+	ipc_reader_init(&rd, f);
+	if (ipc_get_u32(&rd, &is_relay) == -1 || ipc_get_str(&rd, domain, sizeof(domain) - 1) == -1)
+		return;
+	r = is_relay ? p->c->relay : conf_route_for(p->c, domain);
+	pid = fork();
+	if (pid == 0) {
+		static struct ipc_out o;
+		struct buf out;
+		char err[256] = "", *cmd = NULL;
+		sigset_t none;
+		int ok;
+
+		sigemptyset(&none);
+		(void)sigprocmask(SIG_SETMASK, &none, NULL);
+		buf_init(&out, CLIENT_SECRET_MAX);
+		buf_set_secret(&out);
+		if (r == NULL)
+			snprintf(err, sizeof(err), "failed: no such route");
+		ok = r != NULL && (cmd = creds_command(r, err, sizeof(err))) != NULL &&
+		    creds_run_command(cmd, &out, err, sizeof(err)) == 0;
+		ipc_out_begin(&o, CHILD_MSG_TOKEN_ANSWER, f->id);
+		ipc_put_u32(&o, ok ? 1 : 0);
+		if (ok)
+			ipc_put_bytes(&o, out.data, out.len);
+		else
+			ipc_put_bytes(&o, err, strlen(err));
+		if (ipc_out_end(&o) == 0)
+			(void)ipc_sock_send(p->smtp.ctl, &o, -1);
+		explicit_bzero(o.buf, sizeof(o.buf));
+		_exit(0);
+	}
+}
+
+/* What the smtp process says: READY after a restart, token requests. */
+static void
+parent_ctl(struct parent *p)
+{
+	unsigned char *buf = xmalloc(IPC_FRAME_MAX);
+	struct ipc_frame f;
+
+	/* one frame per wake-up: the socket blocks */
+	if (ipc_sock_recv(p->smtp.ctl, buf, &f, NULL) == 1 && f.type == CHILD_MSG_TOKEN)
+		parent_token(p, &f);
+	free(buf);
+}
+
+static int
+parent_loop(struct parent *p)
+{
+	sigset_t set;
+	int sfd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGCHLD);
+	if ((sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) == -1)
+		return parent_stop(p);
+	for (;;) {
+		long long ms = parent_next_ms(p);
+		struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN},
+		    {.fd = p->smtp.pid != 0 ? p->smtp.ctl : -1, .events = POLLIN}};
+		struct signalfd_siginfo si;
+
+		if (poll(pfd, 2, ms < 0 ? -1 : ms > INT_MAX ? INT_MAX : (int)ms) == -1 &&
+		    errno != EINTR)
+			break;
+		if (pfd[1].revents & POLLIN)
+			parent_ctl(p);
+		while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+			int sig = (int)si.ssi_signo;
+
+			if (sig == SIGCHLD)
+				parent_reap(p);
+			else if (sig == SIGHUP)
+				parent_reload(p);
+			else if ((sig == SIGUSR1 || sig == SIGUSR2) && p->smtp.pid != 0)
+				(void)kill(p->smtp.pid, sig);
+			else if (sig == SIGTERM || sig == SIGINT) {
+				close(sfd);
+				return parent_stop(p);
+			}
+		}
+		parent_tick(p);
+	}
+	close(sfd);
+	return parent_stop(p);
+}
+
+/* --- the whole ------------------------------------------------------------------- */
+
+static int
+parent_threads(const struct conf *c)
+{
+	long n;
+
+	if (c->threads > 0)
+		return c->threads;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+static void
+parent_free(struct parent *p)
+{
+	for (size_t i = 0; p->lfd != NULL && i < p->nthreads * p->nlistens; i++) {
+		if (p->lfd[i] != -1)
+			close(p->lfd[i]);
+	}
+	free(p->lfd);
+	if (p->admin_fd != -1)
+		close(p->admin_fd);
+	vault_free(p->vault);
+}
+
+static int
+parent_run(const char *path, const struct conf *c, struct vault *v)
+{
+	struct parent p = {.path = path, .c = c, .admin_fd = -1, .vault = v};
+	char err[1024] = "";
+	int rc = 2;
+
+	(void)prctl(PR_SET_DUMPABLE, 0); /* it holds the secrets too */
+	child_init(&p.auth, "auth", path);
+	child_init(&p.smtp, "smtp", path);
+	if (parent_user(&p, err, sizeof(err)) == -1 ||
+	    parent_bind(&p, parent_threads(c), err, sizeof(err)) == -1 ||
+	    parent_start(&p, &p.auth, err, sizeof(err)) == -1 ||
+	    parent_start(&p, &p.smtp, err, sizeof(err)) == -1) {
+		fprintf(stderr, "smtpgate: %s: %s\n", path, err);
+		child_stop(&p.smtp, 0);
+		child_stop(&p.auth, 0);
+		parent_free(&p);
+		return 2;
+	}
+	if (parent_wait_ready(&p) == -1) {
+		fprintf(stderr, "smtpgate: %s: the smtp process did not start (see above)\n", path);
+		child_stop(&p.smtp, 5000);
+		child_stop(&p.auth, 0);
+		parent_free(&p);
+		return 2;
+	}
+	rc = parent_loop(&p);
+	parent_free(&p);
+	return rc;
+}
+
+int
+parent_main(const char *path, bool check)
+{
+	char err[1024] = "";
+	struct vault *v = NULL;
+	struct conf *c;
+	sigset_t set;
+	int rc = 2;
+
+	/* signals are taken by sigwait on this thread only */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if ((c = serve_conf_check(path, NULL, &v, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "smtpgate: %s\n", err);
+		vault_free(v);
+		return 2;
+	}
+	if (check) {
+		/* warnings are printed but do not fail the check (audit_check_print) */
+		if (audit_check_print(c, stdout) == -1) {
+			fprintf(stderr, "smtpgate: %s: the audit found errors (see above)\n", path);
+			goto out;
+		}
+		printf("%s: configuration OK\n", path);
+		rc = 0;
+		goto out;
+	}
+	if (log_open(c->log) == -1) {
+		fprintf(stderr, "smtpgate: %s: cannot open log %s: %s\n", path, c->log,
+		    strerror(errno));
+		goto out;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	rc = parent_run(path, c, v);
+	v = NULL;
+out:
+	vault_free(v);
+	conf_free(c);
+	return rc;
+}
