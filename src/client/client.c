@@ -181,18 +181,59 @@ client_error_is_transient(const struct client *c)
 
 /* --- replies ---------------------------------------------------------------- */
 
+/* Appends one line (escaped) to r->text, after a '\n' unless it is the
+ * first; once a line does not fit, the text ends with "..." and *full_r is
+ * set. */
+static void
+client_reply_keep_line(struct client_reply *r, size_t *used, const char *l, size_t n, bool *full_r)
+{
+	size_t room = sizeof(r->text) - 1 - *used; /* - 1: the NUL */
+	size_t sep = *used > 0;
+	struct buf e;
+
+	if (*full_r)
+		return;
+	buf_init(&e, sizeof(r->text) * 4);
+	if (client_escape(l, n, sizeof(r->text), &e) == -1 || e.data == NULL) {
+		buf_free(&e);
+		return;
+	}
+	if (sep + e.len <= room) {
+		memcpy(r->text + *used, "\n", sep);
+		memcpy(r->text + *used + sep, e.data, e.len);
+		*used += sep + e.len;
+	} else {
+		if (room >= sep + 3) {
+			size_t k = room - sep - 3;
+
+			memcpy(r->text + *used, "\n", sep);
+			memcpy(r->text + *used + sep, e.data, k < e.len ? k : e.len);
+			*used += sep + (k < e.len ? k : e.len);
+		} else {
+			*used -= 3 - room; /* room < 3 here and *used >= 3 */
+		}
+		memcpy(r->text + *used, "...", 3);
+		*used += 3;
+		*full_r = true;
+	}
+	r->text[*used] = '\0';
+	buf_free(&e);
+}
+
 static void
 client_record_reply(struct client *c)
 {
 	struct smtp_reply_parser *p = &c->parser;
 	struct client_reply *r = &c->reply;
 	struct buf b;
-	size_t n;
+	size_t n, used = 0;
+	bool full = false;
 	const char *l;
 
 	r->code = p->code;
 	snprintf(r->enh, sizeof(r->enh), "%s", p->enh);
 	r->flags = p->flags;
+	r->text[0] = '\0';
 	for (size_t i = 0; i < p->nlines; i++) {
 		char head[5];
 
@@ -201,8 +242,10 @@ client_record_reply(struct client *c)
 		snprintf(head, sizeof(head), "%03d%c", i + 1 < p->nlines ? p->first_code : p->code,
 		    i + 1 < p->nlines ? '-' : ' ');
 		if (buf_append(&b, head, n == 0 && i + 1 == p->nlines ? 3 : 4) == 0 &&
-		    buf_append(&b, l, n) == 0)
+		    buf_append(&b, l, n) == 0) {
 			client_transcript_add(c->conf.transcript, CLIENT_T_SERVER, b.data, b.len);
+			client_reply_keep_line(r, &used, b.data, b.len, &full);
+		}
 		if (i + 1 == p->nlines) {
 			struct buf e;
 

@@ -37,8 +37,8 @@
  *	client_quit(c); client_free(c);
  *
  * and maps a failure to a retry decision with client_error_is_transient()
- * and to a log diagnosis with reply_map (src/diag/reply_map.h) applied to
- * client_reply(). With cc.transcript set, every line sent and received is
+ * and to a log diagnosis with reply_map (src/explain/reply_map.h) applied
+ * to client_reply()'s whole text. With cc.transcript set, every line sent and received is
  * recorded (secrets redacted) for the probe; delivery leaves it NULL.
  */
 #ifndef SG_CLIENT_CLIENT_H
@@ -57,6 +57,7 @@
 #define CLIENT_CHAIN_MAX 10 /* certificates kept from the peer's chain */
 #define CLIENT_TLS_ERRORS_MAX 8 /* verification errors kept */
 #define CLIENT_REPLY_LINE_MAX 512 /* kept copy of a reply's final line */
+#define CLIENT_REPLY_TEXT_MAX 2048 /* kept copy of a whole reply, every line */
 #define CLIENT_TRANSCRIPT_MAX_ENTRIES 4000
 #define CLIENT_TRANSCRIPT_MAX_BYTES (512 * 1024)
 #define CLIENT_TRANSCRIPT_LINE_MAX 1024 /* longer lines are cut, marked "..." */
@@ -231,6 +232,11 @@ struct client_reply {
 	int code; /* 0: none yet */
 	char enh[16]; /* RFC 3463, "" when none */
 	char line[CLIENT_REPLY_LINE_MAX]; /* final line, escaped: "535 5.7.8 ..." */
+	/* every line in order, each escaped as line is and joined by '\n'
+	 * ("534-5.7.9 Application-specific ...\n534 5.7.9  https://..."); cut
+	 * with "..." past CLIENT_REPLY_TEXT_MAX. The cause of a refusal is often
+	 * on a line before the last. */
+	char text[CLIENT_REPLY_TEXT_MAX];
 	unsigned flags; /* enum smtp_reply_flag */
 	char cmd[16]; /* verb of the command it answers: "EHLO", "AUTH", "" (greeting) */
 };

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "server/child.h"
 #include "server/serve.h"
 
 static void
@@ -37,9 +38,11 @@ serve_main(int argc, char **argv)
 	    {"config", required_argument, NULL, 'c'},
 	    {"check", no_argument, NULL, 'k'},
 	    {"help", no_argument, NULL, 'h'},
+	    /* internal: how the server starts its own child processes */
+	    {"child", required_argument, NULL, 'x'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *path = NULL;
+	const char *path = NULL, *child = NULL;
 	bool check = false;
 	int ch;
 
@@ -50,6 +53,9 @@ serve_main(int argc, char **argv)
 			break;
 		case 'k':
 			check = true;
+			break;
+		case 'x':
+			child = optarg;
 			break;
 		case 'h':
 			serve_usage(stdout);
@@ -63,5 +69,7 @@ serve_main(int argc, char **argv)
 		serve_usage(stderr);
 		return 2;
 	}
+	if (child != NULL)
+		return child_main(child, path);
 	return serve_daemon(path, check);
 }

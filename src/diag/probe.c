@@ -279,6 +279,7 @@ probe_client_finding(struct probe *p, struct client *c, const char *stage)
 {
 	const struct client_error *e = client_error(c);
 	const struct client_reply *r = client_reply(c);
+	struct finding_reply fr;
 	const char *id;
 
 	switch (e->kind) {
@@ -315,11 +316,13 @@ probe_client_finding(struct probe *p, struct client *c, const char *stage)
 		probe_add(p, "tls-handshake-failed", "%s", e->detail);
 		break;
 	case CLIENT_E_REPLY:
-		id = reply_map_find(r->code, r->enh, r->cmd, r->line);
+		id = reply_map_explain(r->code, r->enh, r->cmd, r->text, &fr);
 		if (r->code == 421 || (r->code == 454 && strcmp(r->cmd, "STARTTLS") == 0))
 			p->retry = true;
-		if (id != NULL)
-			probe_add(p, id, "%s %s", *r->cmd ? r->cmd : "greeting:", r->line);
+		/* the whole reply: a provider's words may be on any line */
+		if (id != NULL && !findings_has(&p->f, id))
+			findings_add_reply(
+			    &p->f, id, &fr, -1, "%s %s", *r->cmd ? r->cmd : "greeting:", r->text);
 		break;
 	case CLIENT_E_AUTH:
 		probe_add(p, "auth-server-proof-invalid", "%s", e->detail);
@@ -607,8 +610,11 @@ probe_auth_one(struct probe *p, struct client *c, const char *mech, bool *invali
 			probe_auth_record(p, mech, true, c);
 			return 0;
 		}
+		/* a 454 for too many attempts is not retried: retries keep the lock on */
 		if (client_error(c)->kind == CLIENT_E_REPLY && client_reply(c)->code == 454 &&
-		    try < PROBE_TRIES_MAX) {
+		    try < PROBE_TRIES_MAX &&
+		    strcmp(reply_map_find(454, client_reply(c)->enh, "AUTH", client_reply(c)->text),
+		        "auth-too-many-attempts") != 0) {
 			client_transcript_addf(&p->t, CLIENT_T_INFO,
 			    "454 is temporary: retrying in %u ms (try %d of %d)", wait, try + 1,
 			    PROBE_TRIES_MAX);
@@ -655,15 +661,19 @@ probe_auth_extra(struct probe *p, const char *mech, const char *first_ok)
 	        (client_caps(c)->starttls && client_starttls(c) == 0 && client_ehlo(c) == 0))) {
 		if (probe_auth_one(p, c, mech, &invalid) == -1) {
 			const struct client_reply *r = client_reply(c);
-			const char *id = reply_map_find(r->code, r->enh, "AUTH", r->line);
+			struct finding_reply fr;
+			const char *id = reply_map_explain(r->code, r->enh, "AUTH", r->text, &fr);
 
 			if (client_error(c)->kind == CLIENT_E_AUTH)
 				id = "auth-server-proof-invalid";
 			/* one mechanism failing where another works: a warning */
-			if (id != NULL)
-				probe_add_sev(p, id, FINDING_WARNING,
+			if (client_error(c)->kind == CLIENT_E_AUTH && !findings_has(&p->f, id))
+				findings_add_severity(&p->f, id, FINDING_WARNING,
 				    "AUTH %s: %s (while %s worked)", mech, client_error(c)->detail,
 				    first_ok);
+			else if (id != NULL && !findings_has(&p->f, id))
+				findings_add_reply(&p->f, id, &fr, FINDING_WARNING,
+				    "AUTH %s: %s (while %s worked)", mech, r->text, first_ok);
 		}
 	}
 	client_quit(c);

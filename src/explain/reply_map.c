@@ -8,12 +8,15 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "explain/kb_provider.h"
+
 struct reply_map_row {
 	int code; /* exact code, or 4 / 5 for any code of that class */
-	const char *enh; /* prefix of the enhanced code, or NULL */
+	const char *enh; /* leading fields of the enhanced code, or NULL */
 	const char *cmd; /* verb, or NULL for any */
 	const char *text; /* substring of the text (case-insensitive), or NULL */
 	const char *id;
@@ -24,6 +27,10 @@ static const struct reply_map_row reply_map_rows[] = {
     {530, NULL, NULL, "STARTTLS", "encryption-required"},
     {530, NULL, "AUTH", NULL, "encryption-required"},
     {530, NULL, NULL, NULL, "auth-required"},
+    /* smtpgate's own refusals after failed logins (smtp_reply.c): the
+     * per-account throttle and the ban */
+    {454, "4.7.0", "AUTH", "too many failed attempts", "auth-too-many-attempts"},
+    {421, "4.7.0", NULL, "Too many authentication failures", "auth-too-many-attempts"},
     {538, NULL, NULL, NULL, "encryption-required"},
     {534, NULL, NULL, NULL, "auth-mechanism-too-weak"},
     {535, NULL, NULL, NULL, "auth-credentials-invalid"},
@@ -73,17 +80,24 @@ reply_map_has(const char *hay, const char *needle)
 	return false;
 }
 
-const char *
-reply_map_find(int code, const char *enh, const char *cmd, const char *text)
+/* RFC 3463 fields: "5.7.1" covers "5.7.1" but not "5.7.139". */
+static bool
+reply_map_enh_matches(const char *want, const char *enh)
 {
-	if (code < 400)
-		return NULL;
+	size_t n = strlen(want);
+
+	return enh != NULL && strncmp(enh, want, n) == 0 && (enh[n] == '\0' || enh[n] == '.');
+}
+
+static const char *
+reply_map_find_generic(int code, const char *enh, const char *cmd, const char *text)
+{
 	for (size_t i = 0; i < sizeof(reply_map_rows) / sizeof(reply_map_rows[0]); i++) {
 		const struct reply_map_row *r = &reply_map_rows[i];
 
 		if (r->code < 10 ? r->code != code / 100 : r->code != code)
 			continue;
-		if (r->enh != NULL && (enh == NULL || strncmp(enh, r->enh, strlen(r->enh)) != 0))
+		if (r->enh != NULL && !reply_map_enh_matches(r->enh, enh))
 			continue;
 		if (r->cmd != NULL && (cmd == NULL || strcasecmp(cmd, r->cmd) != 0))
 			continue;
@@ -92,4 +106,27 @@ reply_map_find(int code, const char *enh, const char *cmd, const char *text)
 		return r->id;
 	}
 	return NULL;
+}
+
+const char *
+reply_map_explain(
+    int code, const char *enh, const char *cmd, const char *text, struct finding_reply *r)
+{
+	const char *id;
+
+	memset(r, 0, sizeof(*r));
+	r->code = code;
+	snprintf(r->enh, sizeof(r->enh), "%s", enh != NULL ? enh : "");
+	if (code < 400)
+		return NULL;
+	id = kb_provider_find(code, enh, text, r);
+	return id != NULL ? id : reply_map_find_generic(code, enh, cmd, text);
+}
+
+const char *
+reply_map_find(int code, const char *enh, const char *cmd, const char *text)
+{
+	struct finding_reply r;
+
+	return reply_map_explain(code, enh, cmd, text, &r);
 }

@@ -110,9 +110,26 @@ deliver_set(struct deliver_result *r, enum qfile_state st, int code, const char 
 	r->code = code;
 	snprintf(r->enh, sizeof(r->enh), "%s", enh != NULL ? enh : "");
 	r->finding = finding;
+	r->reply[0] = '\0';
+	memset(&r->why, 0, sizeof(r->why));
 	va_start(ap, fmt);
 	vsnprintf(r->text, sizeof(r->text), fmt, ap);
 	va_end(ap);
+}
+
+/* A refusal rp (a reply to cmd) at step: state, finding and the whole reply
+ * for the log, the final line for the queue and the DSN. */
+static void
+deliver_set_refusal(
+    struct deliver_result *r, const struct client_reply *rp, const char *cmd, const char *step)
+{
+	struct finding_reply why;
+	const char *id = reply_map_explain(rp->code, rp->enh, cmd, rp->text, &why);
+
+	deliver_set(r, deliver_classify(rp->code, rp->enh, cmd), rp->code, rp->enh, id, "%s%s%s",
+	    step, *step ? ": " : "", rp->line);
+	snprintf(r->reply, sizeof(r->reply), "%s", rp->text);
+	r->why = why;
 }
 
 /* Every recipient not yet decided gets the client's failure at step. */
@@ -127,9 +144,7 @@ deliver_fail_all(
 		if (decided != NULL && decided[i])
 			continue;
 		if (e->kind == CLIENT_E_REPLY && rp->code != 0) {
-			deliver_set(&res[i], deliver_classify(rp->code, rp->enh, rp->cmd), rp->code,
-			    rp->enh, reply_map_find(rp->code, rp->enh, rp->cmd, rp->line), "%s: %s",
-			    step, rp->line);
+			deliver_set_refusal(&res[i], rp, rp->cmd, step);
 		} else {
 			deliver_set(&res[i],
 			    e->kind == CLIENT_E_UNSUPPORTED || e->kind == CLIENT_E_AUTH
@@ -304,9 +319,7 @@ deliver_transaction(struct client *c, bool lmtp, const struct qfile *q, const st
 			accepted[nacc++] = i;
 		} else if (rp->code != 0) {
 			decided[i] = true;
-			deliver_set(&res[i], deliver_classify(rp->code, rp->enh, "RCPT"), rp->code,
-			    rp->enh, reply_map_find(rp->code, rp->enh, "RCPT", rp->line),
-			    "RCPT: %s", rp->line);
+			deliver_set_refusal(&res[i], rp, "RCPT", "RCPT");
 		}
 	}
 	if (erc == -1) {
@@ -341,9 +354,7 @@ deliver_transaction(struct client *c, bool lmtp, const struct qfile *q, const st
 		const struct client_reply *rp = client_reply(c);
 
 		decided[accepted[0]] = true;
-		deliver_set(&res[accepted[0]], deliver_classify(rp->code, rp->enh, "DATA"),
-		    rp->code, rp->enh, reply_map_find(rp->code, rp->enh, "DATA", rp->line),
-		    "DATA: %s", rp->line);
+		deliver_set_refusal(&res[accepted[0]], rp, "DATA", "DATA");
 	} else {
 		const struct client_reply *rp = client_reply(c);
 
@@ -368,9 +379,10 @@ deliver_transaction(struct client *c, bool lmtp, const struct qfile *q, const st
 			goto out;
 		}
 		decided[i] = true;
-		deliver_set(&res[i], deliver_classify(rp->code, rp->enh, "DATA"), rp->code, rp->enh,
-		    rp->code >= 400 ? reply_map_find(rp->code, rp->enh, "DATA", rp->line) : NULL,
-		    "%s%s", rp->code >= 400 ? "DATA: " : "", rp->line);
+		if (rp->code >= 400)
+			deliver_set_refusal(&res[i], rp, "DATA", "DATA");
+		else
+			deliver_set(&res[i], QFILE_SENT, rp->code, rp->enh, NULL, "%s", rp->line);
 	}
 	tx->end = DELIVER_TX_CLEAN;
 out:

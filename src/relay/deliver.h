@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "explain/finding.h"
 #include "queue/qfile.h"
 
 struct conf;
@@ -24,6 +25,7 @@ struct conf_route;
 struct creds;
 
 #define DELIVER_TEXT_MAX 512
+#define DELIVER_REPLY_MAX 2048 /* as CLIENT_REPLY_TEXT_MAX */
 
 struct deliver_result {
 	enum qfile_state state;
@@ -31,6 +33,11 @@ struct deliver_result {
 	char enh[16];
 	char text[DELIVER_TEXT_MAX]; /* the reply line or what went wrong */
 	const char *finding; /* reply_map / knowledge-base id, or NULL */
+	/* for a refusal: the whole reply (every line, '\n' between them; ""
+	 * otherwise) and what the knowledge base makes of it, so the log
+	 * names the same cause and fix as `smtpgate probe` */
+	char reply[DELIVER_REPLY_MAX];
+	struct finding_reply why;
 };
 
 struct route_mx;

@@ -130,7 +130,7 @@ scheduler_attempt_log(const struct qfile *q, size_t i, const char *relay, const 
     const struct deliver_result *dr, long long next_try_ms, const char *dsn)
 {
 	const struct finding_kb *kb = dr->finding != NULL ? finding_kb_find(dr->finding) : NULL;
-	char next[64];
+	char next[64], cause[FINDING_CAUSE_MAX] = "";
 	enum log_level lvl;
 
 	if (next_try_ms == SCHEDULER_NEVER || next_try_ms <= 0 || strcmp(result, "deferred") != 0)
@@ -142,11 +142,18 @@ scheduler_attempt_log(const struct qfile *q, size_t i, const char *relay, const 
 	    : strcmp(result, "deferred") == 0 ? LOG_WARNING
 	    : strcmp(result, "held") == 0     ? LOG_ERR
 	                                      : LOG_NOTICE;
+	/* the same words as `smtpgate probe`: the reply's own codes, a
+	 * provider's cause and fix where the knowledge base knows the reply */
+	if (kb != NULL)
+		finding_cause_render(kb, &dr->why, cause, sizeof(cause));
 	log_event(lvl, "delivery", 0,
-	    "{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:i, s:s?}", "queue_id",
-	    q->id, "rcpt", q->env->rcpts[i], "relay", relay, "result", result, "code", dr->code,
-	    "enhanced", dr->enh, "reason", dr->text, "finding", dr->finding, "cause",
-	    kb != NULL ? kb->cause : NULL, "fix", kb != NULL ? kb->fix : NULL, "next_try",
+	    "{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s*, s:s?, s:s?, s:s?, s:s*, s:s*, s:s?, s:i, "
+	    "s:s?}",
+	    "queue_id", q->id, "rcpt", q->env->rcpts[i], "relay", relay, "result", result, "code",
+	    dr->code, "enhanced", dr->enh, "reason", dr->text, "reply",
+	    dr->reply[0] != '\0' ? dr->reply : NULL, "finding", dr->finding, "cause",
+	    kb != NULL ? cause : NULL, "fix", kb != NULL ? finding_fix_text(kb, &dr->why) : NULL,
+	    "provider", dr->why.provider, "help", dr->why.help, "next_try",
 	    next[0] != '\0' ? next : NULL, "attempt", (int)q->attempts, "dsn", dsn);
 }
 

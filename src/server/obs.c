@@ -54,9 +54,9 @@ struct obs {
 	struct metrics *m;
 	int connections, open, accepted, latency, bans;
 	int queue_fam, oldest;
-	int f_replies, f_auth, f_tls, f_quota, f_proxy;
+	int f_replies, f_auth, f_tls, f_quota, f_proxy, f_child;
 	int replies[600]; /* atomic: series + 1 by code, 0 = not yet */
-	struct obs_cache auth, tls, quota, proxy;
+	struct obs_cache auth, tls, quota, proxy, child;
 	struct server *srv;
 };
 
@@ -99,6 +99,9 @@ obs_new(void)
 	    "Connections closed in the PROXY protocol step, by reason (not_allowed, malformed, "
 	    "timeout, closed).",
 	    METRICS_COUNTER, "reason", NULL, 0);
+	o->f_child = metrics_family(m, "smtpgate_child_exits_total",
+	    "Child processes (auth, relay) that ended and were restarted, by process.",
+	    METRICS_COUNTER, "process", NULL, 0);
 	o->bans = metrics_series0(m,
 	    metrics_family(m, "smtpgate_bans_active", "Client addresses or networks banned now.",
 	        METRICS_GAUGE, NULL, NULL, 0));
@@ -111,6 +114,7 @@ obs_new(void)
 	pthread_mutex_init(&o->tls.lock, NULL);
 	pthread_mutex_init(&o->quota.lock, NULL);
 	pthread_mutex_init(&o->proxy.lock, NULL);
+	pthread_mutex_init(&o->child.lock, NULL);
 	return o;
 }
 
@@ -124,6 +128,7 @@ obs_free(struct obs *o)
 	pthread_mutex_destroy(&o->tls.lock);
 	pthread_mutex_destroy(&o->quota.lock);
 	pthread_mutex_destroy(&o->proxy.lock);
+	pthread_mutex_destroy(&o->child.lock);
 	free(o);
 }
 
@@ -250,6 +255,13 @@ obs_proxy_reject(struct obs *o, const char *reason)
 {
 	if (o != NULL)
 		metrics_inc(o->m, obs_cache_series(o, &o->proxy, o->f_proxy, reason, ""));
+}
+
+void
+obs_child_exit(struct obs *o, const char *process)
+{
+	if (o != NULL)
+		metrics_inc(o->m, obs_cache_series(o, &o->child, o->f_child, process, ""));
 }
 
 void

@@ -46,6 +46,8 @@ void obs_commit_latency(struct obs *o, double seconds);
 void obs_quota_exceeded(struct obs *o, const char *limit);
 /* reason: "not_allowed", "malformed", "timeout" or "closed" (proxy_accept.h). */
 void obs_proxy_reject(struct obs *o, const char *reason);
+/* A child process (auth, relay) ended; the parent restarts it. */
+void obs_child_exit(struct obs *o, const char *process);
 /* The value of smtpgate_bans_active (0 until set). */
 void obs_set_bans_active(struct obs *o, metrics_gauge_cb *cb, void *arg);
 

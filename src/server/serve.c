@@ -41,6 +41,7 @@
 #include "server/serve.h"
 #include "server/server.h"
 #include "server/session.h"
+#include "server/supervise.h"
 
 static bool
 serve_needs_tls(const struct conf *c)
@@ -223,6 +224,27 @@ serve_admin_auth(struct admin *a, const struct conf *c)
 	    c->admin_auth == CONF_ADMIN_AUTH_ALL ? ADMIN_AUTH_ALL : ADMIN_AUTH_CHANGES);
 }
 
+/* Loads the credentials of c ([auth] backend, [oauth]) once, to report
+ * what is wrong with them, and lets them go: the auth process holds them.
+ * 0, or -1 with err. */
+static int
+serve_check_auth(const struct conf *c, char *err, size_t errlen)
+{
+	struct authdb *db = NULL;
+	struct oauth *o = NULL;
+	char e[1024] = "";
+
+	if (c->backend != NULL && (db = authdb_open(c, err, errlen)) == NULL)
+		return -1;
+	authdb_free(db);
+	if (oauth_is_configured(c) && (o = oauth_open(c, e, sizeof(e))) == NULL) {
+		snprintf(err, errlen, "%s: [oauth]: %s", c->path, e);
+		return -1;
+	}
+	oauth_free(o);
+	return 0;
+}
+
 static void
 serve_reload(struct server *srv, const char *path)
 {
@@ -240,14 +262,16 @@ serve_reload(struct server *srv, const char *path)
 		server_snap_put(snap);
 		return;
 	}
-	if (authdb_reload(srv->authdb, err, sizeof(err)) == -1) {
+	/* the credentials must load before the auth process is told to
+	 * re-read them (it keeps the old ones if it cannot) */
+	if (serve_check_auth(snap->conf, err, sizeof(err)) == -1) {
 		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "fail", "error", err);
 		server_snap_put(snap);
 		return;
 	}
-	/* the JWKS is re-read; other [oauth] changes need a restart */
-	if (srv->oauth != NULL && oauth_reload(srv->oauth, err, sizeof(err)) == -1)
-		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "partial", "error", err);
+	/* the passwd file and the JWKS are re-read there; other [auth] and
+	 * [oauth] changes need a restart */
+	supervise_reload(srv);
 	log_reopen();
 	sendquota_reload(srv->sendquota);
 	/* a new [admin] token_file or auth applies at once (the address, and
@@ -317,9 +341,21 @@ serve_run(struct server *srv, const char *path)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGCHLD);
 	for (;;) {
-		if (sigwait(&set, &sig) != 0)
+		long long ms = supervise_next_ms(srv);
+		struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000};
+
+		sig = ms < 0 ? sigwaitinfo(&set, NULL) : sigtimedwait(&set, NULL, &ts);
+		if (sig == -1) {
+			supervise_tick(srv);
 			continue;
+		}
+		if (sig == SIGCHLD) {
+			supervise_reap(srv);
+			supervise_tick(srv);
+			continue;
+		}
 		if (sig == SIGHUP) {
 			serve_reload(srv, path);
 			continue;
@@ -468,10 +504,8 @@ serve_workers_run(struct server *srv, const char *path)
 	/* after the committer, whose hook it is; c may be gone after a SIGHUP */
 	scheduler_free(srv->sched, srv->snap->conf->shutdown_grace);
 	srv->sched = NULL;
-	authdb_free(srv->authdb);
-	srv->authdb = NULL;
-	oauth_free(srv->oauth);
-	srv->oauth = NULL;
+	/* pending AUTH requests are answered (454) while the loops still run */
+	supervise_stop(srv);
 	for (size_t i = 0; i < srv->nworkers; i++)
 		loop_post(srv->workers[i]->loop, serve_worker_stop, srv->workers[i]);
 	for (size_t i = 0; i < srv->nworkers; i++)
@@ -488,19 +522,9 @@ serve_open_auth(struct server *srv, const char *path, bool check)
 	const struct conf *c = srv->snap->conf;
 	char err[1024] = "";
 
-	if (c->backend != NULL) {
-		srv->authdb = authdb_open(c, err, sizeof(err));
-		if (srv->authdb == NULL) {
-			fprintf(stderr, "smtpgate: %s\n", err);
-			return 2;
-		}
-	}
-	if (oauth_is_configured(c)) {
-		srv->oauth = oauth_open(c, err, sizeof(err));
-		if (srv->oauth == NULL) {
-			fprintf(stderr, "smtpgate: %s: [oauth]: %s\n", path, err);
-			return 2;
-		}
+	if (serve_check_auth(c, err, sizeof(err)) == -1) {
+		fprintf(stderr, "smtpgate: %s\n", err);
+		return 2;
 	}
 	if (!check)
 		return -1;
@@ -531,6 +555,7 @@ serve_daemon(const char *path, bool check)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGCHLD);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	memset(&srv, 0, sizeof(srv));
 	pthread_mutex_init(&srv.lock, NULL);
@@ -557,6 +582,10 @@ serve_daemon(const char *path, bool check)
 	loop_global_init();
 	if (serve_open_services(&srv, path, &sched_snap) == -1)
 		goto out;
+	if (supervise_start(&srv, path, err, sizeof(err)) == -1) {
+		fprintf(stderr, "smtpgate: %s: %s\n", path, err);
+		goto out;
+	}
 	rc = serve_workers_run(&srv, path);
 	for (size_t i = 0; i < srv.nworkers; i++)
 		serve_worker_free(srv.workers[i]);
@@ -566,8 +595,7 @@ out:
 	scheduler_free(srv.sched, 0);
 	if (sched_snap != NULL)
 		server_snap_put(sched_snap);
-	authdb_free(srv.authdb);
-	oauth_free(srv.oauth);
+	supervise_stop(&srv);
 	sendquota_free(srv.sendquota); /* after the sessions and the admin thread */
 	obs_free(srv.obs);
 	limiter_free(srv.limiter); /* after the sessions: saves the bans a last time */

@@ -15,10 +15,10 @@
 #include <stdint.h>
 
 #include "lib/idmap.h"
+#include "server/child.h"
 
 struct admin;
-struct authdb;
-struct oauth;
+struct authc;
 struct conf;
 struct limiter;
 struct listener_accept;
@@ -41,8 +41,8 @@ struct worker;
 struct server {
 	pthread_mutex_t lock; /* guards snap */
 	struct server_snap *snap;
-	struct authdb *authdb;
-	struct oauth *oauth; /* NULL without [oauth] */
+	struct authc *authc; /* the credentials, in the auth process */
+	struct child auth_child; /* that process */
 	struct queue *queue;
 	struct scheduler *sched; /* delivery; NULL without [relay] or [route] */
 	struct admin *admin; /* NULL without [admin] */

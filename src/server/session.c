@@ -223,6 +223,8 @@ session_reset_auth(struct session *s)
 	s->auth_mech = NULL;
 	s->auth_reason = NULL;
 	s->auth_keyed = false;
+	free(s->auth_senders_next);
+	s->auth_senders_next = NULL;
 }
 
 /* RFC 3207 4.2: after STARTTLS the server forgets everything learned. */
@@ -236,6 +238,8 @@ session_forget_all(struct session *s)
 	s->esmtp = false;
 	free(s->auth_user);
 	s->auth_user = NULL;
+	free(s->auth_senders);
+	s->auth_senders = NULL;
 }
 
 /* --- lifecycle ----------------------------------------------------------- */

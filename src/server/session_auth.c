@@ -23,6 +23,7 @@
 
 #include "auth/authdb.h"
 #include "auth/oauth.h"
+#include "server/authc.h"
 #include "conf/conf.h"
 #include "lib/base64.h"
 #include "lib/buf.h"
@@ -51,8 +52,8 @@
 #include "smtp/smtp_reply.h"
 
 static void session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal);
-static void session_auth_token_cb(
-    void *ctx, uint64_t session_id, enum oauth_result result, const char *reason);
+static void session_auth_token_cb(void *ctx, uint64_t session_id, enum oauth_result result,
+    const char *reason, const char *openid, const char *senders);
 
 /* AUTH is advertised when the listener has it, no STARTTLS is pending
  * (AUTH before it gets 530), nobody is logged in yet, and at least one
@@ -89,6 +90,8 @@ session_auth_ok(struct session *s, const char *user)
 			limiter_auth_ok(l, typed, strlen(typed), &s->addr, limiter_now_ms());
 	}
 	s->auth_user = xstrdup(user);
+	s->auth_senders = s->auth_senders_next;
+	s->auth_senders_next = NULL;
 	session_reply(s, SMTP_R_AUTH_OK, NULL);
 	log_event(LOG_INFO, "auth", s->id, "{s:s, s:s, s:s, s:i, s:s}", "mechanism", s->auth_mech,
 	    "user", user, "result", "ok", "code", 235, "client", s->client);
@@ -234,12 +237,13 @@ session_auth_throttled(struct session *s)
 		return false;
 	log_event(
 	    LOG_WARNING, "throttle", s->id, "{s:s, s:s}", "account", acct, "client", s->client);
-	session_auth_fail(s, SMTP_R_AUTH_TEMPFAIL);
+	session_auth_fail(s, SMTP_R_AUTH_THROTTLED);
 	return true;
 }
 
 static void
-session_auth_done_cb(void *ctx, uint64_t session_id, enum authdb_result result, const char *user)
+session_auth_done_cb(void *ctx, uint64_t session_id, enum authdb_result result, const char *user,
+    const char *senders)
 {
 	struct worker *w = ctx;
 	struct session *s = idmap_get(&w->sessions, session_id);
@@ -250,6 +254,8 @@ session_auth_done_cb(void *ctx, uint64_t session_id, enum authdb_result result, 
 		return;
 	switch (result) {
 	case AUTHDB_OK:
+		free(s->auth_senders_next);
+		s->auth_senders_next = senders != NULL ? xstrdup(senders) : NULL;
 		session_auth_ok(s, user);
 		session_auth_unbusy(s);
 		return;
@@ -289,9 +295,9 @@ session_auth_fail(struct session *s, enum smtp_reply_id id)
 	    id == SMTP_R_AUTH_ABORTED ? "aborted" : "fail", "code", r->code, "client", s->client,
 	    "reason", why[0] != '\0' ? why : NULL);
 	obs_auth(s->w->srv->obs, s->auth_mech,
-	    id == SMTP_R_AUTH_ABORTED        ? "aborted"
-	        : id == SMTP_R_AUTH_TEMPFAIL ? "tempfail"
-	                                     : "fail");
+	    id == SMTP_R_AUTH_ABORTED                                       ? "aborted"
+	        : id == SMTP_R_AUTH_TEMPFAIL || id == SMTP_R_AUTH_THROTTLED ? "tempfail"
+	                                                                    : "fail");
 	if (id == SMTP_R_AUTH_INVALID || abandoned)
 		session_auth_invalid(s, id);
 	else
@@ -317,7 +323,7 @@ session_auth_resume(struct session *s)
 /* The stored keys asked for by SASL_NEED_KEYS: resume the mechanism. */
 static void
 session_auth_keys_cb(void *ctx, uint64_t session_id, enum authdb_result result,
-    const struct sasl_keys *k, const char *user)
+    const struct sasl_keys *k, const char *user, const char *senders)
 {
 	struct worker *w = ctx;
 	struct session *s = idmap_get(&w->sessions, session_id);
@@ -330,6 +336,8 @@ session_auth_keys_cb(void *ctx, uint64_t session_id, enum authdb_result result,
 		return;
 	}
 	sasl_set_keys(s->sasl, k, user);
+	free(s->auth_senders_next);
+	s->auth_senders_next = senders != NULL ? xstrdup(senders) : NULL;
 	s->auth_keyed = true;
 	session_auth_resume(s);
 }
@@ -337,7 +345,8 @@ session_auth_keys_cb(void *ctx, uint64_t session_id, enum authdb_result result,
 /* The verdict on a bearer token (SASL_VERIFY_TOKEN): resume the mechanism,
  * which ends it or sends the RFC 7628 error challenge. */
 static void
-session_auth_token_cb(void *ctx, uint64_t session_id, enum oauth_result result, const char *reason)
+session_auth_token_cb(void *ctx, uint64_t session_id, enum oauth_result result, const char *reason,
+    const char *openid, const char *senders)
 {
 	struct worker *w = ctx;
 	struct session *s = idmap_get(&w->sessions, session_id);
@@ -346,7 +355,13 @@ session_auth_token_cb(void *ctx, uint64_t session_id, enum oauth_result result, 
 
 	if (s == NULL || s->closing || s->sasl == NULL)
 		return;
-	s->auth_reason = reason;
+	s->auth_reason = NULL;
+	if (reason != NULL) {
+		snprintf(s->auth_reason_buf, sizeof(s->auth_reason_buf), "%s", reason);
+		s->auth_reason = s->auth_reason_buf;
+	}
+	free(s->auth_senders_next);
+	s->auth_senders_next = result == OAUTH_OK && senders != NULL ? xstrdup(senders) : NULL;
 	if (result == OAUTH_TEMPFAIL) {
 		session_auth_fail(s, SMTP_R_AUTH_TEMPFAIL);
 		session_auth_unbusy(s);
@@ -354,8 +369,7 @@ session_auth_token_cb(void *ctx, uint64_t session_id, enum oauth_result result, 
 	}
 	buf_init(&json, SASL_LINE_MAX);
 	m = strcmp(s->auth_mech, "XOAUTH2") == 0 ? SASL_OAUTH_XOAUTH2 : SASL_OAUTH_OAUTHBEARER;
-	if (result != OAUTH_OK &&
-	    sasl_oauth_error_json(m, NULL, oauth_openid_configuration(w->srv->oauth), &json) == -1)
+	if (result != OAUTH_OK && sasl_oauth_error_json(m, NULL, openid, &json) == -1)
 		buf_reset(&json);
 	sasl_set_verdict(s->sasl, result == OAUTH_OK, sasl_user(s->sasl),
 	    result == OAUTH_OK || json.len == 0 ? NULL : json.data);
@@ -391,7 +405,7 @@ session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 		s->busy = true;
 		session_flush(s);
 		conn_read_pause(s->conn);
-		authdb_verify_plain_from(s->w->srv->authdb, loop_mailbox(s->w->loop), s->id,
+		authc_verify_plain(s->w->srv->authc, loop_mailbox(s->w->loop), s->id,
 		    sasl_user(s->sasl), strlen(sasl_user(s->sasl)), sasl_password(s->sasl),
 		    sasl_password_len(s->sasl), s->client, session_auth_done_cb, s->w);
 		break;
@@ -404,7 +418,7 @@ session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 		s->busy = true;
 		session_flush(s);
 		conn_read_pause(s->conn);
-		authdb_lookup_keys(s->w->srv->authdb, loop_mailbox(s->w->loop), s->id,
+		authc_lookup_keys(s->w->srv->authc, loop_mailbox(s->w->loop), s->id,
 		    sasl_user(s->sasl), strlen(sasl_user(s->sasl)), sasl_keys_kind(s->sasl),
 		    session_auth_keys_cb, s->w);
 		break;
@@ -412,14 +426,14 @@ session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 		/* SCRAM checked the proof here: note the credential's last use
 		 * like a PLAIN/LOGIN verification does */
 		if (sasl_matched_cred(s->sasl, &label, &created))
-			authdb_record_use(
-			    s->w->srv->authdb, sasl_user(s->sasl), label, created, s->client);
+			authc_record_use(
+			    s->w->srv->authc, sasl_user(s->sasl), label, created, s->client);
 		session_auth_ok(s, sasl_user(s->sasl));
 		break;
 	case SASL_VERIFY_TOKEN:
 		if (session_auth_throttled(s))
 			break;
-		if (s->w->srv->oauth == NULL) {
+		if (!oauth_is_configured(session_conf(s))) {
 			session_auth_fail(s, SMTP_R_AUTH_TEMPFAIL);
 			break;
 		}
@@ -427,9 +441,9 @@ session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 		s->busy = true;
 		session_flush(s);
 		conn_read_pause(s->conn);
-		oauth_verify(s->w->srv->oauth, loop_mailbox(s->w->loop), s->id, sasl_user(s->sasl),
-		    strlen(sasl_user(s->sasl)), sasl_token(s->sasl), sasl_token_len(s->sasl),
-		    session_auth_token_cb, s->w);
+		authc_verify_token(s->w->srv->authc, loop_mailbox(s->w->loop), s->id,
+		    sasl_user(s->sasl), strlen(sasl_user(s->sasl)), sasl_token(s->sasl),
+		    sasl_token_len(s->sasl), session_auth_token_cb, s->w);
 		break;
 	case SASL_FAILED:
 	case SASL_MALFORMED:

@@ -55,18 +55,19 @@ session_mail_binds_sender(const struct session *s)
 	return s->auth_user != NULL && s->listen->sender_binding;
 }
 
-/* The envelope sender must be owned by the user (or be <>). The patterns are
- * read from the current passwd snapshot at each MAIL, so `smtpgate user
- * senders` applies to the next transaction. */
+/* The envelope sender must be owned by the user (or be <>). The patterns
+ * came from the auth process with the login, so `smtpgate user senders`
+ * applies from the user's next login on. */
 static bool
 session_mail_sender_allowed(struct session *s)
 {
-	char *patterns, text[SENDER_REPLY_TEXT_MAX];
+	const char *patterns;
+	char text[SENDER_REPLY_TEXT_MAX];
 	bool ok;
 
 	if (!session_mail_binds_sender(s))
 		return true;
-	patterns = authdb_user_senders(s->w->srv->authdb, s->auth_user);
+	patterns = s->auth_senders;
 	ok = sender_envelope_is_allowed(s->auth_user, patterns, s->mail.addr);
 	if (!ok) {
 		sender_reject_text(s->auth_user, patterns, NULL, text, sizeof(text));
@@ -74,7 +75,6 @@ session_mail_sender_allowed(struct session *s)
 		    "user", s->auth_user, "result", "not owned");
 		session_reply(s, SMTP_R_SENDER_NOT_OWNED, text);
 	}
-	free(patterns);
 	return ok;
 }
 
@@ -87,7 +87,7 @@ session_mail_sender_allowed(struct session *s)
 static const char *
 session_mail_header_check(struct session *s, char *text, size_t textlen)
 {
-	char *patterns;
+	const char *patterns;
 	const char *bad = NULL;
 
 	if (s->hdr == NULL || !session_mail_binds_sender(s))
@@ -102,14 +102,13 @@ session_mail_header_check(struct session *s, char *text, size_t textlen)
 	case SMTP_HEADER_FROM_OK:
 		break;
 	}
-	patterns = authdb_user_senders(s->w->srv->authdb, s->auth_user);
+	patterns = s->auth_senders;
 	for (size_t i = 0; i < s->hdr->naddrs && bad == NULL; i++) {
 		if (!sender_owns(s->auth_user, patterns, s->hdr->addrs[i]))
 			bad = s->hdr->addrs[i];
 	}
 	if (bad != NULL)
 		sender_reject_text(s->auth_user, patterns, bad, text, textlen);
-	free(patterns);
 	return bad != NULL ? text : NULL;
 }
 

@@ -94,8 +94,14 @@ struct session {
 
 	/* AUTH */
 	char *auth_user;
+	/* auth_user's sender patterns (policy/sender.h) as the auth process
+	 * gave them at login, NULL for none; auth_senders_next holds those of
+	 * the exchange in progress until it succeeds */
+	char *auth_senders, *auth_senders_next;
 	const char *auth_mech; /* static name of the mechanism in progress */
-	const char *auth_reason; /* static: why a token was refused, for the log */
+	const char
+	    *auth_reason; /* why a token was refused, for the log: NULL, or auth_reason_buf */
+	char auth_reason_buf[128];
 	/* the exchange was given the user's stored keys (SCRAM server-first
 	 * went out): abandoning it now counts as a failure, or a client could
 	 * probe salts without ever meeting the limiter */

@@ -62,6 +62,10 @@ static const struct smtp_reply smtp_replies[SMTP_R__COUNT] = {
      * client keeps the mail and retries once the account is unlocked */
     [SMTP_R_QUOTA_TEMP] = {452, "4.7.1", "Sending quota exceeded, account on hold"},
     [SMTP_R_QUOTA_REJECT] = {550, "5.7.1", "Sending quota exceeded, account on hold"},
+    /* the per-account throttle: the RFC 4954 words, then why, so a client
+     * (and smtpgate probe) can tell it from a back-end outage */
+    [SMTP_R_AUTH_THROTTLED] = {454, "4.7.0",
+        "Temporary authentication failure: too many failed attempts, try again later"},
 };
 
 const struct smtp_reply *

@@ -63,6 +63,7 @@ enum smtp_reply_id {
 	SMTP_R_TOO_MANY_COMMANDS, /* 421 4.7.0 Too many commands, closing connection */
 	SMTP_R_QUOTA_TEMP, /* 452 4.7.1 Sending quota exceeded, account on hold */
 	SMTP_R_QUOTA_REJECT, /* 550 5.7.1 Sending quota exceeded, account on hold */
+	SMTP_R_AUTH_THROTTLED, /* 454 4.7.0 Temporary authentication failure: too many failed attempts, ... */
 	SMTP_R__COUNT
 };
 

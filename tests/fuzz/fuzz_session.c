@@ -40,8 +40,10 @@
  * ends once its client closes.
  *
  * Link seams (-Wl,--wrap, see CMakeLists.txt): the session's async
- * requests (authdb_verify_plain_from, authdb_lookup_keys, oauth_verify,
- * queue_msg_commit) are counted while in flight, and every committed
+ * requests (authc_verify_plain, authc_lookup_keys, authc_verify_token,
+ * queue_msg_commit) are counted while in flight; the authc ones are
+ * answered by an authdb and an OAuth verifier of the harness's own, as the
+ * auth process would answer them, and every committed
  * message is rolled back so the spool stays empty.
  */
 #include <errno.h>
@@ -77,6 +79,7 @@
 #include "net/tls.h"
 #include "policy/limiter.h"
 #include "queue/queue.h"
+#include "server/authc.h"
 #include "server/obs.h"
 #include "server/sendquota.h"
 #include "server/server.h"
@@ -126,30 +129,30 @@ struct fuzz_session_client {
 
 /* --- link seams: async requests in flight -------------------------------- */
 
+/* The credentials the seams check against, in place of the auth process. */
+static struct authdb *fuzz_authdb;
+static struct oauth *fuzz_oauth;
+
 struct fuzz_session_call {
 	union {
-		authdb_done_cb *done;
-		authdb_keys_cb *keys;
-		oauth_done_cb *token;
+		authc_done_cb *done;
+		authc_keys_cb *keys;
+		authc_token_cb *token;
 		queue_commit_cb *commit;
 	} cb;
 	void *ctx;
 };
 
-void __real_authdb_verify_plain_from(struct authdb *db, struct mailbox *mb, uint64_t session_id,
+void __wrap_authc_verify_plain(struct authc *a, struct mailbox *mb, uint64_t session_id,
     const char *user, size_t userlen, const char *password, size_t passlen, const char *client,
-    authdb_done_cb *cb, void *ctx);
-void __wrap_authdb_verify_plain_from(struct authdb *db, struct mailbox *mb, uint64_t session_id,
-    const char *user, size_t userlen, const char *password, size_t passlen, const char *client,
-    authdb_done_cb *cb, void *ctx);
-void __real_authdb_lookup_keys(struct authdb *db, struct mailbox *mb, uint64_t session_id,
-    const char *user, size_t userlen, enum sasl_keys_kind kind, authdb_keys_cb *cb, void *ctx);
-void __wrap_authdb_lookup_keys(struct authdb *db, struct mailbox *mb, uint64_t session_id,
-    const char *user, size_t userlen, enum sasl_keys_kind kind, authdb_keys_cb *cb, void *ctx);
-void __real_oauth_verify(struct oauth *o, struct mailbox *mb, uint64_t session_id, const char *user,
-    size_t userlen, const char *token, size_t tokenlen, oauth_done_cb *cb, void *ctx);
-void __wrap_oauth_verify(struct oauth *o, struct mailbox *mb, uint64_t session_id, const char *user,
-    size_t userlen, const char *token, size_t tokenlen, oauth_done_cb *cb, void *ctx);
+    authc_done_cb *cb, void *ctx);
+void __wrap_authc_lookup_keys(struct authc *a, struct mailbox *mb, uint64_t session_id,
+    const char *user, size_t userlen, enum sasl_keys_kind kind, authc_keys_cb *cb, void *ctx);
+void __wrap_authc_verify_token(struct authc *a, struct mailbox *mb, uint64_t session_id,
+    const char *user, size_t userlen, const char *token, size_t tokenlen, authc_token_cb *cb,
+    void *ctx);
+void __wrap_authc_record_use(
+    struct authc *a, const char *user, const char *label, const char *created, const char *client);
 void __real_queue_msg_commit(struct queue_msg *m, const struct queue_envelope *env,
     struct mailbox *mb, uint64_t session_id, queue_commit_cb *cb, void *ctx);
 void __wrap_queue_msg_commit(struct queue_msg *m, const struct queue_envelope *env,
@@ -182,20 +185,23 @@ static void
 fuzz_session_done_cb(void *arg, uint64_t session_id, enum authdb_result result, const char *user)
 {
 	struct fuzz_session_call c = fuzz_session_call_take(arg);
+	char *senders = result == AUTHDB_OK ? authdb_user_senders(fuzz_authdb, user) : NULL;
 
-	c.cb.done(c.ctx, session_id, result, user);
+	c.cb.done(c.ctx, session_id, result, user, senders);
+	free(senders);
 }
 
 void
-__wrap_authdb_verify_plain_from(struct authdb *db, struct mailbox *mb, uint64_t session_id,
+__wrap_authc_verify_plain(struct authc *a, struct mailbox *mb, uint64_t session_id,
     const char *user, size_t userlen, const char *password, size_t passlen, const char *client,
-    authdb_done_cb *cb, void *ctx)
+    authc_done_cb *cb, void *ctx)
 {
 	struct fuzz_session_call *c = fuzz_session_call_new(ctx);
 
+	(void)a;
 	c->cb.done = cb;
-	__real_authdb_verify_plain_from(
-	    db, mb, session_id, user, userlen, password, passlen, client, fuzz_session_done_cb, c);
+	authdb_verify_plain_from(fuzz_authdb, mb, session_id, user, userlen, password, passlen,
+	    client, fuzz_session_done_cb, c);
 }
 
 static void
@@ -203,18 +209,23 @@ fuzz_session_keys_cb(void *arg, uint64_t session_id, enum authdb_result result,
     const struct sasl_keys *k, const char *user)
 {
 	struct fuzz_session_call c = fuzz_session_call_take(arg);
+	char *senders =
+	    result == AUTHDB_OK && user != NULL ? authdb_user_senders(fuzz_authdb, user) : NULL;
 
-	c.cb.keys(c.ctx, session_id, result, k, user);
+	c.cb.keys(c.ctx, session_id, result, k, user, senders);
+	free(senders);
 }
 
 void
-__wrap_authdb_lookup_keys(struct authdb *db, struct mailbox *mb, uint64_t session_id,
-    const char *user, size_t userlen, enum sasl_keys_kind kind, authdb_keys_cb *cb, void *ctx)
+__wrap_authc_lookup_keys(struct authc *a, struct mailbox *mb, uint64_t session_id, const char *user,
+    size_t userlen, enum sasl_keys_kind kind, authc_keys_cb *cb, void *ctx)
 {
 	struct fuzz_session_call *c = fuzz_session_call_new(ctx);
 
+	(void)a;
 	c->cb.keys = cb;
-	__real_authdb_lookup_keys(db, mb, session_id, user, userlen, kind, fuzz_session_keys_cb, c);
+	authdb_lookup_keys(
+	    fuzz_authdb, mb, session_id, user, userlen, kind, fuzz_session_keys_cb, c);
 }
 
 static void
@@ -222,18 +233,28 @@ fuzz_session_token_cb(void *arg, uint64_t session_id, enum oauth_result result, 
 {
 	struct fuzz_session_call c = fuzz_session_call_take(arg);
 
-	c.cb.token(c.ctx, session_id, result, reason);
+	c.cb.token(c.ctx, session_id, result, reason, oauth_openid_configuration(fuzz_oauth), NULL);
 }
 
 void
-__wrap_oauth_verify(struct oauth *o, struct mailbox *mb, uint64_t session_id, const char *user,
-    size_t userlen, const char *token, size_t tokenlen, oauth_done_cb *cb, void *ctx)
+__wrap_authc_verify_token(struct authc *a, struct mailbox *mb, uint64_t session_id,
+    const char *user, size_t userlen, const char *token, size_t tokenlen, authc_token_cb *cb,
+    void *ctx)
 {
 	struct fuzz_session_call *c = fuzz_session_call_new(ctx);
 
+	(void)a;
 	c->cb.token = cb;
-	__real_oauth_verify(
-	    o, mb, session_id, user, userlen, token, tokenlen, fuzz_session_token_cb, c);
+	oauth_verify(
+	    fuzz_oauth, mb, session_id, user, userlen, token, tokenlen, fuzz_session_token_cb, c);
+}
+
+void
+__wrap_authc_record_use(
+    struct authc *a, const char *user, const char *label, const char *created, const char *client)
+{
+	(void)a;
+	authdb_record_use(fuzz_authdb, user, label, created, client);
 }
 
 static void
@@ -430,9 +451,9 @@ fuzz_session_start_server(void)
 	fuzz_srv.snap->conf = c;
 	if ((fuzz_srv.snap->tls = tls_server_new(c, err, sizeof(err))) == NULL)
 		fuzz_session_die("tls_server_new", err);
-	if ((fuzz_srv.authdb = authdb_open(c, err, sizeof(err))) == NULL)
+	if ((fuzz_authdb = authdb_open(c, err, sizeof(err))) == NULL)
 		fuzz_session_die("authdb_open", err);
-	if ((fuzz_srv.oauth = oauth_open(c, err, sizeof(err))) == NULL)
+	if ((fuzz_oauth = oauth_open(c, err, sizeof(err))) == NULL)
 		fuzz_session_die("oauth_open", err);
 	loop_global_init();
 	if ((fuzz_srv.queue = queue_open(c, err, sizeof(err))) == NULL)

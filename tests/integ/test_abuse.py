@@ -23,6 +23,7 @@ import pytest
 
 from conftest import PASSWORD, SMTPGATE, USER, free_port, make_message, wait_for
 from smtpclient import Closed, SMTPClient, b64, client_context
+from zoo import ids, probe
 
 HYDRA = shutil.which("hydra") or "/usr/bin/hydra"
 
@@ -190,7 +191,8 @@ def test_account_throttle_spares_known_clients(make_server):
         assert r.last == "535 5.7.8 Authentication credentials invalid", r
     # a new address, even with the right password: 454, and a log event
     r = auth_plain_from(s, "127.0.0.3", USER, PASSWORD)
-    assert r.last == "454 4.7.0 Temporary authentication failure", r
+    assert r.last == ("454 4.7.0 Temporary authentication failure: too many failed attempts,"
+                      " try again later"), r
     ev = s.wait_event("throttle")
     assert ev["account"] == USER and ev["client"] == "127.0.0.3"
     # the known client: 235, and it can submit
@@ -244,6 +246,36 @@ def test_net_ban_spares_known_good_pairs(make_server):
     assert ev["reason"] == "auth_failures_per_ip"
     assert greeting_from(s.submission, "127.0.0.9") == BAN_TEXT
     assert greeting_from(s.submission, "127.0.1.5").startswith("220")
+
+
+def test_probe_names_smtpgate_throttle_and_ban(make_server):
+    """smtpgate's own refusals after failed logins (the account throttle's
+    454, the ban's 421) are auth-too-many-attempts for `smtpgate probe`, not
+    a back-end outage or an overload; the 454 is not retried."""
+    s = make_server(limits=limits(auth_failures_per_ip=3, auth_failures_per_account=4,
+                                  ban_time="10m")).start()
+    for i in range(4):
+        assert auth_plain_from(s, f"127.0.1.{i + 1}", USER, f"guess{i}").code == 535
+    rc, doc, err = probe(f"127.0.0.1:{s.submission}", "--cafile", s.pki.root, "--user", USER,
+                         "--auth", "PLAIN", "--password-stdin", stdin=PASSWORD + "\n")
+    assert rc == 1, (doc, err)
+    f = [f for f in doc["findings"] if f["id"] == "auth-too-many-attempts"][0]
+    assert f["evidence"] == ("AUTH 454 4.7.0 Temporary authentication failure: too many "
+                             "failed attempts, try again later"), f
+    assert "(454 4.7.0)" in f["cause"] and "provider" not in f, f
+    assert "auth-temporary-failure" not in ids(doc)
+    assert len(s.events("throttle")) == 1  # one AUTH: not retried
+    # three failures from 127.0.0.1 ban it (the third gets the 421): then
+    # the probe's greeting is the 421
+    for i in range(3):
+        assert auth_plain_from(s, "127.0.0.1", "carol@example.test", f"guess{i}").code in (
+            535, 421)
+    s.wait_event("ban", lambda e: e.get("address") == "127.0.0.1")
+    rc, doc, err = probe(f"127.0.0.1:{s.submission}", "--cafile", s.pki.root)
+    assert rc == 1, (doc, err)
+    f = [f for f in doc["findings"] if f["id"] == "auth-too-many-attempts"][0]
+    assert f["evidence"] == "greeting: " + BAN_TEXT, f
+    assert "service-unavailable" not in ids(doc)
 
 
 def test_connection_flood_and_server_limit(make_server):

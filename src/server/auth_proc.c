@@ -1,0 +1,397 @@
+/*
+ * auth_proc: see auth_proc.h. One event loop on the main thread reads the
+ * control socket, the channels and the signals; the authdb and oauth
+ * workers answer through the loop's mailbox, and the answer goes back on
+ * the channel the request came on, if that is still open.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "auth/authdb.h"
+#include "auth/oauth.h"
+#include "conf/conf.h"
+#include "lib/idmap.h"
+#include "lib/log.h"
+#include "lib/xalloc.h"
+#include "net/ipc_sock.h"
+#include "net/loop.h"
+#include "server/auth_msg.h"
+#include "server/auth_proc.h"
+
+#define AUTH_PROC_CHANNELS_MAX 64
+
+struct auth_chan {
+	struct auth_proc *p;
+	int fd;
+	unsigned no; /* never reused: an answer names its channel by it */
+	struct loop_io *io;
+};
+
+/* A request in the authdb or oauth: which channel and request it answers. */
+struct auth_inflight {
+	unsigned chan_no;
+	uint64_t req_id;
+};
+
+struct auth_proc {
+	const char *path;
+	struct conf *conf;
+	struct authdb *db; /* NULL without [auth] backend */
+	struct oauth *oauth; /* NULL without [oauth] */
+	struct loop *loop;
+	struct loop_io *ctl_io, *sig_io;
+	int ctl_fd, sig_fd;
+	struct auth_chan *chans[AUTH_PROC_CHANNELS_MAX];
+	unsigned next_chan_no;
+	struct idmap inflight; /* token -> struct auth_inflight */
+	uint64_t next_token;
+	unsigned char buf[IPC_FRAME_MAX];
+	struct ipc_out out;
+};
+
+static struct auth_chan *
+auth_proc_chan(struct auth_proc *p, unsigned no)
+{
+	for (size_t i = 0; i < AUTH_PROC_CHANNELS_MAX; i++) {
+		if (p->chans[i] != NULL && p->chans[i]->no == no)
+			return p->chans[i];
+	}
+	return NULL;
+}
+
+static void
+auth_proc_chan_close(struct auth_proc *p, struct auth_chan *ch, const char *why)
+{
+	for (size_t i = 0; i < AUTH_PROC_CHANNELS_MAX; i++) {
+		if (p->chans[i] == ch)
+			p->chans[i] = NULL;
+	}
+	if (why != NULL)
+		log_event(LOG_ERR, "auth_channel", 0, "{s:s, s:s}", "process", "auth", "error", why);
+	loop_io_free(ch->io);
+	close(ch->fd);
+	free(ch);
+}
+
+/* The answer to token (from the authdb or oauth), on the loop. */
+static void
+auth_proc_answer(struct auth_proc *p, uint64_t token, struct auth_msg_answer *a)
+{
+	struct auth_inflight *in = idmap_get(&p->inflight, token);
+	struct auth_chan *ch;
+
+	if (in == NULL)
+		return;
+	idmap_del(&p->inflight, token);
+	ch = auth_proc_chan(p, in->chan_no);
+	if (ch != NULL && auth_msg_answer_encode(&p->out, in->req_id, a) == 0 &&
+	    ipc_sock_send(ch->fd, &p->out, -1) == -1)
+		auth_proc_chan_close(p, ch, "cannot answer the smtp process");
+	explicit_bzero(p->out.buf, p->out.len);
+	free(in);
+}
+
+static void
+auth_proc_senders(struct auth_proc *p, const char *user, struct auth_msg_answer *a)
+{
+	char *s = p->db != NULL ? authdb_user_senders(p->db, user) : NULL;
+
+	if (s != NULL)
+		snprintf(a->senders, sizeof(a->senders), "%s", s);
+	free(s);
+}
+
+static void
+auth_proc_plain_cb(void *ctx, uint64_t token, enum authdb_result result, const char *user)
+{
+	struct auth_proc *p = ctx;
+	struct auth_msg_answer *a = xcalloc(1, sizeof(*a));
+
+	a->result = result;
+	if (result == AUTHDB_OK) {
+		snprintf(a->user, sizeof(a->user), "%s", user);
+		a->user_known = true;
+		auth_proc_senders(p, user, a);
+	}
+	auth_proc_answer(p, token, a);
+	free(a);
+}
+
+static void
+auth_proc_keys_cb(void *ctx, uint64_t token, enum authdb_result result, const struct sasl_keys *k,
+    const char *user)
+{
+	struct auth_proc *p = ctx;
+	struct auth_msg_answer *a = xcalloc(1, sizeof(*a));
+
+	a->result = result;
+	if (result == AUTHDB_OK && k != NULL) {
+		a->has_keys = true;
+		a->keys = *k;
+		if (user != NULL) {
+			snprintf(a->user, sizeof(a->user), "%s", user);
+			a->user_known = true;
+			auth_proc_senders(p, user, a);
+		}
+	}
+	auth_proc_answer(p, token, a);
+	explicit_bzero(a, sizeof(*a));
+	free(a);
+}
+
+static void
+auth_proc_token_cb(void *ctx, uint64_t token, enum oauth_result result, const char *reason)
+{
+	struct auth_proc *p = ctx;
+	struct auth_msg_answer *a = xcalloc(1, sizeof(*a));
+	const char *openid = p->oauth != NULL ? oauth_openid_configuration(p->oauth) : NULL;
+
+	a->result = result;
+	snprintf(a->reason, sizeof(a->reason), "%s", reason != NULL ? reason : "");
+	snprintf(a->openid, sizeof(a->openid), "%s", openid != NULL ? openid : "");
+	auth_proc_answer(p, token, a);
+	free(a);
+}
+
+/* Registers a request; the token stands for it in the authdb and oauth
+ * (their session id). */
+static uint64_t
+auth_proc_inflight(struct auth_proc *p, const struct auth_chan *ch, uint64_t req_id)
+{
+	struct auth_inflight *in = xcalloc(1, sizeof(*in));
+	uint64_t token = ++p->next_token;
+
+	in->chan_no = ch->no;
+	in->req_id = req_id;
+	idmap_put(&p->inflight, token, in);
+	return token;
+}
+
+/* A request that cannot be verified here (no backend): TEMPFAIL. */
+static void
+auth_proc_tempfail(struct auth_proc *p, uint64_t token, uint32_t result)
+{
+	struct auth_msg_answer a;
+
+	memset(&a, 0, sizeof(a));
+	a.result = result;
+	auth_proc_answer(p, token, &a);
+}
+
+static void
+auth_proc_dispatch(struct auth_proc *p, struct auth_chan *ch, uint64_t id, struct auth_msg_req *q)
+{
+	struct mailbox *mb = loop_mailbox(p->loop);
+	uint64_t t;
+
+	if (q->type == AUTH_MSG_USE) {
+		if (p->db != NULL)
+			authdb_record_use(
+			    p->db, q->user, q->label, q->created, q->client[0] ? q->client : NULL);
+		return;
+	}
+	t = auth_proc_inflight(p, ch, id);
+	switch (q->type) {
+	case AUTH_MSG_PLAIN:
+		if (p->db == NULL)
+			auth_proc_tempfail(p, t, AUTHDB_TEMPFAIL);
+		else
+			authdb_verify_plain_from(p->db, mb, t, q->user, q->userlen,
+			    (const char *)q->secret, q->secretlen, q->client[0] ? q->client : NULL,
+			    auth_proc_plain_cb, p);
+		break;
+	case AUTH_MSG_KEYS:
+		if (p->db == NULL)
+			auth_proc_tempfail(p, t, AUTHDB_TEMPFAIL);
+		else
+			authdb_lookup_keys(
+			    p->db, mb, t, q->user, q->userlen, q->kind, auth_proc_keys_cb, p);
+		break;
+	case AUTH_MSG_TOKEN:
+		if (p->oauth == NULL)
+			auth_proc_tempfail(p, t, OAUTH_TEMPFAIL);
+		else
+			oauth_verify(p->oauth, mb, t, q->user, q->userlen, (const char *)q->secret,
+			    q->secretlen, auth_proc_token_cb, p);
+		break;
+	default:
+		auth_proc_tempfail(p, t, AUTHDB_TEMPFAIL);
+		break;
+	}
+}
+
+static void
+auth_proc_chan_read(void *arg)
+{
+	struct auth_chan *ch = arg;
+	struct auth_proc *p = ch->p;
+	struct ipc_frame f;
+	struct auth_msg_req *q;
+	int n = ipc_sock_recv(ch->fd, p->buf, &f, NULL);
+
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		auth_proc_chan_close(p, ch, n == 0 ? NULL : "a malformed frame: channel closed");
+		return;
+	}
+	q = xmalloc(sizeof(*q));
+	if (auth_msg_req_decode(&f, q) == -1) {
+		free(q);
+		auth_proc_chan_close(p, ch, "a malformed request: channel closed");
+		return;
+	}
+	explicit_bzero(p->buf, IPC_FRAME_HDR + f.len);
+	auth_proc_dispatch(p, ch, f.id, q);
+	explicit_bzero(q, sizeof(*q));
+	free(q);
+}
+
+/* The parent hands over a channel. */
+static void
+auth_proc_ctl_read(void *arg)
+{
+	struct auth_proc *p = arg;
+	struct ipc_frame f;
+	int fd = -1, n = ipc_sock_recv(p->ctl_fd, p->buf, &f, &fd);
+	struct auth_chan *ch;
+	size_t i;
+
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* the parent is gone: so are we */
+		loop_stop(p->loop);
+		return;
+	}
+	if (f.type != AUTH_MSG_CHANNEL || fd == -1) {
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	for (i = 0; i < AUTH_PROC_CHANNELS_MAX && p->chans[i] != NULL; i++)
+		;
+	if (i == AUTH_PROC_CHANNELS_MAX) {
+		close(fd);
+		return;
+	}
+	ch = xcalloc(1, sizeof(*ch));
+	ch->p = p;
+	ch->fd = fd;
+	ch->no = ++p->next_chan_no;
+	ch->io = loop_io_new(p->loop, fd, auth_proc_chan_read, ch);
+	p->chans[i] = ch;
+}
+
+static void
+auth_proc_reload(struct auth_proc *p)
+{
+	char err[1024];
+
+	if (p->db != NULL && authdb_reload(p->db, err, sizeof(err)) == -1) {
+		log_event(LOG_ERR, "reload", 0, "{s:s, s:s, s:s}", "process", "auth", "result",
+		    "fail", "error", err);
+		return;
+	}
+	if (p->oauth != NULL && oauth_reload(p->oauth, err, sizeof(err)) == -1)
+		log_event(LOG_ERR, "reload", 0, "{s:s, s:s, s:s}", "process", "auth", "result",
+		    "partial", "error", err);
+	else
+		log_event(LOG_NOTICE, "reload", 0, "{s:s, s:s}", "process", "auth", "result", "ok");
+	log_reopen();
+}
+
+static void
+auth_proc_signal(void *arg)
+{
+	struct auth_proc *p = arg;
+	struct signalfd_siginfo si;
+
+	while (read(p->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP)
+			auth_proc_reload(p);
+		else
+			loop_stop(p->loop);
+	}
+}
+
+static int
+auth_proc_open(struct auth_proc *p, char *err, size_t errlen)
+{
+	p->conf = conf_load(p->path, err, errlen);
+	if (p->conf == NULL)
+		return -1;
+	if (log_open(p->conf->log) == -1) {
+		snprintf(err, errlen, "cannot open log %s: %s", p->conf->log, strerror(errno));
+		return -1;
+	}
+	if (p->conf->backend != NULL && (p->db = authdb_open(p->conf, err, errlen)) == NULL)
+		return -1;
+	if (oauth_is_configured(p->conf) && (p->oauth = oauth_open(p->conf, err, errlen)) == NULL)
+		return -1;
+	return 0;
+}
+
+int
+auth_proc_main(const char *path, int ctl_fd)
+{
+	struct auth_proc *p = xcalloc(1, sizeof(*p));
+	char err[1024] = "";
+	sigset_t set;
+	int rc = 2;
+
+	(void)prctl(PR_SET_NAME, "smtpgate-auth");
+	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+	(void)prctl(PR_SET_DUMPABLE, 0);
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	p->path = path;
+	p->ctl_fd = ctl_fd;
+	idmap_init(&p->inflight);
+	loop_global_init();
+	if (auth_proc_open(p, err, sizeof(err)) == -1) {
+		fprintf(stderr, "smtpgate-auth: %s\n", err);
+		goto out;
+	}
+	p->loop = loop_new();
+	p->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	p->sig_io = loop_io_new(p->loop, p->sig_fd, auth_proc_signal, p);
+	p->ctl_io = loop_io_new(p->loop, ctl_fd, auth_proc_ctl_read, p);
+	loop_run(p->loop);
+	rc = 0;
+	/* answers still queued run now, while the channels can take them */
+	authdb_free(p->db);
+	p->db = NULL;
+	oauth_free(p->oauth);
+	p->oauth = NULL;
+	loop_run_once(p->loop, false);
+	for (size_t i = 0; i < AUTH_PROC_CHANNELS_MAX; i++) {
+		if (p->chans[i] != NULL)
+			auth_proc_chan_close(p, p->chans[i], NULL);
+	}
+	loop_io_free(p->ctl_io);
+	loop_io_free(p->sig_io);
+	close(p->sig_fd);
+	loop_free(p->loop);
+out:
+	authdb_free(p->db);
+	oauth_free(p->oauth);
+	conf_free(p->conf);
+	for (size_t i = 0; i < p->inflight.cap; i++) {
+		if (p->inflight.keys[i] != 0)
+			free(p->inflight.vals[i]);
+	}
+	idmap_free(&p->inflight);
+	free(p);
+	return rc;
+}

@@ -1,0 +1,64 @@
+/*
+ * authc: how the smtp process's loops reach the credentials, which live in
+ * the auth process (server/auth_proc.h; DESIGN 2.1). The same asynchronous
+ * shape as auth/authdb.h and auth/oauth.h: a request made on a loop thread
+ * and keyed by the session id is answered later through the given mailbox,
+ * never inline; answers for a session that has gone are dropped by the
+ * session.
+ *
+ * One channel (a SOCK_SEQPACKET socketpair) carries every loop's requests,
+ * tagged with a request id; a reader thread matches each answer to its
+ * request and posts it to the asking loop. While there is no channel (the
+ * auth process died and is being restarted) or the channel fails, every
+ * request, pending or new, is answered TEMPFAIL (454 4.7.0): never a 535
+ * for a password nobody checked. A request unanswered after
+ * AUTHC_TIMEOUT_S is answered TEMPFAIL too.
+ */
+#ifndef SG_SERVER_AUTHC_H
+#define SG_SERVER_AUTHC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/authdb.h"
+#include "auth/oauth.h"
+#include "sasl/sasl.h"
+
+struct authc;
+struct mailbox;
+
+#define AUTHC_TIMEOUT_S 30
+
+/* The answers, on the asking loop. senders: the user's sender patterns
+ * (policy/sender.h), NULL when none; valid during the call only. */
+typedef void authc_done_cb(void *ctx, uint64_t session_id, enum authdb_result result,
+    const char *user, const char *senders);
+/* user NULL with AUTHDB_OK: unknown user, k is a fake (authdb_keys_cb). */
+typedef void authc_keys_cb(void *ctx, uint64_t session_id, enum authdb_result result,
+    const struct sasl_keys *k, const char *user, const char *senders);
+/* reason: why a token was refused (for the log); openid: the RFC 7628
+ * openid-configuration URL or NULL. */
+typedef void authc_token_cb(void *ctx, uint64_t session_id, enum oauth_result result,
+    const char *reason, const char *openid, const char *senders);
+
+/* Starts the reader thread, without a channel yet. NULL when out of descriptors. */
+struct authc *authc_new(void);
+/* Takes fd (a channel to the auth process) in place of the current one;
+ * requests pending on the old one are answered TEMPFAIL. -1: none. */
+void authc_set_channel(struct authc *a, int fd);
+/* Answers what is pending TEMPFAIL (the loops must still run) and stops. */
+void authc_free(struct authc *a);
+
+void authc_verify_plain(struct authc *a, struct mailbox *mb, uint64_t session_id,
+    const char *user, size_t userlen, const char *password, size_t passlen, const char *client,
+    authc_done_cb *cb, void *ctx);
+void authc_lookup_keys(struct authc *a, struct mailbox *mb, uint64_t session_id,
+    const char *user, size_t userlen, enum sasl_keys_kind kind, authc_keys_cb *cb, void *ctx);
+void authc_verify_token(struct authc *a, struct mailbox *mb, uint64_t session_id,
+    const char *user, size_t userlen, const char *token, size_t tokenlen, authc_token_cb *cb,
+    void *ctx);
+/* The last use of a credential (authdb_record_use); no answer. */
+void authc_record_use(struct authc *a, const char *user, const char *label, const char *created,
+    const char *client);
+
+#endif
