@@ -32,6 +32,7 @@
 #include "policy/limiter.h"
 #include "cmd/admin_cmd.h"
 #include "cmd/cmd.h"
+#include "cmd/json_out.h"
 #include "server/ban_routes.h"
 #include "server/server.h"
 
@@ -77,9 +78,20 @@ struct ban_source {
 	char why[128]; /* why not the server */
 };
 
+/* Both sources give times in unix seconds (the state file's and the admin
+ * API's format); --json prints them as RFC 3339 (json_out.h). */
 static void
 ban_print_json(json_t *doc)
 {
+	json_t *b;
+	size_t i;
+
+	json_out_time_member(doc, "until");
+	json_array_foreach(json_object_get(doc, "bans"), i, b)
+	{
+		json_out_time_member(b, "until");
+		json_out_time_member(b, "last");
+	}
 	if (json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == -1)
 		perror("smtpgate: stdout");
 	putchar('\n');

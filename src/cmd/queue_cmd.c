@@ -378,8 +378,11 @@ queue_cmd_json_delivery(json_t *doc, const struct envelope *e)
 
 	qfile_parse_state(e, &attempts, &next_try, &warned, rs);
 	json_object_set_new(doc, "attempts", json_integer(attempts));
+	/* next_try is a time or null; a message that waits for `queue flush`
+	 * says so in a field of its own */
+	json_object_set_new(doc, "waits_for_flush", json_boolean(next_try == QFILE_NEVER));
 	if (next_try == QFILE_NEVER)
-		json_object_set_new(doc, "next_try", json_string("after queue flush"));
+		json_object_set_new(doc, "next_try", json_null());
 	else if (next_try > 0) {
 		queue_cmd_time((time_t)next_try, ts, sizeof(ts));
 		json_object_set_new(doc, "next_try", json_string(ts));

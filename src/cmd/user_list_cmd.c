@@ -19,11 +19,12 @@
 #include "auth/passwd_file.h"
 #include "auth/pwscheme.h"
 #include "lib/xalloc.h"
+#include "cmd/json_out.h"
 
 static json_t *
 user_list_cmd_json_time(const char *unix_time)
 {
-	return unix_time != NULL ? json_integer(strtoll(unix_time, NULL, 10)) : json_null();
+	return unix_time != NULL ? json_out_time(strtoll(unix_time, NULL, 10)) : json_null();
 }
 
 /* FILE.lastuse, written by the server (auth/lastuse.h). */
@@ -104,7 +105,7 @@ user_list_cmd_run(const struct user_cmd_opts *o)
 			    "expired", passwd_entry_is_expired(e, now), "active",
 			    passwd_entry_is_active(e, now), "line", e->line, "senders", sl);
 			json_object_set_new(obj, "last_use",
-			    use != NULL ? json_pack("{s:I, s:s}", "time", (json_int_t)use->time,
+			    use != NULL ? json_pack("{s:o, s:s}", "time", json_out_time(use->time),
 			                      "client", use->client)
 			                : json_null());
 			json_array_append_new(arr, obj);

@@ -391,10 +391,12 @@ probe_tls_json(const struct client_tls_info *t, bool legacy)
 		/* the names are the peer's bytes (subjectAltName entries are
 		 * copied raw): escaped, so a certificate is never dropped */
 		json_array_append_new(chain,
-		    json_pack("{s:o, s:o, s:o, s:s, s:s, s:s, s:b}", "subject",
+		    json_pack("{s:o, s:o, s:o, s:s, s:o, s:o, s:b}", "subject",
 		        finding_json_text(ci->subject), "issuer", finding_json_text(ci->issuer),
-		        "names", finding_json_text(ci->names), "key", ci->key, "not_before", nb,
-		        "not_after", na, "self_signed", ci->self_signed));
+		        "names", finding_json_text(ci->names), "key", ci->key, "not_before",
+		        strcmp(nb, "?") != 0 ? json_string(nb) : json_null(), "not_after",
+		        strcmp(na, "?") != 0 ? json_string(na) : json_null(), "self_signed",
+		        ci->self_signed));
 	}
 	for (size_t i = 0; i < t->nerrors; i++)
 		json_array_append_new(errs,

@@ -75,7 +75,9 @@ probe_report_text(struct probe *p, FILE *out)
 			fprintf(out, "  %zu: %s\n     issuer %s, not after %s\n", i,
 			    json_string_value(json_object_get(cert, "subject")),
 			    json_string_value(json_object_get(cert, "issuer")),
-			    json_string_value(json_object_get(cert, "not_after")));
+			    json_is_string(json_object_get(cert, "not_after"))
+			        ? json_string_value(json_object_get(cert, "not_after"))
+			        : "?");
 		}
 	}
 	if (json_array_size(p->auth) > 0) {
@@ -111,10 +113,11 @@ probe_report_json(struct probe *p, FILE *out)
 		    json_pack(
 		        "{s:s, s:s, s:I}", "dir", dir, "text", e->text, "ms", (json_int_t)e->ms));
 	}
-	/* host and port are the command line's bytes: escaped when not UTF-8
-	 * (finding_json_text), so such a name cannot make the report fail */
+	/* host is the command line's bytes: escaped when not UTF-8
+	 * (finding_json_text), so such a name cannot make the report fail; the
+	 * port was checked to be a number (probe_cmd_target) */
 	root = json_pack("{s:o, s:o, s:s, s:s?, s:o, s:O?, s:{s:O?, s:O?}, s:O, s:O?, s:o}", "host",
-	    finding_json_text(p->o->host), "port", finding_json_text(p->port), "mode",
+	    finding_json_text(p->o->host), "port", json_integer(strtol(p->port, NULL, 10)), "mode",
 	    probe_mode_name(p->mode), "banner", p->banner[0] ? p->banner : NULL, "transcript", tr,
 	    "tls", p->tls, "capabilities", "before_tls", p->caps_before, "after_tls", p->caps_after,
 	    "auth", p->auth, "message", p->message, "findings", findings_json(&p->f));

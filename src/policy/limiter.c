@@ -403,6 +403,114 @@ limiter_memory(const struct limiter *l)
 	return l->memory;
 }
 
+/* --- known-good clients and bans --------------------------------------------- */
+
+/* IPv6 clients rotate privacy addresses inside their /64 (RFC 8981): a
+ * known-good IPv6 client is its /64. */
+static struct limiter_addr
+limiter_good_addr(const struct limiter_addr *a)
+{
+	struct limiter_addr m = *a;
+
+	if (!limiter_addr_is_v4(a))
+		limiter_mask(&m, 64);
+	return m;
+}
+
+static uint64_t
+limiter_good_hash(
+    const struct limiter *l, const char *account, size_t len, const struct limiter_addr *a)
+{
+	unsigned char k[24];
+	struct limiter_addr m = limiter_good_addr(a);
+	uint64_t ha = limiter_siphash(l, 3, account, len, true);
+
+	memcpy(k, &ha, 8);
+	memcpy(k + 8, m.a, 16);
+	return limiter_siphash(l, 4, k, sizeof(k), false);
+}
+
+/* The client alone, known-good for at least one account: its own key space
+ * (salt 5) in the table of pairs, stamped with the latest of its successes. */
+static uint64_t
+limiter_good_client_hash(const struct limiter *l, const struct limiter_addr *a)
+{
+	struct limiter_addr m = limiter_good_addr(a);
+
+	return limiter_siphash(l, 5, m.a, 16, false);
+}
+
+static bool
+limiter_good_known(struct limiter *l, uint64_t g, int64_t now)
+{
+	struct limiter_shard *sh = limiter_shard_of(l->good.shards, g);
+	struct limiter_entry *e;
+	bool known;
+
+	pthread_mutex_lock(&sh->mu);
+	e = limiter_find(&l->good, g, false, now);
+	known = e != NULL && now - e->stamp <= LIMITER_GOOD_TTL_MS;
+	pthread_mutex_unlock(&sh->mu);
+	return known;
+}
+
+static void
+limiter_good_stamp(struct limiter *l, uint64_t g, int64_t now)
+{
+	struct limiter_shard *sh = limiter_shard_of(l->good.shards, g);
+	struct limiter_entry *e;
+
+	pthread_mutex_lock(&sh->mu);
+	e = limiter_find(&l->good, g, true, now);
+	e->stamp = now;
+	pthread_mutex_unlock(&sh->mu);
+}
+
+/*
+ * Whether the bans covering a keep it out. An automatic network ban
+ * (auth_failures_per_net) must not lock out the real users of a shared
+ * network (an office, a campus, a carrier NAT) because someone else there
+ * guesses passwords, just as the account throttle lets known-good clients
+ * through: such a ban lets in a client known-good for some account (account
+ * NULL: at connect, before the account is known), and then only for the
+ * accounts it is known-good for. A ban of the address itself, or a manual
+ * ban, keeps everyone out.
+ */
+static bool
+limiter_ban_blocks(struct limiter *l, const struct limiter_addr *a, const char *account, size_t len,
+    int64_t now, int64_t *until_r)
+{
+	unsigned kinds = limiter_bans_kinds(l, a, now, until_r);
+
+	if (kinds == 0)
+		return false;
+	if (kinds & LIMITER_BANS_HARD)
+		return true;
+	if (account == NULL)
+		return !limiter_good_known(l, limiter_good_client_hash(l, a), now);
+	return len == 0 || !limiter_good_known(l, limiter_good_hash(l, account, len, a), now);
+}
+
+bool
+limiter_is_banned(struct limiter *l, const struct conf *c, const struct limiter_addr *a,
+    int64_t now, int64_t *until_r)
+{
+	if (until_r != NULL)
+		*until_r = 0;
+	if (limiter_is_allowed(c, a))
+		return false;
+	return limiter_ban_blocks(l, a, NULL, 0, now, until_r);
+}
+
+bool
+limiter_auth_banned(struct limiter *l, const struct conf *c, const char *account, size_t len,
+    const struct limiter_addr *a, int64_t now)
+{
+	if (limiter_is_allowed(c, a))
+		return false;
+	return limiter_ban_blocks(l, a, account != NULL ? account : "", len, now, NULL);
+}
+
 /* --- connections ------------------------------------------------------------ */
 
 enum limiter_verdict
@@ -414,7 +522,7 @@ limiter_connect(struct limiter *l, const struct conf *c, const struct limiter_ad
 	struct limiter_entry *e;
 	unsigned total;
 
-	if (!allowed && limiter_bans_lookup(l, a, now, NULL))
+	if (!allowed && limiter_ban_blocks(l, a, NULL, 0, now, NULL))
 		return LIMITER_BANNED;
 	total = __atomic_add_fetch(&l->conns, 1, __ATOMIC_RELAXED);
 	if (total > c->connections) {
@@ -469,22 +577,6 @@ limiter_connections(const struct limiter *l)
 
 /* --- authentication ---------------------------------------------------------- */
 
-static uint64_t
-limiter_good_hash(
-    const struct limiter *l, const char *account, size_t len, const struct limiter_addr *a)
-{
-	unsigned char k[24];
-	struct limiter_addr m = *a;
-	uint64_t ha = limiter_siphash(l, 3, account, len, true);
-
-	/* IPv6 clients rotate privacy addresses inside their /64 (RFC 8981) */
-	if (!limiter_addr_is_v4(a))
-		limiter_mask(&m, 64);
-	memcpy(k, &ha, 8);
-	memcpy(k + 8, m.a, 16);
-	return limiter_siphash(l, 4, k, sizeof(k), false);
-}
-
 /* Adds one failure to key h of table t (when add) and returns the decayed
  * count; reset clears it after reading (the key has just been banned). */
 static float
@@ -517,11 +609,8 @@ bool
 limiter_auth_throttled(struct limiter *l, const struct conf *c, const char *account, size_t len,
     const struct limiter_addr *a, int64_t now)
 {
-	uint64_t h, g;
-	struct limiter_shard *sh;
-	struct limiter_entry *e;
+	uint64_t h;
 	float f;
-	bool known;
 
 	if (len == 0 || limiter_is_allowed(c, a))
 		return false;
@@ -529,13 +618,7 @@ limiter_auth_throttled(struct limiter *l, const struct conf *c, const char *acco
 	f = limiter_count(&l->accounts, h, false, now, 0, NULL);
 	if (f + 0.5f < (float)c->auth_failures_per_account)
 		return false;
-	g = limiter_good_hash(l, account, len, a);
-	sh = limiter_shard_of(l->good.shards, g);
-	pthread_mutex_lock(&sh->mu);
-	e = limiter_find(&l->good, g, false, now);
-	known = e != NULL && now - e->stamp <= LIMITER_GOOD_TTL_MS;
-	pthread_mutex_unlock(&sh->mu);
-	return !known;
+	return !limiter_good_known(l, limiter_good_hash(l, account, len, a), now);
 }
 
 static unsigned
@@ -582,7 +665,9 @@ limiter_auth_failed(struct limiter *l, const struct conf *c, const char *account
 		    l, a, 128, 0, c->ban_time, LIMITER_REASON_AUTH_IP, now, &r->ban);
 		r->new_ban = true;
 	}
-	r->banned = r->new_ban || limiter_bans_lookup(l, a, now, NULL);
+	/* a new network ban lets a known-good (account, client) pair through,
+	 * like the older ones (limiter_ban_blocks) */
+	r->banned = ip_hit || limiter_ban_blocks(l, a, account, len, now, NULL);
 	if (!r->banned)
 		r->delay_ms = limiter_tarpit_ms(f);
 }
@@ -591,16 +676,8 @@ void
 limiter_auth_ok(
     struct limiter *l, const char *account, size_t len, const struct limiter_addr *a, int64_t now)
 {
-	uint64_t g;
-	struct limiter_shard *sh;
-	struct limiter_entry *e;
-
 	if (len == 0)
 		return;
-	g = limiter_good_hash(l, account, len, a);
-	sh = limiter_shard_of(l->good.shards, g);
-	pthread_mutex_lock(&sh->mu);
-	e = limiter_find(&l->good, g, true, now);
-	e->stamp = now;
-	pthread_mutex_unlock(&sh->mu);
+	limiter_good_stamp(l, limiter_good_hash(l, account, len, a), now);
+	limiter_good_stamp(l, limiter_good_client_hash(l, a), now);
 }

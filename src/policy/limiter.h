@@ -2,7 +2,7 @@
  * limiter: the shared abuse-defence state of the server, used
  * from every loop thread at once: connection counts and rates, AUTH failure
  * counts per IP, per network and per account, bans with a growing TTL, and
- * the (account, client) pairs that authenticated recently.
+ * the (account, client) pairs (and clients) that authenticated recently.
  *
  * Decisions take the session's immutable struct conf ([limits]) and a
  * wall-clock time in milliseconds (limiter_now_ms(), or any value in tests:
@@ -15,7 +15,8 @@
  * and never grows):
  *
  *  counters   four set-associative hash tables (client IPs, networks,
- *             accounts, known-good (account, client) pairs), each split in
+ *             accounts, known-good (account, client) pairs and, in their
+ *             own key space of that table, known-good clients), each split in
  *             LIMITER_SHARDS shards with one mutex each; a key picks a shard
  *             and an 8-way bucket in it by a keyed SipHash-2-4 (random key
  *             per process, so clients cannot aim at one bucket). A slot holds
@@ -145,9 +146,20 @@ unsigned limiter_connections(const struct limiter *l);
 
 /* --- authentication ------------------------------------------------------ */
 
-/* Whether the client (or its network) is banned now; allowlisted: never. */
+/* Whether a ban keeps the client out now, before its account is known:
+ * a ban of its address or a manual ban, or an automatic network ban
+ * (auth_failures_per_net) unless the client authenticated for some account
+ * within LIMITER_GOOD_TTL_MS (IPv6: its /64). Allowlisted: never. until_r
+ * (may be NULL) gets the end of the ban, 0 if none. limiter_connect decides
+ * the same way. */
 bool limiter_is_banned(struct limiter *l, const struct conf *c, const struct limiter_addr *a,
     int64_t now, int64_t *until_r);
+/* Once the account is known (at AUTH, before any password is checked):
+ * whether a ban keeps this (account, client) out. A client that passed an
+ * automatic network ban may log in only to the accounts it is known-good
+ * for; the others get the ban's reply. Allowlisted: never. */
+bool limiter_auth_banned(struct limiter *l, const struct conf *c, const char *account, size_t len,
+    const struct limiter_addr *a, int64_t now);
 /* Per-account throttling: true when the account has failed
  * auth_failures_per_account times (decayed) and this client has not
  * authenticated for it within LIMITER_GOOD_TTL_MS (IPv6: its /64, since
@@ -157,11 +169,13 @@ bool limiter_auth_throttled(struct limiter *l, const struct conf *c, const char 
     size_t len, const struct limiter_addr *a, int64_t now);
 /* A 535: counts it for the client, its network and the account (only the
  * account for allowlisted clients), bans the client or network past its
- * threshold, and says how long to hold the reply. account may be empty. */
+ * threshold, and says how long to hold the reply (r->banned as
+ * limiter_auth_banned decides it). account may be empty. */
 void limiter_auth_failed(struct limiter *l, const struct conf *c, const char *account, size_t len,
     const struct limiter_addr *a, int64_t now, struct limiter_fail *r);
-/* A success: remembers (account, client) as known-good. Resets no counter
- * (an attacker holding one valid account must not clear its failures). */
+/* A success: remembers (account, client), and the client, as known-good.
+ * Resets no counter (an attacker holding one valid account must not clear
+ * its failures). */
 void limiter_auth_ok(
     struct limiter *l, const char *account, size_t len, const struct limiter_addr *a, int64_t now);
 

@@ -148,17 +148,17 @@ limiter_bans_put(struct limiter *l, const struct limiter_addr *masked, unsigned 
 	return 0;
 }
 
-bool
-limiter_bans_lookup(struct limiter *l, const struct limiter_addr *a, int64_t now, int64_t *until_r)
+unsigned
+limiter_bans_kinds(struct limiter *l, const struct limiter_addr *a, int64_t now, int64_t *until_r)
 {
-	bool hit = false;
+	unsigned kinds = 0;
 
 	if (__atomic_load_n(&l->nbans, __ATOMIC_RELAXED) == 0)
-		return false;
-	for (unsigned w = 0; w < 3 && !hit; w++) {
+		return 0;
+	for (unsigned w = 0; w < 3; w++) {
 		uint64_t bits = __atomic_load_n(&l->prefixes[w], __ATOMIC_RELAXED);
 
-		while (bits != 0 && !hit) {
+		while (bits != 0) {
 			unsigned prefix = w * 64 + (unsigned)__builtin_ctzll(bits);
 			struct limiter_addr m = *a;
 			struct limiter_bans_entry *e;
@@ -174,23 +174,24 @@ limiter_bans_lookup(struct limiter *l, const struct limiter_addr *a, int64_t now
 			pthread_mutex_lock(&sh->mu);
 			e = limiter_bans_find(l, h, &m, prefix);
 			if (e != NULL && e->until > now) {
-				hit = true;
-				if (until_r != NULL)
+				kinds |= prefix < 128 && e->reason == LIMITER_REASON_AUTH_NET
+				    ? LIMITER_BANS_NET
+				    : LIMITER_BANS_HARD;
+				if (until_r != NULL && e->until > *until_r)
 					*until_r = e->until;
 			}
 			pthread_mutex_unlock(&sh->mu);
 		}
 	}
-	return hit;
+	return kinds;
 }
 
 bool
-limiter_is_banned(struct limiter *l, const struct conf *c, const struct limiter_addr *a,
-    int64_t now, int64_t *until_r)
+limiter_bans_lookup(struct limiter *l, const struct limiter_addr *a, int64_t now, int64_t *until_r)
 {
-	if (limiter_is_allowed(c, a))
-		return false;
-	return limiter_bans_lookup(l, a, now, until_r);
+	if (until_r != NULL)
+		*until_r = 0;
+	return limiter_bans_kinds(l, a, now, until_r) != 0;
 }
 
 int

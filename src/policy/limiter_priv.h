@@ -116,4 +116,15 @@ int limiter_bans_put(struct limiter *l, const struct limiter_addr *masked, unsig
 bool limiter_bans_lookup(
     struct limiter *l, const struct limiter_addr *a, int64_t now, int64_t *until_r);
 
+/* The kinds of ban covering an address (limiter_bans_kinds). A known-good
+ * client passes only an automatic network ban: the other kinds name this
+ * very address, or are the operator's own decision. */
+#define LIMITER_BANS_HARD 1u /* a ban of the address itself, or any manual ban */
+#define LIMITER_BANS_NET 2u /* an auth_failures_per_net ban of a network */
+
+/* LIMITER_BANS_* of the bans in force at now that cover a (0: none);
+ * until_r (may be NULL) gets the latest end among them. */
+unsigned limiter_bans_kinds(
+    struct limiter *l, const struct limiter_addr *a, int64_t now, int64_t *until_r);
+
 #endif

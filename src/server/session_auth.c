@@ -210,13 +210,27 @@ session_auth_gone(struct session *s)
 }
 
 /* Per-account throttling, before any password is checked: 454 4.7.0 for a
- * client that is new to an account under attack. */
+ * client that is new to an account under attack; the ban's 421 for an
+ * account this client is not known-good for, when only that let it past a
+ * network ban (limiter_auth_banned). */
 static bool
 session_auth_throttled(struct session *s)
 {
 	struct limiter *l = s->w->srv->limiter;
 	const char *acct = s->sasl != NULL ? sasl_user(s->sasl) : "";
 
+	if (l != NULL &&
+	    limiter_auth_banned(
+	        l, session_conf(s), acct, strlen(acct), &s->addr, limiter_now_ms())) {
+		const struct smtp_reply *r = smtp_reply_get(SMTP_R_BANNED);
+
+		log_event(LOG_NOTICE, "reject", s->id, "{s:i, s:s, s:s, s:s, s:s}", "code", r->code,
+		    "enhanced", r->enh, "reason", "banned", "account", acct, "client", s->client);
+		session_reset_auth(s);
+		s->state = SESSION_CMD;
+		session_auth_banned(s);
+		return true;
+	}
 	if (l == NULL ||
 	    !limiter_auth_throttled(
 	        l, session_conf(s), acct, strlen(acct), &s->addr, limiter_now_ms()))

@@ -203,6 +203,51 @@ def test_account_throttle_spares_known_clients(make_server):
                            "carol's password").code == 235
 
 
+def test_net_ban_spares_known_good_pairs(make_server):
+    """Failures from other addresses of 127.0.0.0/24 ban the network; alice,
+    who logged in from 127.0.0.9 before, still gets in from there, but only
+    to her own account; a new address of the network gets the ban's 421 at
+    connect; a ban of 127.0.0.9 itself applies to her."""
+    s = make_server(limits=limits(auth_failures_per_ip=2, auth_failures_per_net=4,
+                                  ban_time="10m")).start()
+    s.add_user("carol@example.test", "carol's password")
+    assert auth_plain_from(s, "127.0.0.9", USER, PASSWORD).code == 235
+    replies = [auth_plain_from(s, f"127.0.0.{20 + i}", "mallory@example.test", "guess").last
+               for i in range(4)]
+    assert replies == ["535 5.7.8 Authentication credentials invalid"] * 3 + [BAN_TEXT], replies
+    ev = s.wait_event("ban", lambda e: e.get("address") == "127.0.0.0/24")
+    assert ev["reason"] == "auth_failures_per_net"
+    # a new address of the network: banned at connect
+    assert greeting_from(s.submission, "127.0.0.30") == BAN_TEXT
+    # alice's known-good address: through to AUTH, and her mail goes out
+    submit_from(s, "127.0.0.9", "net-ban")
+    # another account from that address: the ban's reply, then the close
+    with SrcClient(s.submission, "127.0.0.9") as c:
+        assert c.greeting.code == 220
+        c.ehlo()
+        c.starttls()
+        c.ehlo()
+        assert c.auth_plain("carol@example.test", "carol's password").last == BAN_TEXT
+        with pytest.raises(Closed):
+            c.cmd("NOOP")
+    ev = s.wait_event("reject", lambda e: e.get("account") == "carol@example.test")
+    assert ev["client"] == "127.0.0.9" and ev["code"] == 421 and ev["reason"] == "banned"
+    # carol from outside the banned network is not affected
+    assert auth_plain_from(s, "127.0.1.5", "carol@example.test", "carol's password").code == 235
+    # alice mistyping: a 535, counted for her address, whose own ban
+    # (auth_failures_per_ip = 2) then applies to her as to anyone
+    with SrcClient(s.submission, "127.0.0.9") as c:
+        c.ehlo()
+        c.starttls()
+        c.ehlo()
+        assert c.auth_plain(USER, "typo").last == "535 5.7.8 Authentication credentials invalid"
+        assert c.auth_plain(USER, "typo2").last == BAN_TEXT
+    ev = s.wait_event("ban", lambda e: e.get("address") == "127.0.0.9")
+    assert ev["reason"] == "auth_failures_per_ip"
+    assert greeting_from(s.submission, "127.0.0.9") == BAN_TEXT
+    assert greeting_from(s.submission, "127.0.1.5").startswith("220")
+
+
 def test_probe_names_smtpgate_throttle_and_ban(make_server):
     """smtpgate's own refusals after failed logins (the account throttle's
     454, the ban's 421) are auth-too-many-attempts for `smtpgate probe`, not

@@ -5,6 +5,7 @@ creation, expiry and last use (time and client address, kept across
 restarts); `app-password del` revokes it at the next AUTH (no restart, no
 SIGHUP); an expired one fails like a wrong password."""
 import base64
+import calendar
 import hashlib
 import hmac
 import json
@@ -17,6 +18,12 @@ import time
 import pytest
 
 from conftest import PASSWORD, SMTPGATE, USER, wait_for
+
+
+def epoch(rfc3339):
+    """Unix seconds of an RFC 3339 UTC time as --json prints it."""
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", rfc3339), rfc3339
+    return calendar.timegm(time.strptime(rfc3339, "%Y-%m-%dT%H:%M:%SZ"))
 from smtpclient import SMTPClient, client_context
 
 AUTH_OK = "235 2.7.0 Authentication successful"
@@ -79,7 +86,7 @@ def test_add_prints_password_and_works_at_once(server):
     # stored as SCRAM keys (SCRAM-SHA-256 with SCRAM-SHA-1 beside it)
     cred = listed(server, "phone")
     assert cred["schemes"] == ["SCRAM-SHA-256", "SCRAM-SHA-1"]
-    assert abs(cred["created"] - time.time()) < 120 and cred["expires"] is None
+    assert abs(epoch(cred["created"]) - time.time()) < 120 and cred["expires"] is None
     # a second one with the same label is refused; two passwords differ
     r = user_cmd(server, "app-password", "add", USER, "phone", check=False)
     assert r.returncode == 1 and "exists" in r.stderr
@@ -96,10 +103,10 @@ def test_list_shows_last_use_across_restart(server):
         return c if c["last_use"] is not None else None
     cred = wait_for(used, timeout=15, what="last use in user list")
     assert cred["last_use"]["client"] == "127.0.0.1"
-    assert before - 1 <= cred["last_use"]["time"] <= time.time() + 1
+    assert before - 1 <= epoch(cred["last_use"]["time"]) <= time.time() + 1
     assert cred["label"] == "tablet"
     # 2099-12-31 means through that day, UTC
-    assert cred["expires"] == 4102444800  # 2100-01-01T00:00:00Z
+    assert cred["expires"] == "2100-01-01T00:00:00Z"
     # the text form: user, schemes, label, created, state, expires, last use, client
     rows = [line.split("\t") for line in user_cmd(server, "list", USER).stdout.splitlines()]
     assert rows.pop(0)[0] == "USER"
@@ -116,7 +123,8 @@ def test_list_shows_last_use_across_restart(server):
     assert listed(server, "tablet")["last_use"] == cred["last_use"]
     time.sleep(1.1)
     assert auth(server, "LOGIN", pw) == AUTH_OK
-    wait_for(lambda: listed(server, "tablet")["last_use"]["time"] > cred["last_use"]["time"],
+    wait_for(lambda: epoch(listed(server, "tablet")["last_use"]["time"])
+             > epoch(cred["last_use"]["time"]),
              timeout=15, what="a newer last use")
 
 
@@ -157,7 +165,7 @@ def test_expired_fails_like_a_wrong_password(server):
     assert auth(server, "LOGIN", pw) == AUTH_INVALID
     cred = listed(server, "expired")
     assert cred["expired"] is True and cred["active"] is False
-    assert cred["expires"] == 981244800  # 2001-02-04T00:00:00Z
+    assert cred["expires"] == "2001-02-04T00:00:00Z"
     # an ISO timestamp a few seconds ahead: works, then stops
     soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3))
     pw = app_add(server, "brief", "--expires", soon)
@@ -306,7 +314,7 @@ def test_scram_records_last_use(scram_server):
         return c if c["last_use"] is not None else None
     cred = wait_for(used, timeout=15, what="last use after a SCRAM login")
     assert cred["last_use"]["client"] == "127.0.0.1"
-    assert before - 1 <= cred["last_use"]["time"] <= time.time() + 1
+    assert before - 1 <= epoch(cred["last_use"]["time"]) <= time.time() + 1
     # the main password was not used
     doc = json.loads(user_cmd(srv, "list", "--json", USER).stdout)
     main = [c for c in doc["credentials"] if c["label"] is None][0]

@@ -287,7 +287,7 @@ def test_smarthost_without_auth_gets_nothing(make_server, pki, tmp_path):
             capture_output=True, text=True, check=True).stdout)
         assert show["delivery"][0]["state"] == "held"
         assert "does not offer AUTH" in show["delivery"][0]["reason"]
-        assert show["next_try"] == "after queue flush"
+        assert show["next_try"] is None and show["waits_for_flush"] is True
         # an admin fixes the smarthost, then flushes: now it goes
         peer.stop()
         sink = Sink(pki, auth=("relayuser", "relay-secret"), port=peer.port)

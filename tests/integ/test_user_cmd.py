@@ -3,6 +3,7 @@ file; mode 0600, no temp files left, and the password never shows up in the
 file or in any output."""
 import json
 import os
+import re
 import stat
 import subprocess
 
@@ -147,7 +148,8 @@ def test_list_text_and_json(tmp_path):
     creds = doc["credentials"]
     assert [c["label"] for c in creds] == [None, "phone"]
     assert creds[0]["schemes"] == ["SCRAM-SHA-256", "SCRAM-SHA-1"]
-    assert isinstance(creds[0]["created"], int) and creds[0]["locked"] is False
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", creds[0]["created"])
+    assert creds[0]["locked"] is False
     assert_no_secret(pw, r)
 
 

@@ -271,6 +271,83 @@ test_net_ban_and_allowlist(void **state)
 	conf_free(c);
 }
 
+/* An automatic network ban lets a client that is known-good for an account
+ * in, and at AUTH only for that account; an address ban, a manual ban and
+ * an expired success do not. */
+static void
+test_net_ban_spares_known_good(void **state)
+{
+	struct conf *c = conf_with("auth_failures_per_ip = 4\nauth_failures_per_net = 4\n"
+	                           "net_prefix_v6 = 64\nban_time = 10m\nallow =\n");
+	struct limiter *l = limiter_new(NULL);
+	struct limiter_addr alice = addr("192.0.2.9"), fresh = addr("192.0.2.10");
+	struct limiter_addr v6 = addr("2001:db8:1:2::1"), v6b = addr("2001:db8:1:2::99");
+	struct limiter_fail f;
+	int64_t now = T0 + 10 * SEC, until = 0;
+	char ip[64];
+
+	limiter_auth_ok(l, "Alice", 5, &alice, T0);
+	limiter_auth_ok(l, "alice6", 6, &v6, T0);
+	for (int i = 1; i <= 4; i++) {
+		snprintf(ip, sizeof(ip), "192.0.2.%d", 100 + i);
+		f = fail_n(l, c, "mallory", ip, 1, T0 + i * SEC);
+		snprintf(ip, sizeof(ip), "2001:db8:1:2::%x", 100 + i);
+		(void)fail_n(l, c, "mallory", ip, 1, T0 + i * SEC);
+	}
+	assert_true(f.banned);
+	assert_string_equal(f.ban.address, "192.0.2.0/24");
+	/* at connect: only the known-good address passes */
+	assert_int_equal(limiter_connect(l, c, &fresh, now), LIMITER_BANNED);
+	assert_true(limiter_is_banned(l, c, &fresh, now, &until));
+	assert_true(until > now);
+	assert_int_equal(limiter_connect(l, c, &alice, now), LIMITER_OK);
+	limiter_disconnect(l, &alice);
+	assert_false(limiter_is_banned(l, c, &alice, now, &until));
+	/* at AUTH: only its accounts (names compared case-insensitively) */
+	assert_false(limiter_auth_banned(l, c, "alice", 5, &alice, now));
+	assert_true(limiter_auth_banned(l, c, "bob", 3, &alice, now));
+	assert_true(limiter_auth_banned(l, c, "", 0, &alice, now));
+	assert_true(limiter_auth_banned(l, c, "alice", 5, &fresh, now));
+	/* IPv6: the known-good /64, another address in it too */
+	assert_int_equal(limiter_connect(l, c, &v6b, now), LIMITER_OK);
+	limiter_disconnect(l, &v6b);
+	assert_false(limiter_auth_banned(l, c, "alice6", 6, &v6b, now));
+	assert_true(limiter_auth_banned(l, c, "alice", 5, &v6b, now));
+	/* alice mistyping her password is not banned by the network ban: a
+	 * tarpitted 535, counted for her address */
+	f = fail_n(l, c, "alice", "192.0.2.9", 1, now);
+	assert_false(f.banned);
+	assert_true(f.delay_ms > 0);
+	/* ... until her address itself reaches auth_failures_per_ip: that ban
+	 * applies to her too */
+	f = fail_n(l, c, "alice", "192.0.2.9", 3, now + SEC);
+	assert_true(f.banned);
+	assert_string_equal(f.ban.address, "192.0.2.9");
+	assert_int_equal(limiter_connect(l, c, &alice, now + 2 * SEC), LIMITER_BANNED);
+	assert_true(limiter_auth_banned(l, c, "alice", 5, &alice, now + 2 * SEC));
+	/* a manual ban of the network is the operator's: no one passes */
+	assert_int_equal(limiter_ban_del(l, &alice, 128), 0);
+	assert_int_equal(limiter_connect(l, c, &alice, now + 3 * SEC), LIMITER_OK);
+	limiter_disconnect(l, &alice);
+	assert_int_equal(limiter_ban_add(l, &alice, 120, 600, LIMITER_REASON_MANUAL, now), 0);
+	assert_int_equal(limiter_connect(l, c, &alice, now + 3 * SEC), LIMITER_BANNED);
+	assert_true(limiter_auth_banned(l, c, "alice", 5, &alice, now + 3 * SEC));
+	assert_int_equal(limiter_ban_del(l, &alice, 120), 0);
+	limiter_free(l);
+	/* a success older than LIMITER_GOOD_TTL_MS is forgotten: a network ban
+	 * in force then keeps the client out */
+	l = limiter_new(NULL);
+	limiter_auth_ok(l, "alice", 5, &alice, T0);
+	now = T0 + LIMITER_GOOD_TTL_MS;
+	assert_int_equal(limiter_ban_add(l, &fresh, 120, 600, LIMITER_REASON_AUTH_NET, now), 0);
+	assert_int_equal(limiter_connect(l, c, &alice, now), LIMITER_OK);
+	limiter_disconnect(l, &alice);
+	assert_int_equal(limiter_connect(l, c, &alice, now + SEC), LIMITER_BANNED);
+	assert_true(limiter_auth_banned(l, c, "alice", 5, &alice, now + SEC));
+	limiter_free(l);
+	conf_free(c);
+}
+
 /* Per-account throttling answers 454 to new clients only. */
 static void
 test_account_throttle(void **state)
@@ -547,6 +624,7 @@ main(void)
 	    cmocka_unit_test(test_ban_at_count_and_tarpit),
 	    cmocka_unit_test(test_ban_growth),
 	    cmocka_unit_test(test_net_ban_and_allowlist),
+	    cmocka_unit_test(test_net_ban_spares_known_good),
 	    cmocka_unit_test(test_account_throttle),
 	    cmocka_unit_test(test_manual_bans_and_state_file),
 	    cmocka_unit_test(test_memory_bound_and_churn),
