@@ -68,7 +68,7 @@ def test_installed_binary_runs(make_installed):
     exe = make_installed / "sbin" / "smtpgate"
     r = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0
-    assert "serve" in r.stdout
+    assert "serve" in r.stdout and "init" in r.stdout
     r = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and r.stdout.startswith("smtpgate ")
 
