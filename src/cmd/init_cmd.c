@@ -461,15 +461,22 @@ int
 init_main(int argc, char **argv)
 {
 	struct init_cmd_opts o;
-	char *cert = NULL, *key = NULL;
+	char *cert = NULL, *key = NULL, *dir;
+	size_t dirlen;
 	int rc = init_cmd_parse(argc, argv, &o);
 
 	if (rc != -1)
 		return rc;
+	/* "mail/" names the files mail/users..., not mail//users */
+	dir = xstrdup(o.dir);
+	for (dirlen = strlen(dir); dirlen > 1 && dir[dirlen - 1] == '/'; dirlen--)
+		dir[dirlen - 1] = '\0';
+	o.dir = dir;
 	if (o.cert != NULL) {
 		if (init_cmd_absolute(o.cert, &cert) == -1 ||
 		    init_cmd_absolute(o.key, &key) == -1) {
 			free(cert);
+			free(dir);
 			return 2;
 		}
 		o.cert = cert;
@@ -478,5 +485,6 @@ init_main(int argc, char **argv)
 	rc = init_cmd_run(&o);
 	free(cert);
 	free(key);
+	free(dir);
 	return rc;
 }

@@ -157,3 +157,15 @@ def test_init_help():
 def test_init_ipv6_listen_address_is_bracketed(tmp_path):
     assert init(tmp_path, "--listen", "::1", "--submission-port", "2587").returncode == 0
     assert "address = [::1]:2587\n" in (tmp_path / "smtpgate.conf").read_text()
+
+
+def test_init_dir_with_trailing_slash(tmp_path):
+    r = run("init", "mail/", "--hostname", NAME, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "-f mail/users" in r.stdout and "-c mail/smtpgate.conf --check" in r.stdout
+
+
+def test_init_missing_parent_folder_fails_and_says_where(tmp_path):
+    r = init(tmp_path / "no" / "such")
+    assert r.returncode == 1
+    assert f"{tmp_path}/no/such: No such file or directory" in r.stderr
