@@ -4,11 +4,15 @@
 #   make run      build and start a local demo server
 #   make check    build with ASan+UBSan (clang) and run every test
 #   make bench    run the benchmarks of bench/ and print the figures
+#   make install  build, then install under PREFIX (default /usr/local),
+#                 staged under DESTDIR if given (cmake --install does the same)
 
 BUILD      ?= build
 CHECKBUILD ?= build-check
 JOBS       ?= $(shell nproc)
 PYTHON     ?= /usr/bin/python3
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 
 DEB_PACKAGES = build-essential cmake pkg-config clang libclang-rt-14-dev clang-format \
 	libssl-dev libevent-dev libgsasl-dev libcrypt-dev libsodium-dev libjansson-dev \
@@ -16,9 +20,9 @@ DEB_PACKAGES = build-essential cmake pkg-config clang libclang-rt-14-dev clang-f
 	libauthen-sasl-perl curl msmtp procps gsasl python3-jwt python3-cryptography \
 	libcurl4-openssl-dev dovecot-core libunbound-dev unbound nsd ldnsutils dnsutils \
 	python3-aiosmtpd postfix dovecot-lmtpd hydra prometheus fail2ban haproxy \
-	python3-dkim python3-nacl libseccomp-dev
+	python3-dkim python3-nacl libseccomp-dev pandoc mandoc
 
-.PHONY: all deps run check bench format format-check layers clean
+.PHONY: all deps run check bench install format format-check layers clean
 
 all:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSMTPGATE_TESTS=OFF >/dev/null
@@ -56,6 +60,13 @@ check: deps format-check layers all
 	@SMTPGATE_BIN=$(CURDIR)/$(CHECKBUILD)/smtpgate \
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 		$(PYTHON) -m pytest -v -rfEs tests/integ
+
+# An existing build tree keeps its configuration (a check build can be
+# installed as well); a missing one is made as `make` does.
+install:
+	@if [ ! -f $(BUILD)/CMakeCache.txt ]; then $(MAKE) --no-print-directory all; fi
+	@cmake --build $(BUILD) -j $(JOBS)
+	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 bench: deps all
 	@$(MAKE) -C bench SMTPGATE=$(CURDIR)/$(BUILD)/smtpgate

@@ -14,5 +14,6 @@ int ban_main(int argc, char **argv);
 int probe_main(int argc, char **argv);
 int dns_main(int argc, char **argv);
 int audit_main(int argc, char **argv);
+int init_main(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ static const struct {
 	int (*fn)(int argc, char **argv);
 	const char *summary;
 } main_commands[] = {
+    {"init", init_main, "write a first configuration, passwd file and certificate"},
     {"serve", serve_main, "run the server in the foreground"},
     {"user", user_main, "manage the passwd file"},
     {"queue", queue_cmd_main, "inspect and manage the spool"},
