@@ -223,8 +223,11 @@ spf_walk_domain(struct spf_walk *w, const char *domain, const char *via, bool to
 		return;
 	}
 	s = spf_walk_query(w, domain, SPF_Q_TXT, &ans, &n);
-	if (s == SPF_DNS_FAIL)
+	if (s == SPF_DNS_FAIL) {
+		if (is_top)
+			w->res->unknown = true;
 		goto out;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (spf_is_record(ans[i], strlen(ans[i]))) {
 			nspf++;

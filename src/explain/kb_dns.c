@@ -5,6 +5,14 @@
 #include "explain/finding.h"
 
 const struct finding_kb finding_kb_dns[] = {
+    /* the domain itself */
+    {"domain-not-found", FINDING_ERROR,
+        "The domain does not exist in DNS (NXDOMAIN): it is misspelt, not registered (or "
+        "expired), or not delegated to name servers that serve it. Mail to it bounces, and no "
+        "record of it (MX, SPF, DMARC, ...) can be published or checked.",
+        "Check the spelling; for your own domain check its registration (whois) and that the "
+        "registrar delegates it to your name servers (dig +trace DOMAIN NS), and that they "
+        "serve the zone."},
     /* MX */
     {"mx-missing", FINDING_ERROR,
         "The domain has no MX record. Senders then try the domain's own A/AAAA address "

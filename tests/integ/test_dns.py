@@ -9,7 +9,9 @@ ldns-signzone and their keys given with --trust-anchor, so validation runs
 for real without the root; other zones are then simply "insecure".
 """
 import json
+import os
 import shutil
+import socket
 import subprocess
 import time
 
@@ -47,7 +49,10 @@ _dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@{z}"
 _smtp._tls IN TXT "v=TLSRPTv1; rua=mailto:tls@{z}"
 """
     zones = {
-        "good.test": good_mail + 'sel1._domainkey IN TXT ( "v=DKIM1; k=rsa; p=" ' + k2048 + " )\n",
+        "good.test": good_mail + 'sel1._domainkey IN TXT ( "v=DKIM1; k=rsa; p=" ' + k2048
+        + " )\n"
+        # a subdomain that exists (it has an address) but publishes no DMARC
+        + "sub IN A 192.0.2.11\n",
         # 11 DNS-querying terms: mx + 5 includes + an "a" in each
         "badspf.test": """@ IN MX 10 mx.good.test.
 @ IN TXT "v=spf1 mx include:i1.{z} include:i2.{z} include:i3.{z} include:i4.{z} include:i5.{z} -all"
@@ -300,7 +305,8 @@ def test_dmarc_missing_falls_back_to_parent(dns):
     assert doc["dmarc"]["organizational_fallback"] is True
     assert doc["dmarc"]["policy"] == "reject"
     assert "dmarc-missing" not in ids(doc)
-    assert "mx-missing" in ids(doc, "error")
+    # no MX but an address: senders fall back to it
+    assert "mx-missing" in ids(doc, "warning")
 
 
 @pytest.mark.parametrize("selector,finding,severity,code", [
@@ -377,6 +383,92 @@ def test_unreachable_resolver_times_out(dns):
     assert r.returncode == 1
     doc = json.loads(r.stdout)
     assert "dns-timeout" in ids(doc, "error") or "dns-servfail" in ids(doc, "error")
+
+
+def _silent_resolver():
+    """A UDP socket that reads nothing and answers nothing: a resolver that
+    never replies (packets are not refused, they go unanswered)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
+def test_silent_resolver_one_timeout_finding(dns):
+    """Every question times out: one dns-timeout naming them all, nothing
+    reported as missing, and "unknown" (not "none") in the report."""
+    with _silent_resolver() as s:
+        port = s.getsockname()[1]
+        base = [SMTPGATE, "dns", "good.test", "--resolver", f"127.0.0.1:{port}", "--timeout",
+                "1", "--trust-anchor", "none", "--selector", "sel1"]
+        r = subprocess.run(base + ["--json"], capture_output=True, text=True, timeout=120)
+        t = subprocess.run(base, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and t.returncode == 1
+    doc = json.loads(r.stdout)
+    found = [f for f in doc["findings"] if f["id"] == "dns-timeout"]
+    assert len(found) == 1, doc["findings"]
+    ev = found[0]["evidence"]
+    for q in ("good.test MX", "_dmarc.good.test TXT", "good.test TXT",
+              "sel1._domainkey.good.test TXT", "_mta-sts.good.test TXT",
+              "_smtp._tls.good.test TXT"):
+        assert q in ev, ev
+    # nothing is called missing for want of an answer
+    assert ids(doc) <= {"dns-timeout", "dnssec-no-anchor"}, doc["findings"]
+    assert doc["mx"] is None and doc["exists"] is None
+    assert doc["spf"]["unknown"] and doc["dmarc"]["unknown"] and doc["dkim"]["unknown"]
+    assert doc["dnssec"]["status"] == "unknown"
+    assert t.stdout.count("[error] dns-timeout") == 1, t.stdout
+    for line in ("MX:       unknown", "SPF:      unknown", "DMARC:    unknown",
+                 "DKIM:     unknown", "MTA-STS:  unknown", "TLS-RPT:  unknown"):
+        assert line in t.stdout, t.stdout
+    assert "MX:       none" not in t.stdout
+
+
+def test_refused_questions_one_servfail_finding(dns):
+    """The server refuses every question (a zone it does not serve): one
+    dns-servfail naming each question, nothing called missing."""
+    r, doc = run_dns(dns, "notserved.example", anchors=False)
+    assert r.returncode == 1
+    found = [f for f in doc["findings"] if f["id"] == "dns-servfail"]
+    assert len(found) == 1, doc["findings"]
+    assert "notserved.example MX" in found[0]["evidence"]
+    assert "_dmarc.notserved.example TXT" in found[0]["evidence"]
+    assert ids(doc) <= {"dns-servfail", "dnssec-no-anchor"}, doc["findings"]
+    assert doc["mx"] is None and doc["exists"] is None
+
+
+def test_nonexistent_domain_is_said_once(dns):
+    r, doc = run_dns(dns, "nosuch.good.test")
+    assert r.returncode == 1
+    assert [f["id"] for f in doc["findings"]] == ["domain-not-found"], doc["findings"]
+    assert "NXDOMAIN" in doc["findings"][0]["evidence"]
+    assert doc["exists"] is False
+    t, _ = run_dns(dns, "nosuch.good.test", text=True)
+    assert t.returncode == 1
+    assert "does not exist" in t.stdout or "NXDOMAIN" in t.stdout
+    assert t.stdout.count("[error]") == 1, t.stdout
+    assert "publish" not in t.stdout.lower().split("[error] domain-not-found")[1].split(
+        "cause:")[0]
+
+
+def test_existing_domain_exists(dns):
+    _, doc = run_dns(dns, "good.test")
+    assert doc["exists"] is True
+
+
+def test_root_anchor_through_a_resolver_without_the_root(dns):
+    """The system's root key with a server that cannot answer for the root:
+    validation cannot start; the domain is checked again without it."""
+    root = "/usr/share/dns/root.key"
+    if not os.path.exists(root):
+        pytest.skip("no root trust anchor (dns-root-data)")
+    r = subprocess.run([SMTPGATE, "dns", "good.test", "--resolver",
+                        f"127.0.0.1:{dns['port']}", "--timeout", "3", "--trust-anchor", root,
+                        "--json"], capture_output=True, text=True, timeout=120)
+    doc = json.loads(r.stdout)
+    assert "dnssec-anchor-failed" in ids(doc, "warning"), doc["findings"]
+    assert "dnssec-bogus" not in ids(doc)
+    assert doc["mx"][0]["host"] == "mx.good.test."
+    assert r.returncode == 0, doc["findings"]
 
 
 @pytest.mark.parametrize("args", [
