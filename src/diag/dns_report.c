@@ -114,8 +114,8 @@ dns_report_auth(FILE *out, const json_t *spf, const json_t *dmarc, const json_t 
 		fprintf(out, "  %s:%s  %s\n", dns_report_str(x, "via"), dns_report_str(x, "domain"),
 		    dns_report_str(x, "record"));
 	}
-	fprintf(out, "DMARC:    %s  (%s)\n", dns_report_record(dmarc),
-	    dns_report_str(dmarc, "name"));
+	fprintf(
+	    out, "DMARC:    %s  (%s)\n", dns_report_record(dmarc), dns_report_str(dmarc, "name"));
 	if (json_object_get(dmarc, "policy") != NULL)
 		fprintf(out, "  policy %s, pct %lld, adkim %s, aspf %s\n",
 		    dns_report_str(dmarc, "policy"),
