@@ -505,6 +505,31 @@ dc_dmarc_rua_check(struct dc *c, const char *org, char *const *uris, size_t n, c
 	}
 }
 
+/* A TXT record at name plainly meant as DMARC that receivers do not take
+ * for one: dmarc-invalid saying what is wrong (not dmarc-missing, which
+ * would send the administrator to publish a second record). */
+static bool
+dc_dmarc_near(struct dc *c, const char *name, const struct dns_answer *a, json_t *o)
+{
+	const char *why;
+
+	for (size_t i = 0; i < a->n; i++) {
+		char *text;
+
+		if (!dmarc_is_near_record(a->rr[i].text, a->rr[i].len, &why))
+			continue;
+		text = dc_rr_text(&a->rr[i]);
+		findings_add(c->f, "dmarc-invalid",
+		    "%s: \"%s\": %s; receivers ignore it, as if there were no DMARC record", name,
+		    text, why);
+		json_object_set_new(o, "name", json_string(name));
+		json_object_set_new(o, "record", json_string(text));
+		free(text);
+		return true;
+	}
+	return false;
+}
+
 static void
 dc_dmarc(struct dc *c)
 {
@@ -524,6 +549,8 @@ dc_dmarc(struct dc *c)
 	json_object_set_new(c->report, "dmarc", o);
 	snprintf(name, sizeof(name), "_dmarc.%s", d);
 	n = dc_txt(c, name, dmarc_is_record, &a, idx);
+	if (n == 0 && dc_dmarc_near(c, name, &a, o))
+		goto near;
 	/* RFC 7489 6.6.3: no record at the domain: the organizational domain's.
 	 * Without a public suffix list that is taken as the parent, when the
 	 * parent still has two labels. */
@@ -533,6 +560,8 @@ dc_dmarc(struct dc *c)
 		snprintf(name, sizeof(name), "_dmarc.%s", parent + 1);
 		n = dc_txt(c, name, dmarc_is_record, &a, idx);
 		fallback = true;
+		if (n == 0 && dc_dmarc_near(c, name, &a, o))
+			goto near;
 	}
 	json_object_set_new(o, "name", json_string(name));
 	json_object_set_new(o, "organizational_fallback", json_boolean(fallback));
@@ -593,6 +622,11 @@ dc_dmarc(struct dc *c)
 out:
 	free(text);
 	dmarc_record_free(&rec);
+	dns_answer_free(&a);
+	return;
+near:
+	json_object_set_new(o, "organizational_fallback", json_boolean(fallback));
+	json_object_set_new(o, "unknown", json_false());
 	dns_answer_free(&a);
 }
 

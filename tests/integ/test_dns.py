@@ -90,6 +90,34 @@ _dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@{z}"
 @ IN TXT "v=spf1 -all"
 _dmarc IN TXT "v=DMARC1; p=reject; pct=150; rua=mailto:dmarc@{z}"
 """,
+        # TXT records plainly meant as SPF or DMARC that receivers do not
+        # take for one: named for what is wrong, never "missing"
+        "typospf.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "v=spf2 mx -all"
+@ IN TXT "google-site-verification=abc"
+_dmarc IN TXT "p=reject; v=DMARC1; rua=mailto:dmarc@{z}"
+""",
+        "spacespf.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "v=spf1 mx -all"
+@ IN TXT " v=spf1 ip4:192.0.2.0/24 -all"
+_dmarc IN TXT "v=dmarc1; p=reject; rua=mailto:dmarc@{z}"
+""",
+        "quotedspf.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "\\"v=spf1 mx -all\\""
+_dmarc IN TXT "v=DMARC 1; p=reject; rua=mailto:dmarc@{z}"
+""",
+        "policytypo.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "v=spf1 mx -all"
+_dmarc IN TXT "v=DMARC1; p=rejected; rua=mailto:dmarc@{z}"
+""",
+        "noversion.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "v=spf1 mx -all"
+_dmarc IN TXT "p=quarantine; rua=mailto:dmarc@{z}"
+""",
+        "dmarctypo.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "v=spf1 mx -all"
+_dmarc IN TXT "v=DMARC2; p=reject; rua=mailto:dmarc@{z}"
+""",
         "nonedmarc.test": """@ IN MX 10 mx.good.test.
 @ IN TXT "v=spf1 mx ~all"
 _dmarc IN TXT "v=DMARC1; p=none"
@@ -288,6 +316,55 @@ def test_dmarc_invalid(dns):
     assert r.returncode == 1
     ev = [f["evidence"] for f in doc["findings"] if f["id"] == "dmarc-invalid"]
     assert ev and "pct=150" in ev[0]
+
+
+def _evidence(doc, fid):
+    return [f["evidence"] for f in doc["findings"] if f["id"] == fid]
+
+
+@pytest.mark.parametrize("domain,spf_severity,spf_why,dmarc_why", [
+    # a typo in the version, alone: the domain has no SPF; v=DMARC1 not first
+    ("typospf.test", "error", "typo", "not the first tag"),
+    # white space before the version, next to a valid record; wrong case
+    ("spacespf.test", "warning", "white space before", "in capitals"),
+    # quote characters typed into a DNS form; white space inside the version
+    ("quotedspf.test", "error", "quote characters", "white space inside"),
+])
+def test_almost_spf_and_dmarc_are_named(dns, domain, spf_severity, spf_why, dmarc_why):
+    r, doc = run_dns(dns, domain)
+    assert r.returncode == 1, doc["findings"]
+    found = ids(doc)
+    assert "spf-missing" not in found and "dmarc-missing" not in found, doc["findings"]
+    assert "spf-version-invalid" in ids(doc, spf_severity), doc["findings"]
+    ev = _evidence(doc, "spf-version-invalid")
+    assert len(ev) == 1 and spf_why in ev[0], ev
+    ev = _evidence(doc, "dmarc-invalid")
+    assert len(ev) == 1 and dmarc_why in ev[0] and f"_dmarc.{domain}" in ev[0], ev
+    assert doc["dmarc"]["record"] is not None and "policy" not in doc["dmarc"]
+    # a valid SPF record next to the near one is still used
+    assert doc["spf"]["record"] == ("v=spf1 mx -all" if spf_severity == "warning" else None)
+
+
+def test_almost_spf_text_report(dns):
+    r, _ = run_dns(dns, "typospf.test", text=True)
+    assert r.returncode == 1
+    assert "[error] spf-version-invalid" in r.stdout, r.stdout
+    assert "[error] dmarc-invalid" in r.stdout
+    assert "spf-missing" not in r.stdout and "dmarc-missing" not in r.stdout
+
+
+@pytest.mark.parametrize("domain,why", [
+    ("policytypo.test", "\"p=\" must be none, quarantine or reject"),
+    ("noversion.test", "does not start with \"v=DMARC1\""),
+    ("dmarctypo.test", "typo"),
+])
+def test_malformed_dmarc_is_invalid_not_missing(dns, domain, why):
+    r, doc = run_dns(dns, domain)
+    assert r.returncode == 1, doc["findings"]
+    assert "dmarc-missing" not in ids(doc)
+    ev = _evidence(doc, "dmarc-invalid")
+    assert len(ev) == 1 and why in ev[0], ev
+    assert ids(doc, "error") == {"dmarc-invalid"}, doc["findings"]
 
 
 def test_dmarc_policy_none(dns):
