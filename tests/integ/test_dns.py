@@ -106,6 +106,12 @@ _dmarc IN TXT "v=dmarc1; p=reject; rua=mailto:dmarc@{z}"
 @ IN TXT "\\"v=spf1 mx -all\\""
 _dmarc IN TXT "v=DMARC 1; p=reject; rua=mailto:dmarc@{z}"
 """,
+        # two SPF records, one in capitals: still two (RFC 7208 4.5)
+        "casespf.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "v=spf1 mx -all"
+@ IN TXT "V=SPF1 ip4:192.0.2.0/24 -all"
+_dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@{z}"
+""",
         "policytypo.test": """@ IN MX 10 mx.good.test.
 @ IN TXT "v=spf1 mx -all"
 _dmarc IN TXT "v=DMARC1; p=rejected; rua=mailto:dmarc@{z}"
@@ -309,6 +315,14 @@ def test_spf_multiple(dns):
     r, doc = run_dns(dns, "twospf.test")
     assert r.returncode == 1
     assert "spf-multiple" in ids(doc, "error")
+
+
+def test_spf_multiple_whatever_the_case(dns):
+    r, doc = run_dns(dns, "casespf.test")
+    assert r.returncode == 1
+    ev = _evidence(doc, "spf-multiple")
+    assert ev and "2 TXT records" in ev[0], doc["findings"]
+    assert "spf-version-invalid" not in ids(doc)
 
 
 def test_dmarc_invalid(dns):

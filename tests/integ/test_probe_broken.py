@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from zoo import ScriptServer, ZooPKI, ids, probe, smtp_dialogue
+from zoo import ScriptServer, SServer, ZooPKI, ids, probe, smtp_dialogue
 
 # the test servers speak TLS 1.0 on purpose
 pytestmark = pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
@@ -91,6 +91,16 @@ def _refuse(sock, how):
         sock.recv(16389)
         sock.shutdown(socket.SHUT_RDWR)
         sock.close()
+    elif how == "silence":
+        # reads the ClientHello and never answers, until the client gives up
+        sock.recv(16389)
+        sock.settimeout(8)
+        try:
+            while sock.recv(4096):
+                pass
+        except OSError:
+            pass
+        sock.close()
 
 
 def _after_tls(conn):
@@ -143,7 +153,7 @@ def old_tls_handler(leaf, how, starttls, legacy_ok=True):
     return handler
 
 
-REFUSALS = ["alert-protocol-version", "alert-handshake-failure", "reset", "close"]
+REFUSALS = ["alert-protocol-version", "alert-handshake-failure", "reset", "close", "silence"]
 
 
 @pytest.mark.parametrize("mode", ["--tls", "--starttls"])
@@ -151,7 +161,7 @@ REFUSALS = ["alert-protocol-version", "alert-handshake-failure", "reset", "close
 def test_tls10_only_server_is_named_whatever_its_refusal(zpki, script, how, mode):
     s = script(old_tls_handler(zpki.leaf("old10"), how, starttls=mode == "--starttls"))
     rc, doc, err = probe(f"127.0.0.1:{s.port}", mode, "--cafile", zpki.root_pem,
-                         "--timeout", "3")
+                         "--timeout", "2")
     assert rc == 1, (doc, err)
     assert "tls-version-too-old" in ids(doc), doc["findings"]
     assert "tls-handshake-failed" not in ids(doc), doc["findings"]
@@ -162,7 +172,7 @@ def test_tls10_only_server_is_named_whatever_its_refusal(zpki, script, how, mode
     assert not s.errors, s.errors
 
 
-@pytest.mark.parametrize("how", ["alert-handshake-failure", "close"])
+@pytest.mark.parametrize("how", ["alert-handshake-failure", "close", "silence"])
 def test_server_refusing_every_handshake_is_a_handshake_failure(zpki, script, how):
     """Refused with older versions allowed too: not the version, so
     tls-handshake-failed (and not a mode mismatch: it is no plaintext port)."""
@@ -174,6 +184,24 @@ def test_server_refusing_every_handshake_is_a_handshake_failure(zpki, script, ho
     assert "tls-version-too-old" not in ids(doc), doc["findings"]
     # the legacy handshake was tried before giving up
     assert any("which TLS version?" in e["text"] for e in doc["transcript"]), doc["transcript"]
+
+
+def test_tls12_server_with_weak_signatures_is_not_called_too_old(zpki, tmp_path):
+    """TLS 1.2, but only with SHA-1 handshake signatures, which current
+    clients refuse: the legacy handshake works with TLS 1.2, so the version
+    is not the problem and the finding says what is."""
+    s = SServer(tmp_path, zpki.leaf("sha1sig"), ["-tls1_2", "-sigalgs", "ECDSA+SHA1",
+                                                 "-cipher", "DEFAULT@SECLEVEL=0"])
+    try:
+        rc, doc, err = probe(f"127.0.0.1:{s.port}", "--tls", "--cafile", zpki.root_pem,
+                             "--timeout", "3")
+    finally:
+        s.stop()
+    assert rc == 1, (doc, err)
+    assert "tls-version-too-old" not in ids(doc), doc["findings"]
+    f = [f for f in doc["findings"] if f["id"] == "tls-handshake-failed"]
+    assert f and "too weak" in f[0]["evidence"] and "TLSv1.2" in f[0]["evidence"], f
+    assert doc["tls"]["version"] == "TLSv1.2" and doc["tls"]["legacy_only"] is True
 
 
 # --- an AUTH back-end that fails now and then ---------------------------------------

@@ -13,18 +13,13 @@ static const struct {
 	const char *a, *b;
 	size_t d;
 } cases[] = {
-    {"", "", 0},
-    {"", "abc", 3},
-    {"abc", "", 3},
-    {"v=spf1", "v=spf1", 0},
+    {"", "", 0}, {"", "abc", 3}, {"abc", "", 3}, {"v=spf1", "v=spf1", 0},
     {"V=SPF1", "v=spf1", 0}, /* case is ignored */
     {"v=spf2", "v=spf1", 1}, /* substitution */
     {"v=spf", "v=spf1", 1}, /* deletion */
     {"v=spf11", "v=spf1", 1}, /* insertion */
     {"v=sfp1", "v=spf1", 1}, /* neighbours swapped */
-    {"spf1", "v=spf1", 2},
-    {"DMRC1", "DMARC1", 1},
-    {"DKIM1", "DMARC1", 4},
+    {"spf1", "v=spf1", 2}, {"DMRC1", "DMARC1", 1}, {"DKIM1", "DMARC1", 4},
     {"ca", "abc", 3}, /* OSA, not full Damerau-Levenshtein (2) */
 };
 
@@ -32,10 +27,12 @@ static void
 test_distances(void **state)
 {
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		size_t d = strdist_osa(cases[i].a, strlen(cases[i].a), cases[i].b, strlen(cases[i].b));
+		size_t d =
+		    strdist_osa(cases[i].a, strlen(cases[i].a), cases[i].b, strlen(cases[i].b));
 
 		if (d != cases[i].d)
-			fail_msg("\"%s\" \"%s\": %zu, want %zu", cases[i].a, cases[i].b, d, cases[i].d);
+			fail_msg(
+			    "\"%s\" \"%s\": %zu, want %zu", cases[i].a, cases[i].b, d, cases[i].d);
 		/* symmetric */
 		assert_int_equal(
 		    strdist_osa(cases[i].b, strlen(cases[i].b), cases[i].a, strlen(cases[i].a)), d);
