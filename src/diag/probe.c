@@ -315,6 +315,13 @@ probe_tls_findings(struct probe *p, const struct client_tls_info *t)
 		case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
 			probe_add(p, "cert-self-signed", "%s (%s)", text, subject);
 			break;
+		/* trusted, but refused by the security level: not "untrusted" */
+		case X509_V_ERR_EE_KEY_TOO_SMALL:
+		case X509_V_ERR_CA_KEY_TOO_SMALL:
+		case X509_V_ERR_CA_MD_TOO_WEAK:
+			probe_add(p, "cert-weak", "%s (depth %d, %s, key %s)", text, depth, subject,
+			    (size_t)depth < t->nchain ? t->chain[depth].key : "?");
+			break;
 		case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
 		case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
 		case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:

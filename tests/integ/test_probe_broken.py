@@ -1,19 +1,28 @@
 """`smtpgate probe` against endpoints that are broken in ways that are easy
 to misdiagnose: old-TLS servers that refuse a modern ClientHello in each of
-the ways seen on the wire, an AUTH back-end that fails once and then works.
+the ways seen on the wire, TLS 1.2 servers with weak parameters, trusted
+certificates with weak keys or signatures, an AUTH back-end that fails once
+and then works.
 Each server is real (Python ssl, scripted SMTP): the probe's diagnosis must
 name the cause, whatever the failure looked like.
 """
+import datetime
+import ipaddress
 import socket
 import ssl
 import struct
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 
-from zoo import ScriptServer, SServer, ZooPKI, ids, probe, smtp_dialogue
+from zoo import Leaf, ScriptServer, SServer, ZooPKI, ids, probe, smtp_dialogue
 
-# the test servers speak TLS 1.0 on purpose
-pytestmark = pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
+# the test servers speak TLS 1.0 and sign with SHA-1 on purpose
+pytestmark = [pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning"),
+              pytest.mark.filterwarnings("ignore:SHA1 signatures are deprecated")]
 
 
 @pytest.fixture(scope="module")
@@ -202,6 +211,52 @@ def test_tls12_server_with_weak_signatures_is_not_called_too_old(zpki, tmp_path)
     f = [f for f in doc["findings"] if f["id"] == "tls-handshake-failed"]
     assert f and "too weak" in f[0]["evidence"] and "TLSv1.2" in f[0]["evidence"], f
     assert doc["tls"]["version"] == "TLSv1.2" and doc["tls"]["legacy_only"] is True
+
+
+# --- a trusted certificate that is too weak ------------------------------------------
+
+def _weak_leaf(zpki, d, label, key_size=None, sha1=False):
+    """A leaf of the zoo's intermediate (so it is trusted with --cafile),
+    with an RSA key of key_size bits or signed with SHA-1."""
+    key = rsa.generate_private_key(65537, key_size) if key_size else \
+        ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(zpki.inter.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .sign(zpki.inter_key, hashes.SHA1() if sha1 else hashes.SHA256()))
+    leaf = Leaf(chain=None, leaf=d / f"{label}.pem", inter=d / f"{label}-inter.pem",
+                key=d / f"{label}.key")
+    leaf.leaf.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    leaf.inter.write_bytes(zpki.inter.public_bytes(serialization.Encoding.PEM))
+    leaf.key.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return leaf
+
+
+@pytest.mark.parametrize("weakness,expected", [
+    ({"key_size": 1024}, "key too weak"),
+    ({"sha1": True}, "digest algorithm too weak"),
+])
+def test_trusted_but_weak_certificate_is_not_untrusted(zpki, tmp_path, weakness, expected):
+    s = SServer(tmp_path, _weak_leaf(zpki, tmp_path, "weak", **weakness),
+                ["-cipher", "DEFAULT@SECLEVEL=0"])
+    try:
+        rc, doc, err = probe(f"127.0.0.1:{s.port}", "--tls", "--cafile", zpki.root_pem,
+                             "--timeout", "2")
+    finally:
+        s.stop()
+    assert rc == 1, (doc, err)
+    f = [f for f in doc["findings"] if f["id"] == "cert-weak"]
+    assert f and expected in f[0]["evidence"], doc["findings"]
+    assert "cert-untrusted" not in ids(doc), doc["findings"]
+    assert "cert-name-mismatch" not in ids(doc), doc["findings"]
 
 
 # --- an AUTH back-end that fails now and then ---------------------------------------
