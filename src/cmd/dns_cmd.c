@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "diag/dns_check.h"
+#include "diag/dns_report.h"
 #include "dns/dns_name.h"
 #include "dns/dns_resolve.h"
 #include "explain/finding.h"
@@ -184,7 +185,7 @@ dns_main(int argc, char **argv)
 			fprintf(stderr, "smtpgate dns: cannot write the JSON document\n");
 		printf("\n");
 	} else {
-		dns_check_print(stdout, rep);
+		dns_report_print(stdout, rep);
 		findings_print(stdout, &f);
 	}
 	ret = findings_has_error(&f) ? 1 : 0;

@@ -27,11 +27,14 @@ probe_cmd_usage(FILE *f)
 	    "usage: smtpgate probe HOST[:PORT] [--starttls|--tls|--plain] [--user U]\n"
 	    "                      [--password-stdin] [--auth MECH] [--from A --to B]\n"
 	    "                      [--cafile F] [--sni NAME] [--helo NAME] [--timeout SECONDS]\n"
-	    "                      [--resolver ADDR[:PORT]] [--json]\n"
+	    "                      [--resolver ADDR[:PORT]] [-q|--quiet] [--json]\n"
 	    "\n"
 	    "Connects to an SMTP server, reports its banner, capabilities, TLS and certificate,\n"
 	    "authenticates with --user (each offered mechanism, or --auth MECH), sends a test\n"
 	    "message with --from/--to, and explains every problem found (cause and fix).\n"
+	    "The report starts with the result and the findings; the transcript comes last.\n"
+	    "-q, --quiet: print the findings only (\"No problems found.\" when there are none);\n"
+	    "--json is not affected.\n"
 	    "Default port 587 with STARTTLS; 465 means implicit TLS; 25 STARTTLS when offered.\n"
 	    "Environment (where no flag is given): SMTPACCOUNT, SMTPPASSWORD, SMTPAUTHMETHOD,\n"
 	    "SMTPENABLESTARTTLS (yes/no), SMTPOPENSSLVERIFYMODE (none: report only),\n"
@@ -168,6 +171,9 @@ probe_cmd_option(struct probe_cmd_args *a, int ch)
 	case 'j':
 		a->o.json = true;
 		break;
+	case 'q':
+		a->o.quiet = true;
+		break;
 	default:
 		probe_cmd_usage(stderr);
 		return -1;
@@ -195,13 +201,14 @@ probe_cmd_parse(struct probe_cmd_args *a, int argc, char **argv)
 	    {"timeout", required_argument, NULL, 'w'},
 	    {"resolver", required_argument, NULL, 'r'},
 	    {"json", no_argument, NULL, 'j'},
+	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	int ch;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "hq", longopts, NULL)) != -1) {
 		if (ch == 'h') {
 			probe_cmd_usage(stdout);
 			a->help = true;

@@ -1,9 +1,14 @@
 /*
  * dns_check: runs the DNS checks of one domain (see dns_check.h).
  *
- * Every DNS question goes through dc_query, which turns resolver trouble
- * into findings once per question (dns-timeout, dns-servfail,
- * dnssec-bogus), so the checks only look at answers. Record text from DNS is
+ * Every DNS question goes through dc_query, which notes resolver trouble,
+ * so the checks only look at answers: the questions that got no answer
+ * (timeout) or SERVFAIL are gathered into one dns-timeout and one
+ * dns-servfail finding naming them all, a DNSSEC failure is a dnssec-bogus
+ * per question, and a section whose question went unanswered is "unknown"
+ * in the report, never "missing". A domain that does not exist (NXDOMAIN
+ * for its MX question) is said once (domain-not-found); nothing else is
+ * checked, as every record would only be "missing". Record text from DNS is
  * parsed raw and shown through dns_printable (JSON needs valid UTF-8).
  * The report object owns all its strings; nothing outlives dns_check_run
  * except it and the findings.
@@ -12,6 +17,8 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -22,7 +29,16 @@
 #include "dns/mtasts_parse.h"
 #include "diag/spf_check.h"
 #include "dns/spf_parse.h"
+#include "lib/buf.h"
 #include "lib/xalloc.h"
+
+#define DC_QUESTIONS_TEXT_MAX 2048 /* evidence listing unanswered questions */
+
+/* The questions that failed one way, for one finding naming them all. */
+struct dc_failed {
+	struct buf text; /* "name TYPE, name TYPE (detail), ..." */
+	size_t n, listed;
+};
 
 struct dc {
 	struct dns_resolver *r;
@@ -33,7 +49,39 @@ struct dc {
 	bool domain_security_known;
 	enum dmarc_policy dmarc_effective; /* UNSET when no valid record */
 	int dmarc_pct;
+	struct dc_failed timeouts, servfails;
+	bool nxdomain; /* the domain itself does not exist */
 };
+
+static bool
+dc_is_failure(enum dns_status s)
+{
+	return s == DNS_TIMEOUT || s == DNS_SERVFAIL || s == DNS_BOGUS;
+}
+
+static void dc_failed_add(struct dc_failed *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Notes one failed question, once (the SPF walk may ask again). */
+static void
+dc_failed_add(struct dc_failed *d, const char *fmt, ...)
+{
+	char q[600];
+	va_list ap;
+	size_t ql;
+
+	va_start(ap, fmt);
+	vsnprintf(q, sizeof(q), fmt, ap);
+	va_end(ap);
+	ql = strlen(q);
+	for (const char *p = d->text.data; p != NULL && (p = strstr(p, q)) != NULL; p += ql) {
+		if ((p == d->text.data || p[-1] == ' ') && (p[ql] == '\0' || p[ql] == ','))
+			return;
+	}
+	d->n++;
+	if (buf_printf(&d->text, "%s%s", d->listed > 0 ? ", " : "", q) == 0)
+		d->listed++;
+}
 
 /* Asks name/type; resolver trouble becomes a finding unless quiet. */
 static enum dns_status
@@ -44,12 +92,10 @@ dc_query(struct dc *c, const char *name, int type, struct dns_answer *a, bool qu
 		return a->status;
 	switch (a->status) {
 	case DNS_TIMEOUT:
-		findings_add(c->f, "dns-timeout", "%s %s: no answer within %g s%s", name,
-		    dns_type_name(type), c->o->timeout,
-		    findings_has(c->f, "dns-timeout") ? "" : " (later questions may be skipped)");
+		dc_failed_add(&c->timeouts, "%s %s", name, dns_type_name(type));
 		break;
 	case DNS_SERVFAIL:
-		findings_add(c->f, "dns-servfail", "%s %s: rcode %d%s%s", name, dns_type_name(type),
+		dc_failed_add(&c->servfails, "%s %s (rcode %d%s%s)", name, dns_type_name(type),
 		    a->rcode, a->why_bogus ? ": " : "", a->why_bogus ? a->why_bogus : "");
 		break;
 	case DNS_BOGUS:
@@ -226,8 +272,20 @@ dc_mx(struct dc *c)
 		c->domain_security = a.security;
 		c->domain_security_known = true;
 	}
+	if (dc_is_failure(a.status)) {
+		/* no answer: whether the domain has MX records is unknown */
+		json_decref(mx);
+		json_decref(tlsa);
+		json_object_set_new(c->report, "mx", json_null());
+		json_object_set_new(c->report, "tlsa", json_array());
+		dns_answer_free(&a);
+		return;
+	}
 	if (a.status == DNS_NXDOMAIN) {
-		findings_add(c->f, "mx-missing", "%s does not exist (NXDOMAIN)", d);
+		c->nxdomain = true;
+		findings_add(c->f, "domain-not-found",
+		    "%s MX: NXDOMAIN (rcode 3): the name %s does not exist%s", d, d,
+		    a.security == DNS_SECURE ? " (proven by DNSSEC)" : "");
 	} else if (a.status == DNS_NODATA) {
 		struct dns_answer a4, a6;
 
@@ -381,6 +439,7 @@ dc_spf(struct dc *c)
 	o = json_pack("{s:s?, s:I, s:I, s:s?, s:O}", "record", res.record, "lookups",
 	    (json_int_t)res.lookups, "void_lookups", (json_int_t)res.void_lookups, "all",
 	    res.all ? all : NULL, "includes", res.includes);
+	json_object_set_new(o, "unknown", json_boolean(res.unknown));
 	json_object_set_new(c->report, "spf", o);
 	if (res.found && !findings_has(c->f, "spf-syntax") && !findings_has(c->f, "spf-multiple")) {
 		switch (res.all) {
@@ -439,11 +498,36 @@ dc_dmarc_rua_check(struct dc *c, const char *org, char *const *uris, size_t n, c
 		if ((size_t)snprintf(name, sizeof(name), "%s._report._dmarc.%.*s", c->o->domain,
 		        (int)dl, dom) >= sizeof(name))
 			continue;
-		if (dc_txt(c, name, dmarc_is_record, &a, idx) == 0)
+		if (dc_txt(c, name, dmarc_is_record, &a, idx) == 0 && !dc_is_failure(a.status))
 			findings_add(c->f, "dmarc-rua-unauthorized",
 			    "%s=%s: no \"v=DMARC1\" TXT record at %s", tag, uris[i], name);
 		dns_answer_free(&a);
 	}
+}
+
+/* A TXT record at name plainly meant as DMARC that receivers do not take
+ * for one: dmarc-invalid saying what is wrong (not dmarc-missing, which
+ * would send the administrator to publish a second record). */
+static bool
+dc_dmarc_near(struct dc *c, const char *name, const struct dns_answer *a, json_t *o)
+{
+	const char *why;
+
+	for (size_t i = 0; i < a->n; i++) {
+		char *text;
+
+		if (!dmarc_is_near_record(a->rr[i].text, a->rr[i].len, &why))
+			continue;
+		text = dc_rr_text(&a->rr[i]);
+		findings_add(c->f, "dmarc-invalid",
+		    "%s: \"%s\": %s; receivers ignore it, as if there were no DMARC record", name,
+		    text, why);
+		json_object_set_new(o, "name", json_string(name));
+		json_object_set_new(o, "record", json_string(text));
+		free(text);
+		return true;
+	}
+	return false;
 }
 
 static void
@@ -465,6 +549,8 @@ dc_dmarc(struct dc *c)
 	json_object_set_new(c->report, "dmarc", o);
 	snprintf(name, sizeof(name), "_dmarc.%s", d);
 	n = dc_txt(c, name, dmarc_is_record, &a, idx);
+	if (n == 0 && dc_dmarc_near(c, name, &a, o))
+		goto near;
 	/* RFC 7489 6.6.3: no record at the domain: the organizational domain's.
 	 * Without a public suffix list that is taken as the parent, when the
 	 * parent still has two labels. */
@@ -474,9 +560,12 @@ dc_dmarc(struct dc *c)
 		snprintf(name, sizeof(name), "_dmarc.%s", parent + 1);
 		n = dc_txt(c, name, dmarc_is_record, &a, idx);
 		fallback = true;
+		if (n == 0 && dc_dmarc_near(c, name, &a, o))
+			goto near;
 	}
 	json_object_set_new(o, "name", json_string(name));
 	json_object_set_new(o, "organizational_fallback", json_boolean(fallback));
+	json_object_set_new(o, "unknown", json_boolean(n == 0 && dc_is_failure(a.status)));
 	if (n == 0) {
 		if (a.status != DNS_TIMEOUT && a.status != DNS_SERVFAIL && a.status != DNS_BOGUS)
 			findings_add(c->f, "dmarc-missing",
@@ -534,6 +623,11 @@ out:
 	free(text);
 	dmarc_record_free(&rec);
 	dns_answer_free(&a);
+	return;
+near:
+	json_object_set_new(o, "organizational_fallback", json_boolean(fallback));
+	json_object_set_new(o, "unknown", json_false());
+	dns_answer_free(&a);
 }
 
 /* ---- DKIM ---------------------------------------------------------------- */
@@ -563,6 +657,7 @@ dc_dkim(struct dc *c)
 	o = json_pack("{s:s, s:s}", "selector", c->o->selector, "name", name);
 	json_object_set_new(c->report, "dkim", o);
 	n = dc_txt(c, name, NULL, &a, idx);
+	json_object_set_new(o, "unknown", json_boolean(dc_is_failure(a.status)));
 	if (n == 0) {
 		if (a.status == DNS_NXDOMAIN || a.status == DNS_NODATA)
 			findings_add(c->f, "dkim-missing", "no TXT record at %s (%s)", name,
@@ -635,6 +730,8 @@ dc_mtasts_policy(struct dc *c, json_t *o)
 		addrs[naddrs++] = a4.rr[i].text;
 	for (size_t i = 0; i < a6.n && naddrs < 2 * DNS_CHECK_ADDRS_MAX; i++)
 		addrs[naddrs++] = a6.rr[i].text;
+	if (naddrs == 0 && (dc_is_failure(a4.status) || dc_is_failure(a6.status)))
+		goto out; /* unknown, not unreachable: dns-timeout or dns-servfail says why */
 	if (naddrs == 0) {
 		findings_add(c->f, "mta-sts-policy-unreachable",
 		    "%s has no A or AAAA record (%s), so the policy cannot be fetched", host,
@@ -702,6 +799,7 @@ dc_mtasts(struct dc *c)
 	json_object_set_new(c->report, "mta_sts", o);
 	snprintf(name, sizeof(name), "_mta-sts.%s", c->o->domain);
 	n = dc_txt(c, name, mtasts_is_record, &a, idx);
+	json_object_set_new(o, "unknown", json_boolean(dc_is_failure(a.status)));
 	if (n == 0) {
 		if (a.status == DNS_NXDOMAIN || a.status == DNS_NODATA || a.status == DNS_OK)
 			findings_add(
@@ -741,6 +839,7 @@ dc_tlsrpt(struct dc *c)
 	json_object_set_new(c->report, "tls_rpt", o);
 	snprintf(name, sizeof(name), "_smtp._tls.%s", c->o->domain);
 	n = dc_txt(c, name, tlsrpt_is_record, &a, idx);
+	json_object_set_new(o, "unknown", json_boolean(dc_is_failure(a.status)));
 	if (n == 0) {
 		if (a.status == DNS_NXDOMAIN || a.status == DNS_NODATA || a.status == DNS_OK)
 			findings_add(
@@ -766,21 +865,43 @@ dc_tlsrpt(struct dc *c)
 	dns_answer_free(&a);
 }
 
+/* One finding for all the questions that failed one way. */
+static void
+dc_failed_finding(struct dc *c, struct dc_failed *d, const char *id, const char *what)
+{
+	char more[48] = "";
+
+	if (d->listed < d->n)
+		snprintf(more, sizeof(more), ", and %zu more", d->n - d->listed);
+	if (d->n > 0)
+		findings_add(c->f, id, "%s %zu question%s: %s%s", what, d->n, d->n == 1 ? "" : "s",
+		    d->text.data != NULL ? d->text.data : "", more);
+	buf_free(&d->text);
+}
+
 json_t *
 dns_check_run(struct dns_resolver *r, const struct dns_check_opts *o, struct findings *f)
 {
 	struct dc c;
 	const char *anchor = dns_resolver_anchor(r), *fwd = dns_resolver_forwarder(r);
+	char what[64];
 
 	memset(&c, 0, sizeof(c));
 	c.r = r;
 	c.o = o;
 	c.f = f;
+	buf_init(&c.timeouts.text, DC_QUESTIONS_TEXT_MAX);
+	buf_init(&c.servfails.text, DC_QUESTIONS_TEXT_MAX);
 	c.report = json_pack("{s:s, s:s}", "domain", o->domain, "resolver", fwd ? fwd : "system");
 	dc_mx(&c);
-	/* DMARC before SPF: the "~all" advice depends on the DMARC policy */
-	dc_dmarc(&c);
-	dc_spf(&c);
+	if (!c.nxdomain) {
+		/* DMARC before SPF: the "~all" advice depends on the DMARC policy */
+		dc_dmarc(&c);
+		dc_spf(&c);
+		dc_dkim(&c);
+		dc_mtasts(&c);
+		dc_tlsrpt(&c);
+	}
 	/* a domain with a null MX only needs SPF as "v=spf1 -all" advice */
 	for (size_t i = 0; i < f->n; i++) {
 		if (strcmp(f->v[i].kb->id, "mx-null") == 0 && f->v[i].severity == FINDING_INFO) {
@@ -790,129 +911,22 @@ dns_check_run(struct dns_resolver *r, const struct dns_check_opts *o, struct fin
 			}
 		}
 	}
-	dc_dkim(&c);
-	dc_mtasts(&c);
-	dc_tlsrpt(&c);
+	snprintf(what, sizeof(what), "no answer within %g s to", o->timeout);
+	dc_failed_finding(&c, &c.timeouts, "dns-timeout", what);
+	dc_failed_finding(&c, &c.servfails, "dns-servfail", "SERVFAIL or REFUSED for");
+	/* whether the domain exists: unknown when its MX question failed */
+	json_object_set_new(c.report, "exists",
+	    c.nxdomain                                          ? json_false()
+	        : json_is_null(json_object_get(c.report, "mx")) ? json_null()
+	                                                        : json_true());
 	json_object_set_new(c.report, "dnssec",
 	    json_pack("{s:s?, s:s}", "trust_anchor", anchor, "status",
 	        c.domain_security_known ? dns_security_name(c.domain_security) : "unknown"));
 	if (anchor == NULL)
 		findings_add(f, "dnssec-no-anchor",
 		    "no root trust anchor found (/usr/share/dns/root.key); give --trust-anchor");
-	else if (c.domain_security_known && c.domain_security == DNS_INSECURE)
+	else if (c.domain_security_known && c.domain_security == DNS_INSECURE && !c.nxdomain)
 		findings_add(f, "dnssec-unsigned", "answers for %s are not signed (anchor: %s)",
 		    o->domain, anchor);
 	return c.report;
-}
-
-/* ---- the readable report -------------------------------------------------- */
-
-static const char *
-dc_jstr(const json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-
-	return s != NULL ? s : "-";
-}
-
-static void
-dc_print_list(FILE *out, const char *label, const json_t *arr)
-{
-	size_t i;
-	const json_t *v;
-
-	if (json_array_size(arr) == 0)
-		return;
-	fprintf(out, "  %s:", label);
-	json_array_foreach(arr, i, v)
-	{
-		fprintf(out, "%s %s", i > 0 ? "," : "", json_string_value(v));
-	}
-	fprintf(out, "\n");
-}
-
-void
-dns_check_print(FILE *out, const json_t *rep)
-{
-	const json_t *mx = json_object_get(rep, "mx"), *m, *x;
-	const json_t *spf = json_object_get(rep, "spf"), *dmarc = json_object_get(rep, "dmarc");
-	const json_t *dkim = json_object_get(rep, "dkim"), *sts = json_object_get(rep, "mta_sts");
-	const json_t *rpt = json_object_get(rep, "tls_rpt"), *tlsa = json_object_get(rep, "tlsa");
-	const json_t *sec = json_object_get(rep, "dnssec");
-	size_t i, k;
-
-	fprintf(
-	    out, "Domain:   %s (resolver %s)\n", dc_jstr(rep, "domain"), dc_jstr(rep, "resolver"));
-	fprintf(out, "DNSSEC:   %s (trust anchor %s)\n", dc_jstr(sec, "status"),
-	    dc_jstr(sec, "trust_anchor"));
-	fprintf(out, "MX:       %s\n", json_array_size(mx) == 0 ? "none" : "");
-	json_array_foreach(mx, i, m)
-	{
-		fprintf(out, "  %lld %s\n",
-		    (long long)json_integer_value(json_object_get(m, "preference")),
-		    dc_jstr(m, "host"));
-		for (int fam = 0; fam < 2; fam++) {
-			json_array_foreach(json_object_get(m, fam == 0 ? "a" : "aaaa"), k, x)
-			{
-				const json_t *ptr = json_object_get(x, "ptr");
-
-				fprintf(out, "    %s  PTR %s\n", dc_jstr(x, "address"),
-				    json_array_size(ptr) > 0
-				        ? json_string_value(json_array_get(ptr, 0))
-				        : "none");
-			}
-		}
-	}
-	fprintf(out, "SPF:      %s\n", dc_jstr(spf, "record"));
-	if (json_object_get(spf, "record") != NULL &&
-	    json_string_value(json_object_get(spf, "record")))
-		fprintf(out, "  %lld DNS-querying terms (max 10), %lld void lookups (max 2)\n",
-		    (long long)json_integer_value(json_object_get(spf, "lookups")),
-		    (long long)json_integer_value(json_object_get(spf, "void_lookups")));
-	json_array_foreach(json_object_get(spf, "includes"), i, x)
-	{
-		fprintf(out, "  %s:%s  %s\n", dc_jstr(x, "via"), dc_jstr(x, "domain"),
-		    dc_jstr(x, "record"));
-	}
-	fprintf(out, "DMARC:    %s  (%s)\n", dc_jstr(dmarc, "record"), dc_jstr(dmarc, "name"));
-	if (json_object_get(dmarc, "policy") != NULL)
-		fprintf(out, "  policy %s, pct %lld, adkim %s, aspf %s\n", dc_jstr(dmarc, "policy"),
-		    (long long)json_integer_value(json_object_get(dmarc, "pct")),
-		    dc_jstr(dmarc, "adkim"), dc_jstr(dmarc, "aspf"));
-	dc_print_list(out, "rua", json_object_get(dmarc, "rua"));
-	if (json_is_null(dkim) || dkim == NULL) {
-		fprintf(
-		    out, "DKIM:     not checked (give --selector: selectors cannot be listed)\n");
-	} else {
-		fprintf(
-		    out, "DKIM:     %s  (%s)\n", dc_jstr(dkim, "record"), dc_jstr(dkim, "name"));
-		if (json_object_get(dkim, "bits") != NULL)
-			fprintf(out, "  %s key, %lld bits%s\n", dc_jstr(dkim, "key_type"),
-			    (long long)json_integer_value(json_object_get(dkim, "bits")),
-			    json_is_true(json_object_get(dkim, "testing")) ? ", testing (t=y)"
-			                                                   : "");
-	}
-	fprintf(out, "MTA-STS:  %s\n", dc_jstr(sts, "record"));
-	if ((x = json_object_get(sts, "policy")) != NULL) {
-		fprintf(out, "  policy: mode %s, max_age %lld\n", dc_jstr(x, "mode"),
-		    (long long)json_integer_value(json_object_get(x, "max_age")));
-		dc_print_list(out, "mx", json_object_get(x, "mx"));
-	} else if (json_object_get(sts, "policy_error") != NULL) {
-		fprintf(out, "  policy: %s\n", dc_jstr(sts, "policy_error"));
-	}
-	fprintf(out, "TLS-RPT:  %s\n", dc_jstr(rpt, "record"));
-	fprintf(out, "TLSA:     %s\n", json_array_size(tlsa) == 0 ? "none" : "");
-	json_array_foreach(tlsa, i, m)
-	{
-		fprintf(out, "  %s (DNSSEC %s)\n", dc_jstr(m, "name"), dc_jstr(m, "dnssec"));
-		json_array_foreach(json_object_get(m, "records"), k, x)
-		{
-			fprintf(out, "    %lld %lld %lld %.16s...\n",
-			    (long long)json_integer_value(json_object_get(x, "usage")),
-			    (long long)json_integer_value(json_object_get(x, "selector")),
-			    (long long)json_integer_value(json_object_get(x, "mtype")),
-			    dc_jstr(x, "data"));
-		}
-	}
-	fprintf(out, "\n");
 }

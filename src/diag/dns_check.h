@@ -31,7 +31,5 @@ struct dns_check_opts {
 /* Runs every check; returns the report object (new reference) without its
  * "findings", which the caller adds from f. */
 json_t *dns_check_run(struct dns_resolver *r, const struct dns_check_opts *o, struct findings *f);
-/* Prints the readable report of a dns_check_run object. */
-void dns_check_print(FILE *out, const json_t *report);
 
 #endif

@@ -20,6 +20,11 @@
  *   - Credentials are never sent without TLS unless --plain was asked for.
  *   - After a 535 no further mechanism is tried (each failure counts towards
  *     the account's lockout on many servers).
+ *   - Any failed handshake is tried again with TLS 1.0 allowed before it is
+ *     called tls-handshake-failed: old servers refuse a modern ClientHello
+ *     with an alert of any kind, a reset or a close, not always with
+ *     protocol_version.
+ *   - An AUTH that works only after a 454 is a warning, not silence.
  */
 #include "diag/probe.h"
 
@@ -36,7 +41,6 @@
 #include <jansson.h>
 #include <openssl/rand.h>
 #include <openssl/x509_vfy.h>
-#include <unbound.h>
 
 #include "client/client.h"
 #include "diag/probe_priv.h"
@@ -62,11 +66,8 @@ probe_mode_name(enum probe_mode m)
 	return "auto";
 }
 
-static void probe_add(struct probe *p, const char *id, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* Adds a finding once per id (the first evidence is the telling one). */
-static void
+void
 probe_add(struct probe *p, const char *id, const char *fmt, ...)
 {
 	char ev[PROBE_EVIDENCE_MAX];
@@ -104,137 +105,6 @@ probe_sleep_ms(unsigned ms)
 
 	while (nanosleep(&ts, &ts) == -1)
 		;
-}
-
-/* --- resolving ---------------------------------------------------------------- */
-
-static void
-probe_add_addr(struct probe *p, int family, const void *a, unsigned port)
-{
-	struct sockaddr_storage *ss;
-
-	if (p->naddrs == PROBE_ADDRS_MAX)
-		return;
-	ss = &p->addrs[p->naddrs];
-	memset(ss, 0, sizeof(*ss));
-	if (family == AF_INET) {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)port);
-		memcpy(&s4->sin_addr, a, 4);
-		p->addrlens[p->naddrs++] = sizeof(*s4);
-	} else {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		memcpy(&s6->sin6_addr, a, 16);
-		p->addrlens[p->naddrs++] = sizeof(*s6);
-	}
-}
-
-/* A and AAAA of the host through the given resolver (libunbound, forwarding
- * to it, so a test's or a split-horizon server answers). */
-static int
-probe_resolve_unbound(struct probe *p, unsigned port)
-{
-	const struct probe_opts *o = p->o;
-	struct ub_ctx *ctx = ub_ctx_create();
-	char fwd[300], addr[260];
-	const char *colon;
-	int rc = -1;
-
-	if (ctx == NULL)
-		return -1;
-	/* "ADDR", "ADDR:PORT", "[V6]:PORT" -> unbound's "ADDR@PORT" */
-	if (o->resolver[0] == '[') {
-		const char *end = strchr(o->resolver, ']');
-
-		if (end == NULL || (size_t)(end - o->resolver - 1) >= sizeof(addr))
-			goto bad;
-		snprintf(addr, sizeof(addr), "%.*s", (int)(end - o->resolver - 1), o->resolver + 1);
-		colon = end[1] == ':' ? end + 1 : NULL;
-	} else {
-		colon = strchr(o->resolver, ':');
-		if (colon != NULL && strchr(colon + 1, ':') != NULL)
-			colon = NULL; /* a bare IPv6 address */
-		snprintf(addr, sizeof(addr), "%.*s",
-		    colon ? (int)(colon - o->resolver) : (int)strlen(o->resolver), o->resolver);
-	}
-	snprintf(fwd, sizeof(fwd), "%s%s%s", addr, colon ? "@" : "", colon ? colon + 1 : "");
-	/* the given server answers everything: also loopback servers, and the
-	 * names libunbound would otherwise answer itself (RFC 6761 "test.",
-	 * RFC 8375 "home.arpa.": lab and test setups use them) */
-	if (ub_ctx_set_option(ctx, "do-not-query-localhost:", "no") != 0 ||
-	    ub_ctx_set_fwd(ctx, fwd) != 0)
-		goto bad;
-	(void)ub_ctx_zone_remove(ctx, "test.");
-	(void)ub_ctx_zone_remove(ctx, "home.arpa.");
-	client_transcript_addf(&p->t, CLIENT_T_INFO, "resolving %s with %s", o->host, fwd);
-	for (int k = 0; k < 2; k++) {
-		struct ub_result *res = NULL;
-		int type = k == 0 ? 1 : 28; /* A, AAAA */
-
-		int err = ub_resolve(ctx, o->host, type, 1, &res);
-
-		if (err != 0 || res == NULL) {
-			client_transcript_addf(&p->t, CLIENT_T_INFO, "%s lookup failed: %s",
-			    type == 1 ? "A" : "AAAA", ub_strerror(err));
-			ub_resolve_free(res);
-			continue;
-		}
-		if (!res->havedata)
-			client_transcript_addf(&p->t, CLIENT_T_INFO, "%s: no %s record (rcode %d)",
-			    o->host, type == 1 ? "A" : "AAAA", res->rcode);
-		for (int i = 0; res->havedata && res->data[i] != NULL; i++) {
-			if (type == 1 && res->len[i] == 4)
-				probe_add_addr(p, AF_INET, res->data[i], port);
-			else if (type == 28 && res->len[i] == 16)
-				probe_add_addr(p, AF_INET6, res->data[i], port);
-		}
-		ub_resolve_free(res);
-	}
-	rc = p->naddrs > 0 ? 0 : -1;
-	if (rc == -1)
-		probe_add(p, "name-unresolvable", "no A or AAAA record for %s from the resolver %s",
-		    o->host, o->resolver);
-	ub_ctx_delete(ctx);
-	return rc;
-bad:
-	fprintf(stderr, "smtpgate probe: bad --resolver \"%s\"\n", o->resolver);
-	p->local_error = true;
-	ub_ctx_delete(ctx);
-	return -1;
-}
-
-static int
-probe_resolve(struct probe *p)
-{
-	struct addrinfo hints, *res = NULL;
-	unsigned char tmp[16];
-	unsigned port = (unsigned)strtoul(p->port, NULL, 10);
-	int rc;
-
-	if (p->o->resolver != NULL && inet_pton(AF_INET, p->o->host, tmp) != 1 &&
-	    inet_pton(AF_INET6, p->o->host, tmp) != 1)
-		return probe_resolve_unbound(p, port);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	rc = getaddrinfo(p->o->host, p->port, &hints, &res);
-	if (rc != 0) {
-		probe_add(
-		    p, "name-unresolvable", "cannot resolve %s: %s", p->o->host, gai_strerror(rc));
-		return -1;
-	}
-	for (struct addrinfo *ai = res; ai != NULL && p->naddrs < PROBE_ADDRS_MAX;
-	     ai = ai->ai_next) {
-		memcpy(&p->addrs[p->naddrs], ai->ai_addr, ai->ai_addrlen);
-		p->addrlens[p->naddrs++] = ai->ai_addrlen;
-	}
-	freeaddrinfo(res);
-	return 0;
 }
 
 /* --- connections --------------------------------------------------------------- */
@@ -450,6 +320,13 @@ probe_tls_findings(struct probe *p, const struct client_tls_info *t)
 		case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
 			probe_add(p, "cert-self-signed", "%s (%s)", text, subject);
 			break;
+		/* trusted, but refused by the security level: not "untrusted" */
+		case X509_V_ERR_EE_KEY_TOO_SMALL:
+		case X509_V_ERR_CA_KEY_TOO_SMALL:
+		case X509_V_ERR_CA_MD_TOO_WEAK:
+			probe_add(p, "cert-weak", "%s (depth %d, %s, key %s)", text, depth, subject,
+			    (size_t)depth < t->nchain ? t->chain[depth].key : "?");
+			break;
 		case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
 		case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
 		case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
@@ -534,12 +411,17 @@ probe_speaks_tls(struct probe *p, char *version, size_t versionlen)
 	return yes;
 }
 
-/* After a version failure: does the server speak an older TLS? */
+/* After a failed handshake: does the server complete one that allows TLS
+ * 1.0 and 1.1 at security level 0? Servers refuse a ClientHello they do
+ * not like in many ways (a protocol_version alert, another alert, a reset,
+ * a plain close), so this is tried whatever the failure looked like. True
+ * when the failure is explained (a finding was added). */
 static bool
-probe_speaks_legacy(struct probe *p, bool starttls)
+probe_speaks_legacy(struct probe *p, bool starttls, const char *failure)
 {
 	struct client *c = probe_client_new(
 	    p, starttls ? CLIENT_TLS_STARTTLS : CLIENT_TLS_IMPLICIT, true, "which TLS version?");
+	const struct client_tls_info *t = client_tls_info(c);
 	bool yes = false;
 
 	if (probe_connect(p, c) == 0) {
@@ -549,11 +431,22 @@ probe_speaks_legacy(struct probe *p, bool starttls)
 		else
 			yes = client_greeting(c) == 0 || client_is_tls(c);
 	}
-	if (yes && client_is_tls(c)) {
+	yes = yes && client_is_tls(c);
+	if (yes && t->version_num < TLS1_2_VERSION) {
 		probe_tls_done(p, c, true);
 		probe_add(p, "tls-version-too-old",
-		    "the handshake with a TLS 1.2 floor failed; the server speaks %s",
-		    client_tls_info(c)->version);
+		    "the handshake with a TLS 1.2 floor failed (%s); one allowing older versions "
+		    "succeeds with %s",
+		    failure, t->version);
+	} else if (yes) {
+		/* TLS 1.2 or later, but only with what security level 0 allows:
+		 * weak ciphers, keys or signatures, not the version */
+		probe_tls_done(p, c, true);
+		probe_add(p, "tls-handshake-failed",
+		    "the handshake failed (%s); it succeeds only at OpenSSL security level 0 "
+		    "(%s, %s): the server's cipher suites, key or signature algorithm are too weak "
+		    "for current clients",
+		    failure, t->version, t->cipher);
 	}
 	client_quit(c);
 	client_free(c);
@@ -568,18 +461,30 @@ probe_tls_failed(struct probe *p, struct client *c, bool starttls)
 	const struct client_error *e = client_error(c);
 	char line[CLIENT_REPLY_LINE_MAX];
 
-	if (t->fail == CLIENT_TLS_FAIL_VERSION && probe_speaks_legacy(p, starttls))
+	const char *failure = t->fail_detail[0] ? t->fail_detail : e->detail;
+	/* a port that answers in plaintext gives "not TLS"; one that waits
+	 * for a greeting gives a timeout: asking for plaintext SMTP first
+	 * costs no extra wait for an old TLS server, which refuses at once */
+	bool plain_first = t->fail == CLIENT_TLS_FAIL_NOT_TLS || e->kind == CLIENT_E_TIMEOUT;
+	bool may_be_plain =
+	    !starttls && (plain_first || e->kind == CLIENT_E_CLOSED || e->kind == CLIENT_E_RESET);
+	char failure_copy[sizeof(t->fail_detail) + 64];
+
+	/* the next connections reuse nothing of c, but its error text is
+	 * quoted after them */
+	snprintf(failure_copy, sizeof(failure_copy), "%s", failure);
+	if (!plain_first && probe_speaks_legacy(p, starttls, failure_copy))
 		return;
-	if (!starttls &&
-	    (t->fail == CLIENT_TLS_FAIL_NOT_TLS || e->kind == CLIENT_E_TIMEOUT ||
-	        e->kind == CLIENT_E_CLOSED || e->kind == CLIENT_E_RESET) &&
-	    probe_speaks_plain(p, line, sizeof(line))) {
+	if (may_be_plain && probe_speaks_plain(p, line, sizeof(line))) {
 		probe_add(p, "tls-mode-mismatch",
 		    "implicit TLS failed (%s); the port speaks plaintext SMTP: \"%s\"; use "
 		    "--starttls (or port 465 for implicit TLS)",
-		    t->fail_detail[0] ? t->fail_detail : e->detail, line);
+		    failure_copy, line);
 		return;
 	}
+	if (plain_first && t->fail != CLIENT_TLS_FAIL_NOT_TLS &&
+	    probe_speaks_legacy(p, starttls, failure_copy))
+		return;
 	if (t->fail == CLIENT_TLS_FAIL_VERSION)
 		probe_add(p, "tls-version-too-old", "%s", e->detail);
 	else
@@ -596,18 +501,27 @@ probe_auth_record(struct probe *p, const char *mech, bool ok, const struct clien
 	        client_reply(c)->line));
 }
 
-/* AUTH with 454 retried (bounded, exponential); 0 ok, -1 failed (finding added
- * unless quiet). *invalid_r: the server said 535. */
+/* AUTH with 454 retried (bounded, exponential); 0 ok, -1 failed (the caller
+ * adds the finding). *invalid_r: the server said 535. A success after a 454
+ * is still a warning: real clients often give up at the first 454, and a
+ * back-end that fails now and then fails some logins. */
 static int
 probe_auth_one(struct probe *p, struct client *c, const char *mech, bool *invalid_r)
 {
 	const struct probe_opts *o = p->o;
 	unsigned wait = o->backoff_ms ? o->backoff_ms : PROBE_BACKOFF_MS;
+	char first[CLIENT_REPLY_LINE_MAX] = "";
 
 	*invalid_r = false;
 	for (int try = 1;; try++) {
 		if (client_auth(c, mech, o->user, o->secret, o->secretlen) == 0) {
 			probe_auth_record(p, mech, true, c);
+			if (try > 1)
+				probe_add_sev(p, "auth-temporary-failure", FINDING_WARNING,
+				    "AUTH %s answered \"%s\" %d time%s, then succeeded on try %d of "
+				    "%d",
+				    mech, first, try - 1, try == 2 ? "" : "s", try,
+				    PROBE_TRIES_MAX);
 			return 0;
 		}
 		/* a 454 for too many attempts is not retried: retries keep the lock on */
@@ -615,6 +529,8 @@ probe_auth_one(struct probe *p, struct client *c, const char *mech, bool *invali
 		    try < PROBE_TRIES_MAX &&
 		    strcmp(reply_map_find(454, client_reply(c)->enh, "AUTH", client_reply(c)->text),
 		        "auth-too-many-attempts") != 0) {
+			if (try == 1)
+				snprintf(first, sizeof(first), "%s", client_reply(c)->line);
 			client_transcript_addf(&p->t, CLIENT_T_INFO,
 			    "454 is temporary: retrying in %u ms (try %d of %d)", wait, try + 1,
 			    PROBE_TRIES_MAX);

@@ -39,6 +39,7 @@ struct probe_opts {
 	const char *resolver; /* "ADDR[:PORT]" or NULL: the system's */
 	bool verify_none; /* SMTPOPENSSLVERIFYMODE=none: report, do not fail */
 	bool json;
+	bool quiet; /* text report: the findings alone */
 	unsigned backoff_ms; /* 0: PROBE_BACKOFF_MS (tests make it shorter) */
 };
 

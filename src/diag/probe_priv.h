@@ -37,6 +37,13 @@ struct probe {
 
 /* probe.c */
 const char *probe_mode_name(enum probe_mode m);
+/* Adds a finding once per id (the first evidence is the telling one). */
+void probe_add(struct probe *p, const char *id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* probe_resolve.c: fills p->addrs; -1 after a finding (or a usage error:
+ * p->local_error) when there is no address */
+int probe_resolve(struct probe *p);
 
 /* probe_report.c: the report of a finished run, readable or one JSON
  * document (DESIGN 5.1: --json) */

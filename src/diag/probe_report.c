@@ -1,8 +1,9 @@
 /*
  * probe_report: what `smtpgate probe` prints once a run is over: the
- * transcript, capabilities before and after TLS, the certificate chain,
- * AUTH results, the test message and the findings, as text for a person or
- * as one JSON document (probe_priv.h).
+ * result, capabilities before and after TLS, the certificate chain, AUTH
+ * results, the test message, the findings and the transcript, as text for
+ * a person (or the findings alone: --quiet) or as one JSON document
+ * (probe_priv.h).
  */
 #include "diag/probe_priv.h"
 
@@ -40,23 +41,48 @@ probe_report_caps(FILE *out, const char *title, json_t *caps)
 	fprintf(out, "\n");
 }
 
-void
-probe_report_text(struct probe *p, FILE *out)
+/* "2 errors, 1 warning (tls-version-too-old, ...)" or "no problems found":
+ * the one line a reader needs first, at the top, and again after the
+ * transcript, where a terminal leaves the reader. */
+static void
+probe_report_result(FILE *out, const struct findings *f)
 {
-	fprintf(out, "smtpgate probe %s port %s (%s)\n\n", p->o->host, p->port,
-	    probe_mode_name(p->mode));
-	for (size_t i = 0; i < p->t.n; i++) {
-		const struct client_transcript_entry *e = &p->t.v[i];
+	static const char *const names[] = {"info", "warning", "error"};
+	size_t count[3] = {0, 0, 0};
+	const char *sep = "";
 
-		fprintf(out, "%6lld ms %s %s\n", e->ms,
-		    e->dir == 'S'       ? "S:"
-		        : e->dir == 'C' ? "C:"
-		                        : "* ",
-		    e->text);
+	for (size_t i = 0; i < f->n; i++)
+		count[f->v[i].severity]++;
+	if (f->n == 0) {
+		fprintf(out, "Result: no problems found\n");
+		return;
 	}
-	if (p->t.truncated)
-		fprintf(out, "(transcript cut at its limit)\n");
-	fprintf(out, "\n");
+	fprintf(out, "Result:");
+	for (int s = FINDING_ERROR; s >= FINDING_INFO; s--) {
+		if (count[s] == 0)
+			continue;
+		fprintf(out, "%s %zu %s%s", sep, count[s], names[s],
+		    count[s] == 1 || s == FINDING_INFO ? "" : "s");
+		sep = ",";
+	}
+	fprintf(out, " (");
+	sep = "";
+	for (int s = FINDING_ERROR; s >= FINDING_INFO; s--) {
+		for (size_t i = 0; i < f->n; i++) {
+			if ((int)f->v[i].severity != s)
+				continue;
+			fprintf(out, "%s%s", sep, f->v[i].kb->id);
+			sep = ", ";
+		}
+	}
+	fprintf(out, ")\n");
+}
+
+/* What the session showed: banner, capabilities, TLS and chain, AUTH, the
+ * test message. */
+static void
+probe_report_summary(struct probe *p, FILE *out)
+{
 	if (p->banner[0])
 		fprintf(out, "Banner: %s\n", p->banner);
 	probe_report_caps(out, "Capabilities before TLS", p->caps_before);
@@ -95,8 +121,45 @@ probe_report_text(struct probe *p, FILE *out)
 	if (p->message != NULL)
 		fprintf(out, "Test message: %s\n",
 		    json_is_true(json_object_get(p->message, "accepted")) ? "accepted" : "refused");
+}
+
+/*
+ * The result line first, then the summary and the findings, and the
+ * transcript last: a session that works is some 200 lines of transcript,
+ * and a reader looks at the top of a page (and the bottom of a terminal,
+ * where the result line is repeated). With quiet: the findings alone.
+ */
+void
+probe_report_text(struct probe *p, FILE *out)
+{
+	if (p->o->quiet) {
+		findings_print(out, &p->f);
+		return;
+	}
+	fprintf(
+	    out, "smtpgate probe %s port %s (%s)\n", p->o->host, p->port, probe_mode_name(p->mode));
+	probe_report_result(out, &p->f);
 	fprintf(out, "\n");
-	findings_print(out, &p->f);
+	if (p->banner[0] || p->tls != NULL || json_array_size(p->auth) > 0) {
+		probe_report_summary(p, out);
+		fprintf(out, "\n");
+	}
+	if (p->f.n > 0)
+		findings_print(out, &p->f);
+	fprintf(out, "Transcript (S: received, C: sent, *: what the probe did):\n");
+	for (size_t i = 0; i < p->t.n; i++) {
+		const struct client_transcript_entry *e = &p->t.v[i];
+
+		fprintf(out, "%6lld ms %s %s\n", e->ms,
+		    e->dir == 'S'       ? "S:"
+		        : e->dir == 'C' ? "C:"
+		                        : "* ",
+		    e->text);
+	}
+	if (p->t.truncated)
+		fprintf(out, "(transcript cut at its limit)\n");
+	fprintf(out, "\n");
+	probe_report_result(out, &p->f);
 }
 
 void

@@ -201,12 +201,34 @@ spf_walk_record(struct spf_walk *w, const char *domain, struct spf_record *r, bo
 	}
 }
 
+/* A TXT record that is plainly meant as SPF but is not one: at the top an
+ * error of its own (a warning next to a valid record, which receivers
+ * use); below an include or redirect the include is missing, saying why. */
+static void
+spf_walk_near(struct spf_walk *w, const char *domain, const char *via, const char *near,
+    const char *why, bool has_valid)
+{
+	char *pr = dns_printable(near, strlen(near));
+
+	if (w->depth == 0)
+		findings_add_severity(w->f, "spf-version-invalid",
+		    has_valid ? FINDING_WARNING : FINDING_ERROR,
+		    "%s: \"%s\": %s; receivers ignore it%s", domain, pr, why,
+		    has_valid ? " and use the other record" : ": the domain has no SPF");
+	else if (!has_valid)
+		findings_add(w->f, "spf-include-missing",
+		    "%s:%s (from %s) has no SPF record: its TXT \"%s\" is not one (%s); receivers "
+		    "return permerror",
+		    via, domain, w->path[w->depth - 1], pr, why);
+	free(pr);
+}
+
 static void
 spf_walk_domain(struct spf_walk *w, const char *domain, const char *via, bool top)
 {
 	char **ans = NULL;
 	size_t n = 0, nspf = 0;
-	const char *rec = NULL;
+	const char *rec = NULL, *near = NULL, *why = NULL;
 	size_t reclen = 0;
 	enum spf_dns_status s;
 	struct spf_record r = {NULL, 0};
@@ -223,18 +245,27 @@ spf_walk_domain(struct spf_walk *w, const char *domain, const char *via, bool to
 		return;
 	}
 	s = spf_walk_query(w, domain, SPF_Q_TXT, &ans, &n);
-	if (s == SPF_DNS_FAIL)
+	if (s == SPF_DNS_FAIL) {
+		if (is_top)
+			w->res->unknown = true;
 		goto out;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (spf_is_record(ans[i], strlen(ans[i]))) {
 			nspf++;
 			rec = ans[i];
 			reclen = strlen(ans[i]);
+		} else if (near == NULL && spf_is_near_record(ans[i], strlen(ans[i]), &why)) {
+			near = ans[i];
 		}
 	}
+	if (near != NULL)
+		spf_walk_near(w, domain, via, near, why, nspf > 0);
 	if (!is_top && (s == SPF_DNS_NXDOMAIN || s == SPF_DNS_NODATA))
 		spf_walk_void(w, domain, s == SPF_DNS_NXDOMAIN ? "NXDOMAIN" : "no TXT");
 	if (nspf == 0) {
+		if (near != NULL)
+			goto out; /* named for what is wrong with it, not as missing */
 		if (is_top)
 			findings_add(w->f, "spf-missing",
 			    "no TXT record starting with \"v=spf1\" at %s", domain);

@@ -52,6 +52,7 @@ struct spf_check_result {
 	char all; /* the qualifier of the policy's final "all" ('+', '-', '~',
 		   * '?'), following redirect; 0 when there is none */
 	bool truncated; /* the walk stopped at a bound */
+	bool unknown; /* the domain's own TXT question got no answer */
 	json_t *includes; /* [{"domain","via","record"}] of records walked */
 };
 

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "lib/buf.h"
+#include "lib/strdist.h"
 #include "lib/xalloc.h"
 
 const char *
@@ -54,6 +55,115 @@ dmarc_is_record(const char *p, size_t len)
 		return false;
 	i += 6;
 	return i == len || p[i] == ';' || p[i] == ' ' || p[i] == '\t';
+}
+
+static bool
+dmarc_is_wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* What is wrong with a version tag name=value (tag number nth), or NULL
+ * when it is not meant as DMARC's version. */
+static const char *
+dmarc_near_version(const char *name, size_t nlen, const char *value, size_t vlen, size_t nth)
+{
+	char sq[STRDIST_WORD_MAX] = {0};
+	size_t ns = 0;
+
+	for (size_t i = 0; i < vlen; i++) {
+		if (dmarc_is_wsp(value[i]))
+			continue;
+		if (ns == sizeof(sq))
+			return NULL;
+		sq[ns++] = value[i];
+	}
+	if (vlen > 6 && memcmp(value, "DMARC1", 6) == 0 &&
+	    !((value[6] >= '0' && value[6] <= '9') || (value[6] >= 'a' && value[6] <= 'z') ||
+	        (value[6] >= 'A' && value[6] <= 'Z')))
+		return "\"v=DMARC1\" is not followed by \";\" (RFC 7489 6.4)";
+	if (strdist_osa(sq, ns, "DMARC1", 6) > 2 || ns < 4 ||
+	    (strncasecmp(sq, "DMARC", 5) != 0 && strncasecmp(sq, "DMAR", 4) != 0 &&
+	        (ns < 5 || strncasecmp(sq + ns - 5, "MARC1", 5) != 0) &&
+	        !(nlen == 1 && (name[0] == 'v' || name[0] == 'V'))))
+		return NULL;
+	if (ns == 6 && strncasecmp(sq, "DMARC1", 6) == 0) {
+		if (!(nlen == 1 && name[0] == 'v'))
+			return "the version tag is not written \"v\" (lower case): \"v=DMARC1\"";
+		if (ns != vlen)
+			return "the version \"DMARC1\" has white space inside";
+		if (memcmp(sq, "DMARC1", 6) != 0)
+			return "the version must be \"DMARC1\" in capitals (RFC 7489 6.4: it is "
+			       "case-sensitive)";
+		if (nth > 0)
+			return "\"v=DMARC1\" is not the first tag (RFC 7489 6.3: it must be)";
+		return NULL;
+	}
+	return "its version is not \"DMARC1\" (a typo?)";
+}
+
+bool
+dmarc_is_near_record(const char *p, size_t len, const char **why_r)
+{
+	size_t i = 0, nth = 0;
+	bool dmarc_tags = false;
+
+	if (dmarc_is_record(p, len))
+		return false;
+	while (i < len && dmarc_is_wsp(p[i]))
+		i++;
+	if (i < len && p[i] == '"' && dmarc_is_record(p + i + 1, len - i - 1)) {
+		*why_r = "it is wrapped in quote characters (a DNS form that took the quotes as "
+		         "part of the text)";
+		return true;
+	}
+	while (i < len) {
+		size_t s = i, e, ns, ne, vs, ve;
+		const char *eq, *why;
+
+		while (i < len && p[i] != ';')
+			i++;
+		e = i++;
+		eq = memchr(p + s, '=', e - s);
+		if (eq == NULL) {
+			nth++;
+			continue;
+		}
+		ns = s;
+		ne = (size_t)(eq - p);
+		vs = ne + 1;
+		ve = e;
+		while (ns < ne && dmarc_is_wsp(p[ns]))
+			ns++;
+		while (ne > ns && dmarc_is_wsp(p[ne - 1]))
+			ne--;
+		while (vs < ve && dmarc_is_wsp(p[vs]))
+			vs++;
+		while (ve > vs && dmarc_is_wsp(p[ve - 1]))
+			ve--;
+		why = dmarc_near_version(p + ns, ne - ns, p + vs, ve - vs, nth);
+		if (why != NULL) {
+			*why_r = why;
+			return true;
+		}
+#define DMARC_NAME_IS(x) (ne - ns == strlen(x) && strncasecmp(p + ns, x, ne - ns) == 0)
+#define DMARC_VALUE_IS(x) (ve - vs == strlen(x) && strncasecmp(p + vs, x, ve - vs) == 0)
+		if ((DMARC_NAME_IS("p") || DMARC_NAME_IS("sp")) &&
+		    (DMARC_VALUE_IS("none") || DMARC_VALUE_IS("quarantine") ||
+		        DMARC_VALUE_IS("reject")))
+			dmarc_tags = true;
+		if ((DMARC_NAME_IS("rua") || DMARC_NAME_IS("ruf")) && ve - vs > 7 &&
+		    strncasecmp(p + vs, "mailto:", 7) == 0)
+			dmarc_tags = true;
+#undef DMARC_NAME_IS
+#undef DMARC_VALUE_IS
+		nth++;
+	}
+	if (dmarc_tags) {
+		*why_r = "it has DMARC tags but does not start with \"v=DMARC1\"";
+		return true;
+	}
+	return false;
 }
 
 static bool

@@ -37,6 +37,12 @@ struct dmarc_record {
 /* True when p starts with "v=DMARC1" (white space allowed around "="):
  * other TXT records at _dmarc are not DMARC records (RFC 7489 6.6.3). */
 bool dmarc_is_record(const char *p, size_t len);
+/* True when p is not a DMARC record but is plainly meant as one: a version
+ * tag that is not first, in the wrong case, with white space inside, with
+ * a typo or without its ";", quote characters around the record, or DMARC
+ * tags (p=, rua=mailto:...) without a version. *why_r: a static sentence
+ * saying what is wrong. Receivers ignore such a record (RFC 7489 6.6.3). */
+bool dmarc_is_near_record(const char *p, size_t len, const char **why_r);
 /* Parses a record; r is freed with dmarc_record_free (also after a
  * failure). err_r names the offending tag-spec. */
 int dmarc_parse(const char *p, size_t len, struct dmarc_record *r, struct dkim_parse_error *err_r)

@@ -11,10 +11,12 @@
 #include "dns/spf_parse.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "lib/strdist.h"
 #include "lib/xalloc.h"
 
 static const struct {
@@ -86,6 +88,54 @@ spf_is_record(const char *p, size_t len)
 	if (len < 6 || strncasecmp(p, "v=spf1", 6) != 0)
 		return false;
 	return len == 6 || p[6] == ' ';
+}
+
+bool
+spf_is_near_record(const char *p, size_t len, const char **why_r)
+{
+	char squeezed[8];
+	size_t lead = 0, nw = 0, ns = 0;
+
+	if (spf_is_record(p, len))
+		return false;
+	while (lead < len && (p[lead] == ' ' || p[lead] == '\t'))
+		lead++;
+	if (lead > 0 && spf_is_record(p + lead, len - lead)) {
+		*why_r = "it starts with white space before \"v=spf1\"";
+		return true;
+	}
+	if (lead < len && p[lead] == '"' && spf_is_record(p + lead + 1, len - lead - 1)) {
+		*why_r = "it is wrapped in quote characters (a DNS form that took the quotes "
+		         "as part of the text)";
+		return true;
+	}
+	if (len - lead > 6 && strncasecmp(p + lead, "v=spf1", 6) == 0) {
+		*why_r = "\"v=spf1\" is not followed by a space (RFC 7208 4.5)";
+		return true;
+	}
+	/* "v = spf1", "v=spf 1": the version with white space inside */
+	for (size_t i = lead; i < len && ns < sizeof(squeezed) - 1 && i < lead + 12; i++) {
+		if (p[i] != ' ' && p[i] != '\t')
+			squeezed[ns++] = (char)tolower((unsigned char)p[i]);
+	}
+	squeezed[ns] = '\0';
+	if (strncmp(squeezed, "v=spf1", 6) == 0) {
+		*why_r = "the version \"v=spf1\" has white space inside";
+		return true;
+	}
+	/* a typo in the first word ("v=spf2", "v=sfp1", "spf1", "v:spf1"); the
+	 * Sender ID records ("spf2.0/...", RFC 4406) are something else */
+	while (lead + nw < len && p[lead + nw] != ' ' && p[lead + nw] != '\t')
+		nw++;
+	if (nw >= 6 && strncasecmp(p + lead, "spf2.0", 6) == 0)
+		return false;
+	if (nw >= 3 && strdist_osa(p + lead, nw, "v=spf1", 6) <= 2 &&
+	    (memchr(p + lead, 's', nw) || memchr(p + lead, 'S', nw)) &&
+	    (memchr(p + lead, 'f', nw) || memchr(p + lead, 'F', nw))) {
+		*why_r = "its version is not \"v=spf1\" (a typo?)";
+		return true;
+	}
+	return false;
 }
 
 /*

@@ -50,6 +50,12 @@ struct spf_parse_error {
 /* True when p starts with the version "v=spf1" followed by a space or the
  * end (RFC 7208 4.5: case-insensitive); other TXT records are not SPF. */
 bool spf_is_record(const char *p, size_t len);
+/* True when p is not an SPF record but is plainly meant as one (white space
+ * before or inside "v=spf1", no space after it, quote characters around
+ * it, a typo in the version);
+ * *why_r: a static sentence saying what is wrong. Receivers ignore such a
+ * record (RFC 7208 4.5). */
+bool spf_is_near_record(const char *p, size_t len, const char **why_r);
 /* Parses a whole record into r (which the caller frees with
  * spf_record_free, also after a failure). */
 int spf_parse(const char *p, size_t len, struct spf_record *r, struct spf_parse_error *err_r)

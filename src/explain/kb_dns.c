@@ -5,6 +5,14 @@
 #include "explain/finding.h"
 
 const struct finding_kb finding_kb_dns[] = {
+    /* the domain itself */
+    {"domain-not-found", FINDING_ERROR,
+        "The domain does not exist in DNS (NXDOMAIN): it is misspelt, not registered (or "
+        "expired), or not delegated to name servers that serve it. Mail to it bounces, and no "
+        "record of it (MX, SPF, DMARC, ...) can be published or checked.",
+        "Check the spelling; for your own domain check its registration (whois) and that the "
+        "registrar delegates it to your name servers (dig +trace DOMAIN NS), and that they "
+        "serve the zone."},
     /* MX */
     {"mx-missing", FINDING_ERROR,
         "The domain has no MX record. Senders then try the domain's own A/AAAA address "
@@ -52,6 +60,15 @@ const struct finding_kb finding_kb_dns[] = {
         "The domain has more than one TXT record starting with \"v=spf1\". RFC 7208 4.5 makes "
         "that a permanent error: receivers ignore all of them, as if there were no SPF.",
         "Merge them into a single record: one \"v=spf1\", all mechanisms, one final \"all\"."},
+    {"spf-version-invalid", FINDING_ERROR,
+        "A TXT record at the domain is plainly meant as SPF but does not start with exactly "
+        "\"v=spf1\" and a space (a typo such as \"v=spf2\" or \"v=sfp1\", white space before "
+        "or inside the version, no space after it, quote characters around the text). "
+        "Receivers do not see it as SPF (RFC 7208 4.5): without another record the domain has "
+        "no SPF at all; next to a valid record, the servers it lists are not authorized.",
+        "Start the record with \"v=spf1\" followed by a space, e.g. \"v=spf1 mx -all\", and "
+        "keep one SPF record per domain: merge this one into the valid record if both exist. "
+        "Enter the text without quote characters in a DNS provider's web form."},
     {"spf-syntax", FINDING_ERROR,
         "A term of the SPF record does not follow the RFC 7208 grammar (a typo, an unknown "
         "mechanism, a bad address or cidr length, a malformed macro). Receivers return "
@@ -108,7 +125,9 @@ const struct finding_kb finding_kb_dns[] = {
         "The DMARC record does not follow RFC 7489 6.4: it must start with \"v=DMARC1\", "
         "have p=none|quarantine|reject, and each tag must have a valid value (pct 0-100, "
         "adkim/aspf r|s, rua/ruf URIs, fo 0|1|d|s); a duplicate tag or several records also "
-        "invalidate it. Receivers then ignore the policy.",
+        "invalidate it. A TXT record at _dmarc that is plainly meant as DMARC but whose "
+        "version is not first, not exactly \"v=DMARC1\" (case, white space, a typo) or missing "
+        "is not a DMARC record at all. Receivers then ignore the policy.",
         "Correct the tag shown, e.g. \"v=DMARC1; p=quarantine; rua=mailto:dmarc@example.com\"; "
         "tags are separated by \";\"."},
     {"dmarc-policy-none", FINDING_WARNING,

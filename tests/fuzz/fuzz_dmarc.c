@@ -13,8 +13,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct dmarc_record r;
 	struct dkim_parse_error err;
+	const char *why = NULL;
 
 	(void)dmarc_is_record((const char *)data, size);
+	if (dmarc_is_near_record((const char *)data, size, &why) && why == NULL)
+		abort();
 	if (dmarc_parse((const char *)data, size, &r, &err) == -1 && err.off + err.len > size)
 		abort();
 	dmarc_record_free(&r);

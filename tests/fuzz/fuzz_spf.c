@@ -28,5 +28,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	spf_record_free(&r);
 	(void)spf_macro_string_is_valid((const char *)data, size, true);
 	(void)spf_domain_spec_is_valid((const char *)data, size);
+	{
+		const char *why = NULL;
+
+		if (spf_is_near_record((const char *)data, size, &why) && why == NULL)
+			abort();
+	}
 	return 0;
 }

@@ -355,3 +355,101 @@ def make_message(sender, rcpt, marker, subject=None):
     return (f"From: <{sender}>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n"
             f"Message-ID: <{marker}@client.example.test>\r\n\r\n"
             f"body line with marker {marker}\r\n.leading dot line\r\nlast line\r\n")
+
+
+# --- which finding ids the tests reach --------------------------------------------------
+#
+# doc/findings.md promises that every finding id can really be produced. Every
+# `smtpgate probe|dns|audit|serve --check` that a test runs through
+# subprocess.run has its output read here, whatever the test then asserts,
+# and the ids it reports are kept for the whole session; test_findings_coverage
+# fails when a full run of this directory reached an id of doc/findings.md
+# in no test. Reading the real output (not the test sources) means an id
+# counts only when the binary printed it.
+
+FINDINGS_SEEN = set()
+_DIAG_COMMANDS = {"probe", "dns", "audit", "serve"}
+_FINDING_LINE = re.compile(r"^\[(?:error|warning|info)\] ([a-z0-9]+(?:-[a-z0-9]+)*)$", re.M)
+
+
+def findings_record(text):
+    """Adds the finding ids of one command's output (JSON or text)."""
+    if not text:
+        return
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("findings"), list):
+        FINDINGS_SEEN.update(f["id"] for f in doc["findings"]
+                             if isinstance(f, dict) and isinstance(f.get("id"), str))
+    FINDINGS_SEEN.update(_FINDING_LINE.findall(text))
+
+
+def _is_diag_command(argv):
+    if not isinstance(argv, (list, tuple)) or len(argv) < 2:
+        return False
+    return (os.path.basename(os.fsdecode(argv[0])) == os.path.basename(SMTPGATE)
+            and os.fsdecode(argv[1]) in _DIAG_COMMANDS)
+
+
+_subprocess_run = subprocess.run
+
+
+def _subprocess_run_recording(*args, **kw):
+    r = _subprocess_run(*args, **kw)
+    if _is_diag_command(args[0] if args else kw.get("args")):
+        findings_record(r.stdout)
+        findings_record(r.stderr)
+    return r
+
+
+subprocess.run = _subprocess_run_recording
+
+# Whether this session runs the whole directory, every test of it: only then
+# can an id that no test reached be blamed on the tests.
+_RUN = {"deselected": 0, "items": [], "done": set()}
+
+
+def pytest_deselected(items):
+    _RUN["deselected"] += len(items)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    # the coverage check looks at what every other test saw: it runs last
+    last = [i for i in items if i.nodeid.endswith("::test_every_finding_id_is_reached")]
+    for i in last:
+        items.remove(i)
+    items.extend(last)
+    _RUN["items"] = items
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "teardown":
+        _RUN["done"].add(report.nodeid)
+
+
+def findings_whole_run(own_nodeid):
+    """None when the session ran every test of tests/integ before own_nodeid,
+    else why not (a partial run)."""
+    here = pathlib.Path(__file__).resolve().parent
+    files = {p.name for p in here.glob("test_*.py")}
+    collected = {pathlib.Path(str(i.fspath)).name for i in _RUN["items"]}
+    if files - collected:
+        return "not every test file was collected: " + ", ".join(sorted(files - collected))
+    if _RUN["deselected"]:
+        return f"{_RUN['deselected']} tests were deselected"
+    others = {i.nodeid for i in _RUN["items"]} - {own_nodeid}
+    if others - _RUN["done"]:
+        return f"{len(others - _RUN['done'])} tests did not run"
+    return None
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # for whoever writes tests: the ids this (maybe partial) run reached
+    out = os.environ.get("SMTPGATE_FINDINGS_SEEN_FILE")
+    if out:
+        with open(out, "a") as f:
+            f.writelines(i + "\n" for i in sorted(FINDINGS_SEEN))

@@ -9,7 +9,9 @@ ldns-signzone and their keys given with --trust-anchor, so validation runs
 for real without the root; other zones are then simply "insecure".
 """
 import json
+import os
 import shutil
+import socket
 import subprocess
 import time
 
@@ -47,7 +49,10 @@ _dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@{z}"
 _smtp._tls IN TXT "v=TLSRPTv1; rua=mailto:tls@{z}"
 """
     zones = {
-        "good.test": good_mail + 'sel1._domainkey IN TXT ( "v=DKIM1; k=rsa; p=" ' + k2048 + " )\n",
+        "good.test": good_mail + 'sel1._domainkey IN TXT ( "v=DKIM1; k=rsa; p=" ' + k2048
+        + " )\n"
+        # a subdomain that exists (it has an address) but publishes no DMARC
+        + "sub IN A 192.0.2.11\n",
         # 11 DNS-querying terms: mx + 5 includes + an "a" in each
         "badspf.test": """@ IN MX 10 mx.good.test.
 @ IN TXT "v=spf1 mx include:i1.{z} include:i2.{z} include:i3.{z} include:i4.{z} include:i5.{z} -all"
@@ -84,6 +89,40 @@ _dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@{z}"
         "baddmarc.test": """@ IN MX 10 mx.good.test.
 @ IN TXT "v=spf1 -all"
 _dmarc IN TXT "v=DMARC1; p=reject; pct=150; rua=mailto:dmarc@{z}"
+""",
+        # TXT records plainly meant as SPF or DMARC that receivers do not
+        # take for one: named for what is wrong, never "missing"
+        "typospf.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "v=spf2 mx -all"
+@ IN TXT "google-site-verification=abc"
+_dmarc IN TXT "p=reject; v=DMARC1; rua=mailto:dmarc@{z}"
+""",
+        "spacespf.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "v=spf1 mx -all"
+@ IN TXT " v=spf1 ip4:192.0.2.0/24 -all"
+_dmarc IN TXT "v=dmarc1; p=reject; rua=mailto:dmarc@{z}"
+""",
+        "quotedspf.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "\\"v=spf1 mx -all\\""
+_dmarc IN TXT "v=DMARC 1; p=reject; rua=mailto:dmarc@{z}"
+""",
+        # two SPF records, one in capitals: still two (RFC 7208 4.5)
+        "casespf.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "v=spf1 mx -all"
+@ IN TXT "V=SPF1 ip4:192.0.2.0/24 -all"
+_dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@{z}"
+""",
+        "policytypo.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "v=spf1 mx -all"
+_dmarc IN TXT "v=DMARC1; p=rejected; rua=mailto:dmarc@{z}"
+""",
+        "noversion.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "v=spf1 mx -all"
+_dmarc IN TXT "p=quarantine; rua=mailto:dmarc@{z}"
+""",
+        "dmarctypo.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "v=spf1 mx -all"
+_dmarc IN TXT "v=DMARC2; p=reject; rua=mailto:dmarc@{z}"
 """,
         "nonedmarc.test": """@ IN MX 10 mx.good.test.
 @ IN TXT "v=spf1 mx ~all"
@@ -278,11 +317,68 @@ def test_spf_multiple(dns):
     assert "spf-multiple" in ids(doc, "error")
 
 
+def test_spf_multiple_whatever_the_case(dns):
+    r, doc = run_dns(dns, "casespf.test")
+    assert r.returncode == 1
+    ev = _evidence(doc, "spf-multiple")
+    assert ev and "2 TXT records" in ev[0], doc["findings"]
+    assert "spf-version-invalid" not in ids(doc)
+
+
 def test_dmarc_invalid(dns):
     r, doc = run_dns(dns, "baddmarc.test")
     assert r.returncode == 1
     ev = [f["evidence"] for f in doc["findings"] if f["id"] == "dmarc-invalid"]
     assert ev and "pct=150" in ev[0]
+
+
+def _evidence(doc, fid):
+    return [f["evidence"] for f in doc["findings"] if f["id"] == fid]
+
+
+@pytest.mark.parametrize("domain,spf_severity,spf_why,dmarc_why", [
+    # a typo in the version, alone: the domain has no SPF; v=DMARC1 not first
+    ("typospf.test", "error", "typo", "not the first tag"),
+    # white space before the version, next to a valid record; wrong case
+    ("spacespf.test", "warning", "white space before", "in capitals"),
+    # quote characters typed into a DNS form; white space inside the version
+    ("quotedspf.test", "error", "quote characters", "white space inside"),
+])
+def test_almost_spf_and_dmarc_are_named(dns, domain, spf_severity, spf_why, dmarc_why):
+    r, doc = run_dns(dns, domain)
+    assert r.returncode == 1, doc["findings"]
+    found = ids(doc)
+    assert "spf-missing" not in found and "dmarc-missing" not in found, doc["findings"]
+    assert "spf-version-invalid" in ids(doc, spf_severity), doc["findings"]
+    ev = _evidence(doc, "spf-version-invalid")
+    assert len(ev) == 1 and spf_why in ev[0], ev
+    ev = _evidence(doc, "dmarc-invalid")
+    assert len(ev) == 1 and dmarc_why in ev[0] and f"_dmarc.{domain}" in ev[0], ev
+    assert doc["dmarc"]["record"] is not None and "policy" not in doc["dmarc"]
+    # a valid SPF record next to the near one is still used
+    assert doc["spf"]["record"] == ("v=spf1 mx -all" if spf_severity == "warning" else None)
+
+
+def test_almost_spf_text_report(dns):
+    r, _ = run_dns(dns, "typospf.test", text=True)
+    assert r.returncode == 1
+    assert "[error] spf-version-invalid" in r.stdout, r.stdout
+    assert "[error] dmarc-invalid" in r.stdout
+    assert "spf-missing" not in r.stdout and "dmarc-missing" not in r.stdout
+
+
+@pytest.mark.parametrize("domain,why", [
+    ("policytypo.test", "\"p=\" must be none, quarantine or reject"),
+    ("noversion.test", "does not start with \"v=DMARC1\""),
+    ("dmarctypo.test", "typo"),
+])
+def test_malformed_dmarc_is_invalid_not_missing(dns, domain, why):
+    r, doc = run_dns(dns, domain)
+    assert r.returncode == 1, doc["findings"]
+    assert "dmarc-missing" not in ids(doc)
+    ev = _evidence(doc, "dmarc-invalid")
+    assert len(ev) == 1 and why in ev[0], ev
+    assert ids(doc, "error") == {"dmarc-invalid"}, doc["findings"]
 
 
 def test_dmarc_policy_none(dns):
@@ -300,7 +396,8 @@ def test_dmarc_missing_falls_back_to_parent(dns):
     assert doc["dmarc"]["organizational_fallback"] is True
     assert doc["dmarc"]["policy"] == "reject"
     assert "dmarc-missing" not in ids(doc)
-    assert "mx-missing" in ids(doc, "error")
+    # no MX but an address: senders fall back to it
+    assert "mx-missing" in ids(doc, "warning")
 
 
 @pytest.mark.parametrize("selector,finding,severity,code", [
@@ -377,6 +474,92 @@ def test_unreachable_resolver_times_out(dns):
     assert r.returncode == 1
     doc = json.loads(r.stdout)
     assert "dns-timeout" in ids(doc, "error") or "dns-servfail" in ids(doc, "error")
+
+
+def _silent_resolver():
+    """A UDP socket that reads nothing and answers nothing: a resolver that
+    never replies (packets are not refused, they go unanswered)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
+def test_silent_resolver_one_timeout_finding(dns):
+    """Every question times out: one dns-timeout naming them all, nothing
+    reported as missing, and "unknown" (not "none") in the report."""
+    with _silent_resolver() as s:
+        port = s.getsockname()[1]
+        base = [SMTPGATE, "dns", "good.test", "--resolver", f"127.0.0.1:{port}", "--timeout",
+                "1", "--trust-anchor", "none", "--selector", "sel1"]
+        r = subprocess.run(base + ["--json"], capture_output=True, text=True, timeout=120)
+        t = subprocess.run(base, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and t.returncode == 1
+    doc = json.loads(r.stdout)
+    found = [f for f in doc["findings"] if f["id"] == "dns-timeout"]
+    assert len(found) == 1, doc["findings"]
+    ev = found[0]["evidence"]
+    for q in ("good.test MX", "_dmarc.good.test TXT", "good.test TXT",
+              "sel1._domainkey.good.test TXT", "_mta-sts.good.test TXT",
+              "_smtp._tls.good.test TXT"):
+        assert q in ev, ev
+    # nothing is called missing for want of an answer
+    assert ids(doc) <= {"dns-timeout", "dnssec-no-anchor"}, doc["findings"]
+    assert doc["mx"] is None and doc["exists"] is None
+    assert doc["spf"]["unknown"] and doc["dmarc"]["unknown"] and doc["dkim"]["unknown"]
+    assert doc["dnssec"]["status"] == "unknown"
+    assert t.stdout.count("[error] dns-timeout") == 1, t.stdout
+    for line in ("MX:       unknown", "SPF:      unknown", "DMARC:    unknown",
+                 "DKIM:     unknown", "MTA-STS:  unknown", "TLS-RPT:  unknown"):
+        assert line in t.stdout, t.stdout
+    assert "MX:       none" not in t.stdout
+
+
+def test_refused_questions_one_servfail_finding(dns):
+    """The server refuses every question (a zone it does not serve): one
+    dns-servfail naming each question, nothing called missing."""
+    r, doc = run_dns(dns, "notserved.example", anchors=False)
+    assert r.returncode == 1
+    found = [f for f in doc["findings"] if f["id"] == "dns-servfail"]
+    assert len(found) == 1, doc["findings"]
+    assert "notserved.example MX" in found[0]["evidence"]
+    assert "_dmarc.notserved.example TXT" in found[0]["evidence"]
+    assert ids(doc) <= {"dns-servfail", "dnssec-no-anchor"}, doc["findings"]
+    assert doc["mx"] is None and doc["exists"] is None
+
+
+def test_nonexistent_domain_is_said_once(dns):
+    r, doc = run_dns(dns, "nosuch.good.test")
+    assert r.returncode == 1
+    assert [f["id"] for f in doc["findings"]] == ["domain-not-found"], doc["findings"]
+    assert "NXDOMAIN" in doc["findings"][0]["evidence"]
+    assert doc["exists"] is False
+    t, _ = run_dns(dns, "nosuch.good.test", text=True)
+    assert t.returncode == 1
+    assert "does not exist" in t.stdout or "NXDOMAIN" in t.stdout
+    assert t.stdout.count("[error]") == 1, t.stdout
+    assert "publish" not in t.stdout.lower().split("[error] domain-not-found")[1].split(
+        "cause:")[0]
+
+
+def test_existing_domain_exists(dns):
+    _, doc = run_dns(dns, "good.test")
+    assert doc["exists"] is True
+
+
+def test_root_anchor_through_a_resolver_without_the_root(dns):
+    """The system's root key with a server that cannot answer for the root:
+    validation cannot start; the domain is checked again without it."""
+    root = "/usr/share/dns/root.key"
+    if not os.path.exists(root):
+        pytest.skip("no root trust anchor (dns-root-data)")
+    r = subprocess.run([SMTPGATE, "dns", "good.test", "--resolver",
+                        f"127.0.0.1:{dns['port']}", "--timeout", "3", "--trust-anchor", root,
+                        "--json"], capture_output=True, text=True, timeout=120)
+    doc = json.loads(r.stdout)
+    assert "dnssec-anchor-failed" in ids(doc, "warning"), doc["findings"]
+    assert "dnssec-bogus" not in ids(doc)
+    assert doc["mx"][0]["host"] == "mx.good.test."
+    assert r.returncode == 0, doc["findings"]
 
 
 @pytest.mark.parametrize("args", [

@@ -153,6 +153,74 @@ test_is_record(void **state)
 	assert_false(dmarc_is_record("", 0));
 }
 
+/* TXT records at _dmarc that are plainly meant as DMARC but are not DMARC
+ * records, and ones that are something else. */
+static const struct {
+	const char *text;
+	const char *why; /* a word of the reason, or NULL: not near */
+} near_cases[] = {
+    {"p=reject; v=DMARC1; rua=mailto:d@example.com", "not the first tag"},
+    {"rua=mailto:d@example.com; v=DMARC1; p=none", "not the first tag"},
+    {"v=dmarc1; p=reject", "in capitals"},
+    {"v=Dmarc1; p=reject", "in capitals"},
+    {"V=DMARC1; p=reject", "lower case"},
+    {"version=DMARC1; p=reject", "lower case"},
+    {"v=DMARC 1; p=reject", "white space inside"},
+    {"v=DMARC2; p=reject", "typo"},
+    {"v=DMRC1; p=reject", "typo"},
+    {"v=DMARC; p=reject", "typo"},
+    {"v=DMARC10; p=reject", "typo"},
+    {"v=DMARC1, p=reject", "followed by"},
+    {"v=DMARC1,p=reject", "followed by"},
+    {"\"v=DMARC1; p=reject\"", "quote characters"},
+    {"p=reject; rua=mailto:d@example.com", "does not start"},
+    {"p=quarantine", "does not start"},
+    {"v=DMARC1; p=reject", NULL},
+    {"v=DMARC1", NULL},
+    {"v=spf1 -all", NULL},
+    {"v=DKIM1; p=MIIB", NULL},
+    {"some-verification=abc", NULL},
+    {"p=something", NULL},
+    {"", NULL},
+    {";;;=", NULL},
+};
+
+static void
+test_near_records(void **state)
+{
+	for (size_t i = 0; i < sizeof(near_cases) / sizeof(near_cases[0]); i++) {
+		const char *text = near_cases[i].text, *why = NULL;
+		bool near = dmarc_is_near_record(text, strlen(text), &why);
+
+		if (near != (near_cases[i].why != NULL))
+			fail_msg("\"%s\": near %d (%s)", text, near, near ? why : "");
+		if (near && strstr(why, near_cases[i].why) == NULL)
+			fail_msg(
+			    "\"%s\": \"%s\" does not say \"%s\"", text, why, near_cases[i].why);
+		assert_false(near && dmarc_is_record(text, strlen(text)));
+	}
+}
+
+/* Each prefix of each case in an exact-size buffer: no over-read. */
+static void
+test_near_records_byte_by_byte(void **state)
+{
+	for (size_t i = 0; i < sizeof(near_cases) / sizeof(near_cases[0]); i++) {
+		size_t len = strlen(near_cases[i].text);
+
+		for (size_t n = 0; n <= len; n++) {
+			char *p = malloc(n > 0 ? n : 1);
+			const char *why = NULL;
+
+			assert_non_null(p);
+			memcpy(p, near_cases[i].text, n);
+			if (dmarc_is_near_record(p, n, &why))
+				assert_non_null(why);
+			free(p);
+		}
+	}
+}
+
 static void
 test_prefixes_byte_by_byte(void **state)
 {
@@ -179,6 +247,8 @@ main(void)
 	    cmocka_unit_test(test_bad_records_name_the_tag),
 	    cmocka_unit_test(test_is_record),
 	    cmocka_unit_test(test_prefixes_byte_by_byte),
+	    cmocka_unit_test(test_near_records),
+	    cmocka_unit_test(test_near_records_byte_by_byte),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

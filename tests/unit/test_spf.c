@@ -169,6 +169,74 @@ test_is_record(void **state)
 	assert_false(spf_is_record("google-site-verification=x", 26));
 }
 
+/* TXT records that are plainly meant as SPF but are not SPF records, and
+ * ones that are something else. */
+static const struct {
+	const char *text;
+	const char *why; /* a word of the reason, or NULL: not near */
+} near_cases[] = {
+    {" v=spf1 mx -all", "white space before"},
+    {"\tv=spf1 -all", "white space before"},
+    {"\"v=spf1 mx -all\"", "quote characters"},
+    {"v=spf1mx -all", "not followed by a space"},
+    {"v=spf1,mx", "not followed by a space"},
+    {"v = spf1 mx -all", "white space inside"},
+    {"v=spf 1 mx -all", "white space inside"},
+    {"V= SPF1 -all", "white space inside"},
+    {"v=spf2 mx -all", "typo"},
+    {"v=sfp1 mx -all", "typo"},
+    {"v=spf mx -all", "typo"},
+    {"spf1 mx -all", "typo"},
+    {"v:spf1 mx -all", "typo"},
+    {"vspf1 -all", "typo"},
+    {"v=spf1", NULL},
+    {"v=spf1 -all", NULL},
+    {"spf2.0/pra mx -all", NULL},
+    {"google-site-verification=abc", NULL},
+    {"v=DKIM1; p=abc", NULL},
+    {"v=DMARC1; p=none", NULL},
+    {"MS=ms12345678", NULL},
+    {"", NULL},
+    {"v", NULL},
+    {"sf", NULL},
+};
+
+static void
+test_near_records(void **state)
+{
+	for (size_t i = 0; i < sizeof(near_cases) / sizeof(near_cases[0]); i++) {
+		const char *text = near_cases[i].text, *why = NULL;
+		bool near = spf_is_near_record(text, strlen(text), &why);
+
+		if (near != (near_cases[i].why != NULL))
+			fail_msg("\"%s\": near %d", text, near);
+		if (near && strstr(why, near_cases[i].why) == NULL)
+			fail_msg(
+			    "\"%s\": \"%s\" does not say \"%s\"", text, why, near_cases[i].why);
+		/* never both a record and near one */
+		assert_false(near && spf_is_record(text, strlen(text)));
+	}
+}
+
+/* Each prefix of each case in an exact-size buffer: no over-read. */
+static void
+test_near_records_byte_by_byte(void **state)
+{
+	for (size_t i = 0; i < sizeof(near_cases) / sizeof(near_cases[0]); i++) {
+		size_t len = strlen(near_cases[i].text);
+
+		for (size_t n = 0; n <= len; n++) {
+			char *p = xmalloc(n > 0 ? n : 1);
+			const char *why = NULL;
+
+			memcpy(p, near_cases[i].text, n);
+			if (spf_is_near_record(p, n, &why))
+				assert_non_null(why);
+			free(p);
+		}
+	}
+}
+
 /* Every prefix of every record, in an exact-size buffer: no crash, no
  * over-read, and a consistent error place. */
 static void
@@ -359,6 +427,54 @@ test_record_problems(void **state)
 	}
 }
 
+static const struct fake_rr zone_near[] = {
+    {"typo.test", SPF_Q_TXT, "v=spf2 mx -all"},
+    {"typo.test", SPF_Q_TXT, "google-site-verification=abc"},
+    {"both.test", SPF_Q_TXT, "v=spf1 mx -all"},
+    {"both.test", SPF_Q_TXT, " v=spf1 ip4:192.0.2.0/24 -all"},
+    {"inc.test", SPF_Q_TXT, "v=spf1 include:typo.test -all"},
+    {NULL, SPF_Q_TXT, NULL},
+};
+
+/* An almost-SPF record is named for what is wrong with it: an error alone
+ * (not spf-missing), a warning next to a valid record, the reason in an
+ * include's spf-include-missing. */
+static void
+test_near_records_in_the_walk(void **state)
+{
+	struct findings f;
+	struct spf_check_result res;
+
+	run(zone_near, "typo.test", &f, &res);
+	assert_int_equal(f.n, 1);
+	assert_string_equal(f.v[0].kb->id, "spf-version-invalid");
+	assert_int_equal(f.v[0].severity, FINDING_ERROR);
+	assert_non_null(strstr(f.v[0].evidence, "v=spf2 mx -all"));
+	assert_false(res.found);
+	spf_check_result_free(&res);
+	findings_free(&f);
+
+	run(zone_near, "both.test", &f, &res);
+	assert_true(res.found);
+	assert_int_equal(res.all, '-');
+	assert_int_equal(f.n, 1);
+	assert_string_equal(f.v[0].kb->id, "spf-version-invalid");
+	assert_int_equal(f.v[0].severity, FINDING_WARNING);
+	assert_non_null(strstr(f.v[0].evidence, "white space before"));
+	spf_check_result_free(&res);
+	findings_free(&f);
+
+	run(zone_near, "inc.test", &f, &res);
+	assert_true(findings_has(&f, "spf-include-missing"));
+	assert_false(findings_has(&f, "spf-version-invalid"));
+	for (size_t i = 0; i < f.n; i++) {
+		if (strcmp(f.v[i].kb->id, "spf-include-missing") == 0)
+			assert_non_null(strstr(f.v[i].evidence, "typo"));
+	}
+	spf_check_result_free(&res);
+	findings_free(&f);
+}
+
 static void
 test_terms_after_all_are_not_counted(void **state)
 {
@@ -391,6 +507,9 @@ main(void)
 	    cmocka_unit_test(test_loops_are_found),
 	    cmocka_unit_test(test_record_problems),
 	    cmocka_unit_test(test_terms_after_all_are_not_counted),
+	    cmocka_unit_test(test_near_records),
+	    cmocka_unit_test(test_near_records_byte_by_byte),
+	    cmocka_unit_test(test_near_records_in_the_walk),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
