@@ -29,11 +29,11 @@ audit_user_files(const struct conf *c, struct audit_user_file *out, size_t max)
 	size_t n = 0;
 	const char *passwd = conf_backend_file(c);
 
-#define AUDIT_USER_ADD(p, ...)                                                                    \
+#define AUDIT_USER_ADD(p, ...)                                                                     \
 	do {                                                                                       \
 		if ((p) != NULL && n < max) {                                                      \
 			out[n].path = (p);                                                         \
-			snprintf(out[n].what, sizeof(out[n].what), __VA_ARGS__);                  \
+			snprintf(out[n].what, sizeof(out[n].what), __VA_ARGS__);                   \
 			n++;                                                                       \
 		}                                                                                  \
 	} while (0)
@@ -47,7 +47,8 @@ audit_user_files(const struct conf *c, struct audit_user_file *out, size_t max)
 
 		if (r != NULL)
 			AUDIT_USER_ADD(r->credentials, "[%s%s] credentials",
-			    r->domain != NULL ? "route " : "relay", r->domain != NULL ? r->domain : "");
+			    r->domain != NULL ? "route " : "relay",
+			    r->domain != NULL ? r->domain : "");
 	}
 	AUDIT_USER_ADD(c->admin_token_file, "[admin] token_file");
 	AUDIT_USER_ADD(c->oauth_introspection_secret_file, "[oauth] introspection secret");
@@ -135,8 +136,8 @@ audit_user(const struct conf *c, struct findings *f)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		if (readable & (1ULL << i))
-			findings_add(f, "secret-readable-by-server-user", "%s (%s) can be read by %s",
-			    files[i].path, files[i].what, pw->pw_name);
+			findings_add(f, "secret-readable-by-server-user",
+			    "%s (%s) can be read by %s", files[i].path, files[i].what, pw->pw_name);
 	}
 }
 

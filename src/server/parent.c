@@ -82,8 +82,7 @@ parent_user(struct parent *p, char *err, size_t errlen)
 		snprintf(err, errlen,
 		    "[server] user %s does not exist%s%s; create it: useradd --system "
 		    "--home-dir /var/spool/smtpgate --shell /usr/sbin/nologin %s",
-		    c->user, errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "",
-		    c->user);
+		    c->user, errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "", c->user);
 		return -1;
 	}
 	if (pw->pw_uid == 0)
@@ -233,9 +232,9 @@ parent_start(struct parent *p, struct child *ch, char *err, size_t errlen)
 	if (child_start(ch, err, errlen) == -1)
 		return -1;
 	/* the auth process loads the configuration the parent checked too */
-	if ((ch == &p->smtp ? parent_setup_smtp(p)
-	                    : parent_send_vault(p, ch->ctl, CHILD_MSG_START) == 0 ? parent_channel(p)
-	                                                                        : -1) == -1) {
+	if ((ch == &p->smtp                                               ? parent_setup_smtp(p)
+	            : parent_send_vault(p, ch->ctl, CHILD_MSG_START) == 0 ? parent_channel(p)
+	                                                                  : -1) == -1) {
 		snprintf(err, errlen, "cannot hand the %s process its set-up: %s", ch->role,
 		    strerror(errno));
 		return -1;
@@ -444,7 +443,10 @@ parent_loop(struct parent *p)
 		    {.fd = p->smtp.pid != 0 ? p->smtp.ctl : -1, .events = POLLIN}};
 		struct signalfd_siginfo si;
 
-		if (poll(pfd, 2, ms < 0 ? -1 : ms > INT_MAX ? INT_MAX : (int)ms) == -1 &&
+		if (poll(pfd, 2,
+		        ms < 0             ? -1
+		            : ms > INT_MAX ? INT_MAX
+		                           : (int)ms) == -1 &&
 		    errno != EINTR)
 			break;
 		if (pfd[1].revents & POLLIN)

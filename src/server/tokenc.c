@@ -33,8 +33,7 @@ static uint64_t tokenc_next_id;
 static int tokenc_ctl = -1;
 
 static int
-tokenc_run(const struct conf_route *r, const char *cmd, struct buf *out, char *err,
-    size_t errlen)
+tokenc_run(const struct conf_route *r, const char *cmd, struct buf *out, char *err, size_t errlen)
 {
 	static struct ipc_out o; /* under tokenc_lock */
 	struct tokenc_wait w = {.out = out};
@@ -51,7 +50,8 @@ tokenc_run(const struct conf_route *r, const char *cmd, struct buf *out, char *e
 	ipc_put_str(&o, r->domain);
 	if (tokenc_ctl == -1 || ipc_out_end(&o) == -1 || ipc_sock_send(tokenc_ctl, &o, -1) == -1) {
 		pthread_mutex_unlock(&tokenc_lock);
-		snprintf(err, errlen, "token command: the server's parent process cannot be reached");
+		snprintf(
+		    err, errlen, "token command: the server's parent process cannot be reached");
 		return -1;
 	}
 	w.next = tokenc_waits;
