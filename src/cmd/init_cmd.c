@@ -283,6 +283,10 @@ init_cmd_conf(const struct init_cmd_opts *o)
 	    "spool = spool                   ; the queue; created mode 0700 at start\n"
 	    "log = smtpgate.log              ; JSON lines; or stderr\n"
 	    "threads = auto                  ; one event loop per core\n"
+	    "user = smtpgate                 ; started as root, the process that reads the\n"
+	    "                                ; network runs as this user: useradd --system\n"
+	    "                                ; --home-dir /var/spool/smtpgate --shell\n"
+	    "                                ; /usr/sbin/nologin smtpgate\n"
 	    "\n",
 	    o->hostname, o->hostname);
 	init_cmd_conf_listeners(f, o);

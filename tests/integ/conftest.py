@@ -453,3 +453,22 @@ def pytest_sessionfinish(session, exitstatus):
     if out:
         with open(out, "a") as f:
             f.writelines(i + "\n" for i in sorted(FINDINGS_SEEN))
+
+
+@pytest.fixture
+def smtpgate_user():
+    """The system user `smtpgate` ([server] user's default) while the test
+    runs: made (and removed after) where it does not exist and the tests run
+    as root."""
+    import pwd
+    made = False
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("smtpgate")
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--home-dir", "/var/spool/smtpgate",
+                            "--shell", "/usr/sbin/nologin", "smtpgate"], check=True)
+            made = True
+    yield "smtpgate"
+    if made:
+        subprocess.run(["userdel", "smtpgate"], check=True)

@@ -82,7 +82,7 @@ def test_init_certificate_is_self_signed_p256_for_the_name(tmp_path):
     assert other.serial_number != cert.serial_number and cert.serial_number > 0
 
 
-def test_init_config_passes_serve_check_with_only_the_self_signed_warning(tmp_path):
+def test_init_config_passes_serve_check_with_only_the_self_signed_warning(tmp_path, smtpgate_user):
     assert init(tmp_path, "--submission-port", "2587", "--smtps-port", "2465").returncode == 0
     r = run("serve", "-c", str(tmp_path / "smtpgate.conf"), "--check")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -111,7 +111,7 @@ def test_init_refuses_a_symlink_in_place_of_a_file(tmp_path):
     assert not target.exists()
 
 
-def test_init_with_given_certificate_and_key(tmp_path, pki):
+def test_init_with_given_certificate_and_key(tmp_path, pki, smtpgate_user):
     leaf_cert, leaf_key = pki.leaf("given", [NAME], ["127.0.0.1"])
     os.chmod(leaf_key, 0o600)
     d = tmp_path / "conf"

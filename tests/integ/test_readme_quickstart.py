@@ -8,7 +8,9 @@ loopback ports for 587 and 465 through the options the README names for
 that. Then a message goes through each listener with swaks and is queued.
 """
 import json
+import os
 import pathlib
+import pwd
 import re
 import shlex
 import shutil
@@ -38,6 +40,8 @@ def test_quickstart_block_is_what_the_test_expects():
     then init, user add, serve --check and serve, all with build/smtpgate."""
     cmds = quickstart_commands()
     assert cmds[0] == ["make"]
+    assert cmds[1][0] == "useradd" and cmds[1][-1] == "smtpgate"
+    cmds = cmds[1:]
     assert [c[0] for c in cmds[1:]] == ["build/smtpgate"] * 4
     assert [c[1] for c in cmds[1:]] == ["init", "user", "serve", "serve"]
     assert "--check" in cmds[3] and "--check" not in cmds[4]
@@ -49,10 +53,29 @@ def test_quickstart_block_is_what_the_test_expects():
 @pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks not installed")
 def test_quickstart_runs_as_written(tmp_path):
     sub, smtps = free_port(), free_port()
-    cmds = quickstart_commands()[1:]
+    useradd, *cmds = quickstart_commands()[1:]
     run = lambda argv, **kw: subprocess.run(  # noqa: E731
         [SMTPGATE, *argv[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=60, **kw)
 
+    # the user, as written, where the test may make one (removed after)
+    made_user = False
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("smtpgate")
+        except KeyError:
+            subprocess.run(useradd, check=True)
+            made_user = True
+        # the folder must be reachable by that user (pytest makes it 0700)
+        for d in [tmp_path, *tmp_path.parents][:-1]:
+            os.chmod(d, os.stat(d).st_mode | 0o111)
+    try:
+        quickstart_run(tmp_path, cmds, run, sub, smtps)
+    finally:
+        if made_user:
+            subprocess.run(["userdel", "smtpgate"], check=True)
+
+
+def quickstart_run(tmp_path, cmds, run, sub, smtps):
     init, add, check, serve = cmds
     r = run(init + ["--listen", "127.0.0.1", "--submission-port", str(sub),
                     "--smtps-port", str(smtps)])
