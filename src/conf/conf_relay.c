@@ -27,7 +27,6 @@
 #include <sys/stat.h>
 
 #include "lib/fsutil.h"
-#include "lib/vault.h"
 #include "lib/xalloc.h"
 
 /* Mechanisms a route may name (the client runs them; client_sasl_mechs). */
@@ -329,9 +328,6 @@ conf_route_validate(struct conf_route *r, char *msg, size_t msglen)
 			    r->credentials, (unsigned)(st.st_mode & 07777), r->credentials);
 			return -1;
 		}
-		/* delivery reads it at each connection, from a process that may
-		 * not open it itself */
-		vault_claim(r->credentials);
 	}
 	return 0;
 }

@@ -98,24 +98,24 @@ vault_snapshot(int fd)
 	return m;
 }
 
-/* While recording: keeps what fd opened, once per path: a copy of a file
- * read now (snapshot), the file itself for one read later (a claim). */
+/* While recording: keeps a copy of what fd opened, once per path (the
+ * descriptor itself for what cannot be copied). */
 static void
-vault_keep(const char *path, int fd, bool snapshot)
+vault_keep(const char *path, int fd)
 {
 	int kept;
 
 	if (vault_find(vault_recording, path) != NULL)
 		return;
-	kept = snapshot ? vault_snapshot(fd) : -1;
+	kept = vault_snapshot(fd);
 	if (kept == -1)
 		kept = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (kept != -1)
 		(void)vault_add(vault_recording, path, kept);
 }
 
-static int
-vault_open_kept(const char *path, int flags, bool snapshot)
+int
+vault_open(const char *path, int flags)
 {
 	const struct vault_file *f;
 	int fd;
@@ -136,27 +136,9 @@ vault_open_kept(const char *path, int flags, bool snapshot)
 	}
 	fd = open(path, flags);
 	if (fd != -1 && vault_recording != NULL)
-		vault_keep(path, fd, snapshot);
+		vault_keep(path, fd);
 	pthread_mutex_unlock(&vault_lock);
 	return fd;
-}
-
-int
-vault_open(const char *path, int flags)
-{
-	return vault_open_kept(path, flags, true);
-}
-
-void
-vault_claim(const char *path)
-{
-	int fd;
-
-	if (vault_recording == NULL)
-		return;
-	fd = vault_open_kept(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, false);
-	if (fd != -1)
-		close(fd);
 }
 
 void

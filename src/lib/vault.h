@@ -1,13 +1,11 @@
 /*
  * vault: files that a process may not open itself, opened for it by one
  * that may (DESIGN 2.1). The parent records every file it opens while it
- * loads a configuration (the config, its token, TLS and DKIM keys: each as
+ * loads a configuration (the config, its token, TLS and DKIM keys), each as
  * a sealed copy of the bytes it read, so that the child loads exactly what
- * the parent checked; and the files it names to be read later, such as
- * relay credentials, kept open as they are); it hands each recorded
- * descriptor, with its path, to the child, which installs them: from then
- * on vault_open() of one of those paths gives a descriptor of that copy or
- * file, and fs_read_file() reads through it. Other paths are opened as usual, so a file the child
+ * the parent checked; it hands each copy, with its path, to the child,
+ * which installs them: from then on vault_open() of one of those paths
+ * gives a private copy, and fs_read_file() reads through it. Other paths are opened as usual, so a file the child
  * may read (a CA bundle) needs no recording.
  *
  * Without vault_record_begin() or vault_install(), vault_open() is open(2).
@@ -28,11 +26,8 @@ struct vault;
  * offset 0; the caller closes it. Readers that share a path across threads
  * use pread (fs_read_file does). */
 int vault_open(const char *path, int flags);
-/* Records path as a file this process will read later (it is opened now,
- * to be handed over); nothing without recording. */
-void vault_claim(const char *path);
 
-/* Recording, in the parent: every vault_open and vault_claim from now on
+/* Recording, in the parent: every vault_open from now on
  * is kept in a new vault, returned by vault_record_end (NULL when none was
  * recorded, i.e. nothing was opened). Not nested. */
 void vault_record_begin(void);

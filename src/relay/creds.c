@@ -187,6 +187,36 @@ creds_run_here(
 
 static creds_runner_fn *creds_runner = creds_run_here;
 
+char *
+creds_read_file(const struct conf_route *r, size_t *len_r, char *err, size_t errlen)
+{
+	struct stat st;
+	char *text;
+
+	/* checked each time: a secret must never come from a file others can read */
+	if (stat(r->credentials, &st) == -1) {
+		snprintf(err, errlen, "credentials %s: %s", r->credentials, strerror(errno));
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode) || (st.st_mode & 0177) != 0) {
+		snprintf(err, errlen, "credentials %s: must be a file of mode 0600 or stricter",
+		    r->credentials);
+		return NULL;
+	}
+	text = fs_read_file(r->credentials, CREDS_FILE_MAX, len_r);
+	if (text == NULL)
+		snprintf(err, errlen, "credentials %s: %s", r->credentials, strerror(errno));
+	return text;
+}
+
+static creds_reader_fn *creds_reader = creds_read_file;
+
+void
+creds_set_reader(creds_reader_fn *fn)
+{
+	creds_reader = fn != NULL ? fn : creds_read_file;
+}
+
 void
 creds_set_runner(creds_runner_fn *fn)
 {
@@ -256,11 +286,9 @@ creds_command(const struct conf_route *r, char *err, size_t errlen)
 		snprintf(err, errlen, "no credentials file");
 		return NULL;
 	}
-	text = fs_read_file(r->credentials, CREDS_FILE_MAX, &len);
-	if (text == NULL) {
-		snprintf(err, errlen, "credentials %s: %s", r->credentials, strerror(errno));
+	text = creds_read_file(r, &len, err, errlen);
+	if (text == NULL)
 		return NULL;
-	}
 	nl = memchr(text, '\n', len);
 	if (creds_parse_line(text, nl != NULL ? (size_t)(nl - text) : len, &user, &s, &slen) == 0 &&
 	    s[0] == '!')
@@ -280,7 +308,6 @@ creds_get(struct creds *cr, const struct conf_route *r, char **user_r, struct bu
 	const char *env_user = getenv("SMTPACCOUNT"), *env_pass = getenv("SMTPPASSWORD");
 	const char *s;
 	size_t slen, len;
-	struct stat st;
 	char *text, *nl;
 	int rc = -1;
 
@@ -301,20 +328,9 @@ creds_get(struct creds *cr, const struct conf_route *r, char **user_r, struct bu
 		    "SMTPACCOUNT and SMTPPASSWORD for a smarthost)");
 		return -1;
 	}
-	if (stat(r->credentials, &st) == -1) {
-		snprintf(err, errlen, "credentials %s: %s", r->credentials, strerror(errno));
+	text = creds_reader(r, &len, err, errlen);
+	if (text == NULL)
 		return -1;
-	}
-	if (!S_ISREG(st.st_mode) || (st.st_mode & 0177) != 0) {
-		snprintf(err, errlen, "credentials %s: must be a file of mode 0600 or stricter",
-		    r->credentials);
-		return -1;
-	}
-	text = fs_read_file(r->credentials, CREDS_FILE_MAX, &len);
-	if (text == NULL) {
-		snprintf(err, errlen, "credentials %s: %s", r->credentials, strerror(errno));
-		return -1;
-	}
 	nl = memchr(text, '\n', len);
 	if (creds_parse_line(text, nl != NULL ? (size_t)(nl - text) : len, user_r, &s, &slen) ==
 	    -1) {

@@ -44,6 +44,14 @@ void creds_set_runner(creds_runner_fn *fn);
  * space dropped) to out. 0, or -1 with err. */
 int creds_run_command(const char *cmd, struct buf *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/* How the credentials file of a route is read (r->credentials set): its
+ * text (malloc'd, NUL added, *len_r bytes; the caller wipes it), or NULL
+ * with err. By default here, its mode checked first (0600 or stricter);
+ * a process that may not open it asks one that may. */
+typedef char *creds_reader_fn(const struct conf_route *r, size_t *len_r, char *err, size_t errlen);
+void creds_set_reader(creds_reader_fn *fn);
+char *creds_read_file(const struct conf_route *r, size_t *len_r, char *err, size_t errlen);
+
 /* The COMMAND of route r's credentials file ("USER !COMMAND"), malloc'd,
  * or NULL with err. */
 char *creds_command(const struct conf_route *r, char *err, size_t errlen);

@@ -372,12 +372,13 @@ parent_token(struct parent *p, const struct ipc_frame *f)
 {
 	struct ipc_reader rd;
 	const struct conf_route *r = NULL;
-	uint32_t is_relay;
+	uint32_t is_relay, kind;
 	char domain[256];
 	pid_t pid;
 
 	ipc_reader_init(&rd, f);
-	if (ipc_get_u32(&rd, &is_relay) == -1 || ipc_get_str(&rd, domain, sizeof(domain) - 1) == -1)
+	if (ipc_get_u32(&rd, &is_relay) == -1 ||
+	    ipc_get_str(&rd, domain, sizeof(domain) - 1) == -1 || ipc_get_u32(&rd, &kind) == -1)
 		return;
 	r = is_relay ? p->c->relay : conf_route_for(p->c, domain);
 	pid = fork();
@@ -390,12 +391,28 @@ parent_token(struct parent *p, const struct ipc_frame *f)
 
 		sigemptyset(&none);
 		(void)sigprocmask(SIG_SETMASK, &none, NULL);
-		buf_init(&out, CLIENT_SECRET_MAX);
+		buf_init(&out, kind == 1 ? IPC_PAYLOAD_MAX - 64 : CLIENT_SECRET_MAX);
 		buf_set_secret(&out);
 		if (r == NULL)
 			snprintf(err, sizeof(err), "failed: no such route");
-		ok = r != NULL && (cmd = creds_command(r, err, sizeof(err))) != NULL &&
-		    creds_run_command(cmd, &out, err, sizeof(err)) == 0;
+		if (r != NULL && r->credentials == NULL)
+			snprintf(err, sizeof(err), "failed: the route has no credentials file");
+		if (kind == 1 && r != NULL && r->credentials != NULL) {
+			size_t len = 0;
+			char *text = creds_read_file(r, &len, err, sizeof(err)), *nl;
+
+			/* the first line is all the credentials are */
+			nl = text != NULL ? memchr(text, '\n', len) : NULL;
+			ok = text != NULL &&
+			    buf_append(&out, text, nl != NULL ? (size_t)(nl - text) : len) == 0;
+			if (text != NULL)
+				explicit_bzero(text, len);
+			free(text);
+		} else {
+			ok = kind == 0 && r != NULL && r->credentials != NULL &&
+			    (cmd = creds_command(r, err, sizeof(err))) != NULL &&
+			    creds_run_command(cmd, &out, err, sizeof(err)) == 0;
+		}
 		ipc_out_begin(&o, CHILD_MSG_TOKEN_ANSWER, f->id);
 		ipc_put_u32(&o, ok ? 1 : 0);
 		if (ok)

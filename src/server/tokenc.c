@@ -12,6 +12,7 @@
 
 #include "conf/conf.h"
 #include "lib/buf.h"
+#include "lib/xalloc.h"
 #include "net/ipc_sock.h"
 #include "relay/creds.h"
 #include "server/child.h"
@@ -32,15 +33,16 @@ static struct tokenc_wait *tokenc_waits;
 static uint64_t tokenc_next_id;
 static int tokenc_ctl = -1;
 
+/* Asks the parent for route r's token (kind 0) or credentials line
+ * (kind 1) and waits for the answer, appended to out. 0, or -1 with err. */
 static int
-tokenc_run(const struct conf_route *r, const char *cmd, struct buf *out, char *err, size_t errlen)
+tokenc_ask(const struct conf_route *r, uint32_t kind, struct buf *out, char *err, size_t errlen)
 {
 	static struct ipc_out o; /* under tokenc_lock */
 	struct tokenc_wait w = {.out = out};
 	struct timespec deadline;
 	int rc = -1;
 
-	(void)cmd; /* the parent reads it from its own copy of the file */
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += CREDS_COMMAND_TIMEOUT + TOKENC_MARGIN_S;
 	pthread_mutex_lock(&tokenc_lock);
@@ -48,10 +50,10 @@ tokenc_run(const struct conf_route *r, const char *cmd, struct buf *out, char *e
 	ipc_out_begin(&o, CHILD_MSG_TOKEN, w.id);
 	ipc_put_u32(&o, r->domain == NULL);
 	ipc_put_str(&o, r->domain);
+	ipc_put_u32(&o, kind);
 	if (tokenc_ctl == -1 || ipc_out_end(&o) == -1 || ipc_sock_send(tokenc_ctl, &o, -1) == -1) {
 		pthread_mutex_unlock(&tokenc_lock);
-		snprintf(
-		    err, errlen, "token command: the server's parent process cannot be reached");
+		snprintf(err, errlen, "the server's parent process cannot be reached");
 		return -1;
 	}
 	w.next = tokenc_waits;
@@ -69,9 +71,41 @@ tokenc_run(const struct conf_route *r, const char *cmd, struct buf *out, char *e
 	if (w.done && w.ok)
 		rc = 0;
 	else
-		snprintf(err, errlen, "token command %s", w.done ? w.reason : "timed out");
+		snprintf(
+		    err, errlen, "%s", w.done ? w.reason : "no answer from the parent process");
 	pthread_mutex_unlock(&tokenc_lock);
 	return rc;
+}
+
+static int
+tokenc_run(const struct conf_route *r, const char *cmd, struct buf *out, char *err, size_t errlen)
+{
+	char why[256];
+
+	(void)cmd; /* the parent reads it from its own copy of the file */
+	if (tokenc_ask(r, 0, out, why, sizeof(why)) == 0)
+		return 0;
+	snprintf(err, errlen, "token command: %s", why);
+	return -1;
+}
+
+/* The credentials file, read by the parent: this process may not open it. */
+static char *
+tokenc_read(const struct conf_route *r, size_t *len_r, char *err, size_t errlen)
+{
+	struct buf b;
+	char *text = NULL;
+
+	buf_init(&b, IPC_PAYLOAD_MAX);
+	buf_set_secret(&b);
+	if (tokenc_ask(r, 1, &b, err, errlen) == 0) {
+		text = xmalloc(b.len + 1);
+		memcpy(text, b.data, b.len);
+		text[b.len] = '\0';
+		*len_r = b.len;
+	}
+	buf_free(&b);
+	return text;
 }
 
 void
@@ -81,6 +115,7 @@ tokenc_start(int ctl)
 	tokenc_ctl = ctl;
 	pthread_mutex_unlock(&tokenc_lock);
 	creds_set_runner(tokenc_run);
+	creds_set_reader(tokenc_read);
 }
 
 void
@@ -102,8 +137,8 @@ tokenc_answer(const struct ipc_frame *f)
 		if (ok == 1 && buf_append(w->out, d, n) == 0)
 			w->ok = true;
 		else
-			snprintf(w->reason, sizeof(w->reason), "%.*s", ok == 1 ? 14 : (int)n,
-			    ok == 1 ? "token too long" : (const char *)d);
+			snprintf(w->reason, sizeof(w->reason), "%.*s", ok == 1 ? 13 : (int)n,
+			    ok == 1 ? "answer too long" : (const char *)d);
 		break;
 	}
 	pthread_cond_broadcast(&tokenc_cond);

@@ -1,9 +1,10 @@
 /*
- * tokenc: the token commands of relay routes (relay/creds.h) from the
- * smtp process, which may start no program (server/sandbox.h): the command
- * runs in the parent (server/parent.h), which finds it in its own copy of
- * the route's credentials file, so this process can only ask for the
- * commands the administrator configured, never name one. A delivery thread
+ * tokenc: the relay routes' credentials (relay/creds.h) from the smtp
+ * process, which may neither open the credentials files nor start a
+ * program (server/sandbox.h): the parent (server/parent.h) reads the
+ * route's file at each delivery (mode checked) and runs its token command,
+ * found in its own read of that file, so this process can only ask for a
+ * route's secret, never name a file or a command. A delivery thread
  * asks over the control socket and waits for the answer (at most
  * CREDS_COMMAND_TIMEOUT and a margin), which the main thread hands over.
  */

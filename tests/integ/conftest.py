@@ -181,11 +181,18 @@ local = example.test
                        input=password + "\n", text=True, check=True, capture_output=True)
 
     def start(self):
+        starts = len(self.events("start"))
         self.logf = open(self.dir / "stderr.txt", "ab")
         self.proc = subprocess.Popen([SMTPGATE, "serve", "-c", str(self.conf)],
                                      stdout=self.logf, stderr=subprocess.STDOUT)
         for port in (self.submission, self.smtps, self.mx):
             wait_port(port, proc=self.proc)
+        # the parent binds before its smtp process serves: wait for that too
+        deadline = time.monotonic() + 30
+        while len(self.events("start")) <= starts and time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}")
+            time.sleep(0.02)
         # the [admin] listener starts after the loops: wait for it too
         m = re.search(r"^\[admin\][^\[]*?^address\s*=\s*[^:\s]+:(\d+)", self.conf.read_text(),
                       re.M | re.S)

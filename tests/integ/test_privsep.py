@@ -227,7 +227,10 @@ credentials = {cred}
     s.admin = port
     s.secrets = [key, cred, s.users]
     reachable(s.dir)
-    return s.start()
+    s.start()
+    # the parent binds before the smtp process serves: wait for it
+    s.wait_event("start")
+    return s
 
 
 def test_smtp_process_runs_unprivileged(dropped, test_user):
@@ -258,15 +261,15 @@ def test_smtp_process_cannot_open_secrets(dropped, test_user):
             pass
     for path in s.secrets:
         assert os.stat(path).st_uid == 0 and (os.stat(path).st_mode & 0o077) == 0, path
-        # the passwd file is the auth process's; the keys and credentials were
-        # handed over at start: neither is open as a file in the smtp process
-        if path == s.users:
-            assert str(path) not in open_files, open_files
+        # the passwd file is the auth process's; the keys came as copies from
+        # the parent and the credentials are read by it: none is open here
+        assert str(path) not in open_files, (path, open_files)
         # and its user cannot read any of them: the kernel says no
         r = subprocess.run(["setpriv", f"--reuid={test_user.pw_uid}",
                             f"--regid={test_user.pw_gid}", "--clear-groups", "cat", str(path)],
                            capture_output=True, text=True)
         assert r.returncode != 0 and "Permission denied" in r.stderr, (path, r)
+    assert str(s.pki.dir / "mail.key") not in open_files, open_files
     # the TLS key, in a folder of root's
     r = subprocess.run(["setpriv", f"--reuid={test_user.pw_uid}", f"--regid={test_user.pw_gid}",
                         "--clear-groups", "cat", str(s.pki.dir / "mail.key")],
