@@ -18,6 +18,7 @@ import urllib.request
 
 import pytest
 
+import conftest
 from conftest import PASSWORD, SMTPGATE, USER, free_port, make_message, wait_for
 from smtpclient import SMTPClient, client_context, plain_ir
 from test_scram import gsasl
@@ -376,6 +377,7 @@ def audit_ids(conf, as_user=None):
                "--clear-groups", *cmd]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     import json
+    conftest.findings_record(r.stdout)  # also through setpriv
     return r.returncode, {f["id"]: f for f in json.loads(r.stdout)["findings"]}
 
 
