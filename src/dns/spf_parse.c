@@ -119,7 +119,7 @@ spf_is_near_record(const char *p, size_t len, const char **why_r)
 			squeezed[ns++] = (char)tolower((unsigned char)p[i]);
 	}
 	squeezed[ns] = '\0';
-	if (strncmp(squeezed, "v=spf1", 6) == 0) {
+	if (ns >= 6 && memcmp(squeezed, "v=spf1", 6) == 0) {
 		*why_r = "the version \"v=spf1\" has white space inside";
 		return true;
 	}
