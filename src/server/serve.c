@@ -1,7 +1,8 @@
 /*
- * serve: `smtpgate serve` (cmd/serve_cmd.c). serve_daemon checks the
- * configuration and hands over to the parent process (server/parent.h);
- * serve_smtp_main is the smtpgate-smtp process it starts: the shared
+ * serve: the processes of `smtpgate serve` (cmd/serve_cmd.c) that the
+ * parent (server/parent.h) relies on: serve_conf_check, the parent's check
+ * of a configuration, and serve_smtp_main, the smtpgate-smtp process the
+ * parent starts: the shared
  * services, one event-loop thread per core (each with its own SO_REUSEPORT
  * socket per listener, bound by the parent) and, on the main thread, the
  * signals and the parent's control socket:
