@@ -90,7 +90,7 @@ const struct finding_kb finding_kb_probe[] =
         {"auth-credentials-invalid", FINDING_ERROR,
             "The server rejected the user name or password{reply}: a wrong password, a user name in the wrong form, a locked account, or a provider that refuses passwords for accounts with multi-factor authentication.", "Check the password; use the full address as user name (alice@example.com, not alice); an app password is needed when the account uses MFA (two-step verification); some providers require OAuth (XOAUTH2) instead of passwords."},
         {"auth-temporary-failure", FINDING_ERROR,
-            "The server could not check the credentials for now (454 4.7.0): its authentication back-end is down or slow, or it throttles this client after failures. When a retry succeeded it is a warning: many clients give up at the first 454, so some of their logins fail.",
+            "The server could not check the credentials for now{reply}: its authentication back-end is down or slow, or it throttles this client after failures. When a retry succeeded it is a warning: many clients give up at the first 454, so some of their logins fail.",
             "Retry later with backoff; if it persists, check the server's authentication back-end (database, Dovecot auth, LDAP) and its rate limits."},
         {"auth-required", FINDING_ERROR,
             "The server wants authentication before accepting mail{reply}.",
