@@ -191,6 +191,20 @@ RULES = [
      "spool-not-writable", "warning"),
     ("log-missing-parent", lambda p, d: dict(log="/proc/nonexistent/smtpgate.log"),
      "log-file-not-writable", "warning"),
+    # an allow list without loopback: a local monitoring check could get itself banned
+    ("loopback-bannable", lambda p, d: dict(more="[limits]\nallow = 10.0.0.0/8\n"),
+     "limits-loopback-bannable", "warning"),
+    # a listener on a named address that [limits] allow does not cover (the audit
+    # does not bind: the address need not be this host's)
+    ("own-address-bannable",
+     lambda p, d: dict(listen=f"[listen s]\naddress = 192.0.2.10:{free_port()}\n"
+                              "tls = starttls\n"),
+     "limits-own-address-bannable", "warning"),
+    # whoever is in proxy_from may claim any client address
+    ("proxy-from-wide",
+     lambda p, d: dict(listen=f"[listen s]\naddress = 127.0.0.1:{free_port()}\n"
+                              "tls = starttls\nproxy_protocol = yes\nproxy_from = 10.0.0.0/8\n"),
+     "listen-proxy-from-wide", "warning"),
 ]
 
 

@@ -67,8 +67,6 @@ NOT_YET_REACHED = {
     "dmarc-pct", "dmarc-rua-unauthorized", "dmarc-unknown-tag", "mta-sts-invalid",
     "mta-sts-max-age-short", "mta-sts-mx-mismatch", "mta-sts-policy-invalid", "mta-sts-testing",
     "mx-no-ptr", "spf-include-loop", "tls-rpt-invalid", "tlsa-invalid",
-    # audit
-    "limits-loopback-bannable", "limits-own-address-bannable", "listen-proxy-from-wide",
 }
 
 
