@@ -29,6 +29,18 @@ child_now_ms(void)
 }
 
 void
+child_signal_set(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGUSR1);
+	sigaddset(set, SIGUSR2);
+	sigaddset(set, SIGCHLD);
+}
+
+void
 child_init(struct child *ch, const char *role, const char *path)
 {
 	memset(ch, 0, sizeof(*ch));

@@ -11,6 +11,7 @@
 #ifndef SG_SERVER_CHILD_H
 #define SG_SERVER_CHILD_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -62,6 +63,9 @@ long long child_restart_in(const struct child *ch);
 /* Asks the child to end (SIGTERM) and waits for it at most grace_ms, then
  * kills it. */
 void child_stop(struct child *ch, long grace_ms);
+/* The signals the parent and the smtp process take on their main thread
+ * (through a signalfd), blocked in every other thread. */
+void child_signal_set(sigset_t *set);
 /* The monotonic clock in milliseconds. */
 long long child_now_ms(void);
 

@@ -439,26 +439,13 @@ parent_ctl(struct parent *p)
 	free(buf);
 }
 
-/* The signals the parent takes (on its one thread, through a signalfd). */
-static void
-parent_signals(sigset_t *set)
-{
-	sigemptyset(set);
-	sigaddset(set, SIGHUP);
-	sigaddset(set, SIGTERM);
-	sigaddset(set, SIGINT);
-	sigaddset(set, SIGUSR1);
-	sigaddset(set, SIGUSR2);
-	sigaddset(set, SIGCHLD);
-}
-
 static int
 parent_loop(struct parent *p)
 {
 	sigset_t set;
 	int sfd;
 
-	parent_signals(&set);
+	child_signal_set(&set);
 	if ((sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) == -1)
 		return parent_stop(p);
 	for (;;) {
@@ -563,7 +550,7 @@ parent_main(const char *path, bool check)
 	int rc = 2;
 
 	/* signals are taken by sigwait on this thread only */
-	parent_signals(&set);
+	child_signal_set(&set);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if ((c = serve_conf_check(path, NULL, &v, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "smtpgate: %s\n", err);

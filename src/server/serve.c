@@ -386,18 +386,6 @@ serve_ctl(struct server *srv, const char *path, unsigned char *buf)
 	return serve_ctl_frame(srv, path, &f, fd);
 }
 
-static void
-serve_signals(sigset_t *set)
-{
-	sigemptyset(set);
-	sigaddset(set, SIGHUP);
-	sigaddset(set, SIGTERM);
-	sigaddset(set, SIGINT);
-	sigaddset(set, SIGUSR1);
-	sigaddset(set, SIGUSR2);
-	sigaddset(set, SIGCHLD);
-}
-
 /* The main thread: signals (a signalfd) and the parent's frames. */
 static int
 serve_run(struct server *srv, const char *path, const sigset_t *set)
@@ -769,7 +757,7 @@ serve_smtp_main(const char *path, int ctl)
 		fprintf(stderr, "smtpgate-smtp: prctl: %s\n", strerror(errno));
 		return 2;
 	}
-	serve_signals(&set);
+	child_signal_set(&set);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	memset(&srv, 0, sizeof(srv));
