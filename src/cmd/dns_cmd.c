@@ -34,7 +34,7 @@ dns_cmd_usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: smtpgate dns DOMAIN [--selector S] [--resolver ADDR[:PORT]] [--timeout SECONDS]\n"
-	    "                    [--trust-anchor FILE|none] [--json]\n"
+	    "                    [--trust-anchor FILE|none] [--cafile FILE] [--json]\n"
 	    "\n"
 	    "Checks the DNS records mail for DOMAIN depends on: MX (addresses, PTR), SPF\n"
 	    "(syntax, 10-lookup and void-lookup limits), DMARC, DKIM (for --selector),\n"
@@ -46,10 +46,41 @@ dns_cmd_usage(FILE *f)
 	    "  -t, --timeout SECONDS    per DNS question and for the HTTPS fetch (default 5)\n"
 	    "      --trust-anchor FILE  DNSSEC trust anchor (default: the system's root key);\n"
 	    "                           \"none\" disables validation\n"
+	    "      --cafile FILE        trust FILE's CAs for the MTA-STS policy's HTTPS\n"
+	    "                           certificate instead of the system's roots (a lab)\n"
+	    "      --mta-sts-port PORT  fetch the policy from this port, not 443 (a lab)\n"
 	    "      --json               one JSON document on stdout\n"
 	    "  -h, --help               this text\n"
 	    "\n"
 	    "Exit status: 0 no finding of severity error, 1 some, 2 usage error.\n");
+}
+
+static int
+dns_cmd_timeout(const char *arg, double *t_r)
+{
+	char *end;
+	double t = strtod(arg, &end);
+
+	if (*arg == '\0' || *end != '\0' || !(t > 0) || t > DNS_CMD_TIMEOUT_MAX) {
+		fprintf(stderr, "smtpgate dns: bad --timeout \"%s\" (0 to 120 s)\n", arg);
+		return -1;
+	}
+	*t_r = t;
+	return 0;
+}
+
+static int
+dns_cmd_port(const char *arg, unsigned *port_r)
+{
+	char *end;
+	long port = strtol(arg, &end, 10);
+
+	if (*arg == '\0' || *end != '\0' || port < 1 || port > 65535) {
+		fprintf(stderr, "smtpgate dns: bad --mta-sts-port \"%s\" (1 to 65535)\n", arg);
+		return -1;
+	}
+	*port_r = (unsigned)port;
+	return 0;
 }
 
 int
@@ -60,12 +91,14 @@ dns_main(int argc, char **argv)
 	    {"resolver", required_argument, NULL, 'r'},
 	    {"timeout", required_argument, NULL, 't'},
 	    {"trust-anchor", required_argument, NULL, 'A'},
+	    {"cafile", required_argument, NULL, 'C'},
+	    {"mta-sts-port", required_argument, NULL, 'P'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct dns_resolver_opts ro = {NULL, NULL, DNS_CMD_TIMEOUT_DEFAULT};
-	struct dns_check_opts co = {NULL, NULL, DNS_CMD_TIMEOUT_DEFAULT};
+	struct dns_check_opts co = {NULL, NULL, DNS_CMD_TIMEOUT_DEFAULT, NULL, 0};
 	struct dns_resolver *r = NULL;
 	struct findings f;
 	json_t *rep;
@@ -82,21 +115,20 @@ dns_main(int argc, char **argv)
 		case 'r':
 			ro.resolver = optarg;
 			break;
-		case 't': {
-			char *end;
-			double t = strtod(optarg, &end);
-
-			if (*optarg == '\0' || *end != '\0' || !(t > 0) ||
-			    t > DNS_CMD_TIMEOUT_MAX) {
-				fprintf(stderr, "smtpgate dns: bad --timeout \"%s\" (0 to 120 s)\n",
-				    optarg);
+		case 't':
+			if (dns_cmd_timeout(optarg, &co.timeout) == -1)
 				return 2;
-			}
-			ro.timeout = co.timeout = t;
+			ro.timeout = co.timeout;
 			break;
-		}
 		case 'A':
 			ro.trust_anchor = optarg;
+			break;
+		case 'C':
+			co.cafile = optarg;
+			break;
+		case 'P':
+			if (dns_cmd_port(optarg, &co.mta_sts_port) == -1)
+				return 2;
 			break;
 		case 'j':
 			json = true;

@@ -738,8 +738,8 @@ dc_mtasts_policy(struct dc *c, json_t *o)
 		    dns_status_name(a4.status));
 		goto out;
 	}
-	if (mtasts_fetch(
-	        c->o->domain, addrs, naddrs, c->o->timeout, &body, &len, err, sizeof(err)) == -1) {
+	if (mtasts_fetch_ex(c->o->domain, addrs, naddrs, c->o->timeout, c->o->cafile,
+	        c->o->mta_sts_port, &body, &len, err, sizeof(err)) == -1) {
 		findings_add(c->f, "mta-sts-policy-unreachable", "%s", err);
 		json_object_set_new(o, "policy_error", json_string(err));
 		goto out;
@@ -817,10 +817,15 @@ dc_mtasts(struct dc *c)
 	}
 	text = dc_rr_text(&a.rr[idx[0]]);
 	json_object_set_new(o, "record", json_string(text));
-	if (mtasts_record_parse(a.rr[idx[0]].text, a.rr[idx[0]].len, id, &errstr) == -1)
+	if (mtasts_record_parse(a.rr[idx[0]].text, a.rr[idx[0]].len, id, &errstr) == -1) {
+		/* senders then apply no policy and fetch none (RFC 8461 3.1): neither
+		 * do we, or its absence would be a second error for one cause */
 		findings_add(c->f, "mta-sts-invalid", "%s: %s: %s", name, text, errstr);
-	else
-		json_object_set_new(o, "id", json_string(id));
+		free(text);
+		dns_answer_free(&a);
+		return;
+	}
+	json_object_set_new(o, "id", json_string(id));
 	free(text);
 	dns_answer_free(&a);
 	dc_mtasts_policy(c, o);

@@ -26,6 +26,8 @@ struct dns_check_opts {
 	const char *domain; /* checked syntax, no final dot */
 	const char *selector; /* DKIM selector, or NULL */
 	double timeout; /* seconds per DNS query and for the HTTPS fetch */
+	const char *cafile; /* CAs for the MTA-STS policy fetch, NULL: the system's */
+	unsigned mta_sts_port; /* the policy server's port, 0: 443 */
 };
 
 /* Runs every check; returns the report object (new reference) without its

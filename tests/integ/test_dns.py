@@ -150,8 +150,38 @@ _dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@{z}"
 mta-sts IN A 127.0.0.1
 _25._tcp.mx IN TLSA 3 1 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 """,
+        # DMARC that applies to half of the failing mail, with a tag
+        # nobody knows, and report addresses elsewhere: one authorized by
+        # its domain, one not (RFC 7489 7.1)
+        "halfdmarc.test": good_mail.replace(
+            '_dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@{z}"',
+            '_dmarc IN TXT "v=DMARC1; p=quarantine; pct=50; foo=bar; '
+            'rua=mailto:d@good.test,mailto:d@reports.test"'),
+        "reports.test": '@ IN TXT "v=spf1 -all"\n',
+        # an MX host whose address has no PTR record
+        "noptr.test": good_mail.replace("mx IN A 192.0.2.10", "mx IN A 192.0.2.77"),
+        # an SPF include that comes back to the top
+        "spfloop.test": """@ IN MX 10 mx.good.test.
+@ IN TXT "v=spf1 include:inc.{z} -all"
+inc IN TXT "v=spf1 ip4:192.0.2.1 include:spfloop.test -all"
+_dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@{z}"
+""",
+        # broken TXT records for TLS-RPT and MTA-STS, a TLSA record whose
+        # digest is too short and one with a PKIX usage SMTP ignores
+        "badrpt.test": good_mail.replace(
+            '_smtp._tls IN TXT "v=TLSRPTv1; rua=mailto:tls@{z}"',
+            '_smtp._tls IN TXT "v=TLSRPTv1; rua=ftp://tls.{z}/reports"')
+        + '_mta-sts IN TXT "v=STSv1; id=not_an_id!;"\n'
+        + "_25._tcp.mx IN TLSA 3 1 1 0123456789abcdef\n"
+        + "_25._tcp.mx IN TLSA 1 1 1 "
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
+        # MTA-STS whose policy server is the test's HTTPS server
+        "sts.test": good_mail + """_mta-sts IN TXT "v=STSv1; id=20250101T000000;"
+mta-sts IN A 127.0.0.1
+""",
         "2.0.192.in-addr.arpa": "10 IN PTR mx.good.test.\n",
     }
+    zones["good.test"] += "halfdmarc.test._report._dmarc IN TXT \"v=DMARC1\"\n"
     signed = {
         "signed.test": good_mail + "_25._tcp.mx IN TLSA 3 1 1 "
         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
@@ -447,6 +477,144 @@ def test_mta_sts_policy_unreachable_and_tlsa_without_dnssec(dns):
     assert "tlsa-without-dnssec" in ids(doc, "warning")
     assert doc["tlsa"][0]["name"] == "_25._tcp.mx.mtasts.test"
     assert doc["tlsa"][0]["dnssec"] == "insecure"
+
+
+def test_dmarc_pct_unknown_tag_and_unauthorized_report_address(dns):
+    r, doc = run_dns(dns, "halfdmarc.test")
+    assert {"dmarc-pct", "dmarc-unknown-tag"} <= ids(doc), doc["findings"]
+    ev = {f["id"]: f["evidence"] for f in doc["findings"]}
+    assert "pct=50" in ev["dmarc-pct"] and "foo" in ev["dmarc-unknown-tag"], ev
+    # reports.test has not agreed to receive them; good.test has
+    bad = [f["evidence"] for f in doc["findings"] if f["id"] == "dmarc-rua-unauthorized"]
+    assert len(bad) == 1 and "d@reports.test" in bad[0], doc["findings"]
+    assert "halfdmarc.test._report._dmarc.reports.test" in bad[0], bad
+
+
+def test_mx_address_without_ptr(dns):
+    r, doc = run_dns(dns, "noptr.test")
+    found = [f for f in doc["findings"] if f["id"] == "mx-no-ptr"]
+    assert len(found) == 1 and "192.0.2.77" in found[0]["evidence"], doc["findings"]
+    # the good zone's MX has its PTR
+    _, good = run_dns(dns, "good.test")
+    assert "mx-no-ptr" not in ids(good)
+
+
+def test_spf_include_loop(dns):
+    r, doc = run_dns(dns, "spfloop.test")
+    assert "spf-include-loop" in ids(doc, "error"), doc["findings"]
+    assert r.returncode == 1
+
+
+def test_broken_tls_rpt_mta_sts_and_tlsa_records(dns):
+    r, doc = run_dns(dns, "badrpt.test")
+    assert {"tls-rpt-invalid", "mta-sts-invalid"} <= ids(doc), doc["findings"]
+    tlsa = [f for f in doc["findings"] if f["id"] == "tlsa-invalid"]
+    # the short digest is an error, the PKIX usage a warning
+    assert sorted(f["severity"] for f in tlsa) == ["error", "warning"], tlsa
+    # an invalid TXT record means no policy: it is not fetched
+    assert "mta-sts-policy-unreachable" not in ids(doc)
+    assert r.returncode == 1
+
+
+class PolicyServer:
+    """https://mta-sts.sts.test/.well-known/mta-sts.txt on 127.0.0.1 (a
+    high port), with a certificate from a test CA; the policy text is
+    changed by the tests."""
+
+    def __init__(self, d):
+        import http.server
+        import ssl
+        import threading
+        from zoo import ZooPKI
+
+        self.pki = ZooPKI(d)
+        leaf = self.pki.leaf("mta-sts", names=("mta-sts.sts.test",))
+        self.body = b""
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path != "/.well-known/mta-sts.txt":
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(outer.body)))
+                self.end_headers()
+                self.wfile.write(outer.body)
+
+            def log_message(self, *a):
+                pass
+
+        self.port = free_port()
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(leaf.chain), str(leaf.key))
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.t = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.t.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.t.join(5)
+
+
+@pytest.fixture(scope="module")
+def sts(tmp_path_factory):
+    s = PolicyServer(tmp_path_factory.mktemp("sts"))
+    yield s
+    s.stop()
+
+
+def run_sts(dns, sts, body):
+    sts.body = body.encode()
+    return run_dns(dns, "sts.test", "--cafile", sts.pki.root_pem,
+                   "--mta-sts-port", str(sts.port))
+
+
+def test_mta_sts_good_policy(dns, sts):
+    r, doc = run_sts(dns, sts, "version: STSv1\nmode: enforce\nmx: mx.sts.test\n"
+                     "max_age: 604800\n")
+    assert doc["mta_sts"]["policy"] == {"mode": "enforce", "max_age": 604800,
+                                        "mx": ["mx.sts.test"]}, doc["mta_sts"]
+    assert not {i for i in ids(doc) if i.startswith("mta-sts")}, doc["findings"]
+
+
+def test_mta_sts_policy_in_testing_mode_short_and_not_matching(dns, sts):
+    r, doc = run_sts(dns, sts, "version: STSv1\nmode: testing\nmx: *.example.net\n"
+                     "max_age: 3600\n")
+    assert {"mta-sts-testing", "mta-sts-max-age-short"} <= ids(doc), doc["findings"]
+    # in testing mode a mismatch is reported, not enforced: a warning
+    assert "mta-sts-mx-mismatch" in ids(doc, "warning"), doc["findings"]
+
+
+def test_mta_sts_enforced_policy_that_excludes_the_mx_is_an_error(dns, sts):
+    r, doc = run_sts(dns, sts, "version: STSv1\nmode: enforce\nmx: *.example.net\n"
+                     "max_age: 604800\n")
+    assert "mta-sts-mx-mismatch" in ids(doc, "error"), doc["findings"]
+    assert r.returncode == 1
+
+
+def test_mta_sts_policy_that_does_not_parse(dns, sts):
+    r, doc = run_sts(dns, sts, "version: STSv2\nmode: sometimes\n")
+    assert "mta-sts-policy-invalid" in ids(doc, "error"), doc["findings"]
+    assert "mta-sts-policy-unreachable" not in ids(doc)
+
+
+def test_mta_sts_policy_server_with_untrusted_certificate(dns, sts):
+    sts.body = b"version: STSv1\nmode: enforce\nmx: mx.sts.test\nmax_age: 604800\n"
+    # the system's roots do not know the test CA
+    r, doc = run_dns(dns, "sts.test", "--mta-sts-port", str(sts.port))
+    assert "mta-sts-policy-unreachable" in ids(doc, "error"), doc["findings"]
+
+
+@pytest.mark.parametrize("args", [["--mta-sts-port", "0"], ["--mta-sts-port", "x"],
+                                  ["--mta-sts-port", "70000"]])
+def test_bad_mta_sts_port_is_a_usage_error(args):
+    r = subprocess.run([SMTPGATE, "dns", "good.test", *args], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2 and "--mta-sts-port" in r.stderr, r.stderr
 
 
 def test_signed_zone_is_secure(dns):

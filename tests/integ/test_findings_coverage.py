@@ -54,30 +54,10 @@ def test_doc_lists_the_knowledge_base():
     assert doc - kb == set(), "ids of doc/findings.md that src/explain/ does not know"
 
 
-# Ids no test produces yet: each needs a real server, zone or configuration
-# built for it (issue "first hour", item 12, left open). The list may only
-# shrink: an id here that a test reaches fails below until it is removed,
-# and an id missing from every test and from this list fails as before.
-NOT_YET_REACHED = {
-    # probe
-    "auth-server-proof-invalid", "cert-expires-soon", "command-not-implemented",
-    "connection-reset", "connection-timeout", "message-rejected", "parameter-not-implemented",
-    "recipient-rejected", "reply-timeout", "server-temporary-failure", "tls-unavailable",
-    # dns
-    "dmarc-pct", "dmarc-rua-unauthorized", "dmarc-unknown-tag", "mta-sts-invalid",
-    "mta-sts-max-age-short", "mta-sts-mx-mismatch", "mta-sts-policy-invalid", "mta-sts-testing",
-    "mx-no-ptr", "spf-include-loop", "tls-rpt-invalid", "tlsa-invalid",
-}
-
-
 def test_every_finding_id_is_reached(request):
     why = conftest.findings_whole_run(request.node.nodeid)
     if why is not None:
         pytest.skip(f"a partial run ({why}): the coverage of finding ids is not judged")
-    missing = doc_ids() - conftest.FINDINGS_SEEN - NOT_YET_REACHED
+    missing = doc_ids() - conftest.FINDINGS_SEEN
     assert not missing, ("finding ids of doc/findings.md that no test produced: "
                          + ", ".join(sorted(missing)))
-    reached = NOT_YET_REACHED & conftest.FINDINGS_SEEN
-    assert not reached, ("now reached by a test: remove from NOT_YET_REACHED: "
-                         + ", ".join(sorted(reached)))
-    assert NOT_YET_REACHED <= doc_ids(), NOT_YET_REACHED - doc_ids()

@@ -223,10 +223,11 @@ class ScriptServer:
 
 
 def smtp_dialogue(conn, server, ehlo=("PIPELINING", "8BITMIME"), greeting="220 zoo.test ESMTP",
-                  auth=None, tls_ctx=None, on_mail=None, on_data=None):
+                  auth=None, tls_ctx=None, on_mail=None, on_rcpt=None, on_data=None,
+                  on_starttls=None):
     """A small, mostly correct SMTP server: auth(conn, line) answers AUTH,
-    tls_ctx enables STARTTLS, on_mail/on_data give the replies to MAIL and the
-    end of DATA."""
+    tls_ctx enables STARTTLS, on_mail/on_rcpt/on_data give the replies to
+    MAIL, RCPT and the end of DATA, on_starttls a refusal of STARTTLS."""
     conn.send(greeting + "\r\n")
     tls = False
     while True:
@@ -240,6 +241,8 @@ def smtp_dialogue(conn, server, ehlo=("PIPELINING", "8BITMIME"), greeting="220 z
             conn.send("".join(f"250-{x}\r\n" for x in lines[:-1]) + f"250 {lines[-1]}\r\n")
         elif verb == "HELO":
             conn.send("250 zoo.test\r\n")
+        elif verb == "STARTTLS" and on_starttls is not None:
+            conn.send(on_starttls + "\r\n")
         elif verb == "STARTTLS" and tls_ctx is not None:
             conn.send("220 2.0.0 go ahead\r\n")
             conn.starttls(tls_ctx)
@@ -249,7 +252,7 @@ def smtp_dialogue(conn, server, ehlo=("PIPELINING", "8BITMIME"), greeting="220 z
         elif verb == "MAIL":
             conn.send((on_mail or "250 2.1.0 OK") + "\r\n")
         elif verb == "RCPT":
-            conn.send("250 2.1.5 OK\r\n")
+            conn.send((on_rcpt or "250 2.1.5 OK") + "\r\n")
         elif verb == "DATA":
             conn.send("354 go\r\n")
             while conn.readline() != ".":
