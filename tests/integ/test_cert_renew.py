@@ -5,6 +5,7 @@ cert that is not PEM, a half-written file, a link to nothing) is refused
 with a tls_cert_refused event in the words of `serve --check` and the pair
 in force stays; a real ACME flow (pebble and uacme from Debian) issues and
 renews the certificate, and the probe sees the new serial."""
+import json
 import os
 import pathlib
 import shutil
@@ -12,6 +13,7 @@ import socket
 import ssl
 import subprocess
 import time
+import urllib.request
 
 from cryptography import x509
 
@@ -188,3 +190,93 @@ def test_broken_pairs_are_refused_and_the_pair_in_force_stays(make_server, pki):
     ev = s.wait_event("tls_cert_loaded", lambda r: r["trigger"] == "file change")
     assert int(ev["serial"], 16) == new, ev
     assert s.proc.poll() is None
+
+
+# --- a real ACME flow: pebble (the ACME test server) and certbot -------------------------
+
+def certbot(d, ca_bundle, *args):
+    """certbot with every folder of its own under d, trusting ca_bundle for
+    the ACME server; http-01 with a hook that does nothing (pebble runs with
+    PEBBLE_VA_ALWAYS_VALID: nothing is fetched)."""
+    env = dict(os.environ, REQUESTS_CA_BUNDLE=str(ca_bundle))
+    r = subprocess.run(["certbot", *args, "--config-dir", str(d / "etc"),
+                        "--work-dir", str(d / "work"), "--logs-dir", str(d / "logs"),
+                        "--non-interactive"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+def test_certbot_renewal_from_pebble_is_served_without_restart(make_server, pki, tmp_path):
+    # no skip: without pebble or certbot this test fails (make deps installs them)
+    assert shutil.which("pebble"), "pebble is not installed (make deps)"
+    assert shutil.which("certbot"), "certbot is not installed (make deps)"
+    acme, mgmt = free_port(), free_port()
+    pchain, pkey = pki.leaf("pebble", ["localhost"], ["127.0.0.1"])
+    cfg = tmp_path / "pebble.json"
+    cfg.write_text(f"""{{"pebble": {{
+  "listenAddress": "127.0.0.1:{acme}", "managementListenAddress": "127.0.0.1:{mgmt}",
+  "certificate": "{pchain}", "privateKey": "{pkey}",
+  "httpPort": {free_port()}, "tlsPort": {free_port()},
+  "ocspResponderURL": "", "externalAccountBindingRequired": false}}}}
+""")
+    env = dict(os.environ, PEBBLE_VA_ALWAYS_VALID="1", PEBBLE_VA_NOSLEEP="1",
+               PEBBLE_WFE_NONCEREJECT="0")
+    plog = open(tmp_path / "pebble.log", "wb")
+    pebble = subprocess.Popen(["pebble", "-config", str(cfg)], env=env, stdout=plog,
+                              stderr=subprocess.STDOUT)
+    try:
+        ctx = ssl.create_default_context(cafile=str(pki.root))
+
+        def up():
+            assert pebble.poll() is None, (tmp_path / "pebble.log").read_text()
+            try:
+                with socket.create_connection(("127.0.0.1", acme), timeout=1):
+                    return True
+            except OSError:
+                return False
+        wait_for(up, timeout=15, what="pebble")
+        d = tmp_path / "certbot"
+        server = f"https://127.0.0.1:{acme}/dir"
+        certbot(d, pki.root, "certonly", "--server", server, "--agree-tos",
+                "--register-unsafely-without-email", "--manual", "--preferred-challenges",
+                "http", "--manual-auth-hook", "/bin/true", "-d", "mail.example.test")
+        live = d / "etc" / "live" / "mail.example.test"
+        assert (live / "fullchain.pem").is_symlink()
+        first = pem_serial(live / "cert.pem")
+
+        s = make_server()
+        conf = s.conf.read_text()
+        conf = conf.replace(f"cert = {pki.dir / 'mail-chain.pem'}\n",
+                            f"cert = {live / 'fullchain.pem'}\n", 1)
+        conf = conf.replace(f"key = {pki.dir / 'mail.key'}\n", f"key = {live / 'privkey.pem'}\n", 1)
+        s.conf.write_text(conf)
+        s.start()
+        assert s_client_serial(s.submission) == first
+
+        certbot(d, pki.root, "renew", "--force-renewal", "--no-random-sleep-on-renew")
+        assert os.readlink(live / "cert.pem").endswith("cert2.pem")
+        renewed = pem_serial(live / "cert.pem")
+        assert renewed != first
+        t0 = time.monotonic()
+        wait_for(lambda: s_client_serial(s.submission) == renewed, timeout=RENEW_S,
+                 interval=0.2, what="the renewed certificate")
+        assert time.monotonic() - t0 < RENEW_S
+        ev = s.wait_event("tls_cert_loaded", lambda r: r["trigger"] == "file change")
+        assert int(ev["serial"], 16) == renewed and ev["cert"] == str(live / "fullchain.pem"), ev
+        assert not s.events("tls_cert_refused"), s.events("tls_cert_refused")
+
+        # the whole chain is served: it verifies against pebble's root
+        with urllib.request.urlopen(f"https://127.0.0.1:{mgmt}/roots/0", context=ctx) as r:
+            (tmp_path / "pebble-root.pem").write_bytes(r.read())
+        r = subprocess.run([SMTPGATE, "probe", f"127.0.0.1:{s.smtps}", "--tls",
+                            "--sni", "mail.example.test",
+                            "--cafile", str(tmp_path / "pebble-root.pem"), "--json"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        tls = json.loads(r.stdout)["tls"]
+        assert tls["verified"] is True and tls["name_match"] is True, tls
+    finally:
+        pebble.terminate()
+        pebble.wait(timeout=10)
+        plog.close()
