@@ -31,7 +31,8 @@ tls_info_subject(X509 *x, char *out, size_t outlen)
 	snprintf(out, outlen, "?");
 	if (b == NULL)
 		return;
-	if (n != NULL && X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+	if (n != NULL &&
+	    X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
 		len = BIO_get_mem_data(b, &p);
 		if (len >= 0)
 			snprintf(out, outlen, "%.*s", (int)len, p);

@@ -152,7 +152,8 @@ certwatch_candidate(const struct certwatch *w, const struct vault *in_force)
 	}
 	fresh = vault_record_end();
 	for (size_t i = 0; i < w->n; i++) {
-		int a = certwatch_fd_in(fresh, w->files[i]), b = certwatch_fd_in(in_force, w->files[i]);
+		int a = certwatch_fd_in(fresh, w->files[i]),
+		    b = certwatch_fd_in(in_force, w->files[i]);
 
 		if (a == -1 || b == -1 || !certwatch_same_bytes(a, b))
 			changed = true;
@@ -218,9 +219,9 @@ certwatch_log_loaded(const struct certwatch *w, const struct vault *v, const cha
 
 		if (fd == -1 || tls_info_of_fd(fd, &info) == -1)
 			continue;
-		log_event(LOG_NOTICE, "tls_cert_loaded", 0, "{s:s, s:s, s:s, s:s, s:s, s:s}", "cert",
-		    w->pairs[i].cert, "key", w->pairs[i].key, "subject", info.subject, "serial",
-		    info.serial, "not_after", info.not_after, "trigger", trigger);
+		log_event(LOG_NOTICE, "tls_cert_loaded", 0, "{s:s, s:s, s:s, s:s, s:s, s:s}",
+		    "cert", w->pairs[i].cert, "key", w->pairs[i].key, "subject", info.subject,
+		    "serial", info.serial, "not_after", info.not_after, "trigger", trigger);
 	}
 }
 
