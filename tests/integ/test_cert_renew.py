@@ -9,6 +9,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -20,6 +21,7 @@ from cryptography import x509
 from conftest import PASSWORD, SMTPGATE, USER, free_port, make_message, use_own_certificate, \
     wait_for
 from smtpclient import SMTPClient
+from test_privsep import TEST_USER, dropped, test_user  # noqa: F401 (fixtures)
 
 RENEW_S = 5.0  # the promise: new connections see a renewed pair within this
 
@@ -190,6 +192,36 @@ def test_broken_pairs_are_refused_and_the_pair_in_force_stays(make_server, pki):
     ev = s.wait_event("tls_cert_loaded", lambda r: r["trigger"] == "file change")
     assert int(ev["serial"], 16) == new, ev
     assert s.proc.poll() is None
+
+
+def test_renewal_reaches_the_unprivileged_smtp_process(dropped, pki, tmp_path):
+    """The smtp process runs as another user and cannot open the key files
+    (a folder of root's, mode 0700): the parent reads the renewed pair and
+    hands it over."""
+    s = dropped
+    private = tmp_path / "tls-private"
+    private.mkdir(mode=0o700)
+    chain, key = private / "chain.pem", private / "key.pem"
+    chain.write_bytes((pki.dir / "mail-chain.pem").read_bytes())
+    key.write_bytes((pki.dir / "mail.key").read_bytes())
+    os.chmod(key, 0o600)
+    conf = s.conf.read_text()
+    conf = conf.replace(f"cert = {pki.dir / 'mail-chain.pem'}\n", f"cert = {chain}\n", 1)
+    conf = conf.replace(f"key = {pki.dir / 'mail.key'}\n", f"key = {key}\n", 1)
+    s.conf.write_text(conf)
+    s.proc.send_signal(signal.SIGHUP)
+    s.wait_event("tls_cert_loaded", lambda r: r["trigger"] == "reload" and r["cert"] == str(chain))
+
+    new_chain, new_key = pki.leaf("renew-c", ["mail.example.test"], ["127.0.0.1"])
+    new = pem_serial(new_chain)
+    replace(chain, new_chain.read_bytes())
+    replace(key, new_key.read_bytes())
+    os.chmod(key, 0o600)
+    assert wait_serial(s.smtps, new) < RENEW_S
+    r = subprocess.run(["setpriv", f"--reuid={TEST_USER}", f"--regid={TEST_USER}",
+                        "--clear-groups", "cat", str(key)], capture_output=True, text=True)
+    assert r.returncode != 0 and "Permission denied" in r.stderr, r
+    assert not s.events("tls_cert_refused"), s.events("tls_cert_refused")
 
 
 # --- a real ACME flow: pebble (the ACME test server) and certbot -------------------------
