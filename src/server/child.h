@@ -35,6 +35,8 @@ enum child_msg {
 	CHILD_MSG_TOKEN, /* smtp -> parent: u32 is_relay, str domain: run that route's token
 	                    command (relay/creds.h); the frame id is the request's */
 	CHILD_MSG_TOKEN_ANSWER, /* parent -> smtp: u32 ok, bytes token (ok) or reason */
+	CHILD_MSG_CERTS, /* the end of a FILE set with renewed certificates
+	                    (server/certwatch.h): the TLS contexts built again */
 };
 
 struct child {

@@ -33,6 +33,7 @@
 #include "net/listener.h"
 #include "relay/creds.h"
 #include "server/auth_msg.h"
+#include "server/certwatch.h"
 #include "server/child.h"
 #include "server/serve.h"
 
@@ -46,6 +47,7 @@ struct parent {
 	size_t nthreads, nlistens;
 	int admin_fd; /* -1: no [admin] */
 	struct vault *vault; /* the files of the configuration in force */
+	struct certwatch *certs; /* its certificate files, watched for renewal */
 	unsigned auth_exits, smtp_exits;
 };
 
@@ -327,13 +329,31 @@ parent_reload(struct parent *p)
 		vault_free(v);
 		return;
 	}
-	conf_free(c);
 	vault_free(p->vault);
 	p->vault = v;
+	certwatch_free(p->certs);
+	p->certs = certwatch_new(p->path, c, v, "reload");
+	conf_free(c);
 	if (p->auth.pid != 0)
 		(void)kill(p->auth.pid, SIGHUP);
 	if (p->smtp.pid != 0 && parent_send_files(p, CHILD_MSG_RELOAD) == -1)
 		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "fail", "error",
+		    "cannot reach the smtp process");
+}
+
+/* Renewed certificates, checked (server/certwatch.h): handed over as a
+ * reload's files are, with the configuration in force. */
+static void
+parent_certs(struct parent *p)
+{
+	struct vault *v = certwatch_tick(p->certs, p->vault, child_now_ms());
+
+	if (v == NULL)
+		return;
+	vault_free(p->vault);
+	p->vault = v;
+	if (p->smtp.pid != 0 && parent_send_vault(p, p->smtp.ctl, CHILD_MSG_CERTS) == -1)
+		log_event(LOG_ERR, "tls_reload", 0, "{s:s, s:s}", "result", "fail", "error",
 		    "cannot reach the smtp process");
 }
 
@@ -449,11 +469,13 @@ parent_loop(struct parent *p)
 	if ((sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) == -1)
 		return parent_stop(p);
 	for (;;) {
-		long long ms = parent_next_ms(p);
+		long long ms = parent_next_ms(p), cw = certwatch_due_in(p->certs, child_now_ms());
 		struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN},
 		    {.fd = p->smtp.pid != 0 ? p->smtp.ctl : -1, .events = POLLIN}};
 		struct signalfd_siginfo si;
 
+		if (cw >= 0 && (ms < 0 || cw < ms))
+			ms = cw;
 		if (poll(pfd, 2,
 		        ms < 0             ? -1
 		            : ms > INT_MAX ? INT_MAX
@@ -477,6 +499,7 @@ parent_loop(struct parent *p)
 			}
 		}
 		parent_tick(p);
+		parent_certs(p);
 	}
 	close(sfd);
 	return parent_stop(p);
@@ -506,6 +529,7 @@ parent_free(struct parent *p)
 	if (p->admin_fd != -1)
 		close(p->admin_fd);
 	vault_free(p->vault);
+	certwatch_free(p->certs);
 }
 
 static int
@@ -535,6 +559,7 @@ parent_run(const char *path, const struct conf *c, struct vault *v)
 		parent_free(&p);
 		return 2;
 	}
+	p.certs = certwatch_new(path, c, p.vault, "start");
 	rc = parent_loop(&p);
 	parent_free(&p);
 	return rc;

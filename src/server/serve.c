@@ -249,9 +249,11 @@ serve_check_auth(const struct conf *c, char *err, size_t errlen)
 }
 
 /* The parent's RELOAD: the configuration and certificates read again
- * through the files it handed over (srv->vault_next), which it checked. */
+ * through the files it handed over (srv->vault_next), which it checked.
+ * CERTS is the same with the configuration in force and renewed
+ * certificates (server/certwatch.h); event names which. */
 static void
-serve_reload(struct server *srv, const char *path)
+serve_reload(struct server *srv, const char *path, const char *event)
 {
 	char err[1024];
 	struct server_snap *snap, *old;
@@ -264,11 +266,11 @@ serve_reload(struct server *srv, const char *path)
 	srv->log_next = -1;
 	snap = serve_snap_new(path, err, sizeof(err));
 	if (snap == NULL) {
-		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "fail", "error", err);
+		log_event(LOG_ERR, event, 0, "{s:s, s:s}", "result", "fail", "error", err);
 		return;
 	}
 	if (!serve_same_listeners(srv->snap->conf, snap->conf)) {
-		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "fail", "error",
+		log_event(LOG_ERR, event, 0, "{s:s, s:s}", "result", "fail", "error",
 		    "[listen] sections changed: restart the server to apply them");
 		server_snap_put(snap);
 		return;
@@ -284,7 +286,7 @@ serve_reload(struct server *srv, const char *path)
 	srv->snap = snap;
 	pthread_mutex_unlock(&srv->lock);
 	server_snap_put(old);
-	log_event(LOG_NOTICE, "reload", 0, "{s:s}", "result", "ok");
+	log_event(LOG_NOTICE, event, 0, "{s:s}", "result", "ok");
 }
 
 static void
@@ -358,7 +360,10 @@ serve_ctl_frame(struct server *srv, const char *path, const struct ipc_frame *f,
 			return vault_add(srv->vault_next, str, fd) == -1 ? -1 : 0;
 		break;
 	case CHILD_MSG_RELOAD:
-		serve_reload(srv, path);
+		serve_reload(srv, path, "reload");
+		break;
+	case CHILD_MSG_CERTS:
+		serve_reload(srv, path, "tls_reload");
 		break;
 	case CHILD_MSG_TOKEN_ANSWER:
 		tokenc_answer(f);
