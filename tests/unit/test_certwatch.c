@@ -50,8 +50,7 @@ static const struct {
             {{1, 1}, CERTWATCH_SETTLING}, {{1, 1}, CERTWATCH_CHECK}},
         5},
     {"changed and changed back before it settled: nothing to check",
-        {{{1, 0}, CERTWATCH_SETTLING}, {{0, 0}, CERTWATCH_SETTLING}, {{0, 0}, CERTWATCH_QUIET}},
-        3},
+        {{{1, 0}, CERTWATCH_SETTLING}, {{0, 0}, CERTWATCH_SETTLING}, {{0, 0}, CERTWATCH_QUIET}}, 3},
 };
 
 static void
@@ -80,8 +79,8 @@ test_step_table(void **state)
 			mark_of_version(cases[c].looks[i].v[1], &now[1]);
 			got = certwatch_step(2, now, seen, tried);
 			if (got != cases[c].looks[i].want)
-				fail_msg("%s: look %zu: step %d, want %d", cases[c].name, i, (int)got,
-				    (int)cases[c].looks[i].want);
+				fail_msg("%s: look %zu: step %d, want %d", cases[c].name, i,
+				    (int)got, (int)cases[c].looks[i].want);
 		}
 	}
 }

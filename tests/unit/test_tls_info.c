@@ -32,8 +32,8 @@ make_cert(const char *cn, const char *serial_hex, time_t not_after)
 	assert_int_equal(X509_NAME_add_entry_by_txt(n, "O", MBSTRING_ASC,
 	                     (const unsigned char *)"Example, Inc.", -1, -1, 0),
 	    1);
-	assert_int_equal(X509_NAME_add_entry_by_txt(
-	                     n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0),
+	assert_int_equal(
+	    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0),
 	    1);
 	assert_true(BN_hex2bn(&bn, serial_hex) > 0);
 	assert_non_null(BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)));
@@ -55,10 +55,9 @@ static const struct {
 	time_t not_after;
 	const char *subject, *want_serial, *want_not_after;
 } cases[] = {
-    {"mail.example.test", "0123456789ABCDEF01", 1893456000, "CN=mail.example.test,O=Example\\, Inc.",
-        "0123456789ABCDEF01", "2030-01-01T00:00:00Z"},
-    {"a.example", "2a", 4102444799, "CN=a.example,O=Example\\, Inc.", "2A",
-        "2099-12-31T23:59:59Z"},
+    {"mail.example.test", "0123456789ABCDEF01", 1893456000,
+        "CN=mail.example.test,O=Example\\, Inc.", "0123456789ABCDEF01", "2030-01-01T00:00:00Z"},
+    {"a.example", "2a", 4102444799, "CN=a.example,O=Example\\, Inc.", "2A", "2099-12-31T23:59:59Z"},
 };
 
 static void
