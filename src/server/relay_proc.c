@@ -40,8 +40,8 @@ static void
 relay_proc_chan_close(struct relay_proc *p, const char *why)
 {
 	if (why != NULL)
-		log_event(LOG_ERR, "relay_channel", 0, "{s:s, s:s}", "process", "relay", "error",
-		    why);
+		log_event(
+		    LOG_ERR, "relay_channel", 0, "{s:s, s:s}", "process", "relay", "error", why);
 	if (p->chan != -1)
 		close(p->chan);
 	p->chan = -1;
@@ -119,8 +119,8 @@ relay_proc_setup(struct relay_proc *p, char *err, size_t errlen)
 	if (p->conf == NULL)
 		return -1;
 	if (!scheduler_is_configured(p->conf)) {
-		snprintf(err, errlen, "%s: no [relay] or [route] section: nothing to deliver",
-		    p->path);
+		snprintf(
+		    err, errlen, "%s: no [relay] or [route] section: nothing to deliver", p->path);
 		return -1;
 	}
 	p->sched = scheduler_new(p->conf, err, errlen);
@@ -241,7 +241,7 @@ relay_proc_main(const char *path, int ctl)
 	if (p->sig == -1)
 		snprintf(err, sizeof(err), "signalfd: %s", strerror(errno));
 	else if (relay_proc_setup(p, err, sizeof(err)) == 0 &&
-	         sandbox_enter(SANDBOX_RELAY, err, sizeof(err)) == 0) {
+	    sandbox_enter(SANDBOX_RELAY, err, sizeof(err)) == 0) {
 		if (relay_proc_send_ready(p) == -1)
 			snprintf(err, sizeof(err), "cannot reach the parent: %s", strerror(errno));
 		else if (scheduler_start(p->sched, err, sizeof(err)) == 0)
