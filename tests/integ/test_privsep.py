@@ -651,3 +651,54 @@ def test_no_relay_process_without_relay_or_route(dropped, make_server, test_user
     assert "smtpgate-relay" not in children(s.proc.pid), children(s.proc.pid)
     acked = send_one(s, "no-relay")
     assert acked in {m["id"] for m in s.queued()}  # kept, as without delivery before
+
+
+def unix_peers():
+    """{socket inode: peer inode} of the machine's connected Unix sockets."""
+    out = {}
+    r = subprocess.run(["ss", "-xaH"], capture_output=True, text=True, check=True)
+    for line in r.stdout.splitlines():
+        cols = line.split()
+        if len(cols) >= 8 and cols[5].isdigit() and cols[7].isdigit():
+            out[cols[5]] = cols[7]
+    return out
+
+
+def steal_fd(pid, fd):
+    """A copy of descriptor fd of process pid (pidfd_getfd(2); root)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        n = libc.syscall(438, pidfd, int(fd), 0)  # SYS_pidfd_getfd
+        assert n >= 0, os.strerror(ctypes.get_errno())
+        return n
+    finally:
+        os.close(pidfd)
+
+
+def test_malformed_frame_closes_the_smtp_channel_not_the_relay_process(relaying):
+    s = relaying
+    smtp, relay = child_pid(s, "smtpgate-smtp"), child_pid(s, "smtpgate-relay")
+    peers = unix_peers()
+    relay_socks = {ln[8:-1] for ln in fd_links(relay).values() if ln.startswith("socket:[")}
+    # the smtp process's end of its channel to the relay process
+    ends = [fd for fd, ln in fd_links(smtp).items()
+            if ln.startswith("socket:[") and peers.get(ln[8:-1]) in relay_socks]
+    assert len(ends) == 1, (ends, fd_links(smtp))
+    fd = steal_fd(smtp, ends[0])
+    try:
+        os.write(fd, b"\0" * 16)  # type 0: not a frame
+    finally:
+        os.close(fd)
+    ev = s.wait_event("relay_channel", lambda r: r["process"] == "relay")
+    assert "malformed" in ev["error"], ev
+    # the receiver goes on: the same process delivers (from its scan)
+    assert child_pid(s, "smtpgate-relay") == relay
+    submit(s, ["bob@example.net"], dkim_msg("after-garbage"))
+    r = subprocess.run([SMTPGATE, "queue", "flush", "-c", str(s.conf)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: any(b"after-garbage" in m[3] for m in s.sink.messages), timeout=20,
+             what="delivery by the same relay process")
+    assert not s.events("child_exit")
