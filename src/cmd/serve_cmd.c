@@ -14,6 +14,7 @@
 #include "server/auth_proc.h"
 #include "server/child.h"
 #include "server/parent.h"
+#include "server/relay_proc.h"
 #include "server/serve.h"
 
 static void
@@ -49,6 +50,8 @@ serve_cmd_child(const char *role, const char *path)
 		return auth_proc_main(path, CHILD_CTL_FD);
 	if (strcmp(role, "smtp") == 0)
 		return serve_smtp_main(path, CHILD_CTL_FD);
+	if (strcmp(role, "relay") == 0)
+		return relay_proc_main(path, CHILD_CTL_FD);
 	fprintf(stderr, "smtpgate: unknown --child %s\n", role);
 	return 2;
 }

@@ -413,7 +413,8 @@ conf_validate_tls_admin_oauth(struct conf_parse *p)
 		    "authentication at all)");
 		return -1;
 	}
-	if (c->admin_token_file != NULL && conf_admin_token_load(p) == -1)
+	if (c->admin_token_file != NULL && (p->without & CONF_WITHOUT_ADMIN_TOKEN) == 0 &&
+	    conf_admin_token_load(p) == -1)
 		return -1;
 	if (c->oauth_line != 0) {
 		p->line = c->oauth_line;
@@ -450,7 +451,8 @@ conf_validate_delivery(struct conf_parse *p)
 		}
 	}
 	for (size_t i = 0; i < c->ndkims; i++) {
-		if (conf_dkim_validate(c->dkims[i], &p->line, msg, sizeof(msg)) == -1) {
+		if (conf_dkim_validate(c->dkims[i], (p->without & CONF_WITHOUT_DKIM_KEYS) == 0,
+		        &p->line, msg, sizeof(msg)) == -1) {
 			conf_error(p, "[dkim %s] %s", c->dkims[i]->domain, msg);
 			return -1;
 		}
@@ -549,8 +551,8 @@ conf_defaults(struct conf_parse *p)
 	}
 }
 
-struct conf *
-conf_parse_text(const char *file, char *text, char *err, size_t errlen)
+static struct conf *
+conf_parse_without(const char *file, char *text, unsigned without, char *err, size_t errlen)
 {
 	struct conf_parse p;
 	struct conf *c = xcalloc(1, sizeof(*c));
@@ -562,6 +564,7 @@ conf_parse_text(const char *file, char *text, char *err, size_t errlen)
 	p.err = err;
 	p.errlen = errlen;
 	p.sec_arg = "";
+	p.without = without;
 	c->path = xstrdup(file);
 	c->dir = fs_dirname(file);
 	conf_defaults(&p);
@@ -586,7 +589,19 @@ fail:
 	return NULL;
 }
 struct conf *
+conf_parse_text(const char *file, char *text, char *err, size_t errlen)
+{
+	return conf_parse_without(file, text, 0, err, errlen);
+}
+
+struct conf *
 conf_load(const char *path, char *err, size_t errlen)
+{
+	return conf_load_without(path, 0, err, errlen);
+}
+
+struct conf *
+conf_load_without(const char *path, unsigned without, char *err, size_t errlen)
 {
 	struct conf *c;
 	size_t len;
@@ -601,7 +616,7 @@ conf_load(const char *path, char *err, size_t errlen)
 		free(text);
 		return NULL;
 	}
-	c = conf_parse_text(path, text, err, errlen);
+	c = conf_parse_without(path, text, without, err, errlen);
 	free(text);
 	return c;
 }

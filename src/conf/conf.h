@@ -239,6 +239,12 @@ struct conf {
 /* Loads and validates path. On error returns NULL and writes
  * "file:line: message" to err. */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
+/* Secrets a process of the server is not given (DESIGN 2.1): conf_load_without
+ * does not read their files, and leaves their fields NULL (the [dkim] keys'
+ * key, admin_token); everything else is checked as by conf_load. */
+#define CONF_WITHOUT_DKIM_KEYS 0x1u /* the smtp process: it does not sign */
+#define CONF_WITHOUT_ADMIN_TOKEN 0x2u /* the relay process: it has no admin API */
+struct conf *conf_load_without(const char *path, unsigned without, char *err, size_t errlen);
 void conf_free(struct conf *c);
 /* Parses text (modified in place) as if read from file: for tests and fuzzing. */
 struct conf *conf_parse_text(const char *file, char *text, char *err, size_t errlen);

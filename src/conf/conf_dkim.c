@@ -226,7 +226,7 @@ fail:
 }
 
 int
-conf_dkim_validate(struct conf_dkim *d, int *line_r, char *msg, size_t msglen)
+conf_dkim_validate(struct conf_dkim *d, bool load_key, int *line_r, char *msg, size_t msglen)
 {
 	*line_r = d->line;
 	if (d->selector == NULL) {
@@ -239,7 +239,7 @@ conf_dkim_validate(struct conf_dkim *d, int *line_r, char *msg, size_t msglen)
 		return -1;
 	}
 	*line_r = d->key_line;
-	return conf_dkim_load(d, msg, msglen);
+	return load_key ? conf_dkim_load(d, msg, msglen) : 0;
 }
 
 const struct conf_dkim *

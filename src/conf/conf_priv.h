@@ -33,6 +33,7 @@ struct conf_parse {
 	unsigned seen; /* bit i: conf_table_sections[i] was opened (the once-only ones) */
 	int mechanisms_line; /* [auth] mechanisms, for errors naming it */
 	size_t nkeys_cert, nkeys_key; /* [tls] cert and key lines so far */
+	unsigned without; /* CONF_WITHOUT_*: secrets not read */
 };
 
 /* Writes "file:line: message" (or "file: message" without a line) to p->err. */
@@ -154,7 +155,7 @@ int conf_dkim_open(struct conf_parse *p, const char *name, const char *arg)
 void conf_dkim_free(struct conf_dkim *d);
 /* Loads the key; *line_r is the line its message is about. 0, or -1 with
  * the message (without file:line) in msg. */
-int conf_dkim_validate(struct conf_dkim *d, int *line_r, char *msg, size_t msglen)
+int conf_dkim_validate(struct conf_dkim *d, bool load_key, int *line_r, char *msg, size_t msglen)
     __attribute__((warn_unused_result));
 
 /* conf_admin.c: [admin]. */

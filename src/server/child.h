@@ -20,8 +20,10 @@
 #define CHILD_BACKOFF_MAX_MS 30000
 #define CHILD_YOUNG_MS 10000 /* a child that lived less died young */
 
-/* Frames on the control socket of the smtp process (after the parent's
- * AUTH_MSG_CHANNEL of server/auth_msg.h, which the auth process reads). */
+/* Frames on the control sockets of the smtp and relay processes (after the
+ * parent's AUTH_MSG_CHANNEL of server/auth_msg.h, which the auth process
+ * reads), and CHILD_MSG_QUEUED, the one frame on the channel from the smtp
+ * process to the relay process. */
 enum child_msg {
 	CHILD_MSG_LISTENER = 16, /* parent -> smtp: u32 listener index, u32 thread; fd */
 	CHILD_MSG_ADMIN, /* fd: the [admin] listening socket */
@@ -31,16 +33,18 @@ enum child_msg {
 	CHILD_MSG_EXIT, /* str process: a child ended (the metric) */
 	CHILD_MSG_START, /* the end of the set-up: serve */
 	CHILD_MSG_RELOAD, /* the end of a new LOG and FILE set: reload */
-	CHILD_MSG_READY, /* smtp -> parent: every listener serves */
-	CHILD_MSG_TOKEN, /* smtp -> parent: u32 is_relay, str domain: run that route's token
+	CHILD_MSG_READY, /* smtp -> parent: every listener serves; relay: it delivers */
+	CHILD_MSG_TOKEN, /* relay -> parent: u32 is_relay, str domain: run that route's token
 	                    command (relay/creds.h); the frame id is the request's */
-	CHILD_MSG_TOKEN_ANSWER, /* parent -> smtp: u32 ok, bytes token (ok) or reason */
+	CHILD_MSG_TOKEN_ANSWER, /* parent -> relay: u32 ok, bytes token (ok) or reason */
+	CHILD_MSG_RELAY, /* parent -> smtp and relay: fd, a new channel between the two */
+	CHILD_MSG_QUEUED, /* smtp -> relay: str queue id, a message just made durable */
 	CHILD_MSG_CERTS, /* the end of a FILE set with renewed certificates
 	                    (server/certwatch.h): the TLS contexts built again */
 };
 
 struct child {
-	const char *role; /* "auth", "smtp" */
+	const char *role; /* "auth", "smtp", "relay" */
 	const char *path; /* the configuration */
 	pid_t pid; /* 0: not running */
 	int ctl; /* the parent's end of the control socket; -1 when not running */
@@ -65,7 +69,7 @@ long long child_restart_in(const struct child *ch);
 /* Asks the child to end (SIGTERM) and waits for it at most grace_ms, then
  * kills it. */
 void child_stop(struct child *ch, long grace_ms);
-/* The signals the parent and the smtp process take on their main thread
+/* The signals the parent, the smtp and the relay process take on their main thread
  * (through a signalfd), blocked in every other thread. */
 void child_signal_set(sigset_t *set);
 /* The monotonic clock in milliseconds. */

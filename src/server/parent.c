@@ -32,23 +32,27 @@
 #include "net/ipc_sock.h"
 #include "net/listener.h"
 #include "relay/creds.h"
+#include "relay/scheduler.h"
 #include "server/auth_msg.h"
 #include "server/certwatch.h"
 #include "server/child.h"
 #include "server/serve.h"
 
-#define PARENT_READY_MS 60000 /* the smtp process's start, at most */
+#define PARENT_READY_MS 60000 /* the smtp or relay process's start, at most */
+#define PARENT_RELAY_STOP_MS 5000 /* beyond shutdown_grace, for the relay process */
 
 struct parent {
 	const char *path;
 	const struct conf *c; /* the configuration started with */
-	struct child auth, smtp;
+	struct conf *now; /* the one of the last reload (NULL: c), whose files vault holds */
+	struct child auth, smtp, relay;
+	bool has_relay; /* c routes anything: the relay process runs */
 	int *lfd; /* [thread * nlistens + listener] */
 	size_t nthreads, nlistens;
 	int admin_fd; /* -1: no [admin] */
 	struct vault *vault; /* the files of the configuration in force */
 	struct certwatch *certs; /* its certificate files, watched for renewal */
-	unsigned auth_exits, smtp_exits;
+	unsigned auth_exits, smtp_exits, relay_exits;
 };
 
 /* --- the user ------------------------------------------------------------------ */
@@ -95,6 +99,7 @@ parent_user(struct parent *p, char *err, size_t errlen)
 	parent_uid = pw->pw_uid;
 	parent_gid = pw->pw_gid;
 	child_set_user(&p->smtp, pw->pw_uid, pw->pw_gid);
+	child_set_user(&p->relay, pw->pw_uid, pw->pw_gid);
 	if (mkdir(c->spool, 0700) == -1 && errno != EEXIST) {
 		snprintf(err, errlen, "[server] spool %s: %s", c->spool, strerror(errno));
 		return -1;
@@ -159,18 +164,22 @@ parent_send(int ctl, uint32_t type, const char *str, uint32_t a, uint32_t b, int
 	return ipc_sock_send(ctl, &o, fd);
 }
 
-/* A new channel between the two children: one end to each. */
+/* A new channel between the smtp process and the auth process (other:
+ * AUTH_MSG_CHANNEL) or the relay process (CHILD_MSG_RELAY): one end to
+ * each, when both run. */
 static int
-parent_channel(struct parent *p)
+parent_channel(struct parent *p, struct child *other)
 {
 	int sv[2], rc;
 
-	if (p->auth.pid == 0 || p->smtp.pid == 0)
+	if (other->pid == 0 || p->smtp.pid == 0)
 		return 0;
 	if (ipc_sock_pair(sv) == -1)
 		return -1;
-	rc = parent_send(p->auth.ctl, AUTH_MSG_CHANNEL, NULL, 0, 0, sv[1]) == 0 &&
-	        parent_send(p->smtp.ctl, CHILD_MSG_AUTH, NULL, 0, 0, sv[0]) == 0
+	rc = parent_send(other->ctl, other == &p->auth ? AUTH_MSG_CHANNEL : CHILD_MSG_RELAY, NULL,
+	         0, 0, sv[1]) == 0 &&
+	        parent_send(p->smtp.ctl, other == &p->auth ? CHILD_MSG_AUTH : CHILD_MSG_RELAY, NULL,
+	            0, 0, sv[0]) == 0
 	    ? 0
 	    : -1;
 	close(sv[0]);
@@ -178,9 +187,36 @@ parent_channel(struct parent *p)
 	return rc;
 }
 
-/* The vault, then type (START or RELOAD). */
+static bool
+parent_is_path(const char *a, const char *b)
+{
+	return a != NULL && strcmp(a, b) == 0;
+}
+
+/* Whether the vault's file at path is kept from ch (DESIGN 2.1): the smtp
+ * process never gets the [dkim] keys, the relay process neither the TLS
+ * keys nor the admin token. The auth process gets every file. */
+static bool
+parent_withholds(const struct parent *p, const struct child *ch, const char *path)
+{
+	const struct conf *c = p->now != NULL ? p->now : p->c;
+
+	for (size_t i = 0; ch == &p->smtp && i < c->ndkims; i++) {
+		if (parent_is_path(c->dkims[i]->key_path, path))
+			return true;
+	}
+	if (ch != &p->relay)
+		return false;
+	for (size_t i = 0; i < c->ncerts; i++) {
+		if (parent_is_path(c->certs[i].key, path))
+			return true;
+	}
+	return parent_is_path(c->admin_token_file, path);
+}
+
+/* The vault (what ch may have of it), then type (START or RELOAD). */
 static int
-parent_send_vault(struct parent *p, int ctl, uint32_t type)
+parent_send_vault(struct parent *p, struct child *ch, uint32_t type)
 {
 	int rc = 0;
 
@@ -189,21 +225,22 @@ parent_send_vault(struct parent *p, int ctl, uint32_t type)
 		int fd;
 
 		vault_entry(p->vault, i, &path, &fd);
-		rc = parent_send(ctl, CHILD_MSG_FILE, path, 0, 0, fd);
+		if (!parent_withholds(p, ch, path))
+			rc = parent_send(ch->ctl, CHILD_MSG_FILE, path, 0, 0, fd);
 	}
-	return rc == 0 ? parent_send(ctl, type, NULL, 0, 0, -1) : -1;
+	return rc == 0 ? parent_send(ch->ctl, type, NULL, 0, 0, -1) : -1;
 }
 
 /* The log and the vault, then type (START or RELOAD). */
 static int
-parent_send_files(struct parent *p, uint32_t type)
+parent_send_files(struct parent *p, struct child *ch, uint32_t type)
 {
 	int log_fd = log_dup_fd(), rc;
 
-	rc = parent_send(p->smtp.ctl, CHILD_MSG_LOG, NULL, 0, 0, log_fd);
+	rc = parent_send(ch->ctl, CHILD_MSG_LOG, NULL, 0, 0, log_fd);
 	if (log_fd != -1)
 		close(log_fd);
-	return rc == 0 ? parent_send_vault(p, p->smtp.ctl, type) : -1;
+	return rc == 0 ? parent_send_vault(p, ch, type) : -1;
 }
 
 static int
@@ -222,9 +259,23 @@ parent_setup_smtp(struct parent *p)
 		rc = parent_send(p->smtp.ctl, CHILD_MSG_EXIT, "auth", 0, 0, -1);
 	for (unsigned i = 0; rc == 0 && i < p->smtp_exits; i++)
 		rc = parent_send(p->smtp.ctl, CHILD_MSG_EXIT, "smtp", 0, 0, -1);
+	for (unsigned i = 0; rc == 0 && i < p->relay_exits; i++)
+		rc = parent_send(p->smtp.ctl, CHILD_MSG_EXIT, "relay", 0, 0, -1);
 	if (rc == 0)
-		rc = parent_channel(p);
-	return rc == 0 ? parent_send_files(p, CHILD_MSG_START) : -1;
+		rc = parent_channel(p, &p->auth);
+	if (rc == 0)
+		rc = parent_channel(p, &p->relay);
+	return rc == 0 ? parent_send_files(p, &p->smtp, CHILD_MSG_START) : -1;
+}
+
+/* The relay process: the log, its files, and its channel from the smtp
+ * process (which then has one end too). */
+static int
+parent_setup_relay(struct parent *p)
+{
+	if (parent_send_files(p, &p->relay, CHILD_MSG_START) == -1)
+		return -1;
+	return parent_channel(p, &p->relay);
 }
 
 /* Starts a child (and hands it what it needs). 0, or -1 with err. */
@@ -234,9 +285,10 @@ parent_start(struct parent *p, struct child *ch, char *err, size_t errlen)
 	if (child_start(ch, err, errlen) == -1)
 		return -1;
 	/* the auth process loads the configuration the parent checked too */
-	if ((ch == &p->smtp                                               ? parent_setup_smtp(p)
-	            : parent_send_vault(p, ch->ctl, CHILD_MSG_START) == 0 ? parent_channel(p)
-	                                                                  : -1) == -1) {
+	if ((ch == &p->smtp                                          ? parent_setup_smtp(p)
+	            : ch == &p->relay                                ? parent_setup_relay(p)
+	            : parent_send_vault(p, ch, CHILD_MSG_START) == 0 ? parent_channel(p, ch)
+	                                                             : -1) == -1) {
 		snprintf(err, errlen, "cannot hand the %s process its set-up: %s", ch->role,
 		    strerror(errno));
 		return -1;
@@ -244,17 +296,18 @@ parent_start(struct parent *p, struct child *ch, char *err, size_t errlen)
 	return 0;
 }
 
-/* The first start: the smtp process says READY once it serves. 0, or -1
- * when it ended first (it said why on stderr). */
+/* The first start: the smtp process says READY once it serves, the relay
+ * process once it delivers. 0, or -1 when ch ended first (it said why on
+ * stderr). */
 static int
-parent_wait_ready(struct parent *p)
+parent_wait_ready(struct child *ch)
 {
-	struct pollfd pfd = {.fd = p->smtp.ctl, .events = POLLIN};
+	struct pollfd pfd = {.fd = ch->ctl, .events = POLLIN};
 	unsigned char *buf = xmalloc(IPC_FRAME_MAX);
 	struct ipc_frame f;
 	int rc = -1;
 
-	if (poll(&pfd, 1, PARENT_READY_MS) == 1 && ipc_sock_recv(p->smtp.ctl, buf, &f, NULL) == 1 &&
+	if (poll(&pfd, 1, PARENT_READY_MS) == 1 && ipc_sock_recv(ch->ctl, buf, &f, NULL) == 1 &&
 	    f.type == CHILD_MSG_READY)
 		rc = 0;
 	free(buf);
@@ -276,6 +329,10 @@ parent_reap(struct parent *p)
 				(void)parent_send(p->smtp.ctl, CHILD_MSG_EXIT, "auth", 0, 0, -1);
 		} else if (child_reaped(&p->smtp, pid, status)) {
 			p->smtp_exits++;
+		} else if (child_reaped(&p->relay, pid, status)) {
+			p->relay_exits++;
+			if (p->smtp.pid != 0)
+				(void)parent_send(p->smtp.ctl, CHILD_MSG_EXIT, "relay", 0, 0, -1);
 		}
 	}
 }
@@ -283,18 +340,20 @@ parent_reap(struct parent *p)
 static long long
 parent_next_ms(const struct parent *p)
 {
-	long long a = child_restart_in(&p->auth), s = child_restart_in(&p->smtp);
+	long long a = child_restart_in(&p->auth), s = child_restart_in(&p->smtp),
+	          r = child_restart_in(&p->relay);
 
-	return a < 0 ? s : s < 0 ? a : a < s ? a : s;
+	a = a < 0 ? s : s < 0 ? a : a < s ? a : s;
+	return a < 0 ? r : r < 0 ? a : a < r ? a : r;
 }
 
 static void
 parent_tick(struct parent *p)
 {
-	struct child *order[] = {&p->auth, &p->smtp};
+	struct child *order[] = {&p->auth, &p->smtp, &p->relay};
 	char err[512];
 
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < 3; i++) {
 		struct child *ch = order[i];
 
 		if (child_restart_in(ch) != 0)
@@ -314,7 +373,8 @@ parent_tick(struct parent *p)
 }
 
 /* SIGHUP: the configuration and its files read again, checked here, then
- * handed to the smtp process; the auth process re-reads its own. */
+ * handed to the smtp process, and a new log to the relay process; the auth
+ * process re-reads its own. */
 static void
 parent_reload(struct parent *p)
 {
@@ -329,16 +389,20 @@ parent_reload(struct parent *p)
 		vault_free(v);
 		return;
 	}
+	conf_free(p->now);
+	p->now = c;
 	vault_free(p->vault);
 	p->vault = v;
 	certwatch_free(p->certs);
 	p->certs = certwatch_new(p->path, c, v, "reload");
-	conf_free(c);
 	if (p->auth.pid != 0)
 		(void)kill(p->auth.pid, SIGHUP);
-	if (p->smtp.pid != 0 && parent_send_files(p, CHILD_MSG_RELOAD) == -1)
+	if (p->smtp.pid != 0 && parent_send_files(p, &p->smtp, CHILD_MSG_RELOAD) == -1)
 		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "fail", "error",
 		    "cannot reach the smtp process");
+	if (p->relay.pid != 0 && parent_send_files(p, &p->relay, CHILD_MSG_RELOAD) == -1)
+		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "fail", "error",
+		    "cannot reach the relay process");
 }
 
 /* Renewed certificates, checked (server/certwatch.h): handed over as a
@@ -352,13 +416,14 @@ parent_certs(struct parent *p)
 		return;
 	vault_free(p->vault);
 	p->vault = v;
-	if (p->smtp.pid != 0 && parent_send_vault(p, p->smtp.ctl, CHILD_MSG_CERTS) == -1)
+	if (p->smtp.pid != 0 && parent_send_vault(p, &p->smtp, CHILD_MSG_CERTS) == -1)
 		log_event(LOG_ERR, "tls_reload", 0, "{s:s, s:s}", "result", "fail", "error",
 		    "cannot reach the smtp process");
 }
 
 /* SIGTERM: the smtp process drains its sessions (shutdown_grace), then the
- * auth process ends. The smtp process's exit status. */
+ * relay process ends its deliveries (shutdown_grace too), then the auth
+ * process ends. The smtp process's exit status. */
 static int
 parent_stop(struct parent *p)
 {
@@ -378,14 +443,15 @@ parent_stop(struct parent *p)
 		rc = WIFEXITED(status) ? WEXITSTATUS(status) : 2;
 		p->smtp.pid = 0;
 	}
+	child_stop(&p->relay, (long)p->c->shutdown_grace * 1000 + PARENT_RELAY_STOP_MS);
 	child_stop(&p->auth, 5000);
 	child_stop(&p->smtp, 0);
 	return rc;
 }
 
-/* A token command for the smtp process (server/tokenc.h): a process of its
- * own runs it, from this process's copy of the route's credentials file,
- * and answers on the control socket itself, so that the parent never
+/* A token command for the relay process (server/tokenc.h): a process of
+ * its own runs it, from this process's copy of the route's credentials
+ * file, and answers on the control socket itself, so that the parent never
  * waits. The request names a route, never a command. */
 static void
 parent_token(struct parent *p, const struct ipc_frame *f)
@@ -440,21 +506,23 @@ parent_token(struct parent *p, const struct ipc_frame *f)
 		else
 			ipc_put_bytes(&o, err, strlen(err));
 		if (ipc_out_end(&o) == 0)
-			(void)ipc_sock_send(p->smtp.ctl, &o, -1);
+			(void)ipc_sock_send(p->relay.ctl, &o, -1);
 		explicit_bzero(o.buf, sizeof(o.buf));
 		_exit(0);
 	}
 }
 
-/* What the smtp process says: READY after a restart, token requests. */
+/* What a child says: READY after a restart; the relay process's token
+ * requests (the smtp process may not ask: it holds no route's secret). */
 static void
-parent_ctl(struct parent *p)
+parent_ctl(struct parent *p, struct child *ch)
 {
 	unsigned char *buf = xmalloc(IPC_FRAME_MAX);
 	struct ipc_frame f;
 
 	/* one frame per wake-up: the socket blocks */
-	if (ipc_sock_recv(p->smtp.ctl, buf, &f, NULL) == 1 && f.type == CHILD_MSG_TOKEN)
+	if (ipc_sock_recv(ch->ctl, buf, &f, NULL) == 1 && f.type == CHILD_MSG_TOKEN &&
+	    ch == &p->relay)
 		parent_token(p, &f);
 	free(buf);
 }
@@ -470,20 +538,23 @@ parent_loop(struct parent *p)
 		return parent_stop(p);
 	for (;;) {
 		long long ms = parent_next_ms(p), cw = certwatch_due_in(p->certs, child_now_ms());
-		struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN},
-		    {.fd = p->smtp.pid != 0 ? p->smtp.ctl : -1, .events = POLLIN}};
+		struct pollfd pfd[3] = {{.fd = sfd, .events = POLLIN},
+		    {.fd = p->smtp.pid != 0 ? p->smtp.ctl : -1, .events = POLLIN},
+		    {.fd = p->relay.pid != 0 ? p->relay.ctl : -1, .events = POLLIN}};
 		struct signalfd_siginfo si;
 
 		if (cw >= 0 && (ms < 0 || cw < ms))
 			ms = cw;
-		if (poll(pfd, 2,
+		if (poll(pfd, 3,
 		        ms < 0             ? -1
 		            : ms > INT_MAX ? INT_MAX
 		                           : (int)ms) == -1 &&
 		    errno != EINTR)
 			break;
 		if (pfd[1].revents & POLLIN)
-			parent_ctl(p);
+			parent_ctl(p, &p->smtp);
+		if (pfd[2].revents & POLLIN)
+			parent_ctl(p, &p->relay);
 		while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 			int sig = (int)si.ssi_signo;
 
@@ -491,8 +562,8 @@ parent_loop(struct parent *p)
 				parent_reap(p);
 			else if (sig == SIGHUP)
 				parent_reload(p);
-			else if ((sig == SIGUSR1 || sig == SIGUSR2) && p->smtp.pid != 0)
-				(void)kill(p->smtp.pid, sig);
+			else if ((sig == SIGUSR1 || sig == SIGUSR2) && p->relay.pid != 0)
+				(void)kill(p->relay.pid, sig);
 			else if (sig == SIGTERM || sig == SIGINT) {
 				close(sfd);
 				return parent_stop(p);
@@ -530,30 +601,42 @@ parent_free(struct parent *p)
 		close(p->admin_fd);
 	vault_free(p->vault);
 	certwatch_free(p->certs);
+	conf_free(p->now);
 }
 
 static int
 parent_run(const char *path, const struct conf *c, struct vault *v)
 {
 	struct parent p = {.path = path, .c = c, .admin_fd = -1, .vault = v};
+	const char *failed;
 	char err[1024] = "";
 	int rc = 2;
 
 	(void)prctl(PR_SET_DUMPABLE, 0); /* it holds the secrets too */
 	child_init(&p.auth, "auth", path);
 	child_init(&p.smtp, "smtp", path);
+	child_init(&p.relay, "relay", path);
+	/* without [relay] or [route] nothing is delivered: no relay process */
+	p.has_relay = scheduler_is_configured(c);
 	if (parent_user(&p, err, sizeof(err)) == -1 ||
 	    parent_bind(&p, parent_threads(c), err, sizeof(err)) == -1 ||
 	    parent_start(&p, &p.auth, err, sizeof(err)) == -1 ||
-	    parent_start(&p, &p.smtp, err, sizeof(err)) == -1) {
+	    parent_start(&p, &p.smtp, err, sizeof(err)) == -1 ||
+	    (p.has_relay && parent_start(&p, &p.relay, err, sizeof(err)) == -1)) {
 		fprintf(stderr, "smtpgate: %s: %s\n", path, err);
+		child_stop(&p.relay, 0);
 		child_stop(&p.smtp, 0);
 		child_stop(&p.auth, 0);
 		parent_free(&p);
 		return 2;
 	}
-	if (parent_wait_ready(&p) == -1) {
-		fprintf(stderr, "smtpgate: %s: the smtp process did not start (see above)\n", path);
+	failed = parent_wait_ready(&p.smtp) == -1              ? "smtp"
+	    : p.has_relay && parent_wait_ready(&p.relay) == -1 ? "relay"
+	                                                       : NULL;
+	if (failed != NULL) {
+		fprintf(stderr, "smtpgate: %s: the %s process did not start (see above)\n", path,
+		    failed);
+		child_stop(&p.relay, 5000);
 		child_stop(&p.smtp, 5000);
 		child_stop(&p.auth, 0);
 		parent_free(&p);

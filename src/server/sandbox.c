@@ -105,11 +105,11 @@ static const char *const sandbox_plain[] = {
     "fchmodat",
     "umask",
     "utimensat",
-    /* network: connections it accepts, deliveries and lookups it makes */
+    /* network: deliveries and lookups it makes (bind: the resolver's
+       random source ports; a new listening socket needs listen, never
+       allowed); accept is the smtp process's alone (sandbox_accepts) */
     "connect",
     "bind",
-    "accept",
-    "accept4",
     "getsockname",
     "getpeername",
     "setsockopt",
@@ -177,6 +177,9 @@ static const char *const sandbox_plain[] = {
     "execve",
 #endif
 };
+
+/* Only for the process that serves clients on the parent's listeners. */
+static const char *const sandbox_accepts[] = {"accept", "accept4"};
 
 static int
 sandbox_allow(scmp_filter_ctx f, const char *name)
@@ -253,7 +256,7 @@ sandbox_rules(scmp_filter_ctx f)
 }
 
 int
-sandbox_enter(char *err, size_t errlen)
+sandbox_enter(enum sandbox_role role, char *err, size_t errlen)
 {
 	scmp_filter_ctx f = seccomp_init(SCMP_ACT_KILL_PROCESS);
 	int rc;
@@ -265,6 +268,10 @@ sandbox_enter(char *err, size_t errlen)
 	rc = seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1);
 	for (size_t i = 0; rc == 0 && i < sizeof(sandbox_plain) / sizeof(sandbox_plain[0]); i++)
 		rc = sandbox_allow(f, sandbox_plain[i]);
+	for (size_t i = 0; rc == 0 && role == SANDBOX_SMTP &&
+	     i < sizeof(sandbox_accepts) / sizeof(sandbox_accepts[0]);
+	     i++)
+		rc = sandbox_allow(f, sandbox_accepts[i]);
 	if (rc == 0)
 		rc = sandbox_rules(f);
 	if (rc == 0)

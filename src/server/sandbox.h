@@ -1,6 +1,9 @@
 /*
- * sandbox: the system calls the smtpgate-smtp process may make (DESIGN
- * 2.1), as a seccomp filter (libseccomp) on all its threads. Anything else
+ * sandbox: the system calls the smtpgate-smtp and smtpgate-relay processes
+ * may make (DESIGN 2.1), as a seccomp filter (libseccomp) on all their
+ * threads. The two lists differ in one point: only the smtp process may
+ * accept a connection; the relay process makes connections (deliveries,
+ * DNS, TLS), never takes one. Anything else
  * kills the process (the parent logs child_exit with SIGSYS and starts a
  * new one): no exec, no ptrace, no new listening socket, no mount or
  * module call, no signal to another process, sockets of the IPv4, IPv6,
@@ -17,8 +20,13 @@
 
 #include <stddef.h>
 
-/* Installs the filter on every thread of the process (TSYNC). 0, or -1
- * with err. Needs no_new_privs (or CAP_SYS_ADMIN). */
-int sandbox_enter(char *err, size_t errlen);
+enum sandbox_role {
+	SANDBOX_SMTP, /* accepts on the listeners the parent bound */
+	SANDBOX_RELAY, /* accepts nothing */
+};
+
+/* Installs the filter of role on every thread of the process (TSYNC). 0,
+ * or -1 with err. Needs no_new_privs (or CAP_SYS_ADMIN). */
+int sandbox_enter(enum sandbox_role role, char *err, size_t errlen);
 
 #endif

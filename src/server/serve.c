@@ -9,10 +9,11 @@
  *   RELOAD (the parent's SIGHUP)  re-read the config and certificates from
  *            the files the parent handed over; live sessions keep the
  *            snapshot they started with
- *   SIGUSR1  deliver every queued message now (`smtpgate queue flush`)
- *   SIGUSR2  rescan the queue folder (`smtpgate queue release`)
  *   SIGTERM, SIGINT  stop accepting, let sessions finish for
  *            [limits] shutdown_grace, then close the rest with 421 and exit
+ * Delivery is the relay process's (server/relay_proc.h): each message made
+ * durable here is announced to it (server/relayc.h), and this process loads
+ * the configuration without the [dkim] keys, which it never needs.
  */
 #include <errno.h>
 #include <poll.h>
@@ -42,16 +43,15 @@
 #include "net/tls.h"
 #include "policy/limiter.h"
 #include "queue/queue.h"
-#include "relay/scheduler.h"
 #include "server/ban_routes.h"
 #include "server/obs.h"
 #include "server/proxy_accept.h"
+#include "server/relayc.h"
 #include "server/sandbox.h"
 #include "server/sendquota.h"
 #include "server/serve.h"
 #include "server/server.h"
 #include "server/session.h"
-#include "server/tokenc.h"
 #include "server/authc.h"
 #include "server/child.h"
 
@@ -65,11 +65,12 @@ serve_needs_tls(const struct conf *c)
 	return false;
 }
 
+/* without: CONF_WITHOUT_* (conf/conf.h), the secrets left out. */
 static struct server_snap *
-serve_snap_new(const char *path, char *err, size_t errlen)
+serve_snap_new(const char *path, unsigned without, char *err, size_t errlen)
 {
 	struct server_snap *snap;
-	struct conf *c = conf_load(path, err, errlen);
+	struct conf *c = conf_load_without(path, without, err, errlen);
 
 	if (c == NULL)
 		return NULL;
@@ -264,7 +265,7 @@ serve_reload(struct server *srv, const char *path, const char *event)
 	if (srv->log_next != -1)
 		log_use_fd(srv->log_next);
 	srv->log_next = -1;
-	snap = serve_snap_new(path, err, sizeof(err));
+	snap = serve_snap_new(path, CONF_WITHOUT_DKIM_KEYS, err, sizeof(err));
 	if (snap == NULL) {
 		log_event(LOG_ERR, event, 0, "{s:s, s:s}", "result", "fail", "error", err);
 		return;
@@ -344,6 +345,9 @@ serve_ctl_frame(struct server *srv, const char *path, const struct ipc_frame *f,
 	case CHILD_MSG_AUTH:
 		authc_set_channel(srv->authc, fd);
 		return 0;
+	case CHILD_MSG_RELAY:
+		relayc_set_channel(srv->relayc, fd);
+		return 0;
 	case CHILD_MSG_EXIT:
 		if (ipc_get_str(&rd, str, 63) == 0)
 			obs_child_exit(srv->obs, str);
@@ -364,9 +368,6 @@ serve_ctl_frame(struct server *srv, const char *path, const struct ipc_frame *f,
 		break;
 	case CHILD_MSG_CERTS:
 		serve_reload(srv, path, "tls_reload");
-		break;
-	case CHILD_MSG_TOKEN_ANSWER:
-		tokenc_answer(f);
 		break;
 	default:
 		break;
@@ -409,13 +410,10 @@ serve_run(struct server *srv, const char *path, const sigset_t *set)
 		    serve_ctl(srv, path, buf) == -1)
 			break; /* the parent is gone: end as on SIGTERM */
 		while (!stop && read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-			if (si.ssi_signo == SIGUSR1 && srv->sched != NULL)
-				scheduler_flush(srv->sched);
-			else if (si.ssi_signo == SIGUSR2 && srv->sched != NULL)
-				scheduler_rescan(srv->sched);
-			else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+			if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
 				stop = true;
-			/* SIGHUP: the parent's (pkill -HUP smtpgate reaches it too) */
+			/* SIGHUP: the parent's (pkill -HUP smtpgate reaches it too);
+			 * SIGUSR1, SIGUSR2: the relay process's */
 		}
 	}
 	if (sfd != -1)
@@ -478,7 +476,7 @@ serve_config_warnings(const struct conf *c)
 /* The services every worker shares, in the order they depend on each other.
  * 0, or -1 with the error printed (exit status 2). */
 static int
-serve_open_services(struct server *srv, const char *path, struct server_snap **sched_snap_r)
+serve_open_services(struct server *srv)
 {
 	const struct conf *c = srv->snap->conf;
 	char err[1024] = "";
@@ -489,17 +487,9 @@ serve_open_services(struct server *srv, const char *path, struct server_snap **s
 		fprintf(stderr, "smtpgate: %s\n", err);
 		return -1;
 	}
-	/* delivery, with its own reference to the start-up config ([relay]
-	 * and [route] changes need a restart) */
-	if (scheduler_is_configured(c)) {
-		*sched_snap_r = server_snap_get(srv);
-		srv->sched = scheduler_new((*sched_snap_r)->conf, err, sizeof(err));
-		if (srv->sched == NULL || scheduler_start(srv->sched, err, sizeof(err)) == -1) {
-			fprintf(stderr, "smtpgate: %s: %s\n", path, err);
-			return -1;
-		}
-		queue_set_durable_hook(srv->queue, scheduler_notify, srv->sched);
-	}
+	/* delivery is the relay process's (without [relay] or [route] there
+	 * is none, and nothing reads the channel) */
+	queue_set_durable_hook(srv->queue, relayc_notify, srv->relayc);
 	srv->sendquota = sendquota_new(c, srv->obs, err, sizeof(err));
 	if (srv->sendquota == NULL) {
 		fprintf(stderr, "smtpgate: %s\n", err);
@@ -548,7 +538,7 @@ serve_workers_run(struct server *srv, const char *path, const sigset_t *set)
 	if (c->admin && serve_admin_start(srv, c, err, sizeof(err)) == -1) {
 		fprintf(stderr, "smtpgate: %s: %s\n", path, err);
 		rc = 2;
-	} else if (sandbox_enter(err, sizeof(err)) == -1) {
+	} else if (sandbox_enter(SANDBOX_SMTP, err, sizeof(err)) == -1) {
 		fprintf(stderr, "smtpgate-smtp: %s\n", err);
 		rc = 2;
 	} else if (serve_send_ready(srv) == -1) {
@@ -565,11 +555,6 @@ serve_workers_run(struct server *srv, const char *path, const sigset_t *set)
 	/* answers still in flight reach their loops before the loops stop */
 	queue_free(srv->queue);
 	srv->queue = NULL;
-	/* deliveries waiting for a token command give up */
-	tokenc_stop();
-	/* after the committer, whose hook it is; c may be gone after a SIGHUP */
-	scheduler_free(srv->sched, srv->snap->conf->shutdown_grace);
-	srv->sched = NULL;
 	/* pending AUTH requests are answered (454) while the loops still run */
 	authc_free(srv->authc);
 	srv->authc = NULL;
@@ -592,7 +577,7 @@ serve_conf_check(
 
 	/* every file the configuration makes us read, for the smtp process */
 	vault_record_begin();
-	snap = serve_snap_new(path, err, errlen);
+	snap = serve_snap_new(path, 0, err, errlen);
 	*v_r = vault_record_end();
 	if (snap == NULL)
 		return NULL;
@@ -714,7 +699,7 @@ serve_user_name(void)
 /* Everything the sessions share, from what the parent handed over. 0, or
  * the exit status. */
 static int
-serve_smtp_open(struct server *srv, const char *path, struct server_snap **sched_snap_r)
+serve_smtp_open(struct server *srv, const char *path)
 {
 	unsigned char *buf = xmalloc(IPC_FRAME_MAX);
 	char err[1024] = "";
@@ -728,7 +713,7 @@ serve_smtp_open(struct server *srv, const char *path, struct server_snap **sched
 	if (srv->log_next != -1)
 		log_use_fd(srv->log_next);
 	srv->log_next = -1;
-	srv->snap = serve_snap_new(path, err, sizeof(err));
+	srv->snap = serve_snap_new(path, CONF_WITHOUT_DKIM_KEYS, err, sizeof(err));
 	if (srv->snap == NULL) {
 		fprintf(stderr, "smtpgate-smtp: %s\n", err);
 		return 2;
@@ -739,15 +724,13 @@ serve_smtp_open(struct server *srv, const char *path, struct server_snap **sched
 	}
 	serve_raise_nofile();
 	loop_global_init();
-	tokenc_start(srv->ctl);
-	return serve_open_services(srv, path, sched_snap_r) == -1 ? 2 : 0;
+	return serve_open_services(srv) == -1 ? 2 : 0;
 }
 
 int
 serve_smtp_main(const char *path, int ctl)
 {
 	struct server srv;
-	struct server_snap *sched_snap = NULL;
 	sigset_t set;
 	int rc;
 
@@ -772,20 +755,19 @@ serve_smtp_main(const char *path, int ctl)
 	srv.log_next = -1;
 	srv.obs = obs_new();
 	srv.authc = authc_new();
+	srv.relayc = relayc_new();
 	if (srv.authc == NULL) {
 		fprintf(
 		    stderr, "smtpgate-smtp: cannot start the auth client: %s\n", strerror(errno));
 		rc = 2;
-	} else if ((rc = serve_smtp_open(&srv, path, &sched_snap)) == 0) {
+	} else if ((rc = serve_smtp_open(&srv, path)) == 0) {
 		rc = serve_workers_run(&srv, path, &set);
 		for (size_t i = 0; i < srv.nworkers; i++)
 			serve_worker_free(srv.workers[i]);
 		free(srv.workers);
 	}
 	queue_free(srv.queue);
-	scheduler_free(srv.sched, 0);
-	if (sched_snap != NULL)
-		server_snap_put(sched_snap);
+	relayc_free(srv.relayc); /* after the committer, whose hook it is */
 	authc_free(srv.authc);
 	sendquota_free(srv.sendquota); /* after the sessions and the admin thread */
 	obs_free(srv.obs);

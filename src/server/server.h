@@ -25,7 +25,7 @@ struct loop;
 struct obs;
 struct proxy_conn;
 struct queue;
-struct scheduler;
+struct relayc;
 struct sendquota;
 struct tls_server;
 struct vault;
@@ -49,7 +49,7 @@ struct server {
 	struct vault *vault_next; /* files of the reload being handed over */
 	int log_next; /* its log file, -1: stderr */
 	struct queue *queue;
-	struct scheduler *sched; /* delivery; NULL without [relay] or [route] */
+	struct relayc *relayc; /* new messages to the relay process (server/relayc.h) */
 	struct admin *admin; /* NULL without [admin] */
 	struct limiter *limiter; /* connection limits, AUTH failures, bans */
 	struct obs *obs; /* metrics (server/obs.h) */

@@ -1,5 +1,5 @@
 /*
- * tokenc: the relay routes' credentials (relay/creds.h) from the smtp
+ * tokenc: the relay routes' credentials (relay/creds.h) for the relay
  * process, which may neither open the credentials files nor start a
  * program (server/sandbox.h): the parent (server/parent.h) reads the
  * route's file at each delivery (mode checked) and runs its token command,

@@ -410,6 +410,8 @@ def test_xoauth2_expired_token_is_refreshed_in_the_same_session(make_server, pki
         submit(s, ["bob@example.net"], message("refresh1"))
         wait_for(lambda: len(sink.messages) == 1, timeout=20, what="delivery")
         assert sink.seen == ["tok-1", "tok-2"]
+        # the sink keeps the message before its 250 reaches the relay process
+        s.wait_event("delivery")
         assert [e["result"] for e in deliveries(s)] == ["sent"]  # never held
         # the fresh token is cached now: no command run for the next message
         submit(s, ["bob@example.net"], message("refresh2"))

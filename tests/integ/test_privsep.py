@@ -5,7 +5,12 @@ cannot open the passwd file, the TLS and DKIM keys or the relay
 credentials (mode 0600 root): the kernel refuses it; smtpgate-auth holds the
 credentials and no client socket; when it dies AUTH answers 454 4.7.0 (never
 535) until it is back; a killed smtp process loses no acknowledged message and
-a new one serves within 2 s; SIGHUP hands a renewed certificate over."""
+a new one serves within 2 s; SIGHUP hands a renewed certificate over.
+smtpgate-relay delivers, as the same user and as sandboxed, with no listening
+socket: it signs with the DKIM key and logs in to the smarthost with the
+credentials, neither of which the smtp process ever holds (not as a file, not
+as one of the parent's copies); killed, it is restarted and the queued message
+still goes, and `smtpgate queue flush` reaches it."""
 import os
 import pathlib
 import pwd
@@ -21,6 +26,8 @@ import pytest
 import conftest
 from conftest import PASSWORD, SMTPGATE, USER, free_port, make_message, wait_for
 from smtpclient import SMTPClient, client_context, plain_ir
+from test_delivery import Sink, submit
+from test_dkim import genkey, msg as dkim_msg, verify as dkim_verify
 from test_scram import gsasl
 
 TEST_USER = "sgprivsep"
@@ -70,11 +77,11 @@ def admin_server(make_server):
     return s.start()
 
 
-def child_exits(port):
+def child_exits(port, process="auth"):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=15) as r:
         body = r.read().decode()
     for line in body.splitlines():
-        if line.startswith('smtpgate_child_exits_total{process="auth"}'):
+        if line.startswith(f'smtpgate_child_exits_total{{process="{process}"}}'):
             return float(line.split()[-1])
     return 0.0
 
@@ -418,3 +425,280 @@ def test_audit_server_user_root_missing_and_not_root(make_server, test_user):
     f = ids["server-not-root"]
     assert f["severity"] == "info" and TEST_USER in f["evidence"], f
     assert "server-user-missing" not in ids, ids
+
+
+# --- the relay process ------------------------------------------------------------------
+
+def tcp_inodes_of(state=None):
+    """{inode: local port} of the machine's TCP sockets (state: "0A" is LISTEN)."""
+    out = {}
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in open(f).read().splitlines()[1:]:
+            cols = line.split()
+            if state is None or cols[3] == state:
+                out[cols[9]] = int(cols[1].rsplit(":", 1)[1], 16)
+    return out
+
+
+def fd_links(pid):
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out[fd] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def socket_owner(server_pid, port):
+    """The comm of the server's process whose TCP socket has local port port."""
+    inodes = [i for i, p in tcp_inodes_of().items() if p == port]
+    for comm, pids in children(server_pid).items():
+        for pid in pids:
+            if any(link[8:-1] in inodes for link in fd_links(pid).values()
+                   if link.startswith("socket:[")):
+                return comm
+    return None
+
+
+class OwnerSink(Sink):
+    """A smarthost (aiosmtpd, STARTTLS, AUTH required) that also records which
+    of the server's processes is the client of each DATA."""
+    server_pid = None
+
+    def __init__(self, *a, **kw):
+        self.owners = []
+        super().__init__(*a, **kw)
+
+    async def handle_DATA(self, server, session, envelope):
+        self.owners.append(socket_owner(self.server_pid, session.peer[1]))
+        return await super().handle_DATA(server, session, envelope)
+
+
+def memfd_contents(pid):
+    """The bytes of every copy the process holds of the parent's files."""
+    out = []
+    for fd, link in fd_links(pid).items():
+        if link.startswith("/memfd:"):
+            try:
+                out.append(open(f"/proc/{pid}/fd/{fd}", "rb").read())
+            except OSError:
+                pass
+    return out
+
+
+@pytest.fixture
+def relaying(make_server, pki, tmp_path, test_user):
+    """A dropped server whose relay process delivers to an aiosmtpd smarthost
+    that requires AUTH, with a DKIM key and credentials of mode 0600 root.
+    retry_min = 1h: a deferred message waits for a flush."""
+    key, txt = genkey(tmp_path, "dkim", "ed25519")
+    cred = secret(tmp_path / "relay.secret", "relayuser relay-password-not-to-leak\n")
+    # the relay process's user reads the CA bundle: a public file of its own
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(pki.root.read_bytes())
+    os.chmod(ca, 0o644)
+    sink = OwnerSink(pki, auth=("relayuser", "relay-password-not-to-leak"))
+    port = free_port()
+    s = make_server(user=TEST_USER, extra=f"""
+[admin]
+address = 127.0.0.1:{port}
+
+[dkim example.test]
+selector = s1
+key = {key}
+
+[relay]
+route = smarthost 127.0.0.1:{sink.port}
+tls = starttls
+verify = peer+host
+ca = {ca}
+auth = PLAIN
+credentials = {cred}
+retry_min = 1h
+retry_max = 2h
+timeout = 5s
+""")
+    s.admin = port
+    s.key, s.cred, s.dkim_txt = key, cred, txt
+    reachable(s.dir)
+    s.start()
+    sink.server_pid = s.proc.pid
+    s.sink = sink
+    yield s
+    sink.stop()
+
+
+def test_relay_process_runs_unprivileged_and_accepts_nothing(relaying, test_user):
+    s = relaying
+    pid = child_pid(s, "smtpgate-relay")
+    assert os.readlink(f"/proc/{pid}/exe") == os.readlink(f"/proc/{s.proc.pid}/exe")
+    st = status(pid)
+    assert st["Uid"] == [str(test_user.pw_uid)] * 4, st["Uid"]
+    assert st["Gid"] == [str(test_user.pw_gid)] * 4, st["Gid"]
+    assert st["Groups"] in ([], [str(test_user.pw_gid)]), st["Groups"]
+    assert st["CapEff"] == ["0000000000000000"] and st["CapPrm"] == ["0000000000000000"]
+    assert st["NoNewPrivs"] == ["1"]
+    assert st["Seccomp"] == ["2"]  # its own allow-list (server/sandbox.c)
+    # not dumpable: the kernel gives its /proc files to root, not to its user
+    assert os.stat(f"/proc/{pid}/environ").st_uid == 0
+    # no listening socket and no client: only its channels to the parent and smtp
+    tcp = tcp_inodes_of()
+    links = fd_links(pid).values()
+    assert not [ln for ln in links if ln.startswith("socket:[") and ln[8:-1] in tcp], links
+    # while the smtp process holds the listeners
+    listening = tcp_inodes_of("0A")
+    smtp = fd_links(child_pid(s, "smtpgate-smtp")).values()
+    assert [ln for ln in smtp if ln.startswith("socket:[") and ln[8:-1] in listening]
+
+
+def test_smtp_process_never_holds_the_dkim_key_or_the_credentials(relaying, test_user):
+    s = relaying
+    smtp, relay = child_pid(s, "smtpgate-smtp"), child_pid(s, "smtpgate-relay")
+    key, cred = s.key.read_bytes(), s.cred.read_bytes()
+    # the parent's copies hold the key (so this test can see one) ...
+    assert key in memfd_contents(s.proc.pid)
+    # ... the smtp process has none of them, nor the files, nor a mapping
+    copies = memfd_contents(smtp)
+    assert copies, "the smtp process should hold the parent's other copies"
+    assert key not in copies and cred not in copies
+    # (the TLS keys are there: it serves TLS)
+    assert not [b for b in copies if key.split(b"\n")[1] in b or b"relay-password" in b]
+    maps = open(f"/proc/{smtp}/maps").read()
+    for path in (s.key, s.cred):
+        assert str(path) not in fd_links(smtp).values()
+        assert str(path) not in maps
+        # and its user may not read them
+        r = subprocess.run(["setpriv", f"--reuid={test_user.pw_uid}",
+                            f"--regid={test_user.pw_gid}", "--clear-groups", "cat", str(path)],
+                           capture_output=True, text=True)
+        assert r.returncode != 0 and "Permission denied" in r.stderr, (path, r)
+    # the relay process let its copies go once the key was loaded
+    assert key not in memfd_contents(relay)
+    assert str(s.key) not in fd_links(relay).values()
+
+
+def test_relay_process_signs_and_logs_in_to_the_smarthost(relaying):
+    s = relaying
+    submit(s, ["bob@example.net"], dkim_msg("privsep"))
+    wait_for(lambda: s.sink.messages, timeout=20, what="delivery to the smarthost")
+    data = s.sink.messages[-1][3]
+    # AUTH was required (aiosmtpd refuses MAIL without it): the credentials went
+    # from the parent to the relay process, which made the connection
+    assert s.sink.owners == ["smtpgate-relay"], s.sink.owners
+    assert data.startswith(b"DKIM-Signature: v=1; a=ed25519-sha256;"), data[:80]
+    assert dkim_verify(data, {"s1._domainkey.example.test.": s.dkim_txt}), data
+    ev = s.wait_event("delivery", lambda r: r["result"] == "sent")
+    assert ev["relay"].startswith("127.0.0.1"), ev
+    assert "relay-password-not-to-leak" not in s.log.read_text()
+
+
+def test_relay_process_crash_is_restarted_and_the_queued_message_goes(relaying):
+    s = relaying
+    s.sink.script = [(451, "4.3.0 try again later")]
+    submit(s, ["bob@example.net"], dkim_msg("deferred"))
+    qid = s.wait_event("accepted")["queue_id"]
+    s.wait_event("delivery", lambda r: r["queue_id"] == qid and r["result"] == "deferred",
+                 timeout=20)
+    pid = child_pid(s, "smtpgate-relay")
+    os.kill(pid, signal.SIGKILL)
+    ev = s.wait_event("child_exit", lambda r: r.get("pid") == pid)
+    assert ev["process"] == "relay" and ev["signal"] == "Killed", ev
+    # a message acknowledged while it is down is not lost either
+    submit(s, ["bob@example.net"], dkim_msg("while-down"))
+    new = child_pid(s, "smtpgate-relay", other_than=pid, timeout=15)
+    assert status(new)["Uid"][0] == str(pwd.getpwnam(TEST_USER).pw_uid)
+    wait_for(lambda: any(b"while-down" in m[3] for m in s.sink.messages), timeout=20,
+             what="the message submitted around the crash")
+    # the deferred one waits an hour: `smtpgate queue flush` reaches the new process
+    assert qid in {m["id"] for m in s.queued()}
+    wait_for(lambda: (s.spool / "pid").read_text().strip() == str(new), what="SPOOL/pid")
+    r = subprocess.run([SMTPGATE, "queue", "flush", "-c", str(s.conf), "--json"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    import json
+    assert json.loads(r.stdout)["server_pid"] == new, r.stdout
+    wait_for(lambda: any(b"deferred" in m[3] for m in s.sink.messages), timeout=20,
+             what="delivery after the flush")
+    wait_for(lambda: not s.queued(), what="the queue to empty")
+    assert set(s.sink.owners) == {"smtpgate-relay"}, s.sink.owners
+    assert child_exits(s.admin, "relay") == 1
+    assert child_exits(s.admin, "smtp") == 0
+
+
+def test_sighup_hands_the_relay_process_a_new_log(relaying):
+    s = relaying
+    pid = child_pid(s, "smtpgate-relay")
+    rotated = s.log.with_name("smtpgate.log.1")
+    os.rename(s.log, rotated)
+    s.proc.send_signal(signal.SIGHUP)
+    s.wait_event("reload", lambda r: r["result"] == "ok")
+    submit(s, ["bob@example.net"], dkim_msg("after-reload"))
+    # the delivery is the relay process's line, in the new file
+    s.wait_event("delivery", lambda r: r["result"] == "sent", timeout=20)
+    assert child_pid(s, "smtpgate-relay") == pid  # reloaded, not restarted
+    assert not [e for e in s.events("child_exit")]
+
+
+def test_no_relay_process_without_relay_or_route(dropped, make_server, test_user):
+    # dropped has [relay]: the relay process runs
+    assert child_pid(dropped, "smtpgate-relay")
+    s = make_server(user=TEST_USER)
+    reachable(s.dir)
+    s.start()
+    s.wait_event("start")
+    time.sleep(0.3)
+    assert "smtpgate-relay" not in children(s.proc.pid), children(s.proc.pid)
+    acked = send_one(s, "no-relay")
+    assert acked in {m["id"] for m in s.queued()}  # kept, as without delivery before
+
+
+def unix_peers():
+    """{socket inode: peer inode} of the machine's connected Unix sockets."""
+    out = {}
+    r = subprocess.run(["ss", "-xaH"], capture_output=True, text=True, check=True)
+    for line in r.stdout.splitlines():
+        cols = line.split()
+        if len(cols) >= 8 and cols[5].isdigit() and cols[7].isdigit():
+            out[cols[5]] = cols[7]
+    return out
+
+
+def steal_fd(pid, fd):
+    """A copy of descriptor fd of process pid (pidfd_getfd(2); root)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        n = libc.syscall(438, pidfd, int(fd), 0)  # SYS_pidfd_getfd
+        assert n >= 0, os.strerror(ctypes.get_errno())
+        return n
+    finally:
+        os.close(pidfd)
+
+
+def test_malformed_frame_closes_the_smtp_channel_not_the_relay_process(relaying):
+    s = relaying
+    smtp, relay = child_pid(s, "smtpgate-smtp"), child_pid(s, "smtpgate-relay")
+    peers = unix_peers()
+    relay_socks = {ln[8:-1] for ln in fd_links(relay).values() if ln.startswith("socket:[")}
+    # the smtp process's end of its channel to the relay process
+    ends = [fd for fd, ln in fd_links(smtp).items()
+            if ln.startswith("socket:[") and peers.get(ln[8:-1]) in relay_socks]
+    assert len(ends) == 1, (ends, fd_links(smtp))
+    fd = steal_fd(smtp, ends[0])
+    try:
+        os.write(fd, b"\0" * 16)  # type 0: not a frame
+    finally:
+        os.close(fd)
+    ev = s.wait_event("relay_channel", lambda r: r["process"] == "relay")
+    assert "malformed" in ev["error"], ev
+    # the receiver goes on: the same process delivers (from its scan)
+    assert child_pid(s, "smtpgate-relay") == relay
+    submit(s, ["bob@example.net"], dkim_msg("after-garbage"))
+    r = subprocess.run([SMTPGATE, "queue", "flush", "-c", str(s.conf)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: any(b"after-garbage" in m[3] for m in s.sink.messages), timeout=20,
+             what="delivery by the same relay process")
+    assert not s.events("child_exit")

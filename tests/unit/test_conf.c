@@ -656,6 +656,63 @@ test_admin_token_file(void **state)
 	assert_non_null(strstr(err, "/etc/smtpgate/admin.token: No such file"));
 }
 
+/* The secrets a process is not given: their files are not read (here they
+ * do not exist), every other check still applies. */
+static void
+test_load_without_secrets(void **state)
+{
+	char dir[] = "/tmp/sg-test-conf-XXXXXX", path[128], text[512], err[1024];
+	struct conf *c;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/smtpgate.conf", dir);
+	snprintf(text, sizeof(text),
+	    "[listen a]\naddress = 127.0.0.1:1\ntls = none\nauth = off\nrelay = local\n"
+	    "[admin]\ntoken_file = %s/no.token\n[dkim example.test]\nselector = s1\n"
+	    "key = %s/no.key\n",
+	    dir, dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd != -1);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+
+	/* everything read: the token is missing first, then the key */
+	assert_null(conf_load(path, err, sizeof(err)));
+	assert_non_null(strstr(err, "[admin] token_file: "));
+	assert_null(conf_load_without(path, CONF_WITHOUT_ADMIN_TOKEN, err, sizeof(err)));
+	assert_non_null(strstr(err, "[dkim example.test] key: "));
+	assert_null(conf_load_without(path, CONF_WITHOUT_DKIM_KEYS, err, sizeof(err)));
+	assert_non_null(strstr(err, "[admin] token_file: "));
+
+	c = conf_load_without(
+	    path, CONF_WITHOUT_DKIM_KEYS | CONF_WITHOUT_ADMIN_TOKEN, err, sizeof(err));
+	if (c == NULL)
+		fail_msg("%s", err);
+	assert_int_equal(c->ndkims, 1);
+	assert_null(c->dkims[0]->key);
+	assert_non_null(c->dkims[0]->key_path);
+	assert_null(c->admin_token);
+	assert_non_null(c->admin_token_file);
+	conf_free(c);
+
+	/* what is not a secret is checked as always */
+	assert_int_equal(unlink(path), 0);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd != -1);
+	snprintf(text, sizeof(text),
+	    "[listen a]\naddress = 127.0.0.1:1\ntls = none\nauth = off\nrelay = local\n"
+	    "[dkim example.test]\nkey = x\n");
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	assert_null(conf_load_without(
+	    path, CONF_WITHOUT_DKIM_KEYS | CONF_WITHOUT_ADMIN_TOKEN, err, sizeof(err)));
+	assert_non_null(strstr(err, "needs selector"));
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int
 main(void)
 {
@@ -668,6 +725,7 @@ main(void)
 	    cmocka_unit_test(test_limits_and_admin),
 	    cmocka_unit_test(test_admin_token_parse),
 	    cmocka_unit_test(test_admin_token_file),
+	    cmocka_unit_test(test_load_without_secrets),
 	    cmocka_unit_test(test_proxy_protocol),
 	    cmocka_unit_test(test_relay_and_routes),
 	    cmocka_unit_test(test_relay_values_and_lookup),
