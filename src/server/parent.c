@@ -34,6 +34,7 @@
 #include "relay/creds.h"
 #include "server/auth_msg.h"
 #include "server/child.h"
+#include "server/notify.h"
 #include "server/serve.h"
 
 #define PARENT_READY_MS 60000 /* the smtp process's start, at most */
@@ -320,11 +321,13 @@ parent_reload(struct parent *p)
 	struct vault *v = NULL;
 	struct conf *c;
 
+	notify_reloading();
 	log_reopen();
 	c = serve_conf_check(p->path, p->c, &v, err, sizeof(err));
 	if (c == NULL) {
 		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "fail", "error", err);
 		vault_free(v);
+		notify_ready("reload failed: the configuration in force stays (see the log)");
 		return;
 	}
 	conf_free(c);
@@ -335,6 +338,7 @@ parent_reload(struct parent *p)
 	if (p->smtp.pid != 0 && parent_send_files(p, CHILD_MSG_RELOAD) == -1)
 		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "fail", "error",
 		    "cannot reach the smtp process");
+	notify_ready("serving");
 }
 
 /* SIGTERM: the smtp process drains its sessions (shutdown_grace), then the
@@ -345,6 +349,7 @@ parent_stop(struct parent *p)
 	long long until = child_now_ms() + (long long)p->c->shutdown_grace * 1000 + 15000;
 	int status = 0, rc = 0;
 
+	notify_stopping();
 	if (p->smtp.pid != 0) {
 		(void)kill(p->smtp.pid, SIGTERM);
 		while (waitpid(p->smtp.pid, &status, WNOHANG) == 0) {
@@ -535,6 +540,7 @@ parent_run(const char *path, const struct conf *c, struct vault *v)
 		parent_free(&p);
 		return 2;
 	}
+	notify_ready("serving");
 	rc = parent_loop(&p);
 	parent_free(&p);
 	return rc;
