@@ -6,6 +6,7 @@
 #   make bench    run the benchmarks of bench/ and print the figures
 #   make install  build, then install under PREFIX (default /usr/local),
 #                 staged under DESTDIR if given (cmake --install does the same)
+#   make deb      build the Debian package build/deb/smtpgate_VERSION_ARCH.deb
 
 BUILD      ?= build
 CHECKBUILD ?= build-check
@@ -20,9 +21,10 @@ DEB_PACKAGES = build-essential cmake pkg-config clang libclang-rt-14-dev clang-f
 	libauthen-sasl-perl curl msmtp procps gsasl python3-jwt python3-cryptography \
 	libcurl4-openssl-dev dovecot-core libunbound-dev unbound nsd ldnsutils dnsutils \
 	python3-aiosmtpd postfix dovecot-lmtpd hydra prometheus fail2ban haproxy \
-	python3-dkim python3-nacl libseccomp-dev pandoc mandoc pebble certbot
+	python3-dkim python3-nacl libseccomp-dev pandoc mandoc pebble certbot libsystemd-dev \
+	debhelper lintian ssl-cert adduser logrotate strace
 
-.PHONY: all deps run check bench install format format-check layers clean
+.PHONY: all deps run check bench install deb format format-check layers clean
 
 all:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSMTPGATE_TESTS=OFF >/dev/null
@@ -67,6 +69,21 @@ install:
 	@if [ ! -f $(BUILD)/CMakeCache.txt ]; then $(MAKE) --no-print-directory all; fi
 	@cmake --build $(BUILD) -j $(JOBS)
 	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+# The package is built from a copy of the source (the files git knows,
+# committed or not, and new ones it does not ignore), so that the build's
+# by-products stay under build/deb and the tree stays clean.
+DEB_DIR = $(BUILD)/deb
+deb:
+	@rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
+	@git ls-files -z --cached --others --exclude-standard | \
+		xargs -0 sh -c 'for f; do [ -e "$$f" ] || [ -L "$$f" ] && printf "%s\0" "$$f"; done' sh | \
+		tar --null -T - -cf - | tar -xf - -C $(DEB_DIR)/src
+	@cd $(DEB_DIR)/src && DEB_BUILD_OPTIONS="parallel=$(JOBS) nocheck noddebs" \
+		dpkg-buildpackage -b -us -uc >../build.log 2>&1 || \
+		{ tail -40 ../build.log; echo "make deb: the build failed (log: $(DEB_DIR)/build.log)" >&2; exit 1; }
+	@rm -rf $(DEB_DIR)/src
+	@ls $(DEB_DIR)/*.deb
 
 bench: deps all
 	@$(MAKE) -C bench SMTPGATE=$(CURDIR)/$(BUILD)/smtpgate

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "server/notify.h"
 
 static const struct {
 	const char *name;
@@ -45,7 +46,8 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[1], "--version") == 0) {
-		printf("smtpgate %s\n", SMTPGATE_VERSION);
+		printf("smtpgate %s\nsystemd notification: %s\n", SMTPGATE_VERSION,
+		    notify_built() ? "yes" : "no");
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(main_commands) / sizeof(main_commands[0]); i++) {

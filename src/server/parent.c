@@ -36,6 +36,7 @@
 #include "server/auth_msg.h"
 #include "server/certwatch.h"
 #include "server/child.h"
+#include "server/notify.h"
 #include "server/serve.h"
 
 #define PARENT_READY_MS 60000 /* the smtp or relay process's start, at most */
@@ -382,11 +383,13 @@ parent_reload(struct parent *p)
 	struct vault *v = NULL;
 	struct conf *c;
 
+	notify_reloading();
 	log_reopen();
 	c = serve_conf_check(p->path, p->c, &v, err, sizeof(err));
 	if (c == NULL) {
 		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "fail", "error", err);
 		vault_free(v);
+		notify_ready("reload failed: the configuration in force stays (see the log)");
 		return;
 	}
 	conf_free(p->now);
@@ -403,6 +406,7 @@ parent_reload(struct parent *p)
 	if (p->relay.pid != 0 && parent_send_files(p, &p->relay, CHILD_MSG_RELOAD) == -1)
 		log_event(LOG_ERR, "reload", 0, "{s:s, s:s}", "result", "fail", "error",
 		    "cannot reach the relay process");
+	notify_ready("serving");
 }
 
 /* Renewed certificates, checked (server/certwatch.h): handed over as a
@@ -430,6 +434,7 @@ parent_stop(struct parent *p)
 	long long until = child_now_ms() + (long long)p->c->shutdown_grace * 1000 + 15000;
 	int status = 0, rc = 0;
 
+	notify_stopping();
 	if (p->smtp.pid != 0) {
 		(void)kill(p->smtp.pid, SIGTERM);
 		while (waitpid(p->smtp.pid, &status, WNOHANG) == 0) {
@@ -643,6 +648,7 @@ parent_run(const char *path, const struct conf *c, struct vault *v)
 		return 2;
 	}
 	p.certs = certwatch_new(path, c, p.vault, "start");
+	notify_ready("serving");
 	rc = parent_loop(&p);
 	parent_free(&p);
 	return rc;

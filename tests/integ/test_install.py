@@ -28,6 +28,7 @@ FILES = [
      "contrib/fail2ban/filter.d/smtpgate.conf"),
     ("share/smtpgate/fail2ban/jail.d/smtpgate.conf", 0o644,
      "contrib/fail2ban/jail.d/smtpgate.conf"),
+    ("share/smtpgate/smtpgate.service", 0o644, None),
 ]
 
 # installed page -> its Markdown source in doc/
@@ -71,6 +72,14 @@ def test_installed_binary_runs(make_installed):
     assert "serve" in r.stdout and "init" in r.stdout
     r = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and r.stdout.startswith("smtpgate ")
+
+
+def test_installed_unit_names_the_installed_binary(make_installed):
+    unit = (make_installed / "share" / "smtpgate" / "smtpgate.service").read_text()
+    assert "ExecStart=/usr/local/sbin/smtpgate serve -c /etc/smtpgate/smtpgate.conf\n" in unit
+    assert "/usr/sbin/smtpgate" not in unit
+    src = (ROOT / "contrib" / "systemd" / "smtpgate.service").read_text()
+    assert unit == src.replace("/usr/sbin/smtpgate", "/usr/local/sbin/smtpgate")
 
 
 def _man(page, *extra):
