@@ -28,7 +28,8 @@ authdb_pf_strdup_or_null(const char *s)
 }
 
 enum authdb_result
-authdb_pf_verify(const struct passwd_file *pf, const struct authdb_verify *v, struct authdb_match *m_r)
+authdb_pf_verify(
+    const struct passwd_file *pf, const struct authdb_verify *v, struct authdb_match *m_r)
 {
 	struct passwd_entry *e;
 	int64_t now = (int64_t)time(NULL);
@@ -183,7 +184,8 @@ authdb_pf_has_credential(
 	while ((e = passwd_file_next(pf, user, strlen(user), &pos)) != NULL) {
 		const char *l = passwd_entry_get(e, "label"), *c = passwd_entry_get(e, "created");
 
-		if (strcmp(l != NULL ? l : "", label) == 0 && strcmp(c != NULL ? c : "", created) == 0)
+		if (strcmp(l != NULL ? l : "", label) == 0 &&
+		    strcmp(c != NULL ? c : "", created) == 0)
 			return true;
 	}
 	return false;

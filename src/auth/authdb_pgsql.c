@@ -37,6 +37,8 @@
 
 #include <libpq-fe.h>
 
+#include "auth/authdb_pgsql.h"
+
 #include "auth/authdb_priv.h"
 #include "auth/passwd_file.h"
 #include "auth/pgsql_map.h"
@@ -123,12 +125,13 @@ authdb_pgsql_set_state(struct authdb_pgsql *ap, bool down, const char *error)
 		log_event(LOG_INFO, "pgsql_up", 0, "{s:s}", "conninfo", ap->redacted);
 }
 
-/* A new connection, or NULL (in backoff, or it failed: logged). */
+/* A new connection, or NULL (in backoff, or it failed: logged, and the
+ * reason in err). */
 static struct authdb_pgsql_conn *
-authdb_pgsql_connect(struct authdb_pgsql *ap)
+authdb_pgsql_connect(struct authdb_pgsql *ap, char *err, size_t errlen)
 {
 	const char *keys[5], *vals[5];
-	char tmo[16], err[512];
+	char tmo[16];
 	struct authdb_pgsql_conn *pc;
 	bool wait;
 	size_t n = 0;
@@ -136,8 +139,10 @@ authdb_pgsql_connect(struct authdb_pgsql *ap)
 	pthread_mutex_lock(&ap->lock);
 	wait = ap->down && authdb_pgsql_now_ms() < ap->retry_at_ms;
 	pthread_mutex_unlock(&ap->lock);
-	if (wait)
+	if (wait) {
+		snprintf(err, errlen, "unreachable at the last attempt: waiting before the next");
 		return NULL;
+	}
 	/* later entries override earlier ones: the conninfo may set its own
 	 * connect_timeout, never the password of password_file */
 	snprintf(tmo, sizeof(tmo), "%u", ap->timeout < 2 ? 2 : ap->timeout);
@@ -150,8 +155,8 @@ authdb_pgsql_connect(struct authdb_pgsql *ap)
 	pc = xcalloc(1, sizeof(*pc));
 	pc->pg = PQconnectdbParams(keys, vals, 1);
 	if (pc->pg == NULL || PQstatus(pc->pg) != CONNECTION_OK) {
-		snprintf(err, sizeof(err), "%s",
-		    pc->pg != NULL ? PQerrorMessage(pc->pg) : "out of memory");
+		snprintf(
+		    err, errlen, "%s", pc->pg != NULL ? PQerrorMessage(pc->pg) : "out of memory");
 		err[strcspn(err, "\n")] = '\0';
 		authdb_pgsql_conn_free(pc);
 		authdb_pgsql_set_state(ap, true, err);
@@ -267,15 +272,15 @@ authdb_pgsql_rows(const PGresult *res, const char *login, char *err, size_t errl
 		for (int i = 0; i < ncols; i++)
 			vals[i] = PQgetisnull(res, r, i) ? NULL : PQgetvalue(res, r, i);
 		if (pgsql_map_row(pf, &m, login, vals, &errstr) == -1)
-			log_event(LOG_ERR, "pgsql_bad_row", 0, "{s:s, s:i, s:s, s:s}", "user", login,
-			    "row", r + 1, "error", errstr, "effect", "the row is ignored");
+			log_event(LOG_ERR, "pgsql_bad_row", 0, "{s:s, s:i, s:s, s:s}", "user",
+			    login, "row", r + 1, "error", errstr, "effect", "the row is ignored");
 	}
 	return pf;
 }
 
 /* Takes a pooled connection, or makes one. NULL: none (logged). */
 static struct authdb_pgsql_conn *
-authdb_pgsql_take(struct authdb_pgsql *ap)
+authdb_pgsql_take(struct authdb_pgsql *ap, char *err, size_t errlen)
 {
 	struct authdb_pgsql_conn *pc;
 
@@ -284,7 +289,7 @@ authdb_pgsql_take(struct authdb_pgsql *ap)
 	if (pc != NULL)
 		ap->idle = pc->next;
 	pthread_mutex_unlock(&ap->lock);
-	return pc != NULL ? pc : authdb_pgsql_connect(ap);
+	return pc != NULL ? pc : authdb_pgsql_connect(ap, err, errlen);
 }
 
 static void
@@ -343,7 +348,7 @@ authdb_pgsql_load(struct authdb_pgsql *ap, const char *user, size_t userlen,
 	for (int attempt = 0; attempt < 2 && res == NULL; attempt++) {
 		bool reused;
 
-		if ((pc = authdb_pgsql_take(ap)) == NULL)
+		if ((pc = authdb_pgsql_take(ap, err, sizeof(err))) == NULL)
 			return -1;
 		reused = pc->used;
 		res = authdb_pgsql_exec(ap, pc, user, err, sizeof(err), &broken);
@@ -494,7 +499,8 @@ authdb_pgsql_read_password(const char *path, char *err, size_t errlen)
 	while (n > 0 && (data[n - 1] == ' ' || data[n - 1] == '\t'))
 		n--;
 	if (n == 0 || memchr(data, '\0', n) != NULL) {
-		snprintf(err, errlen, "[sql] password_file %s: no password on its first line", path);
+		snprintf(
+		    err, errlen, "[sql] password_file %s: no password on its first line", path);
 		xfree_secret(data, len);
 		return NULL;
 	}
@@ -553,3 +559,86 @@ const struct authdb_backend authdb_pgsql_backend = {
     .cram_key = authdb_pgsql_cram_key,
     .user_senders = authdb_pgsql_user_senders,
 };
+
+/* The prepared query's columns, for the audit. */
+static enum authdb_pgsql_probe
+authdb_pgsql_probe_columns(
+    struct authdb_pgsql *ap, struct authdb_pgsql_conn *pc, char *err, size_t errlen)
+{
+	int64_t deadline = authdb_pgsql_now_ms() + (int64_t)ap->timeout * 1000;
+	const char *names[64], *errstr;
+	struct pgsql_map m;
+	PGresult *res;
+	int n;
+
+	if (PQsendPrepare(pc->pg, AUTHDB_PGSQL_STMT, ap->query, 1, NULL) == 0 ||
+	    (res = authdb_pgsql_result(pc->pg, deadline)) == NULL) {
+		snprintf(err, errlen, "%s", PQerrorMessage(pc->pg));
+		return AUTHDB_PGSQL_PROBE_UNREACHABLE;
+	}
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		snprintf(err, errlen, "%s", PQresultErrorMessage(res));
+		PQclear(res);
+		return AUTHDB_PGSQL_PROBE_QUERY_INVALID;
+	}
+	PQclear(res);
+	if (PQsendDescribePrepared(pc->pg, AUTHDB_PGSQL_STMT) == 0 ||
+	    (res = authdb_pgsql_result(pc->pg, deadline)) == NULL) {
+		snprintf(err, errlen, "%s", PQerrorMessage(pc->pg));
+		return AUTHDB_PGSQL_PROBE_UNREACHABLE;
+	}
+	n = PQnfields(res) > 64 ? 64 : PQnfields(res);
+	for (int i = 0; i < n; i++)
+		names[i] = PQfname(res, i);
+	if (pgsql_map_columns(&m, names, (size_t)n, &errstr) == -1) {
+		snprintf(err, errlen, "%s", errstr);
+		PQclear(res);
+		return AUTHDB_PGSQL_PROBE_NO_CREDENTIAL;
+	}
+	PQclear(res);
+	return AUTHDB_PGSQL_PROBE_OK;
+}
+
+enum authdb_pgsql_probe
+authdb_pgsql_probe(const struct conf *c, char *err, size_t errlen)
+{
+	const char *conninfo = conf_backend_pgsql(c);
+	enum authdb_pgsql_probe r = AUTHDB_PGSQL_PROBE_UNREACHABLE;
+	struct authdb_pgsql *ap;
+	struct authdb_pgsql_conn *pc;
+
+	err[0] = '\0';
+	if (conninfo == NULL || (ap = authdb_pgsql_open(conninfo, c, err, errlen)) == NULL)
+		return r;
+	if ((pc = authdb_pgsql_connect(ap, err, errlen)) == NULL) {
+		/* the reason, then where */
+		size_t n = strcspn(err, "\n");
+
+		snprintf(err + n, errlen - n, " (%s)", ap->redacted);
+	} else {
+		r = authdb_pgsql_probe_columns(ap, pc, err, errlen);
+		authdb_pgsql_conn_free(pc);
+	}
+	err[strcspn(err, "\n")] = '\0';
+	authdb_pgsql_free(ap);
+	return r;
+}
+
+bool
+authdb_pgsql_conninfo_has_password(const struct conf *c)
+{
+	const char *conninfo = conf_backend_pgsql(c);
+	PQconninfoOption *opts;
+	bool has = false;
+
+	if (conninfo == NULL || (opts = PQconninfoParse(conninfo, NULL)) == NULL)
+		return false;
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+		if (strcmp(o->keyword, "password") == 0 && o->val != NULL && o->val[0] != '\0')
+			has = true;
+		if (o->val != NULL)
+			explicit_bzero(o->val, strlen(o->val));
+	}
+	PQconninfoFree(opts);
+	return has;
+}

@@ -33,8 +33,7 @@ pgsql_map_col_name(enum pgsql_map_col i)
 }
 
 int
-pgsql_map_columns(
-    struct pgsql_map *m_r, const char *const *names, size_t n, const char **errstr_r)
+pgsql_map_columns(struct pgsql_map *m_r, const char *const *names, size_t n, const char **errstr_r)
 {
 	for (size_t j = 0; j < PGSQL_MAP_NCOLS; j++)
 		m_r->col[j] = -1;

@@ -20,10 +20,9 @@
 const struct conf_key conf_sql_keys[] = {
     {CONF_KEY("query", CONF_T_STRING, NULL, CONF_RESTART), .off = CONF_S(sql_query),
         .flags = CONF_KEY_LINE, .line_off = CONF_S(sql_query_line)},
-    {CONF_KEY("password_file", CONF_T_PATH, NULL, CONF_RESTART),
-        .off = CONF_S(sql_password_file)},
-    {CONF_KEY("timeout", CONF_T_DURATION, "5s", CONF_RESTART), .off = CONF_S(sql_timeout),
-        .lo = 1, .hi = 300, .eg = "5s"},
+    {CONF_KEY("password_file", CONF_T_PATH, NULL, CONF_RESTART), .off = CONF_S(sql_password_file)},
+    {CONF_KEY("timeout", CONF_T_DURATION, "5s", CONF_RESTART), .off = CONF_S(sql_timeout), .lo = 1,
+        .hi = 300, .eg = "5s"},
     {.name = NULL},
 };
 
