@@ -222,7 +222,9 @@ pgsql_map_redact_uri(const char *s, size_t schemelen, char *out, size_t outlen, 
 		alen -= ulen;
 	}
 	pgsql_map_put(out, outlen, o, auth, alen);
-	for (s = auth + alen; *s != '\0';) {
+	s = auth + alen;
+	pgsql_map_put(out, outlen, o, s, strcspn(s, "?")); /* the path */
+	for (s += strcspn(s, "?"); *s != '\0';) {
 		size_t n = strcspn(s + 1, "&") + 1; /* with its leading '?' or '&' */
 
 		if (strncmp(s + 1, "password=", 9) == 0) {
@@ -244,7 +246,7 @@ pgsql_map_redact(const char *s, char *out, size_t outlen)
 		return;
 	out[0] = '\0';
 	if (strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0) {
-		pgsql_map_redact_uri(s, s[8] == 's' ? 13 : 11, out, outlen, &o);
+		pgsql_map_redact_uri(s, s[8] == 'q' ? 13 : 11, out, outlen, &o);
 		return;
 	}
 	while (*s != '\0') {
