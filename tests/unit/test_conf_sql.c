@@ -94,15 +94,15 @@ test_section(void **state)
 	    {"backend = pgsql:host=db password=s3cret\n[sql]\nquery = SELECT credential FROM c "
 	     "WHERE login = $1\ntimeout = 10s\npassword_file = pw\n",
 	        NULL},
-	    {"backend = pgsql:dbname=mail\n", "smtpgate.conf: [auth] backend = pgsql:... needs [sql] query"},
+	    {"backend = pgsql:dbname=mail\n",
+	        "smtpgate.conf: [auth] backend = pgsql:... needs [sql] query"},
 	    {"backend = pgsql:dbname=mail\n[sql]\nquery = SELECT credential FROM c\n",
 	        "smtpgate.conf:8: [sql] query: the query must take the login as $1"},
 	    {"backend = pgsql:\n[sql]\nquery = SELECT credential FROM c WHERE login = $1\n",
 	        "smtpgate.conf:6: backend: expected file:PATH, dovecot:SOCKET or pgsql:CONNINFO, "
 	        "got \"pgsql...\""},
 	    /* the message shows the prefix only: a mistyped conninfo may hold a password */
-	    {"backend = postgresql://u:s3cret@db/mail\n",
-	        "got \"postgresql...\""},
+	    {"backend = postgresql://u:s3cret@db/mail\n", "got \"postgresql...\""},
 	    {"backend = file:users\n[sql]\nquery = SELECT credential FROM c WHERE login = $1\n",
 	        "smtpgate.conf:7: [sql] is only used with [auth] backend = pgsql:CONNINFO"},
 	    {"backend = pgsql:dbname=mail\n[sql]\nquery = SELECT credential FROM c WHERE "

@@ -12,7 +12,7 @@
 #include "auth/passwd_file.h"
 #include "auth/pgsql_map.h"
 
-#define SCRAM                                                                                      \
+#define SCRAM                                                                                        \
 	"{SCRAM-SHA-256}4096,ftKNuHUVFxpOQJo5OgRL4w==,jSe3MM4c/eSBGtpEr4kh/irQrAdp/bLUnLypNPRpd7A=," \
 	"H2VfdotYBhfCxrJMl17bQv1da/0Ezs1xebiaPNfdxKc="
 
@@ -78,29 +78,37 @@ test_rows(void **state)
 	        NULL, false},
 	    {{"alice@x.test", SCRAM, NULL, NULL, "yes"}, NULL, "alice@x.test", NULL, NULL, "yes",
 	        NULL, false},
-	    {{"alice@x.test", SCRAM, NULL, NULL, "false", "1600000000"}, NULL, "alice@x.test",
-	        NULL, NULL, NULL, "1600000000", false},
+	    {{"alice@x.test", SCRAM, NULL, NULL, "false", "1600000000"}, NULL, "alice@x.test", NULL,
+	        NULL, NULL, "1600000000", false},
 	    /* an empty label or senders is none */
 	    {{"alice@x.test", SCRAM, "", " , "}, NULL, "alice@x.test", NULL, NULL, NULL, NULL,
 	        true},
 	    {{"alice@x.test", NULL}, "credential is NULL", NULL, NULL, NULL, NULL, NULL, false},
-	    {{"alice@x.test", "plaintext"}, "x", NULL, NULL, NULL, NULL, NULL, false}, /* the file's message */
+	    {{"alice@x.test", "plaintext"}, "x", NULL, NULL, NULL, NULL, NULL,
+	        false}, /* the file's message */
 	    {{"alice@x.test", "{NOPE}abc"}, "x", NULL, NULL, NULL, NULL, NULL, false},
 	    {{"alice@x.test", "{SCRAM-SHA-256}4096,bad"}, "x", NULL, NULL, NULL, NULL, NULL, false},
 	    {{"bad name", SCRAM}, "x", NULL, NULL, NULL, NULL, NULL, false},
 	    {{"alice:x", SCRAM}, "x", NULL, NULL, NULL, NULL, NULL, false},
-	    {{"alice@x.test", SCRAM, "a label with spaces"}, "x", NULL, NULL, NULL, NULL, NULL, false},
-	    {{"alice@x.test", SCRAM, NULL, NULL, "maybe"}, "locked must be a boolean", NULL, NULL, NULL, NULL, NULL, false},
+	    {{"alice@x.test", SCRAM, "a label with spaces"}, "x", NULL, NULL, NULL, NULL, NULL,
+	        false},
+	    {{"alice@x.test", SCRAM, NULL, NULL, "maybe"}, "locked must be a boolean", NULL, NULL,
+	        NULL, NULL, NULL, false},
 	    {{"alice@x.test", SCRAM, NULL, NULL, NULL, "2025-01-01 00:00:00+00"},
-	        "expires must be a UNIX time (extract(epoch from ...))", NULL, NULL, NULL, NULL, NULL, false},
+	        "expires must be a UNIX time (extract(epoch from ...))", NULL, NULL, NULL, NULL,
+	        NULL, false},
 	    {{"alice@x.test", SCRAM, NULL, NULL, NULL, "-5"},
-	        "expires must be a UNIX time (extract(epoch from ...))", NULL, NULL, NULL, NULL, NULL, false},
+	        "expires must be a UNIX time (extract(epoch from ...))", NULL, NULL, NULL, NULL,
+	        NULL, false},
 	    {{"alice@x.test", SCRAM, NULL, NULL, NULL, "17.x"},
-	        "expires must be a UNIX time (extract(epoch from ...))", NULL, NULL, NULL, NULL, NULL, false},
+	        "expires must be a UNIX time (extract(epoch from ...))", NULL, NULL, NULL, NULL,
+	        NULL, false},
 	    {{"alice@x.test", SCRAM, NULL, NULL, NULL, NULL, "soon"},
-	        "created must be a UNIX time (extract(epoch from ...))", NULL, NULL, NULL, NULL, NULL, false},
+	        "created must be a UNIX time (extract(epoch from ...))", NULL, NULL, NULL, NULL,
+	        NULL, false},
 	    {{"alice@x.test", SCRAM, NULL, "a:b"}, "x", NULL, NULL, NULL, NULL, NULL, false},
-	    {{"alice@x.test", SCRAM, NULL, NULL, NULL, NULL, NULL, "1,2,3"}, "x", NULL, NULL, NULL, NULL, NULL, false},
+	    {{"alice@x.test", SCRAM, NULL, NULL, NULL, NULL, NULL, "1,2,3"}, "x", NULL, NULL, NULL,
+	        NULL, NULL, false},
 	};
 	struct pgsql_map m;
 	const char *err;
