@@ -73,6 +73,7 @@
 static const struct authdb_backend *const authdb_backends[] = {
     &authdb_file_backend,
     &authdb_dovecot_backend,
+    &authdb_pgsql_backend,
 };
 
 struct authdb_req {

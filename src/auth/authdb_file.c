@@ -8,10 +8,11 @@
  * (refresh) the file is stat(2)ed and re-read when it changed, so
  * `smtpgate user` edits take effect at once, without SIGHUP.
  *
- * Passwords are checked here, one authdb_check per active line of the
- * user tried, stopping at the first match; authdb pads a failure to the
- * cost of a default user's wrong password (pads). The SCRAM and CRAM-MD5
- * keys come from the lines themselves; the last-use record is kept beside
+ * Passwords are checked here (authdb_pf.c, over the snapshot), one
+ * authdb_check per active line of the user tried, stopping at the first
+ * match; authdb pads a failure to the cost of a default user's wrong
+ * password (pads). The SCRAM and CRAM-MD5 keys come from the lines
+ * themselves; the last-use record is kept beside
  * the file (`<file>.lastuse`, lastuse.h).
  */
 #include <pthread.h>
@@ -201,174 +202,51 @@ authdb_file_refresh(void *be)
 	pthread_mutex_unlock(&af->refresh_lock);
 }
 
-static char *
-authdb_file_strdup_or_null(const char *s)
-{
-	return s != NULL ? xstrdup(s) : NULL;
-}
-
-/* Every active line of the user, in file order, until one matches. */
 static enum authdb_result
 authdb_file_verify(void *be, const struct authdb_verify *v, struct authdb_match *m_r)
 {
 	struct authdb_file *af = be;
 	struct authdb_file_snap *snap = authdb_file_snap_get(af);
-	struct passwd_entry *e;
-	int64_t now = (int64_t)time(NULL);
-	size_t pos = 0;
+	enum authdb_result r = authdb_pf_verify(snap->pf, v, m_r);
 
-	if (!passwd_user_is_valid(v->user, v->userlen))
-		goto fail;
-	while ((e = passwd_file_next(snap->pf, v->user, v->userlen, &pos)) != NULL) {
-		if (!passwd_entry_is_active(e, now))
-			continue;
-		m_r->checks++;
-		if (authdb_check(v->db, e->scheme, e->data, e->user, v->password, v->passlen)) {
-			m_r->user = xstrdup(e->user);
-			m_r->label = authdb_file_strdup_or_null(passwd_entry_get(e, "label"));
-			m_r->created = authdb_file_strdup_or_null(passwd_entry_get(e, "created"));
-			authdb_file_snap_put(af, snap);
-			return AUTHDB_OK;
-		}
-	}
-fail:
 	authdb_file_snap_put(af, snap);
-	return AUTHDB_FAIL;
+	return r;
 }
 
-/* Copies the label and created= value of e into c (cut to fit). */
-static void
-authdb_file_cand_name(struct authdb_scram_cand *c, const struct passwd_entry *e)
-{
-	const char *l = passwd_entry_get(e, "label"), *t = passwd_entry_get(e, "created");
-
-	snprintf(c->label, sizeof(c->label), "%s", l != NULL ? l : "");
-	snprintf(c->created, sizeof(c->created), "%s", t != NULL ? t : "");
-}
-
-/*
- * The line of user whose SCRAM keys of scheme are announced, with its keys
- * in k_r: the main (first unlabelled) line with such keys, else the first
- * line with them; among the active lines, or (active false) among all.
- * NULL when there is none.
- */
-static struct passwd_entry *
-authdb_file_scram_main(const struct passwd_file *pf, const char *user, size_t userlen,
-    enum pwscheme scheme, bool active, int64_t now, struct pwscheme_scram *k_r)
-{
-	struct passwd_entry *e;
-	size_t pos;
-
-	for (int pass = 0; pass < 2; pass++) {
-		pos = 0;
-		while ((e = passwd_file_next(pf, user, userlen, &pos)) != NULL) {
-			if ((!active || passwd_entry_is_active(e, now)) &&
-			    (pass == 1 || passwd_entry_get(e, "label") == NULL) &&
-			    passwd_entry_scram_keys(e, scheme, k_r) == 0)
-				return e;
-		}
-	}
-	return NULL;
-}
-
-/* The main line's keys first, then every other active line with that very
- * salt and iteration count (an app password with another salt serves
- * PLAIN/LOGIN only). */
 static int
 authdb_file_scram_keys(void *be, const char *user, size_t userlen, enum pwscheme scheme,
     struct authdb_scram_cand *c_r, size_t max, size_t *n_r, char **user_r,
     struct pwscheme_scram *salt_r, bool *has_salt_r)
 {
 	struct authdb_file *af = be;
-	struct authdb_file_snap *snap;
-	struct passwd_entry *e, *main_e;
-	struct pwscheme_scram scratch, *main_k = &c_r[0].keys;
-	int64_t now = (int64_t)time(NULL);
-	size_t pos = 0, n = 0;
+	struct authdb_file_snap *snap = authdb_file_snap_get(af);
+	int r = authdb_pf_scram_keys(
+	    snap->pf, user, userlen, scheme, c_r, max, n_r, user_r, salt_r, has_salt_r);
 
-	if (!passwd_user_is_valid(user, userlen))
-		return 0;
-	memset(&scratch, 0, sizeof(scratch));
-	snap = authdb_file_snap_get(af);
-	main_e = authdb_file_scram_main(snap->pf, user, userlen, scheme, true, now, main_k);
-	if (main_e != NULL) {
-		authdb_file_cand_name(&c_r[0], main_e);
-		*user_r = xstrdup(main_e->user);
-		n = 1;
-	} else if (authdb_file_scram_main(snap->pf, user, userlen, scheme, false, now, salt_r) !=
-	    NULL) {
-		/* all locked or expired: the salt the user had, and has again
-		 * at an unlock, so that neither shows */
-		*has_salt_r = true;
-	}
-	while (n > 0 && n < max && (e = passwd_file_next(snap->pf, user, userlen, &pos)) != NULL) {
-		if (e == main_e || !passwd_entry_is_active(e, now) ||
-		    passwd_entry_scram_keys(e, scheme, &scratch) == -1)
-			continue;
-		if (scratch.iter != main_k->iter || scratch.saltlen != main_k->saltlen ||
-		    scratch.keylen != main_k->keylen ||
-		    memcmp(scratch.salt, main_k->salt, scratch.saltlen) != 0)
-			continue; /* another salt: PLAIN/LOGIN only */
-		c_r[n].keys = scratch;
-		authdb_file_cand_name(&c_r[n], e);
-		n++;
-	}
 	authdb_file_snap_put(af, snap);
-	explicit_bzero(&scratch, sizeof(scratch));
-	*n_r = n;
-	return 0;
+	return r;
 }
 
-/* The first active {CRAM-MD5} line. */
 static int
 authdb_file_cram_key(
     void *be, const char *user, size_t userlen, unsigned char *key, size_t *keylen_r, char **user_r)
 {
 	struct authdb_file *af = be;
-	struct authdb_file_snap *snap;
-	struct passwd_entry *e;
-	int64_t now = (int64_t)time(NULL);
-	size_t pos = 0;
+	struct authdb_file_snap *snap = authdb_file_snap_get(af);
+	int r = authdb_pf_cram_key(snap->pf, user, userlen, key, keylen_r, user_r);
 
-	if (!passwd_user_is_valid(user, userlen))
-		return 0;
-	snap = authdb_file_snap_get(af);
-	while ((e = passwd_file_next(snap->pf, user, userlen, &pos)) != NULL) {
-		if (e->scheme == PWSCHEME_CRAM_MD5 && passwd_entry_is_active(e, now) &&
-		    pwscheme_cram_key(e->data, key, keylen_r) == 0) {
-			*user_r = xstrdup(e->user);
-			break;
-		}
-	}
 	authdb_file_snap_put(af, snap);
-	return 0;
+	return r;
 }
 
 static char *
 authdb_file_user_senders(void *be, const char *user)
 {
 	struct authdb_file *af = be;
-	struct authdb_file_snap *snap;
-	struct passwd_entry *e;
-	struct buf b;
-	size_t pos = 0;
-	char *out = NULL;
+	struct authdb_file_snap *snap = authdb_file_snap_get(af);
+	char *out = authdb_pf_user_senders(snap->pf, user);
 
-	buf_init(&b, AUTHDB_SENDERS_MAX);
-	snap = authdb_file_snap_get(af);
-	while ((e = passwd_file_next(snap->pf, user, strlen(user), &pos)) != NULL) {
-		const char *v = passwd_entry_get(e, "senders");
-
-		/* the union over all lines: senders= is a property of the user */
-		if (v == NULL || v[0] == '\0')
-			continue;
-		if ((b.len > 0 && buf_append(&b, ",", 1) == -1) || buf_append_str(&b, v) == -1)
-			break; /* over the limit: what fitted */
-	}
 	authdb_file_snap_put(af, snap);
-	if (b.len > 0)
-		out = buf_strdup(&b);
-	buf_free(&b);
 	return out;
 }
 
@@ -393,16 +271,8 @@ authdb_file_has_credential(void *be, const char *user, const char *label, const 
 {
 	struct authdb_file *af = be;
 	struct authdb_file_snap *snap = authdb_file_snap_get(af);
-	struct passwd_entry *e;
-	size_t pos = 0;
-	bool found = false;
+	bool found = authdb_pf_has_credential(snap->pf, user, label, created);
 
-	while (!found && (e = passwd_file_next(snap->pf, user, strlen(user), &pos)) != NULL) {
-		const char *l = passwd_entry_get(e, "label"), *c = passwd_entry_get(e, "created");
-
-		found = strcmp(l != NULL ? l : "", label) == 0 &&
-		    strcmp(c != NULL ? c : "", created) == 0;
-	}
 	authdb_file_snap_put(af, snap);
 	return found;
 }

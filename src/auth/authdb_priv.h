@@ -100,6 +100,25 @@ struct authdb_backend {
 
 extern const struct authdb_backend authdb_file_backend; /* authdb_file.c */
 extern const struct authdb_backend authdb_dovecot_backend; /* authdb_dovecot.c */
+extern const struct authdb_backend authdb_pgsql_backend; /* authdb_pgsql.c */
+
+struct passwd_file;
+
+/*
+ * authdb_pf.c: verify, scram_keys, cram_key, user_senders and
+ * has_credential (the vtable's rules) over credentials held as a passwd
+ * file (read only), for the backends whose credentials are lines of one.
+ */
+enum authdb_result authdb_pf_verify(
+    const struct passwd_file *pf, const struct authdb_verify *v, struct authdb_match *m_r);
+int authdb_pf_scram_keys(const struct passwd_file *pf, const char *user, size_t userlen,
+    enum pwscheme scheme, struct authdb_scram_cand *c_r, size_t max, size_t *n_r, char **user_r,
+    struct pwscheme_scram *salt_r, bool *has_salt_r);
+int authdb_pf_cram_key(const struct passwd_file *pf, const char *user, size_t userlen,
+    unsigned char *key, size_t *keylen_r, char **user_r);
+char *authdb_pf_user_senders(const struct passwd_file *pf, const char *user);
+bool authdb_pf_has_credential(
+    const struct passwd_file *pf, const char *user, const char *label, const char *created);
 
 /*
  * Checks password against one stored credential ({scheme}data) on the

@@ -4,6 +4,7 @@
  *   smtpgate user add|passwd|del|list|lock|unlock USER -f FILE
  *                 [--password-stdin] [--scheme S] [--label NAME] [--json]
  *   smtpgate user verify USER -f FILE
+ *   smtpgate user hash [--scheme S] [--password-stdin]
  *   smtpgate user app-password add USER LABEL [--expires DATE] -f FILE
  *   smtpgate user app-password del USER LABEL -f FILE
  *   smtpgate user senders USER [PATTERN...] -f FILE
@@ -104,6 +105,12 @@ static const struct user_cmd_sub user_cmd_subs[] = {
         "    Reads a password on stdin; exit 0 if it matches an active credential\n"
         "    of USER, 1 if not.\n",
         0, 0},
+    {"hash", user_password_cmd_print_hash, false,
+        "hash [--scheme S] [--password-stdin]\n"
+        "    Reads a password as add does and prints its credential string\n"
+        "    ({SCHEME}data; default SCRAM-SHA-256) alone on the last line, for\n"
+        "    the credential column of a pgsql backend (no file is read).\n",
+        0, 0},
     {"app-password", user_app_cmd_run, true,
         "app-password add USER LABEL -f FILE [--expires DATE]\n"
         "    Generates a password for USER named LABEL, stores it as SCRAM keys\n"
@@ -123,7 +130,7 @@ static const struct user_cmd_sub user_cmd_subs[] = {
 
 static const char user_cmd_options_help[] =
     "options:\n"
-    "  -f, --file FILE       the passwd file (required)\n"
+    "  -f, --file FILE       the passwd file (required but by hash)\n"
     "  -c, --config FILE     unlock: the server configuration (quota holds)\n"
     "      --password-stdin  read the password from stdin, not the terminal\n"
     "  -s, --scheme S        SCRAM-SHA-256, ARGON2ID, SHA512-CRYPT or BLF-CRYPT;\n"
@@ -547,6 +554,11 @@ user_cmd_words(const struct user_cmd_sub *sub, char **words, int nargs, struct u
 		o->nargs = nargs - 2;
 		nargs = 2;
 	}
+	if (sub->fn == user_password_cmd_print_hash && nargs != 1) {
+		user_cmd_err("hash: takes no USER");
+		user_cmd_usage(stderr, sub);
+		return -1;
+	}
 	if (nargs > 2 || (sub->needs_user && nargs != 2)) {
 		user_cmd_err(
 		    "%s: expected %s", sub->name, sub->needs_user ? "USER" : "at most USER");
@@ -570,6 +582,13 @@ user_cmd_check(const struct user_cmd_sub *sub, const struct user_cmd_opts *o)
 		user_cmd_err(
 		    "app-password: --scheme does not apply (app passwords are SCRAM keys)");
 		return -1;
+	}
+	if (sub->fn == user_password_cmd_print_hash) {
+		if (o->file != NULL || o->config != NULL || o->label != NULL || o->json) {
+			user_cmd_err("hash: only --scheme and --password-stdin apply");
+			return -1;
+		}
+		return 0;
 	}
 	if (o->config != NULL && sub->fn != user_cmd_unlock) {
 		user_cmd_err("-c applies to unlock only");

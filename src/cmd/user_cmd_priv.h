@@ -58,6 +58,8 @@ int user_cmd_del(const struct user_cmd_opts *o);
 int user_password_cmd_add(const struct user_cmd_opts *o);
 int user_password_cmd_passwd(const struct user_cmd_opts *o);
 int user_password_cmd_verify(const struct user_cmd_opts *o);
+/* hash [--scheme S] [--password-stdin]: prints the credential string. */
+int user_password_cmd_print_hash(const struct user_cmd_opts *o);
 /* pw hashed with the scheme of o into cred ("{S}data"), and by default
  * SCRAM-SHA-1 keys into scram1, sharing the salt of the user's other SCRAM
  * credentials in pf (skip excepted; pf NULL: none). -1 after a message. */

@@ -382,3 +382,35 @@ user_password_cmd_verify(const struct user_cmd_opts *o)
 	passwd_file_free(pf);
 	return r;
 }
+
+/* user hash: the credential string alone on stdout's last line. */
+int
+user_password_cmd_print_hash(const struct user_cmd_opts *o)
+{
+	struct user_cmd_opts h = *o;
+	struct buf pw, cred, scram1;
+	int r;
+
+	/* one credential, for one column: no scram1= (SCRAM-SHA-1) besides */
+	h.scheme = o->scheme_given ? o->scheme : PWSCHEME_SCRAM_SHA256;
+	h.scheme_given = true;
+	buf_init(&pw, PWSCHEME_PASSWORD_MAX);
+	buf_set_secret(&pw);
+	buf_init(&cred, 4096);
+	buf_init(&scram1, 4096);
+	if ((r = user_password_cmd_get_password(o, true, &pw)) != USER_CMD_OK)
+		goto fail;
+	r = USER_CMD_FAILED;
+	if (user_password_cmd_hash(&h, NULL, NULL, &pw, &cred, &scram1) == -1)
+		goto fail;
+	if (printf("%s\n", cred.data) < 0 || fflush(stdout) == EOF) {
+		user_cmd_err("cannot write: %s", strerror(errno));
+		goto fail;
+	}
+	r = USER_CMD_OK;
+fail:
+	buf_free(&pw);
+	buf_free(&cred);
+	buf_free(&scram1);
+	return r;
+}

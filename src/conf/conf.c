@@ -528,7 +528,7 @@ conf_validate(struct conf_parse *p)
 		conf_error(p, "a listener uses TLS but [tls] has no cert and key");
 		return -1;
 	}
-	if (conf_validate_mechanisms(p) == -1)
+	if (conf_validate_mechanisms(p) == -1 || conf_sql_validate(p) == -1)
 		return -1;
 	for (size_t i = 0; i < c->nlistens; i++) {
 		if (c->listens[i].auth != CONF_AUTH_OFF && c->backend == NULL) {
@@ -647,7 +647,11 @@ conf_free(struct conf *c)
 	for (size_t i = 0; i < c->nmechanisms; i++)
 		free(c->mechanisms[i]);
 	free(c->mechanisms);
+	if (c->backend != NULL) /* a pgsql conninfo may hold a password */
+		explicit_bzero(c->backend, strlen(c->backend));
 	free(c->backend);
+	free(c->sql_query);
+	free(c->sql_password_file);
 	free(c->oauth_jwks);
 	free(c->oauth_issuer);
 	free(c->oauth_audience);
@@ -682,6 +686,14 @@ conf_backend_dovecot(const struct conf *c)
 {
 	if (c->backend != NULL && strncmp(c->backend, "dovecot:", 8) == 0)
 		return c->backend + 8;
+	return NULL;
+}
+
+const char *
+conf_backend_pgsql(const struct conf *c)
+{
+	if (c->backend != NULL && strncmp(c->backend, "pgsql:", 6) == 0)
+		return c->backend + 6;
 	return NULL;
 }
 

@@ -169,9 +169,16 @@ struct conf {
 	/* [auth] */
 	char **mechanisms; /* upper case, in offer order */
 	size_t nmechanisms;
-	char *backend; /* "file:PATH" with PATH resolved */
+	char *backend; /* "file:PATH" with PATH resolved, "dovecot:SOCKET", "pgsql:CONNINFO" */
 	int auth_workers; /* verification threads; 0 = auto */
 	int auth_queue; /* pending verifications before 454 */
+
+	/* [sql] (backend = pgsql:CONNINFO) */
+	char *sql_query; /* one statement taking the login as $1 */
+	char *sql_password_file; /* resolved; NULL: libpq's own (conninfo, PGPASSFILE) */
+	unsigned sql_timeout; /* seconds a connection or a query may take */
+	int sql_line; /* of the [sql] header; 0 without it */
+	int sql_query_line;
 
 	/* [domains] */
 	char **local_domains; /* lower case */
@@ -253,6 +260,13 @@ struct conf *conf_parse_text(const char *file, char *text, char *err, size_t err
 const char *conf_backend_file(const struct conf *c);
 /* The socket of the dovecot backend, or NULL if the backend is another. */
 const char *conf_backend_dovecot(const struct conf *c);
+/* The conninfo of the pgsql backend (may hold a password: never log it),
+ * or NULL if the backend is another. */
+const char *conf_backend_pgsql(const struct conf *c);
+/* conf_sql.c: 0 when the [sql] query q takes the login as $1 and no other
+ * parameter ($1 in quotes or comments does not count) and is one
+ * statement; else -1 and *errstr_r (static). */
+int conf_sql_query_check(const char *q, const char **errstr_r) __attribute__((warn_unused_result));
 bool conf_is_local_domain(const struct conf *c, const char *domain, size_t len);
 /* The route for mail to domain: its [route DOMAIN], else [relay], else NULL. */
 const struct conf_route *conf_route_for(const struct conf *c, const char *domain);

@@ -165,4 +165,11 @@ int conf_admin_open(struct conf_parse *p, const char *name, const char *arg)
 /* Reads the token of [admin] token_file into c->admin_token. 0 / -1. */
 int conf_admin_token_load(struct conf_parse *p) __attribute__((warn_unused_result));
 
+/* conf_sql.c: [sql]. */
+extern const struct conf_key conf_sql_keys[];
+int conf_sql_open(struct conf_parse *p, const char *name, const char *arg)
+    __attribute__((warn_unused_result));
+/* [sql] against [auth] backend, and the query's parameters. 0 / -1. */
+int conf_sql_validate(struct conf_parse *p) __attribute__((warn_unused_result));
+
 #endif

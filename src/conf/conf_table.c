@@ -308,22 +308,31 @@ conf_table_set_mechanisms(struct conf_parse *p, const struct conf_key *k, void *
 	return conf_table_set_list(p, k, obj, v);
 }
 
-/* file:PATH (PATH resolved) or dovecot:SOCKET (SOCKET resolved) */
+/* file:PATH (PATH resolved), dovecot:SOCKET (SOCKET resolved) or
+ * pgsql:CONNINFO (as written; it may hold a password, so no message shows
+ * more of the value than its prefix) */
 static int
 conf_table_set_backend(struct conf_parse *p, const struct conf_key *k, void *obj, const char *v)
 {
 	struct conf *c = obj;
 	const char *kind = strncmp(v, "file:", 5) == 0 ? "file:"
 	    : strncmp(v, "dovecot:", 8) == 0           ? "dovecot:"
+	    : strncmp(v, "pgsql:", 6) == 0             ? "pgsql:"
 	                                               : NULL;
 	char *path;
 	size_t len;
 
 	if (kind == NULL || v[strlen(kind)] == '\0') {
-		conf_error(p, "backend: expected file:PATH or dovecot:SOCKET, got \"%s\"", v);
+		conf_error(p,
+		    "backend: expected file:PATH, dovecot:SOCKET or pgsql:CONNINFO, got \"%.*s...\"",
+		    (int)strcspn(v, ":"), v);
 		return -1;
 	}
 	free(c->backend);
+	if (strcmp(kind, "pgsql:") == 0) {
+		c->backend = xstrdup(v);
+		return 0;
+	}
 	path = fs_path_join(c->dir, v + strlen(kind));
 	len = strlen(kind) + strlen(path) + 1;
 	c->backend = xmalloc(len);
@@ -579,6 +588,7 @@ const struct conf_section conf_table_sections[] = {
         .keys = conf_route_keys,
         .open = conf_route_open_domain},
     {.name = "dkim", .arg = CONF_SEC_NAMED, .keys = conf_dkim_keys, .open = conf_dkim_open},
+    {.name = "sql", .arg = CONF_SEC_ONCE, .keys = conf_sql_keys, .open = conf_sql_open},
     {.name = NULL},
 };
 

@@ -52,6 +52,7 @@ audit_user_files(const struct conf *c, struct audit_user_file *out, size_t max)
 	}
 	AUDIT_USER_ADD(c->admin_token_file, "[admin] token_file");
 	AUDIT_USER_ADD(c->oauth_introspection_secret_file, "[oauth] introspection secret");
+	AUDIT_USER_ADD(c->sql_password_file, "[sql] password_file");
 #undef AUDIT_USER_ADD
 	return n;
 }

@@ -76,6 +76,32 @@ const struct finding_kb finding_kb_audit[] = {
         "logging in as the user; a writable file lets anyone add a login.",
         "chmod 600 the passwd file and make it owned by the user smtpgate runs as; "
         "`smtpgate user` keeps that mode when it rewrites the file."},
+    {"auth-pgsql-unreachable", FINDING_WARNING,
+        "[auth] backend = pgsql: names a PostgreSQL server the audit could not connect to (or "
+        "log in to) within [sql] timeout. The server starts anyway, but every AUTH answers "
+        "454 4.7.0 (a temporary failure) until the database is reachable.",
+        "Check that PostgreSQL runs and listens where the conninfo says (host, port or a "
+        "socket folder), that pg_hba.conf admits this host and user, and the password "
+        "([sql] password_file or PGPASSFILE). `psql 'CONNINFO'` as the same user shows the "
+        "same error."},
+    {"auth-pgsql-query-invalid", FINDING_ERROR,
+        "PostgreSQL refuses to prepare [sql] query (a syntax error, a table or column that "
+        "does not exist, a missing privilege), so every AUTH answers 454 4.7.0.",
+        "Run the query in psql with PREPARE q(text) AS ...; EXECUTE q('user@example.org') as "
+        "the conninfo's user, and fix it or GRANT SELECT on the table (doc/pgsql.md)."},
+    {"auth-pgsql-no-credential-column", FINDING_ERROR,
+        "[sql] query returns no column named credential (or two columns of one meaning), so no "
+        "row can be read as a credential and every AUTH answers 454 4.7.0.",
+        "Name the column that holds the {SCHEME}... string credential (SELECT password AS "
+        "credential, ...); optional columns are login, label, senders, locked, expires, "
+        "created and scram1 (doc/pgsql.md)."},
+    {"auth-pgsql-password-in-config", FINDING_WARNING,
+        "The conninfo of [auth] backend = pgsql: holds the database password, so it is in the "
+        "configuration file, which is read by more tools and people than a secret should be "
+        "and shows up in backups and diffs.",
+        "Move the password to a file only the server can read and name it in [sql] "
+        "password_file (or use PGPASSFILE / ~/.pgpass, or peer or certificate "
+        "authentication over a unix socket)."},
     {"oauth-jwks-file-writable", FINDING_ERROR,
         "The [oauth] jwks file, which holds the public keys that verify OAuth bearer tokens, can "
         "be written by every user of the machine: whoever adds a key there can mint tokens "

@@ -270,8 +270,8 @@ test_open_errors(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		c.backend = (char *)bad[i];
 		assert_null(authdb_open(&c, err, sizeof(err)));
-		assert_string_equal(
-		    err, "x.conf: [auth] backend: expected file:PATH or dovecot:SOCKET");
+		assert_string_equal(err,
+		    "x.conf: [auth] backend: expected file:PATH or dovecot:SOCKET or pgsql:CONNINFO");
 	}
 }
 
