@@ -20,7 +20,7 @@ DEB_PACKAGES = build-essential cmake pkg-config clang libclang-rt-14-dev clang-f
 	libauthen-sasl-perl curl msmtp procps gsasl python3-jwt python3-cryptography \
 	libcurl4-openssl-dev dovecot-core libunbound-dev unbound nsd ldnsutils dnsutils \
 	python3-aiosmtpd postfix dovecot-lmtpd hydra prometheus fail2ban haproxy \
-	python3-dkim python3-nacl libseccomp-dev pandoc mandoc
+	python3-dkim python3-nacl libseccomp-dev pandoc mandoc redis-server libhiredis-dev
 
 .PHONY: all deps run check bench install format format-check layers clean
 
