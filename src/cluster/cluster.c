@@ -34,7 +34,6 @@ cluster_is_up(const struct cluster *cl)
 	return cl != NULL && __atomic_load_n(&cl->up, __ATOMIC_RELAXED);
 }
 
-
 /* --- up and down ----------------------------------------------------------------- */
 
 static void
@@ -52,9 +51,9 @@ cluster_set_up(struct cluster *cl, bool up)
 		cluster_register(cl);
 		cluster_resync(cl);
 	} else {
-		log_event(LOG_WARNING, "cluster", 0, "{s:s, s:s, s:s, s:s}", "state", "down", "redis",
-		    cl->redis, "error", cl->why[0] != '\0' ? cl->why : "connection lost", "fallback",
-		    "local state (bans known here stay)");
+		log_event(LOG_WARNING, "cluster", 0, "{s:s, s:s, s:s, s:s}", "state", "down",
+		    "redis", cl->redis, "error", cl->why[0] != '\0' ? cl->why : "connection lost",
+		    "fallback", "local state (bans known here stay)");
 	}
 }
 
@@ -152,8 +151,8 @@ cluster_sub_cb(redisAsyncContext *ac, void *reply, void *priv)
 	if (r == NULL)
 		return;
 	if (r->type == REDIS_REPLY_ERROR) {
-		snprintf(cl->why, sizeof(cl->why), "subscribe: %.*s", (int)(r->len < 120 ? r->len : 120),
-		    r->str);
+		snprintf(cl->why, sizeof(cl->why), "subscribe: %.*s",
+		    (int)(r->len < 120 ? r->len : 120), r->str);
 		cl->broken = true;
 		return;
 	}
@@ -252,7 +251,8 @@ cluster_tick(void *arg)
 		if (cl->broken || cl->ac == NULL || cl->sub == NULL)
 			cluster_down(cl, NULL);
 		else if (cl->oldest_ms != 0 && now - cl->oldest_ms > CLUSTER_TIMEOUT_MS)
-			cluster_down(cl, "no answer within the timeout: Redis is slow or unreachable");
+			cluster_down(
+			    cl, "no answer within the timeout: Redis is slow or unreachable");
 		else if (!up && cl->connect_ms != 0 && now - cl->connect_ms > CLUSTER_TIMEOUT_MS)
 			cluster_down(cl, "connect: no answer within the timeout");
 	}

@@ -76,19 +76,17 @@ const char cluster_lua_ban_add[] =
     "redis.call('PUBLISH', ARGV[5], 'ban ' .. ARGV[1] .. ' ' .. rec)\n"
     "return rec\n";
 
-const char cluster_lua_unban[] =
-    "local n = redis.call('HDEL', KEYS[1], ARGV[1])\n"
-    "redis.call('PUBLISH', ARGV[2], 'unban ' .. ARGV[1])\n"
-    "return n\n";
+const char cluster_lua_unban[] = "local n = redis.call('HDEL', KEYS[1], ARGV[1])\n"
+                                 "redis.call('PUBLISH', ARGV[2], 'unban ' .. ARGV[1])\n"
+                                 "return n\n";
 
-const char cluster_lua_node[] =
-    "local cur = redis.call('GET', KEYS[1])\n"
-    "if cur and cur ~= ARGV[1] then\n"
-    "  redis.call('SADD', KEYS[2], ARGV[3])\n"
-    "  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]) * 4)\n"
-    "end\n"
-    "redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))\n"
-    "return cur or ''\n";
+const char cluster_lua_node[] = "local cur = redis.call('GET', KEYS[1])\n"
+                                "if cur and cur ~= ARGV[1] then\n"
+                                "  redis.call('SADD', KEYS[2], ARGV[3])\n"
+                                "  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]) * 4)\n"
+                                "end\n"
+                                "redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))\n"
+                                "return cur or ''\n";
 
 const char cluster_lua_good[] =
     "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"

@@ -182,12 +182,14 @@ cluster_msg_parse(const char *s, size_t len, struct cluster_msg *m)
 	m->stamp = stamp;
 	if (strcmp(w[0], "good") == 0) {
 		m->type = CLUSTER_MSG_GOOD;
-		return limiter_addr_parse(w[2], &m->client, &prefix) == -1 || prefix != 128 ? -1 : 0;
+		return limiter_addr_parse(w[2], &m->client, &prefix) == -1 || prefix != 128 ? -1
+		                                                                            : 0;
 	}
 	if (strcmp(w[0], "acct") == 0) {
 		m->type = CLUSTER_MSG_ACCT;
 		m->fails = strtod(w[2], &end);
-		return *end != '\0' || w[2][0] == '\0' || !(m->fails >= 0) || m->fails > 1e9 ? -1 : 0;
+		return *end != '\0' || w[2][0] == '\0' || !(m->fails >= 0) || m->fails > 1e9 ? -1
+		                                                                             : 0;
 	}
 	return -1;
 }

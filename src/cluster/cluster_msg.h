@@ -38,7 +38,8 @@
  * CLUSTER_MSG_ACCOUNT_MAX bytes of it. out has CLUSTER_MSG_HEX_MAX bytes. */
 void cluster_msg_hex(const char *account, size_t len, char *out);
 /* The inverse; -1 on a bad digit or odd length. out has CLUSTER_MSG_ACCOUNT_MAX + 1 bytes. */
-int cluster_msg_unhex(const char *hex, char *out, size_t *len_r) __attribute__((warn_unused_result));
+int cluster_msg_unhex(const char *hex, char *out, size_t *len_r)
+    __attribute__((warn_unused_result));
 
 /* prefix + a + b into out. -1 when it does not fit. */
 int cluster_msg_key(char *out, size_t outlen, const char *prefix, const char *a, const char *b)

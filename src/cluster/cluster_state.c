@@ -42,8 +42,8 @@ cluster_cmd_cb(redisAsyncContext *ac, void *reply, void *priv)
 		cl->oldest_ms = cluster_mono_ms(); /* answers come in order */
 	if (r != NULL && r->type == REDIS_REPLY_ERROR && !cl->broken) {
 		cl->broken = true;
-		snprintf(cl->why, sizeof(cl->why), "redis: %.*s", (int)(r->len < 120 ? r->len : 120),
-		    r->str);
+		snprintf(cl->why, sizeof(cl->why), "redis: %.*s",
+		    (int)(r->len < 120 ? r->len : 120), r->str);
 	}
 	if (cmd->done != NULL)
 		cmd->done(cl, r, cmd->arg);
@@ -101,8 +101,8 @@ cluster_apply(struct cluster *cl, const struct cluster_msg *m)
 	switch (m->type) {
 	case CLUSTER_MSG_BAN:
 		if (limiter_ban_set(cl->lim, &m->ban) == -1)
-			log_event(LOG_ERR, "cluster", 0, "{s:s, s:s}", "error", "no room for a shared ban",
-			    "address", m->ban.address);
+			log_event(LOG_ERR, "cluster", 0, "{s:s, s:s}", "error",
+			    "no room for a shared ban", "address", m->ban.address);
 		break;
 	case CLUSTER_MSG_UNBAN:
 		(void)limiter_ban_forget(cl->lim, m->ban.address);
@@ -161,7 +161,8 @@ cluster_resync_good(struct cluster *cl, redisReply *r, void *arg)
 		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
 			continue;
 		n = snprintf(msg, sizeof(msg), "good %s %s", k->str, v->str);
-		if (n < 0 || (size_t)n >= sizeof(msg) || cluster_msg_parse(msg, (size_t)n, &m) == -1)
+		if (n < 0 || (size_t)n >= sizeof(msg) ||
+		    cluster_msg_parse(msg, (size_t)n, &m) == -1)
 			continue;
 		if (now - m.stamp > LIMITER_GOOD_TTL_MS) {
 			const char *argv[3] = {"HDEL", cl->good, k->str};
@@ -197,7 +198,6 @@ cluster_register(struct cluster *cl)
 	cl->next_node_ms = cluster_mono_ms() + CLUSTER_NODE_TTL_S * 1000 / 3;
 }
 
-
 /* --- the limiter's hooks --------------------------------------------------------- */
 
 /* What a hook posts: the arguments of one script call, copied. */
@@ -221,7 +221,8 @@ cluster_fail_done(struct cluster *cl, redisReply *r, void *arg)
 	    r->element[2]->type == REDIS_REPLY_STRING && j->account_len > 0) {
 		double f = strtod(r->element[2]->str, NULL);
 
-		limiter_account_raise(cl->lim, j->account_name, j->account_len, f, limiter_now_ms());
+		limiter_account_raise(
+		    cl->lim, j->account_name, j->account_len, f, limiter_now_ms());
 	}
 	free(j);
 }
@@ -239,8 +240,8 @@ cluster_job_run(void *arg)
 		argv[n++] = j->args[i];
 	/* down: the local state has it already (never waited for) */
 	if (!cluster_is_up(j->cl) ||
-	    cluster_eval(j->cl, j->script, j->nkeys, n, argv,
-	        j->account ? cluster_fail_done : NULL, j->account ? j : NULL) == -1 ||
+	    cluster_eval(j->cl, j->script, j->nkeys, n, argv, j->account ? cluster_fail_done : NULL,
+	        j->account ? j : NULL) == -1 ||
 	    !j->account)
 		free(j);
 }
@@ -255,8 +256,8 @@ cluster_job_new(struct cluster *cl, const char *script)
 	return j;
 }
 
-static void
-cluster_job_arg(struct cluster_job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void cluster_job_arg(struct cluster_job *j, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 cluster_job_arg(struct cluster_job *j, const char *fmt, ...)

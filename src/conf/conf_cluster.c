@@ -224,7 +224,8 @@ conf_cluster_password_load(struct conf_parse *p)
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {
-			conf_error(p, "[cluster] redis_password_file: %s: %s", path, strerror(errno));
+			conf_error(
+			    p, "[cluster] redis_password_file: %s: %s", path, strerror(errno));
 			goto fail;
 		}
 		len += (size_t)n;
@@ -264,7 +265,8 @@ conf_cluster_validate(struct conf_parse *p)
 	}
 	if (c->cluster_node == NULL) {
 		if (gethostname(host, sizeof(host)) == -1)
-			snprintf(host, sizeof(host), "%s", c->hostname != NULL ? c->hostname : "node");
+			snprintf(
+			    host, sizeof(host), "%s", c->hostname != NULL ? c->hostname : "node");
 		host[sizeof(host) - 1] = '\0';
 		c->cluster_node = xstrdup(host);
 	}

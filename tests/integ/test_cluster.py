@@ -228,9 +228,23 @@ def test_ban_add_on_one_node_del_on_another(cluster):
     assert attempt(cluster.front, src, USER, PASSWORD).code == 235
     r = ban_cmd(cluster, 0, "add", src, "--seconds", "10m")
     assert r.returncode == 0, r.stdout + r.stderr
-    # node 3 refuses it: straight at its listener, as HAProxy would send it
+    assert "shared state of the cluster" in r.stdout, r.stdout
+    # every node refuses it, whichever HAProxy picks
     wait_for(lambda: all(greeting(cluster.front, src) in (None, BAN_TEXT) for _ in range(3)),
              what="the ban on every node")
+    assert any(e.get("client") == src and e.get("reason") == "banned"
+               for e in cluster.nodes[2].events("reject")), "node 3 did not refuse it"
+    # bans survive a restart of every node (the spool's own file removed: Redis has it)
+    for s in cluster.nodes:
+        assert s.stop() == 0, s.stderr_text()
+        (s.spool / "bans.json").unlink(missing_ok=True)
+    for s in cluster.nodes:
+        s.start()
+    for s in cluster.nodes:
+        wait_for(lambda: len([e for e in s.events("cluster") if e.get("state") == "up"]) >= 2,
+                 what="up after the restart")
+    wait_for(lambda: all(greeting(cluster.front, src) in (None, BAN_TEXT) for _ in range(3)),
+             what="the ban after a restart of every node")
     lst = ban_cmd(cluster, 2, "list", "--json")
     assert lst.returncode == 0, lst.stderr
     assert src in [b["address"] for b in json.loads(lst.stdout)["bans"]]

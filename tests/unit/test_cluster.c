@@ -73,7 +73,8 @@ test_keys_and_hex(void **state)
 	size_t n;
 
 	(void)state;
-	assert_int_equal(cluster_msg_key(key, sizeof(key), "smtpgate:", "fail:ip:", "192.0.2.7"), 0);
+	assert_int_equal(
+	    cluster_msg_key(key, sizeof(key), "smtpgate:", "fail:ip:", "192.0.2.7"), 0);
 	assert_string_equal(key, "smtpgate:fail:ip:192.0.2.7");
 	assert_int_equal(cluster_msg_key(key, sizeof(key), "p:", "bans", NULL), 0);
 	assert_string_equal(key, "p:bans");
@@ -118,8 +119,9 @@ test_ban_records(void **state)
 	char rec[CLUSTER_MSG_BAN_MAX];
 
 	(void)state;
-	assert_int_equal(cluster_msg_ban_parse("192.0.2.0/24", "1700000600000 1700000000000 2 "
-	                                                       "auth_failures_per_net",
+	assert_int_equal(cluster_msg_ban_parse("192.0.2.0/24",
+	                     "1700000600000 1700000000000 2 "
+	                     "auth_failures_per_net",
 	                     &b),
 	    0);
 	assert_string_equal(b.address, "192.0.2.0/24");
