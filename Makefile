@@ -23,7 +23,8 @@ DEB_PACKAGES = build-essential cmake pkg-config clang libclang-rt-14-dev clang-f
 	python3-aiosmtpd postfix dovecot-lmtpd hydra prometheus fail2ban haproxy \
 	python3-dkim python3-nacl libseccomp-dev pandoc mandoc pebble certbot libsystemd-dev \
 	debhelper lintian ssl-cert adduser logrotate strace libpq-dev \
-	postgresql
+	postgresql redis-server \
+	libhiredis-dev
 
 .PHONY: all deps run check bench install deb format format-check layers clean
 

@@ -30,6 +30,7 @@
 #include "net/admin.h"
 #include "net/listener.h"
 #include "policy/limiter.h"
+#include "cluster/cluster_sync.h"
 #include "cmd/admin_cmd.h"
 #include "cmd/cmd.h"
 #include "cmd/json_out.h"
@@ -57,9 +58,11 @@ ban_usage(FILE *f)
 	    "       smtpgate ban add ADDR[/PREFIX] -c FILE [--seconds DURATION] [--json]\n"
 	    "       smtpgate ban del ADDR[/PREFIX] -c FILE [--json]\n"
 	    "\n"
-	    "Lists, adds or lifts bans of client addresses or networks. Talks to the\n"
-	    "running server through its [admin] listener when there is one, else\n"
-	    "edits the state file SPOOL/bans.json (the output says which).\n"
+	    "Lists, adds or lifts bans of client addresses or networks. With [cluster]\n"
+	    "it acts on the state the nodes share in Redis (every node applies it);\n"
+	    "else (or when Redis does not answer) it talks to the running server\n"
+	    "through its [admin] listener when there is one, else edits the state\n"
+	    "file SPOOL/bans.json (the output says which).\n"
 	    "  -c, --config FILE      the server's configuration file\n"
 	    "      --seconds DURATION how long an added ban lasts (\"90s\", \"10m\", \"2h\";\n"
 	    "                         default: [limits] ban_time)\n"
@@ -74,6 +77,7 @@ ban_usage(FILE *f)
 /* Where the answer came from, for the output. */
 struct ban_source {
 	bool server;
+	bool cluster; /* the shared state in Redis (where: its URL) */
 	char where[512]; /* admin address, or the state file path */
 	char why[128]; /* why not the server */
 };
@@ -101,7 +105,9 @@ ban_print_json(json_t *doc)
 static void
 ban_print_source(const struct ban_source *src)
 {
-	if (src->server)
+	if (src->cluster)
+		printf("source: the shared state of the cluster (Redis at %s)\n", src->where);
+	else if (src->server)
 		printf("source: the running server (admin API at %s)\n", src->where);
 	else
 		printf("source: the state file %s (%s)\n", src->where, src->why);
@@ -110,8 +116,15 @@ ban_print_source(const struct ban_source *src)
 static void
 ban_add_source(json_t *doc, const struct ban_source *src)
 {
-	json_object_set_new(doc, "source", json_string(src->server ? "server" : "state_file"));
-	json_object_set_new(doc, src->server ? "admin" : "state_file", json_string(src->where));
+	json_object_set_new(doc, "source",
+	    json_string(src->cluster ? "cluster"
+	            : src->server    ? "server"
+	                             : "state_file"));
+	json_object_set_new(doc,
+	    src->cluster      ? "redis"
+	        : src->server ? "admin"
+	                      : "state_file",
+	    json_string(src->where));
 }
 
 static void
@@ -228,6 +241,89 @@ ban_via_admin(const struct conf *c, const struct ban_opts *o, const char *canon,
 out:
 	free(body);
 	buf_free(&out);
+	return rc;
+}
+
+/* The shared bans of the cluster as the admin API lists them. */
+static json_t *
+ban_cluster_list_json(const struct limiter_ban *b, size_t n, int64_t now)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		json_int_t left = b[i].until_ms > now ? (b[i].until_ms - now + 999) / 1000 : 0;
+
+		json_array_append_new(arr,
+		    json_pack("{s:s, s:I, s:I, s:I, s:i, s:s}", "address", b[i].address, "seconds",
+		        left, "until", (json_int_t)(b[i].until_ms / 1000), "last",
+		        (json_int_t)(b[i].last_ms / 1000), "offences", (int)b[i].offences, "reason",
+		        limiter_reason_name(b[i].reason)));
+	}
+	return json_pack("{s:o}", "bans", arr);
+}
+
+/* On the shared state in Redis ([cluster]): every node applies it. 0, 1
+ * (no such ban) or 2 (Redis unreachable: try the others). */
+static int
+ban_via_cluster(const struct conf *c, const struct ban_opts *o, const char *canon, unsigned seconds,
+    struct ban_source *src)
+{
+	char err[512];
+	int64_t now = limiter_now_ms();
+	struct cluster_sync *cs = cluster_sync_open(c, err, sizeof(err));
+	struct limiter_ban b, *list;
+	json_t *doc;
+	size_t n;
+	int rc = 1;
+
+	if (cs == NULL) {
+		snprintf(src->why, sizeof(src->why), "%.*s", (int)sizeof(src->why) - 1, err);
+		return 2;
+	}
+	src->cluster = true;
+	snprintf(src->where, sizeof(src->where), "%s", c->cluster_redis);
+	if (strcmp(o->action, "list") == 0) {
+		list = cluster_sync_ban_list(cs, now, o->all, &n, err, sizeof(err));
+		if (list != NULL) {
+			doc = ban_cluster_list_json(list, n, now);
+			ban_print_list(doc, src, o->json);
+			json_decref(doc);
+			rc = 0;
+		}
+		free(list);
+	} else if (strcmp(o->action, "add") == 0) {
+		if (cluster_sync_ban_add(cs, canon, seconds, now, &b, err, sizeof(err)) == 0)
+			rc = 0;
+	} else {
+		rc = cluster_sync_ban_del(cs, canon, err, sizeof(err));
+		rc = rc == 1 ? 0 : rc == 0 ? 1 : -1;
+		if (rc == 1)
+			snprintf(err, sizeof(err), "%s is not banned in the cluster", canon);
+	}
+	cluster_sync_close(cs);
+	if (rc == -1 || (rc == 1 && strcmp(o->action, "del") != 0)) {
+		fprintf(stderr, "smtpgate: %s\n", err);
+		return 1;
+	}
+	if (strcmp(o->action, "list") == 0)
+		return rc;
+	if (o->json) {
+		doc = rc == 1 ? json_pack("{s:s, s:s}", "address", canon, "error", "no such ban")
+		    : strcmp(o->action, "add") == 0
+		    ? json_pack("{s:s, s:i, s:I, s:s}", "address", canon, "seconds", (int)seconds,
+		          "until", (json_int_t)(b.until_ms / 1000), "result", "banned")
+		    : json_pack("{s:s, s:s}", "address", canon, "result", "deleted");
+		ban_add_source(doc, src);
+		ban_print_json(doc);
+	} else if (rc == 1) {
+		fprintf(stderr, "smtpgate: %s\n", err);
+	} else {
+		ban_print_source(src);
+		if (strcmp(o->action, "add") == 0)
+			printf("banned %s for %u s on every node\n", canon, seconds);
+		else
+			printf("lifted the ban of %s on every node\n", canon);
+	}
 	return rc;
 }
 
@@ -383,11 +479,14 @@ ban_main(int argc, char **argv)
 	if (seconds == 0)
 		seconds = c->ban_time > 0 ? c->ban_time : 600;
 	rc = 2;
-	if (c->admin) {
+	/* with [cluster] the shared state first: every node applies it */
+	if (c->cluster)
+		rc = ban_via_cluster(c, &o, canon, seconds, &src);
+	if (rc == 2 && c->admin) {
 		rc = ban_via_admin(c, &o, canon, seconds, &src);
 		if (rc == -1)
 			rc = 1;
-	} else {
+	} else if (rc == 2 && src.why[0] == '\0') {
 		snprintf(src.why, sizeof(src.why), "no [admin] section");
 	}
 	if (rc == 2)

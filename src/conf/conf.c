@@ -519,7 +519,7 @@ conf_validate(struct conf_parse *p)
 
 	p->line = 0;
 	if (conf_validate_listens(p) == -1 || conf_validate_tls_admin_oauth(p) == -1 ||
-	    conf_validate_delivery(p) == -1)
+	    conf_validate_delivery(p) == -1 || conf_cluster_validate(p) == -1)
 		return -1;
 	p->line = 0;
 	for (size_t i = 0; i < c->nlistens; i++)
@@ -660,6 +660,7 @@ conf_free(struct conf *c)
 	free(c->allow);
 	free(c->admin_address);
 	free(c->admin_token_file);
+	conf_cluster_free(c);
 	if (c->admin_token != NULL) {
 		explicit_bzero(c->admin_token, strlen(c->admin_token));
 		free(c->admin_token);

@@ -145,6 +145,22 @@ struct conf_dkim {
 	int line, key_line;
 };
 
+/* conf_cluster.c: [cluster] redis as parsed: TCP host and port, or a
+ * unix socket path; db is the SELECT number (0 by default). */
+#define CONF_REDIS_HOST_MAX 255
+struct conf_redis_url {
+	char host[CONF_REDIS_HOST_MAX + 1]; /* "" for a unix socket */
+	unsigned port;
+	unsigned db;
+	char path[108]; /* unix socket, "" for TCP */
+};
+
+/* Parses "redis://HOST:PORT[/DB]" (HOST a name, an IPv4 address or an
+ * [IPv6] literal; PORT defaults to 6379 when ":PORT" is left out) or
+ * "unix:PATH" (absolute). 0, or -1 with *errstr_r saying why. Pure. */
+int conf_redis_url_parse(const char *s, struct conf_redis_url *u, const char **errstr_r)
+    __attribute__((warn_unused_result));
+
 struct conf {
 	char *path; /* the file loaded */
 	char *dir; /* its folder */
@@ -241,6 +257,18 @@ struct conf {
 	int admin_line; /* of the [admin] header, for errors */
 	int admin_token_line; /* of token_file */
 	int admin_auth_line; /* of auth, 0 when not given */
+
+	/* [cluster]: state shared with other nodes in Redis (off without the
+	 * section, or without its redis key) */
+	bool cluster;
+	char *cluster_redis; /* as written: redis://HOST:PORT[/DB] or unix:PATH */
+	struct conf_redis_url cluster_url; /* parsed */
+	char *cluster_password_file; /* resolved; NULL: no AUTH */
+	char *cluster_password; /* read when loaded; wiped by conf_free */
+	char *cluster_prefix; /* key_prefix, "smtpgate:" */
+	char *cluster_node; /* node, the host name when not given */
+	int cluster_line; /* of the [cluster] header */
+	int cluster_password_line;
 };
 
 /* Loads and validates path. On error returns NULL and writes

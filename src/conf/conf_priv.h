@@ -172,4 +172,12 @@ int conf_sql_open(struct conf_parse *p, const char *name, const char *arg)
 /* [sql] against [auth] backend, and the query's parameters. 0 / -1. */
 int conf_sql_validate(struct conf_parse *p) __attribute__((warn_unused_result));
 
+/* conf_cluster.c: [cluster]. */
+extern const struct conf_key conf_cluster_keys[];
+int conf_cluster_open(struct conf_parse *p, const char *name, const char *arg)
+    __attribute__((warn_unused_result));
+/* The node name's default and the password file, once the file is read. */
+int conf_cluster_validate(struct conf_parse *p) __attribute__((warn_unused_result));
+void conf_cluster_free(struct conf *c);
+
 #endif

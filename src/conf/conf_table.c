@@ -579,6 +579,7 @@ const struct conf_section conf_table_sections[] = {
         .keys = conf_admin_keys,
         .open = conf_admin_open,
         .defaults_at_open = true},
+    {.name = "cluster", .arg = CONF_SEC_ONCE, .keys = conf_cluster_keys, .open = conf_cluster_open},
     {.name = "relay",
         .arg = CONF_SEC_NAMED,
         .keys = conf_route_keys,

@@ -643,6 +643,9 @@ limiter_auth_failed(struct limiter *l, const struct conf *c, const char *account
 	float f;
 
 	memset(r, 0, sizeof(*r));
+	if (l->hooks != NULL)
+		l->hooks->auth_failed(
+		    l->hooks_arg, c, account, len, a, limiter_is_allowed(c, a), now);
 	if (len > 0) {
 		(void)limiter_count(
 		    &l->accounts, limiter_siphash(l, 3, account, len, true), true, now, 0, NULL);
@@ -678,6 +681,43 @@ limiter_auth_ok(
 {
 	if (len == 0)
 		return;
-	limiter_good_stamp(l, limiter_good_hash(l, account, len, a), now);
-	limiter_good_stamp(l, limiter_good_client_hash(l, a), now);
+	limiter_good_set(l, account, len, a, now);
+	if (l->hooks != NULL)
+		l->hooks->auth_ok(l->hooks_arg, account, len, a, now);
+}
+
+void
+limiter_good_set(
+    struct limiter *l, const char *account, size_t len, const struct limiter_addr *a, int64_t stamp)
+{
+	if (len == 0)
+		return;
+	limiter_good_stamp(l, limiter_good_hash(l, account, len, a), stamp);
+	limiter_good_stamp(l, limiter_good_client_hash(l, a), stamp);
+}
+
+void
+limiter_set_hooks(struct limiter *l, const struct limiter_hooks *hooks, void *arg)
+{
+	l->hooks = hooks;
+	l->hooks_arg = arg;
+}
+
+void
+limiter_account_raise(struct limiter *l, const char *account, size_t len, double fails, int64_t now)
+{
+	uint64_t h;
+	struct limiter_shard *sh;
+	struct limiter_entry *e;
+
+	if (len == 0 || !(fails > 0))
+		return;
+	h = limiter_siphash(l, 3, account, len, true);
+	sh = limiter_shard_of(l->accounts.shards, h);
+	pthread_mutex_lock(&sh->mu);
+	e = limiter_find(&l->accounts, h, true, now);
+	limiter_decay(e, 0, now);
+	if (e->fails < (float)fails)
+		e->fails = (float)fails;
+	pthread_mutex_unlock(&sh->mu);
 }

@@ -210,6 +210,41 @@ int limiter_bans_save(struct limiter *l, const char *path, int64_t now)
 int limiter_bans_load(struct limiter *l, const char *path, int64_t now, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* --- state shared with other nodes (cluster/) --------------------------------- */
+
+/* Told of what this node's sessions and operator do, on the calling thread
+ * (a loop thread, or the admin thread): each must return at once (the
+ * cluster posts a copy of what it needs to its own thread). c, account and
+ * a are valid during the call only. allowed: the client is in [limits]
+ * allow (only the account counts). */
+struct limiter_hooks {
+	void (*auth_failed)(void *arg, const struct conf *c, const char *account, size_t len,
+	    const struct limiter_addr *a, bool allowed, int64_t now);
+	void (*auth_ok)(
+	    void *arg, const char *account, size_t len, const struct limiter_addr *a, int64_t now);
+	/* limiter_ban_add and limiter_ban_del (the operator's) */
+	void (*ban_added)(void *arg, const struct limiter_ban *b, int64_t now);
+	void (*ban_deleted)(void *arg, const char *address, int64_t now);
+};
+
+/* Before the loops start; hooks NULL: none. */
+void limiter_set_hooks(struct limiter *l, const struct limiter_hooks *hooks, void *arg);
+/* Stores b as given (a ban shared by another node): no hook, no doubling.
+ * 0, or -1 when the address does not parse. */
+int limiter_ban_set(struct limiter *l, const struct limiter_ban *b)
+    __attribute__((warn_unused_result));
+/* Lifts the ban of address ("192.0.2.0/24") without a hook. 0, or -1 when
+ * there was none (nothing to do: callers may ignore it). */
+int limiter_ban_forget(struct limiter *l, const char *address);
+/* Raises the account's decayed failure count to at least fails (the count
+ * of every node together), so that limiter_auth_throttled sees it. */
+void limiter_account_raise(
+    struct limiter *l, const char *account, size_t len, double fails, int64_t now);
+/* Remembers (account, client) and the client as known-good at stamp (a
+ * success on another node): as limiter_auth_ok without a hook. */
+void limiter_good_set(struct limiter *l, const char *account, size_t len,
+    const struct limiter_addr *a, int64_t stamp);
+
 /* A thread that saves the table to path within about a second of each
  * change (never on a loop thread: the write fsyncs), and once more at
  * limiter_persist_stop. */

@@ -30,6 +30,8 @@
 
 /* --- bans ------------------------------------------------------------------ */
 
+static int limiter_bans_drop(struct limiter *l, const struct limiter_addr *a, unsigned prefix);
+
 static uint64_t
 limiter_bans_hash(const struct limiter *l, const struct limiter_addr *masked, unsigned prefix)
 {
@@ -199,15 +201,82 @@ limiter_ban_add(struct limiter *l, const struct limiter_addr *a, unsigned prefix
     enum limiter_reason reason, int64_t now)
 {
 	struct limiter_addr m = *a;
+	struct limiter_ban b;
 
 	if (prefix > 128)
 		return -1;
 	limiter_mask(&m, prefix);
-	return limiter_bans_put(l, &m, prefix, seconds > 0 ? seconds : 1, 0, reason, now, NULL);
+	if (limiter_bans_put(l, &m, prefix, seconds > 0 ? seconds : 1, 0, reason, now, &b) == -1)
+		return -1;
+	if (l->hooks != NULL)
+		l->hooks->ban_added(l->hooks_arg, &b, now);
+	return 0;
 }
 
 int
 limiter_ban_del(struct limiter *l, const struct limiter_addr *a, unsigned prefix)
+{
+	char address[LIMITER_ADDR_STRLEN];
+	struct limiter_addr m = *a;
+
+	if (prefix > 128 || limiter_bans_drop(l, a, prefix) == -1)
+		return -1;
+	if (l->hooks != NULL) {
+		limiter_mask(&m, prefix);
+		limiter_addr_format(&m, prefix, address, sizeof(address));
+		l->hooks->ban_deleted(l->hooks_arg, address, limiter_now_ms());
+	}
+	return 0;
+}
+
+int
+limiter_ban_forget(struct limiter *l, const char *address)
+{
+	struct limiter_addr a;
+	unsigned prefix;
+
+	if (limiter_addr_parse(address, &a, &prefix) == -1)
+		return -1;
+	return limiter_bans_drop(l, &a, prefix);
+}
+
+int
+limiter_ban_set(struct limiter *l, const struct limiter_ban *b)
+{
+	struct limiter_addr a;
+	unsigned prefix;
+	uint64_t h;
+	struct limiter_shard *sh;
+	struct limiter_bans_entry *e;
+
+	if (limiter_addr_parse(b->address, &a, &prefix) == -1)
+		return -1;
+	h = limiter_bans_hash(l, &a, prefix);
+	sh = limiter_shard_of(l->bans.shards, h);
+	pthread_mutex_lock(&sh->mu);
+	e = limiter_bans_find(l, h, &a, prefix);
+	if (e == NULL) {
+		e = limiter_bans_slot(l, h, b->last_ms);
+		if (!e->used)
+			__atomic_add_fetch(&l->nbans, 1, __ATOMIC_RELAXED);
+		memset(e, 0, sizeof(*e));
+		memcpy(e->addr, a.a, 16);
+		e->prefix = (uint8_t)prefix;
+		e->used = 1;
+	}
+	e->until = b->until_ms;
+	e->last = b->last_ms;
+	e->offences = b->offences;
+	e->reason = (uint8_t)b->reason;
+	pthread_mutex_unlock(&sh->mu);
+	limiter_bans_prefix_mark(l, prefix);
+	__atomic_add_fetch(&l->generation, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* Lifts (a, prefix) and forgets its offences. 0, or -1 when there was none. */
+static int
+limiter_bans_drop(struct limiter *l, const struct limiter_addr *a, unsigned prefix)
 {
 	struct limiter_addr m = *a;
 	struct limiter_bans_entry *e;

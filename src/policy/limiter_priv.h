@@ -72,6 +72,9 @@ struct limiter {
 	uint64_t prefixes[3]; /* atomic bitmap: ban prefix lengths in use (0..128) */
 	size_t memory;
 
+	const struct limiter_hooks *hooks; /* NULL: a single node */
+	void *hooks_arg;
+
 	/* the persister thread (limiter_bans.c) */
 	pthread_mutex_t pmu;
 	pthread_cond_t pcond;

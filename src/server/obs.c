@@ -265,6 +265,21 @@ obs_child_exit(struct obs *o, const char *process)
 }
 
 void
+obs_set_cluster_up(struct obs *o, metrics_gauge_cb *cb, void *arg)
+{
+	if (o == NULL)
+		return;
+	/* only with [cluster]: a single node has no such state */
+	metrics_gauge_set_cb(o->m,
+	    metrics_series0(o->m,
+	        metrics_family(o->m, "smtpgate_cluster_up",
+	            "1 when the state shared with the other nodes (Redis) is reachable, 0 when "
+	            "this node decides from its local state alone.",
+	            METRICS_GAUGE, NULL, NULL, 0)),
+	    cb, arg);
+}
+
+void
 obs_set_bans_active(struct obs *o, metrics_gauge_cb *cb, void *arg)
 {
 	if (o != NULL)

@@ -50,6 +50,8 @@ void obs_proxy_reject(struct obs *o, const char *reason);
 void obs_child_exit(struct obs *o, const char *process);
 /* The value of smtpgate_bans_active (0 until set). */
 void obs_set_bans_active(struct obs *o, metrics_gauge_cb *cb, void *arg);
+/* smtpgate_cluster_up, read by cb at scrape time; before the admin thread starts. */
+void obs_set_cluster_up(struct obs *o, metrics_gauge_cb *cb, void *arg);
 
 /* Registers /metrics and /healthz on the admin listener. srv must outlive
  * the admin thread. */

@@ -32,6 +32,7 @@
 
 #include "auth/authdb.h"
 #include "auth/oauth.h"
+#include "cluster/cluster.h"
 #include "conf/conf.h"
 #include "lib/log.h"
 #include "lib/vault.h"
@@ -430,6 +431,13 @@ serve_bans_active_cb(void *arg)
 	return (double)limiter_bans_active(arg, limiter_now_ms());
 }
 
+/* smtpgate_cluster_up, read at scrape time */
+static double
+serve_cluster_up_cb(void *arg)
+{
+	return cluster_is_up(arg) ? 1 : 0;
+}
+
 /* The [admin] listener: routes, then the thread. After the workers, so a
  * handler that posts to the loops finds them running. */
 static int
@@ -507,6 +515,15 @@ serve_open_services(struct server *srv)
 	limiter_persist_start(srv->limiter, bans);
 	free(bans);
 	obs_set_bans_active(srv->obs, serve_bans_active_cb, srv->limiter);
+	/* the shared state: its own thread keeps the limiter current */
+	if (c->cluster) {
+		srv->cluster = cluster_new(c, srv->limiter, err, sizeof(err));
+		if (srv->cluster == NULL || cluster_start(srv->cluster, err, sizeof(err)) == -1) {
+			fprintf(stderr, "smtpgate: %s\n", err);
+			return -1;
+		}
+		obs_set_cluster_up(srv->obs, serve_cluster_up_cb, srv->cluster);
+	}
 	return 0;
 }
 
@@ -771,6 +788,7 @@ serve_smtp_main(const char *path, int ctl)
 	authc_free(srv.authc);
 	sendquota_free(srv.sendquota); /* after the sessions and the admin thread */
 	obs_free(srv.obs);
+	cluster_free(srv.cluster); /* before the limiter it feeds */
 	limiter_free(srv.limiter); /* after the sessions: saves the bans a last time */
 	if (srv.snap != NULL)
 		server_snap_put(srv.snap);

@@ -18,6 +18,7 @@
 
 struct admin;
 struct authc;
+struct cluster;
 struct conf;
 struct limiter;
 struct listener_accept;
@@ -52,6 +53,7 @@ struct server {
 	struct relayc *relayc; /* new messages to the relay process (server/relayc.h) */
 	struct admin *admin; /* NULL without [admin] */
 	struct limiter *limiter; /* connection limits, AUTH failures, bans */
+	struct cluster *cluster; /* [cluster]: the shared state in Redis; NULL without */
 	struct obs *obs; /* metrics (server/obs.h) */
 	struct sendquota *sendquota; /* sending quotas, account holds */
 	struct worker **workers;

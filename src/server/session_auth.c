@@ -139,6 +139,14 @@ session_auth_tarpit_cb(void *arg)
 	s->tarpit = false;
 	if (s->closing)
 		return;
+	/* a ban that came from another node meanwhile ([cluster]): this very
+	 * failure may be the one that reached the threshold over all nodes */
+	if (s->w->srv->limiter != NULL &&
+	    limiter_is_banned(
+	        s->w->srv->limiter, session_conf(s), &s->addr, limiter_now_ms(), NULL)) {
+		session_auth_banned(s);
+		return;
+	}
 	session_reply(s, s->tarpit_reply, NULL);
 	session_auth_unbusy(s);
 }

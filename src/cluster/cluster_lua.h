@@ -1,0 +1,42 @@
+/*
+ * cluster_lua: the scripts that change the shared state in Redis, each run
+ * with EVAL so that a read, its decision and its write are one atomic step
+ * on the Redis server (two nodes counting the same client at once cannot
+ * both miss, or both make, the ban). Their keys and arguments are listed
+ * with each; key names are cluster_msg.h's.
+ */
+#ifndef SG_CLUSTER_CLUSTER_LUA_H
+#define SG_CLUSTER_CLUSTER_LUA_H
+
+/* A counted AUTH failure. KEYS: ip counter, net counter, account counter,
+ * bans hash. ARGV: now ms, half-life ms, auth_failures_per_ip, _per_net,
+ * _per_account (0: none), ip field, net field, ban_time s, ban max s,
+ * offence memory ms, channel, flags ("a": allowlisted, count the account
+ * only; "-": no account), account hex. Bans the client or network past its
+ * threshold (doubling per remembered offence, as limiter_bans_put) and
+ * publishes the ban; publishes the account's count once it reaches its
+ * threshold. Returns {ip count, net count, account count} as strings. */
+extern const char cluster_lua_fail[];
+
+/* Stores a ban record as given and publishes it. KEYS: bans hash. ARGV:
+ * field, record, channel. */
+extern const char cluster_lua_ban_put[];
+
+/* A manual ban (smtpgate ban add). KEYS: bans hash. ARGV: field, now ms,
+ * seconds, offence memory ms, channel. Returns the record. */
+extern const char cluster_lua_ban_add[];
+
+/* Lifts a ban. KEYS: bans hash. ARGV: field, channel. Returns 1, or 0
+ * when there was none in force. */
+extern const char cluster_lua_unban[];
+
+/* A known-good (account, client). KEYS: good hash. ARGV: "HEX ADDR",
+ * stamp ms, channel. */
+extern const char cluster_lua_good[];
+
+/* Registers a node. KEYS: node key, clash set. ARGV: instance id, ttl s,
+ * node name. Records the name in the clash set when another live instance
+ * holds it. */
+extern const char cluster_lua_node[];
+
+#endif

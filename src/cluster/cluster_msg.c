@@ -1,0 +1,195 @@
+/*
+ * cluster_msg: see cluster_msg.h.
+ */
+#include "cluster/cluster_msg.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+cluster_msg_hex(const char *account, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	if (len > CLUSTER_MSG_ACCOUNT_MAX)
+		len = CLUSTER_MSG_ACCOUNT_MAX;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)tolower((unsigned char)account[i]);
+
+		out[2 * i] = digits[ch >> 4];
+		out[2 * i + 1] = digits[ch & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+static int
+cluster_msg_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int
+cluster_msg_unhex(const char *hex, char *out, size_t *len_r)
+{
+	size_t n = strlen(hex);
+
+	if (n % 2 != 0 || n / 2 > CLUSTER_MSG_ACCOUNT_MAX)
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = cluster_msg_digit(hex[2 * i]), lo = cluster_msg_digit(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (char)(hi * 16 + lo);
+	}
+	out[n / 2] = '\0';
+	*len_r = n / 2;
+	return 0;
+}
+
+int
+cluster_msg_key(char *out, size_t outlen, const char *prefix, const char *a, const char *b)
+{
+	int n = snprintf(out, outlen, "%s%s%s", prefix, a, b != NULL ? b : "");
+
+	return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+double
+cluster_msg_decay(double fails, int64_t stamp, int64_t now, int64_t halflife)
+{
+	if (now <= stamp || halflife <= 0 || !(fails > 0))
+		return fails > 0 ? fails : 0;
+	return fails * exp2(-(double)(now - stamp) / (double)halflife);
+}
+
+void
+cluster_msg_ban_format(const struct limiter_ban *b, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%" PRId64 " %" PRId64 " %u %s", b->until_ms, b->last_ms, b->offences,
+	    limiter_reason_name(b->reason));
+}
+
+static int
+cluster_msg_reason(const char *s, enum limiter_reason *r)
+{
+	static const enum limiter_reason all[] = {
+	    LIMITER_REASON_MANUAL, LIMITER_REASON_AUTH_IP, LIMITER_REASON_AUTH_NET};
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		if (strcmp(s, limiter_reason_name(all[i])) == 0) {
+			*r = all[i];
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int
+cluster_msg_ban_parse(const char *address, const char *rec, struct limiter_ban *b)
+{
+	long long until, last;
+	unsigned offences;
+	char reason[32];
+	struct limiter_addr a;
+	unsigned prefix;
+	int used = 0;
+
+	memset(b, 0, sizeof(*b));
+	if (strlen(address) >= sizeof(b->address) || limiter_addr_parse(address, &a, &prefix) == -1)
+		return -1;
+	if (sscanf(rec, "%lld %lld %u %31s%n", &until, &last, &offences, reason, &used) != 4 ||
+	    rec[used] != '\0' || until < 0 || last < 0)
+		return -1;
+	if (cluster_msg_reason(reason, &b->reason) == -1)
+		return -1;
+	limiter_addr_format(&a, prefix, b->address, sizeof(b->address));
+	b->until_ms = until;
+	b->last_ms = last;
+	b->offences = offences;
+	return 0;
+}
+
+/* Splits s into at most max words at single spaces; returns the count. */
+static size_t
+cluster_msg_words(char *s, char **w, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max) {
+		w[n++] = s;
+		s = strchr(s, ' ');
+		if (s == NULL)
+			break;
+		*s++ = '\0';
+	}
+	return s == NULL ? n : max + 1;
+}
+
+static int
+cluster_msg_num(const char *s, long long *v)
+{
+	char *end;
+
+	if (*s == '\0')
+		return -1;
+	*v = strtoll(s, &end, 10);
+	return *end == '\0' ? 0 : -1;
+}
+
+int
+cluster_msg_parse(const char *s, size_t len, struct cluster_msg *m)
+{
+	char buf[1024], *w[7];
+	size_t n;
+	long long stamp;
+	unsigned prefix;
+	char *end;
+
+	memset(m, 0, sizeof(*m));
+	if (len == 0 || len >= sizeof(buf) || memchr(s, '\0', len) != NULL)
+		return -1;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	n = cluster_msg_words(buf, w, 6);
+	if (n == 6 && strcmp(w[0], "ban") == 0) {
+		char rec[CLUSTER_MSG_BAN_MAX];
+
+		m->type = CLUSTER_MSG_BAN;
+		snprintf(rec, sizeof(rec), "%s %s %s %s", w[2], w[3], w[4], w[5]);
+		return cluster_msg_ban_parse(w[1], rec, &m->ban);
+	}
+	if (n == 2 && strcmp(w[0], "unban") == 0) {
+		struct limiter_addr a;
+
+		m->type = CLUSTER_MSG_UNBAN;
+		if (limiter_addr_parse(w[1], &a, &prefix) == -1)
+			return -1;
+		limiter_addr_format(&a, prefix, m->ban.address, sizeof(m->ban.address));
+		return 0;
+	}
+	if (n != 4 || cluster_msg_unhex(w[1], m->account, &m->account_len) == -1 ||
+	    m->account_len == 0 || cluster_msg_num(w[3], &stamp) == -1 || stamp < 0)
+		return -1;
+	m->stamp = stamp;
+	if (strcmp(w[0], "good") == 0) {
+		m->type = CLUSTER_MSG_GOOD;
+		return limiter_addr_parse(w[2], &m->client, &prefix) == -1 || prefix != 128 ? -1
+		                                                                            : 0;
+	}
+	if (strcmp(w[0], "acct") == 0) {
+		m->type = CLUSTER_MSG_ACCT;
+		m->fails = strtod(w[2], &end);
+		return *end != '\0' || w[2][0] == '\0' || !(m->fails >= 0) || m->fails > 1e9 ? -1
+		                                                                             : 0;
+	}
+	return -1;
+}

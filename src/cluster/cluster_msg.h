@@ -1,0 +1,80 @@
+/*
+ * cluster_msg: the pure parts of the state shared in Redis: key names, the
+ * text of a ban record and of the messages on the cluster's channel, the
+ * hex form of account names in keys, and the decay of failure counts. No
+ * I/O (unit-tested, tests/unit/test_cluster.c).
+ *
+ * Keys (PREFIX is [cluster] key_prefix, "smtpgate:"):
+ *   PREFIX fail:ip:ADDR     hash f (decayed count), t (ms of f)
+ *   PREFIX fail:net:ADDR/N  the same for a network
+ *   PREFIX fail:acct:HEX    the same for an account (lower-cased, hex)
+ *   PREFIX bans             hash ADDR[/N] -> "UNTIL LAST OFFENCES REASON"
+ *   PREFIX good             hash "HEX ADDR" -> ms of the last success
+ *   PREFIX node:NAME        a live node (expires), its instance id
+ *   PREFIX clash            set of node names two live nodes used
+ *   PREFIX events           the channel (Pub/Sub is not per database:
+ *                           the prefix tells clusters apart)
+ * Messages on the channel, one per PUBLISH, words split by one space:
+ *   ban ADDR UNTIL LAST OFFENCES REASON   store the ban as given
+ *   unban ADDR                             lift it
+ *   good HEX ADDR STAMP                    a known-good (account, client)
+ *   acct HEX FAILS STAMP                   an account's count of every node
+ */
+#ifndef SG_CLUSTER_CLUSTER_MSG_H
+#define SG_CLUSTER_CLUSTER_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/limiter.h"
+
+#define CLUSTER_MSG_KEY_MAX 1024
+#define CLUSTER_MSG_ACCOUNT_MAX 255 /* longer names are cut (and still distinct enough) */
+#define CLUSTER_MSG_HEX_MAX (2 * CLUSTER_MSG_ACCOUNT_MAX + 1)
+#define CLUSTER_MSG_BAN_MAX 128 /* "UNTIL LAST OFFENCES REASON" */
+
+/* account[0..len) lower-cased (ASCII) in hex, NUL-terminated; at most
+ * CLUSTER_MSG_ACCOUNT_MAX bytes of it. out has CLUSTER_MSG_HEX_MAX bytes. */
+void cluster_msg_hex(const char *account, size_t len, char *out);
+/* The inverse; -1 on a bad digit or odd length. out has CLUSTER_MSG_ACCOUNT_MAX + 1 bytes. */
+int cluster_msg_unhex(const char *hex, char *out, size_t *len_r)
+    __attribute__((warn_unused_result));
+
+/* prefix + a + b into out. -1 when it does not fit. */
+int cluster_msg_key(char *out, size_t outlen, const char *prefix, const char *a, const char *b)
+    __attribute__((warn_unused_result));
+
+/* fails decayed from stamp to now with the half-life (ms); never grows. */
+double cluster_msg_decay(double fails, int64_t stamp, int64_t now, int64_t halflife);
+
+/* The ban record "UNTIL LAST OFFENCES REASON" (ms, ms, count, reason name). */
+void cluster_msg_ban_format(const struct limiter_ban *b, char *out, size_t outlen);
+/* address and record into b. -1 when the record is not one. */
+int cluster_msg_ban_parse(const char *address, const char *rec, struct limiter_ban *b)
+    __attribute__((warn_unused_result));
+
+enum cluster_msg_type {
+	CLUSTER_MSG_BAN,
+	CLUSTER_MSG_UNBAN,
+	CLUSTER_MSG_GOOD,
+	CLUSTER_MSG_ACCT,
+};
+
+/* One message of the channel, parsed. */
+struct cluster_msg {
+	enum cluster_msg_type type;
+	struct limiter_ban ban; /* BAN; UNBAN: address only */
+	char account[CLUSTER_MSG_ACCOUNT_MAX + 1]; /* GOOD, ACCT: unhexed */
+	size_t account_len;
+	struct limiter_addr client; /* GOOD */
+	double fails; /* ACCT */
+	int64_t stamp; /* GOOD, ACCT */
+};
+
+/* Parses a message of len bytes (not NUL-terminated). -1 when it is not one
+ * of ours (ignored: a newer node may send more kinds). */
+int cluster_msg_parse(const char *s, size_t len, struct cluster_msg *m)
+    __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * cluster_priv: struct cluster, shared by cluster.c (the thread, the two
+ * connections, up and down) and cluster_state.c (commands, the shared state
+ * into the local limiter, the limiter's hooks). No other module includes it.
+ *
+ * Invariants: cl->ac and cl->sub are NULL or live hiredis contexts; a
+ * context that hiredis is freeing itself (its disconnect or failed-connect
+ * callback) is set to NULL there, and every other teardown goes through
+ * cluster_down on the timer, never inside a reply callback. cl->up is true
+ * only while both contexts are connected, the subscription is confirmed and
+ * no command has been outstanding for CLUSTER_TIMEOUT_MS.
+ */
+#ifndef SG_CLUSTER_CLUSTER_PRIV_H
+#define SG_CLUSTER_CLUSTER_PRIV_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "cluster/cluster.h"
+#include "cluster/cluster_msg.h"
+#include "conf/conf.h"
+
+struct limiter;
+struct loop;
+struct loop_timer;
+
+struct cluster {
+	struct limiter *lim;
+	struct loop *loop;
+	pthread_t thread;
+	bool started;
+
+	/* [cluster], copied: the configuration may be reloaded meanwhile */
+	struct conf_redis_url url;
+	char *redis; /* as written, for events */
+	char *password;
+	char *prefix, *node;
+	char chan[CLUSTER_MSG_KEY_MAX], bans[CLUSTER_MSG_KEY_MAX], good[CLUSTER_MSG_KEY_MAX];
+	char id[40]; /* this instance, for the node registry */
+
+	redisAsyncContext *ac, *sub;
+	bool up; /* atomic */
+	bool subscribed, pinged, broken;
+	bool logged_down; /* the down event of this outage is out */
+	int64_t oldest_ms; /* send time of the oldest command still unanswered; 0: none */
+	unsigned outstanding;
+	int64_t connect_ms; /* when the current attempt started; 0: none */
+	long backoff_ms;
+	int64_t next_try_ms, next_resync_ms, next_node_ms;
+	char why[160]; /* why it went down, for the event */
+	struct loop_timer *tick;
+};
+
+/* cluster.c */
+int64_t cluster_mono_ms(void);
+
+/* cluster_state.c */
+
+/* Sends argv on the command connection; done (may be NULL) gets the
+ * reply, NULL when the connection went away. 0, or -1 (not sent: down). */
+int cluster_send(struct cluster *cl, int argc, const char **argv, const size_t *lens,
+    void (*done)(struct cluster *, redisReply *, void *), void *arg);
+/* A message of the channel, into the local limiter. */
+void cluster_apply(struct cluster *cl, const struct cluster_msg *m);
+/* Reads every shared ban and known-good pair again. */
+void cluster_resync(struct cluster *cl);
+/* Registers this node (cluster_lua_node). */
+void cluster_register(struct cluster *cl);
+/* The limiter's hooks (policy/limiter.h), arg the cluster. */
+extern const struct limiter_hooks cluster_hooks;
+
+#endif

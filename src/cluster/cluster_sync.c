@@ -1,0 +1,172 @@
+/*
+ * cluster_sync: see cluster_sync.h.
+ */
+#include "cluster/cluster_sync.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "cluster/cluster_lua.h"
+#include "cluster/cluster_msg.h"
+#include "conf/conf.h"
+#include "lib/xalloc.h"
+
+struct cluster_sync {
+	redisContext *rc;
+	char bans[CLUSTER_MSG_KEY_MAX], chan[CLUSTER_MSG_KEY_MAX];
+};
+
+/* The reply of argv, or NULL with err (an error reply too). */
+static redisReply *
+cluster_sync_cmd(struct cluster_sync *cs, int argc, const char **argv, char *err, size_t errlen)
+{
+	redisReply *r = redisCommandArgv(cs->rc, argc, argv, NULL);
+
+	if (r == NULL) {
+		snprintf(
+		    err, errlen, "redis: %s", cs->rc->errstr[0] ? cs->rc->errstr : "no answer");
+		return NULL;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		snprintf(err, errlen, "redis: %s", r->str);
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+struct cluster_sync *
+cluster_sync_open(const struct conf *c, char *err, size_t errlen)
+{
+	struct timeval tv = {
+	    CLUSTER_SYNC_TIMEOUT_MS / 1000, (CLUSTER_SYNC_TIMEOUT_MS % 1000) * 1000};
+	struct cluster_sync *cs = xcalloc(1, sizeof(*cs));
+	const char *prefix = c->cluster_prefix != NULL ? c->cluster_prefix : "smtpgate:";
+	redisReply *r;
+	char db[16];
+
+	if (cluster_msg_key(cs->bans, sizeof(cs->bans), prefix, "bans", NULL) == -1 ||
+	    cluster_msg_key(cs->chan, sizeof(cs->chan), prefix, "events", NULL) == -1) {
+		snprintf(err, errlen, "[cluster] key_prefix \"%s\" is too long", prefix);
+		free(cs);
+		return NULL;
+	}
+	cs->rc = c->cluster_url.path[0] != '\0'
+	    ? redisConnectUnixWithTimeout(c->cluster_url.path, tv)
+	    : redisConnectWithTimeout(c->cluster_url.host, (int)c->cluster_url.port, tv);
+	if (cs->rc == NULL || cs->rc->err) {
+		snprintf(err, errlen, "[cluster] redis %s: %s", c->cluster_redis,
+		    cs->rc != NULL ? cs->rc->errstr : "out of memory");
+		cluster_sync_close(cs);
+		return NULL;
+	}
+	(void)redisSetTimeout(cs->rc, tv);
+	if (c->cluster_password != NULL) {
+		const char *argv[2] = {"AUTH", c->cluster_password};
+
+		if ((r = cluster_sync_cmd(cs, 2, argv, err, errlen)) == NULL) {
+			cluster_sync_close(cs);
+			return NULL;
+		}
+		freeReplyObject(r);
+	}
+	snprintf(db, sizeof(db), "%u", c->cluster_url.db);
+	if (c->cluster_url.db != 0) {
+		const char *argv[2] = {"SELECT", db};
+
+		if ((r = cluster_sync_cmd(cs, 2, argv, err, errlen)) == NULL) {
+			cluster_sync_close(cs);
+			return NULL;
+		}
+		freeReplyObject(r);
+	}
+	return cs;
+}
+
+void
+cluster_sync_close(struct cluster_sync *cs)
+{
+	if (cs == NULL)
+		return;
+	if (cs->rc != NULL)
+		redisFree(cs->rc);
+	free(cs);
+}
+
+int
+cluster_sync_ban_add(struct cluster_sync *cs, const char *address, unsigned seconds, int64_t now,
+    struct limiter_ban *b, char *err, size_t errlen)
+{
+	char snow[24], ssec[16], smem[24];
+	const char *argv[] = {
+	    "EVAL", cluster_lua_ban_add, "1", cs->bans, address, snow, ssec, smem, cs->chan};
+	redisReply *r;
+	int rc = -1;
+
+	snprintf(snow, sizeof(snow), "%" PRId64, now);
+	snprintf(ssec, sizeof(ssec), "%u", seconds);
+	snprintf(smem, sizeof(smem), "%lld", (long long)LIMITER_OFFENCE_MEMORY_MS);
+	r = cluster_sync_cmd(cs, (int)(sizeof(argv) / sizeof(argv[0])), argv, err, errlen);
+	if (r == NULL)
+		return -1;
+	if (r->type == REDIS_REPLY_STRING && cluster_msg_ban_parse(address, r->str, b) == 0)
+		rc = 0;
+	else
+		snprintf(err, errlen, "redis: an unexpected answer to the ban");
+	freeReplyObject(r);
+	return rc;
+}
+
+int
+cluster_sync_ban_del(struct cluster_sync *cs, const char *address, char *err, size_t errlen)
+{
+	const char *argv[] = {"EVAL", cluster_lua_unban, "1", cs->bans, address, cs->chan};
+	redisReply *r = cluster_sync_cmd(cs, 6, argv, err, errlen);
+	int rc;
+
+	if (r == NULL)
+		return -1;
+	rc = r->type == REDIS_REPLY_INTEGER && r->integer > 0 ? 1 : 0;
+	freeReplyObject(r);
+	return rc;
+}
+
+static int
+cluster_sync_cmp(const void *x, const void *y)
+{
+	return strcmp(
+	    ((const struct limiter_ban *)x)->address, ((const struct limiter_ban *)y)->address);
+}
+
+struct limiter_ban *
+cluster_sync_ban_list(
+    struct cluster_sync *cs, int64_t now, bool all, size_t *n_r, char *err, size_t errlen)
+{
+	const char *argv[2] = {"HGETALL", cs->bans};
+	redisReply *r = cluster_sync_cmd(cs, 2, argv, err, errlen);
+	struct limiter_ban *out;
+	size_t n = 0;
+
+	*n_r = 0;
+	if (r == NULL)
+		return NULL;
+	out = xcalloc(r->elements / 2 + 1, sizeof(*out));
+	for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+		redisReply *k = r->element[i], *v = r->element[i + 1];
+
+		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+		    cluster_msg_ban_parse(k->str, v->str, &out[n]) == -1)
+			continue;
+		if (all || out[n].until_ms > now)
+			n++;
+	}
+	freeReplyObject(r);
+	qsort(out, n, sizeof(*out), cluster_sync_cmp);
+	*n_r = n;
+	return out;
+}

@@ -1,0 +1,286 @@
+"""Three smtpgate nodes sharing their abuse-defence state through a real
+redis-server ([cluster]), behind a real HAProxy that sends PROXY v2 to them
+round robin: AUTH failures counted over every node, bans added or lifted
+on any node acting on all, Redis killed and restarted mid-test.
+
+Every engine is started here, on free 127.0.0.1 ports in the test's temp
+folder. Clients connect to HAProxy from other loopback addresses
+(127.0.0.2...): Linux routes all of 127.0.0.0/8 to lo, and HAProxy names
+that address in its PROXY header, so each is another client for the nodes.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from conftest import PASSWORD, SMTPGATE, USER, free_port, wait_for, wait_port
+from smtpclient import Closed, SMTPClient, client_context
+
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
+BAN_TEXT = "421 4.7.0 Too many authentication failures, try again later"
+PER_IP = 4
+
+pytestmark = pytest.mark.skipif(
+    not (os.path.exists(HAPROXY) and os.path.exists(REDIS)),
+    reason="haproxy and redis-server are needed")
+
+
+class Redis:
+    def __init__(self, d):
+        self.dir = d
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+             "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, proc=self.proc)
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def cmd(self, *args):
+        """One command over RESP; the reply decoded loosely (tests only)."""
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a.encode() if isinstance(a, str) else a
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(out)
+            f = s.makefile("rb")
+            return _resp(f)
+
+
+def _resp(f):
+    line = f.readline().rstrip(b"\r\n")
+    t, rest = line[:1], line[1:]
+    if t in (b"+", b"-"):
+        return rest.decode()
+    if t == b":":
+        return int(rest)
+    if t == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)[:-2]
+        return data.decode()
+    if t == b"*":
+        return [_resp(f) for _ in range(int(rest))]
+    raise ValueError(line)
+
+
+class Cluster:
+    """Redis, three nodes, HAProxy in front."""
+
+    def __init__(self, make_server, tmp_path, limits=""):
+        self.redis = Redis(tmp_path).start()
+        users = tmp_path / "users"
+        subprocess.run([SMTPGATE, "user", "add", USER, "-f", str(users), "--password-stdin"],
+                       input=PASSWORD + "\n", text=True, check=True, capture_output=True)
+        self.users = users
+        self.nodes = []
+        for i in range(3):
+            s = make_server(
+                users=[], backend=f"file:{users}",
+                submission_extra="proxy_protocol = yes\nproxy_from = 127.0.0.1\n",
+                limits=("allow = ::1\nauth_failures_per_net = 1000\n"
+                        f"auth_failures_per_ip = {PER_IP}\nauth_failures_per_account = 1000\n"
+                        "connection_rate_per_ip = 1000\nconnections_per_ip = 200\n"
+                        "ban_time = 10m\n" + limits),
+                extra=(f"[cluster]\nredis = redis://127.0.0.1:{self.redis.port}\n"
+                       f"node = node{i + 1}\n\n[admin]\naddress = 127.0.0.1:{free_port()}\n"))
+            self.nodes.append(s)
+        for s in self.nodes:
+            s.start()
+        for s in self.nodes:
+            s.wait_event("cluster", lambda r: r.get("state") == "up")
+        self.front = free_port()
+        cfg = tmp_path / "haproxy.cfg"
+        servers = "\n".join(f"    server n{i + 1} 127.0.0.1:{s.submission} send-proxy-v2"
+                            for i, s in enumerate(self.nodes))
+        cfg.write_text(f"""\
+global
+    maxconn 200
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend submission
+    bind 127.0.0.1:{self.front}
+    default_backend nodes
+backend nodes
+    balance roundrobin
+{servers}
+""")
+        self.hap = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.front, proc=self.hap)
+
+    def close(self):
+        self.hap.terminate()
+        try:
+            self.hap.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.hap.kill()
+            self.hap.wait()
+        self.redis.stop()
+
+    def admin(self, i):
+        return self.nodes[i].conf.read_text().split("[admin]\naddress = ")[1].split("\n")[0]
+
+
+@pytest.fixture
+def cluster(make_server, tmp_path):
+    c = Cluster(make_server, tmp_path)
+    yield c
+    c.close()
+
+
+def node_of(c, src):
+    """Which node served the last connection from src (its connect event)."""
+    for i, s in enumerate(c.nodes):
+        if any(e.get("client") == src for e in s.events("connect")):
+            yield i
+
+
+def attempt(port, src, user, password):
+    """STARTTLS, then AUTH PLAIN: the reply, or None when the connection is
+    refused or closed before."""
+    try:
+        with SMTPClient.__new__(SMTPClient) as c:
+            c.timeout = 10.0
+            c.buf = b""
+            c.tls = False
+            c.sock = socket.create_connection(("127.0.0.1", port), timeout=10,
+                                              source_address=(src, 0))
+            g = c.reply()
+            if g.code != 220:
+                return g
+            c.ehlo()
+            c.starttls(client_context())
+            c.ehlo()
+            r = c.auth_plain(user, password)
+            c.cmd("QUIT")
+            return r
+    except (Closed, ConnectionResetError, BrokenPipeError):
+        return None
+
+
+def greeting(port, src):
+    """The first reply a client from src gets (None: closed at once)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10,
+                                      source_address=(src, 0)) as s:
+            data = s.recv(512)
+            return data.decode(errors="replace").strip() or None
+    except (ConnectionResetError, socket.timeout):
+        return None
+
+
+def metric(c, i, name):
+    with urllib.request.urlopen(f"http://{c.admin(i)}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return None
+
+
+def ban_cmd(c, i, *args):
+    return subprocess.run([SMTPGATE, "ban", *args, "-c", str(c.nodes[i].conf)],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_brute_force_over_three_nodes_banned_at_the_total(cluster):
+    """PER_IP failures spread round robin over three nodes (each node sees
+    at most two) ban the client: the last of them is answered with the ban,
+    and every node then refuses the client at connect."""
+    src = "127.0.0.21"
+    replies = [attempt(cluster.front, src, USER, "wrong-%d" % k) for k in range(PER_IP)]
+    assert [r.code for r in replies[:-1]] == [535] * (PER_IP - 1), replies
+    assert replies[-1] is None or replies[-1].last == BAN_TEXT, replies
+    counts = [len([e for e in s.events("auth") if e.get("client") == src])
+              for s in cluster.nodes]
+    assert max(counts) < PER_IP and sum(counts) == PER_IP, counts
+    # every node refuses it, whichever HAProxy picks
+    for _ in range(3):
+        assert greeting(cluster.front, src) in (None, BAN_TEXT)
+    # and the others are still served
+    assert attempt(cluster.front, "127.0.0.22", USER, PASSWORD).code == 235
+    rec = cluster.redis.cmd("HGET", "smtpgate:bans", src)
+    assert rec is not None and rec.endswith(" 1 auth_failures_per_ip"), rec
+
+
+def test_ban_add_on_one_node_del_on_another(cluster):
+    src = "127.0.0.31"
+    assert attempt(cluster.front, src, USER, PASSWORD).code == 235
+    r = ban_cmd(cluster, 0, "add", src, "--seconds", "10m")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "shared state of the cluster" in r.stdout, r.stdout
+    # every node refuses it, whichever HAProxy picks
+    wait_for(lambda: all(greeting(cluster.front, src) in (None, BAN_TEXT) for _ in range(3)),
+             what="the ban on every node")
+    assert any(e.get("client") == src and e.get("reason") == "banned"
+               for e in cluster.nodes[2].events("reject")), "node 3 did not refuse it"
+    # bans survive a restart of every node (the spool's own file removed: Redis has it)
+    for s in cluster.nodes:
+        assert s.stop() == 0, s.stderr_text()
+        (s.spool / "bans.json").unlink(missing_ok=True)
+    for s in cluster.nodes:
+        s.start()
+    for s in cluster.nodes:
+        wait_for(lambda: len([e for e in s.events("cluster") if e.get("state") == "up"]) >= 2,
+                 what="up after the restart")
+    wait_for(lambda: all(greeting(cluster.front, src) in (None, BAN_TEXT) for _ in range(3)),
+             what="the ban after a restart of every node")
+    lst = ban_cmd(cluster, 2, "list", "--json")
+    assert lst.returncode == 0, lst.stderr
+    assert src in [b["address"] for b in json.loads(lst.stdout)["bans"]]
+    r = ban_cmd(cluster, 1, "del", src)
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_for(lambda: all(attempt(cluster.front, src, USER, PASSWORD) is not None
+                         for _ in range(3)), what="the ban lifted on every node")
+
+
+def test_redis_down_local_fallback_then_shared_again(cluster):
+    # a shared ban every node knows
+    src = "127.0.0.41"
+    for k in range(PER_IP):
+        attempt(cluster.front, src, USER, "wrong-%d" % k)
+    for i in range(3):
+        wait_for(lambda: metric(cluster, i, "smtpgate_bans_active") == 1, what="ban known")
+        assert metric(cluster, i, "smtpgate_cluster_up") == 1
+    cluster.redis.stop()
+    for i, s in enumerate(cluster.nodes):
+        s.wait_event("cluster", lambda r: r.get("state") == "down")
+        wait_for(lambda: metric(cluster, i, "smtpgate_cluster_up") == 0, what="cluster_up 0")
+    # the nodes keep serving, within a bounded time, and keep their bans
+    t0 = time.monotonic()
+    for _ in range(3):
+        assert attempt(cluster.front, "127.0.0.42", USER, PASSWORD).code == 235
+        assert greeting(cluster.front, src) in (None, BAN_TEXT)
+    assert time.monotonic() - t0 < 15
+    # local counting goes on: a node alone bans after PER_IP of its own
+    cluster.redis.start()
+    for i, s in enumerate(cluster.nodes):
+        wait_for(lambda: len([e for e in s.events("cluster") if e.get("state") == "up"]) >= 2,
+                 timeout=20, what="up again")
+        assert metric(cluster, i, "smtpgate_cluster_up") == 1
+    # shared counting resumed: a new client is banned at the total again
+    src2 = "127.0.0.43"
+    replies = [attempt(cluster.front, src2, USER, "wrong-%d" % k) for k in range(PER_IP)]
+    assert replies[-1] is None or replies[-1].last == BAN_TEXT, replies
+    for _ in range(3):
+        assert greeting(cluster.front, src2) in (None, BAN_TEXT)
