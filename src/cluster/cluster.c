@@ -298,6 +298,7 @@ cluster_stop(void *arg)
 
 	loop_timer_free(cl->tick);
 	cl->tick = NULL;
+	cl->stopping = true;
 	if (cl->ac != NULL)
 		redisAsyncFree(cl->ac);
 	if (cl->sub != NULL)
@@ -320,7 +321,8 @@ cluster_new(const struct conf *c, struct limiter *l, char *err, size_t errlen)
 	cl->node = xstrdup(c->cluster_node != NULL ? c->cluster_node : "node");
 	if (cluster_msg_key(cl->chan, sizeof(cl->chan), cl->prefix, "events", NULL) == -1 ||
 	    cluster_msg_key(cl->bans, sizeof(cl->bans), cl->prefix, "bans", NULL) == -1 ||
-	    cluster_msg_key(cl->good, sizeof(cl->good), cl->prefix, "good", NULL) == -1) {
+	    cluster_msg_key(cl->good, sizeof(cl->good), cl->prefix, "good", NULL) == -1 ||
+	    cluster_msg_key(cl->holds, sizeof(cl->holds), cl->prefix, "holds", NULL) == -1) {
 		snprintf(err, errlen, "[cluster] key_prefix is too long");
 		cluster_free(cl);
 		return NULL;

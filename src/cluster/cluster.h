@@ -54,4 +54,41 @@ void cluster_free(struct cluster *cl);
 /* Whether the shared state is reachable now (smtpgate_cluster_up). */
 bool cluster_is_up(const struct cluster *cl);
 
+/* --- sending quotas (cluster_quota.c) ---------------------------------------
+ * Messages per account per day are counted in Redis by every node (a
+ * script per accepted message, its answer raising the local count), and
+ * read at MAIL with a bounded wait; holds are a shared set and a message
+ * on the channel. */
+
+#define CLUSTER_QUOTA_WAIT_MS 300 /* a MAIL waits at most this for the count */
+#define CLUSTER_QUOTA_TTL_S (25 * 3600)
+
+struct loop;
+
+/* What the channel and the answers tell sendquota, on the cluster thread. */
+struct cluster_quota_hooks {
+	/* messages: every node's count of user in the window */
+	void (*count)(void *arg, const char *user, unsigned messages);
+	void (*hold)(void *arg, const char *user);
+	void (*unlock)(void *arg, const char *user);
+};
+
+/* Before cluster_start; hooks NULL: none. */
+void cluster_set_quota_hooks(struct cluster *cl, const struct cluster_quota_hooks *h, void *arg);
+
+/* status 0: messages and held are the shared state; -1: no answer in time
+ * or Redis down (decide from the local count). */
+typedef void cluster_quota_cb(void *arg, int status, unsigned messages, bool held);
+/* Asks for user's shared count and hold at hour (time / 3600); cb runs on
+ * reply_to's thread within wait_ms (plus a loop turn), exactly once. -1
+ * when the cluster is down now (cb is not called). Any thread. */
+int cluster_quota_fetch(struct cluster *cl, const char *user, unsigned hour, unsigned wait_ms,
+    struct loop *reply_to, cluster_quota_cb *cb, void *arg) __attribute__((warn_unused_result));
+/* A message of user was accepted at hour: counted in Redis (its answer
+ * comes to the count hook). Any thread; nothing when down. */
+void cluster_quota_count(struct cluster *cl, const char *user, unsigned hour);
+/* user held, or its hold lifted, on every node. Any thread. */
+void cluster_quota_hold(struct cluster *cl, const char *user);
+void cluster_quota_unlock(struct cluster *cl, const char *user);
+
 #endif

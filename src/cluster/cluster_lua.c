@@ -92,3 +92,32 @@ const char cluster_lua_good[] =
     "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
     "redis.call('PUBLISH', ARGV[3], 'good ' .. ARGV[1] .. ' ' .. ARGV[2])\n"
     "return 1\n";
+
+/* The messages of the 24 hours ending with hour h; older hours removed. */
+#define CLUSTER_LUA_QUOTA_SUM                                                                      \
+	"local function qsum(key, h)\n"                                                            \
+	"  local n, all = 0, redis.call('HGETALL', key)\n"                                         \
+	"  for i = 1, #all, 2 do\n"                                                                \
+	"    local k = tonumber(all[i])\n"                                                         \
+	"    if k and k <= h and h - k < 24 then n = n + (tonumber(all[i + 1]) or 0)\n"            \
+	"    elseif not k or h - k >= 24 then redis.call('HDEL', key, all[i]) end\n"               \
+	"  end\n"                                                                                  \
+	"  return n\n"                                                                             \
+	"end\n"
+
+const char cluster_lua_quota_get[] = CLUSTER_LUA_QUOTA_SUM
+    "return {qsum(KEYS[1], tonumber(ARGV[1])), redis.call('SISMEMBER', KEYS[2], ARGV[2])}\n";
+
+const char cluster_lua_quota_count[] =
+    CLUSTER_LUA_QUOTA_SUM "redis.call('HINCRBY', KEYS[1], ARGV[1], 1)\n"
+                          "redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))\n"
+                          "return qsum(KEYS[1], tonumber(ARGV[1]))\n";
+
+const char cluster_lua_quota_hold[] = "local n = redis.call('SADD', KEYS[1], ARGV[1])\n"
+                                      "redis.call('PUBLISH', ARGV[2], 'hold ' .. ARGV[1])\n"
+                                      "return n\n";
+
+const char cluster_lua_quota_unlock[] = "local n = redis.call('SREM', KEYS[1], ARGV[1])\n"
+                                        "redis.call('DEL', KEYS[2])\n"
+                                        "redis.call('PUBLISH', ARGV[2], 'unlock ' .. ARGV[1])\n"
+                                        "return n\n";

@@ -39,4 +39,21 @@ extern const char cluster_lua_good[];
  * holds it. */
 extern const char cluster_lua_node[];
 
+/* An account's sending quota as every node counted it. KEYS: quota hash,
+ * holds set. ARGV: hour now, account hex. Returns {messages in the 24
+ * hours ending with this one, 1 when held}; prunes older hours. */
+extern const char cluster_lua_quota_get[];
+
+/* A message of an account accepted. KEYS: quota hash. ARGV: hour now,
+ * expiry s. Returns the messages in the window, this one included. */
+extern const char cluster_lua_quota_count[];
+
+/* An account held for its quota. KEYS: holds set. ARGV: account hex,
+ * channel. Returns 1 when it was not held yet. */
+extern const char cluster_lua_quota_hold[];
+
+/* The hold lifted and the counts forgotten (`user unlock`). KEYS: holds
+ * set, quota hash. ARGV: account hex, channel. Returns 1 when it was held. */
+extern const char cluster_lua_quota_unlock[];
+
 #endif

@@ -176,6 +176,13 @@ cluster_msg_parse(const char *s, size_t len, struct cluster_msg *m)
 		limiter_addr_format(&a, prefix, m->ban.address, sizeof(m->ban.address));
 		return 0;
 	}
+	if (n == 2 && (strcmp(w[0], "hold") == 0 || strcmp(w[0], "unlock") == 0)) {
+		m->type = w[0][0] == 'h' ? CLUSTER_MSG_HOLD : CLUSTER_MSG_UNLOCK;
+		return cluster_msg_unhex(w[1], m->account, &m->account_len) == -1 ||
+		        m->account_len == 0
+		    ? -1
+		    : 0;
+	}
 	if (n != 4 || cluster_msg_unhex(w[1], m->account, &m->account_len) == -1 ||
 	    m->account_len == 0 || cluster_msg_num(w[3], &stamp) == -1 || stamp < 0)
 		return -1;

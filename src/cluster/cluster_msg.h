@@ -12,6 +12,9 @@
  *   PREFIX good             hash "HEX ADDR" -> ms of the last success
  *   PREFIX node:NAME        a live node (expires), its instance id
  *   PREFIX clash            set of node names two live nodes used
+ *   PREFIX quota:HEX        hash HOUR -> messages of the account accepted
+ *                           in that hour (time / 3600), every node's
+ *   PREFIX holds            set of HEX: accounts held for their quota
  *   PREFIX events           the channel (Pub/Sub is not per database:
  *                           the prefix tells clusters apart)
  * Messages on the channel, one per PUBLISH, words split by one space:
@@ -19,6 +22,8 @@
  *   unban ADDR                             lift it
  *   good HEX ADDR STAMP                    a known-good (account, client)
  *   acct HEX FAILS STAMP                   an account's count of every node
+ *   hold HEX                               an account held for its sending quota
+ *   unlock HEX                             its hold lifted (`user unlock`)
  */
 #ifndef SG_CLUSTER_CLUSTER_MSG_H
 #define SG_CLUSTER_CLUSTER_MSG_H
@@ -59,13 +64,15 @@ enum cluster_msg_type {
 	CLUSTER_MSG_UNBAN,
 	CLUSTER_MSG_GOOD,
 	CLUSTER_MSG_ACCT,
+	CLUSTER_MSG_HOLD,
+	CLUSTER_MSG_UNLOCK,
 };
 
 /* One message of the channel, parsed. */
 struct cluster_msg {
 	enum cluster_msg_type type;
 	struct limiter_ban ban; /* BAN; UNBAN: address only */
-	char account[CLUSTER_MSG_ACCOUNT_MAX + 1]; /* GOOD, ACCT: unhexed */
+	char account[CLUSTER_MSG_ACCOUNT_MAX + 1]; /* GOOD, ACCT, HOLD, UNLOCK: unhexed */
 	size_t account_len;
 	struct limiter_addr client; /* GOOD */
 	double fails; /* ACCT */

@@ -41,6 +41,10 @@ struct cluster {
 	char *prefix, *node;
 	char chan[CLUSTER_MSG_KEY_MAX], bans[CLUSTER_MSG_KEY_MAX], good[CLUSTER_MSG_KEY_MAX];
 	char id[40]; /* this instance, for the node registry */
+	char holds[CLUSTER_MSG_KEY_MAX];
+	const struct cluster_quota_hooks *qhooks;
+	void *qarg;
+	bool stopping; /* no more posts to other loops */
 
 	redisAsyncContext *ac, *sub;
 	bool up; /* atomic */
@@ -70,6 +74,10 @@ void cluster_apply(struct cluster *cl, const struct cluster_msg *m);
 void cluster_resync(struct cluster *cl);
 /* Registers this node (cluster_lua_node). */
 void cluster_register(struct cluster *cl);
+/* A hold or unlock message, or the resync's holds, to sendquota. */
+void cluster_quota_apply(struct cluster *cl, const struct cluster_msg *m);
+/* Reads every held account again (cluster_resync). */
+void cluster_quota_resync(struct cluster *cl);
 /* The limiter's hooks (policy/limiter.h), arg the cluster. */
 extern const struct limiter_hooks cluster_hooks;
 

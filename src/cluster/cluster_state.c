@@ -114,6 +114,10 @@ cluster_apply(struct cluster *cl, const struct cluster_msg *m)
 		limiter_account_raise(cl->lim, m->account, m->account_len,
 		    cluster_msg_decay(m->fails, m->stamp, now, LIMITER_FAIL_HALFLIFE_MS), now);
 		break;
+	case CLUSTER_MSG_HOLD:
+	case CLUSTER_MSG_UNLOCK:
+		cluster_quota_apply(cl, m);
+		break;
 	}
 }
 
@@ -183,6 +187,7 @@ cluster_resync(struct cluster *cl)
 
 	(void)cluster_send(cl, 2, b, NULL, cluster_resync_bans, NULL);
 	(void)cluster_send(cl, 2, g, NULL, cluster_resync_good, NULL);
+	cluster_quota_resync(cl);
 	cl->next_resync_ms = cluster_mono_ms() + CLUSTER_RESYNC_MS;
 }
 

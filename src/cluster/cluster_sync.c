@@ -19,6 +19,7 @@
 struct cluster_sync {
 	redisContext *rc;
 	char bans[CLUSTER_MSG_KEY_MAX], chan[CLUSTER_MSG_KEY_MAX];
+	char prefix[CLUSTER_MSG_KEY_MAX];
 };
 
 /* The reply of argv, or NULL with err (an error reply too). */
@@ -50,7 +51,8 @@ cluster_sync_open(const struct conf *c, char *err, size_t errlen)
 	redisReply *r;
 	char db[16];
 
-	if (cluster_msg_key(cs->bans, sizeof(cs->bans), prefix, "bans", NULL) == -1 ||
+	if (cluster_msg_key(cs->prefix, sizeof(cs->prefix), prefix, "", NULL) == -1 ||
+	    cluster_msg_key(cs->bans, sizeof(cs->bans), prefix, "bans", NULL) == -1 ||
 	    cluster_msg_key(cs->chan, sizeof(cs->chan), prefix, "events", NULL) == -1) {
 		snprintf(err, errlen, "[cluster] key_prefix \"%s\" is too long", prefix);
 		free(cs);
@@ -169,4 +171,29 @@ cluster_sync_ban_list(
 	qsort(out, n, sizeof(*out), cluster_sync_cmp);
 	*n_r = n;
 	return out;
+}
+
+int
+cluster_sync_quota_unlock(struct cluster_sync *cs, const char *user, char *err, size_t errlen)
+{
+	char hex[CLUSTER_MSG_HEX_MAX], holds[CLUSTER_MSG_KEY_MAX], key[CLUSTER_MSG_KEY_MAX];
+	const char *argv[] = {"EVAL", cluster_lua_quota_unlock, "2", holds, key, hex, cs->chan};
+	redisReply *r;
+	int rc = -1;
+
+	cluster_msg_hex(user, strlen(user), hex);
+	if (cluster_msg_key(holds, sizeof(holds), cs->prefix, "holds", NULL) == -1 ||
+	    cluster_msg_key(key, sizeof(key), cs->prefix, "quota:", hex) == -1) {
+		snprintf(err, errlen, "[cluster] key_prefix is too long");
+		return -1;
+	}
+	r = cluster_sync_cmd(cs, (int)(sizeof(argv) / sizeof(argv[0])), argv, err, errlen);
+	if (r == NULL)
+		return -1;
+	if (r->type == REDIS_REPLY_INTEGER)
+		rc = r->integer > 0 ? 1 : 0;
+	else
+		snprintf(err, errlen, "redis: an unexpected answer to the unlock");
+	freeReplyObject(r);
+	return rc;
 }

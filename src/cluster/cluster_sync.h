@@ -1,6 +1,6 @@
 /*
  * cluster_sync: a blocking connection to the cluster's Redis for the
- * commands (`smtpgate ban -c` with [cluster]), never for the server: the
+ * commands (`smtpgate ban -c` and `user unlock` with [cluster]), never for the server: the
  * shared bans listed, added and lifted as the nodes' scripts do it
  * (cluster_lua.h), so every node applies the change within a round trip.
  * Each call waits at most CLUSTER_SYNC_TIMEOUT_MS.
@@ -34,5 +34,11 @@ int cluster_sync_ban_del(struct cluster_sync *cs, const char *address, char *err
  * NULL with err (or an empty list: *n_r 0 and a non-NULL result). */
 struct limiter_ban *cluster_sync_ban_list(
     struct cluster_sync *cs, int64_t now, bool all, size_t *n_r, char *err, size_t errlen);
+
+/* Lifts the sending-quota hold of user on every node and forgets its
+ * shared count (as `POST /quota/unlock` on a node). 1 it was held, 0 not,
+ * -1 with err. */
+int cluster_sync_quota_unlock(struct cluster_sync *cs, const char *user, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 #endif

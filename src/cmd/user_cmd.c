@@ -47,6 +47,7 @@
 
 #include "auth/passwd_file.h"
 #include "auth/pwscheme.h"
+#include "cluster/cluster_sync.h"
 #include "conf/conf.h"
 #include "lib/buf.h"
 #include "lib/fsutil.h"
@@ -318,6 +319,21 @@ user_cmd_quota_unlock(const struct user_cmd_opts *o, const struct conf *c)
 	struct buf out;
 	int status = 0, rc;
 
+	/* the shared hold first: every node lifts it, this one too */
+	if (c->cluster) {
+		struct cluster_sync *cs = cluster_sync_open(c, err, sizeof(err));
+
+		rc = cs != NULL ? cluster_sync_quota_unlock(cs, o->user, err, sizeof(err)) : -1;
+		cluster_sync_close(cs);
+		if (rc == -1)
+			user_cmd_err("%s: the shared state is not reachable (%s); this node only",
+			    o->user, err);
+		else
+			printf(
+			    "%s: %s (shared state of the cluster %s: every node, counts reset)\n",
+			    o->user, rc == 1 ? "sending quota hold removed" : "no shared hold",
+			    c->cluster_redis);
+	}
 	if (c->admin) {
 		if (user_cmd_quota_target(o->user, target, sizeof(target)) == -1) {
 			user_cmd_err("%s: name too long", o->user);

@@ -308,6 +308,29 @@ quota_count_message(struct quota *q, const char *user, time_t now)
 	pthread_mutex_unlock(&sh->lock);
 }
 
+void
+quota_raise_messages(struct quota *q, const char *user, unsigned messages, time_t now)
+{
+	uint64_t h = quota_hash(user);
+	struct quota_shard *sh = quota_shard(q, h);
+	uint32_t hour = quota_hour(now);
+	struct quota_user *u;
+	size_t i = hour % QUOTA_HOURS;
+	unsigned have;
+
+	pthread_mutex_lock(&sh->lock);
+	u = quota_get(sh, h, user, false);
+	if (u != NULL && (have = quota_messages_in(u, hour)) < messages) {
+		if (u->hour[i] != hour) {
+			u->hour[i] = hour;
+			u->count[i] = 0;
+		}
+		u->count[i] += messages - have;
+		u->last_hour = hour;
+	}
+	pthread_mutex_unlock(&sh->lock);
+}
+
 enum quota_verdict
 quota_check_rcpt(
     struct quota *q, const char *user, const char *rcpt, time_t now, struct quota_counts *counts_r)

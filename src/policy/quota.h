@@ -58,6 +58,10 @@ enum quota_verdict quota_check_mail(
     struct quota *q, const char *user, time_t now, struct quota_counts *counts_r);
 /* After a message of user was accepted. */
 void quota_count_message(struct quota *q, const char *user, time_t now);
+/* Raises user's count of messages in the window to at least messages (the
+ * count of every node of a cluster, which includes this one's): the
+ * difference goes into the current hour. Never lowers it. */
+void quota_raise_messages(struct quota *q, const char *user, unsigned messages, time_t now);
 /* At RCPT: may user send to rcpt (compared without case)? Counts it. */
 enum quota_verdict quota_check_rcpt(
     struct quota *q, const char *user, const char *rcpt, time_t now, struct quota_counts *counts_r);

@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 
+#include "cluster/cluster.h"
 #include "conf/conf.h"
 #include "lib/buf.h"
 #include "lib/fsutil.h"
@@ -54,6 +55,7 @@ struct sendquota {
 	char *spool;
 	char *path; /* SPOOL/quota-locks */
 	unsigned mlimit, rlimit; /* atomic: the limits q has */
+	struct cluster *cluster; /* NULL: this node alone */
 
 	pthread_t thread;
 	pthread_mutex_t lock; /* guards the fields below */
@@ -470,6 +472,7 @@ sendquota_tripped(struct sendquota *sq, const struct conf *c, const char *user, 
 	    "account on hold: queued mail held, new mail refused until `smtpgate user unlock`");
 	obs_quota_exceeded(sq->obs, limit);
 	sendquota_wake(sq, true, false, xstrdup(user));
+	cluster_quota_hold(sq->cluster, user);
 }
 
 enum smtp_reply_id
@@ -521,8 +524,107 @@ sendquota_check_data(struct sendquota *sq, const struct conf *c, const char *use
 void
 sendquota_count_message(struct sendquota *sq, const char *user)
 {
-	if (sq != NULL && user != NULL && quota_is_enabled(sq->q))
-		quota_count_message(sq->q, user, time(NULL));
+	time_t now = time(NULL);
+
+	if (sq == NULL || user == NULL || !quota_is_enabled(sq->q))
+		return;
+	quota_count_message(sq->q, user, now);
+	if (sq->cluster != NULL)
+		cluster_quota_count(sq->cluster, user, (unsigned)(now / 3600));
+}
+
+/* --- the cluster's share ---------------------------------------------------------- */
+
+static void
+sendquota_cluster_count(void *arg, const char *user, unsigned messages)
+{
+	struct sendquota *sq = arg;
+
+	quota_raise_messages(sq->q, user, messages, time(NULL));
+}
+
+/* Another node (or this one) held user: hold its mail here too. */
+static void
+sendquota_cluster_hold(void *arg, const char *user)
+{
+	struct sendquota *sq = arg;
+
+	if (quota_is_locked(sq->q, user))
+		return;
+	quota_lock(sq->q, user);
+	log_event(LOG_WARNING, "quota_lock", 0, "{s:s, s:s}", "user", user, "source", "cluster");
+	sendquota_wake(sq, true, false, xstrdup(user));
+}
+
+static void
+sendquota_cluster_unlock(void *arg, const char *user)
+{
+	struct sendquota *sq = arg;
+
+	if (quota_unlock(sq->q, user)) {
+		log_event(
+		    LOG_NOTICE, "quota_unlock", 0, "{s:s, s:s}", "user", user, "source", "cluster");
+		sendquota_wake(sq, true, false, NULL);
+	}
+}
+
+static const struct cluster_quota_hooks sendquota_cluster_hooks = {
+    .count = sendquota_cluster_count,
+    .hold = sendquota_cluster_hold,
+    .unlock = sendquota_cluster_unlock,
+};
+
+void
+sendquota_set_cluster(struct sendquota *sq, struct cluster *cl)
+{
+	sq->cluster = cl;
+	if (cl != NULL)
+		cluster_set_quota_hooks(cl, &sendquota_cluster_hooks, sq);
+}
+
+struct sendquota_wait {
+	struct sendquota *sq;
+	char *user;
+	void (*done)(void *arg);
+	void *arg;
+};
+
+static void
+sendquota_fetched(void *arg, int status, unsigned messages, bool held)
+{
+	struct sendquota_wait *w = arg;
+	time_t now = time(NULL);
+
+	if (status == 0) {
+		quota_raise_messages(w->sq->q, w->user, messages, now);
+		if (held)
+			sendquota_cluster_hold(w->sq, w->user);
+	}
+	w->done(w->arg);
+	free(w->user);
+	free(w);
+}
+
+bool
+sendquota_fetch(struct sendquota *sq, const struct conf *c, const char *user, struct loop *loop,
+    void (*done)(void *arg), void *arg)
+{
+	struct sendquota_wait *w;
+
+	if (sq == NULL || user == NULL || sq->cluster == NULL || c->quota_messages_per_day == 0)
+		return false;
+	w = xcalloc(1, sizeof(*w));
+	w->sq = sq;
+	w->user = xstrdup(user);
+	w->done = done;
+	w->arg = arg;
+	if (cluster_quota_fetch(sq->cluster, user, (unsigned)(time(NULL) / 3600),
+	        CLUSTER_QUOTA_WAIT_MS, loop, sendquota_fetched, w) == -1) {
+		free(w->user);
+		free(w);
+		return false;
+	}
+	return true;
 }
 
 /* --- admin routes ---------------------------------------------------------------- */
@@ -552,6 +654,8 @@ sendquota_admin_cb(void *arg, const char *method, const char *path, const char *
 			return rc == -1 ? 500 : 400;
 		}
 		rc = quota_unlock(sq->q, user);
+		/* every node, and the shared count, even when not held here */
+		cluster_quota_unlock(sq->cluster, user);
 		if (rc)
 			log_event(LOG_NOTICE, "quota_unlock", 0, "{s:s, s:s}", "user", user,
 			    "source", "admin");

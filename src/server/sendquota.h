@@ -28,7 +28,9 @@
 #include "smtp/smtp_reply.h"
 
 struct admin;
+struct cluster;
 struct conf;
+struct loop;
 struct obs;
 struct sendquota;
 
@@ -37,6 +39,17 @@ struct sendquota;
 /* Loads the state file and starts the thread. NULL with a message in err. */
 struct sendquota *sendquota_new(const struct conf *c, struct obs *obs, char *err, size_t errlen);
 void sendquota_free(struct sendquota *sq);
+
+/* With [cluster]: counts and holds shared through cl (before it starts).
+ * Unset before cl is freed: cluster_free first. */
+void sendquota_set_cluster(struct sendquota *sq, struct cluster *cl);
+
+/* Before sendquota_check_mail with [cluster]: asks for the account's count
+ * of every node; done(arg) runs on loop within CLUSTER_QUOTA_WAIT_MS, the
+ * answer (if any) already in the local count. false: nothing to wait for
+ * (no cluster, Redis down, no quota): check at once. */
+bool sendquota_fetch(struct sendquota *sq, const struct conf *c, const char *user,
+    struct loop *loop, void (*done)(void *arg), void *arg);
 
 /* At MAIL and RCPT of an authenticated session (c: the session's
  * snapshot). SMTP_R_OK, or the reply to give. */

@@ -518,6 +518,8 @@ serve_open_services(struct server *srv)
 	/* the shared state: its own thread keeps the limiter current */
 	if (c->cluster) {
 		srv->cluster = cluster_new(c, srv->limiter, err, sizeof(err));
+		if (srv->cluster != NULL)
+			sendquota_set_cluster(srv->sendquota, srv->cluster);
 		if (srv->cluster == NULL || cluster_start(srv->cluster, err, sizeof(err)) == -1) {
 			fprintf(stderr, "smtpgate: %s\n", err);
 			return -1;
@@ -779,6 +781,9 @@ serve_smtp_main(const char *path, int ctl)
 		rc = 2;
 	} else if ((rc = serve_smtp_open(&srv, path)) == 0) {
 		rc = serve_workers_run(&srv, path, &set);
+		/* before the sessions' loops and sendquota, which it posts to */
+		cluster_free(srv.cluster);
+		srv.cluster = NULL;
 		for (size_t i = 0; i < srv.nworkers; i++)
 			serve_worker_free(srv.workers[i]);
 		free(srv.workers);
@@ -788,7 +793,7 @@ serve_smtp_main(const char *path, int ctl)
 	authc_free(srv.authc);
 	sendquota_free(srv.sendquota); /* after the sessions and the admin thread */
 	obs_free(srv.obs);
-	cluster_free(srv.cluster); /* before the limiter it feeds */
+	cluster_free(srv.cluster); /* before the limiter it feeds (a failed start) */
 	limiter_free(srv.limiter); /* after the sessions: saves the bans a last time */
 	if (srv.snap != NULL)
 		server_snap_put(srv.snap);

@@ -112,10 +112,60 @@ session_mail_header_check(struct session *s, char *text, size_t textlen)
 	return bad != NULL ? text : NULL;
 }
 
+/* MAIL's last step: the sending quota, then the 250. */
+static void
+session_mail_quota(struct session *s)
+{
+	enum smtp_reply_id err = sendquota_check_mail(
+	    s->w->srv->sendquota, session_conf(s), s->auth_user, s->client, s->id);
+
+	if (err != SMTP_R_OK) {
+		session_reply(s, err, NULL);
+		return;
+	}
+	s->has_mail = true;
+	log_event(
+	    LOG_INFO, "mail", s->id, "{s:s, s:s?}", "from", s->mail.addr, "user", s->auth_user);
+	session_reply(s, SMTP_R_SENDER_OK, NULL);
+}
+
+/* Which session waits for the shared count (it may be gone when it comes). */
+struct session_mail_wait {
+	struct worker *w;
+	uint64_t id;
+};
+
+static void *
+session_mail_wait_new(struct session *s)
+{
+	struct session_mail_wait *mw = xcalloc(1, sizeof(*mw));
+
+	mw->w = s->w;
+	mw->id = s->id;
+	return mw;
+}
+
+static void
+session_mail_quota_fetched(void *arg)
+{
+	struct session_mail_wait *mw = arg;
+	struct session *s = idmap_get(&mw->w->sessions, mw->id);
+
+	free(mw);
+	if (s == NULL || s->closing)
+		return;
+	s->busy = false;
+	session_mail_quota(s);
+	session_flush(s);
+	conn_read_resume(s->conn);
+	session_process(s);
+}
+
 void
 session_mail_from(struct session *s, const struct smtp_cmd *cmd)
 {
 	enum smtp_reply_id err;
+	void *mw;
 
 	if (s->helo == NULL) {
 		session_reply(s, SMTP_R_NEED_HELO, NULL);
@@ -144,16 +194,16 @@ session_mail_from(struct session *s, const struct smtp_cmd *cmd)
 	}
 	if (!session_mail_sender_allowed(s))
 		return;
-	err = sendquota_check_mail(
-	    s->w->srv->sendquota, session_conf(s), s->auth_user, s->client, s->id);
-	if (err != SMTP_R_OK) {
-		session_reply(s, err, NULL);
+	/* with [cluster], the count of every node first (a bounded wait) */
+	mw = session_mail_wait_new(s);
+	if (sendquota_fetch(s->w->srv->sendquota, session_conf(s), s->auth_user, s->w->loop,
+	        session_mail_quota_fetched, mw)) {
+		s->busy = true;
+		conn_read_pause(s->conn);
 		return;
 	}
-	s->has_mail = true;
-	log_event(
-	    LOG_INFO, "mail", s->id, "{s:s, s:s?}", "from", s->mail.addr, "user", s->auth_user);
-	session_reply(s, SMTP_R_SENDER_OK, NULL);
+	free(mw);
+	session_mail_quota(s);
 }
 
 void

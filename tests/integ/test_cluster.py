@@ -18,13 +18,14 @@ import urllib.request
 
 import pytest
 
-from conftest import PASSWORD, SMTPGATE, USER, free_port, wait_for, wait_port
+from conftest import PASSWORD, SMTPGATE, USER, free_port, make_message, wait_for, wait_port
 from smtpclient import Closed, SMTPClient, client_context
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 BAN_TEXT = "421 4.7.0 Too many authentication failures, try again later"
 PER_IP = 4
+QUOTA = 4
 
 pytestmark = pytest.mark.skipif(
     not (os.path.exists(HAPROXY) and os.path.exists(REDIS)),
@@ -98,7 +99,7 @@ class Cluster:
                 limits=("allow = ::1\nauth_failures_per_net = 1000\n"
                         f"auth_failures_per_ip = {PER_IP}\nauth_failures_per_account = 1000\n"
                         "connection_rate_per_ip = 1000\nconnections_per_ip = 200\n"
-                        "ban_time = 10m\n" + limits),
+                        f"ban_time = 10m\nquota_messages_per_day = {QUOTA}\n" + limits),
                 extra=(f"[cluster]\nredis = redis://127.0.0.1:{self.redis.port}\n"
                        f"node = node{i + 1}\n\n[admin]\naddress = 127.0.0.1:{free_port()}\n"))
             self.nodes.append(s)
@@ -284,3 +285,63 @@ def test_redis_down_local_fallback_then_shared_again(cluster):
     assert replies[-1] is None or replies[-1].last == BAN_TEXT, replies
     for _ in range(3):
         assert greeting(cluster.front, src2) in (None, BAN_TEXT)
+
+
+def send_via(port, src, marker):
+    """One message through HAProxy from src: (MAIL reply, final reply or None)."""
+    c = SMTPClient.__new__(SMTPClient)
+    c.timeout = 10.0
+    c.buf = b""
+    c.tls = False
+    c.sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(src, 0))
+    try:
+        assert c.reply().code == 220
+        c.submit_ready(USER, PASSWORD)
+        mail = c.cmd(f"MAIL FROM:<{USER}>")
+        if mail.code != 250:
+            return mail, None
+        assert c.cmd("RCPT TO:<bob@example.net>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(make_message(USER, "bob@example.net", marker).encode() + b".\r\n")
+        final = c.reply()
+        c.cmd("QUIT")
+        return mail, final
+    finally:
+        c.sock.close()
+
+
+def test_quota_over_three_nodes_reached_at_the_total_unlock_anywhere(cluster):
+    """QUOTA messages spread round robin over the nodes use up the quota of
+    the day: the next MAIL is refused wherever it lands, the hold is on
+    every node, and `user unlock` with node 3's configuration lifts it on
+    all of them."""
+    src = "127.0.0.51"
+    for k in range(QUOTA):
+        mail, final = send_via(cluster.front, src, f"q{k}")
+        assert final is not None and final.code == 250, (k, mail, final)
+    served = [len([e for e in s.events("accepted")]) for s in cluster.nodes]
+    assert max(served) < QUOTA and sum(served) == QUOTA, served
+    hx = USER.lower().encode().hex()
+    counts = cluster.redis.cmd("HGETALL", f"smtpgate:quota:{hx}")
+    assert sum(int(v) for v in counts[1::2]) == QUOTA, counts
+    mail, _ = send_via(cluster.front, src, "over")
+    assert mail.code == 452, mail
+    assert sum(len([e for e in s.events("alert") if e.get("user") == USER])
+               for s in cluster.nodes) == 1
+    assert cluster.redis.cmd("SISMEMBER", "smtpgate:holds", hx) == 1
+    for s in cluster.nodes:
+        s.wait_event("quota_lock" if not s.events("alert") else "alert",
+                     lambda e: e.get("user") == USER)
+    # refused wherever HAProxy sends the next ones
+    for k in range(3):
+        assert send_via(cluster.front, src, f"held{k}")[0].code == 452
+    r = subprocess.run([SMTPGATE, "user", "unlock", USER, "-c", str(cluster.nodes[2].conf)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "every node" in r.stdout, r.stdout
+    for s in cluster.nodes:
+        s.wait_event("quota_unlock", lambda e: e.get("user") == USER)
+    assert cluster.redis.cmd("SISMEMBER", "smtpgate:holds", hx) == 0
+    for k in range(3):
+        mail, final = send_via(cluster.front, src, f"again{k}")
+        assert final is not None and final.code == 250, (mail, final)
