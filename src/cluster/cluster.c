@@ -50,6 +50,7 @@ cluster_set_up(struct cluster *cl, bool up)
 		cl->logged_down = false;
 		cluster_register(cl);
 		cluster_resync(cl);
+		cluster_ticket_refresh(cl);
 	} else {
 		log_event(LOG_WARNING, "cluster", 0, "{s:s, s:s, s:s, s:s}", "state", "down",
 		    "redis", cl->redis, "error", cl->why[0] != '\0' ? cl->why : "connection lost",
@@ -266,6 +267,8 @@ cluster_tick(void *arg)
 			cluster_resync(cl);
 		if (now >= cl->next_node_ms)
 			cluster_register(cl);
+		if (now >= cl->next_ticket_ms)
+			cluster_ticket_refresh(cl);
 	}
 	loop_timer_add(cl->tick, CLUSTER_PING_MS / 2);
 }

@@ -44,6 +44,9 @@ struct cluster;
 #define CLUSTER_BACKOFF_MIN_MS 250
 #define CLUSTER_BACKOFF_MAX_MS (10 * 1000)
 #define CLUSTER_NODE_TTL_S 30
+#define CLUSTER_TICKET_PERIOD_S 3600 /* a new TLS ticket key each hour */
+#define CLUSTER_TICKET_KEEP 3 /* keys kept (and accepted): this period's and two more */
+#define CLUSTER_TICKET_REFRESH_MS (60 * 1000)
 
 /* For c's [cluster]; hooks itself into l. NULL with err on failure. */
 struct cluster *cluster_new(const struct conf *c, struct limiter *l, char *err, size_t errlen);

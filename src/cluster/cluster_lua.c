@@ -121,3 +121,7 @@ const char cluster_lua_quota_unlock[] = "local n = redis.call('SREM', KEYS[1], A
                                         "redis.call('DEL', KEYS[2])\n"
                                         "redis.call('PUBLISH', ARGV[2], 'unlock ' .. ARGV[1])\n"
                                         "return n\n";
+
+const char cluster_lua_ticket[] =
+    "redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', tonumber(ARGV[2]))\n"
+    "return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3])}\n";

@@ -39,6 +39,11 @@ extern const char cluster_lua_good[];
  * holds it. */
 extern const char cluster_lua_node[];
 
+/* The TLS ticket keys. KEYS: this period's key, the two before. ARGV: a
+ * new key (hex) for this period if none is there yet, expiry s. Returns
+ * the three (nil for a missing one), this period's first. */
+extern const char cluster_lua_ticket[];
+
 /* An account's sending quota as every node counted it. KEYS: quota hash,
  * holds set. ARGV: hour now, account hex. Returns {messages in the 24
  * hours ending with this one, 1 when held}; prunes older hours. */

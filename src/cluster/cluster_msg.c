@@ -179,7 +179,7 @@ cluster_msg_parse(const char *s, size_t len, struct cluster_msg *m)
 	if (n == 2 && (strcmp(w[0], "hold") == 0 || strcmp(w[0], "unlock") == 0)) {
 		m->type = w[0][0] == 'h' ? CLUSTER_MSG_HOLD : CLUSTER_MSG_UNLOCK;
 		return cluster_msg_unhex(w[1], m->account, &m->account_len) == -1 ||
-		        m->account_len == 0
+		        m->account_len == 0 || memchr(m->account, '\0', m->account_len) != NULL
 		    ? -1
 		    : 0;
 	}

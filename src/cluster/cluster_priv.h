@@ -45,6 +45,8 @@ struct cluster {
 	const struct cluster_quota_hooks *qhooks;
 	void *qarg;
 	bool stopping; /* no more posts to other loops */
+	unsigned char ticket_name[16]; /* of the current shared ticket key */
+	int64_t next_ticket_ms;
 
 	redisAsyncContext *ac, *sub;
 	bool up; /* atomic */
@@ -78,6 +80,12 @@ void cluster_register(struct cluster *cl);
 void cluster_quota_apply(struct cluster *cl, const struct cluster_msg *m);
 /* Reads every held account again (cluster_resync). */
 void cluster_quota_resync(struct cluster *cl);
+/* cluster_ticket.c: reads (and makes, first) the ticket keys of now. */
+void cluster_ticket_refresh(struct cluster *cl);
+struct tls_ticket_key;
+/* A key as Redis holds it (hex) into k; -1 when it is not one. */
+int cluster_ticket_parse(const char *hex, size_t len, struct tls_ticket_key *k)
+    __attribute__((warn_unused_result));
 /* The limiter's hooks (policy/limiter.h), arg the cluster. */
 extern const struct limiter_hooks cluster_hooks;
 

@@ -123,11 +123,13 @@ cluster_quota_fetch_run(void *arg)
 {
 	struct cluster_quota_fetch *f = arg;
 	struct cluster *cl = f->cl;
-	const char *argv[] = {"EVAL", cluster_lua_quota_get, "2", f->key, cl->holds, f->hour, f->hex};
+	const char *argv[] = {
+	    "EVAL", cluster_lua_quota_get, "2", f->key, cl->holds, f->hour, f->hex};
 
 	f->timer = loop_timer_new(cl->loop, cluster_quota_timeout, f);
-	if (!cluster_is_up(cl) || cluster_send(cl, (int)(sizeof(argv) / sizeof(argv[0])), argv,
-	                              NULL, cluster_quota_got, f) == -1) {
+	if (!cluster_is_up(cl) ||
+	    cluster_send(cl, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL, cluster_quota_got,
+	        f) == -1) {
 		cluster_quota_answer(f, -1, 0, false);
 		cluster_quota_fetch_free(f);
 		return;

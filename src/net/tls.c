@@ -20,6 +20,7 @@
 #include "conf/conf.h"
 #include "lib/vault.h"
 #include "lib/xalloc.h"
+#include "net/tls_ticket.h"
 
 #define TLS_DEFAULT_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
 #define TLS_DEFAULT_GROUPS "X25519:P-256:P-384"
@@ -205,6 +206,11 @@ tls_ctx_new(const struct conf *c, struct tls_server *t, const struct conf_cert *
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
 		tls_cert_problem(c, cc, CONF_CERT_KEY_MISMATCH, 0, err, errlen);
+		goto fail;
+	}
+	/* a cluster's nodes share their ticket keys: a session resumes on any */
+	if (c->cluster && tls_ticket_install(ctx) == -1) {
+		tls_err(err, errlen, c->path, cc->line, "cannot set the session ticket keys");
 		goto fail;
 	}
 	SSL_CTX_set_tlsext_servername_callback(ctx, tls_sni_cb);

@@ -345,3 +345,31 @@ def test_quota_over_three_nodes_reached_at_the_total_unlock_anywhere(cluster):
     for k in range(3):
         mail, final = send_via(cluster.front, src, f"again{k}")
         assert final is not None and final.code == 250, (mail, final)
+
+
+def s_client(port, src, *args):
+    """openssl s_client with STARTTLS through HAProxy from src: its output."""
+    r = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-bind", f"{src}:0",
+         "-starttls", "smtp", "-name", "client.example.test", "-ign_eof", *args],
+        input="EHLO client.example.test\r\nQUIT\r\n", capture_output=True, text=True,
+        timeout=30)
+    return r.stdout
+
+
+@pytest.mark.parametrize("version", ["-tls1_3", "-tls1_2"])
+def test_tls_session_resumes_on_another_node(cluster, tmp_path, version):
+    """A session made through one node resumes on the next one HAProxy
+    picks: the nodes share their ticket keys through Redis."""
+    src = "127.0.0.61" if version == "-tls1_3" else "127.0.0.62"
+    sess = tmp_path / f"sess{version}"
+    for s in cluster.nodes:
+        s.wait_event("cluster", lambda e: e.get("tls_ticket_keys") == "shared")
+    first = s_client(cluster.front, src, version, "-sess_out", str(sess))
+    assert "New, TLSv1." in first, first
+    second = s_client(cluster.front, src, version, "-sess_in", str(sess))
+    served = [i for i in node_of(cluster, src)]
+    assert len(served) == 2, served  # two nodes, one connection each
+    assert "Reused, TLSv1." in second, second
+    keys = [k for k in cluster.redis.cmd("KEYS", "smtpgate:ticket:*")]
+    assert len(keys) == 1, keys

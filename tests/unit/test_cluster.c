@@ -148,7 +148,8 @@ test_messages(void **state)
 	static const char *bad[] = {"", "ban 192.0.2.1 1 1 1", "ban 192.0.2.1 1 1 1 manual x",
 	    "unban", "unban nonsense", "good 61 192.0.2.0/24 5", "good  192.0.2.1 5",
 	    "good 61 192.0.2.1 x", "acct 61 -1 5", "acct 61 x 5", "hello 61 1 1",
-	    "good 61 192.0.2.1 5 "};
+	    "good 61 192.0.2.1 5 ", "hold", "hold 6", "hold zz", "hold 61 1", "unlock ",
+	    "unlock 00"};
 	struct cluster_msg m;
 	const char *s;
 
@@ -171,6 +172,15 @@ test_messages(void **state)
 	assert_int_equal(cluster_msg_parse(s, strlen(s), &m), 0);
 	assert_int_equal(m.type, CLUSTER_MSG_ACCT);
 	assert_true(fabs(m.fails - 12.5) < 1e-9);
+	s = "hold 416c696365";
+	assert_int_equal(cluster_msg_parse(s, strlen(s), &m), 0);
+	assert_int_equal(m.type, CLUSTER_MSG_HOLD);
+	assert_int_equal(m.account_len, 5);
+	assert_string_equal(m.account, "Alice"); /* as sent: the sender lower-cases */
+	s = "unlock 616c696365";
+	assert_int_equal(cluster_msg_parse(s, strlen(s), &m), 0);
+	assert_int_equal(m.type, CLUSTER_MSG_UNLOCK);
+	assert_string_equal(m.account, "alice");
 	/* the length is the message's own, not a NUL */
 	assert_int_equal(cluster_msg_parse("unban 192.0.2.7xyz", 15, &m), 0);
 	assert_int_equal(cluster_msg_parse("unban 192.0.2.7\0", 16, &m), -1);
