@@ -191,6 +191,18 @@ cluster_resync(struct cluster *cl)
 	cl->next_resync_ms = cluster_mono_ms() + CLUSTER_RESYNC_MS;
 }
 
+/* Another live instance held this node's name: two nodes share it (their
+ * known-good pairs and the audit cannot tell them apart). */
+static void
+cluster_register_done(struct cluster *cl, redisReply *r, void *arg)
+{
+	(void)arg;
+	if (r != NULL && r->type == REDIS_REPLY_STRING && r->len > 0 && strcmp(r->str, cl->id) != 0)
+		log_event(LOG_ERR, "cluster", 0, "{s:s, s:s, s:s}", "error", "node_name_clash",
+		    "node", cl->node, "detail",
+		    "another live node registered the same [cluster] node name: give each its own");
+}
+
 void
 cluster_register(struct cluster *cl)
 {
@@ -201,7 +213,7 @@ cluster_register(struct cluster *cl)
 	    cluster_msg_key(clash, sizeof(clash), cl->prefix, "clash", NULL) == -1)
 		return;
 	snprintf(ttl, sizeof(ttl), "%d", CLUSTER_NODE_TTL_S);
-	(void)cluster_eval(cl, cluster_lua_node, 2, 5, args, NULL, NULL);
+	(void)cluster_eval(cl, cluster_lua_node, 2, 5, args, cluster_register_done, NULL);
 	cl->next_node_ms = cluster_mono_ms() + CLUSTER_NODE_TTL_S * 1000 / 3;
 }
 

@@ -114,8 +114,8 @@ cluster_ticket_refresh(struct cluster *cl)
 	}
 	cand[2 * sizeof(raw)] = '\0';
 	snprintf(ttl, sizeof(ttl), "%d", CLUSTER_TICKET_PERIOD_S * CLUSTER_TICKET_KEEP);
-	(void)cluster_send(cl, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL,
-	    cluster_ticket_got, NULL);
+	(void)cluster_send(
+	    cl, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL, cluster_ticket_got, NULL);
 	OPENSSL_cleanse(raw, sizeof(raw));
 	OPENSSL_cleanse(cand, sizeof(cand));
 }

@@ -373,3 +373,63 @@ def test_tls_session_resumes_on_another_node(cluster, tmp_path, version):
     assert "Reused, TLSv1." in second, second
     keys = [k for k in cluster.redis.cmd("KEYS", "smtpgate:ticket:*")]
     assert len(keys) == 1, keys
+
+
+def resp_session(port, *cmds):
+    """Several commands on one connection (AUTH, SELECT hold): the last reply."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        f = s.makefile("rb")
+        r = None
+        for args in cmds:
+            out = b"*%d\r\n" % len(args)
+            for a in args:
+                out += b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode())
+            s.sendall(out)
+            r = _resp(f)
+        return r
+
+
+def test_password_unix_socket_db_and_name_clash(make_server, tmp_path):
+    """Redis with requirepass: the right password file over unix:PATH and
+    over TCP with DB 3 comes up; a wrong one is a clear `cluster` event and
+    the node keeps serving; two live nodes with one name are an event."""
+    port = free_port()
+    sock = tmp_path / "redis.sock"
+    proc = subprocess.Popen(
+        [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path),
+         "--save", "", "--requirepass", "s3cret-pw", "--unixsocket", str(sock),
+         "--unixsocketperm", "700"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, proc=proc)
+        good, bad = tmp_path / "good.pw", tmp_path / "bad.pw"
+        good.write_text("s3cret-pw\n")
+        bad.write_text("not-the-password\n")
+        good.chmod(0o600)
+        bad.chmod(0o600)
+
+        def node(url, pw, name):
+            return make_server(extra=(f"[cluster]\nredis = {url}\nredis_password_file = {pw}\n"
+                                      f"node = {name}\n")).start()
+        a = node(f"unix:{sock}", good, "twin")
+        a.wait_event("cluster", lambda e: e.get("state") == "up")
+        b = node(f"redis://127.0.0.1:{port}/3", good, "twin")
+        b.wait_event("cluster", lambda e: e.get("state") == "up")
+        c = node(f"redis://127.0.0.1:{port}", bad, "wrong")
+        down = c.wait_event("cluster", lambda e: e.get("state") == "down")
+        assert "AUTH" in down["error"] and "s3cret" not in json.dumps(down), down
+        assert "not-the-password" not in c.stderr_text()
+        with SMTPClient(c.submission) as cl:  # serving from its local state
+            assert cl.greeting.code == 220
+        auth = ("AUTH", "s3cret-pw")
+        # DB 3 is B's alone: its registration is there, A's (DB 0) is not
+        assert resp_session(port, auth, ("SELECT", "3"), ("EXISTS", "smtpgate:node:twin")) == 1
+        assert resp_session(port, auth, ("EXISTS", "smtpgate:node:wrong")) == 0
+        # a second live "twin" in DB 0 clashes with A
+        d = node(f"redis://127.0.0.1:{port}", good, "twin")
+        d.wait_event("cluster", lambda e: e.get("error") == "node_name_clash")
+        assert resp_session(port, auth, ("SISMEMBER", "smtpgate:clash", "twin")) == 1
+        # B has the name in another database: no clash for it
+        assert not any(e.get("error") == "node_name_clash" for e in b.events("cluster"))
+    finally:
+        proc.kill()
+        proc.wait()
