@@ -81,8 +81,8 @@ auth_sasl_x_free(struct auth_sasl *s, struct auth_sasl_x *e)
 
 /* Frees the exchanges for which drop(e, arg) is true. */
 static void
-auth_sasl_sweep(struct auth_sasl *s, bool (*drop)(const struct auth_sasl_x *, const void *),
-    const void *arg)
+auth_sasl_sweep(
+    struct auth_sasl *s, bool (*drop)(const struct auth_sasl_x *, const void *), const void *arg)
 {
 	struct auth_sasl_x **del = xcalloc(s->xs.count + 1, sizeof(*del));
 	size_t n = 0;
@@ -254,8 +254,8 @@ auth_sasl_handle(const struct auth_sasl *s)
 }
 
 static struct auth_sasl_x *
-auth_sasl_x_new(struct auth_sasl *s, const struct sasl_mech *m, unsigned owner,
-    const struct auth_msg_req *q)
+auth_sasl_x_new(
+    struct auth_sasl *s, const struct sasl_mech *m, unsigned owner, const struct auth_msg_req *q)
 {
 	struct auth_sasl_x *e;
 	struct sasl_context sc;

@@ -296,6 +296,9 @@ session_auth_fail(struct session *s, enum smtp_reply_id id)
 {
 	const struct smtp_reply *r = smtp_reply_get(id);
 	bool abandoned = id == SMTP_R_AUTH_ABORTED && s->auth_keyed;
+	const char *res = id == SMTP_R_AUTH_ABORTED                     ? "aborted"
+	    : id == SMTP_R_AUTH_TEMPFAIL || id == SMTP_R_AUTH_THROTTLED ? "tempfail"
+	                                                                : "fail";
 	const char *why = abandoned  ? "abandoned after the server's challenge"
 	    : s->auth_reason != NULL ? s->auth_reason
 	    : s->sasl != NULL        ? sasl_errstr(s->sasl)
@@ -303,13 +306,9 @@ session_auth_fail(struct session *s, enum smtp_reply_id id)
 
 	log_event(LOG_NOTICE, "auth", s->id, "{s:s, s:s?, s:s, s:i, s:s, s:s?}", "mechanism",
 	    s->auth_mech != NULL ? s->auth_mech : "", "user",
-	    s->sasl != NULL && sasl_user(s->sasl)[0] ? sasl_user(s->sasl) : NULL, "result",
-	    id == SMTP_R_AUTH_ABORTED ? "aborted" : "fail", "code", r->code, "client", s->client,
-	    "reason", why[0] != '\0' ? why : NULL);
-	obs_auth(s->w->srv->obs, s->auth_mech,
-	    id == SMTP_R_AUTH_ABORTED                                       ? "aborted"
-	        : id == SMTP_R_AUTH_TEMPFAIL || id == SMTP_R_AUTH_THROTTLED ? "tempfail"
-	                                                                    : "fail");
+	    s->sasl != NULL && sasl_user(s->sasl)[0] ? sasl_user(s->sasl) : NULL, "result", res,
+	    "code", r->code, "client", s->client, "reason", why[0] != '\0' ? why : NULL);
+	obs_auth(s->w->srv->obs, s->auth_mech, res);
 	if (id == SMTP_R_AUTH_INVALID || abandoned)
 		session_auth_invalid(s, id);
 	else
