@@ -140,6 +140,28 @@ sasl_cram_free(struct sasl_exchange *x)
 	x->cram_challenge = NULL;
 }
 
+const char *
+sasl_cram_challenge(const struct sasl_exchange *x)
+{
+	return x->mech == &sasl_cram_mech && x->cram_challenge != NULL ? x->cram_challenge : "";
+}
+
+int
+sasl_cram_restore(struct sasl_exchange *x, const char *chal, size_t len)
+{
+	if (x->mech != &sasl_cram_mech || x->state != 0 || len < 2 || len > 1024 ||
+	    chal[0] != '<' || chal[len - 1] != '>')
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)chal[i] < 0x20 || (unsigned char)chal[i] > 0x7e)
+			return -1;
+	}
+	free(x->cram_challenge);
+	x->cram_challenge = xstrndup(chal, len);
+	x->state = 1;
+	return 0;
+}
+
 const struct sasl_mech sasl_cram_mech = {
     .name = "CRAM-MD5",
     .flags = SASL_F_WEAK,

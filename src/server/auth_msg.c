@@ -5,6 +5,36 @@
 
 #include "server/auth_msg.h"
 
+static void
+auth_msg_put_u64(struct ipc_out *o, uint64_t v)
+{
+	ipc_put_u32(o, (uint32_t)(v >> 32));
+	ipc_put_u32(o, (uint32_t)v);
+}
+
+static int
+auth_msg_get_u64(struct ipc_reader *rd, uint64_t *v)
+{
+	uint32_t hi, lo;
+
+	if (ipc_get_u32(rd, &hi) == -1 || ipc_get_u32(rd, &lo) == -1)
+		return -1;
+	*v = (uint64_t)hi << 32 | lo;
+	return 0;
+}
+
+/* A 0/1 field. */
+static int
+auth_msg_get_bool(struct ipc_reader *rd, bool *b)
+{
+	uint32_t v;
+
+	if (ipc_get_u32(rd, &v) == -1 || v > 1)
+		return -1;
+	*b = v == 1;
+	return 0;
+}
+
 int
 auth_msg_req_encode(struct ipc_out *o, uint64_t id, const struct auth_msg_req *r)
 {
@@ -15,9 +45,22 @@ auth_msg_req_encode(struct ipc_out *o, uint64_t id, const struct auth_msg_req *r
 		ipc_put_bytes(o, r->secret, r->secretlen);
 		ipc_put_str(o, r->client);
 		break;
-	case AUTH_MSG_KEYS:
-		ipc_put_u32(o, (uint32_t)r->kind);
-		ipc_put_bytes(o, r->user, r->userlen);
+	case AUTH_MSG_SASL_START:
+		ipc_put_str(o, r->mech);
+		ipc_put_bytes(o, r->secret, r->secretlen);
+		ipc_put_bytes(o, r->chal, r->challen);
+		ipc_put_u32(o, r->plus_offered);
+		for (size_t i = 0; i < SASL_CB_NTYPES; i++)
+			ipc_put_bytes(o, r->cb[i], r->cblen[i]);
+		ipc_put_str(o, r->client);
+		break;
+	case AUTH_MSG_SASL_STEP:
+		auth_msg_put_u64(o, r->handle);
+		ipc_put_u32(o, r->has_input);
+		ipc_put_bytes(o, r->secret, r->secretlen);
+		break;
+	case AUTH_MSG_SASL_END:
+		auth_msg_put_u64(o, r->handle);
 		break;
 	case AUTH_MSG_USE:
 		ipc_put_bytes(o, r->user, r->userlen);
@@ -60,11 +103,32 @@ auth_msg_get_secret(struct ipc_reader *rd, struct auth_msg_req *r, size_t max)
 	return 0;
 }
 
+/* AUTH_MSG_SASL_START's fields after the type. */
+static int
+auth_msg_get_start(struct ipc_reader *rd, struct auth_msg_req *r)
+{
+	const unsigned char *d;
+
+	if (ipc_get_str(rd, r->mech, AUTH_MSG_MECH_MAX) == -1 ||
+	    auth_msg_get_secret(rd, r, AUTH_MSG_SASL_MAX) == -1 ||
+	    ipc_get_bytes(rd, AUTH_MSG_SASL_MAX, &d, &r->challen) == -1)
+		return -1;
+	memcpy(r->chal, d, r->challen);
+	r->chal[r->challen] = '\0';
+	if (auth_msg_get_bool(rd, &r->plus_offered) == -1)
+		return -1;
+	for (size_t i = 0; i < SASL_CB_NTYPES; i++) {
+		if (ipc_get_bytes(rd, SASL_CB_DATA_MAX, &d, &r->cblen[i]) == -1)
+			return -1;
+		memcpy(r->cb[i], d, r->cblen[i]);
+	}
+	return ipc_get_str(rd, r->client, AUTH_MSG_CLIENT_MAX);
+}
+
 int
 auth_msg_req_decode(const struct ipc_frame *f, struct auth_msg_req *r)
 {
 	struct ipc_reader rd;
-	uint32_t kind;
 	int rc = -1;
 
 	memset(r, 0, sizeof(*r));
@@ -78,12 +142,18 @@ auth_msg_req_decode(const struct ipc_frame *f, struct auth_msg_req *r)
 		    ? 0
 		    : -1;
 		break;
-	case AUTH_MSG_KEYS:
-		rc = ipc_get_u32(&rd, &kind) == 0 && auth_msg_get_user(&rd, r) == 0 ? 0 : -1;
-		if (rc == 0 && kind != SASL_KEYS_SCRAM_SHA1 && kind != SASL_KEYS_SCRAM_SHA256 &&
-		    kind != SASL_KEYS_CRAM_MD5)
-			rc = -1;
-		r->kind = (enum sasl_keys_kind)kind;
+	case AUTH_MSG_SASL_START:
+		rc = auth_msg_get_start(&rd, r);
+		break;
+	case AUTH_MSG_SASL_STEP:
+		rc = auth_msg_get_u64(&rd, &r->handle) == 0 && r->handle != 0 &&
+		        auth_msg_get_bool(&rd, &r->has_input) == 0 &&
+		        auth_msg_get_secret(&rd, r, AUTH_MSG_SASL_MAX) == 0
+		    ? 0
+		    : -1;
+		break;
+	case AUTH_MSG_SASL_END:
+		rc = auth_msg_get_u64(&rd, &r->handle) == 0 && r->handle != 0 ? 0 : -1;
 		break;
 	case AUTH_MSG_USE:
 		rc = auth_msg_get_user(&rd, r) == 0 &&
@@ -109,23 +179,6 @@ auth_msg_req_decode(const struct ipc_frame *f, struct auth_msg_req *r)
 	return rc;
 }
 
-static void
-auth_msg_put_keys(struct ipc_out *o, const struct sasl_keys *k)
-{
-	ipc_put_u32(o, k->iter);
-	ipc_put_bytes(o, k->salt, k->saltlen);
-	ipc_put_bytes(o, k->stored_key, k->keylen);
-	ipc_put_bytes(o, k->server_key, k->keylen);
-	ipc_put_u32(o, (uint32_t)k->ncand);
-	for (size_t i = 0; i < k->ncand && i < SASL_SCRAM_CAND_MAX; i++) {
-		ipc_put_bytes(o, k->cand[i].stored_key, k->keylen);
-		ipc_put_bytes(o, k->cand[i].server_key, k->keylen);
-		ipc_put_str(o, k->cand[i].label);
-		ipc_put_str(o, k->cand[i].created);
-	}
-	ipc_put_bytes(o, k->secret, k->secretlen);
-}
-
 int
 auth_msg_answer_encode(struct ipc_out *o, uint64_t id, const struct auth_msg_answer *a)
 {
@@ -136,63 +189,18 @@ auth_msg_answer_encode(struct ipc_out *o, uint64_t id, const struct auth_msg_ans
 	ipc_put_str(o, a->senders);
 	ipc_put_str(o, a->reason);
 	ipc_put_str(o, a->openid);
-	ipc_put_u32(o, a->has_keys);
-	if (a->has_keys)
-		auth_msg_put_keys(o, &a->keys);
+	ipc_put_u32(o, a->status);
+	auth_msg_put_u64(o, a->handle);
+	ipc_put_bytes(o, a->chal, a->challen);
 	return ipc_out_end(o);
-}
-
-/* A key field of exactly len bytes (the first one fixes len). */
-static int
-auth_msg_get_key(struct ipc_reader *rd, unsigned char *out, size_t *len)
-{
-	const unsigned char *d;
-	size_t n;
-
-	if (ipc_get_bytes(rd, SASL_KEY_MAX, &d, &n) == -1 || (*len != (size_t)-1 && n != *len))
-		return -1;
-	memcpy(out, d, n);
-	*len = n;
-	return 0;
-}
-
-static int
-auth_msg_get_keys(struct ipc_reader *rd, struct sasl_keys *k)
-{
-	const unsigned char *d;
-	uint32_t v, n;
-	size_t keylen = (size_t)-1;
-
-	if (ipc_get_u32(rd, &v) == -1 || ipc_get_bytes(rd, SASL_SCRAM_SALT_MAX, &d, &k->saltlen))
-		return -1;
-	k->iter = v;
-	memcpy(k->salt, d, k->saltlen);
-	if (auth_msg_get_key(rd, k->stored_key, &keylen) == -1 ||
-	    auth_msg_get_key(rd, k->server_key, &keylen) == -1 || ipc_get_u32(rd, &n) == -1 ||
-	    n > SASL_SCRAM_CAND_MAX)
-		return -1;
-	k->keylen = keylen;
-	k->ncand = n;
-	for (size_t i = 0; i < n; i++) {
-		struct sasl_scram_cand *c = &k->cand[i];
-
-		if (auth_msg_get_key(rd, c->stored_key, &keylen) == -1 ||
-		    auth_msg_get_key(rd, c->server_key, &keylen) == -1 ||
-		    ipc_get_str(rd, c->label, SASL_CRED_ID_MAX) == -1 ||
-		    ipc_get_str(rd, c->created, SASL_CRED_ID_MAX) == -1)
-			return -1;
-	}
-	if (ipc_get_bytes(rd, SASL_KEY_MAX, &d, &k->secretlen) == -1)
-		return -1;
-	memcpy(k->secret, d, k->secretlen);
-	return 0;
 }
 
 int
 auth_msg_answer_decode(const struct ipc_frame *f, struct auth_msg_answer *a)
 {
 	struct ipc_reader rd;
-	uint32_t known = 0, keys = 0;
+	const unsigned char *d;
+	uint32_t known = 0;
 	int rc;
 
 	memset(a, 0, sizeof(*a));
@@ -204,13 +212,14 @@ auth_msg_answer_decode(const struct ipc_frame *f, struct auth_msg_answer *a)
 	        ipc_get_str(&rd, a->senders, AUTHDB_SENDERS_MAX) == 0 &&
 	        ipc_get_str(&rd, a->reason, AUTH_MSG_REASON_MAX) == 0 &&
 	        ipc_get_str(&rd, a->openid, AUTH_MSG_URL_MAX) == 0 &&
-	        ipc_get_u32(&rd, &keys) == 0 && keys <= 1
+	        ipc_get_u32(&rd, &a->status) == 0 && a->status <= SASL_TOO_LONG &&
+	        auth_msg_get_u64(&rd, &a->handle) == 0 &&
+	        ipc_get_bytes(&rd, AUTH_MSG_SASL_MAX, &d, &a->challen) == 0
 	    ? 0
 	    : -1;
 	a->user_known = known == 1;
-	a->has_keys = keys == 1;
-	if (rc == 0 && a->has_keys && auth_msg_get_keys(&rd, &a->keys) == -1)
-		rc = -1;
+	if (rc == 0)
+		memcpy(a->chal, d, a->challen);
 	if (rc == 0 && !ipc_reader_done(&rd))
 		rc = -1;
 	if (rc == -1)

@@ -24,6 +24,7 @@
 #include "net/loop.h"
 #include "server/auth_msg.h"
 #include "server/auth_proc.h"
+#include "server/auth_sasl.h"
 #include "server/child.h"
 
 #define AUTH_PROC_CHANNELS_MAX 64
@@ -46,6 +47,7 @@ struct auth_proc {
 	struct conf *conf;
 	struct authdb *db; /* NULL without [auth] backend */
 	struct oauth *oauth; /* NULL without [oauth] */
+	struct auth_sasl *sasl; /* the exchanges that need stored keys */
 	struct loop *loop;
 	struct loop_io *ctl_io, *sig_io;
 	int ctl_fd, sig_fd;
@@ -74,6 +76,8 @@ auth_proc_chan_close(struct auth_proc *p, struct auth_chan *ch, const char *why)
 		if (p->chans[i] == ch)
 			p->chans[i] = NULL;
 	}
+	if (p->sasl != NULL)
+		auth_sasl_drop_owner(p->sasl, ch->no);
 	if (why != NULL)
 		log_event(
 		    LOG_ERR, "auth_channel", 0, "{s:s, s:s}", "process", "auth", "error", why);
@@ -84,7 +88,7 @@ auth_proc_chan_close(struct auth_proc *p, struct auth_chan *ch, const char *why)
 
 /* The answer to token (from the authdb or oauth), on the loop. */
 static void
-auth_proc_answer(struct auth_proc *p, uint64_t token, struct auth_msg_answer *a)
+auth_proc_answer(struct auth_proc *p, uint64_t token, const struct auth_msg_answer *a)
 {
 	struct auth_inflight *in = idmap_get(&p->inflight, token);
 	struct auth_chan *ch;
@@ -127,25 +131,9 @@ auth_proc_plain_cb(void *ctx, uint64_t token, enum authdb_result result, const c
 }
 
 static void
-auth_proc_keys_cb(void *ctx, uint64_t token, enum authdb_result result, const struct sasl_keys *k,
-    const char *user)
+auth_proc_sasl_cb(void *ctx, uint64_t token, const struct auth_msg_answer *a)
 {
-	struct auth_proc *p = ctx;
-	struct auth_msg_answer *a = xcalloc(1, sizeof(*a));
-
-	a->result = result;
-	if (result == AUTHDB_OK && k != NULL) {
-		a->has_keys = true;
-		a->keys = *k;
-		if (user != NULL) {
-			snprintf(a->user, sizeof(a->user), "%s", user);
-			a->user_known = true;
-			auth_proc_senders(p, user, a);
-		}
-	}
-	auth_proc_answer(p, token, a);
-	explicit_bzero(a, sizeof(*a));
-	free(a);
+	auth_proc_answer(ctx, token, a);
 }
 
 static void
@@ -199,6 +187,10 @@ auth_proc_dispatch(struct auth_proc *p, struct auth_chan *ch, uint64_t id, struc
 			    p->db, q->user, q->label, q->created, q->client[0] ? q->client : NULL);
 		return;
 	}
+	if (q->type == AUTH_MSG_SASL_END) {
+		auth_sasl_end(p->sasl, ch->no, q->handle);
+		return;
+	}
 	t = auth_proc_inflight(p, ch, id);
 	switch (q->type) {
 	case AUTH_MSG_PLAIN:
@@ -209,12 +201,11 @@ auth_proc_dispatch(struct auth_proc *p, struct auth_chan *ch, uint64_t id, struc
 			    (const char *)q->secret, q->secretlen, q->client[0] ? q->client : NULL,
 			    auth_proc_plain_cb, p);
 		break;
-	case AUTH_MSG_KEYS:
-		if (p->db == NULL)
-			auth_proc_tempfail(p, t, AUTHDB_TEMPFAIL);
-		else
-			authdb_lookup_keys(
-			    p->db, mb, t, q->user, q->userlen, q->kind, auth_proc_keys_cb, p);
+	case AUTH_MSG_SASL_START:
+		auth_sasl_start(p->sasl, mb, ch->no, t, q, auth_proc_sasl_cb, p);
+		break;
+	case AUTH_MSG_SASL_STEP:
+		auth_sasl_step(p->sasl, ch->no, t, q, auth_proc_sasl_cb, p);
 		break;
 	case AUTH_MSG_TOKEN:
 		if (p->oauth == NULL)
@@ -379,6 +370,7 @@ auth_proc_open(struct auth_proc *p, char *err, size_t errlen)
 		return -1;
 	if (oauth_is_configured(p->conf) && (p->oauth = oauth_open(p->conf, err, errlen)) == NULL)
 		return -1;
+	p->sasl = auth_sasl_new(p->db, p->conf);
 	return 0;
 }
 
@@ -414,6 +406,8 @@ auth_proc_main(const char *path, int ctl_fd)
 	loop_run(p->loop);
 	rc = 0;
 	/* answers still queued run now, while the channels can take them */
+	if (p->sasl != NULL)
+		auth_sasl_detach(p->sasl);
 	authdb_free(p->db);
 	p->db = NULL;
 	oauth_free(p->oauth);
@@ -428,6 +422,7 @@ auth_proc_main(const char *path, int ctl_fd)
 	close(p->sig_fd);
 	loop_free(p->loop);
 out:
+	auth_sasl_free(p->sasl);
 	authdb_free(p->db);
 	oauth_free(p->oauth);
 	conf_free(p->conf);

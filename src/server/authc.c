@@ -27,7 +27,7 @@ struct authc_req {
 	struct mailbox *mb;
 	uint64_t session_id;
 	authc_done_cb *done;
-	authc_keys_cb *keys;
+	authc_sasl_cb *sasl;
 	authc_token_cb *token;
 	void *ctx;
 	long long deadline; /* monotonic seconds */
@@ -71,12 +71,8 @@ authc_deliver(void *arg)
 		else
 			r->done(r->ctx, r->session_id, (enum authdb_result)a->result,
 			    a->result == AUTHDB_OK ? a->user : r->user, senders);
-	} else if (r->keys != NULL) {
-		if (a == NULL || a->result != AUTHDB_OK || !a->has_keys)
-			r->keys(r->ctx, r->session_id, AUTHDB_TEMPFAIL, NULL, NULL, NULL);
-		else
-			r->keys(r->ctx, r->session_id, AUTHDB_OK, &a->keys,
-			    a->user_known ? a->user : NULL, senders);
+	} else if (r->sasl != NULL) {
+		r->sasl(r->ctx, r->session_id, a);
 	} else if (r->token != NULL) {
 		if (a == NULL)
 			r->token(r->ctx, r->session_id, OAUTH_TEMPFAIL, "auth process unavailable",
@@ -344,17 +340,29 @@ authc_verify_plain(struct authc *a, struct mailbox *mb, uint64_t session_id, con
 }
 
 void
-authc_lookup_keys(struct authc *a, struct mailbox *mb, uint64_t session_id, const char *user,
-    size_t userlen, enum sasl_keys_kind kind, authc_keys_cb *cb, void *ctx)
+authc_sasl(struct authc *a, struct mailbox *mb, uint64_t session_id, const struct auth_msg_req *q,
+    authc_sasl_cb *cb, void *ctx)
 {
-	struct auth_msg_req *q = xcalloc(1, sizeof(*q));
-	struct authc_req *r = authc_req_new(mb, session_id, user, userlen, ctx);
+	struct authc_req *r = authc_req_new(mb, session_id, "", 0, ctx);
 
-	r->keys = cb;
-	q->type = AUTH_MSG_KEYS;
-	q->kind = kind;
-	authc_req_user(q, user, userlen);
-	authc_send(a, q, r);
+	r->sasl = cb;
+	if (q->type != AUTH_MSG_SASL_START && q->type != AUTH_MSG_SASL_STEP)
+		mailbox_post(mb, authc_deliver, r);
+	else
+		authc_send(a, q, r);
+}
+
+void
+authc_sasl_end(struct authc *a, uint64_t handle)
+{
+	struct auth_msg_req *q;
+
+	if (a == NULL)
+		return;
+	q = xcalloc(1, sizeof(*q));
+	q->type = AUTH_MSG_SASL_END;
+	q->handle = handle;
+	authc_send(a, q, NULL);
 	free(q);
 }
 

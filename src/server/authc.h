@@ -23,6 +23,7 @@
 #include "auth/authdb.h"
 #include "auth/oauth.h"
 #include "sasl/sasl.h"
+#include "server/auth_msg.h"
 
 struct authc;
 struct mailbox;
@@ -33,9 +34,10 @@ struct mailbox;
  * (policy/sender.h), NULL when none; valid during the call only. */
 typedef void authc_done_cb(void *ctx, uint64_t session_id, enum authdb_result result,
     const char *user, const char *senders);
-/* user NULL with AUTHDB_OK: unknown user, k is a fake (authdb_keys_cb). */
-typedef void authc_keys_cb(void *ctx, uint64_t session_id, enum authdb_result result,
-    const struct sasl_keys *k, const char *user, const char *senders);
+/* The answer to a SASL request (server/auth_sasl.h): NULL for TEMPFAIL
+ * (no channel, no answer in time), else a->result is AUTHDB_TEMPFAIL, or
+ * AUTHDB_OK with a->status and what goes with it. Valid during the call. */
+typedef void authc_sasl_cb(void *ctx, uint64_t session_id, const struct auth_msg_answer *a);
 /* reason: why a token was refused (for the log); openid: the RFC 7628
  * openid-configuration URL or NULL. */
 typedef void authc_token_cb(void *ctx, uint64_t session_id, enum oauth_result result,
@@ -52,8 +54,13 @@ void authc_free(struct authc *a);
 void authc_verify_plain(struct authc *a, struct mailbox *mb, uint64_t session_id, const char *user,
     size_t userlen, const char *password, size_t passlen, const char *client, authc_done_cb *cb,
     void *ctx);
-void authc_lookup_keys(struct authc *a, struct mailbox *mb, uint64_t session_id, const char *user,
-    size_t userlen, enum sasl_keys_kind kind, authc_keys_cb *cb, void *ctx);
+/* The steps of SCRAM-* and CRAM-MD5 that need stored keys run in the auth
+ * process: q is an AUTH_MSG_SASL_START or AUTH_MSG_SASL_STEP request (its
+ * type is checked; another is answered TEMPFAIL). */
+void authc_sasl(struct authc *a, struct mailbox *mb, uint64_t session_id,
+    const struct auth_msg_req *q, authc_sasl_cb *cb, void *ctx);
+/* The exchange handle has ended on this side (no answer). */
+void authc_sasl_end(struct authc *a, uint64_t handle);
 void authc_verify_token(struct authc *a, struct mailbox *mb, uint64_t session_id, const char *user,
     size_t userlen, const char *token, size_t tokenlen, authc_token_cb *cb, void *ctx);
 /* The last use of a credential (authdb_record_use); no answer. */

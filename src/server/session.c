@@ -54,6 +54,7 @@
 #include "sasl/sasl.h"
 #include "sasl/sasl_mech.h"
 #include "sasl/sasl_oauth.h"
+#include "server/authc.h"
 #include "server/obs.h"
 #include "server/sendquota.h"
 #include "server/server.h"
@@ -218,6 +219,9 @@ session_reset_transaction(struct session *s)
 void
 session_reset_auth(struct session *s)
 {
+	if (s->auth_handle != 0)
+		authc_sasl_end(s->w->srv->authc, s->auth_handle);
+	s->auth_handle = 0;
 	sasl_free(s->sasl);
 	s->sasl = NULL;
 	s->auth_mech = NULL;

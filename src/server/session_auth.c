@@ -23,6 +23,7 @@
 
 #include "auth/authdb.h"
 #include "auth/oauth.h"
+#include "server/auth_msg.h"
 #include "server/authc.h"
 #include "conf/conf.h"
 #include "lib/base64.h"
@@ -39,6 +40,7 @@
 #include "policy/sender.h"
 #include "queue/queue.h"
 #include "sasl/sasl.h"
+#include "sasl/sasl_cram.h"
 #include "sasl/sasl_mech.h"
 #include "sasl/sasl_oauth.h"
 #include "server/obs.h"
@@ -54,6 +56,8 @@
 static void session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal);
 static void session_auth_token_cb(void *ctx, uint64_t session_id, enum oauth_result result,
     const char *reason, const char *openid, const char *senders);
+static void session_auth_channel_binding(const struct session *s, struct sasl_context *ctx);
+static bool session_auth_plus_offered(const struct session *s);
 
 /* AUTH is advertised when the listener has it, no STARTTLS is pending
  * (AUTH before it gets 530), nobody is logged in yet, and at least one
@@ -292,6 +296,9 @@ session_auth_fail(struct session *s, enum smtp_reply_id id)
 {
 	const struct smtp_reply *r = smtp_reply_get(id);
 	bool abandoned = id == SMTP_R_AUTH_ABORTED && s->auth_keyed;
+	const char *res = id == SMTP_R_AUTH_ABORTED                     ? "aborted"
+	    : id == SMTP_R_AUTH_TEMPFAIL || id == SMTP_R_AUTH_THROTTLED ? "tempfail"
+	                                                                : "fail";
 	const char *why = abandoned  ? "abandoned after the server's challenge"
 	    : s->auth_reason != NULL ? s->auth_reason
 	    : s->sasl != NULL        ? sasl_errstr(s->sasl)
@@ -299,13 +306,9 @@ session_auth_fail(struct session *s, enum smtp_reply_id id)
 
 	log_event(LOG_NOTICE, "auth", s->id, "{s:s, s:s?, s:s, s:i, s:s, s:s?}", "mechanism",
 	    s->auth_mech != NULL ? s->auth_mech : "", "user",
-	    s->sasl != NULL && sasl_user(s->sasl)[0] ? sasl_user(s->sasl) : NULL, "result",
-	    id == SMTP_R_AUTH_ABORTED ? "aborted" : "fail", "code", r->code, "client", s->client,
-	    "reason", why[0] != '\0' ? why : NULL);
-	obs_auth(s->w->srv->obs, s->auth_mech,
-	    id == SMTP_R_AUTH_ABORTED                                       ? "aborted"
-	        : id == SMTP_R_AUTH_TEMPFAIL || id == SMTP_R_AUTH_THROTTLED ? "tempfail"
-	                                                                    : "fail");
+	    s->sasl != NULL && sasl_user(s->sasl)[0] ? sasl_user(s->sasl) : NULL, "result", res,
+	    "code", r->code, "client", s->client, "reason", why[0] != '\0' ? why : NULL);
+	obs_auth(s->w->srv->obs, s->auth_mech, res);
 	if (id == SMTP_R_AUTH_INVALID || abandoned)
 		session_auth_invalid(s, id);
 	else
@@ -328,26 +331,101 @@ session_auth_resume(struct session *s)
 	session_auth_unbusy(s);
 }
 
-/* The stored keys asked for by SASL_NEED_KEYS: resume the mechanism. */
+/*
+ * The auth process's answer to a step of SCRAM-* or CRAM-MD5 (it holds the
+ * keys and runs those steps: server/auth_sasl.h): the server's next
+ * message, the end, or TEMPFAIL (no auth process, or it restarted and lost
+ * the exchange: 454, never 535).
+ */
 static void
-session_auth_keys_cb(void *ctx, uint64_t session_id, enum authdb_result result,
-    const struct sasl_keys *k, const char *user, const char *senders)
+session_auth_sasl_cb(void *ctx, uint64_t session_id, const struct auth_msg_answer *a)
 {
 	struct worker *w = ctx;
 	struct session *s = idmap_get(&w->sessions, session_id);
+	bool ok = a != NULL && a->result == AUTHDB_OK;
+	struct buf chal;
 
-	if (s == NULL || s->closing || s->sasl == NULL)
+	if (s == NULL || s->closing || s->sasl == NULL) {
+		/* an exchange nobody goes on with */
+		if (ok && a->status == SASL_CONTINUE)
+			authc_sasl_end(w->srv->authc, a->handle);
 		return;
-	if (result != AUTHDB_OK) {
+	}
+	if (!ok || (a->status == SASL_DONE && a->user[0] == '\0')) {
 		session_auth_fail(s, SMTP_R_AUTH_TEMPFAIL);
 		session_auth_unbusy(s);
 		return;
 	}
-	sasl_set_keys(s->sasl, k, user);
-	free(s->auth_senders_next);
-	s->auth_senders_next = senders != NULL ? xstrdup(senders) : NULL;
-	s->auth_keyed = true;
-	session_auth_resume(s);
+	s->auth_handle = a->status == SASL_CONTINUE ? a->handle : 0;
+	if (a->status == SASL_CONTINUE)
+		s->auth_keyed = true;
+	if (a->reason[0] != '\0') {
+		snprintf(s->auth_reason_buf, sizeof(s->auth_reason_buf), "%s", a->reason);
+		s->auth_reason = s->auth_reason_buf;
+	}
+	if (a->status == SASL_DONE) {
+		free(s->auth_senders_next);
+		s->auth_senders_next = a->senders[0] != '\0' ? xstrdup(a->senders) : NULL;
+		session_auth_ok(s, a->user);
+	} else {
+		buf_init(&chal, AUTH_MSG_SASL_MAX);
+		buf_set_secret(&chal);
+		if (buf_append(&chal, a->chal, a->challen) == -1)
+			session_auth_fail(s, SMTP_R_AUTH_TEMPFAIL);
+		else
+			session_auth_outcome(s, (enum sasl_status)a->status, &chal);
+		buf_free(&chal);
+	}
+	session_auth_unbusy(s);
+}
+
+/*
+ * Hands the response in/inlen to the auth process: the first one with what
+ * the exchange there needs (the mechanism, CRAM-MD5's challenge, the TLS
+ * channel binding data only this process knows), later ones by handle.
+ */
+static void
+session_auth_remote(struct session *s, const char *in, size_t inlen, bool has_input)
+{
+	struct auth_msg_req *q;
+	struct sasl_context ctx;
+	const char *chal;
+
+	if (inlen > AUTH_MSG_SASL_MAX) {
+		session_auth_fail(s, SMTP_R_AUTH_TOO_LONG);
+		return;
+	}
+	q = xcalloc(1, sizeof(*q));
+	if (s->auth_handle != 0) {
+		q->type = AUTH_MSG_SASL_STEP;
+		q->handle = s->auth_handle;
+		q->has_input = has_input;
+	} else {
+		q->type = AUTH_MSG_SASL_START;
+		snprintf(q->mech, sizeof(q->mech), "%s", s->auth_mech);
+		chal = sasl_cram_challenge(s->sasl);
+		q->challen = strnlen(chal, AUTH_MSG_SASL_MAX);
+		memcpy(q->chal, chal, q->challen);
+		q->plus_offered = session_auth_plus_offered(s);
+		memset(&ctx, 0, sizeof(ctx));
+		session_auth_channel_binding(s, &ctx);
+		memcpy(q->cb, ctx.cb, sizeof(q->cb));
+		memcpy(q->cblen, ctx.cblen, sizeof(q->cblen));
+		explicit_bzero(&ctx, sizeof(ctx));
+		snprintf(q->client, sizeof(q->client), "%s", s->client);
+	}
+	memcpy(q->secret, in, inlen);
+	q->secretlen = inlen;
+	/* the answer comes back through the loop (DESIGN 1); the next line is
+	 * read only after it */
+	s->state = SESSION_AUTH;
+	s->busy = true;
+	session_flush(s);
+	conn_read_pause(s->conn);
+	authc_sasl(
+	    s->w->srv->authc, loop_mailbox(s->w->loop), s->id, q, session_auth_sasl_cb, s->w);
+	explicit_bzero(q, sizeof(*q));
+	free(q);
 }
 
 /* The verdict on a bearer token (SASL_VERIFY_TOKEN): resume the mechanism,
@@ -390,7 +468,6 @@ static void
 session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 {
 	struct buf enc;
-	const char *label, *created;
 
 	switch (st) {
 	case SASL_CONTINUE:
@@ -418,24 +495,10 @@ session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 		    sasl_password_len(s->sasl), s->client, session_auth_done_cb, s->w);
 		break;
 	case SASL_NEED_KEYS:
-		if (session_auth_throttled(s))
-			break;
-		/* the answer comes back through the loop (DESIGN 1); the next
-		 * line is read only after it */
-		s->state = SESSION_AUTH;
-		s->busy = true;
-		session_flush(s);
-		conn_read_pause(s->conn);
-		authc_lookup_keys(s->w->srv->authc, loop_mailbox(s->w->loop), s->id,
-		    sasl_user(s->sasl), strlen(sasl_user(s->sasl)), sasl_keys_kind(s->sasl),
-		    session_auth_keys_cb, s->w);
+		/* session_auth_step hands these to the auth process */
+		session_auth_fail(s, SMTP_R_AUTH_TEMPFAIL);
 		break;
 	case SASL_DONE:
-		/* SCRAM checked the proof here: note the credential's last use
-		 * like a PLAIN/LOGIN verification does */
-		if (sasl_matched_cred(s->sasl, &label, &created))
-			authc_record_use(
-			    s->w->srv->authc, sasl_user(s->sasl), label, created, s->client);
 		session_auth_ok(s, sasl_user(s->sasl));
 		break;
 	case SASL_VERIFY_TOKEN:
@@ -463,15 +526,27 @@ session_auth_outcome(struct session *s, enum sasl_status st, struct buf *chal)
 	}
 }
 
-/* Runs one SASL step on a decoded response and acts on the outcome. */
+/* Runs one SASL step on a decoded response and acts on the outcome. Once
+ * the mechanism needs stored keys (SCRAM-* on client-first, CRAM-MD5 on its
+ * response: the user is known, so throttling applies), this and every
+ * later step run in the auth process. */
 static void
 session_auth_step(struct session *s, const char *in, size_t inlen, bool has_input)
 {
 	struct buf chal;
+	enum sasl_status st;
 
+	if (s->auth_handle != 0) {
+		session_auth_remote(s, in, inlen, has_input);
+		return;
+	}
 	buf_init(&chal, SASL_LINE_MAX);
 	buf_set_secret(&chal);
-	session_auth_outcome(s, sasl_step(s->sasl, in, inlen, has_input, &chal), &chal);
+	st = sasl_step(s->sasl, in, inlen, has_input, &chal);
+	if (st != SASL_NEED_KEYS)
+		session_auth_outcome(s, st, &chal);
+	else if (!session_auth_throttled(s))
+		session_auth_remote(s, in, inlen, has_input);
 	buf_free(&chal);
 }
 

@@ -106,6 +106,8 @@ struct session {
 	 * went out): abandoning it now counts as a failure, or a client could
 	 * probe salts without ever meeting the limiter */
 	bool auth_keyed;
+	/* the exchange in the auth process (SCRAM-*, CRAM-MD5), 0 when none */
+	uint64_t auth_handle;
 	struct sasl_exchange *sasl;
 
 	/* the mail transaction */

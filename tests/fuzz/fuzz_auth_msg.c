@@ -31,6 +31,14 @@ fuzz_auth_msg_req(const struct ipc_frame *f)
 		abort();
 	if (fuzz_req.type == AUTH_MSG_PLAIN && fuzz_req.secretlen > SASL_SECRET_MAX)
 		abort();
+	if (fuzz_req.challen > AUTH_MSG_SASL_MAX || fuzz_req.chal[fuzz_req.challen] != '\0' ||
+	    strlen(fuzz_req.mech) > AUTH_MSG_MECH_MAX ||
+	    (fuzz_req.type == AUTH_MSG_SASL_STEP && fuzz_req.handle == 0))
+		abort();
+	for (size_t i = 0; i < SASL_CB_NTYPES; i++) {
+		if (fuzz_req.cblen[i] > SASL_CB_DATA_MAX)
+			abort();
+	}
 	if (auth_msg_req_encode(&fuzz_out, f->id, &fuzz_req) != 0 ||
 	    ipc_frame_parse(fuzz_out.buf, fuzz_out.len, &g) != IPC_PARSE_OK || g.len != f->len ||
 	    memcmp(g.payload, f->payload, f->len) != 0 ||
@@ -46,9 +54,8 @@ fuzz_auth_msg_answer(const struct ipc_frame *f)
 
 	if (auth_msg_answer_decode(f, &fuzz_ans) == -1)
 		return;
-	if (fuzz_ans.result > 2 || fuzz_ans.keys.ncand > SASL_SCRAM_CAND_MAX ||
-	    fuzz_ans.keys.keylen > SASL_KEY_MAX || fuzz_ans.keys.saltlen > SASL_SCRAM_SALT_MAX ||
-	    fuzz_ans.keys.secretlen > SASL_KEY_MAX)
+	if (fuzz_ans.result > 2 || fuzz_ans.status > SASL_TOO_LONG ||
+	    fuzz_ans.challen > AUTH_MSG_SASL_MAX)
 		abort();
 	if (auth_msg_answer_encode(&fuzz_out, f->id, &fuzz_ans) != 0 ||
 	    ipc_frame_parse(fuzz_out.buf, fuzz_out.len, &g) != IPC_PARSE_OK ||

@@ -40,10 +40,11 @@
  * ends once its client closes.
  *
  * Link seams (-Wl,--wrap, see CMakeLists.txt): the session's async
- * requests (authc_verify_plain, authc_lookup_keys, authc_verify_token,
+ * requests (authc_verify_plain, authc_sasl, authc_verify_token,
  * queue_msg_commit) are counted while in flight; the authc ones are
- * answered by an authdb and an OAuth verifier of the harness's own, as the
- * auth process would answer them, and every committed
+ * answered by an authdb, the exchanges of server/auth_sasl.h and an OAuth
+ * verifier of the harness's own, as the auth process would answer them
+ * (through the loop's mailbox, never inline), and every committed
  * message is rolled back so the spool stays empty.
  */
 #include <errno.h>
@@ -79,6 +80,8 @@
 #include "net/tls.h"
 #include "policy/limiter.h"
 #include "queue/queue.h"
+#include "lib/mailbox.h"
+#include "server/auth_sasl.h"
 #include "server/authc.h"
 #include "server/obs.h"
 #include "server/sendquota.h"
@@ -132,22 +135,28 @@ struct fuzz_session_client {
 /* The credentials the seams check against, in place of the auth process. */
 static struct authdb *fuzz_authdb;
 static struct oauth *fuzz_oauth;
+static struct auth_sasl *fuzz_sasl;
 
 struct fuzz_session_call {
 	union {
 		authc_done_cb *done;
-		authc_keys_cb *keys;
+		authc_sasl_cb *sasl;
 		authc_token_cb *token;
 		queue_commit_cb *commit;
 	} cb;
 	void *ctx;
+	/* authc_sasl: the answer waits in the mailbox */
+	struct mailbox *mb;
+	uint64_t session_id;
+	struct auth_msg_answer *answer;
 };
 
 void __wrap_authc_verify_plain(struct authc *a, struct mailbox *mb, uint64_t session_id,
     const char *user, size_t userlen, const char *password, size_t passlen, const char *client,
     authc_done_cb *cb, void *ctx);
-void __wrap_authc_lookup_keys(struct authc *a, struct mailbox *mb, uint64_t session_id,
-    const char *user, size_t userlen, enum sasl_keys_kind kind, authc_keys_cb *cb, void *ctx);
+void __wrap_authc_sasl(struct authc *a, struct mailbox *mb, uint64_t session_id,
+    const struct auth_msg_req *q, authc_sasl_cb *cb, void *ctx);
+void __wrap_authc_sasl_end(struct authc *a, uint64_t handle);
 void __wrap_authc_verify_token(struct authc *a, struct mailbox *mb, uint64_t session_id,
     const char *user, size_t userlen, const char *token, size_t tokenlen, authc_token_cb *cb,
     void *ctx);
@@ -204,28 +213,49 @@ __wrap_authc_verify_plain(struct authc *a, struct mailbox *mb, uint64_t session_
 	    client, fuzz_session_done_cb, c);
 }
 
+/* On the session's loop, as authc delivers. */
 static void
-fuzz_session_keys_cb(void *arg, uint64_t session_id, enum authdb_result result,
-    const struct sasl_keys *k, const char *user)
+fuzz_session_sasl_deliver(void *arg)
 {
 	struct fuzz_session_call c = fuzz_session_call_take(arg);
-	char *senders =
-	    result == AUTHDB_OK && user != NULL ? authdb_user_senders(fuzz_authdb, user) : NULL;
 
-	c.cb.keys(c.ctx, session_id, result, k, user, senders);
-	free(senders);
+	c.cb.sasl(c.ctx, c.session_id, c.answer);
+	free(c.answer);
+}
+
+/* auth_sasl's answer (token: the call), inline or from the authdb. */
+static void
+fuzz_session_sasl_cb(void *ctx, uint64_t token, const struct auth_msg_answer *a)
+{
+	struct fuzz_session_call *c = (struct fuzz_session_call *)(uintptr_t)token;
+
+	(void)ctx;
+	c->answer = xmalloc(sizeof(*a));
+	*c->answer = *a;
+	mailbox_post(c->mb, fuzz_session_sasl_deliver, c);
 }
 
 void
-__wrap_authc_lookup_keys(struct authc *a, struct mailbox *mb, uint64_t session_id, const char *user,
-    size_t userlen, enum sasl_keys_kind kind, authc_keys_cb *cb, void *ctx)
+__wrap_authc_sasl(struct authc *a, struct mailbox *mb, uint64_t session_id,
+    const struct auth_msg_req *q, authc_sasl_cb *cb, void *ctx)
 {
 	struct fuzz_session_call *c = fuzz_session_call_new(ctx);
 
 	(void)a;
-	c->cb.keys = cb;
-	authdb_lookup_keys(
-	    fuzz_authdb, mb, session_id, user, userlen, kind, fuzz_session_keys_cb, c);
+	c->cb.sasl = cb;
+	c->mb = mb;
+	c->session_id = session_id;
+	if (q->type == AUTH_MSG_SASL_START)
+		auth_sasl_start(fuzz_sasl, mb, 1, (uintptr_t)c, q, fuzz_session_sasl_cb, NULL);
+	else
+		auth_sasl_step(fuzz_sasl, 1, (uintptr_t)c, q, fuzz_session_sasl_cb, NULL);
+}
+
+void
+__wrap_authc_sasl_end(struct authc *a, uint64_t handle)
+{
+	(void)a;
+	auth_sasl_end(fuzz_sasl, 1, handle);
 }
 
 static void
@@ -455,6 +485,7 @@ fuzz_session_start_server(void)
 		fuzz_session_die("authdb_open", err);
 	if ((fuzz_oauth = oauth_open(c, err, sizeof(err))) == NULL)
 		fuzz_session_die("oauth_open", err);
+	fuzz_sasl = auth_sasl_new(fuzz_authdb, c);
 	loop_global_init();
 	if ((fuzz_srv.queue = queue_open(c, err, sizeof(err))) == NULL)
 		fuzz_session_die("queue_open", err);

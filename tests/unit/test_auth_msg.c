@@ -1,9 +1,10 @@
 /* Unit tests for server/auth_msg (the typed messages between the smtp and
- * auth processes): every request type and an answer with keys go through
- * encode and decode unchanged; each field at its limit passes and one byte
- * over fails; every prefix of a payload (cut byte by byte) and a payload
- * with a byte too many are refused whole; unknown types, kinds, results
- * and flags are refused; a refused decode leaves no secret behind. */
+ * auth processes): every request type and an answer with a SASL
+ * challenge go through encode and decode unchanged; each field at its
+ * limit passes and one byte over fails; every prefix of a payload (cut
+ * byte by byte) and a payload with a byte too many are refused whole;
+ * unknown types, statuses, results, flags and a handle of 0 are refused; a
+ * refused decode leaves no secret behind. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -60,8 +61,16 @@ req_round_trip(const struct auth_msg_req *r, uint64_t id)
 	assert_string_equal(back->client, r->client);
 	assert_string_equal(back->label, r->label);
 	assert_string_equal(back->created, r->created);
-	if (r->type == AUTH_MSG_KEYS)
-		assert_int_equal(back->kind, r->kind);
+	assert_true(back->handle == r->handle);
+	assert_int_equal(back->has_input, r->has_input);
+	assert_string_equal(back->mech, r->mech);
+	assert_int_equal(back->challen, r->challen);
+	assert_memory_equal(back->chal, r->chal, r->challen);
+	assert_int_equal(back->plus_offered, r->plus_offered);
+	for (size_t i = 0; i < SASL_CB_NTYPES; i++) {
+		assert_int_equal(back->cblen[i], r->cblen[i]);
+		assert_memory_equal(back->cb[i], r->cb[i], r->cblen[i]);
+	}
 
 	/* each shorter payload is refused, and wiped */
 	for (size_t cut = 0; cut < f.len; cut++) {
@@ -106,12 +115,36 @@ test_requests_round_trip(void **state)
 	req_round_trip(r, UINT64_MAX);
 	free(r);
 
-	r = req_new(AUTH_MSG_KEYS, "bob");
-	r->kind = SASL_KEYS_SCRAM_SHA256;
+	r = req_new(AUTH_MSG_SASL_START, "");
+	strcpy(r->mech, "SCRAM-SHA-256-PLUS");
+	memcpy(r->secret, "p=tls-exporter,,n=bob,r=abc", 27);
+	r->secretlen = 27;
+	r->plus_offered = true;
+	memset(r->cb[SASL_CB_TLS_EXPORTER], 7, SASL_TLS_EXPORTER_LEN);
+	r->cblen[SASL_CB_TLS_EXPORTER] = SASL_TLS_EXPORTER_LEN;
+	memset(r->cb[SASL_CB_TLS_UNIQUE], 8, SASL_CB_DATA_MAX);
+	r->cblen[SASL_CB_TLS_UNIQUE] = SASL_CB_DATA_MAX;
+	strcpy(r->client, "192.0.2.9");
 	req_round_trip(r, 2);
-	r->kind = SASL_KEYS_CRAM_MD5;
+	strcpy(r->mech, "CRAM-MD5");
+	strcpy(r->chal, "<123.456@mx.example>");
+	r->challen = strlen(r->chal);
 	req_round_trip(r, 3);
-	r->kind = SASL_KEYS_SCRAM_SHA1;
+	free(r);
+
+	r = req_new(AUTH_MSG_SASL_STEP, "");
+	r->handle = UINT64_MAX - 1;
+	r->has_input = true;
+	memset(r->secret, 'c', AUTH_MSG_SASL_MAX);
+	r->secretlen = AUTH_MSG_SASL_MAX;
+	req_round_trip(r, 4);
+	r->has_input = false;
+	r->secretlen = 0;
+	req_round_trip(r, 4);
+	free(r);
+
+	r = req_new(AUTH_MSG_SASL_END, "");
+	r->handle = 1;
 	req_round_trip(r, 4);
 	free(r);
 
@@ -173,10 +206,57 @@ test_request_limits(void **state)
 	r->secretlen = SASL_TOKEN_MAX + 1;
 	assert_int_equal(req_decodes(r), -1);
 
-	r->type = AUTH_MSG_KEYS;
-	r->kind = (enum sasl_keys_kind)77;
+	/* a SASL message longer than any mechanism takes, a handle of 0 */
+	r->type = AUTH_MSG_SASL_STEP;
+	r->handle = 5;
+	r->secretlen = AUTH_MSG_SASL_MAX;
+	assert_int_equal(req_decodes(r), 0);
+	r->secretlen = AUTH_MSG_SASL_MAX + 1;
+	assert_int_equal(req_decodes(r), -1);
+	r->secretlen = 1;
+	r->handle = 0;
+	assert_int_equal(req_decodes(r), -1);
+	r->type = AUTH_MSG_SASL_END;
+	assert_int_equal(req_decodes(r), -1);
+
+	/* start: mechanism name, challenge and channel binding at their limits */
+	r->type = AUTH_MSG_SASL_START;
+	memset(r->mech, 'M', AUTH_MSG_MECH_MAX);
+	r->challen = AUTH_MSG_SASL_MAX;
+	r->cblen[0] = SASL_CB_DATA_MAX;
+	assert_int_equal(req_decodes(r), 0);
+	r->challen = AUTH_MSG_SASL_MAX + 1;
+	assert_int_equal(req_decodes(r), -1);
+	r->challen = 1;
+	r->cblen[0] = SASL_CB_DATA_MAX + 1;
 	assert_int_equal(req_decodes(r), -1);
 	free(r);
+
+	/* a mechanism name past its limit, a plus flag of 2 */
+	{
+		static struct ipc_out o;
+		struct auth_msg_req *back = calloc(1, sizeof(*back));
+		char mech[AUTH_MSG_MECH_MAX + 2];
+		struct ipc_frame f;
+
+		assert_non_null(back);
+		memset(mech, 'M', sizeof(mech) - 1);
+		mech[sizeof(mech) - 1] = '\0';
+		for (int bad = 0; bad < 2; bad++) {
+			ipc_out_begin(&o, AUTH_MSG_SASL_START, 1);
+			ipc_put_str(&o, bad == 0 ? mech : "SCRAM-SHA-1");
+			ipc_put_bytes(&o, "x", 1);
+			ipc_put_bytes(&o, "", 0);
+			ipc_put_u32(&o, bad == 0 ? 0 : 2);
+			ipc_put_bytes(&o, "", 0);
+			ipc_put_bytes(&o, "", 0);
+			ipc_put_str(&o, "");
+			assert_int_equal(ipc_out_end(&o), 0);
+			f = frame_of(&o);
+			assert_int_equal(auth_msg_req_decode(&f, back), -1);
+		}
+		free(back);
+	}
 }
 
 static void
@@ -212,7 +292,7 @@ test_bad_types(void **state)
 }
 
 static struct auth_msg_answer *
-answer_with_keys(void)
+answer_with_chal(void)
 {
 	struct auth_msg_answer *a = calloc(1, sizeof(*a));
 
@@ -222,22 +302,10 @@ answer_with_keys(void)
 	strcpy(a->user, "alice@example.org");
 	strcpy(a->senders, "alice@example.org,*@alice.example");
 	strcpy(a->openid, "https://idp.example/.well-known/openid-configuration");
-	a->has_keys = true;
-	a->keys.iter = 4096;
-	a->keys.saltlen = 16;
-	memset(a->keys.salt, 's', 16);
-	a->keys.keylen = 32;
-	memset(a->keys.stored_key, 1, 32);
-	memset(a->keys.server_key, 2, 32);
-	a->keys.ncand = 2;
-	for (size_t i = 0; i < 2; i++) {
-		memset(a->keys.cand[i].stored_key, (int)(3 + i), 32);
-		memset(a->keys.cand[i].server_key, (int)(5 + i), 32);
-		snprintf(a->keys.cand[i].label, sizeof(a->keys.cand[i].label), "app%zu", i);
-		strcpy(a->keys.cand[i].created, "2026-11-30");
-	}
-	a->keys.secretlen = 16;
-	memset(a->keys.secret, 9, 16);
+	a->status = 0; /* SASL_CONTINUE */
+	a->handle = 0x0123456789abcdefULL;
+	memcpy(a->chal, "r=abcdef,s=c2FsdA==,i=4096", 26);
+	a->challen = 26;
 	return a;
 }
 
@@ -245,7 +313,7 @@ static void
 test_answer_round_trip(void **state)
 {
 	static struct ipc_out o;
-	struct auth_msg_answer *a = answer_with_keys();
+	struct auth_msg_answer *a = answer_with_chal();
 	struct auth_msg_answer *back = calloc(1, sizeof(*back));
 	struct ipc_frame f;
 
@@ -261,22 +329,10 @@ test_answer_round_trip(void **state)
 	assert_string_equal(back->senders, a->senders);
 	assert_string_equal(back->reason, "");
 	assert_string_equal(back->openid, a->openid);
-	assert_true(back->has_keys);
-	assert_int_equal(back->keys.iter, 4096);
-	assert_int_equal(back->keys.saltlen, 16);
-	assert_memory_equal(back->keys.salt, a->keys.salt, 16);
-	assert_int_equal(back->keys.keylen, 32);
-	assert_memory_equal(back->keys.stored_key, a->keys.stored_key, 32);
-	assert_memory_equal(back->keys.server_key, a->keys.server_key, 32);
-	assert_int_equal(back->keys.ncand, 2);
-	for (size_t i = 0; i < 2; i++) {
-		assert_memory_equal(back->keys.cand[i].stored_key, a->keys.cand[i].stored_key, 32);
-		assert_memory_equal(back->keys.cand[i].server_key, a->keys.cand[i].server_key, 32);
-		assert_string_equal(back->keys.cand[i].label, a->keys.cand[i].label);
-		assert_string_equal(back->keys.cand[i].created, a->keys.cand[i].created);
-	}
-	assert_int_equal(back->keys.secretlen, 16);
-	assert_memory_equal(back->keys.secret, a->keys.secret, 16);
+	assert_int_equal(back->status, a->status);
+	assert_true(back->handle == a->handle);
+	assert_int_equal(back->challen, a->challen);
+	assert_memory_equal(back->chal, a->chal, a->challen);
 
 	for (size_t cut = 0; cut < f.len; cut++) {
 		struct ipc_frame g = f;
@@ -285,11 +341,30 @@ test_answer_round_trip(void **state)
 		memset(back, 0x5a, sizeof(*back));
 		if (auth_msg_answer_decode(&g, back) != -1)
 			fail_msg("an answer cut at %zu of %zu decoded", cut, f.len);
-		for (size_t i = 0; i < sizeof(back->keys.stored_key); i++)
-			assert_int_equal(back->keys.stored_key[i], 0);
+		for (size_t i = 0; i < sizeof(back->chal); i++)
+			assert_int_equal(back->chal[i], 0);
 	}
+	/* the longest challenge passes, one byte more does not */
+	a->challen = AUTH_MSG_SASL_MAX;
+	assert_int_equal(auth_msg_answer_encode(&o, 1, a), 0);
+	f = frame_of(&o);
+	assert_int_equal(auth_msg_answer_decode(&f, back), 0);
+	a->challen = AUTH_MSG_SASL_MAX + 1;
+	assert_int_equal(auth_msg_answer_encode(&o, 1, a), 0);
+	f = frame_of(&o);
+	assert_int_equal(auth_msg_answer_decode(&f, back), -1);
 	free(a);
 	free(back);
+}
+
+/* The fields of an answer after openid: status, handle, challenge. */
+static void
+answer_tail(struct ipc_out *o, uint32_t status)
+{
+	ipc_put_u32(o, status);
+	ipc_put_u32(o, 0);
+	ipc_put_u32(o, 1);
+	ipc_put_bytes(o, "", 0);
 }
 
 /* An answer that breaks one rule: each is refused. */
@@ -308,7 +383,7 @@ test_answer_refused(void **state)
 	ipc_put_u32(&o, 0);
 	for (int i = 0; i < 4; i++)
 		ipc_put_str(&o, "");
-	ipc_put_u32(&o, 0);
+	answer_tail(&o, 0);
 	assert_int_equal(ipc_out_end(&o), 0);
 	f = frame_of(&o);
 	assert_int_equal(auth_msg_answer_decode(&f, back), -1);
@@ -319,57 +394,22 @@ test_answer_refused(void **state)
 	ipc_put_u32(&o, 2);
 	for (int i = 0; i < 4; i++)
 		ipc_put_str(&o, "");
-	ipc_put_u32(&o, 0);
+	answer_tail(&o, 0);
 	assert_int_equal(ipc_out_end(&o), 0);
 	f = frame_of(&o);
 	assert_int_equal(auth_msg_answer_decode(&f, back), -1);
 
-	/* the keys of a candidate shorter than the first key */
-	{
-		struct auth_msg_answer *a = answer_with_keys();
-		unsigned char k[32] = {0};
-
+	/* a status past SASL_TOO_LONG (7), and the well-formed one for contrast */
+	for (uint32_t st = 7; st <= 8; st++) {
 		ipc_out_begin(&o, AUTH_MSG_ANSWER, 1);
 		ipc_put_u32(&o, 0);
-		ipc_put_u32(&o, 1);
-		ipc_put_str(&o, "alice");
-		for (int i = 0; i < 3; i++)
-			ipc_put_str(&o, "");
-		ipc_put_u32(&o, 1);
-		ipc_put_u32(&o, 4096);
-		ipc_put_bytes(&o, k, 16);
-		ipc_put_bytes(&o, k, 32);
-		ipc_put_bytes(&o, k, 32);
-		ipc_put_u32(&o, 1);
-		ipc_put_bytes(&o, k, 20);
-		ipc_put_bytes(&o, k, 20);
-		ipc_put_str(&o, "");
-		ipc_put_str(&o, "");
-		ipc_put_bytes(&o, k, 0);
-		assert_int_equal(ipc_out_end(&o), 0);
-		f = frame_of(&o);
-		assert_int_equal(auth_msg_answer_decode(&f, back), -1);
-
-		/* more candidates than a proof is tried against */
-		a->keys.ncand = SASL_SCRAM_CAND_MAX;
-		assert_int_equal(auth_msg_answer_encode(&o, 1, a), 0);
-		f = frame_of(&o);
-		assert_int_equal(auth_msg_answer_decode(&f, back), 0);
-		ipc_out_begin(&o, AUTH_MSG_ANSWER, 1);
 		ipc_put_u32(&o, 0);
-		ipc_put_u32(&o, 1);
 		for (int i = 0; i < 4; i++)
 			ipc_put_str(&o, "");
-		ipc_put_u32(&o, 1);
-		ipc_put_u32(&o, 4096);
-		ipc_put_bytes(&o, k, 16);
-		ipc_put_bytes(&o, k, 32);
-		ipc_put_bytes(&o, k, 32);
-		ipc_put_u32(&o, SASL_SCRAM_CAND_MAX + 1);
+		answer_tail(&o, st);
 		assert_int_equal(ipc_out_end(&o), 0);
 		f = frame_of(&o);
-		assert_int_equal(auth_msg_answer_decode(&f, back), -1);
-		free(a);
+		assert_int_equal(auth_msg_answer_decode(&f, back), st == 7 ? 0 : -1);
 	}
 
 	/* a user name longer than the authdb keeps */
@@ -385,7 +425,7 @@ test_answer_refused(void **state)
 		ipc_put_str(&o, u);
 		for (int i = 0; i < 3; i++)
 			ipc_put_str(&o, "");
-		ipc_put_u32(&o, 0);
+		answer_tail(&o, 0);
 		assert_int_equal(ipc_out_end(&o), 0);
 		f = frame_of(&o);
 		assert_int_equal(auth_msg_answer_decode(&f, back), -1);
