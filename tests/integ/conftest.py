@@ -212,7 +212,39 @@ local = example.test
             rc = self.proc.wait()
         self.proc = None
         self.logf.close()
+        self.assert_no_child_died()
         return rc
+
+    # A child that dies is restarted by the parent, so the parent living on
+    # proves nothing: a crash (a signal, ASan's exit status) of any child
+    # fails the test unless the test kills children on purpose.
+    child_exits_expected = False
+
+    def expect_child_exits(self):
+        self.child_exits_expected = True
+        return self
+
+    def assert_no_child_died(self):
+        if self.child_exits_expected:
+            return
+        died = self.events("child_exit")
+        assert not died, ("a child process died: " + json.dumps(died) + "\n"
+                          + self.stderr_text()[-6000:])
+
+    def children(self):
+        """The server's child processes now, as {comm: [pid, ...]}."""
+        return process_children(self.proc.pid)
+
+    def child_pid(self, comm="smtpgate-smtp", timeout=10.0):
+        """The pid of the one child named comm (waits for it)."""
+        def find():
+            pids = self.children().get(comm, [])
+            return pids[0] if len(pids) == 1 else None
+        return wait_for(find, timeout=timeout, what=f"a {comm} process")
+
+    def pids(self):
+        """The parent and every child."""
+        return [self.proc.pid] + [p for ps in self.children().values() for p in ps]
 
     def kill(self):
         return self.stop(signal.SIGKILL)
@@ -245,6 +277,41 @@ local = example.test
 
     def stderr_text(self):
         return (self.dir / "stderr.txt").read_text(errors="replace")
+
+
+def process_children(pid):
+    """The direct children of pid, as {comm: [pid, ...]}."""
+    out = {}
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return out
+    for task in tasks:
+        try:
+            kids = open(f"/proc/{pid}/task/{task}/children").read().split()
+        except FileNotFoundError:
+            continue
+        for k in kids:
+            try:
+                comm = open(f"/proc/{k}/comm").read().strip()
+            except FileNotFoundError:
+                continue
+            out.setdefault(comm, []).append(int(k))
+    return out
+
+
+def proc_status_kib(pid, keys=("VmRSS", "VmHWM")):
+    """Fields of /proc/PID/status in KiB (0 for a process gone meanwhile)."""
+    out = dict.fromkeys(keys, 0)
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                key = line.split(":", 1)[0]
+                if key in keys:
+                    out[key] = int(line.split()[1])
+    except FileNotFoundError:
+        pass
+    return out
 
 
 @pytest.fixture

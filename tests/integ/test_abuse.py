@@ -21,7 +21,8 @@ import urllib.request
 
 import pytest
 
-from conftest import PASSWORD, SMTPGATE, USER, free_port, make_message, wait_for
+from conftest import (PASSWORD, SMTPGATE, USER, free_port, make_message, proc_status_kib,
+                      wait_for)
 from smtpclient import Closed, SMTPClient, b64, client_context
 from zoo import ids, probe
 
@@ -447,12 +448,11 @@ def test_ban_command_against_running_server(make_server):
              if (s.spool / "bans.json").exists() else False, what="state file")
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+def rss_kib(server):
+    """VmRSS of the processes that hold per-name state: smtpgate-smtp (the
+    limiter) and smtpgate-auth (the SCRAM exchanges)."""
+    return sum(proc_status_kib(server.child_pid(comm), ("VmRSS",))["VmRSS"]
+               for comm in ("smtpgate-smtp", "smtpgate-auth"))
 
 
 def scram_blast(port, names):
@@ -488,7 +488,7 @@ def test_enormous_and_countless_usernames_bounded_memory(make_server, monkeypatc
     # allowlisted client (the default allowlist), so no ban stops the run
     s = make_server(mechanisms="SCRAM-SHA-256 PLAIN LOGIN",
                     limits="errors = 1000\ncommands = 100000\n").start()
-    pid = s.proc.pid
+    smtp = s.child_pid("smtpgate-smtp")
 
     # enormous usernames: PLAIN and LOGIN at the line limit
     big = "u" * 9000
@@ -515,9 +515,10 @@ def test_enormous_and_countless_usernames_bounded_memory(make_server, monkeypatc
         assert all(code == 535 for code in codes), set(codes)
         done += batch
         if rss0 is None and done >= 10_000:
-            rss0 = rss_kib(pid)
-    rss1 = rss_kib(pid)
+            rss0 = rss_kib(s)
+    rss1 = rss_kib(s)
     assert s.proc.poll() is None
+    assert s.child_pid("smtpgate-smtp") == smtp, s.events("child_exit")
     # 90,000 more names must not cost memory per name (they would be
     # ~100 bytes each at the very least: 9 MB)
     assert rss1 - rss0 < 8 * 1024, (rss0, rss1)

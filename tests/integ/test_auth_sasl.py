@@ -105,6 +105,7 @@ def test_auth_process_death_mid_scram_gives_454(srv):
         r = s.first()
         assert r.code == 334, r
         pid = auth_pid(srv)
+        srv.expect_child_exits()
         os.kill(pid, signal.SIGKILL)
         srv.wait_event("child_exit", lambda e: e.get("pid") == pid)
         # the exchange lived in the dead process: a temporary failure

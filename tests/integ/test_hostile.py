@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from conftest import PASSWORD, USER, make_message, wait_for
+from conftest import PASSWORD, USER, make_message, proc_status_kib, wait_for
 from smtpclient import Closed, SMTPClient, b64
 
 FLOOD = 200 * 1024  # bytes of pipelined commands per flood
@@ -38,14 +38,13 @@ EHLO_LAST = "250 CHUNKING"
 
 # --- server, memory, the normal client -------------------------------------------
 
-def mem_kib(pid):
-    """VmRSS and VmHWM of pid, in KiB."""
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key = line.split(":", 1)[0]
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(line.split()[1])
+def mem_kib(server):
+    """VmRSS and VmHWM summed over the server's processes (the parent, and
+    the children that parse the attacker's bytes), in KiB."""
+    out = {"VmRSS": 0, "VmHWM": 0}
+    for pid in server.pids():
+        for k, v in proc_status_kib(pid).items():
+            out[k] += v
     return out
 
 
@@ -104,15 +103,17 @@ class Watch:
     def __init__(self, server, label):
         self.server = server
         self.label = label
-        self.pid = server.proc.pid
+        # the process that reads the network: a crash of it would be
+        # hidden by the parent's restart, so its pid must not change
+        self.smtp = server.child_pid("smtpgate-smtp")
         # the first session pays for what is made once (TLS, worker
         # threads, the passwd snapshot): not counted as growth
         normal_client(server, f"{label}-warm-up")
-        self.before = mem_kib(self.pid)
+        self.before = mem_kib(server)
         self.normal = 0
 
     def figures(self):
-        now = mem_kib(self.pid)
+        now = mem_kib(self.server)
         return (f"[{self.label}] VmRSS {self.before['VmRSS']} -> {now['VmRSS']} KiB "
                 f"(+{now['VmRSS'] - self.before['VmRSS']}), VmHWM {self.before['VmHWM']} -> "
                 f"{now['VmHWM']} KiB (+{now['VmHWM'] - self.before['VmHWM']})"), now
@@ -120,6 +121,9 @@ class Watch:
     def alive(self):
         assert self.server.proc.poll() is None, (
             f"[{self.label}] the server died (exit {self.server.proc.returncode}):\n"
+            + self.server.stderr_text()[-6000:])
+        assert self.server.children().get("smtpgate-smtp") == [self.smtp], (
+            f"[{self.label}] the smtp process died: {self.server.events('child_exit')}\n"
             + self.server.stderr_text()[-6000:])
 
     def check(self, what=""):

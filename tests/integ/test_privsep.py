@@ -123,6 +123,7 @@ def test_auth_process_named_and_holds_no_client_socket(make_server):
 def test_auth_process_crash_gives_454_then_235_on_the_same_session(make_server):
     s = admin_server(make_server)
     pid = auth_pid(s)
+    s.expect_child_exits()
     with SMTPClient(s.submission) as c:
         c.ehlo()
         c.starttls()
@@ -323,6 +324,7 @@ def test_smtp_process_crash_loses_no_acknowledged_message(dropped):
     s = dropped
     acked = [send_one(s, f"before-crash-{i}") for i in range(3)]
     pid = child_pid(s, "smtpgate-smtp")
+    s.expect_child_exits()
     os.kill(pid, signal.SIGSEGV)
     t0 = time.monotonic()
     ev = s.wait_event("child_exit", lambda r: r.get("pid") == pid)
@@ -601,6 +603,7 @@ def test_relay_process_crash_is_restarted_and_the_queued_message_goes(relaying):
     s.wait_event("delivery", lambda r: r["queue_id"] == qid and r["result"] == "deferred",
                  timeout=20)
     pid = child_pid(s, "smtpgate-relay")
+    s.expect_child_exits()
     os.kill(pid, signal.SIGKILL)
     ev = s.wait_event("child_exit", lambda r: r.get("pid") == pid)
     assert ev["process"] == "relay" and ev["signal"] == "Killed", ev

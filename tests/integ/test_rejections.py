@@ -757,7 +757,8 @@ def test_command_right_after_starttls_handshake(server):
 
 def test_no_fd_leak(server):
     """Sessions that end (QUIT, EOF, TLS or not) give their socket back."""
-    fds = pathlib.Path(f"/proc/{server.proc.pid}/fd")
+    # the sessions' sockets are the smtp process's
+    fds = pathlib.Path(f"/proc/{server.child_pid('smtpgate-smtp')}/fd")
 
     def cycle():
         with mx(server) as c:
