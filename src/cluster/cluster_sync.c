@@ -280,8 +280,13 @@ cluster_sync_audit_scan(
 			a->scan_cut = true;
 			return 0;
 		}
-		if ((r = cluster_sync_cmd(cs, 6, argv, err, errlen)) == NULL)
-			return -1;
+		if ((r = cluster_sync_cmd(cs, 6, argv, err, errlen)) == NULL) {
+			if (cs->rc->err)
+				return -1;
+			/* refused (an ACL without SCAN): that check alone is skipped */
+			snprintf(a->scan_error, sizeof(a->scan_error), "%s", err);
+			return 0;
+		}
 		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
 		    r->element[0]->type != REDIS_REPLY_STRING ||
 		    r->element[1]->type != REDIS_REPLY_ARRAY) {

@@ -49,6 +49,7 @@ struct cluster_sync_audit {
 	char prefixes[CLUSTER_SYNC_AUDIT_PREFIXES][128]; /* those prefixes */
 	size_t nprefixes;
 	bool scan_cut; /* the SCAN stopped at CLUSTER_SYNC_AUDIT_SCANS */
+	char scan_error[160]; /* "": the SCAN ran; else Redis refused it (ours, others 0) */
 	struct cluster_msg_refused refused[CLUSTER_SYNC_AUDIT_REFUSED]; /* PREFIX proxy:NAME */
 	size_t nrefused;
 };

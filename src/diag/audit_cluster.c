@@ -67,8 +67,8 @@ audit_cluster_prefix(const struct conf *c, const struct cluster_sync_audit *a, s
 	if (a->ours > 0 || a->nprefixes == 0)
 		return;
 	for (size_t i = 0; i < a->nprefixes; i++) {
-		int r = snprintf(list + len, sizeof(list) - len, "%s\"%s\"", i ? ", " : "",
-		    a->prefixes[i]);
+		int r = snprintf(
+		    list + len, sizeof(list) - len, "%s\"%s\"", i ? ", " : "", a->prefixes[i]);
 
 		if (r < 0 || (size_t)r >= sizeof(list) - len)
 			break;
@@ -77,8 +77,9 @@ audit_cluster_prefix(const struct conf *c, const struct cluster_sync_audit *a, s
 	findings_add(f, "cluster-prefix-not-shared",
 	    "[cluster] (%s:%d) key_prefix = \"%s\": no node is registered under it in %s, %u %s "
 	    "under %s",
-	    c->path, c->cluster_line, c->cluster_prefix != NULL ? c->cluster_prefix : "smtpgate:",
-	    c->cluster_redis, a->others, a->others == 1 ? "is" : "are", list);
+	    c->path, c->cluster_line,
+	    c->cluster_prefix != NULL ? c->cluster_prefix : "smtpgate:", c->cluster_redis,
+	    a->others, a->others == 1 ? "is" : "are", list);
 }
 
 /* ADDR in l's proxy_from (as proxy_accept judges it). */
@@ -141,7 +142,10 @@ audit_cluster(const struct conf *c, time_t now, struct findings *f)
 		findings_add(f,
 		    why == CLUSTER_SYNC_FAIL_AUTH ? "cluster-redis-auth-failed"
 		                                  : "cluster-redis-unreachable",
-		    "[cluster] (%s:%d) redis = %s%s: %s", c->path, c->cluster_line,
+		    "[cluster] (%s:%d) redis = %s%s: %s", c->path,
+		    why == CLUSTER_SYNC_FAIL_AUTH && c->cluster_password_line > 0
+		        ? c->cluster_password_line
+		        : c->cluster_line,
 		    c->cluster_redis,
 		    c->cluster_password_file == NULL ? " (no redis_password_file)" : "", err);
 		return;
