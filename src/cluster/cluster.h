@@ -59,6 +59,7 @@ bool cluster_is_up(const struct cluster *cl);
 
 #define CLUSTER_REFUSED_TTL_S (24 * 3600) /* PREFIX proxy:NAME, for the audit */
 #define CLUSTER_REFUSED_EVERY_MS (60 * 1000)
+#define CLUSTER_REFUSED_MAX 256 /* peers kept per node */
 
 /* A connection to the PROXY listener `listener` was refused: address is
  * not in its proxy_from. Kept in Redis for `smtpgate audit` (a balancer

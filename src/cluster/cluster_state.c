@@ -462,5 +462,6 @@ cluster_proxy_refused(struct cluster *cl, const char *listener, const char *addr
 	cluster_job_arg(j, "%s %s", listener, address);
 	cluster_job_arg(j, "%lld", (long long)time(NULL));
 	cluster_job_arg(j, "%d", CLUSTER_REFUSED_TTL_S);
+	cluster_job_arg(j, "%d", CLUSTER_REFUSED_MAX);
 	loop_post(cl->loop, cluster_job_run, j);
 }

@@ -36,7 +36,7 @@ struct cluster_sync *cluster_sync_connect(
     const struct conf *c, enum cluster_sync_fail *why, char *err, size_t errlen);
 
 #define CLUSTER_SYNC_AUDIT_PREFIXES 8
-#define CLUSTER_SYNC_AUDIT_REFUSED 32
+#define CLUSTER_SYNC_AUDIT_REFUSED 256 /* CLUSTER_REFUSED_MAX */
 #define CLUSTER_SYNC_AUDIT_SCANS 200 /* SCAN calls of COUNT 1000 at most */
 
 /* What the audit reads from Redis about this node's [cluster]. */

@@ -98,32 +98,48 @@ audit_cluster_in_proxy_from(const struct conf_listen *l, const char *addr)
 	return false;
 }
 
+/* One finding per listener: the peers it refused (a few named). */
 static void
 audit_cluster_refused(
     const struct conf *c, time_t now, const struct cluster_sync_audit *a, struct findings *f)
 {
-	for (size_t i = 0; i < a->nrefused; i++) {
-		const struct cluster_msg_refused *r = &a->refused[i];
-		char when[32];
+	for (size_t j = 0; j < c->nlistens; j++) {
+		const struct conf_listen *l = &c->listens[j];
+		char list[512] = "", when[32] = "";
+		unsigned n = 0;
+		size_t len = 0;
+		time_t last = 0;
 		struct tm tm;
-		time_t t = (time_t)r->last_s;
 
-		if (now - t > AUDIT_CLUSTER_REFUSED_S)
+		if (!l->proxy_protocol)
 			continue;
-		for (size_t j = 0; j < c->nlistens; j++) {
-			const struct conf_listen *l = &c->listens[j];
+		for (size_t i = 0; i < a->nrefused; i++) {
+			const struct cluster_msg_refused *r = &a->refused[i];
+			int w;
 
 			/* a peer the configuration now lets in was fixed since */
-			if (strcmp(l->name, r->listener) != 0 || !l->proxy_protocol ||
+			if (now - (time_t)r->last_s > AUDIT_CLUSTER_REFUSED_S ||
+			    strcmp(l->name, r->listener) != 0 ||
 			    audit_cluster_in_proxy_from(l, r->address))
 				continue;
-			gmtime_r(&t, &tm);
-			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-			findings_add(f, "cluster-proxy-from-missing",
-			    "[listen %s] (%s): node %s refused connections from %s, not in "
-			    "proxy_from (last at %s)",
-			    l->name, c->path, c->cluster_node, r->address, when);
+			if ((time_t)r->last_s > last)
+				last = (time_t)r->last_s;
+			if (n++ >= 8)
+				continue;
+			w = snprintf(
+			    list + len, sizeof(list) - len, "%s%s", len ? ", " : "", r->address);
+			if (w > 0 && (size_t)w < sizeof(list) - len)
+				len += (size_t)w;
 		}
+		if (n == 0)
+			continue;
+		gmtime_r(&last, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+		findings_add(f, "cluster-proxy-from-missing",
+		    "[listen %s] (%s): node %s refused connections from %s%s, not in proxy_from "
+		    "(%u address%s, the last at %s)",
+		    l->name, c->path, c->cluster_node, list, n > 8 ? " ..." : "", n,
+		    n == 1 ? "" : "es", when);
 	}
 }
 
