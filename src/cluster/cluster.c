@@ -315,7 +315,9 @@ cluster_new(const struct conf *c, struct limiter *l, char *err, size_t errlen)
 {
 	struct cluster *cl = xcalloc(1, sizeof(*cl));
 	unsigned char rnd[8];
+	char host[256], *real;
 
+	pthread_mutex_init(&cl->refused_mu, NULL);
 	cl->lim = l;
 	cl->url = c->cluster_url;
 	cl->redis = xstrdup(c->cluster_redis);
@@ -334,6 +336,18 @@ cluster_new(const struct conf *c, struct limiter *l, char *err, size_t errlen)
 		memset(rnd, 0, sizeof(rnd));
 	snprintf(cl->id, sizeof(cl->id), "%ld-%02x%02x%02x%02x%02x%02x%02x%02x", (long)getpid(),
 	    rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	/* who holds the name, for the audit: same host and configuration is
+	 * this node (restarted, or the audit run beside it) */
+	if (gethostname(host, sizeof(host)) == -1)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	real = c->path != NULL ? realpath(c->path, NULL) : NULL;
+	cluster_msg_node_format(cl->id, host,
+	    real != NULL          ? real
+	        : c->path != NULL ? c->path
+	                          : "",
+	    cl->record, sizeof(cl->record));
+	free(real);
 	cl->backoff_ms = CLUSTER_BACKOFF_MIN_MS;
 	cl->loop = loop_new();
 	limiter_set_hooks(l, &cluster_hooks, cl);
@@ -372,5 +386,6 @@ cluster_free(struct cluster *cl)
 	}
 	free(cl->prefix);
 	free(cl->node);
+	pthread_mutex_destroy(&cl->refused_mu);
 	free(cl);
 }

@@ -57,6 +57,17 @@ void cluster_free(struct cluster *cl);
 /* Whether the shared state is reachable now (smtpgate_cluster_up). */
 bool cluster_is_up(const struct cluster *cl);
 
+#define CLUSTER_REFUSED_TTL_S (24 * 3600) /* PREFIX proxy:NAME, for the audit */
+#define CLUSTER_REFUSED_EVERY_MS (60 * 1000)
+#define CLUSTER_REFUSED_MAX 256 /* peers kept per node */
+
+/* A connection to the PROXY listener `listener` was refused: address is
+ * not in its proxy_from. Kept in Redis for `smtpgate audit` (a balancer
+ * missing from proxy_from shows there), at most once per
+ * CLUSTER_REFUSED_EVERY_MS per listener and address. Any thread; nothing
+ * when down. */
+void cluster_proxy_refused(struct cluster *cl, const char *listener, const char *address);
+
 /* --- sending quotas (cluster_quota.c) ---------------------------------------
  * Messages per account per day are counted in Redis by every node (a
  * script per accepted message, its answer raising the local count), and

@@ -88,6 +88,13 @@ const char cluster_lua_node[] = "local cur = redis.call('GET', KEYS[1])\n"
                                 "redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))\n"
                                 "return cur or ''\n";
 
+const char cluster_lua_proxy_refused[] = "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or\n"
+                                         "   redis.call('HLEN', KEYS[1]) < tonumber(ARGV[4]) then\n"
+                                         "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+                                         "end\n"
+                                         "redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))\n"
+                                         "return 1\n";
+
 const char cluster_lua_good[] =
     "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
     "redis.call('PUBLISH', ARGV[3], 'good ' .. ARGV[1] .. ' ' .. ARGV[2])\n"

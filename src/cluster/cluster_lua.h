@@ -38,6 +38,9 @@ extern const char cluster_lua_good[];
  * node name. Records the name in the clash set when another live instance
  * holds it. */
 extern const char cluster_lua_node[];
+/* KEYS[1] PREFIX proxy:NAME; ARGV: field "LISTENER ADDR", time (s), TTL
+ * (s), the most fields kept (a scan of many addresses adds no more). */
+extern const char cluster_lua_proxy_refused[];
 
 /* The TLS ticket keys. KEYS: this period's key, the two before. ARGV: a
  * new key (hex) for this period if none is there yet, expiry s. Returns

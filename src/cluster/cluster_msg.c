@@ -200,3 +200,66 @@ cluster_msg_parse(const char *s, size_t len, struct cluster_msg *m)
 	}
 	return -1;
 }
+
+void
+cluster_msg_node_format(
+    const char *id, const char *host, const char *path, char *out, size_t outlen)
+{
+	char h[256];
+	size_t i;
+
+	/* a host name has no spaces; one that did would shift the path */
+	for (i = 0; host[i] != '\0' && i + 1 < sizeof(h); i++)
+		h[i] = host[i] == ' ' ? '_' : host[i];
+	h[i] = '\0';
+	snprintf(out, outlen, "%s %s %.511s", id, h[0] != '\0' ? h : "-", path);
+}
+
+int
+cluster_msg_node_parse(const char *rec, struct cluster_msg_node *n)
+{
+	const char *sp = strchr(rec, ' '), *dash = strchr(rec, '-');
+	size_t idlen = sp != NULL ? (size_t)(sp - rec) : strlen(rec);
+	char *end;
+
+	memset(n, 0, sizeof(*n));
+	if (idlen == 0 || idlen >= sizeof(n->id) || dash == NULL || dash >= rec + idlen ||
+	    dash == rec || dash + 1 == rec + idlen)
+		return -1;
+	for (const char *q = dash + 1; q < rec + idlen; q++) {
+		if (strchr("0123456789abcdef", *q) == NULL)
+			return -1;
+	}
+	n->pid = strtol(rec, &end, 10);
+	if (end != dash || n->pid <= 0)
+		return -1;
+	memcpy(n->id, rec, idlen);
+	if (sp == NULL)
+		return 0; /* an older node: the id alone */
+	rec = sp + 1;
+	sp = strchr(rec, ' ');
+	idlen = sp != NULL ? (size_t)(sp - rec) : strlen(rec);
+	if (idlen == 0 || idlen >= sizeof(n->host))
+		return -1;
+	memcpy(n->host, rec, idlen);
+	if (sp != NULL)
+		snprintf(n->path, sizeof(n->path), "%s", sp + 1);
+	return 0;
+}
+
+int
+cluster_msg_refused_parse(const char *field, const char *value, struct cluster_msg_refused *r)
+{
+	const char *sp = strrchr(field, ' ');
+	long long t;
+
+	memset(r, 0, sizeof(*r));
+	if (sp == NULL || sp == field || (size_t)(sp - field) >= sizeof(r->listener) ||
+	    strlen(sp + 1) == 0 || strlen(sp + 1) >= sizeof(r->address) ||
+	    cluster_msg_num(value, &t) == -1 || t < 0)
+		return -1;
+	memcpy(r->listener, field, (size_t)(sp - field));
+	snprintf(r->address, sizeof(r->address), "%s", sp + 1);
+	r->last_s = t;
+	return 0;
+}

@@ -10,10 +10,16 @@
  *   PREFIX fail:acct:HEX    the same for an account (lower-cased, hex)
  *   PREFIX bans             hash ADDR[/N] -> "UNTIL LAST OFFENCES REASON"
  *   PREFIX good             hash "HEX ADDR" -> ms of the last success
- *   PREFIX node:NAME        a live node (expires), its instance id
+ *   PREFIX node:NAME        a live node (expires): "ID HOST CONFIG", ID
+ *                           "PID-RANDOM" (this instance), HOST its host
+ *                           name, CONFIG the real path of its configuration
  *   PREFIX clash            set of node names two live nodes used
  *   PREFIX quota:HEX        hash HOUR -> messages of the account accepted
  *                           in that hour (time / 3600), every node's
+ *   PREFIX proxy:NAME       hash "LISTENER ADDR" -> time (s) of the last
+ *                           connection node NAME refused on a PROXY
+ *                           listener because ADDR is not in proxy_from
+ *                           (the audit's evidence; expires after a day)
  *   PREFIX holds            set of HEX: accounts held for their quota
  *   PREFIX events           the channel (Pub/Sub is not per database:
  *                           the prefix tells clusters apart)
@@ -57,6 +63,32 @@ double cluster_msg_decay(double fails, int64_t stamp, int64_t now, int64_t halfl
 void cluster_msg_ban_format(const struct limiter_ban *b, char *out, size_t outlen);
 /* address and record into b. -1 when the record is not one. */
 int cluster_msg_ban_parse(const char *address, const char *rec, struct limiter_ban *b)
+    __attribute__((warn_unused_result));
+
+/* A node's registration (PREFIX node:NAME). */
+#define CLUSTER_MSG_NODE_MAX 832
+struct cluster_msg_node {
+	char id[40]; /* "PID-RANDOM" */
+	long pid;
+	char host[256]; /* "" in a record of an older node */
+	char path[512]; /* the configuration, "" likewise */
+};
+
+/* "ID HOST PATH" into out (HOST without spaces; PATH cut to fit). */
+void cluster_msg_node_format(
+    const char *id, const char *host, const char *path, char *out, size_t outlen);
+/* -1 when rec is not a node's registration. */
+int cluster_msg_node_parse(const char *rec, struct cluster_msg_node *n)
+    __attribute__((warn_unused_result));
+
+/* A refused PROXY peer (PREFIX proxy:NAME): field "LISTENER ADDR", value
+ * the time in seconds. */
+struct cluster_msg_refused {
+	char listener[128];
+	char address[64];
+	int64_t last_s;
+};
+int cluster_msg_refused_parse(const char *field, const char *value, struct cluster_msg_refused *r)
     __attribute__((warn_unused_result));
 
 enum cluster_msg_type {

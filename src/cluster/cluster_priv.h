@@ -24,6 +24,8 @@
 #include "cluster/cluster_msg.h"
 #include "conf/conf.h"
 
+#define CLUSTER_REFUSED_SLOTS 32
+
 struct limiter;
 struct loop;
 struct loop_timer;
@@ -41,6 +43,13 @@ struct cluster {
 	char *prefix, *node;
 	char chan[CLUSTER_MSG_KEY_MAX], bans[CLUSTER_MSG_KEY_MAX], good[CLUSTER_MSG_KEY_MAX];
 	char id[40]; /* this instance, for the node registry */
+	char record[CLUSTER_MSG_NODE_MAX]; /* its registration (cluster_msg_node_format) */
+	/* refused PROXY peers sent lately, so a flood sends one a minute */
+	pthread_mutex_t refused_mu;
+	struct cluster_refused {
+		uint64_t hash;
+		int64_t sent_ms;
+	} refused[CLUSTER_REFUSED_SLOTS];
 	char holds[CLUSTER_MSG_KEY_MAX];
 	const struct cluster_quota_hooks *qhooks;
 	void *qarg;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cluster/cluster_lua.h"
 #include "lib/log.h"
@@ -197,7 +198,8 @@ static void
 cluster_register_done(struct cluster *cl, redisReply *r, void *arg)
 {
 	(void)arg;
-	if (r != NULL && r->type == REDIS_REPLY_STRING && r->len > 0 && strcmp(r->str, cl->id) != 0)
+	if (r != NULL && r->type == REDIS_REPLY_STRING && r->len > 0 &&
+	    strcmp(r->str, cl->record) != 0)
 		log_event(LOG_ERR, "cluster", 0, "{s:s, s:s, s:s}", "error", "node_name_clash",
 		    "node", cl->node, "detail",
 		    "another live node registered the same [cluster] node name: give each its own");
@@ -207,7 +209,7 @@ void
 cluster_register(struct cluster *cl)
 {
 	char key[CLUSTER_MSG_KEY_MAX], clash[CLUSTER_MSG_KEY_MAX], ttl[16];
-	const char *args[5] = {key, clash, cl->id, ttl, cl->node};
+	const char *args[5] = {key, clash, cl->record, ttl, cl->node};
 
 	if (cluster_msg_key(key, sizeof(key), cl->prefix, "node:", cl->node) == -1 ||
 	    cluster_msg_key(clash, sizeof(clash), cl->prefix, "clash", NULL) == -1)
@@ -414,3 +416,52 @@ const struct limiter_hooks cluster_hooks = {
     .ban_added = cluster_hook_ban_added,
     .ban_deleted = cluster_hook_ban_deleted,
 };
+
+/* FNV-1a of the listener and the address: the slot of the pair. */
+static uint64_t
+cluster_refused_hash(const char *listener, const char *address)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (const char *s = listener; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	h = (h ^ ' ') * 1099511628211ULL;
+	for (const char *s = address; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+void
+cluster_proxy_refused(struct cluster *cl, const char *listener, const char *address)
+{
+	uint64_t h = cluster_refused_hash(listener, address);
+	struct cluster_refused *slot;
+	int64_t now = cluster_mono_ms();
+	struct cluster_job *j;
+	bool send;
+
+	if (cl == NULL || !cluster_is_up(cl))
+		return;
+	slot = &cl->refused[h % CLUSTER_REFUSED_SLOTS];
+	pthread_mutex_lock(&cl->refused_mu);
+	send = slot->hash != h || slot->sent_ms == 0 ||
+	    now - slot->sent_ms >= CLUSTER_REFUSED_EVERY_MS;
+	if (send) {
+		slot->hash = h;
+		slot->sent_ms = now;
+	}
+	pthread_mutex_unlock(&cl->refused_mu);
+	if (!send)
+		return;
+	j = cluster_job_new(cl, cluster_lua_proxy_refused);
+	j->nkeys = 1;
+	if (cluster_msg_key(j->keys[0], sizeof(j->keys[0]), cl->prefix, "proxy:", cl->node) == -1) {
+		free(j);
+		return;
+	}
+	cluster_job_arg(j, "%s %s", listener, address);
+	cluster_job_arg(j, "%lld", (long long)time(NULL));
+	cluster_job_arg(j, "%d", CLUSTER_REFUSED_TTL_S);
+	cluster_job_arg(j, "%d", CLUSTER_REFUSED_MAX);
+	loop_post(cl->loop, cluster_job_run, j);
+}

@@ -32,6 +32,7 @@
 
 #include "conf/conf.h"
 #include "diag/audit_chain.h"
+#include "diag/audit_cluster.h"
 #include "diag/audit_pgsql.h"
 #include "diag/audit_user.h"
 #include "lib/fsutil.h"
@@ -797,6 +798,7 @@ audit_conf(const struct conf *c, time_t now, struct findings *f)
 	audit_bans(c, f);
 	audit_credential_files(c, f);
 	audit_pgsql(c, f);
+	audit_cluster(c, now, f);
 	audit_spool(c, f);
 	audit_log(c, f);
 	audit_relay(c, f);

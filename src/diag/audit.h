@@ -4,7 +4,8 @@
  * unsafe settings of a loaded configuration: TLS ciphers, listeners that
  * cannot authenticate, CRAM-MD5, relay settings, limits on listeners other
  * hosts can reach, the certificates and keys of [tls], and the permissions
- * of the passwd file, the JWKS file, the spool and the log.
+ * of the passwd file, the JWKS file, the spool and the log; with
+ * [cluster], the cluster's Redis (diag/audit_cluster.h).
  *
  * The audit reads files the configuration names (certificates, keys, file
  * metadata) but never writes or creates anything.

@@ -84,6 +84,56 @@ const struct finding_kb finding_kb_audit[] = {
         "socket folder), that pg_hba.conf admits this host and user, and the password "
         "([sql] password_file or PGPASSFILE). `psql 'CONNINFO'` as the same user shows the "
         "same error."},
+    /* [cluster] */
+    {"cluster-redis-unreachable", FINDING_WARNING,
+        "[cluster] redis names a Redis server the audit could not connect to, or that gave "
+        "no answer within 3 s (or refused the database number). The node starts anyway and "
+        "works from its own state: AUTH failures, bans, known-good pairs and quotas are "
+        "counted on this node alone, and it retries with a backoff (smtpgate_cluster_up 0 "
+        "on /metrics) until Redis answers.",
+        "Check that redis-server runs and listens where redis = says (`bind` and `port` in "
+        "redis.conf, or the unix socket's path and mode), that no firewall is in the way and "
+        "that the database number exists (`databases` in redis.conf). `redis-cli -h HOST "
+        "-p PORT ping` from this host shows the same error."},
+    {"cluster-redis-auth-failed", FINDING_ERROR,
+        "Redis refused the password of [cluster] redis_password_file (WRONGPASS, invalid "
+        "password), wants one and none is configured (NOAUTH), or has none and was sent one. "
+        "The node would run on its own state only, retrying the same password for ever: the "
+        "cluster would not share bans and counts with it.",
+        "Put the password of `requirepass` (or of the default user's ACL) of the Redis "
+        "server on the first line of redis_password_file (mode 0600), or remove the key if "
+        "the server has no password. The password is never printed."},
+    {"cluster-node-name-clash", FINDING_WARNING,
+        "Another live smtpgate instance (another host, or another configuration on this "
+        "host) holds this node's [cluster] node name in Redis, or two live nodes registered "
+        "it lately (the set PREFIX clash). The nodes still share their state, but their "
+        "`cluster` events, logs and registrations cannot be told apart, and each overwrites "
+        "the other's registration.",
+        "Give every node its own name: [cluster] node = mx1, mx2, ... (the default is the "
+        "host name, so two nodes on one host need it set). The evidence names the host, "
+        "pid and configuration of the other holder."},
+    {"cluster-prefix-not-shared", FINDING_WARNING,
+        "No node is registered in Redis under this node's [cluster] key_prefix, while "
+        "smtpgate nodes are registered under another prefix in the same database: most "
+        "likely a typo. Nodes with different prefixes share nothing (neither counts, bans, "
+        "quotas nor ticket keys): an attacker gets the guesses of each group. (The first "
+        "node of a second cluster that shares this Redis database on purpose, under a prefix "
+        "of its own, is reported too until it runs.)",
+        "Use the same key_prefix on every node of a cluster (the default smtpgate: if none "
+        "is set anywhere). Give another cluster sharing the database its own prefix on "
+        "purpose, or better its own database (redis://HOST:PORT/DB)."},
+    {"cluster-proxy-from-missing", FINDING_WARNING,
+        "This node refused connections on a proxy_protocol listener in the last 24 hours "
+        "because the peer address is not in that listener's proxy_from (and is still not). "
+        "If that peer is the load balancer (HAProxy connecting from an address of its own: "
+        "another interface, a second balancer, an IPv6 address, a NAT in between), every "
+        "connection it sends to this node is closed before the greeting. The nodes note such "
+        "peers in Redis (PREFIX proxy:NODE); without [cluster] only the proxy_reject "
+        "events of the log show them.",
+        "Add the balancers' source addresses to proxy_from of that listener (the address "
+        "HAProxy connects from: `source` in haproxy.cfg, or the route's source address). If "
+        "the peer is not a balancer, the refusal is right: firewall the node's port so only "
+        "the balancers reach it."},
     {"auth-pgsql-query-invalid", FINDING_ERROR,
         "PostgreSQL refuses to prepare [sql] query (a syntax error, a table or column that "
         "does not exist, a missing privilege), so every AUTH answers 454 4.7.0.",

@@ -16,7 +16,8 @@
  * Refusals (peer not in proxy_from, malformed header, timeout, close) log
  * a "proxy_reject" event, count smtpgate_proxy_rejects_total{reason}, and
  * close without a byte sent: the peer is a balancer (which logs the close)
- * or someone who should not learn what listens here.
+ * or someone who should not learn what listens here. With [cluster], a
+ * peer not in proxy_from is also noted in Redis for `smtpgate audit`.
  */
 #include "server/proxy_accept.h"
 
@@ -27,6 +28,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "cluster/cluster.h"
 #include "conf/conf.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
@@ -193,6 +195,9 @@ proxy_accept_start(
 
 		listener_format_addr(sa, peer, sizeof(peer));
 		proxy_accept_log_reject(w, peer, l->name, "not_allowed", "not in proxy_from");
+		/* a balancer missing from proxy_from shows in `smtpgate audit` */
+		if (w->srv->cluster != NULL)
+			cluster_proxy_refused(w->srv->cluster, l->name, peer);
 		close(fd);
 		server_snap_put(snap);
 		return;

@@ -190,6 +190,60 @@ test_messages(void **state)
 	}
 }
 
+/* Node registrations: written and read back; an older node's id alone;
+ * values of other programs refused (the audit's SCAN relies on it). */
+static void
+test_node_records(void **state)
+{
+	static const char *const bad[] = {"", "abc", "-12ab", "12-", "12-xyz", "0-ab", "x1-ab",
+	    "12-ab ", "12-AB host /p", "123456789012345678901234567890123456789-a host"};
+	struct cluster_msg_node n;
+	struct cluster_msg_refused r;
+	char rec[CLUSTER_MSG_NODE_MAX], path[700];
+
+	(void)state;
+	cluster_msg_node_format(
+	    "4242-0a1b2c3d", "mx1.example.org", "/etc/smtp gate/s.conf", rec, sizeof(rec));
+	assert_string_equal(rec, "4242-0a1b2c3d mx1.example.org /etc/smtp gate/s.conf");
+	assert_int_equal(cluster_msg_node_parse(rec, &n), 0);
+	assert_string_equal(n.id, "4242-0a1b2c3d");
+	assert_int_equal(n.pid, 4242);
+	assert_string_equal(n.host, "mx1.example.org");
+	assert_string_equal(n.path, "/etc/smtp gate/s.conf");
+	/* a space in a host name cannot shift the path; no host: "-" */
+	cluster_msg_node_format("7-ff", "a b", "/c", rec, sizeof(rec));
+	assert_string_equal(rec, "7-ff a_b /c");
+	cluster_msg_node_format("7-ff", "", "", rec, sizeof(rec));
+	assert_int_equal(cluster_msg_node_parse(rec, &n), 0);
+	assert_string_equal(n.host, "-");
+	assert_string_equal(n.path, "");
+	/* a long path is cut, never the record */
+	memset(path, 'p', sizeof(path) - 1);
+	path[sizeof(path) - 1] = '\0';
+	cluster_msg_node_format("7-ff", "h", path, rec, sizeof(rec));
+	assert_int_equal(cluster_msg_node_parse(rec, &n), 0);
+	assert_int_equal(strlen(n.path), 511);
+	/* an older node's record: the id alone */
+	assert_int_equal(cluster_msg_node_parse("99-abcdef0123456789", &n), 0);
+	assert_int_equal(n.pid, 99);
+	assert_string_equal(n.host, "");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (cluster_msg_node_parse(bad[i], &n) != -1)
+			fail_msg("accepted: \"%s\"", bad[i]);
+	}
+	assert_int_equal(cluster_msg_refused_parse("submission 127.0.0.1", "1700000000", &r), 0);
+	assert_string_equal(r.listener, "submission");
+	assert_string_equal(r.address, "127.0.0.1");
+	assert_int_equal(r.last_s, 1700000000);
+	assert_int_equal(cluster_msg_refused_parse("s 2001:db8::1", "5", &r), 0);
+	assert_string_equal(r.address, "2001:db8::1");
+	assert_int_equal(cluster_msg_refused_parse("submission", "5", &r), -1);
+	assert_int_equal(cluster_msg_refused_parse(" 127.0.0.1", "5", &r), -1);
+	assert_int_equal(cluster_msg_refused_parse("s ", "5", &r), -1);
+	assert_int_equal(cluster_msg_refused_parse("s 127.0.0.1", "-5", &r), -1);
+	assert_int_equal(cluster_msg_refused_parse("s 127.0.0.1", "5x", &r), -1);
+}
+
 int
 main(void)
 {
@@ -199,6 +253,7 @@ main(void)
 	    cmocka_unit_test(test_decay),
 	    cmocka_unit_test(test_ban_records),
 	    cmocka_unit_test(test_messages),
+	    cmocka_unit_test(test_node_records),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
