@@ -98,6 +98,21 @@ EOC
 
 printf '%s\n' "$password" | "$bin" user add "$user" -f "$base/users" --password-stdin ||
 	bench_die "smtpgate user add failed (not built yet?)"
+# BENCH_SCRAM_ITER=N: the user's SCRAM-SHA-256 keys remade with N PBKDF2 iterations
+# instead of 4096 (bench/auth_rtt.sh: N=1 takes the hash out of an AUTH PLAIN check)
+if [ -n "${BENCH_SCRAM_ITER:-}" ]; then
+	/usr/bin/python3 - "$user" "$base/password" "$BENCH_SCRAM_ITER" >"$base/users" <<'EOP'
+import base64, hashlib, hmac, os, sys
+user, pwfile, it = sys.argv[1], sys.argv[2], int(sys.argv[3])
+pw = open(pwfile, "rb").read().rstrip(b"\n")
+salt = os.urandom(16)
+sp = hashlib.pbkdf2_hmac("sha256", pw, salt, it)
+stored = hashlib.sha256(hmac.new(sp, b"Client Key", "sha256").digest()).digest()
+server = hmac.new(sp, b"Server Key", "sha256").digest()
+b = lambda x: base64.b64encode(x).decode()
+print("%s:{SCRAM-SHA-256}%d,%s,%s,%s" % (user, it, b(salt), b(stored), b(server)))
+EOP
+fi
 "$bin" serve -c "$base/smtpgate.conf" --check ||
 	bench_die "smtpgate serve --check rejected $base/smtpgate.conf"
 
