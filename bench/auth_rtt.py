@@ -23,7 +23,7 @@ for line in open(sys.argv[1]):
     comm, tid, t, kind, nr, rest = m.group(1), int(m.group(2)), float(m.group(3)), \
         m.group(4), int(m.group(5)), m.group(6)
     if kind == "enter":
-        fd = int(rest.strip("()").split(",")[0], 16 if "0x" in rest.split(",")[0] else 10)
+        fd = int(rest.strip("()").split(",")[0], 16)
         last_fd[tid] = fd
         if nr == 46:
             events.append((t, comm, tid, "send", fd, 0))

@@ -2,7 +2,7 @@
 # bench/auth_rtt.sh: the AUTH round trip from smtpgate-smtp to smtpgate-auth, apart from
 # the password hash.
 #
-#   sh bench/auth_rtt.sh BIN [N]        (N AUTHs, default 400; results in out/auth_rtt/)
+#   sh bench/auth_rtt.sh BIN [N [LABEL]]   (N AUTHs, default 400; results in out/auth_rtt/LABEL-*)
 #
 # One loadgen session at a time (no queueing), N sessions of STARTTLS + AUTH PLAIN + one
 # message, twice: the user's SCRAM-SHA-256 keys made with 1 PBKDF2 iteration (the check
@@ -23,7 +23,7 @@ bin=$1 n=${2:-400}
 out=${RTT_OUT:-$here/out/auth_rtt}
 mkdir -p "$out"
 [ -x "$here/loadgen" ] || make -C "$here" loadgen >/dev/null
-label=$(basename "$(dirname "$bin")")
+label=${3:-$(basename "$(dirname "$bin")")}
 
 runas=
 d=$(mktemp -d /tmp/smtpgate-bench-probe.XXXXXX)
@@ -61,6 +61,6 @@ EOR
 "$dir/loadgen.kv") auth_p50_ms=$(sed -n 's/^auth_p50_ms=//p' "$dir/loadgen.kv")"
 	if [ -s "$dir/perf.data" ]; then
 		perf script -i "$dir/perf.data" -F comm,tid,time,event,trace 2>/dev/null >"$dir/perf.txt"
-		/usr/bin/python3 "$here/auth_rtt.py" "$dir/perf.txt"
+		/usr/bin/python3 "$here/auth_rtt.py" "$dir/perf.txt" || true
 	fi
 done

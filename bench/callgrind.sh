@@ -63,6 +63,7 @@ EOR
 	echo "${tag}_ok=${ok:-0}" >>"$kv"
 	echo "${tag}_established=${est:-0}" >>"$kv"
 	echo "${tag}_errors=$(sed -n 's/^errors=//p' "$dir/loadgen.kv")" >>"$kv"
+	echo "${tag}_sessions=$(sed -n 's/^sessions_ok=//p' "$dir/loadgen.kv")" >>"$kv"
 	for f in "$dir"/cg.*; do
 		[ -s "$f" ] || continue
 		role=$(sed -n 's/^cmd: .*--child \([a-z]*\).*/\1/p' "$f")
