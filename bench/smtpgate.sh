@@ -29,7 +29,7 @@ cleanup() {
 	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
 		kill -TERM "$pid"
 		i=0
-		while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
+		while kill -0 "$pid" 2>/dev/null && [ $i -lt $((${BENCH_STOP_WAIT:-10} * 10)) ]; do
 			sleep 0.1
 			i=$((i + 1))
 		done
@@ -57,8 +57,9 @@ chmod 600 "$base/password"
 
 # started as root, the network-facing process runs as an unprivileged user
 # (smtpgate(8), "Processes"), which must reach the spool
+# (BENCH_RUNAS=none: no such line, for a binary from before [server] user)
 runas=
-if [ "$(id -u)" = 0 ]; then
+if [ "$(id -u)" = 0 ] && [ "${BENCH_RUNAS:-}" != none ]; then
 	chmod 711 "$base"
 	runas="user = nobody"
 fi
@@ -97,13 +98,31 @@ EOC
 
 printf '%s\n' "$password" | "$bin" user add "$user" -f "$base/users" --password-stdin ||
 	bench_die "smtpgate user add failed (not built yet?)"
+# BENCH_SCRAM_ITER=N: the user's SCRAM-SHA-256 keys remade with N PBKDF2 iterations
+# instead of 4096 (bench/auth_rtt.sh: N=1 takes the hash out of an AUTH PLAIN check)
+if [ -n "${BENCH_SCRAM_ITER:-}" ]; then
+	/usr/bin/python3 - "$user" "$base/password" "$BENCH_SCRAM_ITER" >"$base/users" <<'EOP'
+import base64, hashlib, hmac, os, sys
+user, pwfile, it = sys.argv[1], sys.argv[2], int(sys.argv[3])
+pw = open(pwfile, "rb").read().rstrip(b"\n")
+salt = os.urandom(16)
+sp = hashlib.pbkdf2_hmac("sha256", pw, salt, it)
+stored = hashlib.sha256(hmac.new(sp, b"Client Key", "sha256").digest()).digest()
+server = hmac.new(sp, b"Server Key", "sha256").digest()
+b = lambda x: base64.b64encode(x).decode()
+print("%s:{SCRAM-SHA-256}%d,%s,%s,%s" % (user, it, b(salt), b(stored), b(server)))
+EOP
+fi
 "$bin" serve -c "$base/smtpgate.conf" --check ||
 	bench_die "smtpgate serve --check rejected $base/smtpgate.conf"
 
-"$bin" serve -c "$base/smtpgate.conf" >"$base/stdout.log" 2>"$base/stderr.log" &
+# BENCH_WRAP (e.g. "valgrind --tool=callgrind --trace-children=yes"): a command
+# the server runs under (bench/callgrind.sh); word-split on purpose
+${BENCH_WRAP:-} "$bin" serve -c "$base/smtpgate.conf" >"$base/stdout.log" 2>"$base/stderr.log" &
 pid=$!
 i=0
-while [ $i -lt 200 ]; do
+wait_steps=$((${BENCH_START_WAIT:-20} * 10))
+while [ $i -lt $wait_steps ]; do
 	if ! kill -0 "$pid" 2>/dev/null; then
 		cat "$base/stderr.log" >&2
 		pid=
@@ -115,7 +134,7 @@ while [ $i -lt 200 ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
-[ $i -lt 200 ] || bench_die "smtpgate does not listen on 127.0.0.1:$port after 20 s"
+[ $i -lt $wait_steps ] || bench_die "smtpgate does not listen on 127.0.0.1:$port after ${BENCH_START_WAIT:-20} s"
 version=$("$bin" --version 2>/dev/null | head -n1) || version=
 bench_log "smtpgate on 127.0.0.1:$port (pid $pid, $base)"
 

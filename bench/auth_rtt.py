@@ -1,0 +1,70 @@
+#!/usr/bin/python3
+"""bench/auth_rtt.py PERF_SCRIPT_TXT: pairs the smtp and auth processes' sendmsg/recvmsg
+(perf script of raw_syscalls, see auth_rtt.sh) into round trips; prints median/p90 in us.
+
+smtp: the auth channel is the descriptor the smtp process both sendmsg()s to and
+recvmsg()s from most often on different threads (a loop thread sends, the authc reader
+thread receives). A round trip: a sendmsg on it -> the next recvmsg returning > 0 on it.
+A request with no answer (record-use) is followed by another request before any answer:
+only the last request before an answer is paired. The auth side is paired the same way
+(recvmsg returning > 0 -> the next sendmsg on that descriptor)."""
+import re
+import sys
+from collections import Counter, defaultdict
+
+line_re = re.compile(
+    r"^\s*(\S+)\s+(\d+)\s+(\d+\.\d+):\s+raw_syscalls:sys_(enter|exit):\s+NR (\d+) (.*)$")
+events = []  # (time, comm, tid, kind, nr, fd or ret)
+last_fd = {}
+for line in open(sys.argv[1]):
+    m = line_re.match(line)
+    if not m:
+        continue
+    comm, tid, t, kind, nr, rest = m.group(1), int(m.group(2)), float(m.group(3)), \
+        m.group(4), int(m.group(5)), m.group(6)
+    if kind == "enter":
+        fd = int(rest.strip("()").split(",")[0], 16)
+        last_fd[tid] = fd
+        if nr == 46:
+            events.append((t, comm, tid, "send", fd, 0))
+    else:
+        ret = int(rest.split("=")[1])
+        if nr == 47 and ret > 0 and tid in last_fd:
+            events.append((t, comm, tid, "recv", last_fd[tid], ret))
+
+
+def pairs(comm_prefix, first, second):
+    ev = [e for e in events if e[1].startswith(comm_prefix)]
+    use = Counter(e[4] for e in ev if e[3] == first)
+    out = []
+    for fd, _ in use.most_common(3):
+        pending = None
+        cur = []
+        for e in ev:
+            if e[4] != fd:
+                continue
+            if e[3] == first:
+                pending = e[0]
+            elif e[3] == second and pending is not None:
+                cur.append((e[0] - pending) * 1e6)
+                pending = None
+        if len(cur) > len(out):
+            out = cur
+    return out
+
+
+def stats(name, xs):
+    if not xs:
+        print("%-5s no pairs" % name)
+        return
+    xs = sorted(xs)
+    q = lambda p: xs[min(len(xs) - 1, int(p * len(xs)))]
+    print("%-5s n=%d median=%.1f us p90=%.1f us min=%.1f us" % (name, len(xs), q(0.5), q(0.9), xs[0]))
+
+
+rtt = pairs("smtpgate-smtp", "send", "recv")
+auth = pairs("smtpgate-auth", "recv", "send")
+stats("rtt", rtt)
+stats("auth", auth)
+if rtt and auth and len(rtt) == len(auth):
+    stats("ipc", [a - b for a, b in zip(rtt, auth)])
