@@ -25,6 +25,7 @@
 #include <sodium.h>
 
 #include "lib/base64.h"
+#include "lib/hex.h"
 #include "lib/xalloc.h"
 
 static const char *const pwscheme_names[] = {
@@ -265,16 +266,6 @@ pwscheme_check_bcrypt(const char *data)
 	return pwscheme_is_crypt_text(data + 7) ? 0 : -1;
 }
 
-static int
-pwscheme_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 int
 pwscheme_cram_key(const char *data, unsigned char *key, size_t *keylen_r)
 {
@@ -287,7 +278,7 @@ pwscheme_cram_key(const char *data, unsigned char *key, size_t *keylen_r)
 	if (n == 0 || n % 2 != 0 || n / 2 > PWSCHEME_CRAM_KEY_MAX)
 		return -1;
 	for (size_t i = 0; i < n / 2; i++) {
-		int hi = pwscheme_hexval(data[2 * i]), lo = pwscheme_hexval(data[2 * i + 1]);
+		int hi = hex_digit(data[2 * i], false), lo = hex_digit(data[2 * i + 1], false);
 
 		if (hi < 0 || lo < 0) {
 			explicit_bzero(key, i);

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/hex.h"
+
 void
 cluster_msg_hex(const char *account, size_t len, char *out)
 {
@@ -26,16 +28,6 @@ cluster_msg_hex(const char *account, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
-static int
-cluster_msg_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 int
 cluster_msg_unhex(const char *hex, char *out, size_t *len_r)
 {
@@ -44,7 +36,7 @@ cluster_msg_unhex(const char *hex, char *out, size_t *len_r)
 	if (n % 2 != 0 || n / 2 > CLUSTER_MSG_ACCOUNT_MAX)
 		return -1;
 	for (size_t i = 0; i < n / 2; i++) {
-		int hi = cluster_msg_digit(hex[2 * i]), lo = cluster_msg_digit(hex[2 * i + 1]);
+		int hi = hex_digit(hex[2 * i], false), lo = hex_digit(hex[2 * i + 1], false);
 
 		if (hi < 0 || lo < 0)
 			return -1;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/hex.h"
 #include "lib/xalloc.h"
 
 static const char envelope_hex[] = "0123456789abcdef";
@@ -94,18 +95,6 @@ fail:
 	return -1;
 }
 
-static int
-envelope_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Decodes a value; NULL on a raw control byte, a bad escape or %00. */
 static char *
 envelope_decode(const char *p, size_t len)
@@ -124,8 +113,8 @@ envelope_decode(const char *p, size_t len)
 		}
 		if (i + 2 >= len)
 			goto fail;
-		hi = envelope_hexval(p[i + 1]);
-		lo = envelope_hexval(p[i + 2]);
+		hi = hex_digit(p[i + 1], true);
+		lo = hex_digit(p[i + 2], true);
 		if (hi == -1 || lo == -1 || (hi == 0 && lo == 0))
 			goto fail;
 		*o++ = (char)(hi << 4 | lo);
@@ -354,7 +343,7 @@ envelope_parse_hex(const char *p, size_t n, uint64_t *r)
 	uint64_t v = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		int d = envelope_hexval(p[i]);
+		int d = hex_digit(p[i], true);
 
 		if (d == -1 || (p[i] >= 'A' && p[i] <= 'F'))
 			return -1;

@@ -19,19 +19,10 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "lib/hex.h"
 #include "lib/xalloc.h"
 #include "sasl/sasl_cram.h"
 #include "sasl/sasl_priv.h"
-
-static int
-sasl_cram_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
 
 int
 sasl_cram_parse_response(
@@ -50,7 +41,7 @@ sasl_cram_parse_response(
 	if (memchr(msg, '\0', ulen) != NULL)
 		return -1;
 	for (size_t i = 0; i < 16; i++) {
-		int hi = sasl_cram_hex(sp[1 + 2 * i]), lo = sasl_cram_hex(sp[2 + 2 * i]);
+		int hi = hex_digit(sp[1 + 2 * i], false), lo = hex_digit(sp[2 + 2 * i], false);
 
 		if (hi < 0 || lo < 0)
 			return -1;

@@ -24,7 +24,8 @@ import urllib.request
 import pytest
 
 import conftest
-from conftest import PASSWORD, SMTPGATE, USER, free_port, make_message, wait_for
+from conftest import (PASSWORD, SMTPGATE, USER, free_port, make_message, process_children,
+                      wait_for)
 from smtpclient import SMTPClient, client_context, plain_ir
 from test_delivery import Sink, submit
 from test_dkim import genkey, msg as dkim_msg, verify as dkim_verify
@@ -33,21 +34,7 @@ from test_scram import gsasl
 TEST_USER = "sgprivsep"
 
 
-def children(pid):
-    """The direct children of pid, as {comm: [pid, ...]}."""
-    out = {}
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            kids = open(f"/proc/{pid}/task/{task}/children").read().split()
-        except FileNotFoundError:
-            continue
-        for k in kids:
-            try:
-                comm = open(f"/proc/{k}/comm").read().strip()
-            except FileNotFoundError:
-                continue
-            out.setdefault(comm, []).append(int(k))
-    return out
+children = process_children  # {comm: [pid, ...]} of a pid's children
 
 
 def child_pid(server, comm, other_than=None, timeout=10.0):

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from zoo import script  # noqa: F401 (a fixture)
 from zoo import Leaf, ScriptServer, SServer, ZooPKI, ids, probe, smtp_dialogue
 
 # the test servers speak TLS 1.0 and sign with SHA-1 on purpose
@@ -28,20 +29,6 @@ pytestmark = [pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:Deprecatio
 @pytest.fixture(scope="module")
 def zpki(tmp_path_factory):
     return ZooPKI(tmp_path_factory.mktemp("zoo-pki-broken"))
-
-
-@pytest.fixture
-def script():
-    made = []
-
-    def make(handler):
-        s = ScriptServer(handler)
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.stop()
 
 
 # --- a server that speaks only TLS 1.0 ----------------------------------------------

@@ -20,26 +20,13 @@ import time
 import pytest
 
 from conftest import free_port
-from zoo import ScriptServer, ZooPKI, probe, severity, smtp_dialogue
+from zoo import script  # noqa: F401 (a fixture)
+from zoo import ZooPKI, probe, severity, smtp_dialogue
 
 
 @pytest.fixture(scope="module")
 def zpki(tmp_path_factory):
     return ZooPKI(tmp_path_factory.mktemp("zoo-pki-faults"))
-
-
-@pytest.fixture
-def script():
-    made = []
-
-    def make(handler):
-        s = ScriptServer(handler)
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.stop()
 
 
 def tls_ctx(leaf):

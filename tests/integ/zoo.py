@@ -24,6 +24,7 @@ import subprocess
 import threading
 import time
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -167,6 +168,22 @@ class Conn:
     def starttls(self, ctx):
         self.sock = ctx.wrap_socket(self.sock, server_side=True)
         self.buf = b""
+
+
+@pytest.fixture
+def script():
+    """make(handler) -> a started ScriptServer, stopped after the test
+    (a fixture: import it into the test module)."""
+    made = []
+
+    def make(handler):
+        s = ScriptServer(handler)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.stop()
 
 
 class ScriptServer:
