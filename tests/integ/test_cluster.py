@@ -124,7 +124,8 @@ class Cluster:
         check = " check inter 200ms fall 1 rise 1" if checks else ""
         servers = "\n".join(f"    server n{i + 1} 127.0.0.1:{s.submission} send-proxy-v2{check}"
                             for i, s in enumerate(self.nodes))
-        redispatch = "    option redispatch\n    retries 3\n    timeout check 1s\n" if checks else ""
+        redispatch = ("    option redispatch\n    retries 3\n    timeout check 1s\n"
+                      if checks else "")
         cfg.write_text(f"""\
 global
     maxconn 200
