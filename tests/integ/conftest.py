@@ -180,11 +180,16 @@ local = example.test
                         "--password-stdin", *extra],
                        input=password + "\n", text=True, check=True, capture_output=True)
 
+    # True: the server starts in a process group of its own (its children
+    # stay in it), so a test can SIGKILL the whole node at once (os.killpg)
+    new_session = False
+
     def start(self):
         starts = len(self.events("start"))
         self.logf = open(self.dir / "stderr.txt", "ab")
         self.proc = subprocess.Popen([SMTPGATE, "serve", "-c", str(self.conf)],
-                                     stdout=self.logf, stderr=subprocess.STDOUT)
+                                     stdout=self.logf, stderr=subprocess.STDOUT,
+                                     start_new_session=self.new_session)
         for port in (self.submission, self.smtps, self.mx):
             wait_port(port, proc=self.proc)
         # the parent binds before its smtp process serves: wait for that too

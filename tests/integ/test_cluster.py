@@ -10,15 +10,20 @@ that address in its PROXY header, so each is another client for the nodes.
 """
 import json
 import os
+import re
 import shutil
+import signal
 import socket
+import ssl
 import subprocess
+import threading
 import time
 import urllib.request
 
 import pytest
 
-from conftest import PASSWORD, SMTPGATE, USER, free_port, make_message, wait_for, wait_port
+from conftest import (PASSWORD, SMTPGATE, USER, free_port, make_message, msg_id,
+                      process_children, spool_body, wait_for, wait_port)
 from smtpclient import Closed, SMTPClient, client_context
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -85,7 +90,13 @@ def _resp(f):
 class Cluster:
     """Redis, three nodes, HAProxy in front."""
 
-    def __init__(self, make_server, tmp_path, limits=""):
+    def __init__(self, make_server, tmp_path, limits="", quota=QUOTA, checks=False,
+                 own_groups=False):
+        """checks: HAProxy health-checks the nodes (every 200 ms, down at the
+        first failure) and sends a session whose node is gone to another;
+        each node then logs the checks' connections too, so only the tests
+        that need it ask for it. own_groups: each node in a process group of
+        its own, for os.killpg."""
         self.redis = Redis(tmp_path).start()
         users = tmp_path / "users"
         subprocess.run([SMTPGATE, "user", "add", USER, "-f", str(users), "--password-stdin"],
@@ -99,9 +110,10 @@ class Cluster:
                 limits=("allow = ::1\nauth_failures_per_net = 1000\n"
                         f"auth_failures_per_ip = {PER_IP}\nauth_failures_per_account = 1000\n"
                         "connection_rate_per_ip = 1000\nconnections_per_ip = 200\n"
-                        f"ban_time = 10m\nquota_messages_per_day = {QUOTA}\n" + limits),
+                        f"ban_time = 10m\nquota_messages_per_day = {quota}\n" + limits),
                 extra=(f"[cluster]\nredis = redis://127.0.0.1:{self.redis.port}\n"
                        f"node = node{i + 1}\n\n[admin]\naddress = 127.0.0.1:{free_port()}\n"))
+            s.new_session = own_groups
             self.nodes.append(s)
         for s in self.nodes:
             s.start()
@@ -109,8 +121,11 @@ class Cluster:
             s.wait_event("cluster", lambda r: r.get("state") == "up")
         self.front = free_port()
         cfg = tmp_path / "haproxy.cfg"
-        servers = "\n".join(f"    server n{i + 1} 127.0.0.1:{s.submission} send-proxy-v2"
+        check = " check inter 200ms fall 1 rise 1" if checks else ""
+        servers = "\n".join(f"    server n{i + 1} 127.0.0.1:{s.submission} send-proxy-v2{check}"
                             for i, s in enumerate(self.nodes))
+        redispatch = ("    option redispatch\n    retries 3\n    timeout check 1s\n"
+                      if checks else "")
         cfg.write_text(f"""\
 global
     maxconn 200
@@ -124,7 +139,7 @@ frontend submission
     default_backend nodes
 backend nodes
     balance roundrobin
-{servers}
+{redispatch}{servers}
 """)
         self.hap = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -433,3 +448,229 @@ def test_password_unix_socket_db_and_name_clash(make_server, tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+# --- one node killed under load ------------------------------------------------------
+
+MARKER_RE = re.compile(rb"^Message-ID: <([^@>]+)@client\.example\.test>\r$", re.M)
+QUEUED_RE = re.compile(r"queued as ([A-Za-z0-9._-]+)")
+
+
+def submit_once(port, src, marker):
+    """One message in one session through HAProxy: its queue id when the
+    final reply is 250, else raises (a broken session, another reply)."""
+    c = SMTPClient.__new__(SMTPClient)
+    c.timeout = 10.0
+    c.buf = b""
+    c.tls = False
+    c.sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(src, 0))
+    try:
+        g = c.reply()
+        if g.code != 220:
+            raise RuntimeError(f"greeting {g}")
+        c.submit_ready(USER, PASSWORD)
+        rcpt = f"{marker}@example.test"
+        for line in (f"MAIL FROM:<{USER}>", f"RCPT TO:<{rcpt}>"):
+            r = c.cmd(line)
+            if r.code != 250:
+                raise RuntimeError(f"{line}: {r}")
+        r = c.cmd("DATA")
+        if r.code != 354:
+            raise RuntimeError(f"DATA: {r}")
+        c.send(make_message(USER, rcpt, marker).encode() + b".\r\n")
+        final = c.reply()
+        if final.code != 250:
+            raise RuntimeError(f"final: {final}")
+        return QUEUED_RE.search(final.last).group(1)
+    finally:
+        c.sock.close()
+
+
+class Submitter(threading.Thread):
+    """Sends `count` numbered messages, one per session; a session that
+    breaks is retried on a new connection (HAProxy picks the node) under a
+    new marker (thread-message-attempt), so that a message committed by the
+    killed node whose 250 never arrived is not confused with its retry."""
+
+    def __init__(self, port, n, count):
+        super().__init__(daemon=True)
+        self.port, self.n, self.count = port, n, count
+        self.src = f"127.0.0.{100 + n}"
+        self.acked = []     # (marker, queue id, time)
+        self.tried = []     # every marker sent
+        self.failed = []    # (time, marker, error)
+        self.stop = False
+
+    def run(self):
+        for k in range(self.count):
+            for a in range(6):
+                if self.stop:
+                    return
+                marker = f"kill-{self.n}-{k}-{a}"
+                self.tried.append(marker)
+                try:
+                    qid = submit_once(self.port, self.src, marker)
+                except (OSError, Closed, RuntimeError, ssl.SSLError) as e:
+                    self.failed.append((time.monotonic(), marker, repr(e)))
+                    time.sleep(0.1)
+                    continue
+                self.acked.append((marker, qid, time.monotonic()))
+                break
+            else:
+                return  # the message never got through: checked by the test
+
+
+def spool_markers(node):
+    """{marker: queue id} of every message in the node's spool, from
+    `smtpgate queue list --json` (which reads the spool, the node running
+    or not) and each message's spool file (checksum verified)."""
+    out = {}
+    for m in node.queued():
+        qid = msg_id(m)
+        found = MARKER_RE.findall(spool_body(node, qid))
+        assert len(found) == 1, (qid, found)
+        assert found[0].decode() not in out, found
+        out[found[0].decode()] = qid
+    return out
+
+
+def lost_or_doubled(acked, spools):
+    """The acknowledged (marker, queue id) pairs not in exactly one spool
+    under that queue id."""
+    bad = []
+    for marker, qid, _ in acked:
+        where = [s[marker] for s in spools if marker in s]
+        if where != [qid]:
+            bad.append((marker, qid, where))
+    return bad
+
+
+def process_tree(pid):
+    """pid and every descendant (recursively)."""
+    out = [pid]
+    for kids in process_children(pid).values():
+        for k in kids:
+            out += process_tree(k)
+    return out
+
+
+def alive(pid):
+    """A process that exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def group_members(pgid):
+    """Live processes in the process group pgid."""
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                out.append(int(p))
+    return out
+
+
+def test_node_killed_under_load_no_acknowledged_message_lost(make_server, tmp_path):
+    """Six clients submit numbered messages through HAProxy, one per
+    session; node 2's whole process group gets SIGKILL in the middle. Every
+    message that got its 250 is in exactly one node's spool (the killed
+    node's included, read from its disk), under the id the 250 named;
+    sessions broken by the kill are retried and land on the two others,
+    and every session begun after HAProxy noticed (a bounded wait) succeeds.
+    A message whose 250 never arrived may be in a spool or not (at most
+    one: each attempt has its own marker)."""
+    c = Cluster(make_server, tmp_path, quota=0, checks=True, own_groups=True)
+    victim = c.nodes[1]
+    try:
+        n_threads, per_thread = 6, 25
+        subs = [Submitter(c.front, n, per_thread) for n in range(n_threads)]
+        for t in subs:
+            t.start()
+
+        def acked():
+            return [a for t in subs for a in t.acked]
+
+        wait_for(lambda: len(acked()) >= n_threads * per_thread // 3
+                 or not any(t.is_alive() for t in subs), timeout=60, what="load")
+        tree = process_tree(victim.proc.pid)
+        assert os.getpgid(victim.proc.pid) == victim.proc.pid
+        assert {p for p in tree if alive(p)} <= set(group_members(victim.proc.pid)), tree
+        running = sum(t.is_alive() for t in subs)
+        before = len(acked())
+        os.killpg(victim.proc.pid, signal.SIGKILL)
+        t_kill = time.monotonic()
+        assert victim.proc.wait(timeout=10) == -signal.SIGKILL
+        wait_for(lambda: not any(alive(p) for p in tree) and not group_members(victim.proc.pid),
+                 timeout=10, what="every process of the killed node gone")
+        for t in subs:
+            t.join(timeout=60)
+        hung = [t.n for t in subs if t.is_alive()]
+        for t in subs:
+            t.stop = True
+        assert not hung, f"threads still running: {hung}"
+        assert running == n_threads and before < n_threads * per_thread, \
+            "the load finished before the kill: raise per_thread"
+        # every numbered message got through, on a retry when the kill broke it
+        done = {(t.n, int(m.split("-")[2])) for t in subs for m, _, _ in t.acked}
+        assert len(done) == n_threads * per_thread, [t.failed for t in subs]
+        failed = [f for t in subs for f in t.failed]
+        print(f"acknowledged: {len(acked())} ({before} before the kill); "
+              f"failed attempts: {len(failed)}")
+        assert not [f for f in failed if f[0] < t_kill], failed
+        # HAProxy moved the clients at once: no failure 3 s after the kill
+        assert not [f for f in failed if f[0] > t_kill + 3], failed
+
+        # the killed node died silently (no child_exit: its parent died too)
+        assert not victim.events("child_exit"), victim.events("child_exit")
+        victim.logf.close()
+        victim.proc = None
+
+        spools = [spool_markers(s) for s in c.nodes]
+        tried = {m for t in subs for m in t.tried}
+        for s in spools:
+            assert set(s) <= tried, set(s) - tried
+        bad = lost_or_doubled(acked(), spools)
+        assert not bad, f"{len(bad)} acknowledged messages lost or doubled: {bad[:5]}"
+        on_victim = [a for a in acked() if a[0] in spools[1]]
+        assert on_victim, "no acknowledged message was on the killed node"
+        # the check sees a message that is missing: without the killed
+        # node's spool, its acknowledged messages are reported
+        assert len(lost_or_doubled(acked(), [spools[0], spools[2]])) == len(on_victim)
+        unacked = tried - {a[0] for a in acked()}
+        kept = [m for m in unacked if any(m in s for s in spools)]
+        print(f"on the killed node: {len(on_victim)} acknowledged; attempts without a 250: "
+              f"{len(unacked)}, of which in a spool: {len(kept)}")
+
+        # new sessions all succeed, on the two survivors
+        served = [len(s.events("accepted")) for s in (c.nodes[0], c.nodes[2])]
+        for k in range(6):
+            submit_once(c.front, "127.0.0.99", f"after-{k}")
+        now = [len(s.events("accepted")) for s in (c.nodes[0], c.nodes[2])]
+        assert sum(now) - sum(served) == 6 and all(b > a for a, b in zip(served, now)), \
+            (served, now)
+
+        # restarted, the node has its queue back and HAProxy uses it again
+        recovers = len(victim.events("queue_recover"))
+        victim.new_session = False
+        victim.start()
+        wait_for(lambda: len(victim.events("queue_recover")) > recovers, what="recovery")
+        assert spool_markers(victim) == spools[1]
+        served = len(victim.events("accepted"))
+        wait_for(lambda: submit_once(c.front, "127.0.0.98", f"back-{time.monotonic()}")
+                 and len(victim.events("accepted")) > served, timeout=15,
+                 what="a session on the restarted node")
+    finally:
+        for t in subs if "subs" in locals() else []:
+            t.stop = True
+        if victim.proc is not None and victim.proc.poll() is not None:
+            victim.logf.close()
+            victim.proc = None
+        c.close()
