@@ -140,13 +140,43 @@ redis_pid=$!
 bench_wait_port "$redis_port" 10 || bench_die "redis-server does not listen"
 
 # start_node LABEL: writes the config of that variant, starts smtpgate, waits for it
+# (each start of the cluster variant is another node name: a name held less than 30 s
+# ago by another process is a clash, doc/cluster.md)
 start_node() {
 	label=$1
 	d=$base/$label
 	rm -rf "$d"
 	mkdir -p "$d/spool"
 	chmod 711 "$d"
-	port=$(bench_free_port) || bench_die "no free port"
+	tries=0
+	while :; do
+		port=$(bench_free_port) || bench_die "no free port"
+		write_conf "$label" "$d"
+		"$bin" serve -c "$d/smtpgate.conf" --check >"$d/check.log" 2>&1 && break
+		# the port may have been taken since (other tenants of the machine): another one
+		tries=$((tries + 1))
+		if [ $tries -ge 3 ] || ! grep -q 'already in use' "$d/check.log"; then
+			cat "$d/check.log" >&2
+			bench_die "serve --check rejected $d/smtpgate.conf"
+		fi
+	done
+	"$bin" serve -c "$d/smtpgate.conf" >"$d/stdout.log" 2>"$d/stderr.log" &
+	pid=$!
+	bench_wait_port "$port" 20 || { cat "$d/stderr.log" >&2; bench_die "$label: not listening"; }
+	if [ "$label" = cluster ]; then
+		i=0
+		until grep -q '"cluster".*"up"' "$d/smtpgate.log" 2>/dev/null; do
+			[ $i -lt 100 ] || bench_die "cluster: no cluster up event in $d/smtpgate.log"
+			sleep 0.1
+			i=$((i + 1))
+		done
+	fi
+}
+
+# write_conf LABEL DIR: the configuration of that variant, listening on $port
+write_conf() {
+	label=$1
+	d=$2
 	backend="file:$base/users"
 	extra=
 	case $label in
@@ -160,7 +190,7 @@ timeout = 3s"
 	cluster)
 		extra="[cluster]
 redis = redis://127.0.0.1:$redis_port
-node = bench1"
+node = bench-r$r"
 		;;
 	esac
 	cat >"$d/smtpgate.conf" <<EOC
@@ -194,19 +224,6 @@ connections = 10000
 
 $extra
 EOC
-	"$bin" serve -c "$d/smtpgate.conf" --check >"$d/check.log" 2>&1 ||
-		{ cat "$d/check.log" >&2; bench_die "serve --check rejected $d/smtpgate.conf"; }
-	"$bin" serve -c "$d/smtpgate.conf" >"$d/stdout.log" 2>"$d/stderr.log" &
-	pid=$!
-	bench_wait_port "$port" 20 || { cat "$d/stderr.log" >&2; bench_die "$label: not listening"; }
-	if [ "$label" = cluster ]; then
-		i=0
-		until grep -q '"cluster".*"up"' "$d/smtpgate.log" 2>/dev/null; do
-			[ $i -lt 100 ] || bench_die "cluster: no cluster up event in $d/smtpgate.log"
-			sleep 0.1
-			i=$((i + 1))
-		done
-	fi
 }
 
 redis_failures() {
