@@ -80,8 +80,12 @@ const char cluster_lua_unban[] = "local n = redis.call('HDEL', KEYS[1], ARGV[1])
                                  "redis.call('PUBLISH', ARGV[2], 'unban ' .. ARGV[1])\n"
                                  "return n\n";
 
+/* A record of the same host and configuration with another id is this
+ * node's previous instance (restarted within the TTL), not a clash. */
 const char cluster_lua_node[] = "local cur = redis.call('GET', KEYS[1])\n"
-                                "if cur and cur ~= ARGV[1] then\n"
+                                "local function where(r) return string.match(r, ' (.+)$') end\n"
+                                "if cur and cur ~= ARGV[1] and\n"
+                                "   (where(cur) == nil or where(cur) ~= where(ARGV[1])) then\n"
                                 "  redis.call('SADD', KEYS[2], ARGV[3])\n"
                                 "  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]) * 4)\n"
                                 "end\n"

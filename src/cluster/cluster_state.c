@@ -197,12 +197,19 @@ cluster_resync(struct cluster *cl)
 static void
 cluster_register_done(struct cluster *cl, redisReply *r, void *arg)
 {
+	const char *mine = strchr(cl->record, ' '), *theirs;
+
 	(void)arg;
-	if (r != NULL && r->type == REDIS_REPLY_STRING && r->len > 0 &&
-	    strcmp(r->str, cl->record) != 0)
-		log_event(LOG_ERR, "cluster", 0, "{s:s, s:s, s:s}", "error", "node_name_clash",
-		    "node", cl->node, "detail",
-		    "another live node registered the same [cluster] node name: give each its own");
+	if (r == NULL || r->type != REDIS_REPLY_STRING || r->len == 0 ||
+	    strcmp(r->str, cl->record) == 0)
+		return;
+	/* the same host and configuration: this node's previous instance */
+	theirs = strchr(r->str, ' ');
+	if (mine != NULL && theirs != NULL && strcmp(mine, theirs) == 0)
+		return;
+	log_event(LOG_ERR, "cluster", 0, "{s:s, s:s, s:s}", "error", "node_name_clash", "node",
+	    cl->node, "detail",
+	    "another live node registered the same [cluster] node name: give each its own");
 }
 
 void

@@ -659,6 +659,7 @@ def test_node_killed_under_load_no_acknowledged_message_lost(make_server, tmp_pa
 
         # restarted, the node has its queue back and HAProxy uses it again
         recovers = len(victim.events("queue_recover"))
+        ups = len([e for e in victim.events("cluster") if e.get("state") == "up"])
         victim.new_session = False
         victim.start()
         wait_for(lambda: len(victim.events("queue_recover")) > recovers, what="recovery")
@@ -667,6 +668,13 @@ def test_node_killed_under_load_no_acknowledged_message_lost(make_server, tmp_pa
         wait_for(lambda: submit_once(c.front, "127.0.0.98", f"back-{time.monotonic()}")
                  and len(victim.events("accepted")) > served, timeout=15,
                  what="a session on the restarted node")
+        # restarted within the registration's 30 s, on the same host with the
+        # same configuration: its own name, not a clash (the registration is
+        # answered right after the connection: a second is ample)
+        wait_for(lambda: len([e for e in victim.events("cluster") if e.get("state") == "up"])
+                 > ups, what="the restarted node's cluster up")
+        time.sleep(1)
+        assert not [e for e in victim.events("cluster") if e.get("error") == "node_name_clash"]
     finally:
         for t in subs if "subs" in locals() else []:
             t.stop = True
