@@ -71,8 +71,9 @@ void cluster_proxy_refused(struct cluster *cl, const char *listener, const char 
 /* --- sending quotas (cluster_quota.c) ---------------------------------------
  * Messages per account per day are counted in Redis by every node (a
  * script per accepted message, its answer raising the local count), and
- * read at MAIL with a bounded wait; holds are a shared set and a message
- * on the channel. */
+ * read at MAIL with a bounded wait; distinct recipients per account per
+ * day are counted and decided by a script at RCPT, with the same wait;
+ * holds are a shared set and a message on the channel. */
 
 #define CLUSTER_QUOTA_WAIT_MS 300 /* a MAIL waits at most this for the count */
 #define CLUSTER_QUOTA_TTL_S (25 * 3600)
@@ -98,6 +99,16 @@ typedef void cluster_quota_cb(void *arg, int status, unsigned messages, bool hel
  * when the cluster is down now (cb is not called). Any thread. */
 int cluster_quota_fetch(struct cluster *cl, const char *user, unsigned hour, unsigned wait_ms,
     struct loop *reply_to, cluster_quota_cb *cb, void *arg) __attribute__((warn_unused_result));
+/* status 0: over (rcpt is new and the distinct recipients of the day
+ * reach the limit, or the account is held), distinct and held are the
+ * shared state; -1: no answer in time or Redis down (decide locally). */
+typedef void cluster_rcpt_cb(void *arg, int status, bool over, unsigned distinct, bool held);
+/* At RCPT: counts rcpt (compared without case, kept hashed) among user's
+ * recipients of the day at hour unless over limit (0: none); cb as for
+ * cluster_quota_fetch. -1 when the cluster is down now. Any thread. */
+int cluster_quota_rcpt(struct cluster *cl, const char *user, const char *rcpt, unsigned limit,
+    unsigned hour, unsigned wait_ms, struct loop *reply_to, cluster_rcpt_cb *cb, void *arg)
+    __attribute__((warn_unused_result));
 /* A message of user was accepted at hour: counted in Redis (its answer
  * comes to the count hook). Any thread; nothing when down. */
 void cluster_quota_count(struct cluster *cl, const char *user, unsigned hour);

@@ -129,9 +129,27 @@ const char cluster_lua_quota_hold[] = "local n = redis.call('SADD', KEYS[1], ARG
                                       "return n\n";
 
 const char cluster_lua_quota_unlock[] = "local n = redis.call('SREM', KEYS[1], ARGV[1])\n"
-                                        "redis.call('DEL', KEYS[2])\n"
+                                        "redis.call('DEL', KEYS[2], KEYS[3])\n"
                                         "redis.call('PUBLISH', ARGV[2], 'unlock ' .. ARGV[1])\n"
                                         "return n\n";
+
+/* Recipients scored by the hour of their last use; those of hours out of
+ * the day ending now dropped first. A recipient counted already is used
+ * again; a new one is refused at the limit (and when held), else added. */
+const char cluster_lua_quota_rcpt[] =
+    "local h = tonumber(ARGV[1])\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', h - 24)\n"
+    "local held = redis.call('SISMEMBER', KEYS[2], ARGV[5])\n"
+    "local n = redis.call('ZCARD', KEYS[1])\n"
+    "if redis.call('ZSCORE', KEYS[1], ARGV[2]) then\n"
+    "  redis.call('ZADD', KEYS[1], h, ARGV[2])\n"
+    "  return {0, n, held}\n"
+    "end\n"
+    "local lim = tonumber(ARGV[3])\n"
+    "if held == 1 or (lim > 0 and n >= lim) then return {1, n, held} end\n"
+    "redis.call('ZADD', KEYS[1], h, ARGV[2])\n"
+    "redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))\n"
+    "return {0, n + 1, held}\n";
 
 const char cluster_lua_ticket[] =
     "redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', tonumber(ARGV[2]))\n"

@@ -61,7 +61,12 @@ extern const char cluster_lua_quota_count[];
 extern const char cluster_lua_quota_hold[];
 
 /* The hold lifted and the counts forgotten (`user unlock`). KEYS: holds
- * set, quota hash. ARGV: account hex, channel. Returns 1 when it was held. */
+ * set, quota hash, recipients set. ARGV: account hex, channel. Returns 1
+ * when it was held. */
 extern const char cluster_lua_quota_unlock[];
+/* A recipient of an account at RCPT. KEYS: recipients sorted set, holds
+ * set. ARGV: hour now, recipient hash, limit (0: none), ttl, account hex.
+ * Returns {over, distinct recipients of the day, held}. */
+extern const char cluster_lua_quota_rcpt[];
 
 #endif

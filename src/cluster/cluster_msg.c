@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "lib/hex.h"
 
 void
@@ -254,4 +256,32 @@ cluster_msg_refused_parse(const char *field, const char *value, struct cluster_m
 	snprintf(r->address, sizeof(r->address), "%s", sp + 1);
 	r->last_s = t;
 	return 0;
+}
+
+void
+cluster_msg_rcpt_hash(const char *addr, char out[CLUSTER_MSG_RCPT_HEX])
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE], chunk[64];
+	unsigned mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	bool ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+
+	while (ok && *addr != '\0') {
+		size_t n = 0;
+
+		for (; *addr != '\0' && n < sizeof(chunk); addr++)
+			chunk[n++] = (unsigned char)tolower((unsigned char)*addr);
+		ok = EVP_DigestUpdate(ctx, chunk, n) == 1;
+	}
+	ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 &&
+	    mdlen >= (CLUSTER_MSG_RCPT_HEX - 1) / 2;
+	EVP_MD_CTX_free(ctx);
+	if (!ok)
+		abort(); /* SHA-256 is always there: out of memory */
+	for (size_t i = 0; i < (CLUSTER_MSG_RCPT_HEX - 1) / 2; i++) {
+		out[2 * i] = digits[md[i] >> 4];
+		out[2 * i + 1] = digits[md[i] & 15];
+	}
+	out[CLUSTER_MSG_RCPT_HEX - 1] = '\0';
 }

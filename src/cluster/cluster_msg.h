@@ -52,6 +52,12 @@ void cluster_msg_hex(const char *account, size_t len, char *out);
 int cluster_msg_unhex(const char *hex, char *out, size_t *len_r)
     __attribute__((warn_unused_result));
 
+#define CLUSTER_MSG_RCPT_HEX 33 /* 16 bytes of SHA-256 in hex, and the NUL */
+/* The form of a recipient address kept in Redis: the first half of the
+ * SHA-256 of the address lower-cased (ASCII), in hex, so that Redis holds
+ * no address in clear. */
+void cluster_msg_rcpt_hash(const char *addr, char out[CLUSTER_MSG_RCPT_HEX]);
+
 /* prefix + a + b into out. -1 when it does not fit. */
 int cluster_msg_key(char *out, size_t outlen, const char *prefix, const char *a, const char *b)
     __attribute__((warn_unused_result));

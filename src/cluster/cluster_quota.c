@@ -1,7 +1,8 @@
 /*
  * cluster_quota: the sending quotas shared in Redis (cluster.h): the count
- * of messages per account and hour, the held accounts, and the wait of a
- * MAIL for the shared count.
+ * of messages per account and hour, the distinct recipients per account
+ * (hashed), the held accounts, and the wait of a MAIL or an RCPT for the
+ * shared answer.
  *
  * A fetch is owned by the cluster thread from the moment it is posted: its
  * timer and its command both run there, so "answered" needs no lock. The
@@ -28,6 +29,11 @@ struct cluster_quota_fetch {
 	unsigned wait_ms;
 	struct loop *reply_to;
 	cluster_quota_cb *cb;
+	/* a recipient's turn instead of the message count: rcb set */
+	cluster_rcpt_cb *rcb;
+	char rkey[CLUSTER_MSG_KEY_MAX];
+	char rhash[CLUSTER_MSG_RCPT_HEX];
+	char limit[16];
 	void *arg;
 	bool answered;
 	struct loop_timer *timer;
@@ -36,10 +42,11 @@ struct cluster_quota_fetch {
 /* The result, on the session's loop. */
 struct cluster_quota_result {
 	cluster_quota_cb *cb;
+	cluster_rcpt_cb *rcb;
 	void *arg;
 	int status;
-	unsigned messages;
-	bool held;
+	unsigned messages; /* or distinct recipients */
+	bool held, over;
 };
 
 void
@@ -62,12 +69,16 @@ cluster_quota_deliver(void *arg)
 {
 	struct cluster_quota_result *r = arg;
 
-	r->cb(r->arg, r->status, r->messages, r->held);
+	if (r->rcb != NULL)
+		r->rcb(r->arg, r->status, r->over, r->messages, r->held);
+	else
+		r->cb(r->arg, r->status, r->messages, r->held);
 	free(r);
 }
 
 static void
-cluster_quota_answer(struct cluster_quota_fetch *f, int status, unsigned messages, bool held)
+cluster_quota_answer(
+    struct cluster_quota_fetch *f, int status, unsigned messages, bool held, bool over)
 {
 	struct cluster_quota_result *r;
 
@@ -79,6 +90,8 @@ cluster_quota_answer(struct cluster_quota_fetch *f, int status, unsigned message
 		return; /* the sessions are gone */
 	r = xcalloc(1, sizeof(*r));
 	r->cb = f->cb;
+	r->rcb = f->rcb;
+	r->over = over;
 	r->arg = f->arg;
 	r->status = status;
 	r->messages = messages;
@@ -96,7 +109,7 @@ cluster_quota_fetch_free(struct cluster_quota_fetch *f)
 static void
 cluster_quota_timeout(void *arg)
 {
-	cluster_quota_answer(arg, -1, 0, false);
+	cluster_quota_answer(arg, -1, 0, false, false);
 }
 
 static void
@@ -109,10 +122,30 @@ cluster_quota_got(struct cluster *cl, redisReply *r, void *arg)
 	    r->element[1]->type == REDIS_REPLY_INTEGER && r->element[0]->integer >= 0) {
 		long long n = r->element[0]->integer;
 
-		cluster_quota_answer(
-		    f, 0, n > 1000000000 ? 1000000000u : (unsigned)n, r->element[1]->integer == 1);
+		cluster_quota_answer(f, 0, n > 1000000000 ? 1000000000u : (unsigned)n,
+		    r->element[1]->integer == 1, false);
 	} else {
-		cluster_quota_answer(f, -1, 0, false);
+		cluster_quota_answer(f, -1, 0, false, false);
+	}
+	(void)cl;
+	cluster_quota_fetch_free(f);
+}
+
+static void
+cluster_quota_rcpt_got(struct cluster *cl, redisReply *r, void *arg)
+{
+	struct cluster_quota_fetch *f = arg;
+
+	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+	    r->element[0]->type == REDIS_REPLY_INTEGER &&
+	    r->element[1]->type == REDIS_REPLY_INTEGER &&
+	    r->element[2]->type == REDIS_REPLY_INTEGER && r->element[1]->integer >= 0) {
+		long long n = r->element[1]->integer;
+
+		cluster_quota_answer(f, 0, n > 1000000000 ? 1000000000u : (unsigned)n,
+		    r->element[2]->integer == 1, r->element[0]->integer == 1);
+	} else {
+		cluster_quota_answer(f, -1, 0, false, false);
 	}
 	(void)cl;
 	cluster_quota_fetch_free(f);
@@ -126,11 +159,23 @@ cluster_quota_fetch_run(void *arg)
 	const char *argv[] = {
 	    "EVAL", cluster_lua_quota_get, "2", f->key, cl->holds, f->hour, f->hex};
 
+	char ttl[16];
+	const char *rargv[] = {"EVAL", cluster_lua_quota_rcpt, "2", f->rkey, cl->holds, f->hour,
+	    f->rhash, f->limit, ttl, f->hex};
+	int rc;
+
+	snprintf(ttl, sizeof(ttl), "%d", CLUSTER_QUOTA_TTL_S);
 	f->timer = loop_timer_new(cl->loop, cluster_quota_timeout, f);
-	if (!cluster_is_up(cl) ||
-	    cluster_send(cl, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL, cluster_quota_got,
-	        f) == -1) {
-		cluster_quota_answer(f, -1, 0, false);
+	if (!cluster_is_up(cl))
+		rc = -1;
+	else if (f->rcb != NULL)
+		rc = cluster_send(cl, (int)(sizeof(rargv) / sizeof(rargv[0])), rargv, NULL,
+		    cluster_quota_rcpt_got, f);
+	else
+		rc = cluster_send(
+		    cl, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL, cluster_quota_got, f);
+	if (rc == -1) {
+		cluster_quota_answer(f, -1, 0, false, false);
 		cluster_quota_fetch_free(f);
 		return;
 	}
@@ -160,6 +205,32 @@ cluster_quota_fetch(struct cluster *cl, const char *user, unsigned hour, unsigne
 	return 0;
 }
 
+int
+cluster_quota_rcpt(struct cluster *cl, const char *user, const char *rcpt, unsigned limit,
+    unsigned hour, unsigned wait_ms, struct loop *reply_to, cluster_rcpt_cb *cb, void *arg)
+{
+	struct cluster_quota_fetch *f;
+
+	if (!cluster_is_up(cl))
+		return -1;
+	f = xcalloc(1, sizeof(*f));
+	if (cluster_quota_key(cl, user, f->key, sizeof(f->key), f->hex) == -1 ||
+	    cluster_msg_key(f->rkey, sizeof(f->rkey), cl->prefix, "rcpt:", f->hex) == -1) {
+		free(f);
+		return -1;
+	}
+	cluster_msg_rcpt_hash(rcpt, f->rhash);
+	f->cl = cl;
+	snprintf(f->hour, sizeof(f->hour), "%u", hour);
+	snprintf(f->limit, sizeof(f->limit), "%u", limit);
+	f->wait_ms = wait_ms;
+	f->reply_to = reply_to;
+	f->rcb = cb;
+	f->arg = arg;
+	loop_post(cl->loop, cluster_quota_fetch_run, f);
+	return 0;
+}
+
 /* --- counts, holds and unlocks: sent, never waited for ------------------------- */
 
 struct cluster_quota_job {
@@ -168,6 +239,7 @@ struct cluster_quota_job {
 	char user[CLUSTER_MSG_ACCOUNT_MAX + 1];
 	char key[CLUSTER_MSG_KEY_MAX];
 	char hex[CLUSTER_MSG_HEX_MAX];
+	char rkey[CLUSTER_MSG_KEY_MAX];
 	char hour[16];
 };
 
@@ -190,7 +262,8 @@ cluster_quota_job_run(void *arg)
 	char ttl[16];
 	const char *count[] = {"EVAL", j->script, "1", j->key, j->hour, ttl};
 	const char *hold[] = {"EVAL", j->script, "1", cl->holds, j->hex, cl->chan};
-	const char *unlock[] = {"EVAL", j->script, "2", cl->holds, j->key, j->hex, cl->chan};
+	const char *unlock[] = {
+	    "EVAL", j->script, "3", cl->holds, j->key, j->rkey, j->hex, cl->chan};
 	int rc;
 
 	snprintf(ttl, sizeof(ttl), "%d", CLUSTER_QUOTA_TTL_S);
@@ -203,7 +276,7 @@ cluster_quota_job_run(void *arg)
 	else if (j->script == cluster_lua_quota_hold)
 		rc = cluster_send(cl, 6, hold, NULL, NULL, NULL);
 	else
-		rc = cluster_send(cl, 7, unlock, NULL, NULL, NULL);
+		rc = cluster_send(cl, 8, unlock, NULL, NULL, NULL);
 	if (rc == -1 || j->script != cluster_lua_quota_count)
 		free(j);
 }
@@ -216,7 +289,8 @@ cluster_quota_post(struct cluster *cl, const char *script, const char *user, uns
 	if (cl == NULL || !cluster_is_up(cl))
 		return;
 	j = xcalloc(1, sizeof(*j));
-	if (cluster_quota_key(cl, user, j->key, sizeof(j->key), j->hex) == -1) {
+	if (cluster_quota_key(cl, user, j->key, sizeof(j->key), j->hex) == -1 ||
+	    cluster_msg_key(j->rkey, sizeof(j->rkey), cl->prefix, "rcpt:", j->hex) == -1) {
 		free(j);
 		return;
 	}

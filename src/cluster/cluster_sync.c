@@ -201,14 +201,17 @@ cluster_sync_ban_list(
 int
 cluster_sync_quota_unlock(struct cluster_sync *cs, const char *user, char *err, size_t errlen)
 {
-	char hex[CLUSTER_MSG_HEX_MAX], holds[CLUSTER_MSG_KEY_MAX], key[CLUSTER_MSG_KEY_MAX];
-	const char *argv[] = {"EVAL", cluster_lua_quota_unlock, "2", holds, key, hex, cs->chan};
+	char hex[CLUSTER_MSG_HEX_MAX], holds[CLUSTER_MSG_KEY_MAX], key[CLUSTER_MSG_KEY_MAX],
+	    rkey[CLUSTER_MSG_KEY_MAX];
+	const char *argv[] = {
+	    "EVAL", cluster_lua_quota_unlock, "3", holds, key, rkey, hex, cs->chan};
 	redisReply *r;
 	int rc = -1;
 
 	cluster_msg_hex(user, strlen(user), hex);
 	if (cluster_msg_key(holds, sizeof(holds), cs->prefix, "holds", NULL) == -1 ||
-	    cluster_msg_key(key, sizeof(key), cs->prefix, "quota:", hex) == -1) {
+	    cluster_msg_key(key, sizeof(key), cs->prefix, "quota:", hex) == -1 ||
+	    cluster_msg_key(rkey, sizeof(rkey), cs->prefix, "rcpt:", hex) == -1) {
 		snprintf(err, errlen, "[cluster] key_prefix is too long");
 		return -1;
 	}

@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -251,6 +252,18 @@ quota_rcpts_scan(struct quota_user *u, uint64_t hash, uint32_t now_hour)
 }
 
 static void
+quota_rcpts_add(struct quota_user *u, uint64_t hash, uint32_t hour)
+{
+	if (u->nrcpts == u->caprcpts) {
+		u->caprcpts = u->caprcpts == 0 ? 8 : u->caprcpts * 2;
+		u->rcpts = xrealloc(u->rcpts, u->caprcpts * sizeof(*u->rcpts));
+	}
+	u->rcpts[u->nrcpts].hash = hash;
+	u->rcpts[u->nrcpts].hour = hour;
+	u->nrcpts++;
+}
+
+static void
 quota_fill(struct quota_counts *r, struct quota_user *u, uint32_t now_hour)
 {
 	if (r == NULL)
@@ -359,13 +372,57 @@ quota_check_rcpt(
 		u->locked = true;
 		v = QUOTA_EXCEEDED;
 	} else {
-		if (u->nrcpts == u->caprcpts) {
-			u->caprcpts = u->caprcpts == 0 ? 8 : u->caprcpts * 2;
-			u->rcpts = xrealloc(u->rcpts, u->caprcpts * sizeof(*u->rcpts));
-		}
-		u->rcpts[u->nrcpts].hash = rh;
-		u->rcpts[u->nrcpts].hour = hour;
-		u->nrcpts++;
+		quota_rcpts_add(u, rh, hour);
+	}
+out:
+	quota_fill(counts_r, u, hour);
+	pthread_mutex_unlock(&sh->lock);
+	return v;
+}
+
+enum quota_verdict
+quota_rcpt_shared(struct quota *q, const char *user, const char *rcpt, bool over, unsigned distinct,
+    time_t now, struct quota_counts *counts_r)
+{
+	unsigned limit = __atomic_load_n(&q->recipients, __ATOMIC_RELAXED);
+	uint64_t h = quota_hash(user), rh = quota_hash(rcpt);
+	struct quota_shard *sh = quota_shard(q, h);
+	uint32_t hour = quota_hour(now);
+	enum quota_verdict v = QUOTA_OK;
+	struct quota_user *u;
+	long at;
+
+	pthread_mutex_lock(&sh->lock);
+	u = quota_get(sh, h, user, over);
+	if (u == NULL)
+		goto out;
+	if (u->locked) {
+		v = QUOTA_LOCKED;
+		goto out;
+	}
+	u->last_hour = hour;
+	if (over) {
+		u->locked = true;
+		v = QUOTA_EXCEEDED;
+		goto out;
+	}
+	/* kept within limit + 1 entries (the invariant): a recipient the
+	 * other nodes counted is one of the stand-ins below, or beyond */
+	at = quota_rcpts_scan(u, rh, hour);
+	if (at >= 0)
+		u->rcpts[at].hour = hour;
+	else if (limit == 0 || u->nrcpts <= limit)
+		quota_rcpts_add(u, rh, hour);
+	if (limit != 0 && distinct > limit)
+		distinct = limit;
+	/* stand-ins for the recipients only other nodes have seen: hashes of
+	 * names no address can have (they hold '\n') */
+	for (unsigned k = 0; u->nrcpts < distinct && k < distinct; k++) {
+		char stand[64];
+
+		snprintf(stand, sizeof(stand), "\n%u\n%u", hour, k);
+		if (quota_rcpts_scan(u, quota_hash(stand), hour) < 0)
+			quota_rcpts_add(u, quota_hash(stand), hour);
 	}
 out:
 	quota_fill(counts_r, u, hour);

@@ -63,6 +63,14 @@ void quota_count_message(struct quota *q, const char *user, time_t now);
  * difference goes into the current hour. Never lowers it. */
 void quota_raise_messages(struct quota *q, const char *user, unsigned messages, time_t now);
 /* At RCPT: may user send to rcpt (compared without case)? Counts it. */
+/* RCPT decided from the shared state of a cluster: over says the
+ * recipient is new and every node's distinct recipients of the day
+ * already reach the limit; distinct is that count. A locked user stays
+ * QUOTA_LOCKED; over locks (QUOTA_EXCEEDED); otherwise rcpt is noted
+ * here and the local count raised to distinct (so a fallback to the local
+ * count, Redis gone, starts from every node's count). */
+enum quota_verdict quota_rcpt_shared(struct quota *q, const char *user, const char *rcpt, bool over,
+    unsigned distinct, time_t now, struct quota_counts *counts_r);
 enum quota_verdict quota_check_rcpt(
     struct quota *q, const char *user, const char *rcpt, time_t now, struct quota_counts *counts_r);
 

@@ -493,9 +493,11 @@ sendquota_check_mail(struct sendquota *sq, const struct conf *c, const char *use
 	return sendquota_reply(c);
 }
 
+static void sendquota_cluster_hold(void *arg, const char *user);
+
 enum smtp_reply_id
 sendquota_check_rcpt(struct sendquota *sq, const struct conf *c, const char *user, const char *rcpt,
-    const char *client, uint64_t session)
+    const char *client, uint64_t session, const struct sendquota_shared *shared)
 {
 	struct quota_counts n;
 	enum quota_verdict v;
@@ -505,7 +507,13 @@ sendquota_check_rcpt(struct sendquota *sq, const struct conf *c, const char *use
 	sendquota_follow_limits(sq, c);
 	if (!quota_is_enabled(sq->q))
 		return quota_is_locked(sq->q, user) ? sendquota_reply(c) : SMTP_R_OK;
-	v = quota_check_rcpt(sq->q, user, rcpt, time(NULL), &n);
+	if (shared != NULL && shared->held)
+		sendquota_cluster_hold(sq, user);
+	if (shared != NULL)
+		v = quota_rcpt_shared(
+		    sq->q, user, rcpt, shared->over, shared->distinct, time(NULL), &n);
+	else
+		v = quota_check_rcpt(sq->q, user, rcpt, time(NULL), &n);
 	if (v == QUOTA_OK)
 		return SMTP_R_OK;
 	if (v == QUOTA_EXCEEDED)
@@ -621,6 +629,41 @@ sendquota_fetch(struct sendquota *sq, const struct conf *c, const char *user, st
 	if (cluster_quota_fetch(sq->cluster, user, (unsigned)(time(NULL) / 3600),
 	        CLUSTER_QUOTA_WAIT_MS, loop, sendquota_fetched, w) == -1) {
 		free(w->user);
+		free(w);
+		return false;
+	}
+	return true;
+}
+
+struct sendquota_rcpt_wait {
+	void (*done)(void *arg, const struct sendquota_shared *answer);
+	void *arg;
+};
+
+static void
+sendquota_rcpt_fetched(void *arg, int status, bool over, unsigned distinct, bool held)
+{
+	struct sendquota_rcpt_wait *w = arg;
+	struct sendquota_shared a = {.over = over, .held = held, .distinct = distinct};
+
+	w->done(w->arg, status == 0 ? &a : NULL);
+	free(w);
+}
+
+bool
+sendquota_rcpt_fetch(struct sendquota *sq, const struct conf *c, const char *user, const char *rcpt,
+    struct loop *loop, void (*done)(void *arg, const struct sendquota_shared *answer), void *arg)
+{
+	struct sendquota_rcpt_wait *w;
+
+	if (sq == NULL || user == NULL || sq->cluster == NULL || c->quota_recipients_per_day == 0)
+		return false;
+	w = xcalloc(1, sizeof(*w));
+	w->done = done;
+	w->arg = arg;
+	if (cluster_quota_rcpt(sq->cluster, user, rcpt, c->quota_recipients_per_day,
+	        (unsigned)(time(NULL) / 3600), CLUSTER_QUOTA_WAIT_MS, loop, sendquota_rcpt_fetched,
+	        w) == -1) {
 		free(w);
 		return false;
 	}

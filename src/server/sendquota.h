@@ -51,12 +51,30 @@ void sendquota_set_cluster(struct sendquota *sq, struct cluster *cl);
 bool sendquota_fetch(struct sendquota *sq, const struct conf *c, const char *user,
     struct loop *loop, void (*done)(void *arg), void *arg);
 
+/* What every node counted for a recipient (sendquota_rcpt_fetch). */
+struct sendquota_shared {
+	bool over; /* new, and the day's distinct recipients reach the limit */
+	bool held;
+	unsigned distinct;
+};
+
+/* Before sendquota_check_rcpt with [cluster] and a recipient quota: counts
+ * rcpt among the account's recipients of the day on every node; done(arg,
+ * answer) runs on loop within CLUSTER_QUOTA_WAIT_MS, answer NULL when
+ * Redis did not answer in time (decide locally). false: nothing to wait
+ * for: check at once, locally. */
+bool sendquota_rcpt_fetch(struct sendquota *sq, const struct conf *c, const char *user,
+    const char *rcpt, struct loop *loop,
+    void (*done)(void *arg, const struct sendquota_shared *answer), void *arg);
+
 /* At MAIL and RCPT of an authenticated session (c: the session's
- * snapshot). SMTP_R_OK, or the reply to give. */
+ * snapshot). SMTP_R_OK, or the reply to give. shared: the answer of
+ * sendquota_rcpt_fetch, NULL to decide from this node's count. */
 enum smtp_reply_id sendquota_check_mail(struct sendquota *sq, const struct conf *c,
     const char *user, const char *client, uint64_t session);
 enum smtp_reply_id sendquota_check_rcpt(struct sendquota *sq, const struct conf *c,
-    const char *user, const char *rcpt, const char *client, uint64_t session);
+    const char *user, const char *rcpt, const char *client, uint64_t session,
+    const struct sendquota_shared *shared);
 /* Before committing: SMTP_R_OK, or the reply when user got locked during
  * the transaction. */
 enum smtp_reply_id sendquota_check_data(

@@ -206,11 +206,55 @@ session_mail_from(struct session *s, const struct smtp_cmd *cmd)
 	session_mail_quota(s);
 }
 
+/* RCPT's last step: the sending quota (shared: every node's answer, NULL:
+ * this node's count), then the 250. */
+static void
+session_mail_rcpt_quota(struct session *s, const char *addr, const struct sendquota_shared *shared)
+{
+	enum smtp_reply_id err = sendquota_check_rcpt(
+	    s->w->srv->sendquota, session_conf(s), s->auth_user, addr, s->client, s->id, shared);
+
+	if (err != SMTP_R_OK) {
+		log_event(LOG_NOTICE, "rcpt", s->id, "{s:s, s:s}", "to", addr, "result", "quota");
+		session_reply(s, err, NULL);
+		return;
+	}
+	s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof(*s->rcpts));
+	s->rcpts[s->nrcpts++] = xstrdup(addr);
+	log_event(LOG_INFO, "rcpt", s->id, "{s:s, s:s}", "to", addr, "result", "ok");
+	session_reply(s, SMTP_R_RCPT_OK, NULL);
+}
+
+/* Which session waits for the shared recipients, and for which address. */
+struct session_rcpt_wait {
+	struct worker *w;
+	uint64_t id;
+	char *addr;
+};
+
+static void
+session_mail_rcpt_fetched(void *arg, const struct sendquota_shared *shared)
+{
+	struct session_rcpt_wait *rw = arg;
+	struct session *s = idmap_get(&rw->w->sessions, rw->id);
+
+	if (s != NULL && !s->closing) {
+		s->busy = false;
+		session_mail_rcpt_quota(s, rw->addr, shared);
+		session_flush(s);
+		conn_read_resume(s->conn);
+		session_process(s);
+	}
+	free(rw->addr);
+	free(rw);
+}
+
 void
 session_mail_rcpt(struct session *s, const struct smtp_cmd *cmd)
 {
 	struct smtp_path rcpt;
 	enum smtp_reply_id err;
+	struct session_rcpt_wait *rw;
 
 	if (!s->has_mail) {
 		session_reply(s, SMTP_R_NEED_MAIL, NULL);
@@ -231,18 +275,20 @@ session_mail_rcpt(struct session *s, const struct smtp_cmd *cmd)
 		session_reply(s, err, NULL);
 		return;
 	}
-	err = sendquota_check_rcpt(
-	    s->w->srv->sendquota, session_conf(s), s->auth_user, rcpt.addr, s->client, s->id);
-	if (err != SMTP_R_OK) {
-		log_event(
-		    LOG_NOTICE, "rcpt", s->id, "{s:s, s:s}", "to", rcpt.addr, "result", "quota");
-		session_reply(s, err, NULL);
+	/* with [cluster], the distinct recipients of every node (a bounded wait) */
+	rw = xcalloc(1, sizeof(*rw));
+	rw->w = s->w;
+	rw->id = s->id;
+	rw->addr = xstrdup(rcpt.addr);
+	if (sendquota_rcpt_fetch(s->w->srv->sendquota, session_conf(s), s->auth_user, rcpt.addr,
+	        s->w->loop, session_mail_rcpt_fetched, rw)) {
+		s->busy = true;
+		conn_read_pause(s->conn);
 		return;
 	}
-	s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof(*s->rcpts));
-	s->rcpts[s->nrcpts++] = xstrdup(rcpt.addr);
-	log_event(LOG_INFO, "rcpt", s->id, "{s:s, s:s}", "to", rcpt.addr, "result", "ok");
-	session_reply(s, SMTP_R_RCPT_OK, NULL);
+	free(rw->addr);
+	free(rw);
+	session_mail_rcpt_quota(s, rcpt.addr, NULL);
 }
 
 static const char *

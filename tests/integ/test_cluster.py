@@ -362,6 +362,65 @@ def test_quota_over_three_nodes_reached_at_the_total_unlock_anywhere(cluster):
         assert final is not None and final.code == 250, (mail, final)
 
 
+def rcpt_via(port, src, rcpt):
+    """MAIL and one RCPT through HAProxy from src: the RCPT reply (the MAIL
+    reply when that is refused)."""
+    c = SMTPClient.__new__(SMTPClient)
+    c.timeout = 10.0
+    c.buf = b""
+    c.tls = False
+    c.sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(src, 0))
+    try:
+        assert c.reply().code == 220
+        c.submit_ready(USER, PASSWORD)
+        reply = c.cmd(f"MAIL FROM:<{USER}>")
+        if reply.code == 250:
+            reply = c.cmd(f"RCPT TO:<{rcpt}>")
+        c.cmd("QUIT")
+        return reply
+    finally:
+        c.sock.close()
+
+
+def test_distinct_recipients_over_three_nodes_reached_at_the_total(make_server, tmp_path):
+    """quota_recipients_per_day counts distinct recipients over every node:
+    a recipient used on one node does not count again on another (nor
+    with other case), and the recipient past the limit is refused wherever
+    it lands, with the hold on every node."""
+    c = Cluster(make_server, tmp_path, quota=100, limits="quota_recipients_per_day = 4\n")
+    try:
+        src = "127.0.0.61"
+        for rcpt in ["r0@example.net", "r1@example.net", "r2@example.net",
+                     "R0@Example.NET", "r1@example.net", "r3@example.net"]:
+            assert rcpt_via(c.front, src, rcpt).code == 250, rcpt
+        assert set(node_of(c, src)) == {0, 1, 2}  # every node took part
+        hx = USER.lower().encode().hex()
+        members = c.redis.cmd("ZRANGE", f"smtpgate:rcpt:{hx}", "0", "-1")
+        assert len(members) == 4, members
+        assert not any("example" in m for m in members), members  # hashed, not in clear
+        over = rcpt_via(c.front, src, "r4@example.net")
+        assert over.code == 452, over
+        assert sum(len([e for e in s.events("alert") if e.get("limit") == "recipients"])
+                   for s in c.nodes) == 1
+        assert c.redis.cmd("SISMEMBER", "smtpgate:holds", hx) == 1
+        for s in c.nodes:
+            s.wait_event("quota_lock" if not s.events("alert") else "alert",
+                         lambda e: e.get("user") == USER)
+        # held everywhere (the MAIL is refused now)
+        for _ in range(3):
+            assert rcpt_via(c.front, src, "r0@example.net").code == 452
+        # unlock forgets the shared recipients too
+        r = subprocess.run([SMTPGATE, "user", "unlock", USER, "-c", str(c.nodes[1].conf)],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+        for s in c.nodes:
+            s.wait_event("quota_unlock", lambda e: e.get("user") == USER)
+        assert c.redis.cmd("EXISTS", f"smtpgate:rcpt:{hx}") == 0
+        assert rcpt_via(c.front, src, "r4@example.net").code == 250
+    finally:
+        c.close()
+
+
 def s_client(port, src, *args):
     """openssl s_client with STARTTLS through HAProxy from src: its output."""
     r = subprocess.run(

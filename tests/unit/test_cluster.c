@@ -96,6 +96,31 @@ test_keys_and_hex(void **state)
 	assert_int_equal(strlen(hex), 2 * CLUSTER_MSG_ACCOUNT_MAX);
 }
 
+/* Recipients in Redis: half a SHA-256 of the lower-cased address (the
+ * value from Python's hashlib), never the address. */
+static void
+test_rcpt_hash(void **state)
+{
+	char a[CLUSTER_MSG_RCPT_HEX], b[CLUSTER_MSG_RCPT_HEX];
+	char longaddr[300];
+
+	(void)state;
+	cluster_msg_rcpt_hash("bob@example.net", a);
+	assert_string_equal(a, "e7b3b708168e80fd10abb34296e9863d");
+	cluster_msg_rcpt_hash("Bob@Example.NET", b);
+	assert_string_equal(a, b);
+	cluster_msg_rcpt_hash("bob@example.org", b);
+	assert_string_not_equal(a, b);
+	/* longer than a hashing chunk: every byte counts */
+	memset(longaddr, 'y', sizeof(longaddr) - 1);
+	longaddr[sizeof(longaddr) - 1] = '\0';
+	cluster_msg_rcpt_hash(longaddr, a);
+	longaddr[200] = 'z';
+	cluster_msg_rcpt_hash(longaddr, b);
+	assert_string_not_equal(a, b);
+	assert_int_equal(strlen(a), CLUSTER_MSG_RCPT_HEX - 1);
+}
+
 static void
 test_decay(void **state)
 {
@@ -250,6 +275,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_urls),
 	    cmocka_unit_test(test_keys_and_hex),
+	    cmocka_unit_test(test_rcpt_hash),
 	    cmocka_unit_test(test_decay),
 	    cmocka_unit_test(test_ban_records),
 	    cmocka_unit_test(test_messages),

@@ -157,6 +157,42 @@ test_bounded_users(void **state)
 	quota_free(q);
 }
 
+/* RCPT decided by a cluster's answer: the local count follows it, so a
+ * fallback to it (Redis gone) starts from every node's count. */
+static void
+test_rcpt_shared(void **state)
+{
+	struct quota *q = quota_new(0, 3);
+	struct quota_counts n;
+
+	(void)state;
+	/* other nodes counted two: this one notes its recipient and stand-ins */
+	assert_int_equal(quota_rcpt_shared(q, A, "x@example.net", false, 3, T0, &n), QUOTA_OK);
+	assert_int_equal(n.recipients, 3);
+	/* again: nothing more (the recipient is known, the count reached) */
+	assert_int_equal(quota_rcpt_shared(q, A, "X@Example.NET", false, 3, T0, &n), QUOTA_OK);
+	assert_int_equal(n.recipients, 3);
+	/* Redis gone: the local count refuses a fourth, but not x */
+	assert_int_equal(quota_check_rcpt(q, A, "x@example.net", T0 + 60, &n), QUOTA_OK);
+	assert_int_equal(quota_check_rcpt(q, A, "y@example.net", T0 + 60, &n), QUOTA_EXCEEDED);
+	assert_int_equal(quota_rcpt_shared(q, A, "z@example.net", false, 1, T0, &n), QUOTA_LOCKED);
+	quota_free(q);
+	/* over: locks, and the user stays locked */
+	q = quota_new(0, 3);
+	assert_int_equal(quota_rcpt_shared(q, A, "x@example.net", true, 3, T0, &n), QUOTA_EXCEEDED);
+	assert_true(quota_is_locked(q, A));
+	assert_int_equal(quota_rcpt_shared(q, A, "x@example.net", false, 1, T0, &n), QUOTA_LOCKED);
+	/* a count above the limit never grows the local array past it */
+	assert_true(quota_unlock(q, A));
+	assert_int_equal(quota_rcpt_shared(q, A, "x@example.net", false, 1000, T0, &n), QUOTA_OK);
+	assert_int_equal(n.recipients, 3);
+	/* a day later the stand-ins are gone with the rest */
+	assert_int_equal(
+	    quota_rcpt_shared(q, A, "w@example.net", false, 1, T0 + 24 * 3600, &n), QUOTA_OK);
+	assert_int_equal(n.recipients, 1);
+	quota_free(q);
+}
+
 int
 main(void)
 {
@@ -164,6 +200,7 @@ main(void)
 	    cmocka_unit_test(test_cases),
 	    cmocka_unit_test(test_locked_users_and_lock),
 	    cmocka_unit_test(test_bounded_users),
+	    cmocka_unit_test(test_rcpt_shared),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
