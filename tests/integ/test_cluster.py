@@ -402,7 +402,8 @@ def test_distinct_recipients_over_three_nodes_reached_at_the_total(make_server, 
         assert over.code == 452, over
         assert sum(len([e for e in s.events("alert") if e.get("limit") == "recipients"])
                    for s in c.nodes) == 1
-        assert c.redis.cmd("SISMEMBER", "smtpgate:holds", hx) == 1
+        # the hold reaches Redis just after the 452 (sent, not waited for)
+        wait_for(lambda: c.redis.cmd("SISMEMBER", "smtpgate:holds", hx) == 1, what="shared hold")
         for s in c.nodes:
             s.wait_event("quota_lock" if not s.events("alert") else "alert",
                          lambda e: e.get("user") == USER)
