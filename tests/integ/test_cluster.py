@@ -343,7 +343,9 @@ def test_quota_over_three_nodes_reached_at_the_total_unlock_anywhere(cluster):
     assert mail.code == 452, mail
     assert sum(len([e for e in s.events("alert") if e.get("user") == USER])
                for s in cluster.nodes) == 1
-    assert cluster.redis.cmd("SISMEMBER", "smtpgate:holds", hx) == 1
+    # the hold is sent without waiting for it: poll
+    wait_for(lambda: cluster.redis.cmd("SISMEMBER", "smtpgate:holds", hx) == 1,
+             what="the shared hold")
     for s in cluster.nodes:
         s.wait_event("quota_lock" if not s.events("alert") else "alert",
                      lambda e: e.get("user") == USER)
@@ -356,7 +358,8 @@ def test_quota_over_three_nodes_reached_at_the_total_unlock_anywhere(cluster):
     assert "every node" in r.stdout, r.stdout
     for s in cluster.nodes:
         s.wait_event("quota_unlock", lambda e: e.get("user") == USER)
-    assert cluster.redis.cmd("SISMEMBER", "smtpgate:holds", hx) == 0
+    wait_for(lambda: cluster.redis.cmd("SISMEMBER", "smtpgate:holds", hx) == 0,
+             what="the shared hold lifted")
     for k in range(3):
         mail, final = send_via(cluster.front, src, f"again{k}")
         assert final is not None and final.code == 250, (mail, final)
