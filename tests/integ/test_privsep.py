@@ -512,6 +512,10 @@ timeout = 5s
     s.key, s.cred, s.dkim_txt = key, cred, txt
     reachable(s.dir)
     s.start()
+    # `start` is the smtp process's; the relay process names itself
+    # before it loads its configuration and enters its sandbox, and says
+    # scheduler_start once it has (relay_proc.c)
+    s.wait_event("scheduler_start", timeout=30)
     sink.server_pid = s.proc.pid
     s.sink = sink
     yield s
