@@ -16,27 +16,14 @@ import time
 import pytest
 
 from conftest import PASSWORD, SMTPGATE, USER, free_port
-from zoo import (ScriptServer, SServer, ZooPKI, ids, probe, severity, smtp_dialogue,
+from zoo import script  # noqa: F401 (a fixture)
+from zoo import (SServer, ZooPKI, ids, probe, severity, smtp_dialogue,
                  tls_server_context)
 
 
 @pytest.fixture(scope="module")
 def zpki(tmp_path_factory):
     return ZooPKI(tmp_path_factory.mktemp("zoo-pki"))
-
-
-@pytest.fixture
-def script(request):
-    made = []
-
-    def make(handler):
-        s = ScriptServer(handler)
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.stop()
 
 
 @pytest.fixture
