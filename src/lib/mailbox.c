@@ -19,7 +19,7 @@ struct mailbox_item {
 struct mailbox {
 	pthread_mutex_t lock;
 	struct mailbox_item *head, *tail;
-	void (*wake)(void *ctx);
+	void (*wake)(void *ctx); /* NULL: direct (mailbox_new_direct) */
 	void *ctx;
 };
 
@@ -32,6 +32,12 @@ mailbox_new(void (*wake)(void *ctx), void *ctx)
 	mb->wake = wake;
 	mb->ctx = ctx;
 	return mb;
+}
+
+struct mailbox *
+mailbox_new_direct(void)
+{
+	return mailbox_new(NULL, NULL);
 }
 
 void
@@ -52,8 +58,13 @@ mailbox_free(struct mailbox *mb)
 void
 mailbox_post(struct mailbox *mb, mailbox_fn *fn, void *arg)
 {
-	struct mailbox_item *it = xmalloc(sizeof(*it));
+	struct mailbox_item *it;
 
+	if (mb->wake == NULL) {
+		fn(arg);
+		return;
+	}
+	it = xmalloc(sizeof(*it));
 	it->fn = fn;
 	it->arg = arg;
 	it->next = NULL;
