@@ -18,9 +18,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <sodium.h>
 
@@ -85,10 +88,83 @@ pwscheme_is_scram(enum pwscheme s)
 	return s == PWSCHEME_SCRAM_SHA256 || s == PWSCHEME_SCRAM_SHA1;
 }
 
+/* OpenSSL 3 looks up (fetches) an algorithm's implementation on every
+ * one-shot call (PKCS5_PBKDF2_HMAC, HMAC, EVP_Digest with EVP_sha256()):
+ * tens of microseconds per check with a cheap iteration count. So the
+ * digests are fetched once, and PBKDF2 and HMAC contexts made once per
+ * digest (0: SHA-1, 1: SHA-256) are copied per call. Read-only after the
+ * once; NULL where a fetch failed (the one-shot calls are the fallback).
+ * PBKDF2 has no context copy before OpenSSL 3.2: a new context per call,
+ * from the fetched KDF, with the digest named. */
+static pthread_once_t pwscheme_algs_once = PTHREAD_ONCE_INIT;
+static EVP_MD *pwscheme_mds[2];
+static EVP_KDF *pwscheme_kdf;
+static EVP_MAC_CTX *pwscheme_macs[2];
+
+static void
+pwscheme_algs_init(void)
+{
+	static const char *const names[2] = {"SHA1", "SHA256"};
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
+
+	for (int i = 0; i < 2; i++) {
+		OSSL_PARAM ps[2] = {
+		    OSSL_PARAM_construct_utf8_string(OSSL_ALG_PARAM_DIGEST, (char *)names[i], 0),
+		    OSSL_PARAM_construct_end()};
+
+		pwscheme_mds[i] = EVP_MD_fetch(NULL, names[i], NULL);
+		if (mac != NULL && (pwscheme_macs[i] = EVP_MAC_CTX_new(mac)) != NULL &&
+		    EVP_MAC_CTX_set_params(pwscheme_macs[i], ps) != 1) {
+			EVP_MAC_CTX_free(pwscheme_macs[i]);
+			pwscheme_macs[i] = NULL;
+		}
+	}
+	pwscheme_kdf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_PBKDF2, NULL);
+	/* the contexts hold their own references */
+	EVP_MAC_free(mac);
+}
+
+static int
+pwscheme_alg(enum pwscheme s)
+{
+	pthread_once(&pwscheme_algs_once, pwscheme_algs_init);
+	return s == PWSCHEME_SCRAM_SHA1 ? 0 : 1;
+}
+
 static const EVP_MD *
 pwscheme_md(enum pwscheme s)
 {
+	const EVP_MD *md = pwscheme_mds[pwscheme_alg(s)];
+
+	if (md != NULL)
+		return md;
 	return s == PWSCHEME_SCRAM_SHA1 ? EVP_sha1() : EVP_sha256();
+}
+
+/* HMAC(s's digest, key, data) into out (the digest's size, *outlen_r):
+ * 0, or -1. */
+static int
+pwscheme_hmac(enum pwscheme s, const unsigned char *key, size_t keylen, const unsigned char *data,
+    size_t datalen, unsigned char *out, unsigned int *outlen_r)
+{
+	EVP_MAC_CTX *tmpl = pwscheme_macs[pwscheme_alg(s)];
+	EVP_MAC_CTX *c;
+	size_t n = 0;
+	int r = -1;
+
+	if (tmpl == NULL)
+		return HMAC(pwscheme_md(s), key, (int)keylen, data, datalen, out, outlen_r) != NULL
+		    ? 0
+		    : -1;
+	if ((c = EVP_MAC_CTX_dup(tmpl)) == NULL)
+		return -1;
+	if (EVP_MAC_init(c, key, keylen, NULL) == 1 && EVP_MAC_update(c, data, datalen) == 1 &&
+	    EVP_MAC_final(c, out, &n, EVP_MAX_MD_SIZE) == 1) {
+		*outlen_r = (unsigned int)n;
+		r = 0;
+	}
+	EVP_MAC_CTX_free(c);
+	return r;
 }
 
 /* Characters of crypt(3) strings: the crypt base64 alphabet, '$', and the
@@ -196,14 +272,35 @@ int
 pwscheme_pbkdf2(enum pwscheme s, const char *password, size_t passlen, const unsigned char *salt,
     size_t saltlen, unsigned iter, unsigned char *out, size_t outlen)
 {
+	EVP_KDF_CTX *c;
+	OSSL_PARAM ps[6];
+	int pkcs5 = 1, r;
+
 	if (!pwscheme_is_scram(s) || passlen > INT_MAX || saltlen > INT_MAX || outlen > INT_MAX ||
 	    iter == 0 || iter > INT_MAX)
 		return -1;
+	(void)pwscheme_alg(s);
 	/* OpenSSL wants a non-NULL pointer even for an empty password */
-	if (PKCS5_PBKDF2_HMAC(passlen > 0 ? password : "", (int)passlen, salt, (int)saltlen,
-	        (int)iter, pwscheme_md(s), (int)outlen, out) != 1)
+	if (pwscheme_kdf == NULL)
+		return PKCS5_PBKDF2_HMAC(passlen > 0 ? password : "", (int)passlen, salt,
+		           (int)saltlen, (int)iter, pwscheme_md(s), (int)outlen, out) == 1
+		    ? 0
+		    : -1;
+	if ((c = EVP_KDF_CTX_new(pwscheme_kdf)) == NULL)
 		return -1;
-	return 0;
+	ps[0] = OSSL_PARAM_construct_octet_string(
+	    OSSL_KDF_PARAM_PASSWORD, (void *)(passlen > 0 ? password : ""), passlen);
+	ps[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, saltlen);
+	ps[2] = OSSL_PARAM_construct_uint(OSSL_KDF_PARAM_ITER, &iter);
+	/* PKCS5_PBKDF2_HMAC's mode: no SP 800-132 lower bounds (1 iteration, short
+	 * salts and keys are the stored keys' business, checked elsewhere) */
+	ps[3] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_PKCS5, &pkcs5);
+	ps[4] = OSSL_PARAM_construct_utf8_string(
+	    OSSL_KDF_PARAM_DIGEST, (char *)(s == PWSCHEME_SCRAM_SHA1 ? "SHA1" : "SHA256"), 0);
+	ps[5] = OSSL_PARAM_construct_end();
+	r = EVP_KDF_derive(c, out, outlen, ps) == 1 ? 0 : -1;
+	EVP_KDF_CTX_free(c);
+	return r;
 }
 
 int
@@ -229,15 +326,15 @@ pwscheme_scram_derive(enum pwscheme s, const char *password, size_t passlen,
 	 * PBKDF2 with HMAC as the PRF and dkLen the hash size */
 	if (pwscheme_pbkdf2(s, password, passlen, salt, saltlen, iter, salted, keylen) == -1)
 		goto fail;
-	if (HMAC(pwscheme_md(s), salted, (int)keylen, (const unsigned char *)"Client Key", 10,
-	        client_key, &n) == NULL ||
+	if (pwscheme_hmac(
+	        s, salted, keylen, (const unsigned char *)"Client Key", 10, client_key, &n) == -1 ||
 	    n != keylen)
 		goto fail;
 	if (EVP_Digest(client_key, keylen, k_r->stored_key, &m, pwscheme_md(s), NULL) != 1 ||
 	    m != keylen)
 		goto fail;
-	if (HMAC(pwscheme_md(s), salted, (int)keylen, (const unsigned char *)"Server Key", 10,
-	        k_r->server_key, &n) == NULL ||
+	if (pwscheme_hmac(s, salted, keylen, (const unsigned char *)"Server Key", 10,
+	        k_r->server_key, &n) == -1 ||
 	    n != keylen)
 		goto fail;
 	if (client_key_r != NULL)
