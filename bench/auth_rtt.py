@@ -2,9 +2,10 @@
 """bench/auth_rtt.py PERF_SCRIPT_TXT: pairs the smtp and auth processes' sendmsg/recvmsg
 (perf script of raw_syscalls, see auth_rtt.sh) into round trips; prints median/p90 in us.
 
-smtp: the auth channel is the descriptor the smtp process both sendmsg()s to and
-recvmsg()s from most often on different threads (a loop thread sends, the authc reader
-thread receives). A round trip: a sendmsg on it -> the next recvmsg returning > 0 on it.
+smtp: an auth channel is a descriptor the smtp process both sendmsg()s to and recvmsg()s
+from (one per loop thread since 2026-12-07; before, one for all, read by a reader thread).
+A round trip: a sendmsg on it -> the next recvmsg returning > 0 on it; the pairs of every
+channel together, in time order.
 A request with no answer (record-use) is followed by another request before any answer:
 only the last request before an answer is paired. The auth side is paired the same way
 (recvmsg returning > 0 -> the next sendmsg on that descriptor)."""
@@ -34,23 +35,23 @@ for line in open(sys.argv[1]):
 
 
 def pairs(comm_prefix, first, second):
+    """(start, duration in us) of every first -> second pair on one descriptor, over every
+    descriptor that has both (one channel per smtp loop thread), in start order."""
     ev = [e for e in events if e[1].startswith(comm_prefix)]
-    use = Counter(e[4] for e in ev if e[3] == first)
+    firsts = {e[4] for e in ev if e[3] == first}
+    seconds = {e[4] for e in ev if e[3] == second}
     out = []
-    for fd, _ in use.most_common(3):
+    for fd in firsts & seconds:
         pending = None
-        cur = []
         for e in ev:
             if e[4] != fd:
                 continue
             if e[3] == first:
                 pending = e[0]
             elif e[3] == second and pending is not None:
-                cur.append((e[0] - pending) * 1e6)
+                out.append((pending, (e[0] - pending) * 1e6))
                 pending = None
-        if len(cur) > len(out):
-            out = cur
-    return out
+    return [d for _, d in sorted(out)]
 
 
 def stats(name, xs):

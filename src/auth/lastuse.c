@@ -261,6 +261,7 @@ lastuse_note(struct lastuse *lu, const char *user, const char *label, const char
     const char *client, int64_t when)
 {
 	struct lastuse_rec *r = NULL;
+	bool was_dirty;
 
 	if (lu == NULL)
 		return;
@@ -286,7 +287,12 @@ lastuse_note(struct lastuse *lu, const char *user, const char *label, const char
 	}
 	r->time = when;
 	snprintf(r->client, sizeof(r->client), "%s", client != NULL ? client : "");
+	was_dirty = lu->dirty;
 	lu->dirty = true;
-	pthread_cond_signal(&lu->wake);
 	pthread_mutex_unlock(&lu->lock);
+	/* the flusher waits for the table to become dirty, then for its next
+	 * write time: only that first change wakes it (not every AUTH, on the
+	 * way to its answer) */
+	if (!was_dirty)
+		pthread_cond_signal(&lu->wake);
 }

@@ -124,9 +124,12 @@ workpool_submit(struct workpool *p, void *item)
 		p->ring[(p->head + p->count) % p->cap] = item;
 		p->count++;
 		queued = true;
-		pthread_cond_signal(&p->more);
 	}
 	pthread_mutex_unlock(&p->lock);
+	/* after the unlock: the worker it wakes does not block on the lock
+	 * (a second context switch per item) */
+	if (queued)
+		pthread_cond_signal(&p->more);
 	return queued;
 }
 

@@ -37,7 +37,9 @@
 #include "server/auth_sasl.h"
 #include "server/child.h"
 
-#define AUTH_PROC_CHANNELS_MAX 64
+/* two for each of [server] threads' 256 loops: a restarted smtp process's
+ * new channels may come before the old ones are closed */
+#define AUTH_PROC_CHANNELS_MAX 512
 
 struct auth_chan {
 	struct auth_proc *p;
@@ -62,7 +64,7 @@ struct auth_proc {
 	struct mailbox *direct; /* PLAIN answers: sent on the worker's thread */
 	struct loop_io *ctl_io, *sig_io;
 	int ctl_fd, sig_fd;
-	struct auth_chan *chans[AUTH_PROC_CHANNELS_MAX];
+	struct idmap chans; /* no -> struct auth_chan */
 	unsigned next_chan_no;
 	pthread_mutex_t lock; /* chans, inflight, out (see the top) */
 	struct idmap inflight; /* token -> struct auth_inflight */
@@ -74,11 +76,7 @@ struct auth_proc {
 static struct auth_chan *
 auth_proc_chan(struct auth_proc *p, unsigned no)
 {
-	for (size_t i = 0; i < AUTH_PROC_CHANNELS_MAX; i++) {
-		if (p->chans[i] != NULL && p->chans[i]->no == no)
-			return p->chans[i];
-	}
-	return NULL;
+	return idmap_get(&p->chans, no);
 }
 
 /* On the loop. */
@@ -86,10 +84,7 @@ static void
 auth_proc_chan_close(struct auth_proc *p, struct auth_chan *ch, const char *why)
 {
 	pthread_mutex_lock(&p->lock);
-	for (size_t i = 0; i < AUTH_PROC_CHANNELS_MAX; i++) {
-		if (p->chans[i] == ch)
-			p->chans[i] = NULL;
-	}
+	idmap_del(&p->chans, ch->no);
 	pthread_mutex_unlock(&p->lock);
 	if (p->sasl != NULL)
 		auth_sasl_drop_owner(p->sasl, ch->no);
@@ -303,7 +298,6 @@ auth_proc_ctl_read(void *arg)
 	struct ipc_frame f;
 	int fd = -1, n = ipc_sock_recv(p->ctl_fd, p->buf, &f, &fd);
 	struct auth_chan *ch;
-	size_t i;
 
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -317,9 +311,7 @@ auth_proc_ctl_read(void *arg)
 			close(fd);
 		return;
 	}
-	for (i = 0; i < AUTH_PROC_CHANNELS_MAX && p->chans[i] != NULL; i++)
-		;
-	if (i == AUTH_PROC_CHANNELS_MAX) {
+	if (p->chans.count >= AUTH_PROC_CHANNELS_MAX) {
 		close(fd);
 		return;
 	}
@@ -329,7 +321,7 @@ auth_proc_ctl_read(void *arg)
 	ch->no = ++p->next_chan_no;
 	ch->io = loop_io_new(p->loop, fd, auth_proc_chan_read, ch);
 	pthread_mutex_lock(&p->lock);
-	p->chans[i] = ch;
+	idmap_put(&p->chans, ch->no, ch);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -446,6 +438,7 @@ auth_proc_main(const char *path, int ctl_fd)
 	pthread_mutex_init(&p->lock, NULL);
 	p->direct = mailbox_new_direct();
 	idmap_init(&p->inflight);
+	idmap_init(&p->chans);
 	loop_global_init();
 	if (auth_proc_open(p, err, sizeof(err)) == -1) {
 		fprintf(stderr, "smtpgate-auth: %s\n", err);
@@ -465,9 +458,13 @@ auth_proc_main(const char *path, int ctl_fd)
 	oauth_free(p->oauth);
 	p->oauth = NULL;
 	loop_run_once(p->loop, false);
-	for (size_t i = 0; i < AUTH_PROC_CHANNELS_MAX; i++) {
-		if (p->chans[i] != NULL)
-			auth_proc_chan_close(p, p->chans[i], NULL);
+	while (p->chans.count > 0) {
+		for (size_t i = 0; i < p->chans.cap; i++) {
+			if (p->chans.keys[i] != 0) {
+				auth_proc_chan_close(p, p->chans.vals[i], NULL);
+				break;
+			}
+		}
 	}
 	loop_io_free(p->ctl_io);
 	loop_io_free(p->sig_io);
@@ -483,6 +480,7 @@ out:
 			free(p->inflight.vals[i]);
 	}
 	idmap_free(&p->inflight);
+	idmap_free(&p->chans);
 	mailbox_free(p->direct);
 	pthread_mutex_destroy(&p->lock);
 	free(p);

@@ -1,13 +1,13 @@
 /*
- * authc: see authc.h. Requests are sent on the loop thread that makes them
- * (non-blocking: a full channel is a TEMPFAIL, never a stalled loop); the
- * reader thread owns the receiving side.
+ * authc: see authc.h. Each loop thread has its own link: a channel whose
+ * descriptor is in that loop's event set, so an answer is read and
+ * delivered on the thread that asked, with no other thread in between.
+ * Only the hand-over of a new channel crosses threads (under the lock).
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <stdio.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,13 +18,12 @@
 #include "lib/mailbox.h"
 #include "lib/xalloc.h"
 #include "net/ipc_sock.h"
+#include "net/loop.h"
 #include "server/auth_msg.h"
 #include "server/authc.h"
 
 struct authc_req {
 	uint64_t id;
-	enum auth_msg_type type;
-	struct mailbox *mb;
 	uint64_t session_id;
 	authc_done_cb *done;
 	authc_sasl_cb *sasl;
@@ -36,16 +35,32 @@ struct authc_req {
 	struct authc_req *prev, *next;
 };
 
-struct authc {
-	pthread_mutex_t lock; /* everything below but thread */
+/* One loop's channel. Everything but the hand-over fields is its loop
+ * thread's only. */
+struct authc_link {
+	struct authc *a;
+	struct loop *loop; /* under a->lock until attached */
+	struct mailbox *mb;
+	int fd_next; /* under a->lock: a channel handed over before attach */
 	int fd; /* -1: no channel */
-	unsigned gen; /* changes with the channel */
+	struct loop_io *io;
+	struct loop_timer *timer; /* the deadlines, while requests wait */
 	struct idmap pending;
 	struct authc_req *head;
 	uint64_t next_id;
-	bool stop;
-	int wake[2];
-	pthread_t thread;
+	struct ipc_out out;
+	unsigned char *buf; /* IPC_FRAME_MAX */
+};
+
+struct authc {
+	pthread_mutex_t lock; /* links[] and each link's loop, mb and fd_next */
+	struct authc_link *links[AUTHC_LINKS_MAX];
+};
+
+/* A channel on its way to a link's loop. */
+struct authc_handover {
+	struct authc_link *l;
+	int fd;
 };
 
 static long long
@@ -90,61 +105,62 @@ authc_deliver(void *arg)
 }
 
 static void
-authc_unlink(struct authc *a, struct authc_req *r)
+authc_unlink(struct authc_link *l, struct authc_req *r)
 {
-	idmap_del(&a->pending, r->id);
+	idmap_del(&l->pending, r->id);
 	if (r->prev != NULL)
 		r->prev->next = r->next;
 	else
-		a->head = r->next;
+		l->head = r->next;
 	if (r->next != NULL)
 		r->next->prev = r->prev;
 }
 
-/* Under the lock: every pending request (or those past their deadline)
- * gets TEMPFAIL. */
+/* Every pending request of l (or those past their deadline) gets TEMPFAIL,
+ * through the mailbox: never inside the call of another request. */
 static void
-authc_fail_pending(struct authc *a, bool expired_only)
+authc_fail_pending(struct authc_link *l, bool expired_only)
 {
 	long long now = authc_now();
-	struct authc_req *r = a->head, *next;
+	struct authc_req *r = l->head, *next;
 
 	for (; r != NULL; r = next) {
 		next = r->next;
 		if (expired_only && r->deadline > now)
 			continue;
-		authc_unlink(a, r);
-		mailbox_post(r->mb, authc_deliver, r);
+		authc_unlink(l, r);
+		mailbox_post(l->mb, authc_deliver, r);
 	}
 }
 
-/* Under the lock: the channel is gone (peer closed, bad frame, send
- * failure). */
+/* The channel is gone (peer closed, bad frame, send failure, a new one). */
 static void
-authc_drop_channel(struct authc *a, const char *why)
+authc_drop_channel(struct authc_link *l, const char *why)
 {
-	if (a->fd == -1)
+	if (l->fd == -1)
 		return;
-	close(a->fd);
-	a->fd = -1;
-	a->gen++;
-	log_event(LOG_ERR, "auth_channel", 0, "{s:s}", "error", why);
-	authc_fail_pending(a, false);
+	loop_io_free(l->io);
+	l->io = NULL;
+	close(l->fd);
+	l->fd = -1;
+	if (why != NULL)
+		log_event(LOG_ERR, "auth_channel", 0, "{s:s}", "error", why);
+	authc_fail_pending(l, false);
 }
 
-/* Under the lock: one frame from the auth process. */
 static void
-authc_read_one(struct authc *a, unsigned char *buf)
+authc_read(void *arg)
 {
+	struct authc_link *l = arg;
 	struct ipc_frame f;
 	struct auth_msg_answer *ans;
 	struct authc_req *r;
-	int n = ipc_sock_recv(a->fd, buf, &f, NULL);
+	int n = ipc_sock_recv(l->fd, l->buf, &f, NULL);
 
-	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	if (n <= 0) {
-		authc_drop_channel(a,
+		authc_drop_channel(l,
 		    n == 0 ? "the auth process closed the channel"
 		           : "a malformed frame from the auth process");
 		return;
@@ -152,48 +168,62 @@ authc_read_one(struct authc *a, unsigned char *buf)
 	ans = xcalloc(1, sizeof(*ans));
 	if (auth_msg_answer_decode(&f, ans) == -1) {
 		free(ans);
-		authc_drop_channel(a, "a malformed answer from the auth process");
+		authc_drop_channel(l, "a malformed answer from the auth process");
 		return;
 	}
-	explicit_bzero(buf, IPC_FRAME_HDR + f.len);
-	r = idmap_get(&a->pending, f.id);
+	explicit_bzero(l->buf, IPC_FRAME_HDR + f.len);
+	r = idmap_get(&l->pending, f.id);
 	if (r == NULL) {
 		/* answered already (timed out): nobody waits */
 		explicit_bzero(ans, sizeof(*ans));
 		free(ans);
 		return;
 	}
-	authc_unlink(a, r);
+	authc_unlink(l, r);
 	r->answer = ans;
-	mailbox_post(r->mb, authc_deliver, r);
+	/* on this loop already, outside any request: at once */
+	authc_deliver(r);
 }
 
-static void *
-authc_reader(void *arg)
+static void
+authc_tick(void *arg)
 {
-	struct authc *a = arg;
-	unsigned char *buf = xmalloc(IPC_FRAME_MAX);
+	struct authc_link *l = arg;
 
-	pthread_mutex_lock(&a->lock);
-	while (!a->stop) {
-		struct pollfd p[2] = {
-		    {.fd = a->wake[0], .events = POLLIN}, {.fd = a->fd, .events = POLLIN}};
-		unsigned gen = a->gen;
-		char drain[64];
+	authc_fail_pending(l, true);
+	if (l->head != NULL)
+		loop_timer_add(l->timer, 1000);
+}
 
-		pthread_mutex_unlock(&a->lock);
-		(void)poll(p, p[1].fd == -1 ? 1 : 2, 1000);
-		if (p[0].revents != 0)
-			while (read(a->wake[0], drain, sizeof(drain)) > 0)
-				;
-		pthread_mutex_lock(&a->lock);
-		if (p[1].fd != -1 && p[1].revents != 0 && gen == a->gen)
-			authc_read_one(a, buf);
-		authc_fail_pending(a, true);
-	}
-	pthread_mutex_unlock(&a->lock);
-	free(buf);
-	return NULL;
+/* On l's loop: fd in place of the current channel (-1: none). */
+static void
+authc_install(struct authc_link *l, int fd)
+{
+	authc_drop_channel(l, NULL);
+	if (fd == -1)
+		return;
+	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	l->fd = fd;
+	l->io = loop_io_new(l->loop, fd, authc_read, l);
+}
+
+static void
+authc_install_run(void *arg)
+{
+	struct authc_handover *h = arg;
+
+	authc_install(h->l, h->fd);
+	free(h);
+}
+
+static void
+authc_handover(struct authc_link *l, int fd)
+{
+	struct authc_handover *h = xmalloc(sizeof(*h));
+
+	h->l = l;
+	h->fd = fd;
+	loop_post(l->loop, authc_install_run, h);
 }
 
 struct authc *
@@ -202,36 +232,97 @@ authc_new(void)
 	struct authc *a = xcalloc(1, sizeof(*a));
 
 	pthread_mutex_init(&a->lock, NULL);
-	a->fd = -1;
-	a->next_id = 1;
-	idmap_init(&a->pending);
-	if (pipe2(a->wake, O_CLOEXEC | O_NONBLOCK) == -1) {
-		idmap_free(&a->pending);
-		pthread_mutex_destroy(&a->lock);
-		free(a);
-		return NULL;
-	}
-	pthread_create(&a->thread, NULL, authc_reader, a);
 	return a;
 }
 
-static void
-authc_wake(struct authc *a)
+/* Under the lock: link i, made on first use. */
+static struct authc_link *
+authc_link_get(struct authc *a, size_t i)
 {
-	(void)!write(a->wake[1], "", 1);
+	struct authc_link *l = a->links[i];
+
+	if (l == NULL) {
+		l = xcalloc(1, sizeof(*l));
+		l->a = a;
+		l->fd = -1;
+		l->fd_next = -1;
+		l->next_id = 1;
+		idmap_init(&l->pending);
+		a->links[i] = l;
+	}
+	return l;
 }
 
 void
-authc_set_channel(struct authc *a, int fd)
+authc_attach(struct authc *a, size_t i, struct loop *loop)
 {
+	struct authc_link *l;
+
+	if (i >= AUTHC_LINKS_MAX)
+		return;
 	pthread_mutex_lock(&a->lock);
-	authc_drop_channel(a, "a new auth process");
-	if (fd != -1)
-		(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	a->fd = fd;
-	a->gen++;
+	l = authc_link_get(a, i);
+	if (l->loop == NULL) {
+		l->loop = loop;
+		l->mb = loop_mailbox(loop);
+		l->buf = xmalloc(IPC_FRAME_MAX);
+		l->timer = loop_timer_new(loop, authc_tick, l);
+		if (l->fd_next != -1)
+			authc_handover(l, l->fd_next);
+		l->fd_next = -1;
+	}
 	pthread_mutex_unlock(&a->lock);
-	authc_wake(a);
+}
+
+void
+authc_set_channel(struct authc *a, size_t i, int fd)
+{
+	struct authc_link *l;
+
+	if (i >= AUTHC_LINKS_MAX) {
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	pthread_mutex_lock(&a->lock);
+	l = authc_link_get(a, i);
+	if (l->loop != NULL) {
+		authc_handover(l, fd);
+	} else {
+		if (l->fd_next != -1)
+			close(l->fd_next);
+		l->fd_next = fd;
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* On the link's loop, before it stops: what waits is answered TEMPFAIL. */
+static void
+authc_close_run(void *arg)
+{
+	struct authc_link *l = arg;
+	struct authc_req *r;
+
+	while ((r = l->head) != NULL) {
+		authc_unlink(l, r);
+		authc_deliver(r);
+	}
+	authc_drop_channel(l, NULL);
+	loop_timer_free(l->timer);
+	l->timer = NULL;
+}
+
+void
+authc_close(struct authc *a)
+{
+	if (a == NULL)
+		return;
+	pthread_mutex_lock(&a->lock);
+	for (size_t i = 0; i < AUTHC_LINKS_MAX; i++) {
+		if (a->links[i] != NULL && a->links[i]->loop != NULL)
+			loop_post(a->links[i]->loop, authc_close_run, a->links[i]);
+	}
+	pthread_mutex_unlock(&a->lock);
 }
 
 void
@@ -239,62 +330,85 @@ authc_free(struct authc *a)
 {
 	if (a == NULL)
 		return;
-	pthread_mutex_lock(&a->lock);
-	a->stop = true;
-	pthread_mutex_unlock(&a->lock);
-	authc_wake(a);
-	pthread_join(a->thread, NULL);
-	pthread_mutex_lock(&a->lock);
-	if (a->fd != -1)
-		close(a->fd);
-	a->fd = -1;
-	authc_fail_pending(a, false);
-	pthread_mutex_unlock(&a->lock);
-	idmap_free(&a->pending);
-	close(a->wake[0]);
-	close(a->wake[1]);
+	for (size_t i = 0; i < AUTHC_LINKS_MAX; i++) {
+		struct authc_link *l = a->links[i];
+		struct authc_req *r;
+
+		if (l == NULL)
+			continue;
+		if (l->fd_next != -1)
+			close(l->fd_next);
+		loop_io_free(l->io);
+		if (l->fd != -1)
+			close(l->fd);
+		loop_timer_free(l->timer);
+		while ((r = l->head) != NULL) {
+			authc_unlink(l, r);
+			free(r);
+		}
+		idmap_free(&l->pending);
+		explicit_bzero(l->out.buf, sizeof(l->out.buf));
+		free(l->buf);
+		free(l);
+	}
 	pthread_mutex_destroy(&a->lock);
 	free(a);
 }
 
-/* Sends q for r (NULL: no answer expected). A request that cannot be sent
- * is answered TEMPFAIL at once, through the mailbox. */
-static void
-authc_send(struct authc *a, const struct auth_msg_req *q, struct authc_req *r)
+/* The link of the loop whose mailbox is mb, or NULL. */
+static struct authc_link *
+authc_link_of(struct authc *a, const struct mailbox *mb)
 {
-	static _Thread_local struct ipc_out o;
+	struct authc_link *found = NULL;
+
+	pthread_mutex_lock(&a->lock);
+	for (size_t i = 0; found == NULL && i < AUTHC_LINKS_MAX; i++) {
+		if (a->links[i] != NULL && a->links[i]->mb == mb)
+			found = a->links[i];
+	}
+	pthread_mutex_unlock(&a->lock);
+	return found;
+}
+
+/* On mb's loop: sends q for r (NULL: no answer expected). A request that
+ * cannot be sent is answered TEMPFAIL, through the mailbox. */
+static void
+authc_send(struct authc *a, struct mailbox *mb, const struct auth_msg_req *q, struct authc_req *r)
+{
+	struct authc_link *l = authc_link_of(a, mb);
 	uint64_t id;
 	bool sent = false;
 
-	pthread_mutex_lock(&a->lock);
-	id = a->next_id++;
-	if (a->fd != -1 && auth_msg_req_encode(&o, id, q) == 0) {
-		if (ipc_sock_send(a->fd, &o, -1) == 0)
-			sent = true;
-		else if (errno != EAGAIN && errno != EWOULDBLOCK)
-			authc_drop_channel(a, "the auth process is gone");
+	if (l != NULL && l->fd != -1) {
+		id = l->next_id++;
+		if (auth_msg_req_encode(&l->out, id, q) == 0) {
+			if (ipc_sock_send(l->fd, &l->out, -1) == 0)
+				sent = true;
+			else if (errno != EAGAIN && errno != EWOULDBLOCK)
+				authc_drop_channel(l, "the auth process is gone");
+		}
+		explicit_bzero(l->out.buf, l->out.len);
+		if (sent && r != NULL) {
+			r->id = id;
+			r->deadline = authc_now() + AUTHC_TIMEOUT_S;
+			r->next = l->head;
+			if (l->head != NULL)
+				l->head->prev = r;
+			l->head = r;
+			idmap_put(&l->pending, id, r);
+			if (!loop_timer_is_pending(l->timer))
+				loop_timer_add(l->timer, 1000);
+		}
 	}
-	explicit_bzero(o.buf, o.len);
-	if (sent && r != NULL) {
-		r->id = id;
-		r->deadline = authc_now() + AUTHC_TIMEOUT_S;
-		r->next = a->head;
-		if (a->head != NULL)
-			a->head->prev = r;
-		a->head = r;
-		idmap_put(&a->pending, id, r);
-	}
-	pthread_mutex_unlock(&a->lock);
 	if (!sent && r != NULL)
-		mailbox_post(r->mb, authc_deliver, r);
+		mailbox_post(mb, authc_deliver, r);
 }
 
 static struct authc_req *
-authc_req_new(struct mailbox *mb, uint64_t session_id, const char *user, size_t userlen, void *ctx)
+authc_req_new(uint64_t session_id, const char *user, size_t userlen, void *ctx)
 {
 	struct authc_req *r = xcalloc(1, sizeof(*r));
 
-	r->mb = mb;
 	r->session_id = session_id;
 	r->ctx = ctx;
 	if (userlen > SASL_USER_MAX)
@@ -313,28 +427,22 @@ authc_req_user(struct auth_msg_req *q, const char *user, size_t userlen)
 	q->user[q->userlen] = '\0';
 }
 
-static void
-authc_req_client(struct auth_msg_req *q, const char *client)
-{
-	if (client != NULL)
-		snprintf(q->client, sizeof(q->client), "%s", client);
-}
-
 void
 authc_verify_plain(struct authc *a, struct mailbox *mb, uint64_t session_id, const char *user,
     size_t userlen, const char *password, size_t passlen, const char *client, authc_done_cb *cb,
     void *ctx)
 {
 	struct auth_msg_req *q = xcalloc(1, sizeof(*q));
-	struct authc_req *r = authc_req_new(mb, session_id, user, userlen, ctx);
+	struct authc_req *r = authc_req_new(session_id, user, userlen, ctx);
 
 	r->done = cb;
 	q->type = AUTH_MSG_PLAIN;
 	authc_req_user(q, user, userlen);
 	q->secretlen = passlen > SASL_SECRET_MAX ? SASL_SECRET_MAX : passlen;
 	memcpy(q->secret, password, q->secretlen);
-	authc_req_client(q, client);
-	authc_send(a, q, r);
+	if (client != NULL)
+		snprintf(q->client, sizeof(q->client), "%s", client);
+	authc_send(a, mb, q, r);
 	explicit_bzero(q, sizeof(*q));
 	free(q);
 }
@@ -343,17 +451,17 @@ void
 authc_sasl(struct authc *a, struct mailbox *mb, uint64_t session_id, const struct auth_msg_req *q,
     authc_sasl_cb *cb, void *ctx)
 {
-	struct authc_req *r = authc_req_new(mb, session_id, "", 0, ctx);
+	struct authc_req *r = authc_req_new(session_id, "", 0, ctx);
 
 	r->sasl = cb;
 	if (q->type != AUTH_MSG_SASL_START && q->type != AUTH_MSG_SASL_STEP)
 		mailbox_post(mb, authc_deliver, r);
 	else
-		authc_send(a, q, r);
+		authc_send(a, mb, q, r);
 }
 
 void
-authc_sasl_end(struct authc *a, uint64_t handle)
+authc_sasl_end(struct authc *a, struct mailbox *mb, uint64_t handle)
 {
 	struct auth_msg_req *q;
 
@@ -362,7 +470,7 @@ authc_sasl_end(struct authc *a, uint64_t handle)
 	q = xcalloc(1, sizeof(*q));
 	q->type = AUTH_MSG_SASL_END;
 	q->handle = handle;
-	authc_send(a, q, NULL);
+	authc_send(a, mb, q, NULL);
 	free(q);
 }
 
@@ -371,29 +479,14 @@ authc_verify_token(struct authc *a, struct mailbox *mb, uint64_t session_id, con
     size_t userlen, const char *token, size_t tokenlen, authc_token_cb *cb, void *ctx)
 {
 	struct auth_msg_req *q = xcalloc(1, sizeof(*q));
-	struct authc_req *r = authc_req_new(mb, session_id, user, userlen, ctx);
+	struct authc_req *r = authc_req_new(session_id, user, userlen, ctx);
 
 	r->token = cb;
 	q->type = AUTH_MSG_TOKEN;
 	authc_req_user(q, user, userlen);
 	q->secretlen = tokenlen > SASL_TOKEN_MAX ? SASL_TOKEN_MAX : tokenlen;
 	memcpy(q->secret, token, q->secretlen);
-	authc_send(a, q, r);
+	authc_send(a, mb, q, r);
 	explicit_bzero(q, sizeof(*q));
-	free(q);
-}
-
-void
-authc_record_use(
-    struct authc *a, const char *user, const char *label, const char *created, const char *client)
-{
-	struct auth_msg_req *q = xcalloc(1, sizeof(*q));
-
-	q->type = AUTH_MSG_USE;
-	authc_req_user(q, user, strlen(user));
-	snprintf(q->label, sizeof(q->label), "%s", label != NULL ? label : "");
-	snprintf(q->created, sizeof(q->created), "%s", created != NULL ? created : "");
-	authc_req_client(q, client);
-	authc_send(a, q, NULL);
 	free(q);
 }

@@ -6,13 +6,15 @@
  * never inline; answers for a session that has gone are dropped by the
  * session.
  *
- * One channel (a SOCK_SEQPACKET socketpair) carries every loop's requests,
- * tagged with a request id; a reader thread matches each answer to its
- * request and posts it to the asking loop. While there is no channel (the
- * auth process died and is being restarted) or the channel fails, every
- * request, pending or new, is answered TEMPFAIL (454 4.7.0): never a 535
- * for a password nobody checked. A request unanswered after
- * AUTHC_TIMEOUT_S is answered TEMPFAIL too.
+ * Each loop thread has a channel of its own (a SOCK_SEQPACKET socketpair
+ * from the parent, one per loop): the loop sends its requests on it,
+ * tagged with a request id, and reads the answers itself, in its own event
+ * set, so an answer reaches the asking session without another thread's
+ * wake-up. While a loop has no channel (the auth process died and is being
+ * restarted) or its channel fails, every request of that loop, pending or
+ * new, is answered TEMPFAIL (454 4.7.0): never a 535 for a password nobody
+ * checked. A request unanswered after AUTHC_TIMEOUT_S is answered TEMPFAIL
+ * too.
  */
 #ifndef SG_SERVER_AUTHC_H
 #define SG_SERVER_AUTHC_H
@@ -26,9 +28,12 @@
 #include "server/auth_msg.h"
 
 struct authc;
+struct loop;
 struct mailbox;
 
 #define AUTHC_TIMEOUT_S 30
+/* Loops (and channels) at most: [server] threads' maximum. */
+#define AUTHC_LINKS_MAX 256
 
 /* The answers, on the asking loop. senders: the user's sender patterns
  * (policy/sender.h), NULL when none; valid during the call only. */
@@ -43,14 +48,23 @@ typedef void authc_sasl_cb(void *ctx, uint64_t session_id, const struct auth_msg
 typedef void authc_token_cb(void *ctx, uint64_t session_id, enum oauth_result result,
     const char *reason, const char *openid, const char *senders);
 
-/* Starts the reader thread, without a channel yet. NULL when out of descriptors. */
+/* Without channels yet. */
 struct authc *authc_new(void);
-/* Takes fd (a channel to the auth process) in place of the current one;
- * requests pending on the old one are answered TEMPFAIL. -1: none. */
-void authc_set_channel(struct authc *a, int fd);
-/* Answers what is pending TEMPFAIL (the loops must still run) and stops. */
+/* Loop i (0 <= i < AUTHC_LINKS_MAX) will make requests: its channel is
+ * read on it from now on. Once per i, before the loop runs. */
+void authc_attach(struct authc *a, size_t i, struct loop *loop);
+/* Any thread: fd (a channel to the auth process) in place of loop i's
+ * current one; requests pending on the old one are answered TEMPFAIL. -1:
+ * none. A channel for a loop not yet attached waits for it. */
+void authc_set_channel(struct authc *a, size_t i, int fd);
+/* Asks each attached loop to answer what waits TEMPFAIL and close its
+ * channel; runs on the loops before anything posted to them later. */
+void authc_close(struct authc *a);
+/* After the loops have stopped (before they are freed). NULL is a no-op. */
 void authc_free(struct authc *a);
 
+/* The requests, made on the loop whose mailbox is mb (attached); the
+ * answer comes on that loop, never inline. */
 void authc_verify_plain(struct authc *a, struct mailbox *mb, uint64_t session_id, const char *user,
     size_t userlen, const char *password, size_t passlen, const char *client, authc_done_cb *cb,
     void *ctx);
@@ -59,12 +73,8 @@ void authc_verify_plain(struct authc *a, struct mailbox *mb, uint64_t session_id
  * type is checked; another is answered TEMPFAIL). */
 void authc_sasl(struct authc *a, struct mailbox *mb, uint64_t session_id,
     const struct auth_msg_req *q, authc_sasl_cb *cb, void *ctx);
-/* The exchange handle has ended on this side (no answer). */
-void authc_sasl_end(struct authc *a, uint64_t handle);
+/* The exchange handle, begun on mb's loop, has ended on this side (no answer). */
+void authc_sasl_end(struct authc *a, struct mailbox *mb, uint64_t handle);
 void authc_verify_token(struct authc *a, struct mailbox *mb, uint64_t session_id, const char *user,
     size_t userlen, const char *token, size_t tokenlen, authc_token_cb *cb, void *ctx);
-/* The last use of a credential (authdb_record_use); no answer. */
-void authc_record_use(
-    struct authc *a, const char *user, const char *label, const char *created, const char *client);
-
 #endif

@@ -29,7 +29,7 @@ enum child_msg {
 	CHILD_MSG_ADMIN, /* fd: the [admin] listening socket */
 	CHILD_MSG_LOG, /* fd: the log file; none: stderr */
 	CHILD_MSG_FILE, /* str path; fd: a file of the vault (lib/vault.h) */
-	CHILD_MSG_AUTH, /* fd: a new channel to the auth process */
+	CHILD_MSG_AUTH, /* u32 loop thread; fd: a new channel to the auth process for it */
 	CHILD_MSG_EXIT, /* str process: a child ended (the metric) */
 	CHILD_MSG_START, /* the end of the set-up: serve */
 	CHILD_MSG_RELOAD, /* the end of a new LOG and FILE set: reload */

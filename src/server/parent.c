@@ -159,32 +159,50 @@ parent_send(int ctl, uint32_t type, const char *str, uint32_t a, uint32_t b, int
 	if (type == CHILD_MSG_LISTENER) {
 		ipc_put_u32(&o, a);
 		ipc_put_u32(&o, b);
+	} else if (type == CHILD_MSG_AUTH) {
+		ipc_put_u32(&o, a);
 	}
 	if (ipc_out_end(&o) == -1)
 		return -1;
 	return ipc_sock_send(ctl, &o, fd);
 }
 
-/* A new channel between the smtp process and the auth process (other:
- * AUTH_MSG_CHANNEL) or the relay process (CHILD_MSG_RELAY): one end to
- * each, when both run. */
+/* One channel between the smtp process and other, the relay process
+ * (CHILD_MSG_RELAY), or the auth process (AUTH_MSG_CHANNEL, and to smtp
+ * CHILD_MSG_AUTH with the loop thread it serves): one end to each. */
 static int
-parent_channel(struct parent *p, struct child *other)
+parent_channel_one(struct parent *p, struct child *other, uint32_t thread)
 {
+	bool auth = other == &p->auth;
 	int sv[2], rc;
 
-	if (other->pid == 0 || p->smtp.pid == 0)
-		return 0;
 	if (ipc_sock_pair(sv) == -1)
 		return -1;
-	rc = parent_send(other->ctl, other == &p->auth ? AUTH_MSG_CHANNEL : CHILD_MSG_RELAY, NULL,
-	         0, 0, sv[1]) == 0 &&
-	        parent_send(p->smtp.ctl, other == &p->auth ? CHILD_MSG_AUTH : CHILD_MSG_RELAY, NULL,
-	            0, 0, sv[0]) == 0
+	rc = parent_send(
+	         other->ctl, auth ? AUTH_MSG_CHANNEL : CHILD_MSG_RELAY, NULL, 0, 0, sv[1]) == 0 &&
+	        parent_send(p->smtp.ctl, auth ? CHILD_MSG_AUTH : CHILD_MSG_RELAY, NULL, thread, 0,
+	            sv[0]) == 0
 	    ? 0
 	    : -1;
 	close(sv[0]);
 	close(sv[1]);
+	return rc;
+}
+
+/* New channels between the smtp process and other, when both run: one to
+ * the relay process, one per loop thread to the auth process (each loop
+ * reads its answers itself: server/authc.h). */
+static int
+parent_channel(struct parent *p, struct child *other)
+{
+	int rc = 0;
+
+	if (other->pid == 0 || p->smtp.pid == 0)
+		return 0;
+	if (other != &p->auth)
+		return parent_channel_one(p, other, 0);
+	for (size_t t = 0; rc == 0 && t < p->nthreads; t++)
+		rc = parent_channel_one(p, other, (uint32_t)t);
 	return rc;
 }
 

@@ -172,6 +172,7 @@ serve_worker_new(struct server *srv, const struct conf *c, size_t t, char *err, 
 
 	w->srv = srv;
 	w->loop = loop_new();
+	authc_attach(srv->authc, t, w->loop);
 	idmap_init(&w->sessions);
 	w->listeners = xcalloc(c->nlistens, sizeof(*w->listeners));
 	w->nlisteners = c->nlistens;
@@ -343,9 +344,17 @@ serve_ctl_frame(struct server *srv, const char *path, const struct ipc_frame *f,
 
 	ipc_reader_init(&rd, f);
 	switch (f->type) {
-	case CHILD_MSG_AUTH:
-		authc_set_channel(srv->authc, fd);
+	case CHILD_MSG_AUTH: {
+		uint32_t t = 0; /* the loop it is for */
+
+		if (f->len > 0 && ipc_get_u32(&rd, &t) == -1) {
+			if (fd != -1)
+				close(fd);
+			return 0;
+		}
+		authc_set_channel(srv->authc, t, fd);
 		return 0;
+	}
 	case CHILD_MSG_RELAY:
 		relayc_set_channel(srv->relayc, fd);
 		return 0;
@@ -575,8 +584,7 @@ serve_workers_run(struct server *srv, const char *path, const sigset_t *set)
 	queue_free(srv->queue);
 	srv->queue = NULL;
 	/* pending AUTH requests are answered (454) while the loops still run */
-	authc_free(srv->authc);
-	srv->authc = NULL;
+	authc_close(srv->authc);
 	for (size_t i = 0; i < srv->nworkers; i++)
 		loop_post(srv->workers[i]->loop, serve_worker_stop, srv->workers[i]);
 	for (size_t i = 0; i < srv->nworkers; i++)
@@ -775,15 +783,14 @@ serve_smtp_main(const char *path, int ctl)
 	srv.obs = obs_new();
 	srv.authc = authc_new();
 	srv.relayc = relayc_new();
-	if (srv.authc == NULL) {
-		fprintf(
-		    stderr, "smtpgate-smtp: cannot start the auth client: %s\n", strerror(errno));
-		rc = 2;
-	} else if ((rc = serve_smtp_open(&srv, path)) == 0) {
+	if ((rc = serve_smtp_open(&srv, path)) == 0) {
 		rc = serve_workers_run(&srv, path, &set);
 		/* before the sessions' loops and sendquota, which it posts to */
 		cluster_free(srv.cluster);
 		srv.cluster = NULL;
+		/* before the loops its channels are in */
+		authc_free(srv.authc);
+		srv.authc = NULL;
 		for (size_t i = 0; i < srv.nworkers; i++)
 			serve_worker_free(srv.workers[i]);
 		free(srv.workers);

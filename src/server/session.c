@@ -220,7 +220,7 @@ void
 session_reset_auth(struct session *s)
 {
 	if (s->auth_handle != 0)
-		authc_sasl_end(s->w->srv->authc, s->auth_handle);
+		authc_sasl_end(s->w->srv->authc, loop_mailbox(s->w->loop), s->auth_handle);
 	s->auth_handle = 0;
 	sasl_free(s->sasl);
 	s->sasl = NULL;

@@ -348,7 +348,7 @@ session_auth_sasl_cb(void *ctx, uint64_t session_id, const struct auth_msg_answe
 	if (s == NULL || s->closing || s->sasl == NULL) {
 		/* an exchange nobody goes on with */
 		if (ok && a->status == SASL_CONTINUE)
-			authc_sasl_end(w->srv->authc, a->handle);
+			authc_sasl_end(w->srv->authc, loop_mailbox(w->loop), a->handle);
 		return;
 	}
 	if (!ok || (a->status == SASL_DONE && a->user[0] == '\0')) {

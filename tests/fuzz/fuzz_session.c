@@ -156,12 +156,10 @@ void __wrap_authc_verify_plain(struct authc *a, struct mailbox *mb, uint64_t ses
     authc_done_cb *cb, void *ctx);
 void __wrap_authc_sasl(struct authc *a, struct mailbox *mb, uint64_t session_id,
     const struct auth_msg_req *q, authc_sasl_cb *cb, void *ctx);
-void __wrap_authc_sasl_end(struct authc *a, uint64_t handle);
+void __wrap_authc_sasl_end(struct authc *a, struct mailbox *mb, uint64_t handle);
 void __wrap_authc_verify_token(struct authc *a, struct mailbox *mb, uint64_t session_id,
     const char *user, size_t userlen, const char *token, size_t tokenlen, authc_token_cb *cb,
     void *ctx);
-void __wrap_authc_record_use(
-    struct authc *a, const char *user, const char *label, const char *created, const char *client);
 void __real_queue_msg_commit(struct queue_msg *m, const struct queue_envelope *env,
     struct mailbox *mb, uint64_t session_id, queue_commit_cb *cb, void *ctx);
 void __wrap_queue_msg_commit(struct queue_msg *m, const struct queue_envelope *env,
@@ -252,9 +250,10 @@ __wrap_authc_sasl(struct authc *a, struct mailbox *mb, uint64_t session_id,
 }
 
 void
-__wrap_authc_sasl_end(struct authc *a, uint64_t handle)
+__wrap_authc_sasl_end(struct authc *a, struct mailbox *mb, uint64_t handle)
 {
 	(void)a;
+	(void)mb;
 	auth_sasl_end(fuzz_sasl, 1, handle);
 }
 
@@ -277,14 +276,6 @@ __wrap_authc_verify_token(struct authc *a, struct mailbox *mb, uint64_t session_
 	c->cb.token = cb;
 	oauth_verify(
 	    fuzz_oauth, mb, session_id, user, userlen, token, tokenlen, fuzz_session_token_cb, c);
-}
-
-void
-__wrap_authc_record_use(
-    struct authc *a, const char *user, const char *label, const char *created, const char *client)
-{
-	(void)a;
-	authdb_record_use(fuzz_authdb, user, label, created, client);
 }
 
 static void

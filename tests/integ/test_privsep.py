@@ -696,3 +696,54 @@ def test_malformed_frame_closes_the_smtp_channel_not_the_relay_process(relaying)
     wait_for(lambda: any(b"after-garbage" in m[3] for m in s.sink.messages), timeout=20,
              what="delivery by the same relay process")
     assert not s.events("child_exit")
+
+
+def socket_fds(pid):
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:["):
+                out.append(fd)
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def logins_on_every_loop(s, n=40):
+    """n clients at once (the kernel spreads them over the loops, SO_REUSEPORT),
+    each AUTH PLAIN: every answer 235."""
+    clients = [SMTPClient(s.submission) for _ in range(n)]
+    try:
+        for c in clients:
+            c.ehlo()
+            c.starttls()
+            c.ehlo()
+        codes = [c.cmd("AUTH PLAIN " + plain_ir(USER, PASSWORD)).code for c in clients]
+    finally:
+        for c in clients:
+            c.close()
+    assert codes == [235] * n, codes
+
+
+def test_each_loop_has_its_own_auth_channel(make_server):
+    """One channel per loop thread of smtpgate-smtp (each loop reads its answers
+    itself): the auth process holds [server] threads of them besides its control
+    socket, every loop logs in, and after an auth crash every loop gets a new
+    channel (all 235 again), and after an smtp crash the old channels are gone."""
+    s = make_server(threads=4).start()
+    pid = auth_pid(s)
+    wait_for(lambda: len(socket_fds(pid)) == 4 + 1, what="4 channels and the control socket")
+    logins_on_every_loop(s)
+    s.expect_child_exits()
+    os.kill(pid, signal.SIGKILL)
+    s.wait_event("child_exit", lambda r: r.get("pid") == pid)
+    pid = auth_pid(s, other_than=pid, timeout=15)
+    wait_for(lambda: len(socket_fds(pid)) == 4 + 1, what="4 new channels")
+    logins_on_every_loop(s)
+    smtp = child_pid(s, "smtpgate-smtp")
+    os.kill(smtp, signal.SIGKILL)
+    s.wait_event("child_exit", lambda r: r.get("pid") == smtp)
+    child_pid(s, "smtpgate-smtp", other_than=smtp, timeout=15)
+    # the dead process's channels closed, the new one's 4 came
+    wait_for(lambda: len(socket_fds(pid)) == 4 + 1, what="only the new smtp's channels")
+    logins_on_every_loop(s)
