@@ -6,15 +6,10 @@
 #include "conf/conf_priv.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "lib/vault.h"
 #include "lib/xalloc.h"
 
 #define CONF_A(f) offsetof(struct conf, f)
@@ -97,45 +92,19 @@ conf_admin_token_parse(const char *text, size_t len, char **token_r, const char 
 	return 0;
 }
 
-/* Reads [admin] token_file once: a regular file of mode 0600 or stricter
- * (like [relay] credentials: a secret must never come from a file others can
- * read), opened without blocking on a FIFO and checked once open. */
+/* Reads [admin] token_file once (conf_secret_read). */
 int
 conf_admin_token_load(struct conf_parse *p)
 {
 	struct conf *c = p->c;
 	const char *path = c->admin_token_file, *e;
 	char text[CONF_ADMIN_TOKEN_FILE_MAX + 1];
-	struct stat st;
-	ssize_t n;
 	size_t len = 0;
-	int fd = -1, rc = -1;
+	int rc = -1;
 
 	p->line = c->admin_token_line;
-	/* one open, then fstat: what is checked is what is read (and, in the
-	 * smtp process, the copy the parent checked: lib/vault.h) */
-	fd = vault_open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd == -1 || fstat(fd, &st) == -1) {
-		conf_error(p, "[admin] token_file: %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode) || (st.st_mode & 0177) != 0) {
-		conf_error(p,
-		    "[admin] token_file: %s must be a regular file of mode 0600 or stricter (it is "
-		    "%s%04o): chmod 600 %s",
-		    path, S_ISREG(st.st_mode) ? "" : "not a regular file, mode ",
-		    (unsigned)(st.st_mode & 07777), path);
-		goto fail;
-	}
-	while (len < sizeof(text) && (n = read(fd, text + len, sizeof(text) - len)) != 0) {
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			conf_error(p, "[admin] token_file: %s: %s", path, strerror(errno));
-			goto fail;
-		}
-		len += (size_t)n;
-	}
+	if (conf_secret_read(p, "[admin] token_file", path, text, sizeof(text), &len) == -1)
+		return -1;
 	if (len > CONF_ADMIN_TOKEN_FILE_MAX) {
 		conf_error(p, "[admin] token_file: %s is larger than %d bytes: expected one token",
 		    path, CONF_ADMIN_TOKEN_FILE_MAX);
@@ -148,7 +117,5 @@ conf_admin_token_load(struct conf_parse *p)
 	rc = 0;
 fail:
 	explicit_bzero(text, sizeof(text));
-	if (fd != -1)
-		close(fd);
 	return rc;
 }

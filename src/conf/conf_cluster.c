@@ -1,7 +1,7 @@
 /*
  * conf_cluster: the [cluster] section (state shared by the nodes of a
  * cluster in Redis): the redis URL, its parser, and redis_password_file,
- * read once per load like [admin] token_file (the parent reads it; the smtp
+ * read once per load like [admin] token_file (conf_secret.c; the parent reads it; the smtp
  * process gets the copy the parent checked, lib/vault.h). The password is
  * kept in struct conf until conf_free wipes it; it never appears in a
  * message.
@@ -9,15 +9,11 @@
 #include "conf/conf_priv.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "lib/vault.h"
 #include "lib/xalloc.h"
 
 #define CONF_C(f) offsetof(struct conf, f)
@@ -194,42 +190,21 @@ conf_cluster_set_prefix(struct conf_parse *p, const struct conf_key *k, void *ob
 	return conf_table_set_string(p, k, obj, v);
 }
 
-/* Reads redis_password_file: a regular file of mode 0600 or stricter, its
- * first line (the trailing newline and CR stripped). */
+/* Reads redis_password_file (conf_secret_read): its first line, the
+ * trailing newline and CR stripped. */
 static int
 conf_cluster_password_load(struct conf_parse *p)
 {
 	struct conf *c = p->c;
 	const char *path = c->cluster_password_file;
 	char text[CONF_CLUSTER_PASSWORD_MAX + 2];
-	struct stat st;
-	ssize_t n;
 	size_t len = 0;
-	int fd, rc = -1;
+	int rc = -1;
 
 	p->line = c->cluster_password_line;
-	fd = vault_open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd == -1 || fstat(fd, &st) == -1) {
-		conf_error(p, "[cluster] redis_password_file: %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode) || (st.st_mode & 0177) != 0) {
-		conf_error(p,
-		    "[cluster] redis_password_file: %s must be a regular file of mode 0600 or "
-		    "stricter: chmod 600 %s",
-		    path, path);
-		goto fail;
-	}
-	while (len < sizeof(text) && (n = read(fd, text + len, sizeof(text) - len)) != 0) {
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			conf_error(
-			    p, "[cluster] redis_password_file: %s: %s", path, strerror(errno));
-			goto fail;
-		}
-		len += (size_t)n;
-	}
+	if (conf_secret_read(p, "[cluster] redis_password_file", path, text, sizeof(text), &len) ==
+	    -1)
+		return -1;
 	if (memchr(text, '\n', len) != NULL)
 		len = (size_t)((char *)memchr(text, '\n', len) - text);
 	if (len > 0 && text[len - 1] == '\r')
@@ -245,8 +220,6 @@ conf_cluster_password_load(struct conf_parse *p)
 	rc = 0;
 fail:
 	explicit_bzero(text, sizeof(text));
-	if (fd != -1)
-		close(fd);
 	return rc;
 }
 

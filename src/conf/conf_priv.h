@@ -164,6 +164,12 @@ int conf_admin_open(struct conf_parse *p, const char *name, const char *arg)
     __attribute__((warn_unused_result));
 /* Reads the token of [admin] token_file into c->admin_token. 0 / -1. */
 int conf_admin_token_load(struct conf_parse *p) __attribute__((warn_unused_result));
+/* Reads the secret file path (what: "[admin] token_file", for the errors)
+ * into buf, at most cap bytes (*len_r; a longer file fills buf): a regular
+ * file of mode 0600 or stricter. 0, or -1 after conf_error(). The caller
+ * wipes buf. */
+int conf_secret_read(struct conf_parse *p, const char *what, const char *path, char *buf,
+    size_t cap, size_t *len_r) __attribute__((warn_unused_result));
 
 /* conf_sql.c: [sql]. */
 extern const struct conf_key conf_sql_keys[];

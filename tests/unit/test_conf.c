@@ -576,6 +576,84 @@ test_admin_token_parse(void **state)
 	assert_non_null(strstr(e, "shorter than 32"));
 }
 
+/* [cluster] redis_password_file through the shared secret-file reader:
+ * the first line is the password; every refusal names the key, never the
+ * password. */
+static void
+test_cluster_password_file(void **state)
+{
+	static const struct {
+		const char *content;
+		mode_t mode;
+		const char *password; /* NULL: refused */
+		const char *error;
+	} rows[] = {
+	    {"s3cret-pw\n", 0600, "s3cret-pw", NULL},
+	    {"s3cret-pw\r\nsecond line\n", 0400, "s3cret-pw", NULL},
+	    {"s3cret-pw", 0600, "s3cret-pw", NULL},
+	    {"s3cret-pw\n", 0640, NULL, "mode 0600 or stricter (it is 0640): chmod 600"},
+	    {"s3cret-pw\n", 0604, NULL, "(it is 0604)"},
+	    {"\ns3cret-pw\n", 0600, NULL, "expected the password on the first line"},
+	    {"", 0600, NULL, "expected the password on the first line"},
+	    {"s3cret\0pw\n", 0600, NULL, "expected the password on the first line"},
+	};
+	char dir[] = "/tmp/sg-test-conf-XXXXXX", path[128], text[512], err[1024], big[600];
+	struct conf *c;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/redis.pw", dir);
+	snprintf(text, sizeof(text),
+	    "[listen a]\naddress = 127.0.0.1:1\ntls = none\nauth = off\nrelay = local\n"
+	    "[cluster]\nredis = redis://127.0.0.1:6379\nredis_password_file = %s\n",
+	    path);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		size_t len = strlen(rows[i].content);
+
+		if (i == 7)
+			len = 10; /* the NUL inside */
+		(void)unlink(path);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		assert_true(fd != -1);
+		assert_int_equal(write(fd, rows[i].content, len), (ssize_t)len);
+		close(fd);
+		assert_int_equal(chmod(path, rows[i].mode), 0);
+		c = parse(text, err, sizeof(err));
+		if (rows[i].password != NULL) {
+			if (c == NULL)
+				fail_msg("row %zu: %s", i, err);
+			assert_string_equal(c->cluster_password, rows[i].password);
+			conf_free(c);
+			continue;
+		}
+		assert_null(c);
+		if (strstr(err, rows[i].error) == NULL ||
+		    strstr(err, "smtpgate.conf:8: [cluster] redis_password_file: ") == NULL)
+			fail_msg("row %zu: %s", i, err);
+		assert_null(strstr(err, "s3cret"));
+	}
+	/* longer than 512 bytes */
+	memset(big, 'p', sizeof(big));
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(fd != -1);
+	assert_int_equal(write(fd, big, sizeof(big)), (ssize_t)sizeof(big));
+	close(fd);
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_null(parse(text, err, sizeof(err)));
+	assert_non_null(strstr(err, "1 to 512 bytes"));
+	/* not a regular file, missing */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_null(parse(text, err, sizeof(err)));
+	assert_non_null(strstr(err, "must be a regular file"));
+	assert_int_equal(unlink(path), 0);
+	assert_null(parse(text, err, sizeof(err)));
+	assert_non_null(strstr(err, "[cluster] redis_password_file: "));
+	assert_non_null(strstr(err, "No such file"));
+	assert_int_equal(rmdir(dir), 0);
+}
+
 static void
 test_admin_token_file(void **state)
 {
@@ -725,6 +803,7 @@ main(void)
 	    cmocka_unit_test(test_limits_and_admin),
 	    cmocka_unit_test(test_admin_token_parse),
 	    cmocka_unit_test(test_admin_token_file),
+	    cmocka_unit_test(test_cluster_password_file),
 	    cmocka_unit_test(test_load_without_secrets),
 	    cmocka_unit_test(test_proxy_protocol),
 	    cmocka_unit_test(test_relay_and_routes),
