@@ -22,7 +22,7 @@ DEB_PACKAGES = build-essential cmake pkg-config clang libclang-rt-14-dev clang-f
 	libcurl4-openssl-dev dovecot-core libunbound-dev unbound nsd ldnsutils dnsutils \
 	python3-aiosmtpd postfix dovecot-lmtpd hydra prometheus fail2ban haproxy \
 	python3-dkim python3-nacl libseccomp-dev pandoc mandoc pebble certbot libsystemd-dev \
-	debhelper lintian ssl-cert adduser logrotate strace libpq-dev \
+	debhelper lintian ssl-cert adduser logrotate strace gdb libpq-dev \
 	postgresql redis-server \
 	libhiredis-dev
 

@@ -44,7 +44,7 @@ struct authc_link {
 	int fd_next; /* under a->lock: a channel handed over before attach */
 	int fd; /* -1: no channel */
 	struct loop_io *io;
-	struct loop_timer *timer; /* the deadlines, while requests wait */
+	struct loop_timer *timer; /* the deadlines, while requests wait (made on the loop) */
 	struct idmap pending;
 	struct authc_req *head;
 	uint64_t next_id;
@@ -202,6 +202,8 @@ authc_install(struct authc_link *l, int fd)
 	authc_drop_channel(l, NULL);
 	if (fd == -1)
 		return;
+	if (l->timer == NULL)
+		l->timer = loop_timer_new(l->loop, authc_tick, l);
 	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	l->fd = fd;
 	l->io = loop_io_new(l->loop, fd, authc_read, l);
@@ -266,7 +268,6 @@ authc_attach(struct authc *a, size_t i, struct loop *loop)
 		l->loop = loop;
 		l->mb = loop_mailbox(loop);
 		l->buf = xmalloc(IPC_FRAME_MAX);
-		l->timer = loop_timer_new(loop, authc_tick, l);
 		if (l->fd_next != -1)
 			authc_handover(l, l->fd_next);
 		l->fd_next = -1;

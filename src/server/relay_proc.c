@@ -241,6 +241,7 @@ relay_proc_main(const char *path, int ctl)
 	if (p->sig == -1)
 		snprintf(err, sizeof(err), "signalfd: %s", strerror(errno));
 	else if (relay_proc_setup(p, err, sizeof(err)) == 0 &&
+	    sandbox_enter_files(SANDBOX_RELAY, p->conf, err, sizeof(err)) == 0 &&
 	    sandbox_enter(SANDBOX_RELAY, err, sizeof(err)) == 0) {
 		if (relay_proc_send_ready(p) == -1)
 			snprintf(err, sizeof(err), "cannot reach the parent: %s", strerror(errno));

@@ -16,6 +16,11 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "conf/conf.h"
+#include "lib/log.h"
+#include "lib/xalloc.h"
+#include "server/landlock.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #define SANDBOX_SANITIZER 1
 #elif defined(__has_feature)
@@ -282,5 +287,62 @@ sandbox_enter(enum sandbox_role role, char *err, size_t errlen)
 		snprintf(err, errlen, "seccomp: %s", strerror(-rc));
 		return -1;
 	}
+	return 0;
+}
+
+/* dirname(path) as a new string ("." for a bare name, never the case for
+ * the configuration's resolved paths). */
+static char *
+sandbox_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		return xstrdup(".");
+	return slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
+}
+
+/* A route's files the relay process opens itself at delivery time: its CA
+ * file (PKIX roots, also for MTA-STS fetches) and DNSSEC trust anchor. */
+static size_t
+sandbox_route_dirs(const struct conf_route *r, char **dirs, size_t n)
+{
+	if (r == NULL)
+		return n;
+	if (r->ca != NULL)
+		dirs[n++] = sandbox_dir(r->ca);
+	if (r->dnssec_anchor != NULL && strcmp(r->dnssec_anchor, "none") != 0)
+		dirs[n++] = sandbox_dir(r->dnssec_anchor);
+	return n;
+}
+
+int
+sandbox_enter_files(enum sandbox_role role, const struct conf *c, char *err, size_t errlen)
+{
+	/* the smtp process opens no file by its path but in the spool: the
+	 * configuration and its files come as the parent's copies */
+	size_t max = role == SANDBOX_RELAY ? 2 * (c->nroutes + 1) : 0, n = 0;
+	char **dirs = xcalloc(max + 1, sizeof(*dirs));
+	int abi;
+
+	if (role == SANDBOX_RELAY) {
+		n = sandbox_route_dirs(c->relay, dirs, n);
+		for (size_t i = 0; i < c->nroutes; i++)
+			n = sandbox_route_dirs(c->routes[i], dirs, n);
+	}
+	abi = landlock_enter(c->spool, (const char *const *)dirs, n, err, errlen);
+	for (size_t i = 0; i < n; i++)
+		free(dirs[i]);
+	free(dirs);
+	if (abi == -1)
+		return -1;
+	if (abi > 0)
+		log_event(LOG_INFO, "landlock", 0, "{s:s, s:i, s:s}", "process",
+		    role == SANDBOX_SMTP ? "smtp" : "relay", "abi", abi, "files",
+		    "the spool and the system's folders only");
+	else
+		log_event(LOG_WARNING, "landlock", 0, "{s:s, s:i, s:s, s:s}", "process",
+		    role == SANDBOX_SMTP ? "smtp" : "relay", "abi", 0, "files",
+		    "not limited beyond the user's modes", "error", err);
 	return 0;
 }

@@ -29,4 +29,14 @@ enum sandbox_role {
  * or -1 with err. Needs no_new_privs (or CAP_SYS_ADMIN). */
 int sandbox_enter(enum sandbox_role role, char *err, size_t errlen);
 
+struct conf;
+
+/* The files the process may reach (server/landlock.h): the spool of c, the
+ * system's folders, and for the relay process the folders of the CA files
+ * and DNSSEC anchors of c's routes. Before the process starts any thread.
+ * Logs a `landlock` event: its ABI, or abi 0, a warning and the reason when
+ * Landlock cannot be had (the files then stay as the user's modes allow).
+ * 0, or -1 with err. */
+int sandbox_enter_files(enum sandbox_role role, const struct conf *c, char *err, size_t errlen);
+
 #endif

@@ -749,6 +749,11 @@ serve_smtp_open(struct server *srv, const char *path)
 		fprintf(stderr, "smtpgate-smtp: %s: the parent's listeners do not match\n", path);
 		return 2;
 	}
+	/* before any thread: Landlock holds for the threads started later */
+	if (sandbox_enter_files(SANDBOX_SMTP, srv->snap->conf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "smtpgate-smtp: %s\n", err);
+		return 2;
+	}
 	serve_raise_nofile();
 	loop_global_init();
 	return serve_open_services(srv) == -1 ? 2 : 0;

@@ -14,10 +14,12 @@ still goes, and `smtpgate queue flush` reaches it."""
 import os
 import pathlib
 import pwd
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 import urllib.request
 
@@ -747,3 +749,67 @@ def test_each_loop_has_its_own_auth_channel(make_server):
     # the dead process's channels closed, the new one's 4 came
     wait_for(lambda: len(socket_fds(pid)) == 4 + 1, what="only the new smtp's channels")
     logins_on_every_loop(s)
+
+
+def kernel_landlock_abi():
+    """The Landlock ABI of the running kernel, asked of the kernel itself
+    (landlock_create_ruleset with LANDLOCK_CREATE_RULESET_VERSION); 0: none."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    abi = libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    return abi if abi > 0 else 0
+
+
+def open_in(pid, path, flags):
+    """open(path, flags) made by the process pid itself (gdb calls it in the
+    stopped process, then closes what it got): the descriptor or -1."""
+    out = subprocess.run(
+        ["gdb", "-p", str(pid), "-batch", "-nx",
+         "-ex", f'call (int)open("{path}", {flags}, 0644)',
+         "-ex", "call (int)close($1)"],
+        capture_output=True, text=True, timeout=120)
+    for line in out.stdout.splitlines():
+        if line.startswith("$1 = "):
+            return int(line.split("=")[1])
+    raise AssertionError(f"gdb did not call open in {pid}: {out.stdout}\n{out.stderr}")
+
+
+O_RDONLY, O_WRONLY_CREAT = 0, 0o101
+
+
+def test_landlock_limits_smtp_and_relay_to_the_spool(relaying, request, test_user):
+    """With Landlock in the kernel, smtpgate-smtp and smtpgate-relay reach no file
+    outside the spool and the system folders, whatever its mode: a file the
+    user may read by its mode (0644, in a folder all may enter) cannot be
+    opened, no file can be made outside the spool, while one in the spool can
+    be read. The processes say so in a `landlock` event."""
+    s = relaying
+    abi = kernel_landlock_abi()
+    ev = {e["process"]: e for e in s.events("landlock")}
+    assert set(ev) == {"smtp", "relay"}, ev
+    assert ev["smtp"]["abi"] == abi and ev["relay"]["abi"] == abi, ev
+    if abi == 0:
+        pytest.skip("the kernel has no Landlock: the processes said so (abi 0)")
+    # outside the test's folder (where the relay process may read its CA file)
+    public = pathlib.Path(tempfile.mkdtemp(prefix="sg-landlock-"))
+    request.addfinalizer(lambda: shutil.rmtree(public, ignore_errors=True))
+    reachable(public)
+    readable = public / "readable.txt"
+    readable.write_text("anyone may read this by its mode\n")
+    os.chmod(readable, 0o644)
+    os.chmod(public, 0o777)  # and anyone may make files here, by its mode
+    spool_file = pathlib.Path(s.spool) / "landlock-probe"
+    spool_file.write_text("x")
+    os.chmod(spool_file, 0o644)
+    for comm in ("smtpgate-smtp", "smtpgate-relay"):
+        pid = child_pid(s, comm)
+        assert open_in(pid, str(readable), O_RDONLY) == -1, comm
+        assert open_in(pid, str(public / f"made-by-{comm}"), O_WRONLY_CREAT) == -1, comm
+        assert not (public / f"made-by-{comm}").exists()
+        assert open_in(pid, str(spool_file), O_RDONLY) >= 0, comm
+        assert open_in(pid, "/etc/hostname", O_RDONLY) >= 0, comm  # a system folder
+    spool_file.unlink()
+    # and the server still works: a message goes through the relay process
+    with SMTPClient(s.submission) as c:
+        c.submit_ready(USER, PASSWORD)
