@@ -576,6 +576,24 @@ test_admin_token_parse(void **state)
 	assert_non_null(strstr(e, "shorter than 32"));
 }
 
+/* The secret file at path (conf_secret_read, named by the configuration
+ * text) replaced by a FIFO, then gone: both refused, naming the key. */
+static void
+secret_file_not_regular_then_missing(const char *text, const char *path, const char *key)
+{
+	char err[1024];
+
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_null(parse(text, err, sizeof(err)));
+	assert_non_null(strstr(err, "must be a regular file"));
+	assert_non_null(strstr(err, key));
+	assert_int_equal(unlink(path), 0);
+	assert_null(parse(text, err, sizeof(err)));
+	assert_non_null(strstr(err, key));
+	assert_non_null(strstr(err, "No such file"));
+}
+
 /* [cluster] redis_password_file through the shared secret-file reader:
  * the first line is the password; every refusal names the key, never the
  * password. */
@@ -642,15 +660,7 @@ test_cluster_password_file(void **state)
 	assert_int_equal(chmod(path, 0600), 0);
 	assert_null(parse(text, err, sizeof(err)));
 	assert_non_null(strstr(err, "1 to 512 bytes"));
-	/* not a regular file, missing */
-	assert_int_equal(unlink(path), 0);
-	assert_int_equal(mkfifo(path, 0600), 0);
-	assert_null(parse(text, err, sizeof(err)));
-	assert_non_null(strstr(err, "must be a regular file"));
-	assert_int_equal(unlink(path), 0);
-	assert_null(parse(text, err, sizeof(err)));
-	assert_non_null(strstr(err, "[cluster] redis_password_file: "));
-	assert_non_null(strstr(err, "No such file"));
+	secret_file_not_regular_then_missing(text, path, "[cluster] redis_password_file: ");
 	assert_int_equal(rmdir(dir), 0);
 }
 
@@ -703,16 +713,7 @@ test_admin_token_file(void **state)
 	assert_non_null(strstr(err, "shorter than 32 characters"));
 	assert_null(strstr(err, "short-token"));
 
-	/* not a regular file */
-	assert_int_equal(unlink(path), 0);
-	assert_int_equal(mkfifo(path, 0600), 0);
-	assert_null(parse(text, err, sizeof(err)));
-	assert_non_null(strstr(err, "must be a regular file"));
-	assert_int_equal(unlink(path), 0);
-
-	/* missing */
-	assert_null(parse(text, err, sizeof(err)));
-	assert_non_null(strstr(err, "No such file"));
+	secret_file_not_regular_then_missing(text, path, "[admin] token_file: ");
 	assert_int_equal(rmdir(dir), 0);
 
 	/* auth without token_file, and a bad auth value */

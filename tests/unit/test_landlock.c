@@ -221,7 +221,8 @@ child_other_error(void)
 
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 || refuse_landlock(EINVAL) != 0)
 		return 100;
-	if (landlock_enter(spool, NULL, 0, err, sizeof(err)) != -1 || strstr(err, "landlock") == NULL)
+	if (landlock_enter(spool, NULL, 0, err, sizeof(err)) != -1 ||
+	    strstr(err, "landlock") == NULL)
 		return 101;
 	return 0;
 }
