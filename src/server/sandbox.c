@@ -322,9 +322,19 @@ sandbox_enter_files(enum sandbox_role role, const struct conf *c, char *err, siz
 	/* the smtp process opens no file by its path but in the spool: the
 	 * configuration and its files come as the parent's copies */
 	size_t max = role == SANDBOX_RELAY ? 2 * (c->nroutes + 1) : 0, n = 0;
-	char **dirs = xcalloc(max + 1, sizeof(*dirs));
+	char **dirs = xcalloc(max + 2, sizeof(*dirs));
 	int abi;
 
+#ifdef SANDBOX_SANITIZER
+	/* the symbolizer a sanitizer report starts reads this binary */
+	char exe[4096];
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (len > 0) {
+		exe[len] = '\0';
+		dirs[n++] = sandbox_dir(exe);
+	}
+#endif
 	if (role == SANDBOX_RELAY) {
 		n = sandbox_route_dirs(c->relay, dirs, n);
 		for (size_t i = 0; i < c->nroutes; i++)

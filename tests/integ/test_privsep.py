@@ -763,11 +763,16 @@ def kernel_landlock_abi():
 
 def open_in(pid, path, flags):
     """open(path, flags) made by the process pid itself (gdb calls it in the
-    stopped process, then closes what it got): the descriptor or -1."""
+    stopped process, then closes what it got): the descriptor or -1. The path
+    goes into a buffer the process mallocs and frees again (a string given
+    to a call would be left in its heap: a leak for the sanitizers)."""
     out = subprocess.run(
         ["gdb", "-p", str(pid), "-batch", "-nx",
-         "-ex", f'call (int)open("{path}", {flags}, 0644)',
-         "-ex", "call (int)close($1)"],
+         "-ex", "set $p = (char *)malloc(4096)",
+         "-ex", f'set {{char[{len(path) + 1}]}} $p = "{path}"',
+         "-ex", f"call (int)open($p, {flags}, 0644)",
+         "-ex", "call (int)close($1)",
+         "-ex", "call (void)free($p)"],
         capture_output=True, text=True, timeout=120)
     for line in out.stdout.splitlines():
         if line.startswith("$1 = "):
