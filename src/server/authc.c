@@ -39,10 +39,15 @@ struct authc_req {
  * thread's only. */
 struct authc_link {
 	struct authc *a;
+	size_t index; /* the loop's */
 	struct loop *loop; /* under a->lock until attached */
 	struct mailbox *mb;
 	int fd_next; /* under a->lock: a channel handed over before attach */
+	uint32_t gen_next;
 	int fd; /* -1: no channel */
+	uint32_t gen; /* the parent's number of this channel (of the last one) */
+	bool lost; /* the channel failed: a new one is to be asked for */
+	long long asked; /* when it was last asked for (monotonic seconds) */
 	struct loop_io *io;
 	struct loop_timer *timer; /* the deadlines, while requests wait (made on the loop) */
 	struct idmap pending;
@@ -55,12 +60,15 @@ struct authc_link {
 struct authc {
 	pthread_mutex_t lock; /* links[] and each link's loop, mb and fd_next */
 	struct authc_link *links[AUTHC_LINKS_MAX];
+	authc_lost_cb *lost;
+	void *lost_ctx;
 };
 
 /* A channel on its way to a link's loop. */
 struct authc_handover {
 	struct authc_link *l;
 	int fd;
+	uint32_t gen;
 };
 
 static long long
@@ -133,7 +141,26 @@ authc_fail_pending(struct authc_link *l, bool expired_only)
 	}
 }
 
-/* The channel is gone (peer closed, bad frame, send failure, a new one). */
+/* Asks for a new channel, at most once a second (a channel the auth
+ * process keeps refusing does not make the parent spin). */
+static void
+authc_ask(struct authc_link *l)
+{
+	long long now = authc_now();
+
+	if (!l->lost || l->fd != -1 || l->a->lost == NULL)
+		return;
+	if (now - l->asked >= 1) {
+		l->asked = now;
+		l->lost = false;
+		l->a->lost(l->a->lost_ctx, l->index, l->gen);
+	} else if (!loop_timer_is_pending(l->timer)) {
+		loop_timer_add(l->timer, 1000);
+	}
+}
+
+/* The channel is gone: a failure (why: peer closed, bad frame, send
+ * failure: a new one is asked for) or, why NULL, replaced or closed. */
 static void
 authc_drop_channel(struct authc_link *l, const char *why)
 {
@@ -144,8 +171,13 @@ authc_drop_channel(struct authc_link *l, const char *why)
 	close(l->fd);
 	l->fd = -1;
 	if (why != NULL)
-		log_event(LOG_ERR, "auth_channel", 0, "{s:s}", "error", why);
+		log_event(LOG_ERR, "auth_channel", 0, "{s:s, s:s, s:i}", "process", "smtp", "error",
+		    why, "loop", (int)l->index);
 	authc_fail_pending(l, false);
+	if (why != NULL) {
+		l->lost = true;
+		authc_ask(l);
+	}
 }
 
 static void
@@ -191,17 +223,21 @@ authc_tick(void *arg)
 	struct authc_link *l = arg;
 
 	authc_fail_pending(l, true);
+	authc_ask(l);
 	if (l->head != NULL)
 		loop_timer_add(l->timer, 1000);
 }
 
-/* On l's loop: fd in place of the current channel (-1: none). */
+/* On l's loop: fd (the parent's gen-th) in place of the current channel
+ * (-1: none). */
 static void
-authc_install(struct authc_link *l, int fd)
+authc_install(struct authc_link *l, int fd, uint32_t gen)
 {
 	authc_drop_channel(l, NULL);
 	if (fd == -1)
 		return;
+	l->gen = gen;
+	l->lost = false;
 	if (l->timer == NULL)
 		l->timer = loop_timer_new(l->loop, authc_tick, l);
 	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -214,26 +250,29 @@ authc_install_run(void *arg)
 {
 	struct authc_handover *h = arg;
 
-	authc_install(h->l, h->fd);
+	authc_install(h->l, h->fd, h->gen);
 	free(h);
 }
 
 static void
-authc_handover(struct authc_link *l, int fd)
+authc_handover(struct authc_link *l, int fd, uint32_t gen)
 {
 	struct authc_handover *h = xmalloc(sizeof(*h));
 
 	h->l = l;
 	h->fd = fd;
+	h->gen = gen;
 	loop_post(l->loop, authc_install_run, h);
 }
 
 struct authc *
-authc_new(void)
+authc_new(authc_lost_cb *lost, void *ctx)
 {
 	struct authc *a = xcalloc(1, sizeof(*a));
 
 	pthread_mutex_init(&a->lock, NULL);
+	a->lost = lost;
+	a->lost_ctx = ctx;
 	return a;
 }
 
@@ -246,6 +285,7 @@ authc_link_get(struct authc *a, size_t i)
 	if (l == NULL) {
 		l = xcalloc(1, sizeof(*l));
 		l->a = a;
+		l->index = i;
 		l->fd = -1;
 		l->fd_next = -1;
 		l->next_id = 1;
@@ -269,14 +309,14 @@ authc_attach(struct authc *a, size_t i, struct loop *loop)
 		l->mb = loop_mailbox(loop);
 		l->buf = xmalloc(IPC_FRAME_MAX);
 		if (l->fd_next != -1)
-			authc_handover(l, l->fd_next);
+			authc_handover(l, l->fd_next, l->gen_next);
 		l->fd_next = -1;
 	}
 	pthread_mutex_unlock(&a->lock);
 }
 
 void
-authc_set_channel(struct authc *a, size_t i, int fd)
+authc_set_channel(struct authc *a, size_t i, uint32_t gen, int fd)
 {
 	struct authc_link *l;
 
@@ -288,11 +328,12 @@ authc_set_channel(struct authc *a, size_t i, int fd)
 	pthread_mutex_lock(&a->lock);
 	l = authc_link_get(a, i);
 	if (l->loop != NULL) {
-		authc_handover(l, fd);
+		authc_handover(l, fd, gen);
 	} else {
 		if (l->fd_next != -1)
 			close(l->fd_next);
 		l->fd_next = fd;
+		l->gen_next = gen;
 	}
 	pthread_mutex_unlock(&a->lock);
 }

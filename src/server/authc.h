@@ -48,15 +48,21 @@ typedef void authc_sasl_cb(void *ctx, uint64_t session_id, const struct auth_msg
 typedef void authc_token_cb(void *ctx, uint64_t session_id, enum oauth_result result,
     const char *reason, const char *openid, const char *senders);
 
-/* Without channels yet. */
-struct authc *authc_new(void);
+/* Loop i's channel number gen (the parent's count, CHILD_MSG_AUTH) failed:
+ * the auth process closed it or refused a frame. Called on that loop, at
+ * most once a second per loop, to ask the parent for a new one. */
+typedef void authc_lost_cb(void *ctx, size_t i, uint32_t gen);
+
+/* Without channels yet; lost (may be NULL) asks for new ones. */
+struct authc *authc_new(authc_lost_cb *lost, void *ctx);
 /* Loop i (0 <= i < AUTHC_LINKS_MAX) will make requests: its channel is
  * read on it from now on. Once per i, before the loop runs. */
 void authc_attach(struct authc *a, size_t i, struct loop *loop);
-/* Any thread: fd (a channel to the auth process) in place of loop i's
- * current one; requests pending on the old one are answered TEMPFAIL. -1:
- * none. A channel for a loop not yet attached waits for it. */
-void authc_set_channel(struct authc *a, size_t i, int fd);
+/* Any thread: fd (a channel to the auth process, the parent's gen-th for
+ * loop i) in place of loop i's current one; requests pending on the old
+ * one are answered TEMPFAIL. -1: none. A channel for a loop not yet
+ * attached waits for it. */
+void authc_set_channel(struct authc *a, size_t i, uint32_t gen, int fd);
 /* Asks each attached loop to answer what waits TEMPFAIL and close its
  * channel; runs on the loops before anything posted to them later. */
 void authc_close(struct authc *a);

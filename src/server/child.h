@@ -29,7 +29,11 @@ enum child_msg {
 	CHILD_MSG_ADMIN, /* fd: the [admin] listening socket */
 	CHILD_MSG_LOG, /* fd: the log file; none: stderr */
 	CHILD_MSG_FILE, /* str path; fd: a file of the vault (lib/vault.h) */
-	CHILD_MSG_AUTH, /* u32 loop thread; fd: a new channel to the auth process for it */
+	/* parent -> smtp: u32 loop thread, u32 n (its n-th since the smtp process
+	 * started); fd: a new channel to the auth process for that loop.
+	 * smtp -> parent: u32 loop, u32 n: that channel was lost (the auth
+	 * process closed it), a new one is wanted */
+	CHILD_MSG_AUTH,
 	CHILD_MSG_EXIT, /* str process: a child ended (the metric) */
 	CHILD_MSG_START, /* the end of the set-up: serve */
 	CHILD_MSG_RELOAD, /* the end of a new LOG and FILE set: reload */
@@ -37,7 +41,10 @@ enum child_msg {
 	CHILD_MSG_TOKEN, /* relay -> parent: u32 is_relay, str domain: run that route's token
 	                    command (relay/creds.h); the frame id is the request's */
 	CHILD_MSG_TOKEN_ANSWER, /* parent -> relay: u32 ok, bytes token (ok) or reason */
-	CHILD_MSG_RELAY, /* parent -> smtp and relay: fd, a new channel between the two */
+	/* parent -> smtp and relay: u32 0, u32 n (the n-th to the smtp process
+	 * since it started); fd: a new channel between the two. smtp -> parent:
+	 * u32 0, u32 n: that one failed, a new one is wanted */
+	CHILD_MSG_RELAY,
 	CHILD_MSG_QUEUED, /* smtp -> relay: str queue id, a message just made durable */
 	CHILD_MSG_CERTS, /* the end of a FILE set with renewed certificates
 	                    (server/certwatch.h): the TLS contexts built again */

@@ -54,6 +54,10 @@ struct parent {
 	struct vault *vault; /* the files of the configuration in force */
 	struct certwatch *certs; /* its certificate files, watched for renewal */
 	unsigned auth_exits, smtp_exits, relay_exits;
+	/* auth channels handed to the smtp process's loop t since it started
+	 * (a loop that lost one asks again with this count: parent_ctl) */
+	uint32_t *auth_sent;
+	uint32_t relay_sent; /* the same for its channel to the relay process */
 };
 
 /* --- the user ------------------------------------------------------------------ */
@@ -126,6 +130,7 @@ parent_bind(struct parent *p, int threads, char *err, size_t errlen)
 	p->nthreads = (size_t)threads;
 	p->nlistens = c->nlistens;
 	p->lfd = xcalloc(p->nthreads * p->nlistens + 1, sizeof(*p->lfd));
+	p->auth_sent = xcalloc(p->nthreads, sizeof(*p->auth_sent));
 	for (size_t t = 0; t < p->nthreads; t++) {
 		for (size_t i = 0; i < p->nlistens; i++) {
 			const struct conf_listen *l = &c->listens[i];
@@ -159,8 +164,9 @@ parent_send(int ctl, uint32_t type, const char *str, uint32_t a, uint32_t b, int
 	if (type == CHILD_MSG_LISTENER) {
 		ipc_put_u32(&o, a);
 		ipc_put_u32(&o, b);
-	} else if (type == CHILD_MSG_AUTH) {
+	} else if (type == CHILD_MSG_AUTH || type == CHILD_MSG_RELAY) {
 		ipc_put_u32(&o, a);
+		ipc_put_u32(&o, b);
 	}
 	if (ipc_out_end(&o) == -1)
 		return -1;
@@ -180,8 +186,8 @@ parent_channel_one(struct parent *p, struct child *other, uint32_t thread)
 		return -1;
 	rc = parent_send(
 	         other->ctl, auth ? AUTH_MSG_CHANNEL : CHILD_MSG_RELAY, NULL, 0, 0, sv[1]) == 0 &&
-	        parent_send(p->smtp.ctl, auth ? CHILD_MSG_AUTH : CHILD_MSG_RELAY, NULL, thread, 0,
-	            sv[0]) == 0
+	        parent_send(p->smtp.ctl, auth ? CHILD_MSG_AUTH : CHILD_MSG_RELAY, NULL, thread,
+	            auth ? ++p->auth_sent[thread] : ++p->relay_sent, sv[0]) == 0
 	    ? 0
 	    : -1;
 	close(sv[0]);
@@ -280,6 +286,9 @@ parent_setup_smtp(struct parent *p)
 		rc = parent_send(p->smtp.ctl, CHILD_MSG_EXIT, "smtp", 0, 0, -1);
 	for (unsigned i = 0; rc == 0 && i < p->relay_exits; i++)
 		rc = parent_send(p->smtp.ctl, CHILD_MSG_EXIT, "relay", 0, 0, -1);
+	/* a new smtp process counts its channels from none */
+	memset(p->auth_sent, 0, p->nthreads * sizeof(*p->auth_sent));
+	p->relay_sent = 0;
 	if (rc == 0)
 		rc = parent_channel(p, &p->auth);
 	if (rc == 0)
@@ -535,8 +544,32 @@ parent_token(struct parent *p, const struct ipc_frame *f)
 	}
 }
 
+/* The smtp process lost a channel (the other process closed it: a frame
+ * it refused): to the auth process, its loop t's; to the relay process, its
+ * one (t 0). gen says which of those the parent handed it: a new one,
+ * unless a newer one is on its way already (a restart of the other process
+ * sends new ones). */
+static void
+parent_channel_lost(struct parent *p, const struct ipc_frame *f)
+{
+	bool auth = f->type == CHILD_MSG_AUTH;
+	struct child *other = auth ? &p->auth : &p->relay;
+	struct ipc_reader rd;
+	uint32_t t, gen;
+
+	ipc_reader_init(&rd, f);
+	if (ipc_get_u32(&rd, &t) == -1 || ipc_get_u32(&rd, &gen) == -1 ||
+	    t >= (auth ? p->nthreads : 1) || gen != (auth ? p->auth_sent[t] : p->relay_sent) ||
+	    other->pid == 0)
+		return;
+	if (parent_channel_one(p, other, t) == -1)
+		log_event(LOG_ERR, auth ? "auth_channel" : "relay_channel", 0, "{s:s, s:i, s:s}",
+		    "process", "parent", "loop", (int)t, "error", strerror(errno));
+}
+
 /* What a child says: READY after a restart; the relay process's token
- * requests (the smtp process may not ask: it holds no route's secret). */
+ * requests (the smtp process may not ask: it holds no route's secret); a
+ * channel the smtp process lost. */
 static void
 parent_ctl(struct parent *p, struct child *ch)
 {
@@ -544,9 +577,12 @@ parent_ctl(struct parent *p, struct child *ch)
 	struct ipc_frame f;
 
 	/* one frame per wake-up: the socket blocks */
-	if (ipc_sock_recv(ch->ctl, buf, &f, NULL) == 1 && f.type == CHILD_MSG_TOKEN &&
-	    ch == &p->relay)
-		parent_token(p, &f);
+	if (ipc_sock_recv(ch->ctl, buf, &f, NULL) == 1) {
+		if (f.type == CHILD_MSG_TOKEN && ch == &p->relay)
+			parent_token(p, &f);
+		else if ((f.type == CHILD_MSG_AUTH || f.type == CHILD_MSG_RELAY) && ch == &p->smtp)
+			parent_channel_lost(p, &f);
+	}
 	free(buf);
 }
 
@@ -620,6 +656,7 @@ parent_free(struct parent *p)
 			close(p->lfd[i]);
 	}
 	free(p->lfd);
+	free(p->auth_sent);
 	if (p->admin_fd != -1)
 		close(p->admin_fd);
 	vault_free(p->vault);

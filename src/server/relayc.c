@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -21,23 +22,43 @@
 struct relayc {
 	pthread_mutex_t lock;
 	int fd; /* -1: no channel */
+	uint32_t gen; /* the parent's number of this channel */
 	bool failing; /* the last send failed: logged once until one succeeds */
+	struct timespec asked; /* when a new channel was last asked for */
+	relayc_lost_cb *lost;
+	void *lost_ctx;
 	uint64_t next_id;
 	struct ipc_out out;
 };
 
 struct relayc *
-relayc_new(void)
+relayc_new(relayc_lost_cb *lost, void *ctx)
 {
 	struct relayc *r = xcalloc(1, sizeof(*r));
 
 	pthread_mutex_init(&r->lock, NULL);
 	r->fd = -1;
+	r->lost = lost;
+	r->lost_ctx = ctx;
 	return r;
 }
 
+/* Under the lock, after a failed send: whether to ask for a new channel
+ * (at most once a second, while the sends keep failing). */
+static bool
+relayc_should_ask(struct relayc *r)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (r->lost == NULL || (r->asked.tv_sec != 0 && now.tv_sec - r->asked.tv_sec < 1))
+		return false;
+	r->asked = now;
+	return true;
+}
+
 void
-relayc_set_channel(struct relayc *r, int fd)
+relayc_set_channel(struct relayc *r, uint32_t gen, int fd)
 {
 	int flags = fd != -1 ? fcntl(fd, F_GETFL) : -1;
 
@@ -48,6 +69,7 @@ relayc_set_channel(struct relayc *r, int fd)
 	if (r->fd != -1)
 		close(r->fd);
 	r->fd = fd;
+	r->gen = gen;
 	r->failing = false;
 	pthread_mutex_unlock(&r->lock);
 }
@@ -57,7 +79,8 @@ relayc_notify(void *arg, const char *queue_id)
 {
 	struct relayc *r = arg;
 	int rc = -1, saved = 0;
-	bool log = false;
+	bool log = false, ask = false;
+	uint32_t gen = 0;
 
 	pthread_mutex_lock(&r->lock);
 	if (r->fd != -1) {
@@ -67,8 +90,14 @@ relayc_notify(void *arg, const char *queue_id)
 		saved = errno;
 		log = rc == -1 && !r->failing;
 		r->failing = rc == -1;
+		/* the relay process closed the channel (a frame it refused): a
+		 * new one from the parent; a full one (EAGAIN) only waits */
+		ask = rc == -1 && saved != EAGAIN && saved != EWOULDBLOCK && relayc_should_ask(r);
+		gen = r->gen;
 	}
 	pthread_mutex_unlock(&r->lock);
+	if (ask)
+		r->lost(r->lost_ctx, gen);
 	/* the message waits for the relay process's next scan */
 	if (log)
 		log_event(LOG_WARNING, "relay_channel", 0, "{s:s, s:s, s:s}", "process", "smtp",

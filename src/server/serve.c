@@ -345,19 +345,27 @@ serve_ctl_frame(struct server *srv, const char *path, const struct ipc_frame *f,
 	ipc_reader_init(&rd, f);
 	switch (f->type) {
 	case CHILD_MSG_AUTH: {
-		uint32_t t = 0; /* the loop it is for */
+		uint32_t t, gen; /* the loop it is for, the parent's count */
 
-		if (f->len > 0 && ipc_get_u32(&rd, &t) == -1) {
+		if (ipc_get_u32(&rd, &t) == -1 || ipc_get_u32(&rd, &gen) == -1) {
 			if (fd != -1)
 				close(fd);
 			return 0;
 		}
-		authc_set_channel(srv->authc, t, fd);
+		authc_set_channel(srv->authc, t, gen, fd);
 		return 0;
 	}
-	case CHILD_MSG_RELAY:
-		relayc_set_channel(srv->relayc, fd);
+	case CHILD_MSG_RELAY: {
+		uint32_t t, gen; /* 0, the parent's count */
+
+		if (ipc_get_u32(&rd, &t) == -1 || ipc_get_u32(&rd, &gen) == -1) {
+			if (fd != -1)
+				close(fd);
+			return 0;
+		}
+		relayc_set_channel(srv->relayc, gen, fd);
 		return 0;
+	}
 	case CHILD_MSG_EXIT:
 		if (ipc_get_str(&rd, str, 63) == 0)
 			obs_child_exit(srv->obs, str);
@@ -759,6 +767,39 @@ serve_smtp_open(struct server *srv, const char *path)
 	return serve_open_services(srv) == -1 ? 2 : 0;
 }
 
+/* Asks the parent for a new channel (type CHILD_MSG_AUTH for loop i's, or
+ * CHILD_MSG_RELAY) in place of its gen-th, which failed. Any thread: the
+ * control socket takes whole frames. */
+static void
+serve_ask_channel(struct server *srv, uint32_t type, size_t i, uint32_t gen)
+{
+	struct ipc_out *o = xmalloc(sizeof(*o));
+
+	ipc_out_begin(o, type, 0);
+	ipc_put_u32(o, (uint32_t)i);
+	ipc_put_u32(o, gen);
+	if (ipc_out_end(o) == -1 || ipc_sock_send(srv->ctl, o, -1) == -1)
+		log_event(LOG_ERR, type == CHILD_MSG_AUTH ? "auth_channel" : "relay_channel", 0,
+		    "{s:s, s:s, s:i, s:s}", "process", "smtp", "error",
+		    "cannot ask the parent for a new channel", "loop", (int)i, "reason",
+		    strerror(errno));
+	free(o);
+}
+
+/* authc_lost_cb, on loop i. */
+static void
+serve_auth_lost(void *ctx, size_t i, uint32_t gen)
+{
+	serve_ask_channel(ctx, CHILD_MSG_AUTH, i, gen);
+}
+
+/* relayc_lost_cb, on a committer thread. */
+static void
+serve_relay_lost(void *ctx, uint32_t gen)
+{
+	serve_ask_channel(ctx, CHILD_MSG_RELAY, 0, gen);
+}
+
 int
 serve_smtp_main(const char *path, int ctl)
 {
@@ -786,8 +827,8 @@ serve_smtp_main(const char *path, int ctl)
 	srv.admin_fd = -1;
 	srv.log_next = -1;
 	srv.obs = obs_new();
-	srv.authc = authc_new();
-	srv.relayc = relayc_new();
+	srv.authc = authc_new(serve_auth_lost, &srv);
+	srv.relayc = relayc_new(serve_relay_lost, &srv);
 	if ((rc = serve_smtp_open(&srv, path)) == 0) {
 		rc = serve_workers_run(&srv, path, &set);
 		/* before the sessions' loops and sendquota, which it posts to */

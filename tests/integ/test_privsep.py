@@ -660,6 +660,11 @@ def unix_peers():
     return out
 
 
+def peers_of(link):
+    """The peer inode of a "socket:[N]" link of a connected Unix socket."""
+    return unix_peers().get(link[8:-1])
+
+
 def steal_fd(pid, fd):
     """A copy of descriptor fd of process pid (pidfd_getfd(2); root)."""
     import ctypes
@@ -689,14 +694,27 @@ def test_malformed_frame_closes_the_smtp_channel_not_the_relay_process(relaying)
         os.close(fd)
     ev = s.wait_event("relay_channel", lambda r: r["process"] == "relay")
     assert "malformed" in ev["error"], ev
-    # the receiver goes on: the same process delivers (from its scan)
+    # the receiver goes on; the smtp process's next notice fails (the relay
+    # process closed its end): it says so and asks the parent for a new channel
     assert child_pid(s, "smtpgate-relay") == relay
+    submit(s, ["bob@example.net"], dkim_msg("notice-lost"))
+    ev = s.wait_event("relay_channel", lambda r: r["process"] == "smtp")
+    wait_for(lambda: (lambda e: len(e) == 1 and e[0] != ends[0])(
+        [fd for fd, ln in fd_links(smtp).items() if ln.startswith("socket:[") and
+         peers_of(ln) in {x[8:-1] for x in fd_links(relay).values()
+                          if x.startswith("socket:[")}]),
+        what="a new channel to the relay process")
+    # the next message's notice reaches it at once (its scan is a minute away)
     submit(s, ["bob@example.net"], dkim_msg("after-garbage"))
+    wait_for(lambda: any(b"after-garbage" in m[3] for m in s.sink.messages), timeout=20,
+             what="delivery by the same relay process, noticed on the new channel")
+    # and the one whose notice was lost goes at the next scan or flush
     r = subprocess.run([SMTPGATE, "queue", "flush", "-c", str(s.conf)], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 0, r.stderr
-    wait_for(lambda: any(b"after-garbage" in m[3] for m in s.sink.messages), timeout=20,
-             what="delivery by the same relay process")
+    wait_for(lambda: any(b"notice-lost" in m[3] for m in s.sink.messages), timeout=20,
+             what="delivery of the message whose notice was lost")
+    assert child_pid(s, "smtpgate-relay") == relay
     assert not s.events("child_exit")
 
 
@@ -818,3 +836,40 @@ def test_landlock_limits_smtp_and_relay_to_the_spool(relaying, request, test_use
     # and the server still works: a message goes through the relay process
     with SMTPClient(s.submission) as c:
         c.submit_ready(USER, PASSWORD)
+
+
+def auth_channel_ends(smtp, auth):
+    """The smtp process's descriptors that are its ends of channels to the auth
+    process, and the socket inodes of the auth process."""
+    peers = unix_peers()
+    auth_socks = {ln[8:-1] for ln in fd_links(auth).values() if ln.startswith("socket:[")}
+    ends = [fd for fd, ln in fd_links(smtp).items()
+            if ln.startswith("socket:[") and peers.get(ln[8:-1]) in auth_socks]
+    return ends, auth_socks
+
+
+def test_malformed_frame_closes_one_auth_channel_and_its_loop_gets_a_new_one(make_server):
+    """A frame the auth process refuses closes that channel only: the auth
+    process goes on, the smtp loop whose channel it was asks the parent for a
+    new one (CHILD_MSG_AUTH back), and every loop logs in again; no process
+    restarts."""
+    s = make_server(threads=2).start()
+    auth, smtp = auth_pid(s), child_pid(s, "smtpgate-smtp")
+    wait_for(lambda: len(socket_fds(auth)) == 2 + 1, what="2 channels and the control socket")
+    ends, before = auth_channel_ends(smtp, auth)
+    assert len(ends) == 2, ends
+    fd = steal_fd(smtp, ends[0])
+    try:
+        os.write(fd, b"\0" * 16)  # type 0: not a frame
+    finally:
+        os.close(fd)
+    ev = s.wait_event("auth_channel", lambda r: r.get("process") == "auth")
+    assert "malformed" in ev["error"], ev
+    ev = s.wait_event("auth_channel", lambda r: "loop" in r and r.get("process") != "auth")
+    assert "closed the channel" in ev["error"], ev
+    # a new channel in place of the closed one, to the same auth process
+    wait_for(lambda: len(auth_channel_ends(smtp, auth)[0]) == 2 and
+             auth_channel_ends(smtp, auth)[1] != before, what="a new channel")
+    assert auth_pid(s) == auth and child_pid(s, "smtpgate-smtp") == smtp
+    logins_on_every_loop(s)
+    assert not s.events("child_exit")
