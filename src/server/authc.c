@@ -47,7 +47,7 @@ struct authc_link {
 	int fd; /* -1: no channel */
 	uint32_t gen; /* the parent's number of this channel (of the last one) */
 	bool lost; /* the channel failed: a new one is to be asked for */
-	long long asked; /* when it was last asked for (monotonic seconds) */
+	long long asked; /* when it was last asked for (monotonic ms) */
 	struct loop_io *io;
 	struct loop_timer *timer; /* the deadlines, while requests wait (made on the loop) */
 	struct idmap pending;
@@ -146,11 +146,14 @@ authc_fail_pending(struct authc_link *l, bool expired_only)
 static void
 authc_ask(struct authc_link *l)
 {
-	long long now = authc_now();
+	struct timespec ts;
+	long long now;
 
 	if (!l->lost || l->fd != -1 || l->a->lost == NULL)
 		return;
-	if (now - l->asked >= 1) {
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (l->asked == 0 || now - l->asked >= 1000) {
 		l->asked = now;
 		l->lost = false;
 		l->a->lost(l->a->lost_ctx, l->index, l->gen);

@@ -58,6 +58,9 @@ struct parent {
 	 * (a loop that lost one asks again with this count: parent_ctl) */
 	uint32_t *auth_sent;
 	uint32_t relay_sent; /* the same for its channel to the relay process */
+	/* when a lost one was last replaced (ms), per loop and for the relay:
+	 * a faster smtp process is not served (it asks at most once a second) */
+	long long *auth_replaced, relay_replaced;
 };
 
 /* --- the user ------------------------------------------------------------------ */
@@ -131,6 +134,7 @@ parent_bind(struct parent *p, int threads, char *err, size_t errlen)
 	p->nlistens = c->nlistens;
 	p->lfd = xcalloc(p->nthreads * p->nlistens + 1, sizeof(*p->lfd));
 	p->auth_sent = xcalloc(p->nthreads, sizeof(*p->auth_sent));
+	p->auth_replaced = xcalloc(p->nthreads, sizeof(*p->auth_replaced));
 	for (size_t t = 0; t < p->nthreads; t++) {
 		for (size_t i = 0; i < p->nlistens; i++) {
 			const struct conf_listen *l = &c->listens[i];
@@ -554,6 +558,7 @@ parent_channel_lost(struct parent *p, const struct ipc_frame *f)
 {
 	bool auth = f->type == CHILD_MSG_AUTH;
 	struct child *other = auth ? &p->auth : &p->relay;
+	long long now = child_now_ms(), *last;
 	struct ipc_reader rd;
 	uint32_t t, gen;
 
@@ -562,6 +567,10 @@ parent_channel_lost(struct parent *p, const struct ipc_frame *f)
 	    t >= (auth ? p->nthreads : 1) || gen != (auth ? p->auth_sent[t] : p->relay_sent) ||
 	    other->pid == 0)
 		return;
+	last = auth ? &p->auth_replaced[t] : &p->relay_replaced;
+	if (*last != 0 && now - *last < 500)
+		return;
+	*last = now;
 	if (parent_channel_one(p, other, t) == -1)
 		log_event(LOG_ERR, auth ? "auth_channel" : "relay_channel", 0, "{s:s, s:i, s:s}",
 		    "process", "parent", "loop", (int)t, "error", strerror(errno));
@@ -657,6 +666,7 @@ parent_free(struct parent *p)
 	}
 	free(p->lfd);
 	free(p->auth_sent);
+	free(p->auth_replaced);
 	if (p->admin_fd != -1)
 		close(p->admin_fd);
 	vault_free(p->vault);

@@ -51,7 +51,10 @@ relayc_should_ask(struct relayc *r)
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (r->lost == NULL || (r->asked.tv_sec != 0 && now.tv_sec - r->asked.tv_sec < 1))
+	if (r->lost == NULL ||
+	    (r->asked.tv_sec != 0 &&
+	        (now.tv_sec - r->asked.tv_sec) * 1000 + (now.tv_nsec - r->asked.tv_nsec) / 1000000 <
+	            1000))
 		return false;
 	r->asked = now;
 	return true;
