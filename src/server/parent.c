@@ -571,7 +571,8 @@ parent_channel_lost(struct parent *p, const struct ipc_frame *f)
 	if (*last != 0 && now - *last < 500)
 		return;
 	*last = now;
-	if (parent_channel_one(p, other, t) == -1)
+	/* EPIPE: the other process has just died (its restart brings new ones) */
+	if (parent_channel_one(p, other, t) == -1 && errno != EPIPE)
 		log_event(LOG_ERR, auth ? "auth_channel" : "relay_channel", 0, "{s:s, s:i, s:s}",
 		    "process", "parent", "loop", (int)t, "error", strerror(errno));
 }
