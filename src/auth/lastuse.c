@@ -33,7 +33,11 @@ struct lastuse {
 	pthread_mutex_t lock; /* everything below */
 	pthread_cond_t wake;
 	struct lastuse_rec *recs;
-	size_t nrecs;
+	size_t nrecs, cap;
+	/* (user, label) -> record: open addressing, index + 1 into recs (0:
+	 * empty), nslots a power of two above twice nrecs; remade when recs
+	 * are pruned. A note finds its record without a pass over all. */
+	size_t *slots, nslots;
 	bool dirty;
 	bool stopping;
 	bool write_failed;
@@ -56,6 +60,62 @@ lastuse_recs_free(struct lastuse_rec *recs, size_t n)
 	for (size_t i = 0; i < n; i++)
 		lastuse_rec_clear(&recs[i]);
 	free(recs);
+}
+
+/* FNV-1a of user, a NUL and label. */
+static uint64_t
+lastuse_hash(const char *user, const char *label)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (const unsigned char *p = (const unsigned char *)user;; p++) {
+		h = (h ^ *p) * 1099511628211ULL;
+		if (*p == '\0')
+			break;
+	}
+	for (const unsigned char *p = (const unsigned char *)label; *p != '\0'; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	return h;
+}
+
+static void
+lastuse_index_put(struct lastuse *lu, size_t i)
+{
+	size_t m = lu->nslots - 1,
+	       s = (size_t)lastuse_hash(lu->recs[i].user, lu->recs[i].label) & m;
+
+	while (lu->slots[s] != 0)
+		s = (s + 1) & m;
+	lu->slots[s] = i + 1;
+}
+
+/* Remakes the index for nrecs, with room for as many again. */
+static void
+lastuse_index_rebuild(struct lastuse *lu)
+{
+	size_t want = 16;
+
+	while (want < 4 * (lu->nrecs + 1))
+		want *= 2;
+	free(lu->slots);
+	lu->slots = xcalloc(want, sizeof(*lu->slots));
+	lu->nslots = want;
+	for (size_t i = 0; i < lu->nrecs; i++)
+		lastuse_index_put(lu, i);
+}
+
+static struct lastuse_rec *
+lastuse_index_get(struct lastuse *lu, const char *user, const char *label)
+{
+	size_t m = lu->nslots - 1, s = (size_t)lastuse_hash(user, label) & m;
+
+	for (; lu->slots[s] != 0; s = (s + 1) & m) {
+		struct lastuse_rec *r = &lu->recs[lu->slots[s] - 1];
+
+		if (strcmp(r->user, user) == 0 && strcmp(r->label, label) == 0)
+			return r;
+	}
+	return NULL;
 }
 
 const struct lastuse_rec *
@@ -156,6 +216,7 @@ lastuse_dump(struct lastuse *lu)
 		lu->recs[j++] = *r;
 	}
 	lu->nrecs = j;
+	lastuse_index_rebuild(lu);
 	doc = json_pack("{s:i, s:o}", "version", 1, "credentials", arr);
 	text = json_dumps(doc, JSON_INDENT(1));
 	json_decref(doc);
@@ -229,6 +290,8 @@ lastuse_open(const char *path, lastuse_keep_cb *keep, void *keep_arg)
 		lu->recs = NULL;
 		lu->nrecs = 0;
 	}
+	lu->cap = lu->nrecs;
+	lastuse_index_rebuild(lu);
 	if ((errno = pthread_create(&lu->thread, NULL, lastuse_thread, lu)) != 0) {
 		log_event(LOG_ERR, "lastuse_thread_error", 0, "{s:s}", "error", strerror(errno));
 		lu->started = false;
@@ -250,6 +313,7 @@ lastuse_close(struct lastuse *lu)
 	if (lu->started)
 		pthread_join(lu->thread, NULL);
 	lastuse_recs_free(lu->recs, lu->nrecs);
+	free(lu->slots);
 	pthread_mutex_destroy(&lu->lock);
 	pthread_cond_destroy(&lu->wake);
 	free(lu->path);
@@ -270,16 +334,20 @@ lastuse_note(struct lastuse *lu, const char *user, const char *label, const char
 	if (created == NULL)
 		created = "";
 	pthread_mutex_lock(&lu->lock);
-	for (size_t i = 0; i < lu->nrecs && r == NULL; i++) {
-		if (strcmp(lu->recs[i].user, user) == 0 && strcmp(lu->recs[i].label, label) == 0)
-			r = &lu->recs[i];
-	}
+	r = lastuse_index_get(lu, user, label);
 	if (r == NULL) {
-		lu->recs = xrealloc(lu->recs, (lu->nrecs + 1) * sizeof(*lu->recs));
+		if (lu->nrecs == lu->cap) {
+			lu->cap = lu->cap * 2 + 16;
+			lu->recs = xrealloc(lu->recs, lu->cap * sizeof(*lu->recs));
+		}
 		r = &lu->recs[lu->nrecs++];
 		memset(r, 0, sizeof(*r));
 		r->user = xstrdup(user);
 		r->label = xstrdup(label);
+		if (2 * lu->nrecs >= lu->nslots)
+			lastuse_index_rebuild(lu);
+		else
+			lastuse_index_put(lu, lu->nrecs - 1);
 	}
 	if (r->created == NULL || strcmp(r->created, created) != 0) {
 		free(r->created);
