@@ -11,6 +11,7 @@ socket: it signs with the DKIM key and logs in to the smarthost with the
 credentials, neither of which the smtp process ever holds (not as a file, not
 as one of the parent's copies); killed, it is restarted and the queued message
 still goes, and `smtpgate queue flush` reaches it."""
+import json
 import os
 import pathlib
 import pwd
@@ -595,6 +596,14 @@ def test_relay_process_crash_is_restarted_and_the_queued_message_goes(relaying):
     qid = s.wait_event("accepted")["queue_id"]
     s.wait_event("delivery", lambda r: r["queue_id"] == qid and r["result"] == "deferred",
                  timeout=20)
+    # the event comes just before the retry time is written to the queue file:
+    # killed in between, the new process would try the message at once
+    def deferral_written():
+        r = subprocess.run([SMTPGATE, "queue", "show", qid, "-c", str(s.conf), "--json"],
+                           capture_output=True, text=True)
+        doc = json.loads(r.stdout) if r.returncode == 0 else {}
+        return doc.get("attempts", 0) >= 1 and doc.get("next_try") is not None
+    wait_for(deferral_written, what="the deferral in the queue file")
     pid = child_pid(s, "smtpgate-relay")
     s.expect_child_exits()
     os.kill(pid, signal.SIGKILL)
@@ -612,7 +621,6 @@ def test_relay_process_crash_is_restarted_and_the_queued_message_goes(relaying):
     r = subprocess.run([SMTPGATE, "queue", "flush", "-c", str(s.conf), "--json"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
-    import json
     assert json.loads(r.stdout)["server_pid"] == new, r.stdout
     wait_for(lambda: any(b"deferred" in m[3] for m in s.sink.messages), timeout=20,
              what="delivery after the flush")
