@@ -15,8 +15,8 @@ ipc_sock_pair(int fds[2])
 	return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds);
 }
 
-int
-ipc_sock_send(int fd, const struct ipc_out *o, int pass_fd)
+static int
+ipc_sock_sendmsg(int fd, const struct ipc_out *o, int pass_fd, int flags)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
@@ -39,7 +39,7 @@ ipc_sock_send(int fd, const struct ipc_out *o, int pass_fd)
 		memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
 	}
 	do
-		n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+		n = sendmsg(fd, &msg, MSG_NOSIGNAL | flags);
 	while (n == -1 && errno == EINTR);
 	if (n == -1)
 		return -1;
@@ -48,6 +48,18 @@ ipc_sock_send(int fd, const struct ipc_out *o, int pass_fd)
 		return -1;
 	}
 	return 0;
+}
+
+int
+ipc_sock_send(int fd, const struct ipc_out *o, int pass_fd)
+{
+	return ipc_sock_sendmsg(fd, o, pass_fd, 0);
+}
+
+int
+ipc_sock_send_nowait(int fd, const struct ipc_out *o)
+{
+	return ipc_sock_sendmsg(fd, o, -1, MSG_DONTWAIT);
 }
 
 /* The descriptors that came with a message: the first to *fd_r, any other

@@ -16,6 +16,10 @@ int ipc_sock_pair(int fds[2]);
  * descriptor with it. 0, or -1 with errno (EAGAIN on a full non-blocking
  * socket, EPIPE when the peer is gone). */
 int ipc_sock_send(int fd, const struct ipc_out *o, int pass_fd);
+/* The same without a descriptor, never waiting even on a blocking socket
+ * (an event-loop thread on a socket another thread reads): -1 with EAGAIN
+ * when it is full. */
+int ipc_sock_send_nowait(int fd, const struct ipc_out *o);
 /*
  * Receives one frame into buf (IPC_FRAME_MAX bytes) and parses it: 1 with
  * *f pointing into buf, 0 at end of file, -1 with errno (EAGAIN: nothing

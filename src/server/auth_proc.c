@@ -13,6 +13,7 @@
  * fails asks the loop to close it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -315,6 +316,9 @@ auth_proc_ctl_read(void *arg)
 		close(fd);
 		return;
 	}
+	/* an answer is sent under the lock, by a worker: a channel the smtp
+	 * process does not read is closed (EAGAIN), never waited for */
+	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	ch = xcalloc(1, sizeof(*ch));
 	ch->p = p;
 	ch->fd = fd;

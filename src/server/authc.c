@@ -21,6 +21,7 @@
 #include "net/loop.h"
 #include "server/auth_msg.h"
 #include "server/authc.h"
+#include "server/child.h"
 
 struct authc_req {
 	uint64_t id;
@@ -60,6 +61,7 @@ struct authc_link {
 struct authc {
 	pthread_mutex_t lock; /* links[] and each link's loop, mb and fd_next */
 	struct authc_link *links[AUTHC_LINKS_MAX];
+	size_t nlinks; /* one past the highest made */
 	authc_lost_cb *lost;
 	void *lost_ctx;
 };
@@ -146,20 +148,17 @@ authc_fail_pending(struct authc_link *l, bool expired_only)
 static void
 authc_ask(struct authc_link *l)
 {
-	struct timespec ts;
-	long long now;
+	long long now = child_now_ms();
 
 	if (!l->lost || l->fd != -1 || l->a->lost == NULL)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	if (l->asked == 0 || now - l->asked >= 1000) {
 		l->asked = now;
-		l->lost = false;
-		l->a->lost(l->a->lost_ctx, l->index, l->gen);
-	} else if (!loop_timer_is_pending(l->timer)) {
-		loop_timer_add(l->timer, 1000);
+		l->lost = l->a->lost(l->a->lost_ctx, l->index, l->gen) == -1;
 	}
+	/* a second later: the ask waits its turn, or did not go */
+	if (l->lost && !loop_timer_is_pending(l->timer))
+		loop_timer_add(l->timer, 1000);
 }
 
 /* The channel is gone: a failure (why: peer closed, bad frame, send
@@ -294,6 +293,8 @@ authc_link_get(struct authc *a, size_t i)
 		l->next_id = 1;
 		idmap_init(&l->pending);
 		a->links[i] = l;
+		if (i + 1 > a->nlinks)
+			a->nlinks = i + 1;
 	}
 	return l;
 }
@@ -407,7 +408,7 @@ authc_link_of(struct authc *a, const struct mailbox *mb)
 	struct authc_link *found = NULL;
 
 	pthread_mutex_lock(&a->lock);
-	for (size_t i = 0; found == NULL && i < AUTHC_LINKS_MAX; i++) {
+	for (size_t i = 0; found == NULL && i < a->nlinks; i++) {
 		if (a->links[i] != NULL && a->links[i]->mb == mb)
 			found = a->links[i];
 	}

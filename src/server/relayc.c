@@ -11,7 +11,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -24,7 +23,7 @@ struct relayc {
 	int fd; /* -1: no channel */
 	uint32_t gen; /* the parent's number of this channel */
 	bool failing; /* the last send failed: logged once until one succeeds */
-	struct timespec asked; /* when a new channel was last asked for */
+	long long asked; /* when a new channel was last asked for (ms) */
 	relayc_lost_cb *lost;
 	void *lost_ctx;
 	uint64_t next_id;
@@ -48,13 +47,9 @@ relayc_new(relayc_lost_cb *lost, void *ctx)
 static bool
 relayc_should_ask(struct relayc *r)
 {
-	struct timespec now;
+	long long now = child_now_ms();
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (r->lost == NULL ||
-	    (r->asked.tv_sec != 0 &&
-	        (now.tv_sec - r->asked.tv_sec) * 1000 + (now.tv_nsec - r->asked.tv_nsec) / 1000000 <
-	            1000))
+	if (r->lost == NULL || (r->asked != 0 && now - r->asked < 1000))
 		return false;
 	r->asked = now;
 	return true;
@@ -99,8 +94,12 @@ relayc_notify(void *arg, const char *queue_id)
 		gen = r->gen;
 	}
 	pthread_mutex_unlock(&r->lock);
-	if (ask)
-		r->lost(r->lost_ctx, gen);
+	/* a failed ask: the next failing notice asks again */
+	if (ask && r->lost(r->lost_ctx, gen) == -1) {
+		pthread_mutex_lock(&r->lock);
+		r->asked = 0;
+		pthread_mutex_unlock(&r->lock);
+	}
 	/* the message waits for the relay process's next scan */
 	if (log)
 		log_event(LOG_WARNING, "relay_channel", 0, "{s:s, s:s, s:s}", "process", "smtp",

@@ -18,8 +18,9 @@
 struct relayc;
 
 /* The channel number gen (the parent's count, CHILD_MSG_RELAY) failed:
- * ask the parent for a new one. Any thread, at most once a second. */
-typedef void relayc_lost_cb(void *ctx, uint32_t gen);
+ * ask the parent for a new one. Any thread, at most once a second; 0 or -1
+ * (the next failing notice asks again). */
+typedef int relayc_lost_cb(void *ctx, uint32_t gen);
 
 /* lost (may be NULL) asks for a new channel when sends fail. */
 struct relayc *relayc_new(relayc_lost_cb *lost, void *ctx);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "lib/fsutil.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "server/landlock.h"
@@ -290,18 +291,6 @@ sandbox_enter(enum sandbox_role role, char *err, size_t errlen)
 	return 0;
 }
 
-/* dirname(path) as a new string ("." for a bare name, never the case for
- * the configuration's resolved paths). */
-static char *
-sandbox_dir(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (slash == NULL)
-		return xstrdup(".");
-	return slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
-}
-
 /* A route's files the relay process opens itself at delivery time: its CA
  * file (PKIX roots, also for MTA-STS fetches) and DNSSEC trust anchor. */
 static size_t
@@ -310,9 +299,9 @@ sandbox_route_dirs(const struct conf_route *r, char **dirs, size_t n)
 	if (r == NULL)
 		return n;
 	if (r->ca != NULL)
-		dirs[n++] = sandbox_dir(r->ca);
+		dirs[n++] = fs_dirname(r->ca);
 	if (r->dnssec_anchor != NULL && strcmp(r->dnssec_anchor, "none") != 0)
-		dirs[n++] = sandbox_dir(r->dnssec_anchor);
+		dirs[n++] = fs_dirname(r->dnssec_anchor);
 	return n;
 }
 
@@ -332,7 +321,7 @@ sandbox_enter_files(enum sandbox_role role, const struct conf *c, char *err, siz
 
 	if (len > 0) {
 		exe[len] = '\0';
-		dirs[n++] = sandbox_dir(exe);
+		dirs[n++] = fs_dirname(exe);
 	}
 #endif
 	if (role == SANDBOX_RELAY) {

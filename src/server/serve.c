@@ -344,26 +344,18 @@ serve_ctl_frame(struct server *srv, const char *path, const struct ipc_frame *f,
 
 	ipc_reader_init(&rd, f);
 	switch (f->type) {
-	case CHILD_MSG_AUTH: {
-		uint32_t t, gen; /* the loop it is for, the parent's count */
-
-		if (ipc_get_u32(&rd, &t) == -1 || ipc_get_u32(&rd, &gen) == -1) {
-			if (fd != -1)
-				close(fd);
-			return 0;
-		}
-		authc_set_channel(srv->authc, t, gen, fd);
-		return 0;
-	}
+	case CHILD_MSG_AUTH:
 	case CHILD_MSG_RELAY: {
-		uint32_t t, gen; /* 0, the parent's count */
+		uint32_t t, gen; /* the loop it is for (0 for the relay), the parent's count */
 
 		if (ipc_get_u32(&rd, &t) == -1 || ipc_get_u32(&rd, &gen) == -1) {
 			if (fd != -1)
 				close(fd);
-			return 0;
+		} else if (f->type == CHILD_MSG_AUTH) {
+			authc_set_channel(srv->authc, t, gen, fd);
+		} else {
+			relayc_set_channel(srv->relayc, gen, fd);
 		}
-		relayc_set_channel(srv->relayc, gen, fd);
 		return 0;
 	}
 	case CHILD_MSG_EXIT:
@@ -768,36 +760,40 @@ serve_smtp_open(struct server *srv, const char *path)
 }
 
 /* Asks the parent for a new channel (type CHILD_MSG_AUTH for loop i's, or
- * CHILD_MSG_RELAY) in place of its gen-th, which failed. Any thread: the
- * control socket takes whole frames. */
-static void
+ * CHILD_MSG_RELAY) in place of its gen-th, which failed. Any thread (a loop
+ * too: the send never waits; the control socket takes whole frames). 0, or
+ * -1 when the ask could not go (the caller asks again later). */
+static int
 serve_ask_channel(struct server *srv, uint32_t type, size_t i, uint32_t gen)
 {
 	struct ipc_out *o = xmalloc(sizeof(*o));
+	int rc;
 
 	ipc_out_begin(o, type, 0);
 	ipc_put_u32(o, (uint32_t)i);
 	ipc_put_u32(o, gen);
-	if (ipc_out_end(o) == -1 || ipc_sock_send(srv->ctl, o, -1) == -1)
+	rc = ipc_out_end(o) == 0 ? ipc_sock_send_nowait(srv->ctl, o) : -1;
+	if (rc == -1)
 		log_event(LOG_ERR, type == CHILD_MSG_AUTH ? "auth_channel" : "relay_channel", 0,
 		    "{s:s, s:s, s:i, s:s}", "process", "smtp", "error",
 		    "cannot ask the parent for a new channel", "loop", (int)i, "reason",
 		    strerror(errno));
 	free(o);
+	return rc;
 }
 
 /* authc_lost_cb, on loop i. */
-static void
+static int
 serve_auth_lost(void *ctx, size_t i, uint32_t gen)
 {
-	serve_ask_channel(ctx, CHILD_MSG_AUTH, i, gen);
+	return serve_ask_channel(ctx, CHILD_MSG_AUTH, i, gen);
 }
 
 /* relayc_lost_cb, on a committer thread. */
-static void
+static int
 serve_relay_lost(void *ctx, uint32_t gen)
 {
-	serve_ask_channel(ctx, CHILD_MSG_RELAY, 0, gen);
+	return serve_ask_channel(ctx, CHILD_MSG_RELAY, 0, gen);
 }
 
 int

@@ -668,9 +668,14 @@ def unix_peers():
     return out
 
 
-def peers_of(link):
-    """The peer inode of a "socket:[N]" link of a connected Unix socket."""
-    return unix_peers().get(link[8:-1])
+def channel_ends(smtp, other):
+    """The smtp process's descriptors that are its ends of channels to the
+    process other, and the socket inodes of other."""
+    peers = unix_peers()
+    socks = {ln[8:-1] for ln in fd_links(other).values() if ln.startswith("socket:[")}
+    ends = [fd for fd, ln in fd_links(smtp).items()
+            if ln.startswith("socket:[") and peers.get(ln[8:-1]) in socks]
+    return ends, socks
 
 
 def steal_fd(pid, fd):
@@ -689,12 +694,10 @@ def steal_fd(pid, fd):
 def test_malformed_frame_closes_the_smtp_channel_not_the_relay_process(relaying):
     s = relaying
     smtp, relay = child_pid(s, "smtpgate-smtp"), child_pid(s, "smtpgate-relay")
-    peers = unix_peers()
-    relay_socks = {ln[8:-1] for ln in fd_links(relay).values() if ln.startswith("socket:[")}
     # the smtp process's end of its channel to the relay process
-    ends = [fd for fd, ln in fd_links(smtp).items()
-            if ln.startswith("socket:[") and peers.get(ln[8:-1]) in relay_socks]
+    ends, _ = channel_ends(smtp, relay)
     assert len(ends) == 1, (ends, fd_links(smtp))
+    old = fd_links(smtp)[ends[0]]
     fd = steal_fd(smtp, ends[0])
     try:
         os.write(fd, b"\0" * 16)  # type 0: not a frame
@@ -707,11 +710,8 @@ def test_malformed_frame_closes_the_smtp_channel_not_the_relay_process(relaying)
     assert child_pid(s, "smtpgate-relay") == relay
     submit(s, ["bob@example.net"], dkim_msg("notice-lost"))
     ev = s.wait_event("relay_channel", lambda r: r["process"] == "smtp")
-    wait_for(lambda: (lambda e: len(e) == 1 and e[0] != ends[0])(
-        [fd for fd, ln in fd_links(smtp).items() if ln.startswith("socket:[") and
-         peers_of(ln) in {x[8:-1] for x in fd_links(relay).values()
-                          if x.startswith("socket:[")}]),
-        what="a new channel to the relay process")
+    wait_for(lambda: (lambda e: len(e) == 1 and fd_links(smtp).get(e[0]) != old)(
+        channel_ends(smtp, relay)[0]), what="a new channel to the relay process")
     # the next message's notice reaches it at once (its scan is a minute away)
     submit(s, ["bob@example.net"], dkim_msg("after-garbage"))
     wait_for(lambda: any(b"after-garbage" in m[3] for m in s.sink.messages), timeout=20,
@@ -727,14 +727,7 @@ def test_malformed_frame_closes_the_smtp_channel_not_the_relay_process(relaying)
 
 
 def socket_fds(pid):
-    out = []
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:["):
-                out.append(fd)
-        except FileNotFoundError:
-            pass
-    return out
+    return [fd for fd, ln in fd_links(pid).items() if ln.startswith("socket:[")]
 
 
 def logins_on_every_loop(s, n=40):
@@ -846,14 +839,6 @@ def test_landlock_limits_smtp_and_relay_to_the_spool(relaying, request, test_use
         c.submit_ready(USER, PASSWORD)
 
 
-def auth_channel_ends(smtp, auth):
-    """The smtp process's descriptors that are its ends of channels to the auth
-    process, and the socket inodes of the auth process."""
-    peers = unix_peers()
-    auth_socks = {ln[8:-1] for ln in fd_links(auth).values() if ln.startswith("socket:[")}
-    ends = [fd for fd, ln in fd_links(smtp).items()
-            if ln.startswith("socket:[") and peers.get(ln[8:-1]) in auth_socks]
-    return ends, auth_socks
 
 
 def test_malformed_frame_closes_one_auth_channel_and_its_loop_gets_a_new_one(make_server):
@@ -864,7 +849,7 @@ def test_malformed_frame_closes_one_auth_channel_and_its_loop_gets_a_new_one(mak
     s = make_server(threads=2).start()
     auth, smtp = auth_pid(s), child_pid(s, "smtpgate-smtp")
     wait_for(lambda: len(socket_fds(auth)) == 2 + 1, what="2 channels and the control socket")
-    ends, before = auth_channel_ends(smtp, auth)
+    ends, before = channel_ends(smtp, auth)
     assert len(ends) == 2, ends
     fd = steal_fd(smtp, ends[0])
     try:
@@ -876,8 +861,8 @@ def test_malformed_frame_closes_one_auth_channel_and_its_loop_gets_a_new_one(mak
     ev = s.wait_event("auth_channel", lambda r: "loop" in r and r.get("process") != "auth")
     assert "closed the channel" in ev["error"], ev
     # a new channel in place of the closed one, to the same auth process
-    wait_for(lambda: len(auth_channel_ends(smtp, auth)[0]) == 2 and
-             auth_channel_ends(smtp, auth)[1] != before, what="a new channel")
+    wait_for(lambda: len(channel_ends(smtp, auth)[0]) == 2 and
+             channel_ends(smtp, auth)[1] != before, what="a new channel")
     assert auth_pid(s) == auth and child_pid(s, "smtpgate-smtp") == smtp
     logins_on_every_loop(s)
     assert not s.events("child_exit")

@@ -1,4 +1,4 @@
-/* Unit tests for lib/mailbox: order, posting from inside a drain, posts from
+/* Unit tests for lib/mailbox: order, a direct mailbox, posting from inside a drain, posts from
  * several threads (each thread's own order kept, none lost), and freeing
  * with items pending. */
 #include <pthread.h>
@@ -59,6 +59,28 @@ test_order_and_wake(void **state)
 		assert_int_equal(log.seen[i], i);
 	mailbox_drain(mb); /* empty: nothing runs */
 	assert_int_equal(log.n, 5);
+	mailbox_free(mb);
+}
+
+/* A direct mailbox runs each post at once, on the posting thread, in
+ * order; nothing is left for a drain. */
+static void
+test_direct(void **state)
+{
+	struct log log = {0};
+	struct item items[3];
+	struct mailbox *mb = mailbox_new_direct();
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		items[i] = (struct item){&log, i};
+		mailbox_post(mb, record, &items[i]);
+		assert_int_equal(log.n, i + 1); /* inline */
+	}
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(log.seen[i], i);
+	mailbox_drain(mb);
+	assert_int_equal(log.n, 3);
 	mailbox_free(mb);
 }
 
@@ -183,6 +205,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_order_and_wake),
+	    cmocka_unit_test(test_direct),
 	    cmocka_unit_test(test_post_during_drain),
 	    cmocka_unit_test(test_threads),
 	    cmocka_unit_test(test_free_pending),
