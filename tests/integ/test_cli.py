@@ -45,3 +45,31 @@ def test_every_command_help_has_exit_status():
         r = run(cmd, "--help")
         assert r.returncode == 0, (cmd, r.stderr)
         assert "\nExit status: 0 " in r.stdout, (cmd, r.stdout)
+
+
+def test_serve_check_refuses_a_readable_or_empty_redis_password_file(tmp_path):
+    """[cluster] redis_password_file goes through the same secret-file reader as
+    [admin] token_file: readable by others or without a password on its first
+    line, `serve --check` refuses it, naming file, line and mode, never the
+    password; mode 0600 with a password passes."""
+    import os
+    pw = tmp_path / "redis.pw"
+    pw.write_text("s3cret-redis-pw\n")
+    conf = tmp_path / "smtpgate.conf"
+    conf.write_text(f"[server]\nhostname = ok.test\nuser = nobody\nspool = {tmp_path / 'spool'}\n"
+                    "[listen a]\naddress = 127.0.0.1:1\ntls = none\nauth = off\nrelay = local\n"
+                    f"[cluster]\nredis = redis://127.0.0.1:1\nredis_password_file = {pw}\n")
+    os.chmod(pw, 0o644)
+    r = run("serve", "-c", str(conf), "--check")
+    assert r.returncode == 2, r.stderr
+    assert (f"{conf}:12: [cluster] redis_password_file: {pw} must be a regular file of mode "
+            f"0600 or stricter (it is 0644): chmod 600 {pw}") in r.stderr, r.stderr
+    assert "s3cret" not in r.stderr
+    os.chmod(pw, 0o600)
+    pw.write_text("\nsecond line\n")
+    r = run("serve", "-c", str(conf), "--check")
+    assert r.returncode == 2, r.stderr
+    assert "expected the password on the first line" in r.stderr, r.stderr
+    pw.write_text("s3cret-redis-pw\n")
+    r = run("serve", "-c", str(conf), "--check")
+    assert r.returncode == 0, r.stderr
