@@ -114,6 +114,9 @@ struct authdb {
 	unsigned char fake_secret_sha1[AUTHDB_FAKE_SECRET_LEN]; /* fake SCRAM-SHA-1 salts */
 
 	struct lastuse *lastuse; /* last use per credential, or NULL (backend.lastuse_path) */
+
+	authdb_idle_cb *idle; /* authdb_set_idle */
+	void *idle_ctx;
 };
 
 static void
@@ -273,10 +276,9 @@ authdb_run_task(struct authdb *db, authdb_task_fn *fn, void *arg)
 	}
 }
 
-void
-authdb_verify_plain_from(struct authdb *db, struct mailbox *mb, uint64_t session_id,
-    const char *user, size_t userlen, const char *password, size_t passlen, const char *client,
-    authdb_done_cb *cb, void *ctx)
+static struct authdb_req *
+authdb_plain_req(struct mailbox *mb, uint64_t session_id, const char *user, size_t userlen,
+    const char *password, size_t passlen, const char *client, authdb_done_cb *cb, void *ctx)
 {
 	struct authdb_req *r = xcalloc(1, sizeof(*r));
 
@@ -293,10 +295,65 @@ authdb_verify_plain_from(struct authdb *db, struct mailbox *mb, uint64_t session
 	r->password = xmalloc(passlen + 1);
 	memcpy(r->password, password, passlen);
 	r->password[passlen] = '\0';
+	return r;
+}
+
+void
+authdb_verify_plain_from(struct authdb *db, struct mailbox *mb, uint64_t session_id,
+    const char *user, size_t userlen, const char *password, size_t passlen, const char *client,
+    authdb_done_cb *cb, void *ctx)
+{
+	struct authdb_req *r =
+	    authdb_plain_req(mb, session_id, user, userlen, password, passlen, client, cb, ctx);
+
 	if (!workpool_submit(db->pool, r)) {
 		/* RFC 4954 6: 454 4.7.0 temporary authentication failure */
 		authdb_answer(r, AUTHDB_TEMPFAIL, NULL);
 	}
+}
+
+void
+authdb_verify_plain_now(struct authdb *db, struct mailbox *mb, uint64_t session_id,
+    const char *user, size_t userlen, const char *password, size_t passlen, const char *client,
+    authdb_done_cb *cb, void *ctx)
+{
+	authdb_process(db,
+	    authdb_plain_req(mb, session_id, user, userlen, password, passlen, client, cb, ctx));
+}
+
+static enum workpool_idle
+authdb_idle_run(void *arg, struct workpool *pool)
+{
+	struct authdb *db = arg;
+
+	(void)pool;
+	return db->idle(db->idle_ctx, db);
+}
+
+int
+authdb_kick_fd(struct authdb *db)
+{
+	return workpool_kick_fd(db->pool);
+}
+
+int
+authdb_set_idle(struct authdb *db, authdb_idle_cb *idle, void *ctx)
+{
+	db->idle = idle;
+	db->idle_ctx = ctx;
+	return workpool_set_idle(db->pool, authdb_idle_run, db);
+}
+
+size_t
+authdb_busy(struct authdb *db)
+{
+	return workpool_busy(db->pool);
+}
+
+size_t
+authdb_idle_workers(struct authdb *db)
+{
+	return workpool_idle_count(db->pool);
 }
 
 static size_t

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "auth/pwscheme.h"
+#include "lib/workpool.h"
 #include "sasl/sasl.h"
 
 struct conf;
@@ -79,6 +80,28 @@ void authdb_free(struct authdb *db);
 void authdb_verify_plain_from(struct authdb *db, struct mailbox *mb, uint64_t session_id,
     const char *user, size_t userlen, const char *password, size_t passlen, const char *client,
     authdb_done_cb *cb, void *ctx);
+
+/*
+ * Idle workers that read requests themselves (the auth process,
+ * server/auth_proc.c): an idle worker of db calls idle(ctx, db), lib/
+ * workpool.h's idle hook, instead of only waiting for queued requests; it
+ * must also wait for authdb_kick_fd (-1 with errno when it cannot be made).
+ * Set once, right after authdb_open; 0, or -1 with errno.
+ */
+typedef enum workpool_idle authdb_idle_cb(void *ctx, struct authdb *db);
+int authdb_kick_fd(struct authdb *db);
+int authdb_set_idle(struct authdb *db, authdb_idle_cb *idle, void *ctx)
+    __attribute__((warn_unused_result));
+/* From the idle hook, as the worker's own work begins (workpool_busy):
+ * returns how many workers are still idle. */
+size_t authdb_busy(struct authdb *db);
+/* From the idle hook, after authdb_busy: authdb_verify_plain_from, verified
+ * at once on the calling worker. */
+void authdb_verify_plain_now(struct authdb *db, struct mailbox *mb, uint64_t session_id,
+    const char *user, size_t userlen, const char *password, size_t passlen, const char *client,
+    authdb_done_cb *cb, void *ctx);
+/* How many workers are idle (in the hook) now. Any thread. */
+size_t authdb_idle_workers(struct authdb *db);
 
 #define AUTHDB_SENDERS_MAX 8192 /* all senders= patterns of one user */
 

@@ -44,6 +44,44 @@ struct workpool *workpool_new(const char *name, size_t nthreads, size_t max_queu
 bool workpool_submit(struct workpool *p, void *item) __attribute__((warn_unused_result));
 
 /*
+ * The idle hook (optional): an idle worker, instead of sleeping until an
+ * item is queued, calls idle(ctx, p), which waits for work of the caller's
+ * own (for the auth process: a request on one of its channels, read by the
+ * worker itself, so that a request costs no hand-off from a reader thread)
+ * and for the pool's kick descriptor (workpool_kick_fd): an eventfd that is
+ * readable while an item is waiting for an idle worker, or the pool is
+ * stopping. idle returns
+ *   WORKPOOL_IDLE_KICK   the kick descriptor was readable; idle called
+ *                        workpool_busy (the worker goes for a queued item)
+ *                        and must not read the descriptor: the pool does;
+ *   WORKPOOL_IDLE_BUSY   it did work of its own, having called
+ *                        workpool_busy when that work began;
+ *   WORKPOOL_IDLE_AGAIN  nothing to do after all (a request another
+ *                        thread took, an interrupted wait).
+ * After each return the pool takes any queued item before calling idle
+ * again, so queued items keep their FIFO order ahead of the hook's own work.
+ * Set once (the workers switch at once); -1 with errno when the kick
+ * descriptor cannot be made.
+ */
+enum workpool_idle {
+	WORKPOOL_IDLE_KICK,
+	WORKPOOL_IDLE_AGAIN,
+	WORKPOOL_IDLE_BUSY,
+};
+typedef enum workpool_idle workpool_idle_cb(void *ctx, struct workpool *p);
+/* The kick descriptor (made at the first call; the pool closes it), or -1
+ * with errno. */
+int workpool_kick_fd(struct workpool *p);
+int workpool_set_idle(struct workpool *p, workpool_idle_cb *idle, void *ctx)
+    __attribute__((warn_unused_result));
+/* From idle, on the worker's thread, as its own work begins: that worker no
+ * longer counts as idle. Returns how many workers are still idle (0: every
+ * worker is busy, so the caller's other readers may have to step in). */
+size_t workpool_busy(struct workpool *p);
+/* How many workers are in the idle hook now. Any thread. */
+size_t workpool_idle_count(struct workpool *p);
+
+/*
  * Stops the pool: refuses new items, hands every item still queued to
  * drop(ctx, item) in FIFO order (before waiting, so their requesters hear at
  * once), then waits for the items in progress to finish and joins the

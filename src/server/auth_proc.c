@@ -1,16 +1,25 @@
 /*
- * auth_proc: see auth_proc.h. One event loop on the main thread reads the
- * control socket, the channels and the signals. The answer goes back on
- * the channel the request came on, if that is still open: an authdb
- * worker sends a PLAIN answer itself (a direct mailbox: no hop through the
- * loop, one thread wake-up less per AUTH); the SASL key lookups and oauth
- * answer through the loop's mailbox, since they touch loop-only state.
+ * auth_proc: see auth_proc.h. The channels from the smtp process are read
+ * by the authdb workers themselves: an idle worker waits in epoll on every
+ * channel (ep_w, one-shot: one worker per request) and the pool's kick
+ * (lib/workpool.h's idle hook), reads a request and, for AUTH PLAIN,
+ * verifies it and sends the answer on its own thread: no hand-off between
+ * threads on the way (bench/RESULTS.md section 7). The event loop on the
+ * main thread reads the control socket and the signals, runs the SASL
+ * exchanges and oauth (loop-only state: a worker posts those requests to
+ * the loop's mailbox), and closes channels. While no worker is idle, the
+ * loop reads the channels too (ep_loop, level-triggered, watched only
+ * then), so a request still finds the pool's bounded queue, or its 454 at
+ * once when that is full ([auth] queue), instead of waiting unread. Without
+ * an authdb (oauth only) the loop is the only reader.
  *
- * Threads: lock covers chans, inflight and out, and is held over the
- * sendmsg of an answer, so a frame goes out whole (SOCK_SEQPACKET keeps
- * it one message anyway) and a channel is never closed under a sender.
- * A channel is only added and freed on the loop; a worker whose send
- * fails asks the loop to close it.
+ * Threads: lock covers chans (and each channel's dead), inflight and out,
+ * and is held over the recvmsg of a request and the sendmsg of an answer,
+ * so a frame goes out whole (SOCK_SEQPACKET keeps it one message anyway)
+ * and a channel is never closed under a reader or a sender. A channel is
+ * added and freed on the loop only; a thread that finds it ended or
+ * broken takes it out of both epoll sets, marks it dead and asks the loop
+ * to close it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -41,12 +51,13 @@
 /* two for each of [server] threads' 256 loops: a restarted smtp process's
  * new channels may come before the old ones are closed */
 #define AUTH_PROC_CHANNELS_MAX 512
+/* ep_w's data for the pool's kick; channels are numbered from 1 */
+#define AUTH_PROC_KICK 0
 
 struct auth_chan {
-	struct auth_proc *p;
 	int fd;
-	unsigned no; /* never reused: an answer names its channel by it */
-	struct loop_io *io;
+	unsigned no; /* never reused: an answer and an epoll event name it */
+	bool dead; /* out of the epoll sets, to be closed by the loop */
 };
 
 /* A request in the authdb or oauth: which channel and request it answers. */
@@ -65,12 +76,16 @@ struct auth_proc {
 	struct mailbox *direct; /* PLAIN answers: sent on the worker's thread */
 	struct loop_io *ctl_io, *sig_io;
 	int ctl_fd, sig_fd;
+	int ep_w; /* the workers' set: channels (one-shot) and the kick */
+	int ep_loop; /* the loop's set: channels (level) */
+	struct loop_io *ep_loop_io; /* ep_loop watched by the loop, or NULL */
+	bool workers_read; /* the authdb's workers read the channels */
 	struct idmap chans; /* no -> struct auth_chan */
 	unsigned next_chan_no;
 	pthread_mutex_t lock; /* chans, inflight, out (see the top) */
 	struct idmap inflight; /* token -> struct auth_inflight */
 	uint64_t next_token;
-	unsigned char buf[IPC_FRAME_MAX];
+	unsigned char buf[IPC_FRAME_MAX]; /* the loop's reads */
 	struct ipc_out out;
 };
 
@@ -80,11 +95,23 @@ auth_proc_chan(struct auth_proc *p, unsigned no)
 	return idmap_get(&p->chans, no);
 }
 
+/* Takes ch out of both epoll sets; under lock. */
+static void
+auth_proc_chan_unwatch(struct auth_proc *p, struct auth_chan *ch)
+{
+	if (ch->dead)
+		return;
+	ch->dead = true;
+	(void)epoll_ctl(p->ep_w, EPOLL_CTL_DEL, ch->fd, NULL);
+	(void)epoll_ctl(p->ep_loop, EPOLL_CTL_DEL, ch->fd, NULL);
+}
+
 /* On the loop. */
 static void
 auth_proc_chan_close(struct auth_proc *p, struct auth_chan *ch, const char *why)
 {
 	pthread_mutex_lock(&p->lock);
+	auth_proc_chan_unwatch(p, ch);
 	idmap_del(&p->chans, ch->no);
 	pthread_mutex_unlock(&p->lock);
 	if (p->sasl != NULL)
@@ -92,16 +119,16 @@ auth_proc_chan_close(struct auth_proc *p, struct auth_chan *ch, const char *why)
 	if (why != NULL)
 		log_event(
 		    LOG_ERR, "auth_channel", 0, "{s:s, s:s}", "process", "auth", "error", why);
-	loop_io_free(ch->io);
 	close(ch->fd);
 	free(ch);
 }
 
-/* A channel a worker could not answer on, by number (it may be gone by
- * now), posted to the loop's mailbox. */
+/* A channel to close, by number (it may be gone by now), posted to the
+ * loop's mailbox; why NULL: it ended (the smtp process closed it). */
 struct auth_proc_broken {
 	struct auth_proc *p;
 	unsigned chan_no;
+	const char *why;
 };
 
 static void
@@ -111,8 +138,30 @@ auth_proc_broken_run(void *arg)
 	struct auth_chan *ch = auth_proc_chan(b->p, b->chan_no);
 
 	if (ch != NULL)
-		auth_proc_chan_close(b->p, ch, "cannot answer the smtp process");
+		auth_proc_chan_close(b->p, ch, b->why);
 	free(b);
+}
+
+/* Any thread: channel no leaves the epoll sets now and is closed on the
+ * loop. */
+static void
+auth_proc_chan_end(struct auth_proc *p, unsigned no, const char *why)
+{
+	struct auth_proc_broken *b;
+	struct auth_chan *ch;
+
+	pthread_mutex_lock(&p->lock);
+	ch = auth_proc_chan(p, no);
+	if (ch != NULL)
+		auth_proc_chan_unwatch(p, ch);
+	pthread_mutex_unlock(&p->lock);
+	if (ch == NULL)
+		return;
+	b = xmalloc(sizeof(*b));
+	b->p = p;
+	b->chan_no = no;
+	b->why = why;
+	mailbox_post(loop_mailbox(p->loop), auth_proc_broken_run, b);
 }
 
 /* The answer to token (from the authdb or oauth), on any thread. */
@@ -130,19 +179,15 @@ auth_proc_answer(struct auth_proc *p, uint64_t token, const struct auth_msg_answ
 		idmap_del(&p->inflight, token);
 		chan_no = in->chan_no;
 		ch = auth_proc_chan(p, chan_no);
-		broken = ch != NULL && auth_msg_answer_encode(&p->out, in->req_id, a) == 0 &&
+		broken = ch != NULL && !ch->dead &&
+		    auth_msg_answer_encode(&p->out, in->req_id, a) == 0 &&
 		    ipc_sock_send(ch->fd, &p->out, -1) == -1;
 		explicit_bzero(p->out.buf, p->out.len);
 	}
 	pthread_mutex_unlock(&p->lock);
 	free(in);
-	if (broken) {
-		struct auth_proc_broken *b = xmalloc(sizeof(*b));
-
-		b->p = p;
-		b->chan_no = chan_no;
-		mailbox_post(loop_mailbox(p->loop), auth_proc_broken_run, b);
-	}
+	if (broken)
+		auth_proc_chan_end(p, chan_no, "cannot answer the smtp process");
 }
 
 static void
@@ -194,12 +239,12 @@ auth_proc_token_cb(void *ctx, uint64_t token, enum oauth_result result, const ch
 /* Registers a request; the token stands for it in the authdb and oauth
  * (their session id). */
 static uint64_t
-auth_proc_inflight(struct auth_proc *p, const struct auth_chan *ch, uint64_t req_id)
+auth_proc_inflight(struct auth_proc *p, unsigned chan_no, uint64_t req_id)
 {
 	struct auth_inflight *in = xcalloc(1, sizeof(*in));
 	uint64_t token;
 
-	in->chan_no = ch->no;
+	in->chan_no = chan_no;
 	in->req_id = req_id;
 	pthread_mutex_lock(&p->lock);
 	token = ++p->next_token;
@@ -219,8 +264,9 @@ auth_proc_tempfail(struct auth_proc *p, uint64_t token, uint32_t result)
 	auth_proc_answer(p, token, &a);
 }
 
+/* On the loop. */
 static void
-auth_proc_dispatch(struct auth_proc *p, struct auth_chan *ch, uint64_t id, struct auth_msg_req *q)
+auth_proc_dispatch(struct auth_proc *p, unsigned chan_no, uint64_t id, const struct auth_msg_req *q)
 {
 	struct mailbox *mb = loop_mailbox(p->loop);
 	uint64_t t;
@@ -232,10 +278,10 @@ auth_proc_dispatch(struct auth_proc *p, struct auth_chan *ch, uint64_t id, struc
 		return;
 	}
 	if (q->type == AUTH_MSG_SASL_END) {
-		auth_sasl_end(p->sasl, ch->no, q->handle);
+		auth_sasl_end(p->sasl, chan_no, q->handle);
 		return;
 	}
-	t = auth_proc_inflight(p, ch, id);
+	t = auth_proc_inflight(p, chan_no, id);
 	switch (q->type) {
 	case AUTH_MSG_PLAIN:
 		if (p->db == NULL)
@@ -246,10 +292,10 @@ auth_proc_dispatch(struct auth_proc *p, struct auth_chan *ch, uint64_t id, struc
 			    auth_proc_plain_cb, p);
 		break;
 	case AUTH_MSG_SASL_START:
-		auth_sasl_start(p->sasl, mb, ch->no, t, q, auth_proc_sasl_cb, p);
+		auth_sasl_start(p->sasl, mb, chan_no, t, q, auth_proc_sasl_cb, p);
 		break;
 	case AUTH_MSG_SASL_STEP:
-		auth_sasl_step(p->sasl, ch->no, t, q, auth_proc_sasl_cb, p);
+		auth_sasl_step(p->sasl, chan_no, t, q, auth_proc_sasl_cb, p);
 		break;
 	case AUTH_MSG_TOKEN:
 		if (p->oauth == NULL)
@@ -265,30 +311,169 @@ auth_proc_dispatch(struct auth_proc *p, struct auth_chan *ch, uint64_t id, struc
 }
 
 static void
-auth_proc_chan_read(void *arg)
+auth_proc_req_free(struct auth_msg_req *q)
 {
-	struct auth_chan *ch = arg;
-	struct auth_proc *p = ch->p;
-	struct ipc_frame f;
-	struct auth_msg_req *q;
-	int n = ipc_sock_recv(ch->fd, p->buf, &f, NULL);
+	explicit_bzero(q, sizeof(*q));
+	free(q);
+}
 
-	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
-	if (n <= 0) {
-		auth_proc_chan_close(p, ch, n == 0 ? NULL : "a malformed frame: channel closed");
-		return;
+/* A request a worker read that the loop runs (SASL, oauth, last use). */
+struct auth_proc_posted {
+	struct auth_proc *p;
+	unsigned chan_no;
+	uint64_t id;
+	struct auth_msg_req *q;
+};
+
+static void
+auth_proc_posted_run(void *arg)
+{
+	struct auth_proc_posted *r = arg;
+
+	if (auth_proc_chan(r->p, r->chan_no) != NULL)
+		auth_proc_dispatch(r->p, r->chan_no, r->id, r->q);
+	auth_proc_req_free(r->q);
+	free(r);
+}
+
+/*
+ * Reads one request from channel no, on any thread, buf being
+ * IPC_FRAME_MAX bytes of the caller's. Returns it (wiped and freed by the
+ * caller), or NULL when there is none for the caller: another thread took
+ * it, the channel is gone, or it ended or sent a malformed frame (it is
+ * then closed: the sender's channel dies, never this process).
+ * worker: the caller got the channel from ep_w (one-shot). It is armed
+ * again at once, so the channel's next request goes to another worker
+ * while this one works; and only AUTH PLAIN is returned: anything else is
+ * posted to the loop while the lock is held, so that one channel's
+ * requests reach the loop in the order they were sent (a SASL exchange's
+ * end never before its start).
+ */
+static struct auth_msg_req *
+auth_proc_take(struct auth_proc *p, unsigned no, unsigned char *buf, uint64_t *id_r, bool worker)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.u64 = no};
+	struct auth_chan *ch;
+	struct ipc_frame f;
+	struct auth_msg_req *q = NULL;
+	struct auth_proc_posted *r;
+	const char *why = NULL;
+	int n;
+
+	pthread_mutex_lock(&p->lock);
+	ch = auth_proc_chan(p, no);
+	if (ch == NULL || ch->dead) {
+		pthread_mutex_unlock(&p->lock);
+		return NULL;
 	}
+	n = ipc_sock_recv(ch->fd, buf, &f, NULL);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+		/* nothing there */
+		if (worker)
+			(void)epoll_ctl(p->ep_w, EPOLL_CTL_MOD, ch->fd, &ev);
+		pthread_mutex_unlock(&p->lock);
+		return NULL;
+	}
+	if (n <= 0) {
+		pthread_mutex_unlock(&p->lock);
+		auth_proc_chan_end(p, no, n == 0 ? NULL : "a malformed frame: channel closed");
+		return NULL;
+	}
+	if (worker)
+		(void)epoll_ctl(p->ep_w, EPOLL_CTL_MOD, ch->fd, &ev);
 	q = xmalloc(sizeof(*q));
 	if (auth_msg_req_decode(&f, q) == -1) {
 		free(q);
-		auth_proc_chan_close(p, ch, "a malformed request: channel closed");
-		return;
+		q = NULL;
+		why = "a malformed request: channel closed";
+	} else if (worker && q->type != AUTH_MSG_PLAIN) {
+		r = xmalloc(sizeof(*r));
+		r->p = p;
+		r->chan_no = no;
+		r->id = f.id;
+		r->q = q;
+		mailbox_post(loop_mailbox(p->loop), auth_proc_posted_run, r);
+		q = NULL;
 	}
-	explicit_bzero(p->buf, IPC_FRAME_HDR + f.len);
-	auth_proc_dispatch(p, ch, f.id, q);
-	explicit_bzero(q, sizeof(*q));
-	free(q);
+	*id_r = f.id;
+	explicit_bzero(buf, IPC_FRAME_HDR + f.len);
+	pthread_mutex_unlock(&p->lock);
+	if (why != NULL)
+		auth_proc_chan_end(p, no, why);
+	return q;
+}
+
+static void auth_proc_loop_read(void *arg);
+
+/* Posted by the worker that found no other idle: the loop reads too. */
+static void
+auth_proc_loop_reads(void *arg)
+{
+	struct auth_proc *p = arg;
+
+	if (p->ep_loop_io == NULL)
+		p->ep_loop_io = loop_io_new(p->loop, p->ep_loop, auth_proc_loop_read, p);
+}
+
+/* ep_loop is readable: the loop reads one request from each ready channel
+ * and queues it as before the workers read; it stops once a worker is idle
+ * again. */
+static void
+auth_proc_loop_read(void *arg)
+{
+	struct auth_proc *p = arg;
+	struct epoll_event ev[16];
+	int n = epoll_wait(p->ep_loop, ev, 16, 0);
+
+	for (int i = 0; i < n; i++) {
+		unsigned no = (unsigned)ev[i].data.u64;
+		uint64_t id = 0;
+		struct auth_msg_req *q = auth_proc_take(p, no, p->buf, &id, false);
+
+		if (q != NULL) {
+			auth_proc_dispatch(p, no, id, q);
+			auth_proc_req_free(q);
+		}
+	}
+	if (p->workers_read && authdb_idle_workers(p->db) > 0) {
+		loop_io_free(p->ep_loop_io);
+		p->ep_loop_io = NULL;
+	}
+}
+
+/*
+ * An idle authdb worker's wait (authdb_set_idle): a request on a channel,
+ * or the pool's kick. AUTH PLAIN is verified and answered right here;
+ * anything else goes to the loop.
+ */
+static enum workpool_idle
+auth_proc_idle(void *ctx, struct authdb *db)
+{
+	struct auth_proc *p = ctx;
+	unsigned char buf[IPC_FRAME_MAX];
+	struct epoll_event ev;
+	struct auth_msg_req *q;
+	unsigned no;
+	uint64_t id = 0, t;
+
+	if (epoll_wait(p->ep_w, &ev, 1, -1) != 1)
+		return WORKPOOL_IDLE_AGAIN;
+	if (ev.data.u64 == AUTH_PROC_KICK) {
+		if (authdb_busy(db) == 0)
+			mailbox_post(loop_mailbox(p->loop), auth_proc_loop_reads, p);
+		return WORKPOOL_IDLE_KICK;
+	}
+	no = (unsigned)ev.data.u64;
+	q = auth_proc_take(p, no, buf, &id, true);
+	if (q == NULL)
+		return WORKPOOL_IDLE_AGAIN;
+	if (authdb_busy(db) == 0)
+		mailbox_post(loop_mailbox(p->loop), auth_proc_loop_reads, p);
+	t = auth_proc_inflight(p, no, id);
+	authdb_verify_plain_now(db, p->direct, t, q->user, q->userlen, (const char *)q->secret,
+	    q->secretlen, q->client[0] ? q->client : NULL, auth_proc_plain_cb, p);
+	auth_proc_req_free(q);
+	return WORKPOOL_IDLE_BUSY;
 }
 
 /* The parent hands over a channel. */
@@ -298,6 +483,7 @@ auth_proc_ctl_read(void *arg)
 	struct auth_proc *p = arg;
 	struct ipc_frame f;
 	int fd = -1, n = ipc_sock_recv(p->ctl_fd, p->buf, &f, &fd);
+	struct epoll_event ev = {.events = EPOLLIN};
 	struct auth_chan *ch;
 
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
@@ -317,16 +503,25 @@ auth_proc_ctl_read(void *arg)
 		return;
 	}
 	/* an answer is sent under the lock, by a worker: a channel the smtp
-	 * process does not read is closed (EAGAIN), never waited for */
+	 * process does not read is closed (EAGAIN), never waited for; and a
+	 * reader woken for a request another one took finds EAGAIN */
 	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	ch = xcalloc(1, sizeof(*ch));
-	ch->p = p;
 	ch->fd = fd;
 	ch->no = ++p->next_chan_no;
-	ch->io = loop_io_new(p->loop, fd, auth_proc_chan_read, ch);
+	ev.data.u64 = ch->no;
 	pthread_mutex_lock(&p->lock);
 	idmap_put(&p->chans, ch->no, ch);
+	if (epoll_ctl(p->ep_loop, EPOLL_CTL_ADD, fd, &ev) == -1)
+		ch->dead = true;
+	ev.events = EPOLLIN | EPOLLONESHOT;
+	if (!ch->dead && epoll_ctl(p->ep_w, EPOLL_CTL_ADD, fd, &ev) == -1) {
+		(void)epoll_ctl(p->ep_loop, EPOLL_CTL_DEL, fd, NULL);
+		ch->dead = true;
+	}
 	pthread_mutex_unlock(&p->lock);
+	if (ch->dead)
+		auth_proc_chan_close(p, ch, "cannot watch the channel");
 }
 
 static void
@@ -420,6 +615,30 @@ auth_proc_open(struct auth_proc *p, char *err, size_t errlen)
 	return 0;
 }
 
+/* The channels' readers: the authdb's workers, with the loop while none is
+ * idle; without an authdb, the loop alone. -1 with errno. */
+static int
+auth_proc_readers(struct auth_proc *p)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = AUTH_PROC_KICK};
+	int kick;
+
+	if ((p->ep_w = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
+	    (p->ep_loop = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		return -1;
+	if (p->db == NULL) {
+		p->ep_loop_io = loop_io_new(p->loop, p->ep_loop, auth_proc_loop_read, p);
+		return 0;
+	}
+	/* the kick first: a worker in the hook must see it from its first wait */
+	if ((kick = authdb_kick_fd(p->db)) == -1 ||
+	    epoll_ctl(p->ep_w, EPOLL_CTL_ADD, kick, &ev) == -1 ||
+	    authdb_set_idle(p->db, auth_proc_idle, p) == -1)
+		return -1;
+	p->workers_read = true;
+	return 0;
+}
+
 int
 auth_proc_main(const char *path, int ctl_fd)
 {
@@ -439,6 +658,7 @@ auth_proc_main(const char *path, int ctl_fd)
 	signal(SIGPIPE, SIG_IGN);
 	p->path = path;
 	p->ctl_fd = ctl_fd;
+	p->ep_w = p->ep_loop = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	p->direct = mailbox_new_direct();
 	idmap_init(&p->inflight);
@@ -452,13 +672,19 @@ auth_proc_main(const char *path, int ctl_fd)
 	p->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	p->sig_io = loop_io_new(p->loop, p->sig_fd, auth_proc_signal, p);
 	p->ctl_io = loop_io_new(p->loop, ctl_fd, auth_proc_ctl_read, p);
+	if (auth_proc_readers(p) == -1) {
+		fprintf(stderr, "smtpgate-auth: cannot watch the channels: %s\n", strerror(errno));
+		goto stop;
+	}
 	loop_run(p->loop);
 	rc = 0;
+stop:
 	/* answers still queued run now, while the channels can take them */
 	if (p->sasl != NULL)
 		auth_sasl_detach(p->sasl);
 	authdb_free(p->db);
 	p->db = NULL;
+	p->workers_read = false;
 	oauth_free(p->oauth);
 	p->oauth = NULL;
 	loop_run_once(p->loop, false);
@@ -470,11 +696,16 @@ auth_proc_main(const char *path, int ctl_fd)
 			}
 		}
 	}
+	loop_io_free(p->ep_loop_io);
 	loop_io_free(p->ctl_io);
 	loop_io_free(p->sig_io);
 	close(p->sig_fd);
 	loop_free(p->loop);
 out:
+	if (p->ep_w != -1)
+		close(p->ep_w);
+	if (p->ep_loop != -1)
+		close(p->ep_loop);
 	auth_sasl_free(p->sasl);
 	authdb_free(p->db);
 	oauth_free(p->oauth);

@@ -1,6 +1,7 @@
 /*
  * Unit tests for lib/workpool: FIFO order, exactly-once, the bound on the
- * queue, drop at free. Workers are held in run on a gate (a condvar) rather
+ * queue, drop at free; the idle hook (workers that wait for work of their
+ * own: a byte on a pipe here, a request on a channel in the auth process). Workers are held in run on a gate (a condvar) rather
  * than by sleeping; every wait for the pool has a deadline, so a bug fails
  * the test instead of hanging it.
  */
@@ -11,8 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <fcntl.h>
 #include <sched.h>
+#include <sys/epoll.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "lib/workpool.h"
@@ -343,6 +347,183 @@ test_many_threads(void **state)
 	probe_free(pr);
 }
 
+/* The idle hook's side: an epoll set of the pool's kick (data 0) and the
+ * read end of a pipe (data 1), each byte on it a piece of the hook's own
+ * work, held on pr's gate like an item. */
+struct hook {
+	struct probe *pr;
+	int ep, rfd, wfd;
+	size_t own; /* bytes taken, under pr->lock */
+	size_t left[64]; /* what workpool_busy returned for each */
+};
+
+static enum workpool_idle
+test_idle_cb(void *ctx, struct workpool *p)
+{
+	struct hook *h = ctx;
+	struct epoll_event ev;
+	size_t left;
+	char c;
+
+	if (epoll_wait(h->ep, &ev, 1, -1) != 1)
+		return WORKPOOL_IDLE_AGAIN;
+	if (ev.data.u32 == 0) {
+		(void)workpool_busy(p);
+		return WORKPOOL_IDLE_KICK;
+	}
+	/* level-triggered: another worker may have taken the byte */
+	if (read(h->rfd, &c, 1) != 1)
+		return WORKPOOL_IDLE_AGAIN;
+	left = workpool_busy(p);
+	pthread_mutex_lock(&h->pr->lock);
+	if (h->own < 64)
+		h->left[h->own] = left;
+	h->own++;
+	pthread_cond_broadcast(&h->pr->changed);
+	while (!h->pr->gate_open)
+		pthread_cond_wait(&h->pr->changed, &h->pr->lock);
+	pthread_mutex_unlock(&h->pr->lock);
+	return WORKPOOL_IDLE_BUSY;
+}
+
+static void
+hook_set(struct hook *h, struct workpool *p, struct probe *pr)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	int fds[2];
+
+	h->pr = pr;
+	h->own = 0;
+	assert_int_equal(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+	h->rfd = fds[0];
+	h->wfd = fds[1];
+	h->ep = epoll_create1(EPOLL_CLOEXEC);
+	assert_true(h->ep >= 0);
+	ev.data.u32 = 0;
+	assert_int_equal(epoll_ctl(h->ep, EPOLL_CTL_ADD, workpool_kick_fd(p), &ev), 0);
+	ev.data.u32 = 1;
+	assert_int_equal(epoll_ctl(h->ep, EPOLL_CTL_ADD, h->rfd, &ev), 0);
+	assert_int_equal(workpool_set_idle(p, test_idle_cb, h), 0);
+}
+
+static void
+hook_close(struct hook *h)
+{
+	close(h->ep);
+	close(h->rfd);
+	close(h->wfd);
+}
+
+/* Waits (bounded) until n workers are in the hook. */
+static void
+idle_wait(struct workpool *p, size_t n)
+{
+	struct timespec ms = {0, 1000000};
+
+	for (int i = 0; i < WAIT_SECONDS * 1000 && workpool_idle_count(p) != n; i++)
+		nanosleep(&ms, NULL);
+	assert_int_equal(workpool_idle_count(p), n);
+}
+
+/* Idle workers do the hook's work; each says how many are left idle (the
+ * auth process's cue for its loop to read too), and they come back idle. */
+static void
+test_idle_hook_own_work(void **state)
+{
+	struct probe *pr = probe_new(false);
+	struct workpool *p = pool_new(2, 4, pr);
+	struct hook h;
+
+	hook_set(&h, p, pr);
+	idle_wait(p, 2);
+	assert_int_equal(write(h.wfd, "x", 1), 1);
+	probe_wait(pr, &h.own, 1);
+	assert_int_equal(h.left[0], 1);
+	assert_int_equal(write(h.wfd, "y", 1), 1);
+	probe_wait(pr, &h.own, 2);
+	assert_int_equal(h.left[1], 0);
+	assert_int_equal(workpool_idle_count(p), 0);
+	/* every worker busy: a third byte waits for one */
+	assert_int_equal(write(h.wfd, "z", 1), 1);
+	probe_open_gate(pr);
+	probe_wait(pr, &h.own, 3);
+	idle_wait(p, 2);
+	/* the stop reaches workers waiting in the hook */
+	workpool_free(p, test_drop_cb);
+	assert_int_equal(h.own, 3);
+	assert_int_equal(pr->ran, 0);
+	hook_close(&h);
+	probe_free(pr);
+}
+
+/* Items submitted while the only worker waits in the hook run, in order,
+ * exactly once; a worker held in the hook's own work takes the queued
+ * items when it is done, before its next wait. */
+static void
+test_idle_hook_kick(void **state)
+{
+	struct probe *pr = probe_new(true);
+	struct workpool *p = pool_new(1, 8, pr);
+	struct hook h;
+
+	hook_set(&h, p, pr);
+	idle_wait(p, 1);
+	for (size_t i = 0; i < 100; i++) {
+		assert_true(workpool_submit(p, item_of(i)));
+		probe_wait(pr, &pr->ran, i + 1);
+		idle_wait(p, 1);
+	}
+	pthread_mutex_lock(&pr->lock);
+	pr->gate_open = false;
+	pthread_mutex_unlock(&pr->lock);
+	assert_int_equal(write(h.wfd, "x", 1), 1);
+	probe_wait(pr, &h.own, 1);
+	for (size_t i = 100; i < 104; i++)
+		assert_true(workpool_submit(p, item_of(i)));
+	probe_open_gate(pr);
+	probe_wait(pr, &pr->ran, 104);
+	workpool_free(p, test_drop_cb);
+	for (size_t i = 0; i < 104; i++) {
+		assert_int_equal(pr->run_order[i], i);
+		assert_int_equal(pr->run_count[i], 1);
+	}
+	assert_int_equal(pr->dropped, 0);
+	hook_close(&h);
+	probe_free(pr);
+}
+
+/* The stress test with the hook: many submitters and the hook's own work
+ * at once; every item runs exactly once and every byte is taken once. */
+static void
+test_idle_hook_many_threads(void **state)
+{
+	struct probe *pr = probe_new(true);
+	struct workpool *p = pool_new(8, 16, pr);
+	struct submitter s[STRESS_SUBMITTERS];
+	pthread_t t[STRESS_SUBMITTERS];
+	size_t n = STRESS_SUBMITTERS * STRESS_PER_SUBMITTER;
+	struct hook h;
+
+	hook_set(&h, p, pr);
+	for (size_t i = 0; i < STRESS_SUBMITTERS; i++) {
+		s[i] = (struct submitter){p, i * STRESS_PER_SUBMITTER, 0};
+		assert_int_equal(pthread_create(&t[i], NULL, submitter_thread, &s[i]), 0);
+	}
+	for (size_t i = 0; i < 500; i++)
+		assert_int_equal(write(h.wfd, "x", 1), 1);
+	for (size_t i = 0; i < STRESS_SUBMITTERS; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	probe_wait(pr, &pr->ran, n);
+	probe_wait(pr, &h.own, 500);
+	workpool_free(p, test_drop_cb);
+	assert_int_equal(pr->ran, n);
+	assert_int_equal(h.own, 500);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(pr->run_count[i], 1);
+	hook_close(&h);
+	probe_free(pr);
+}
+
 int
 main(void)
 {
@@ -354,6 +535,9 @@ main(void)
 	    cmocka_unit_test(test_free_drops_queued),
 	    cmocka_unit_test(test_free_after_wrap),
 	    cmocka_unit_test(test_many_threads),
+	    cmocka_unit_test(test_idle_hook_own_work),
+	    cmocka_unit_test(test_idle_hook_kick),
+	    cmocka_unit_test(test_idle_hook_many_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
