@@ -118,20 +118,52 @@ lastuse_index_get(struct lastuse *lu, const char *user, const char *label)
 	return NULL;
 }
 
+/* The order of lastuse_read's records: by (user, label, created). */
+static int
+lastuse_key_cmp(
+    const struct lastuse_rec *r, const char *user, const char *label, const char *created)
+{
+	int c = strcmp(r->user, user);
+
+	if (c == 0)
+		c = strcmp(r->label, label);
+	if (c == 0)
+		c = strcmp(r->created, created);
+	return c;
+}
+
+/* qsort: by key, the latest use first among records of one key */
+static int
+lastuse_rec_cmp(const void *a, const void *b)
+{
+	const struct lastuse_rec *x = a, *y = b;
+	int c = lastuse_key_cmp(x, y->user, y->label, y->created);
+
+	if (c == 0)
+		c = x->time > y->time ? -1 : x->time < y->time;
+	return c;
+}
+
 const struct lastuse_rec *
 lastuse_find(const struct lastuse_rec *recs, size_t n, const char *user, const char *label,
     const char *created)
 {
+	size_t lo = 0, hi = n;
+
 	if (label == NULL)
 		label = "";
 	if (created == NULL)
 		created = "";
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(recs[i].user, user) == 0 && strcmp(recs[i].label, label) == 0 &&
-		    strcmp(recs[i].created, created) == 0)
-			return &recs[i];
+	/* the first record not below the key */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (lastuse_key_cmp(&recs[mid], user, label, created) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	return NULL;
+	return lo < n && lastuse_key_cmp(&recs[lo], user, label, created) == 0 ? &recs[lo] : NULL;
 }
 
 static int
@@ -192,6 +224,8 @@ lastuse_read(const char *path, struct lastuse_rec **recs_r, size_t *n_r, char *e
 	}
 	r = lastuse_parse(path, text, len, recs_r, n_r, err, errlen);
 	free(text);
+	if (r == 0 && *n_r > 1)
+		qsort(*recs_r, *n_r, sizeof(**recs_r), lastuse_rec_cmp);
 	return r;
 }
 

@@ -50,12 +50,14 @@ void lastuse_note(struct lastuse *lu, const char *user, const char *label, const
     const char *client, int64_t when);
 
 /* Reads a state file (for `smtpgate user list`): *recs_r (malloc'd array,
- * lastuse_recs_free) and *n_r. A missing file is 0 records. -1 on a read
- * or format error, with a message in err. */
+ * lastuse_recs_free, sorted for lastuse_find) and *n_r. A missing file is
+ * 0 records. -1 on a read or format error, with a message in err. */
 int lastuse_read(const char *path, struct lastuse_rec **recs_r, size_t *n_r, char *err,
     size_t errlen) __attribute__((warn_unused_result));
 void lastuse_recs_free(struct lastuse_rec *recs, size_t n);
-/* The record for (user, label, created) in recs, or NULL. */
+/* The record for (user, label, created) in recs as lastuse_read gives
+ * them (a binary search), or NULL; of two records of one credential (a
+ * damaged file), the later use. */
 const struct lastuse_rec *lastuse_find(const struct lastuse_rec *recs, size_t n, const char *user,
     const char *label, const char *created);
 

@@ -508,7 +508,7 @@ scheduler_attempt(struct scheduler *s, struct deliver_conn *dc, const char *id, 
 	struct scheduler_attempt_outcome *out;
 	char dsn_id[QUEUE_ID_MAX] = "", warn_id[QUEUE_ID_MAX] = "";
 	bool tried, any_failed, all_final;
-	long long now = scheduler_now_ms(), next;
+	long long now = scheduler_now_ms(), next, retry;
 
 	*dests_r = NULL;
 	*ndests_r = 0;
@@ -530,10 +530,15 @@ scheduler_attempt(struct scheduler *s, struct deliver_conn *dc, const char *id, 
 	if (tried)
 		scheduler_attempt_delay_warning(s, q, out, warn_id);
 	now = scheduler_now_ms();
-	next = scheduler_attempt_next(s, q, out, now, &all_final);
-	scheduler_attempt_log_tried(q, out, next, dsn_id, dsn_note);
+	retry = scheduler_attempt_next(s, q, out, now, &all_final);
+	/* a message still open is logged once its state is on disk, so a
+	 * `deferred` line always means its next try is written down */
+	if (all_final)
+		scheduler_attempt_log_tried(q, out, retry, dsn_id, dsn_note);
 	next =
-	    scheduler_attempt_finish(s, q, force, tried, all_final, next, now, dests_r, ndests_r);
+	    scheduler_attempt_finish(s, q, force, tried, all_final, retry, now, dests_r, ndests_r);
+	if (!all_final)
+		scheduler_attempt_log_tried(q, out, retry, dsn_id, dsn_note);
 	scheduler_attempt_add_dsns(s, dsn_id, warn_id);
 	free(out);
 	qfile_close(q);

@@ -69,6 +69,18 @@ test_many_credentials(void **state)
 	assert_non_null(r);
 	assert_int_equal(r->time, 5000 + 1233 + 1);
 	assert_null(lastuse_find(recs, n, "u1234", "phone", "2026-12-01"));
+	/* every credential is found (a binary search over the sorted records) */
+	for (int i = 0; i < USERS; i++) {
+		snprintf(user, sizeof(user), "u%d", i);
+		r = lastuse_find(recs, n, user, NULL, NULL);
+		assert_non_null(r);
+		assert_int_equal(r->time, 5000 + i);
+		r = lastuse_find(recs, n, user, "phone", "2026-12-01");
+		assert_true(i % 3 == 0 ? r != NULL : r == NULL);
+	}
+	assert_null(lastuse_find(recs, n, "u", NULL, NULL));
+	assert_null(lastuse_find(recs, n, "zzz", NULL, NULL));
+	assert_null(lastuse_find(recs, n, "", NULL, NULL));
 	lastuse_recs_free(recs, n);
 
 	/* reopened (the index made from the file), pruned at the write, noted
@@ -107,11 +119,56 @@ test_many_credentials(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* A file in no order, with a credential twice (damaged, or written by
+ * hand): every record is found, and of the two the later use. */
+static void
+test_read_unsorted(void **state)
+{
+	char dir[] = "/tmp/sg-test-lastuse-XXXXXX", path[128], err[256];
+	const char *text = "{\"credentials\": ["
+	                   "{\"user\": \"zed\", \"time\": 5},"
+	                   "{\"user\": \"amy\", \"label\": \"phone\", \"created\": \"2026-01-02\", "
+	                   "\"time\": 7, \"client\": \"192.0.2.7\"},"
+	                   "{\"user\": \"amy\", \"time\": 3},"
+	                   "{\"user\": \"bob\", \"time\": 1},"
+	                   "{\"user\": \"amy\", \"time\": 9, \"client\": \"192.0.2.9\"},"
+	                   "{\"user\": \"amy\", \"time\": 4}"
+	                   "]}";
+	struct lastuse_rec *recs;
+	const struct lastuse_rec *r;
+	size_t n;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/users.lastuse", dir);
+	assert_non_null(f = fopen(path, "w"));
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(lastuse_read(path, &recs, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 6);
+	r = lastuse_find(recs, n, "amy", NULL, NULL);
+	assert_non_null(r);
+	assert_int_equal(r->time, 9);
+	assert_string_equal(r->client, "192.0.2.9");
+	r = lastuse_find(recs, n, "amy", "phone", "2026-01-02");
+	assert_non_null(r);
+	assert_int_equal(r->time, 7);
+	assert_null(lastuse_find(recs, n, "amy", "phone", NULL));
+	assert_int_equal(lastuse_find(recs, n, "bob", NULL, NULL)->time, 1);
+	assert_int_equal(lastuse_find(recs, n, "zed", NULL, NULL)->time, 5);
+	assert_null(lastuse_find(recs, n, "carl", NULL, NULL));
+	lastuse_recs_free(recs, n);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_many_credentials),
+	    cmocka_unit_test(test_read_unsorted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
