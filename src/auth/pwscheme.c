@@ -94,12 +94,30 @@ pwscheme_is_scram(enum pwscheme s)
  * digests are fetched once, and PBKDF2 and HMAC contexts made once per
  * digest (0: SHA-1, 1: SHA-256) are copied per call. Read-only after the
  * once; NULL where a fetch failed (the one-shot calls are the fallback).
- * PBKDF2 has no context copy before OpenSSL 3.2: a new context per call,
- * from the fetched KDF, with the digest named. */
+ * PBKDF2 has no context copy before OpenSSL 3.2, and naming its digest
+ * fetches the digest again: each thread keeps its own PBKDF2 context per
+ * digest, made once with the digest and mode set (pwscheme_kdf_ctx), its
+ * password copy wiped after each use. */
 static pthread_once_t pwscheme_algs_once = PTHREAD_ONCE_INIT;
 static EVP_MD *pwscheme_mds[2];
 static EVP_KDF *pwscheme_kdf;
 static EVP_MAC_CTX *pwscheme_macs[2];
+static pthread_key_t pwscheme_kdf_key; /* struct pwscheme_kdf_ctxs, freed with the thread */
+static bool pwscheme_kdf_key_ok;
+
+struct pwscheme_kdf_ctxs {
+	EVP_KDF_CTX *c[2];
+};
+
+static void
+pwscheme_kdf_ctxs_free(void *arg)
+{
+	struct pwscheme_kdf_ctxs *k = arg;
+
+	for (int i = 0; i < 2; i++)
+		EVP_KDF_CTX_free(k->c[i]);
+	free(k);
+}
 
 static void
 pwscheme_algs_init(void)
@@ -120,6 +138,7 @@ pwscheme_algs_init(void)
 		}
 	}
 	pwscheme_kdf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_PBKDF2, NULL);
+	pwscheme_kdf_key_ok = pthread_key_create(&pwscheme_kdf_key, pwscheme_kdf_ctxs_free) == 0;
 	/* the contexts hold their own references */
 	EVP_MAC_free(mac);
 }
@@ -268,13 +287,56 @@ pwscheme_scram_format(const struct pwscheme_scram *k, struct buf *out)
 	return 0;
 }
 
+/* A PBKDF2 context for s with its digest and mode set: this thread's own
+ * (*own_r true: kept), or, when it cannot be kept, a new one the caller
+ * frees. NULL on failure. */
+static EVP_KDF_CTX *
+pwscheme_kdf_ctx(enum pwscheme s, bool *own_r)
+{
+	int i = pwscheme_alg(s), pkcs5 = 1;
+	struct pwscheme_kdf_ctxs *k = NULL;
+	EVP_KDF_CTX *c;
+	/* PKCS5_PBKDF2_HMAC's mode: no SP 800-132 lower bounds (1 iteration,
+	 * short salts and keys are the stored keys' business, checked elsewhere) */
+	OSSL_PARAM ps[3] = {OSSL_PARAM_construct_int(OSSL_KDF_PARAM_PKCS5, &pkcs5),
+	    OSSL_PARAM_construct_utf8_string(
+	        OSSL_KDF_PARAM_DIGEST, (char *)(i == 0 ? "SHA1" : "SHA256"), 0),
+	    OSSL_PARAM_construct_end()};
+
+	*own_r = false;
+	if (pwscheme_kdf_key_ok) {
+		k = pthread_getspecific(pwscheme_kdf_key);
+		if (k != NULL && k->c[i] != NULL) {
+			*own_r = true;
+			return k->c[i];
+		}
+	}
+	if ((c = EVP_KDF_CTX_new(pwscheme_kdf)) == NULL)
+		return NULL;
+	if (EVP_KDF_CTX_set_params(c, ps) != 1) {
+		EVP_KDF_CTX_free(c);
+		return NULL;
+	}
+	if (pwscheme_kdf_key_ok && k == NULL && (k = calloc(1, sizeof(*k))) != NULL &&
+	    pthread_setspecific(pwscheme_kdf_key, k) != 0) {
+		free(k);
+		k = NULL;
+	}
+	if (k != NULL) {
+		k->c[i] = c;
+		*own_r = true;
+	}
+	return c;
+}
+
 int
 pwscheme_pbkdf2(enum pwscheme s, const char *password, size_t passlen, const unsigned char *salt,
     size_t saltlen, unsigned iter, unsigned char *out, size_t outlen)
 {
 	EVP_KDF_CTX *c;
-	OSSL_PARAM ps[6];
-	int pkcs5 = 1, r;
+	OSSL_PARAM ps[4];
+	bool own;
+	int r;
 
 	if (!pwscheme_is_scram(s) || passlen > INT_MAX || saltlen > INT_MAX || outlen > INT_MAX ||
 	    iter == 0 || iter > INT_MAX)
@@ -286,20 +348,30 @@ pwscheme_pbkdf2(enum pwscheme s, const char *password, size_t passlen, const uns
 		           (int)saltlen, (int)iter, pwscheme_md(s), (int)outlen, out) == 1
 		    ? 0
 		    : -1;
-	if ((c = EVP_KDF_CTX_new(pwscheme_kdf)) == NULL)
+	if ((c = pwscheme_kdf_ctx(s, &own)) == NULL)
 		return -1;
 	ps[0] = OSSL_PARAM_construct_octet_string(
 	    OSSL_KDF_PARAM_PASSWORD, (void *)(passlen > 0 ? password : ""), passlen);
 	ps[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, saltlen);
 	ps[2] = OSSL_PARAM_construct_uint(OSSL_KDF_PARAM_ITER, &iter);
-	/* PKCS5_PBKDF2_HMAC's mode: no SP 800-132 lower bounds (1 iteration, short
-	 * salts and keys are the stored keys' business, checked elsewhere) */
-	ps[3] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_PKCS5, &pkcs5);
-	ps[4] = OSSL_PARAM_construct_utf8_string(
-	    OSSL_KDF_PARAM_DIGEST, (char *)(s == PWSCHEME_SCRAM_SHA1 ? "SHA1" : "SHA256"), 0);
-	ps[5] = OSSL_PARAM_construct_end();
+	ps[3] = OSSL_PARAM_construct_end();
 	r = EVP_KDF_derive(c, out, outlen, ps) == 1 ? 0 : -1;
-	EVP_KDF_CTX_free(c);
+	if (!own) {
+		EVP_KDF_CTX_free(c);
+		return r;
+	}
+	/* the kept context holds a copy of the password until it is set
+	 * again: an empty one replaces it (the copy is cleansed and freed) */
+	ps[0] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, (void *)"", 0);
+	ps[1] = OSSL_PARAM_construct_end();
+	if (EVP_KDF_CTX_set_params(c, ps) != 1) {
+		/* cannot wipe it: the context goes (reset cleanses it), a new one
+		 * is made next time */
+		struct pwscheme_kdf_ctxs *k = pthread_getspecific(pwscheme_kdf_key);
+
+		k->c[pwscheme_alg(s)] = NULL;
+		EVP_KDF_CTX_free(c);
+	}
 	return r;
 }
 

@@ -143,8 +143,12 @@ authc_fail_pending(struct authc_link *l, bool expired_only)
 	}
 }
 
-/* Asks for a new channel, at most once a second (a channel the auth
- * process keeps refusing does not make the parent spin). */
+/* Asks for a new channel, once a second until one comes (a channel the
+ * auth process keeps refusing does not make the parent spin): an ask that
+ * did not go, or that the parent could not serve (no socket pair), is
+ * asked again. The parent ignores an ask for a channel it has replaced
+ * already (the gen it names is not its last), so one in flight is never
+ * doubled. */
 static void
 authc_ask(struct authc_link *l)
 {
@@ -154,10 +158,9 @@ authc_ask(struct authc_link *l)
 		return;
 	if (l->asked == 0 || now - l->asked >= 1000) {
 		l->asked = now;
-		l->lost = l->a->lost(l->a->lost_ctx, l->index, l->gen) == -1;
+		(void)l->a->lost(l->a->lost_ctx, l->index, l->gen);
 	}
-	/* a second later: the ask waits its turn, or did not go */
-	if (l->lost && !loop_timer_is_pending(l->timer))
+	if (!loop_timer_is_pending(l->timer))
 		loop_timer_add(l->timer, 1000);
 }
 

@@ -49,9 +49,10 @@ typedef void authc_token_cb(void *ctx, uint64_t session_id, enum oauth_result re
     const char *reason, const char *openid, const char *senders);
 
 /* Loop i's channel number gen (the parent's count, CHILD_MSG_AUTH) failed:
- * the auth process closed it or refused a frame. Called on that loop, at
- * most once a second per loop, to ask the parent for a new one; it must not
- * block. -1: the ask did not go, it is made again a second later. */
+ * the auth process closed it or refused a frame. Called on that loop once a
+ * second per loop until a new channel comes, to ask the parent for one; it
+ * must not block. -1: the ask did not go (it is made again a second later
+ * either way). */
 typedef int authc_lost_cb(void *ctx, size_t i, uint32_t gen);
 
 /* Without channels yet; lost (may be NULL) asks for new ones. */
