@@ -77,8 +77,8 @@ workpool_idle_wait(struct workpool *p)
 		p->waiting--;
 	/* the unit is this worker's; when stopping the units stay, for the
 	 * other hooks to return */
-	if (r == WORKPOOL_IDLE_KICK && !p->stopping)
-		(void)read(p->kick, &unit, sizeof(unit));
+	if (r == WORKPOOL_IDLE_KICK && !p->stopping && read(p->kick, &unit, sizeof(unit)) == -1)
+		unit = 0; /* EAGAIN: another returning worker took it */
 }
 
 static void *
@@ -225,27 +225,30 @@ workpool_set_idle(struct workpool *p, workpool_idle_cb *idle, void *ctx)
 	return 0;
 }
 
-size_t
-workpool_busy(struct workpool *p)
+/* The workers in the hook, less the caller first when it leaves it. */
+static size_t
+workpool_waiting(struct workpool *p, bool leaving)
 {
 	size_t n;
 
 	pthread_mutex_lock(&p->lock);
-	p->waiting--;
+	if (leaving)
+		p->waiting--;
 	n = p->waiting;
 	pthread_mutex_unlock(&p->lock);
 	return n;
 }
 
 size_t
+workpool_busy(struct workpool *p)
+{
+	return workpool_waiting(p, true);
+}
+
+size_t
 workpool_idle_count(struct workpool *p)
 {
-	size_t n;
-
-	pthread_mutex_lock(&p->lock);
-	n = p->waiting;
-	pthread_mutex_unlock(&p->lock);
-	return n;
+	return workpool_waiting(p, false);
 }
 
 void
