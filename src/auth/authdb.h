@@ -178,9 +178,10 @@ typedef void authdb_keys_cb(void *ctx, uint64_t session_id, enum authdb_result r
 /*
  * Looks up the stored keys a SASL mechanism asked for (sasl.h
  * SASL_NEED_KEYS: SCRAM-SHA-1, SCRAM-SHA-256 or CRAM-MD5) of user
- * (userlen bytes, copied). The answer is posted to mb, never given inline
- * (DESIGN 1: this is a process boundary later). The lookup itself is cheap
- * and runs on the calling thread; only the answer is deferred.
+ * (userlen bytes, copied). The lookup runs on a worker, after the passwd
+ * file's change check, and its answer is posted to mb from there (a
+ * mailbox_new_direct one: the answer runs on that worker). A full queue
+ * answers TEMPFAIL at once, on the calling thread, through mb.
  */
 void authdb_lookup_keys(struct authdb *db, struct mailbox *mb, uint64_t session_id,
     const char *user, size_t userlen, enum sasl_keys_kind kind, authdb_keys_cb *cb, void *ctx);

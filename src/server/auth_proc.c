@@ -4,10 +4,11 @@
  * channel (ep_w, one-shot: one worker per request) and the pool's kick
  * (lib/workpool.h's idle hook), reads a request and, for AUTH PLAIN,
  * verifies it and sends the answer on its own thread: no hand-off between
- * threads on the way (bench/RESULTS.md section 7). The event loop on the
- * main thread reads the control socket and the signals, runs the SASL
- * exchanges and oauth (loop-only state: a worker posts those requests to
- * the loop's mailbox), and closes channels. While no worker is idle, the
+ * threads on the way (bench/RESULTS.md section 7); it runs the steps of a
+ * SASL exchange too (auth_sasl is thread-safe; a key lookup goes to
+ * another worker, which answers). The event loop on the main thread reads
+ * the control socket and the signals, runs oauth (a worker posts those
+ * requests to the loop's mailbox), and closes channels. While no worker is idle, the
  * loop reads the channels too (ep_loop, level-triggered, watched only
  * then), so a request still finds the pool's bounded queue, or its 454 at
  * once when that is full ([auth] queue), instead of waiting unread. Without
@@ -264,11 +265,11 @@ auth_proc_tempfail(struct auth_proc *p, uint64_t token, uint32_t result)
 	auth_proc_answer(p, token, &a);
 }
 
-/* On the loop. */
+/* On the loop, or on a worker for anything but AUTH_MSG_TOKEN (oauth's
+ * answers come through the loop). */
 static void
 auth_proc_dispatch(struct auth_proc *p, unsigned chan_no, uint64_t id, const struct auth_msg_req *q)
 {
-	struct mailbox *mb = loop_mailbox(p->loop);
 	uint64_t t;
 
 	if (q->type == AUTH_MSG_USE) {
@@ -292,7 +293,8 @@ auth_proc_dispatch(struct auth_proc *p, unsigned chan_no, uint64_t id, const str
 			    auth_proc_plain_cb, p);
 		break;
 	case AUTH_MSG_SASL_START:
-		auth_sasl_start(p->sasl, mb, chan_no, t, q, auth_proc_sasl_cb, p);
+		/* the keys come on the worker that looked them up, which answers */
+		auth_sasl_start(p->sasl, p->direct, chan_no, t, q, auth_proc_sasl_cb, p);
 		break;
 	case AUTH_MSG_SASL_STEP:
 		auth_sasl_step(p->sasl, chan_no, t, q, auth_proc_sasl_cb, p);
@@ -301,8 +303,8 @@ auth_proc_dispatch(struct auth_proc *p, unsigned chan_no, uint64_t id, const str
 		if (p->oauth == NULL)
 			auth_proc_tempfail(p, t, OAUTH_TEMPFAIL);
 		else
-			oauth_verify(p->oauth, mb, t, q->user, q->userlen, (const char *)q->secret,
-			    q->secretlen, auth_proc_token_cb, p);
+			oauth_verify(p->oauth, loop_mailbox(p->loop), t, q->user, q->userlen,
+			    (const char *)q->secret, q->secretlen, auth_proc_token_cb, p);
 		break;
 	default:
 		auth_proc_tempfail(p, t, AUTHDB_TEMPFAIL);
@@ -317,7 +319,7 @@ auth_proc_req_free(struct auth_msg_req *q)
 	free(q);
 }
 
-/* A request a worker read that the loop runs (SASL, oauth, last use). */
+/* A request a worker read that the loop runs (oauth). */
 struct auth_proc_posted {
 	struct auth_proc *p;
 	unsigned chan_no;
@@ -344,10 +346,11 @@ auth_proc_posted_run(void *arg)
  * then closed: the sender's channel dies, never this process).
  * worker: the caller got the channel from ep_w (one-shot). It is armed
  * again at once, so the channel's next request goes to another worker
- * while this one works; and only AUTH PLAIN is returned: anything else is
- * posted to the loop while the lock is held, so that one channel's
- * requests reach the loop in the order they were sent (a SASL exchange's
- * end never before its start).
+ * while this one works; and an oauth request is posted to the loop (while
+ * the lock is held, so that one channel's requests reach the loop in the
+ * order they were sent), not returned. The requests of one SASL exchange
+ * need no such care: each follows the answer to the one before (the
+ * handle a step or end names comes with the start's answer).
  */
 static struct auth_msg_req *
 auth_proc_take(struct auth_proc *p, unsigned no, unsigned char *buf, uint64_t *id_r, bool worker)
@@ -386,7 +389,7 @@ auth_proc_take(struct auth_proc *p, unsigned no, unsigned char *buf, uint64_t *i
 		free(q);
 		q = NULL;
 		why = "a malformed request: channel closed";
-	} else if (worker && q->type != AUTH_MSG_PLAIN) {
+	} else if (worker && q->type == AUTH_MSG_TOKEN) {
 		r = xmalloc(sizeof(*r));
 		r->p = p;
 		r->chan_no = no;
@@ -443,8 +446,9 @@ auth_proc_loop_read(void *arg)
 
 /*
  * An idle authdb worker's wait (authdb_set_idle): a request on a channel,
- * or the pool's kick. AUTH PLAIN is verified and answered right here;
- * anything else goes to the loop.
+ * or the pool's kick. AUTH PLAIN is verified and answered right here (the
+ * worker counts as busy meanwhile), as is a SASL step (quick: no hash);
+ * oauth went to the loop (auth_proc_take).
  */
 static enum workpool_idle
 auth_proc_idle(void *ctx, struct authdb *db)
@@ -467,6 +471,11 @@ auth_proc_idle(void *ctx, struct authdb *db)
 	q = auth_proc_take(p, no, buf, &id, true);
 	if (q == NULL)
 		return WORKPOOL_IDLE_AGAIN;
+	if (q->type != AUTH_MSG_PLAIN) {
+		auth_proc_dispatch(p, no, id, q);
+		auth_proc_req_free(q);
+		return WORKPOOL_IDLE_AGAIN;
+	}
 	if (authdb_busy(db) == 0)
 		mailbox_post(loop_mailbox(p->loop), auth_proc_loop_reads, p);
 	t = auth_proc_inflight(p, no, id);

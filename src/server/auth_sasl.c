@@ -2,7 +2,14 @@
  * auth_sasl: see auth_sasl.h. An exchange waiting for its keys is in the
  * store already (pending): the authdb answers by handle, so an exchange
  * freed meanwhile (its owner gone) simply gets no answer.
+ *
+ * Threads: lock covers the store and every exchange in it; each entry
+ * point takes it, and the answer callbacks run under it (so they must not
+ * call back in). The key lookup is asked for after the lock is let go: a
+ * lookup the authdb refuses (a full queue) is answered at once, on the
+ * asking thread, into auth_sasl_keys_cb, which takes the lock.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +39,7 @@ struct auth_sasl_x {
 };
 
 struct auth_sasl {
+	pthread_mutex_t lock; /* everything below (see the top) */
 	struct authdb *db;
 	const struct conf *conf;
 	struct idmap xs; /* handle -> struct auth_sasl_x */
@@ -51,6 +59,7 @@ auth_sasl_new(struct authdb *db, const struct conf *c)
 {
 	struct auth_sasl *s = xcalloc(1, sizeof(*s));
 
+	pthread_mutex_init(&s->lock, NULL);
 	s->db = db;
 	s->conf = c;
 	idmap_init(&s->xs);
@@ -118,7 +127,9 @@ auth_sasl_is_expired(const struct auth_sasl_x *e, const void *arg)
 void
 auth_sasl_detach(struct auth_sasl *s)
 {
+	pthread_mutex_lock(&s->lock);
 	s->db = NULL;
+	pthread_mutex_unlock(&s->lock);
 }
 
 void
@@ -126,30 +137,43 @@ auth_sasl_free(struct auth_sasl *s)
 {
 	if (s == NULL)
 		return;
+	pthread_mutex_lock(&s->lock);
 	auth_sasl_sweep(s, auth_sasl_is_any, NULL);
+	pthread_mutex_unlock(&s->lock);
 	idmap_free(&s->xs);
+	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
 
 size_t
-auth_sasl_count(const struct auth_sasl *s)
+auth_sasl_count(struct auth_sasl *s)
 {
-	return s->xs.count;
+	size_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->xs.count;
+	pthread_mutex_unlock(&s->lock);
+	return n;
 }
 
 void
 auth_sasl_drop_owner(struct auth_sasl *s, unsigned owner)
 {
+	pthread_mutex_lock(&s->lock);
 	auth_sasl_sweep(s, auth_sasl_is_owner, &owner);
+	pthread_mutex_unlock(&s->lock);
 }
 
 void
 auth_sasl_end(struct auth_sasl *s, unsigned owner, uint64_t handle)
 {
-	struct auth_sasl_x *e = idmap_get(&s->xs, handle);
+	struct auth_sasl_x *e;
 
+	pthread_mutex_lock(&s->lock);
+	e = idmap_get(&s->xs, handle);
 	if (e != NULL && e->owner == owner)
 		auth_sasl_x_free(s, e);
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* Answers token with what the step decided; the exchange ends unless it
@@ -210,13 +234,18 @@ auth_sasl_keys_cb(void *ctx, uint64_t handle, enum authdb_result result, const s
     const char *user)
 {
 	struct auth_sasl *s = ctx;
-	struct auth_sasl_x *e = idmap_get(&s->xs, handle);
+	struct auth_sasl_x *e;
 	struct buf chal;
 
-	if (e == NULL || !e->pending)
+	pthread_mutex_lock(&s->lock);
+	e = idmap_get(&s->xs, handle);
+	if (e == NULL || !e->pending) {
+		pthread_mutex_unlock(&s->lock);
 		return;
+	}
 	if (result != AUTHDB_OK || k == NULL || s->db == NULL) {
 		auth_sasl_x_free(s, e); /* answers TEMPFAIL */
+		pthread_mutex_unlock(&s->lock);
 		return;
 	}
 	e->pending = false;
@@ -225,6 +254,7 @@ auth_sasl_keys_cb(void *ctx, uint64_t handle, enum authdb_result result, const s
 	buf_set_secret(&chal);
 	auth_sasl_after(s, e, sasl_resume(e->x, &chal), &chal, e->token, e->cb, e->ctx);
 	buf_free(&chal);
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* A mechanism that needs stored keys and is enabled. */
@@ -293,13 +323,20 @@ auth_sasl_start(struct auth_sasl *s, struct mailbox *mb, unsigned owner, uint64_
 	struct auth_sasl_x *e;
 	enum sasl_status st;
 	struct buf chal;
+	/* the lookup to ask for once the lock is let go */
+	struct authdb *db = NULL;
+	uint64_t handle = 0;
+	char *user = NULL;
+	enum sasl_keys_kind kind = 0;
 
+	pthread_mutex_lock(&s->lock);
 	if (s->xs.count >= AUTH_SASL_MAX)
 		auth_sasl_sweep(s, auth_sasl_is_expired, &now);
 	/* CRAM-MD5 answers the smtp process's challenge, which must come along */
 	if (s->db == NULL || m == NULL || s->xs.count >= AUTH_SASL_MAX ||
 	    (strcmp(q->mech, "CRAM-MD5") == 0) != (q->challen > 0) ||
 	    (e = auth_sasl_x_new(s, m, owner, q)) == NULL) {
+		pthread_mutex_unlock(&s->lock);
 		auth_sasl_tempfail(token, cb, ctx);
 		return;
 	}
@@ -313,25 +350,35 @@ auth_sasl_start(struct auth_sasl *s, struct mailbox *mb, unsigned owner, uint64_
 		e->token = token;
 		e->cb = cb;
 		e->ctx = ctx;
-		authdb_lookup_keys(s->db, mb, e->handle, sasl_user(e->x), strlen(sasl_user(e->x)),
-		    sasl_keys_kind(e->x), auth_sasl_keys_cb, s);
+		db = s->db;
+		handle = e->handle;
+		user = xstrdup(sasl_user(e->x));
+		kind = sasl_keys_kind(e->x);
 	}
+	pthread_mutex_unlock(&s->lock);
 	buf_free(&chal);
+	if (db != NULL)
+		authdb_lookup_keys(db, mb, handle, user, strlen(user), kind, auth_sasl_keys_cb, s);
+	free(user);
 }
 
 void
 auth_sasl_step(struct auth_sasl *s, unsigned owner, uint64_t token, const struct auth_msg_req *q,
     auth_sasl_cb *cb, void *ctx)
 {
-	struct auth_sasl_x *e = idmap_get(&s->xs, q->handle);
+	struct auth_sasl_x *e;
 	struct buf chal;
 
+	pthread_mutex_lock(&s->lock);
+	e = idmap_get(&s->xs, q->handle);
 	if (e == NULL || e->owner != owner || e->pending) {
+		pthread_mutex_unlock(&s->lock);
 		auth_sasl_tempfail(token, cb, ctx);
 		return;
 	}
 	if (e->born + AUTH_SASL_TTL_S <= auth_sasl_now() || s->db == NULL) {
 		auth_sasl_x_free(s, e);
+		pthread_mutex_unlock(&s->lock);
 		auth_sasl_tempfail(token, cb, ctx);
 		return;
 	}
@@ -340,5 +387,6 @@ auth_sasl_step(struct auth_sasl *s, unsigned owner, uint64_t token, const struct
 	auth_sasl_after(s, e,
 	    sasl_step(e->x, (const char *)q->secret, q->secretlen, q->has_input, &chal), &chal,
 	    token, cb, ctx);
+	pthread_mutex_unlock(&s->lock);
 	buf_free(&chal);
 }

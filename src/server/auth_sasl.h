@@ -18,7 +18,9 @@
  * is freed) with DONE, a failure, auth_sasl_end or auth_sasl_drop_owner.
  *
  * A successful SCRAM exchange notes the matched credential's last use.
- * Everything runs on one thread (the auth process's loop).
+ * Thread-safe: the auth process's workers run the steps of the requests
+ * they read, and the loop drops a closed channel's exchanges. An answer
+ * callback runs under the store's lock and must not call back in.
  */
 #ifndef SG_SERVER_AUTH_SASL_H
 #define SG_SERVER_AUTH_SASL_H
@@ -48,7 +50,7 @@ void auth_sasl_detach(struct auth_sasl *s);
 /* Frees every exchange; answers still due are dropped. */
 void auth_sasl_free(struct auth_sasl *s);
 /* AUTH_MSG_SASL_START q from owner: answered through cb, inline or later
- * through mb (the authdb's answer). */
+ * through mb (the authdb's answer to the key lookup). */
 void auth_sasl_start(struct auth_sasl *s, struct mailbox *mb, unsigned owner, uint64_t token,
     const struct auth_msg_req *q, auth_sasl_cb *cb, void *ctx);
 /* AUTH_MSG_SASL_STEP q from owner: answered inline through cb. */
@@ -59,6 +61,6 @@ void auth_sasl_end(struct auth_sasl *s, unsigned owner, uint64_t handle);
 /* owner's channel is gone: frees its exchanges; answers due to it are dropped. */
 void auth_sasl_drop_owner(struct auth_sasl *s, unsigned owner);
 /* How many exchanges are kept (tests). */
-size_t auth_sasl_count(const struct auth_sasl *s);
+size_t auth_sasl_count(struct auth_sasl *s);
 
 #endif
