@@ -218,6 +218,53 @@ def test_raw_scram_ok_and_server_signature(srv):
         assert c.cmd("").last == AUTH_OK
 
 
+def test_concurrent_scram_exchanges(srv):
+    """The auth process's workers run the SASL steps of many exchanges at
+    once (and look up keys for each other): good and wrong passwords and
+    exchanges left half-way (the client hangs up after server-first) all
+    interleaved; each one gets its own right answer and server signature,
+    and the auth process neither loses a channel nor restarts."""
+    import concurrent.futures
+
+    def one(i):
+        results = []
+        for k in range(5):
+            good = (i + k) % 3 != 0
+            with tls_client(srv) as c:
+                c.ehlo()
+                s = Scram(c, "SCRAM-SHA-256", password=PASSWORD if good else "wrong")
+                r = s.first()
+                assert r.code == 334, r
+                if (i + k) % 4 == 3:
+                    results.append("left")
+                    continue  # hangs up mid-exchange: the smtp process ends it
+                r = s.final(r.texts[0])
+                if not good:
+                    assert r.last == AUTH_INVALID, r
+                    results.append("wrong")
+                    continue
+                assert r.code == 334, r
+                assert base64.b64decode(r.texts[0]) == b"v=" + base64.b64encode(s.server_sig)
+                assert c.cmd("").last == AUTH_OK
+                results.append("ok")
+        return results
+
+    with concurrent.futures.ThreadPoolExecutor(12) as ex:
+        done = [r for rs in ex.map(one, range(12)) for r in rs]
+    assert done.count("ok") >= 20 and done.count("wrong") >= 10 and "left" in done, done
+    # the store is not left with the abandoned exchanges' answers owed, and
+    # the channels and the process held
+    with tls_client(srv) as c:
+        c.ehlo()
+        s = Scram(c, "SCRAM-SHA-256")
+        r = s.final(s.first().texts[0])
+        assert r.code == 334 and c.cmd("").last == AUTH_OK
+    oks = [e for e in srv.events("auth") if e.get("result") == "ok"]
+    assert len(oks) == done.count("ok") + 1, (len(oks), done)
+    assert not srv.events("child_exit"), srv.events("child_exit")
+    assert not [e for e in srv.events("auth_channel") if e.get("process") == "auth"]
+
+
 def test_raw_scram_plus_tls_unique(srv):
     # Python's ssl exposes tls-unique (TLS 1.2): a third implementation of it
     with tls12_client(srv) as c:
