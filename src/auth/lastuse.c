@@ -249,8 +249,12 @@ lastuse_dump(struct lastuse *lu)
 		        "created", r->created, "time", (json_int_t)r->time, "client", r->client));
 		lu->recs[j++] = *r;
 	}
-	lu->nrecs = j;
-	lastuse_index_rebuild(lu);
+	/* the index holds positions: remade only when records went (under
+	 * the lock every AUTH's note takes) */
+	if (j != lu->nrecs) {
+		lu->nrecs = j;
+		lastuse_index_rebuild(lu);
+	}
 	doc = json_pack("{s:i, s:o}", "version", 1, "credentials", arr);
 	text = json_dumps(doc, JSON_INDENT(1));
 	json_decref(doc);

@@ -91,13 +91,13 @@ pwscheme_is_scram(enum pwscheme s)
 /* OpenSSL 3 looks up (fetches) an algorithm's implementation on every
  * one-shot call (PKCS5_PBKDF2_HMAC, HMAC, EVP_Digest with EVP_sha256()):
  * tens of microseconds per check with a cheap iteration count. So the
- * digests are fetched once, and PBKDF2 and HMAC contexts made once per
- * digest (0: SHA-1, 1: SHA-256) are copied per call. Read-only after the
- * once; NULL where a fetch failed (the one-shot calls are the fallback).
- * PBKDF2 has no context copy before OpenSSL 3.2, and naming its digest
- * fetches the digest again: each thread keeps its own PBKDF2 context per
- * digest, made once with the digest and mode set (pwscheme_kdf_ctx), its
- * password copy wiped after each use. */
+ * digests and the PBKDF2 KDF are fetched once, and HMAC contexts made once
+ * per digest (0: SHA-1, 1: SHA-256) are copied per call. Read-only after
+ * the once; NULL where a fetch failed (the one-shot calls are the
+ * fallback). PBKDF2 has no context copy before OpenSSL 3.2, and naming its
+ * digest fetches the digest again: each thread keeps its own PBKDF2
+ * context per digest, made once with the digest and mode set
+ * (pwscheme_kdf_ctx), its password copy wiped after each use. */
 static pthread_once_t pwscheme_algs_once = PTHREAD_ONCE_INIT;
 static EVP_MD *pwscheme_mds[2];
 static EVP_KDF *pwscheme_kdf;
@@ -365,8 +365,8 @@ pwscheme_pbkdf2(enum pwscheme s, const char *password, size_t passlen, const uns
 	ps[0] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, (void *)"", 0);
 	ps[1] = OSSL_PARAM_construct_end();
 	if (EVP_KDF_CTX_set_params(c, ps) != 1) {
-		/* cannot wipe it: the context goes (reset cleanses it), a new one
-		 * is made next time */
+		/* cannot wipe it: the context goes (freeing cleanses it), a new
+		 * one is made next time */
 		struct pwscheme_kdf_ctxs *k = pthread_getspecific(pwscheme_kdf_key);
 
 		k->c[pwscheme_alg(s)] = NULL;

@@ -12,10 +12,11 @@
  * loop reads the channels too (ep_loop, level-triggered, watched only
  * then), so a request still finds the pool's bounded queue, or its 454 at
  * once when that is full ([auth] queue), instead of waiting unread. Without
- * an authdb (oauth only) the loop is the only reader.
+ * an authdb (no listener uses auth: conf.c) the loop is the only reader.
  *
  * Threads: lock covers chans (and each channel's dead), inflight and out,
- * and is held over the recvmsg of a request and the sendmsg of an answer,
+ * and is held over the recvmsg of a request (not its decoding) and the
+ * sendmsg of an answer,
  * so a frame goes out whole (SOCK_SEQPACKET keeps it one message anyway)
  * and a channel is never closed under a reader or a sender. A channel is
  * added and freed on the loop only; a thread that finds it ended or
@@ -346,11 +347,11 @@ auth_proc_posted_run(void *arg)
  * then closed: the sender's channel dies, never this process).
  * worker: the caller got the channel from ep_w (one-shot). It is armed
  * again at once, so the channel's next request goes to another worker
- * while this one works; and an oauth request is posted to the loop (while
- * the lock is held, so that one channel's requests reach the loop in the
- * order they were sent), not returned. The requests of one SASL exchange
- * need no such care: each follows the answer to the one before (the
- * handle a step or end names comes with the start's answer).
+ * while this one works; and an oauth request is posted to the loop, not
+ * returned. Workers may take one channel's requests out of order; the
+ * requests of one SASL exchange cannot be: each follows the answer to the
+ * one before (the handle a step or end names comes with the start's
+ * answer).
  */
 static struct auth_msg_req *
 auth_proc_take(struct auth_proc *p, unsigned no, unsigned char *buf, uint64_t *id_r, bool worker)
@@ -384,6 +385,9 @@ auth_proc_take(struct auth_proc *p, unsigned no, unsigned char *buf, uint64_t *i
 	}
 	if (worker)
 		(void)epoll_ctl(p->ep_w, EPOLL_CTL_MOD, ch->fd, &ev);
+	pthread_mutex_unlock(&p->lock);
+	/* the frame is in the caller's buf: decoded outside the lock the
+	 * answers are sent under */
 	q = xmalloc(sizeof(*q));
 	if (auth_msg_req_decode(&f, q) == -1) {
 		free(q);
@@ -400,7 +404,6 @@ auth_proc_take(struct auth_proc *p, unsigned no, unsigned char *buf, uint64_t *i
 	}
 	*id_r = f.id;
 	explicit_bzero(buf, IPC_FRAME_HDR + f.len);
-	pthread_mutex_unlock(&p->lock);
 	if (why != NULL)
 		auth_proc_chan_end(p, no, why);
 	return q;

@@ -158,7 +158,7 @@ authc_ask(struct authc_link *l)
 		return;
 	if (l->asked == 0 || now - l->asked >= 1000) {
 		l->asked = now;
-		(void)l->a->lost(l->a->lost_ctx, l->index, l->gen);
+		l->a->lost(l->a->lost_ctx, l->index, l->gen);
 	}
 	if (!loop_timer_is_pending(l->timer))
 		loop_timer_add(l->timer, 1000);

@@ -50,10 +50,9 @@ typedef void authc_token_cb(void *ctx, uint64_t session_id, enum oauth_result re
 
 /* Loop i's channel number gen (the parent's count, CHILD_MSG_AUTH) failed:
  * the auth process closed it or refused a frame. Called on that loop once a
- * second per loop until a new channel comes, to ask the parent for one; it
- * must not block. -1: the ask did not go (it is made again a second later
- * either way). */
-typedef int authc_lost_cb(void *ctx, size_t i, uint32_t gen);
+ * second per loop until a new channel comes, to ask the parent for one
+ * (an ask that did not go is simply made again); it must not block. */
+typedef void authc_lost_cb(void *ctx, size_t i, uint32_t gen);
 
 /* Without channels yet; lost (may be NULL) asks for new ones. */
 struct authc *authc_new(authc_lost_cb *lost, void *ctx);

@@ -782,11 +782,11 @@ serve_ask_channel(struct server *srv, uint32_t type, size_t i, uint32_t gen)
 	return rc;
 }
 
-/* authc_lost_cb, on loop i. */
-static int
+/* authc_lost_cb, on loop i (authc asks again a second later). */
+static void
 serve_auth_lost(void *ctx, size_t i, uint32_t gen)
 {
-	return serve_ask_channel(ctx, CHILD_MSG_AUTH, i, gen);
+	(void)serve_ask_channel(ctx, CHILD_MSG_AUTH, i, gen);
 }
 
 /* relayc_lost_cb, on a committer thread. */
