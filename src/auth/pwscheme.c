@@ -375,13 +375,36 @@ pwscheme_pbkdf2(enum pwscheme s, const char *password, size_t passlen, const uns
 	return r;
 }
 
+/* RFC 5802 3, up to StoredKey: SaltedPassword := Hi(Normalize(password),
+ * salt, i) (PBKDF2 with HMAC as the PRF and dkLen the hash size, keylen),
+ * ClientKey := HMAC(SaltedPassword, "Client Key"), StoredKey := H(ClientKey),
+ * each keylen bytes into the caller's buffers (which it wipes). 0 / -1. */
+static int
+pwscheme_scram_client(enum pwscheme s, const char *password, size_t passlen,
+    const unsigned char *salt, size_t saltlen, unsigned iter, size_t keylen, unsigned char *salted,
+    unsigned char *client_key, unsigned char *stored_key)
+{
+	unsigned int n = 0, m = 0;
+
+	if (pwscheme_pbkdf2(s, password, passlen, salt, saltlen, iter, salted, keylen) == -1)
+		return -1;
+	if (pwscheme_hmac(
+	        s, salted, keylen, (const unsigned char *)"Client Key", 10, client_key, &n) == -1 ||
+	    n != keylen)
+		return -1;
+	if (EVP_Digest(client_key, keylen, stored_key, &m, pwscheme_md(s), NULL) != 1 ||
+	    m != keylen)
+		return -1;
+	return 0;
+}
+
 int
 pwscheme_scram_derive(enum pwscheme s, const char *password, size_t passlen,
     const unsigned char *salt, size_t saltlen, unsigned iter, struct pwscheme_scram *k_r,
     unsigned char *client_key_r)
 {
 	unsigned char salted[EVP_MAX_MD_SIZE], client_key[EVP_MAX_MD_SIZE];
-	unsigned int n = 0, m = 0;
+	unsigned int n = 0;
 	size_t keylen;
 	int r = -1;
 
@@ -394,16 +417,8 @@ pwscheme_scram_derive(enum pwscheme s, const char *password, size_t passlen,
 	memcpy(k_r->salt, salt, saltlen);
 	k_r->saltlen = saltlen;
 	k_r->keylen = keylen;
-	/* RFC 5802 3: SaltedPassword := Hi(Normalize(password), salt, i); Hi is
-	 * PBKDF2 with HMAC as the PRF and dkLen the hash size */
-	if (pwscheme_pbkdf2(s, password, passlen, salt, saltlen, iter, salted, keylen) == -1)
-		goto fail;
-	if (pwscheme_hmac(
-	        s, salted, keylen, (const unsigned char *)"Client Key", 10, client_key, &n) == -1 ||
-	    n != keylen)
-		goto fail;
-	if (EVP_Digest(client_key, keylen, k_r->stored_key, &m, pwscheme_md(s), NULL) != 1 ||
-	    m != keylen)
+	if (pwscheme_scram_client(s, password, passlen, salt, saltlen, iter, keylen, salted,
+	        client_key, k_r->stored_key) == -1)
 		goto fail;
 	if (pwscheme_hmac(s, salted, keylen, (const unsigned char *)"Server Key", 10,
 	        k_r->server_key, &n) == -1 ||
@@ -581,7 +596,9 @@ int
 pwscheme_verify(
     enum pwscheme s, const char *data, const char *password, size_t passlen, bool *match_r)
 {
-	struct pwscheme_scram stored, derived;
+	struct pwscheme_scram stored;
+	unsigned char salted[EVP_MAX_MD_SIZE], client_key[EVP_MAX_MD_SIZE],
+	    stored_key[EVP_MAX_MD_SIZE];
 	char str[crypto_pwhash_argon2id_STRBYTES];
 	unsigned char key[PWSCHEME_CRAM_KEY_MAX], want[PWSCHEME_CRAM_KEY_MAX];
 	size_t keylen, wantlen;
@@ -589,23 +606,30 @@ pwscheme_verify(
 	int r = -1;
 
 	*match_r = false;
-	if (pwscheme_check_data(s, data, &errstr) == -1)
-		return -1;
-	if (passlen > PWSCHEME_PASSWORD_MAX)
-		return 0;
+	/* SCRAM data is checked by its parse, below: once */
+	if (!pwscheme_is_scram(s)) {
+		if (pwscheme_check_data(s, data, &errstr) == -1)
+			return -1;
+		if (passlen > PWSCHEME_PASSWORD_MAX)
+			return 0;
+	}
 	switch (s) {
 	case PWSCHEME_SCRAM_SHA256:
 	case PWSCHEME_SCRAM_SHA1:
 		if (pwscheme_scram_parse(s, data, &stored, &errstr) == -1)
 			return -1;
-		if (pwscheme_scram_derive(s, password, passlen, stored.salt, stored.saltlen,
-		        stored.iter, &derived, NULL) == 0) {
-			*match_r = CRYPTO_memcmp(
-			               stored.stored_key, derived.stored_key, stored.keylen) == 0;
+		if (passlen > PWSCHEME_PASSWORD_MAX) {
+			r = 0;
+		} else if (pwscheme_scram_client(s, password, passlen, stored.salt, stored.saltlen,
+		               stored.iter, stored.keylen, salted, client_key, stored_key) == 0) {
+			/* a check needs StoredKey only (not ServerKey) */
+			*match_r = CRYPTO_memcmp(stored.stored_key, stored_key, stored.keylen) == 0;
 			r = 0;
 		}
 		explicit_bzero(&stored, sizeof(stored));
-		explicit_bzero(&derived, sizeof(derived));
+		explicit_bzero(salted, sizeof(salted));
+		explicit_bzero(client_key, sizeof(client_key));
+		explicit_bzero(stored_key, sizeof(stored_key));
 		return r;
 	case PWSCHEME_ARGON2ID:
 		if (pwscheme_sodium_ready() == -1)

@@ -294,6 +294,67 @@ test_rejects_malformed(void **state)
 	}
 }
 
+/* pwscheme_verify on its own: malformed data is -1 (a library or file
+ * failure, never a plain mismatch), and a password longer than
+ * PWSCHEME_PASSWORD_MAX is 0 and no match whatever the data. */
+static bool
+pwscheme_is_crypt(enum pwscheme s)
+{
+	return s == PWSCHEME_SHA512_CRYPT || s == PWSCHEME_BLF_CRYPT;
+}
+
+static void
+test_verify_bounds(void **state)
+{
+	static const struct {
+		enum pwscheme s;
+		const char *data;
+	} bad[] = {
+	    {PWSCHEME_SCRAM_SHA256, "4096,c2FsdA==,AAAA,AAAA"},
+	    {PWSCHEME_SCRAM_SHA256, "0,c2FsdA==,AAAA,AAAA"},
+	    {PWSCHEME_SCRAM_SHA1, "4096,,AAAA,AAAA"},
+	    {PWSCHEME_SHA512_CRYPT, "$5$abc$def"},
+	    {PWSCHEME_ARGON2ID, "$argon2i$v=19$m=256,t=2,p=1$c29tZXNhbHQ$x"},
+	};
+	static const enum pwscheme all[] = {
+	    PWSCHEME_SCRAM_SHA256, PWSCHEME_SCRAM_SHA1, PWSCHEME_SHA512_CRYPT, PWSCHEME_BLF_CRYPT};
+	char *longpw = malloc(PWSCHEME_PASSWORD_MAX + 2);
+	bool match;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		match = true;
+		assert_int_equal(pwscheme_verify(bad[i].s, bad[i].data, "pw", 2, &match), -1);
+		assert_false(match);
+	}
+	assert_non_null(longpw);
+	memset(longpw, 'x', PWSCHEME_PASSWORD_MAX + 1);
+	longpw[PWSCHEME_PASSWORD_MAX + 1] = '\0';
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		/* SCRAM takes any length; crypt(3) less than 512 bytes (libxcrypt) */
+		size_t max = pwscheme_is_crypt(all[i]) ? 511 : PWSCHEME_PASSWORD_MAX;
+		struct buf b;
+		const char *data;
+		enum pwscheme s;
+		const char *errstr;
+
+		buf_init(&b, 1024);
+		/* the longest password that is checked verifies */
+		assert_int_equal(pwscheme_generate(all[i], longpw, max, &b), 0);
+		assert_int_equal(pwscheme_split(b.data, &s, &data, &errstr), 0);
+		assert_int_equal(pwscheme_verify(s, data, longpw, max, &match), 0);
+		assert_true(match);
+		/* one byte over PWSCHEME_PASSWORD_MAX is refused before any
+		 * hashing, whatever the data holds */
+		match = true;
+		assert_int_equal(
+		    pwscheme_verify(s, data, longpw, PWSCHEME_PASSWORD_MAX + 1, &match), 0);
+		assert_false(match);
+		buf_free(&b);
+	}
+	free(longpw);
+}
+
 static void
 test_nul_in_password(void **state)
 {
@@ -332,6 +393,7 @@ main(void)
 	    cmocka_unit_test(test_generate_roundtrip),
 	    cmocka_unit_test(test_scram_defaults),
 	    cmocka_unit_test(test_rejects_malformed),
+	    cmocka_unit_test(test_verify_bounds),
 	    cmocka_unit_test(test_nul_in_password),
 	};
 
