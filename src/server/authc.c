@@ -31,6 +31,7 @@ struct authc_req {
 	authc_token_cb *token;
 	void *ctx;
 	long long deadline; /* monotonic seconds */
+	struct timespec sent; /* CLOCK_MONOTONIC, at its sendmsg */
 	char user[SASL_USER_MAX + 1]; /* as typed, for a TEMPFAIL answer */
 	struct auth_msg_answer *answer; /* NULL: TEMPFAIL */
 	struct authc_req *prev, *next;
@@ -64,6 +65,8 @@ struct authc {
 	size_t nlinks; /* one past the highest made */
 	authc_lost_cb *lost;
 	void *lost_ctx;
+	authc_timed_cb *timed;
+	void *timed_ctx;
 };
 
 /* A channel on its way to a link's loop. */
@@ -185,6 +188,18 @@ authc_drop_channel(struct authc_link *l, const char *why)
 	}
 }
 
+/* The time r took (its answer has just been read), to the observer. */
+static void
+authc_timed(struct authc *a, const struct authc_req *r, const struct timespec *now)
+{
+	const char *request = r->done != NULL ? "plain" : r->sasl != NULL ? "sasl" : "token";
+
+	if (a->timed != NULL)
+		a->timed(a->timed_ctx, request,
+		    (double)(now->tv_sec - r->sent.tv_sec) +
+		        (double)(now->tv_nsec - r->sent.tv_nsec) / 1e9);
+}
+
 static void
 authc_read(void *arg)
 {
@@ -192,8 +207,10 @@ authc_read(void *arg)
 	struct ipc_frame f;
 	struct auth_msg_answer *ans;
 	struct authc_req *r;
+	struct timespec now;
 	int n = ipc_sock_recv(l->fd, l->buf, &f, NULL);
 
+	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	if (n <= 0) {
@@ -217,6 +234,7 @@ authc_read(void *arg)
 		return;
 	}
 	authc_unlink(l, r);
+	authc_timed(l->a, r, &now);
 	r->answer = ans;
 	/* on this loop already, outside any request: at once */
 	authc_deliver(r);
@@ -279,6 +297,13 @@ authc_new(authc_lost_cb *lost, void *ctx)
 	a->lost = lost;
 	a->lost_ctx = ctx;
 	return a;
+}
+
+void
+authc_set_timed(struct authc *a, authc_timed_cb *timed, void *ctx)
+{
+	a->timed = timed;
+	a->timed_ctx = ctx;
 }
 
 /* Under the lock: link i, made on first use. */
@@ -431,6 +456,8 @@ authc_send(struct authc *a, struct mailbox *mb, const struct auth_msg_req *q, st
 	if (l != NULL && l->fd != -1) {
 		id = l->next_id++;
 		if (auth_msg_req_encode(&l->out, id, q) == 0) {
+			if (r != NULL)
+				clock_gettime(CLOCK_MONOTONIC, &r->sent);
 			if (ipc_sock_send(l->fd, &l->out, -1) == 0)
 				sent = true;
 			else if (errno != EAGAIN && errno != EWOULDBLOCK)

@@ -54,8 +54,15 @@ typedef void authc_token_cb(void *ctx, uint64_t session_id, enum oauth_result re
  * (an ask that did not go is simply made again); it must not block. */
 typedef void authc_lost_cb(void *ctx, size_t i, uint32_t gen);
 
+/* How long an answered request took: from its sendmsg on the channel to
+ * the recvmsg of its answer, on the asking loop (request: "plain", "sasl"
+ * or "token"). It must not block. */
+typedef void authc_timed_cb(void *ctx, const char *request, double seconds);
+
 /* Without channels yet; lost (may be NULL) asks for new ones. */
 struct authc *authc_new(authc_lost_cb *lost, void *ctx);
+/* timed (NULL: none) hears each answer's time; before the loops run. */
+void authc_set_timed(struct authc *a, authc_timed_cb *timed, void *ctx);
 /* Loop i (0 <= i < AUTHC_LINKS_MAX) will make requests: its channel is
  * read on it from now on. Once per i, before the loop runs. */
 void authc_attach(struct authc *a, size_t i, struct loop *loop);

@@ -43,6 +43,8 @@ void obs_auth(struct obs *o, const char *mechanism, const char *result);
 void obs_tls(struct obs *o, const char *version);
 void obs_accepted(struct obs *o);
 void obs_commit_latency(struct obs *o, double seconds);
+/* A credential check answered by the auth process (authc.h's timed). */
+void obs_auth_check(struct obs *o, const char *request, double seconds);
 void obs_quota_exceeded(struct obs *o, const char *limit);
 /* reason: "not_allowed", "malformed", "timeout" or "closed" (proxy_accept.h). */
 void obs_proxy_reject(struct obs *o, const char *reason);

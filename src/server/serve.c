@@ -789,6 +789,15 @@ serve_auth_lost(void *ctx, size_t i, uint32_t gen)
 	(void)serve_ask_channel(ctx, CHILD_MSG_AUTH, i, gen);
 }
 
+/* authc_timed_cb, on a loop: smtpgate_auth_check_seconds. */
+static void
+serve_auth_timed(void *ctx, const char *request, double seconds)
+{
+	struct server *srv = ctx;
+
+	obs_auth_check(srv->obs, request, seconds);
+}
+
 /* relayc_lost_cb, on a committer thread. */
 static int
 serve_relay_lost(void *ctx, uint32_t gen)
@@ -824,6 +833,7 @@ serve_smtp_main(const char *path, int ctl)
 	srv.log_next = -1;
 	srv.obs = obs_new();
 	srv.authc = authc_new(serve_auth_lost, &srv);
+	authc_set_timed(srv.authc, serve_auth_timed, &srv);
 	srv.relayc = relayc_new(serve_relay_lost, &srv);
 	if ((rc = serve_smtp_open(&srv, path)) == 0) {
 		rc = serve_workers_run(&srv, path, &set);

@@ -130,6 +130,13 @@ def test_metrics_promtool_and_counters(make_server):
     assert v["smtpgate_commit_latency_seconds_count"] == 1
     assert v['smtpgate_commit_latency_seconds_bucket{le="+Inf"}'] == 1
     assert 0 < v["smtpgate_commit_latency_seconds_sum"] < 5
+    # the two PLAIN checks went to smtpgate-auth and back: timed, each once
+    check = 'smtpgate_auth_check_seconds'
+    assert delta(check + '_count{request="plain"}') == 2
+    assert delta(check + '_bucket{request="plain",le="+Inf"}') == 2
+    assert 0 < delta(check + '_sum{request="plain"}') < 5
+    assert v[check + '_bucket{request="plain",le="30"}'] == v[check + '_count{request="plain"}']
+    assert check + '_count{request="sasl"}' not in v
     assert v['smtpgate_queue_messages{state="queued"}'] == len(s.queued()) == 1
     assert v['smtpgate_queue_messages{state="held"}'] == 0
     assert 0 <= v["smtpgate_queue_oldest_age_seconds"] < 60
@@ -140,10 +147,31 @@ def test_metrics_promtool_and_counters(make_server):
                  "smtpgate_tls_sessions_total", "smtpgate_connections_total",
                  "smtpgate_connections_open", "smtpgate_bans_active",
                  "smtpgate_queue_messages", "smtpgate_queue_oldest_age_seconds",
-                 "smtpgate_commit_latency_seconds", "smtpgate_messages_accepted_total",
+                 "smtpgate_commit_latency_seconds", "smtpgate_auth_check_seconds",
+                 "smtpgate_messages_accepted_total",
                  "smtpgate_quota_exceeded_total"):
         assert f"# TYPE {name} " in body, name
         assert f"# HELP {name} " in body, name
+
+
+def test_auth_check_seconds_by_request(make_server):
+    """A SCRAM exchange is three requests to smtpgate-auth (the start, which
+    looks up the keys, the proof's step, and the client's empty answer to the
+    server's signature): each is timed as "sasl"."""
+    s = admin_server(make_server, mechanisms="SCRAM-SHA-256 PLAIN").start()
+    check = 'smtpgate_auth_check_seconds'
+    r = subprocess.run(["gsasl", "--client", "--smtp", "--mechanism", "SCRAM-SHA-256",
+                        "--connect", f"127.0.0.1:{s.submission}", "-a", USER, "-p", PASSWORD,
+                        "--quiet", "--starttls", "--x509-ca-file", str(s.pki.root),
+                        "--no-cb"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    v = wait_for(lambda: (lambda m: m if m.get(check + '_count{request="sasl"}') == 3
+                          else None)(metrics(s.admin)[1]),
+                 what="three timed SASL requests")
+    assert v[check + '_bucket{request="sasl",le="+Inf"}'] == 3
+    assert 0 < v[check + '_sum{request="sasl"}'] < 5
+    assert check + '_count{request="plain"}' not in v
 
 
 def test_healthz_and_admin_errors(make_server):
