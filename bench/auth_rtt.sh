@@ -39,6 +39,14 @@ for iter in ${RTT_ITERS:-1 4096}; do
 	cat >"$dir/run.sh" <<EOR
 #!/bin/sh
 pids=\$(ps -o pid= --ppid \$BENCH_PIDS | tr -d ' ' | paste -sd, -)
+# first untraced, timed by smtpgate itself (smtpgate_auth_check_seconds, when the binary
+# has it), then traced
+scrape() { curl -s "http://127.0.0.1:\$BENCH_ADMIN_PORT/metrics" >"\$1" 2>/dev/null || :; }
+scrape "$dir/metrics.0"
+"$here/loadgen" --host \$BENCH_HOST --port \$BENCH_PORT --mode starttls --user \$BENCH_USER \\
+	--password-file \$BENCH_PASSFILE --cafile \$BENCH_CAFILE --sni \$BENCH_SNI --tls13 --kv \\
+	--sessions 1 --messages-per-session 1 --total $n >"$dir/loadgen0.kv" 2>"$dir/loadgen0.err"
+scrape "$dir/metrics.1"
 perf=
 if [ -n "\$pids" ]; then
 	perf record -q -o "$dir/perf.data" \\
@@ -56,12 +64,33 @@ if [ -n "\$perf" ]; then
 	ps -o pid=,comm= --ppid \$BENCH_PIDS >"$dir/procs"
 fi
 EOR
-	BENCH_RUNAS=$runas BENCH_SCRAM_ITER=$iter sh "$here/smtpgate.sh" "$bin" sh "$dir/run.sh" \
-		2>"$dir/server.err" >/dev/null || bench_log "$label $iter: smtpgate.sh failed"
+	BENCH_ADMIN=1 BENCH_RUNAS=$runas BENCH_SCRAM_ITER=$iter sh "$here/smtpgate.sh" "$bin" \
+		sh "$dir/run.sh" 2>"$dir/server.err" >/dev/null || bench_log "$label $iter: smtpgate.sh failed"
 	echo "== $label, SCRAM iterations $iter: loadgen messages_ok=$(sed -n 's/^messages_ok=//p' \
-"$dir/loadgen.kv") auth_p50_ms=$(sed -n 's/^auth_p50_ms=//p' "$dir/loadgen.kv")"
+"$dir/loadgen.kv") auth_p50_ms=$(sed -n 's/^auth_p50_ms=//p' "$dir/loadgen.kv") (traced), \
+$(sed -n 's/^auth_p50_ms=//p' "$dir/loadgen0.kv") (untraced)"
+	if [ -s "$dir/metrics.1" ]; then
+		/usr/bin/python3 "$here/metrics_hist.py" "$dir/metrics.0" "$dir/metrics.1" \
+			smtpgate_auth_check_seconds 'request="plain"' | sed 's/^/untraced /'
+	fi
 	if [ -s "$dir/perf.data" ]; then
 		perf script -i "$dir/perf.data" -F comm,tid,time,event,trace 2>/dev/null >"$dir/perf.txt"
 		/usr/bin/python3 "$here/auth_rtt.py" "$dir/perf.txt" || true
 	fi
 done
+
+if [ "${RTT_FLOOR:-1}" != 0 ] && [ -x "$here/ipc_floor" ] && command -v perf >/dev/null; then
+	for mode in quiet session; do
+		case $mode in
+		quiet) envs= ;;
+		session) envs="IPC_FLOOR_EC=8 IPC_FLOOR_POLLUTE=16384 IPC_FLOOR_FSYNC=1" ;;
+		esac
+		echo "== floor ($mode): bench/ipc_floor ${RTT_FLOOR_N:-1000} 2, traced as above"
+		# shellcheck disable=SC2086
+		env $envs perf record -q -o "$out/$label-floor.data" \
+			-e raw_syscalls:sys_enter --filter 'id == 46 || id == 47' \
+			-e raw_syscalls:sys_exit --filter 'id == 46 || id == 47' \
+			-- "$here/ipc_floor" "${RTT_FLOOR_N:-1000}" 2 2>/dev/null | sed -n '3,$p'
+		rm -f "$out/$label-floor.data"
+	done
+fi

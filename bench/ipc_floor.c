@@ -16,23 +16,39 @@
  *
  *   make -C bench ipc_floor && taskset -c 0 bench/ipc_floor [N [ROUNDS]]
  *
+ * Between two round trips (outside the time taken) the client can do what a session does
+ * between two AUTHs in bench/auth_rtt.sh, which leaves the core's caches and TLB cold:
+ *   IPC_FLOOR_EC=N         N P-256 key generations and ECDSA signatures (a TLS handshake's
+ *                          public-key work, both ends, is about 8)
+ *   IPC_FLOOR_POLLUTE=KIB  writes KIB of memory, one byte per cache line
+ *   IPC_FLOOR_FSYNC=1      writes 4 KiB to a file and fdatasyncs it (a message's commit)
+ *   IPC_FLOOR_MODE=NAME    runs that server alone (for a trace of one kind of round trip)
+ * The messages go as smtpgate's do (net/ipc_sock.c): sendmsg with MSG_NOSIGNAL, recvmsg
+ * with room for descriptors and MSG_CMSG_CLOEXEC, so that perf's filter on those two
+ * system calls (auth_rtt.sh) traces both alike.
+ *
  * Rounds run the servers in a rotated order (a fresh server process each time) so a drift
  * of the machine's speed falls on all of them alike; medians over all rounds. Figures,
  * never pass/fail (RESULTS.md, "The AUTH round trip's floor").
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/ec.h>
+#include <openssl/evp.h>
 
 #include "auth/pwscheme.h"
 #include "lib/buf.h"
@@ -53,6 +69,32 @@ die(const char *what)
 {
 	perror(what);
 	exit(1);
+}
+
+/* As ipc_sock_send and ipc_sock_recv. */
+static ssize_t
+msg_send(int fd, const void *p, size_t len)
+{
+	struct iovec iov = {.iov_base = (void *)p, .iov_len = len};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+
+	return sendmsg(fd, &msg, MSG_NOSIGNAL);
+}
+
+static ssize_t
+msg_recv(int fd, void *p, size_t len, int flags)
+{
+	union {
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+		struct cmsghdr align;
+	} cm;
+	struct iovec iov = {.iov_base = p, .iov_len = len};
+	struct msghdr msg = {.msg_iov = &iov,
+	    .msg_iovlen = 1,
+	    .msg_control = cm.buf,
+	    .msg_controllen = sizeof(cm.buf)};
+
+	return recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | flags);
 }
 
 static void
@@ -94,29 +136,72 @@ server(int fd, enum mode m)
 
 			if (epoll_wait(ep, &got, 1, -1) != 1)
 				continue;
-			n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+			n = msg_recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 			(void)epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
 		} else {
-			n = recv(fd, buf, sizeof(buf), 0);
+			n = msg_recv(fd, buf, sizeof(buf), 0);
 		}
 		if (n <= 0)
 			_exit(0);
 		server_work(m);
-		if (send(fd, ans, sizeof(ans), MSG_NOSIGNAL) != (ssize_t)sizeof(ans))
+		if (msg_send(fd, ans, sizeof(ans)) != (ssize_t)sizeof(ans))
 			_exit(0);
 	}
 }
 
-/* IPC_FLOOR_POLLUTE=KIB: before each round trip the client writes KIB of memory, as the TLS
- * handshake before an AUTH does to the core's caches (0: none) */
+/* the work between two round trips (the top) */
 static size_t pollute_len;
 static unsigned char *pollute_buf;
+static int ec_n;
+static EVP_PKEY *ec_key;
+static int fsync_fd = -1;
+static char fsync_path[] = "/tmp/ipc_floor.fsync.XXXXXX";
 
 static void
-pollute(void)
+between(void)
 {
+	static const unsigned char digest[32] = {1};
+	static char block[4096];
+
+	for (int i = 0; i < ec_n; i++) {
+		unsigned char sig[128];
+		size_t siglen = sizeof(sig);
+		EVP_PKEY *k = EVP_EC_gen("P-256");
+		EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+		if (k == NULL || c == NULL ||
+		    EVP_DigestSignInit(c, NULL, NULL, NULL, ec_key) != 1 ||
+		    EVP_DigestSign(c, sig, &siglen, digest, sizeof(digest)) != 1)
+			die("ecdsa");
+		EVP_MD_CTX_free(c);
+		EVP_PKEY_free(k);
+	}
 	for (size_t i = 0; i < pollute_len; i += 64)
 		pollute_buf[i] = (unsigned char)(pollute_buf[i] + 1);
+	if (fsync_fd != -1 &&
+	    (pwrite(fsync_fd, block, sizeof(block), 0) != (ssize_t)sizeof(block) ||
+	        fdatasync(fsync_fd) == -1))
+		die("fdatasync");
+}
+
+static void
+between_init(void)
+{
+	const char *v;
+
+	if ((v = getenv("IPC_FLOOR_POLLUTE")) != NULL) {
+		pollute_len = (size_t)strtoul(v, NULL, 10) * 1024;
+		if ((pollute_buf = calloc(1, pollute_len + 1)) == NULL)
+			die("calloc");
+	}
+	if ((v = getenv("IPC_FLOOR_EC")) != NULL && (ec_n = atoi(v)) > 0 &&
+	    (ec_key = EVP_EC_gen("P-256")) == NULL)
+		die("EVP_EC_gen");
+	if ((v = getenv("IPC_FLOOR_FSYNC")) != NULL && strcmp(v, "1") == 0) {
+		if ((fsync_fd = mkstemp(fsync_path)) == -1)
+			die("mkstemp");
+		unlink(fsync_path);
+	}
 }
 
 static double
@@ -147,6 +232,8 @@ run(enum mode m, int n, double *out)
 	if ((pid = fork()) == -1)
 		die("fork");
 	if (pid == 0) {
+		/* told apart from the client in a trace (comm) */
+		(void)prctl(PR_SET_NAME, "ipc_floor-srv");
 		close(sv[0]);
 		server(sv[1], m);
 		_exit(0);
@@ -158,16 +245,16 @@ run(enum mode m, int n, double *out)
 	for (int i = -WARMUP; i < n; i++) {
 		double t0;
 
-		pollute();
+		between();
 		t0 = now_us();
 
-		if (send(sv[0], req, sizeof(req), MSG_NOSIGNAL) != (ssize_t)sizeof(req))
+		if (msg_send(sv[0], req, sizeof(req)) != (ssize_t)sizeof(req))
 			die("send");
 		if (m != M_BLOCK) {
 			while (epoll_wait(ep, &got, 1, -1) != 1)
 				;
 		}
-		if (recv(sv[0], buf, sizeof(buf), 0) != ANS_LEN)
+		if (msg_recv(sv[0], buf, sizeof(buf), 0) != ANS_LEN)
 			die("recv");
 		if (i >= 0)
 			out[i] = now_us() - t0;
@@ -192,6 +279,8 @@ main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 2000, rounds = argc > 2 ? atoi(argv[2]) : 8;
 	double *t[M_N], med[M_N];
+	/* IPC_FLOOR_MODE=NAME: that server alone (a trace of one kind of round trip) */
+	const char *only = getenv("IPC_FLOOR_MODE");
 	struct buf b;
 	int fd;
 
@@ -200,10 +289,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	buf_init(&b, 4096);
-	if (getenv("IPC_FLOOR_POLLUTE") != NULL) {
-		pollute_len = (size_t)strtoul(getenv("IPC_FLOOR_POLLUTE"), NULL, 10) * 1024;
-		pollute_buf = calloc(1, pollute_len + 1);
-	}
+	between_init();
 	if ((fd = mkstemp(stat_path)) == -1)
 		die("mkstemp");
 	close(fd);
@@ -224,24 +310,30 @@ main(int argc, char **argv)
 		for (int k = 0; k < M_N; k++) {
 			int m = (k + r) % M_N;
 
+			if (only != NULL && strcmp(only, mode_name[m]) != 0)
+				continue;
 			run((enum mode)m, n, t[m] + (size_t)r * (size_t)n);
 		}
 	}
 	unlink(stat_path);
 	printf("ipc_floor: %d round trips x %d rounds per server, median (p10, p90) in us;\n"
-	       "the server's CPU time per round trip (warm-up included)\n",
-	    n, rounds);
+	       "the server's CPU time per round trip (warm-up included); between round trips: "
+	       "EC %d, POLLUTE %zu KiB, FSYNC %d\n",
+	    n, rounds, ec_n, pollute_len / 1024, fsync_fd != -1);
 	for (int m = 0; m < M_N; m++) {
 		size_t all = (size_t)n * (size_t)rounds;
 
+		if (only != NULL && strcmp(only, mode_name[m]) != 0)
+			continue;
 		qsort(t[m], all, sizeof(double), cmp);
 		med[m] = t[m][all / 2];
 		printf("  %-7s %7.1f  (%.1f, %.1f)  cpu %.1f\n", mode_name[m], med[m],
 		    t[m][all / 10], t[m][all * 9 / 10],
 		    server_cpu[m] / ((double)(n + WARMUP) * rounds));
 	}
-	printf("parts: epoll's own %.1f, stat %.1f, check cold %.1f (warm %.1f)\n",
-	    med[M_EPOLL] - med[M_BLOCK], med[M_STAT] - med[M_EPOLL], med[M_CHECK] - med[M_STAT],
-	    med[M_CHECK2] - med[M_CHECK]);
+	if (only == NULL)
+		printf("parts: epoll's own %.1f, stat %.1f, check cold %.1f (warm %.1f)\n",
+		    med[M_EPOLL] - med[M_BLOCK], med[M_STAT] - med[M_EPOLL],
+		    med[M_CHECK] - med[M_STAT], med[M_CHECK2] - med[M_CHECK]);
 	return 0;
 }

@@ -6,7 +6,8 @@
 #
 # COMMAND (default: hold for BENCH_HOLD seconds, 600) sees the server in the environment,
 # as with bench/postfix.sh: BENCH_NAME=smtpgate BENCH_HOST BENCH_PORT BENCH_MODE=starttls
-# BENCH_USER BENCH_PASSFILE BENCH_CAFILE BENCH_SNI BENCH_PIDS BENCH_VERSION.
+# BENCH_USER BENCH_PASSFILE BENCH_CAFILE BENCH_SNI BENCH_PIDS BENCH_VERSION, and
+# BENCH_ADMIN_PORT (the admin API, /metrics) when BENCH_ADMIN=1.
 #
 # The server gets a fresh directory under /tmp with an ECDSA P-256 certificate, a config in
 # the format of DESIGN 5.2 (STARTTLS required, TLS >= 1.3, AUTH required, PLAIN LOGIN, the
@@ -95,6 +96,15 @@ quota_messages_per_day = 0
 quota_recipients_per_day = 0
 connections = 10000
 EOC
+# BENCH_ADMIN=1: the admin API (/metrics) on another free port, BENCH_ADMIN_PORT
+BENCH_ADMIN_PORT=
+if [ "${BENCH_ADMIN:-0}" = 1 ]; then
+	BENCH_ADMIN_PORT=$port
+	while [ "$BENCH_ADMIN_PORT" = "$port" ]; do
+		BENCH_ADMIN_PORT=$(bench_free_port) || bench_die "no free port"
+	done
+	printf '\n[admin]\naddress = 127.0.0.1:%s\n' "$BENCH_ADMIN_PORT" >>"$base/smtpgate.conf"
+fi
 
 printf '%s\n' "$password" | "$bin" user add "$user" -f "$base/users" --password-stdin ||
 	bench_die "smtpgate user add failed (not built yet?)"
@@ -149,7 +159,7 @@ BENCH_SNI=bench.test
 BENCH_PIDS=$pid
 BENCH_VERSION=${version:-smtpgate $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)}
 export BENCH_NAME BENCH_HOST BENCH_PORT BENCH_MODE BENCH_USER BENCH_PASSFILE BENCH_CAFILE \
-	BENCH_SNI BENCH_PIDS BENCH_VERSION
+	BENCH_SNI BENCH_PIDS BENCH_VERSION BENCH_ADMIN_PORT
 
 if [ $# -gt 0 ]; then
 	set +e
