@@ -214,6 +214,7 @@ authdb_process(void *arg, void *item)
 	struct authdb_verify v;
 	struct authdb_match m;
 	enum authdb_result result;
+	char *client;
 
 	if (r->task != NULL) {
 		authdb_refresh(db);
@@ -231,17 +232,20 @@ authdb_process(void *arg, void *item)
 	    .passlen = r->passlen,
 	    .client = r->client};
 	result = db->backend->verify(db->be, &v, &m);
-	/* the last use of the credential, for `smtpgate user list` */
-	if (result == AUTHDB_OK)
-		lastuse_note(
-		    db->lastuse, m.user, m.label, m.created, r->client, (int64_t)time(NULL));
 	/* unknown, locked or expired, or fewer lines than a default user with
 	 * one app password: the same cost as that user's wrong password */
 	for (; db->backend->pads && result == AUTHDB_FAIL && m.checks < AUTHDB_CHECKS_MIN;
 	     m.checks++)
 		(void)authdb_check(
 		    db, db->dummy_scheme, db->dummy_data, NULL, r->password, r->passlen);
+	client = r->client;
+	r->client = NULL;
 	authdb_answer(r, result, result == AUTHDB_OK ? m.user : NULL);
+	/* the last use of the credential, for `smtpgate user list`: after the
+	 * answer (with a direct mailbox it is sent by now), off its way */
+	if (result == AUTHDB_OK)
+		lastuse_note(db->lastuse, m.user, m.label, m.created, client, (int64_t)time(NULL));
+	free(client);
 	free(m.user);
 	free(m.label);
 	free(m.created);
