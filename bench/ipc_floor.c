@@ -23,9 +23,9 @@
  *   IPC_FLOOR_POLLUTE=KIB  writes KIB of memory, one byte per cache line
  *   IPC_FLOOR_FSYNC=1      writes 4 KiB to a file and fdatasyncs it (a message's commit)
  *   IPC_FLOOR_MODE=NAME    runs that server alone (for a trace of one kind of round trip)
- * The messages go as smtpgate's do (net/ipc_sock.c): sendmsg with MSG_NOSIGNAL, recvmsg
- * with room for descriptors and MSG_CMSG_CLOEXEC, so that perf's filter on those two
- * system calls (auth_rtt.sh) traces both alike.
+ * The messages are smtpgate's frames, of an AUTH PLAIN request's and answer's sizes, sent
+ * and read by smtpgate's own net/ipc_sock.c (sendmsg, recvmsg), so that perf's filter on
+ * those two system calls (auth_rtt.sh) traces both alike.
  *
  * Rounds run the servers in a rotated order (a fresh server process each time) so a drift
  * of the machine's speed falls on all of them alike; medians over all rounds. Figures,
@@ -41,7 +41,6 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -52,6 +51,7 @@
 
 #include "auth/pwscheme.h"
 #include "lib/buf.h"
+#include "net/ipc_sock.h"
 
 enum mode { M_BLOCK, M_EPOLL, M_STAT, M_CHECK, M_CHECK2, M_N };
 static const char *const mode_name[M_N] = {"block", "epoll", "stat", "check", "check2"};
@@ -71,30 +71,16 @@ die(const char *what)
 	exit(1);
 }
 
-/* As ipc_sock_send and ipc_sock_recv. */
-static ssize_t
-msg_send(int fd, const void *p, size_t len)
+/* A frame of len bytes in all (header included), as an AUTH PLAIN request or answer. */
+static void
+frame(struct ipc_out *o, size_t len)
 {
-	struct iovec iov = {.iov_base = (void *)p, .iov_len = len};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	static const unsigned char fill[REQ_LEN] = {0};
 
-	return sendmsg(fd, &msg, MSG_NOSIGNAL);
-}
-
-static ssize_t
-msg_recv(int fd, void *p, size_t len, int flags)
-{
-	union {
-		char buf[CMSG_SPACE(4 * sizeof(int))];
-		struct cmsghdr align;
-	} cm;
-	struct iovec iov = {.iov_base = p, .iov_len = len};
-	struct msghdr msg = {.msg_iov = &iov,
-	    .msg_iovlen = 1,
-	    .msg_control = cm.buf,
-	    .msg_controllen = sizeof(cm.buf)};
-
-	return recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | flags);
+	ipc_out_begin(o, 1, 1);
+	ipc_put_bytes(o, fill, len - IPC_FRAME_HDR - 4);
+	if (ipc_out_end(o) == -1 || o->len != len)
+		die("frame");
 }
 
 static void
@@ -118,33 +104,37 @@ server_work(enum mode m)
 static void
 server(int fd, enum mode m)
 {
-	unsigned char buf[65536], ans[ANS_LEN];
+	static unsigned char buf[IPC_FRAME_MAX];
+	static struct ipc_out ans;
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.u64 = 1};
+	struct ipc_frame f;
 	int ep = -1;
 
-	memset(ans, 'a', sizeof(ans));
+	frame(&ans, ANS_LEN);
 	if (m != M_BLOCK) {
-		if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
+		/* as smtpgate-auth's channels */
+		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1 ||
+		    (ep = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
 		    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == -1)
 			die("epoll");
 	}
 	for (;;) {
-		ssize_t n;
+		int n;
 
 		if (ep != -1) {
 			struct epoll_event got;
 
 			if (epoll_wait(ep, &got, 1, -1) != 1)
 				continue;
-			n = msg_recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+			n = ipc_sock_recv(fd, buf, &f, NULL);
 			(void)epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
 		} else {
-			n = msg_recv(fd, buf, sizeof(buf), 0);
+			n = ipc_sock_recv(fd, buf, &f, NULL);
 		}
 		if (n <= 0)
 			_exit(0);
 		server_work(m);
-		if (msg_send(fd, ans, sizeof(ans)) != (ssize_t)sizeof(ans))
+		if (ipc_sock_send(fd, &ans, -1) == -1)
 			_exit(0);
 	}
 }
@@ -222,13 +212,15 @@ run(enum mode m, int n, double *out)
 {
 	struct rusage ru;
 	int sv[2], ep;
-	unsigned char req[REQ_LEN], buf[65536];
+	static unsigned char buf[IPC_FRAME_MAX];
+	static struct ipc_out req;
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 1}, got;
+	struct ipc_frame f;
 	pid_t pid;
 
-	memset(req, 'r', sizeof(req));
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
-		die("socketpair");
+	frame(&req, REQ_LEN);
+	if (ipc_sock_pair(sv) == -1)
+		die("ipc_sock_pair");
 	if ((pid = fork()) == -1)
 		die("fork");
 	if (pid == 0) {
@@ -248,13 +240,13 @@ run(enum mode m, int n, double *out)
 		between();
 		t0 = now_us();
 
-		if (msg_send(sv[0], req, sizeof(req)) != (ssize_t)sizeof(req))
+		if (ipc_sock_send(sv[0], &req, -1) == -1)
 			die("send");
 		if (m != M_BLOCK) {
 			while (epoll_wait(ep, &got, 1, -1) != 1)
 				;
 		}
-		if (msg_recv(sv[0], buf, sizeof(buf), 0) != ANS_LEN)
+		if (ipc_sock_recv(sv[0], buf, &f, NULL) != 1 || IPC_FRAME_HDR + f.len != ANS_LEN)
 			die("recv");
 		if (i >= 0)
 			out[i] = now_us() - t0;
