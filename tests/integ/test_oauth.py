@@ -27,8 +27,9 @@ from jwt.algorithms import get_default_algorithms
 from cryptography.hazmat.primitives import hashes, hmac, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from conftest import USER, make_message, wait_for
+from conftest import USER, free_port, make_message, wait_for
 from smtpclient import SMTPClient, b64
+from test_observability import metrics
 
 ISS = "https://issuer.example.test"
 AUD = "smtpgate"
@@ -460,6 +461,31 @@ def test_jwks_url_untrusted_is_tempfail(make_server, keys, jwks_https):
     with connect(s) as c:
         r = c.cmd(f"AUTH OAUTHBEARER {b64(bearer_response(USER, keys.mint()))}", timeout=30)
         assert r.last.startswith("454 4.7.0"), r
+
+
+def test_token_checks_are_timed(make_server, keys):
+    """smtpgate_auth_check_seconds times each token check as "token": a
+    token accepted and one refused, two answers."""
+    admin = free_port()
+    s = make_server(mechanisms=MECHS, extra=oauth_section("jwks.json") +
+                    f"\n[admin]\naddress = 127.0.0.1:{admin}\n")
+    (s.dir / "jwks.json").write_text(json.dumps(keys.jwks()))
+    start(s)
+    with connect(s) as c:
+        r = c.cmd(f"AUTH XOAUTH2 {b64(bearer_response(USER, 'not.a.token', 'XOAUTH2'))}",
+                  timeout=30)
+        if r.code == 334:  # XOAUTH2's error challenge: the client's empty answer ends it
+            r = c.cmd("", timeout=30)
+        assert r.code == 535, r
+        r = c.cmd(f"AUTH OAUTHBEARER {b64(bearer_response(USER, keys.mint()))}", timeout=30)
+        assert r.last == "235 2.7.0 Authentication successful", r
+    check = "smtpgate_auth_check_seconds"
+    v = wait_for(lambda: (lambda m: m if m.get(check + '_count{request="token"}') == 2
+                          else None)(metrics(admin)[1]),
+                 what="two timed token checks")
+    assert v[check + '_bucket{request="token",le="+Inf"}'] == 2
+    assert 0 < v[check + '_sum{request="token"}'] < 30
+    assert check + '_count{request="plain"}' not in v
 
 
 def test_jwks_url_unreachable_is_tempfail(make_server, keys):
