@@ -192,12 +192,14 @@ authc_drop_channel(struct authc_link *l, const char *why)
 static void
 authc_timed(struct authc *a, const struct authc_req *r, const struct timespec *now)
 {
-	const char *request = r->done != NULL ? "plain" : r->sasl != NULL ? "sasl" : "token";
+	const char *request;
 
-	if (a->timed != NULL)
-		a->timed(a->timed_ctx, request,
-		    (double)(now->tv_sec - r->sent.tv_sec) +
-		        (double)(now->tv_nsec - r->sent.tv_nsec) / 1e9);
+	if (a->timed == NULL)
+		return;
+	request = r->done != NULL ? "plain" : r->sasl != NULL ? "sasl" : "token";
+	a->timed(a->timed_ctx, request,
+	    (double)(now->tv_sec - r->sent.tv_sec) +
+	        (double)(now->tv_nsec - r->sent.tv_nsec) / 1e9);
 }
 
 static void

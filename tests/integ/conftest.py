@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -359,6 +360,34 @@ def wait_for(pred, timeout=10.0, interval=0.05, what="condition"):
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         time.sleep(interval)
+
+
+METRICS_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
+
+
+def metrics(port):
+    """GET /metrics of the admin API on port: (body, {"name{labels}": value}).
+    The answer must be 200 in the text format 0.0.4, every sample parsed."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=15) as r:
+        status, ctype, body = r.status, r.headers.get("Content-Type"), r.read().decode()
+    assert status == 200, body
+    assert ctype.startswith("text/plain; version=0.0.4"), ctype
+    values = {}
+    for line in body.splitlines():
+        if line.startswith("#") or not line:
+            continue
+        m = METRICS_SAMPLE.match(line)
+        assert m, line
+        values[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return body, values
+
+
+def wait_metric(port, key, value, what=None):
+    """Polls /metrics until sample key is value; returns all the values then."""
+    def ready():
+        v = metrics(port)[1]
+        return v if v.get(key) == value else None
+    return wait_for(ready, what=what or f"{key} == {value}")
 
 
 def set_tls_option(server, key, value):

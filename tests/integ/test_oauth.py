@@ -27,9 +27,8 @@ from jwt.algorithms import get_default_algorithms
 from cryptography.hazmat.primitives import hashes, hmac, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from conftest import USER, free_port, make_message, wait_for
+from conftest import USER, free_port, make_message, wait_for, wait_metric
 from smtpclient import SMTPClient, b64
-from test_observability import metrics
 
 ISS = "https://issuer.example.test"
 AUD = "smtpgate"
@@ -480,9 +479,7 @@ def test_token_checks_are_timed(make_server, keys):
         r = c.cmd(f"AUTH OAUTHBEARER {b64(bearer_response(USER, keys.mint()))}", timeout=30)
         assert r.last == "235 2.7.0 Authentication successful", r
     check = "smtpgate_auth_check_seconds"
-    v = wait_for(lambda: (lambda m: m if m.get(check + '_count{request="token"}') == 2
-                          else None)(metrics(admin)[1]),
-                 what="two timed token checks")
+    v = wait_metric(admin, check + '_count{request="token"}', 2)
     assert v[check + '_bucket{request="token",le="+Inf"}'] == 2
     assert 0 < v[check + '_sum{request="token"}'] < 30
     assert check + '_count{request="plain"}' not in v

@@ -11,7 +11,8 @@ import urllib.request
 
 import pytest
 
-from conftest import PASSWORD, ROOT, SMTPGATE, USER, free_port, make_message, wait_for
+from conftest import (PASSWORD, ROOT, SMTPGATE, USER, free_port, make_message, metrics,
+                      wait_for, wait_metric)
 from smtpclient import SMTPClient
 
 PROMTOOL = "/usr/bin/promtool"
@@ -33,23 +34,6 @@ def http(port, path, method="GET"):
             return r.status, r.headers.get("Content-Type"), r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.headers.get("Content-Type"), e.read().decode()
-
-
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
-
-
-def metrics(port):
-    status, ctype, body = http(port, "/metrics")
-    assert status == 200, body
-    assert ctype.startswith("text/plain; version=0.0.4"), ctype
-    values = {}
-    for line in body.splitlines():
-        if line.startswith("#") or not line:
-            continue
-        m = SAMPLE.match(line)
-        assert m, line
-        values[m.group(1) + (m.group(2) or "")] = float(m.group(3))
-    return body, values
 
 
 def send(server, marker, user=USER, password=PASSWORD, rcpts=(RCPT,), client=None):
@@ -166,9 +150,7 @@ def test_auth_check_seconds_by_request(make_server):
                         "--no-cb"],
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, (r.stdout, r.stderr)
-    v = wait_for(lambda: (lambda m: m if m.get(check + '_count{request="sasl"}') == 3
-                          else None)(metrics(s.admin)[1]),
-                 what="three timed SASL requests")
+    v = wait_metric(s.admin, check + '_count{request="sasl"}', 3)
     assert v[check + '_bucket{request="sasl",le="+Inf"}'] == 3
     assert 0 < v[check + '_sum{request="sasl"}'] < 5
     assert check + '_count{request="plain"}' not in v
