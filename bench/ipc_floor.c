@@ -29,7 +29,7 @@
  *
  * Rounds run the servers in a rotated order (a fresh server process each time) so a drift
  * of the machine's speed falls on all of them alike; medians over all rounds. Figures,
- * never pass/fail (RESULTS.md, "The AUTH round trip's floor").
+ * never pass/fail (RESULTS.md section 8).
  */
 #include <errno.h>
 #include <fcntl.h>
